@@ -1,0 +1,97 @@
+"""The ``pgf`` command: root group, global options, and the one place errors become exit codes.
+
+Exit codes: 0 ok; 1 a rejected command or failed check (``Error: <one line>`` on stderr, nothing
+written); 2 a usage error. Unexpected exceptions are bugs and keep their traceback.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import sys
+from typing import Any
+
+import click
+
+from pgf_events import __version__
+from pgf_events.cli._state import State
+from pgf_events.domain.errors import PgfError
+
+
+class PgfGroup(click.Group):
+    """A group whose errors are always one line on stderr."""
+
+    def main(self, args: Any = None, prog_name: str | None = None, complete_var: str | None = None,
+             standalone_mode: bool = True, **extra: Any) -> Any:
+        try:
+            rv = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except click.UsageError as e:
+            hint = f" (see '{e.ctx.command_path} --help')" if e.ctx is not None else ""
+            _fail(f"{e.format_message()}{hint}", 2)
+        except click.ClickException as e:
+            _fail(e.format_message(), e.exit_code)
+        except click.exceptions.Abort:
+            _fail("aborted", 1)
+        except PgfError as e:
+            _fail(str(e), 1)
+        except BrokenPipeError:
+            # The reader went away (e.g. `pgf history S001 | head`): stop quietly.
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            sys.exit(0)
+        sys.exit(rv if isinstance(rv, int) else 0)
+
+
+def _fail(message: str, code: int) -> None:
+    message = " ".join(str(message).split())
+    click.echo(f"Error: {message}", err=True)
+    sys.exit(code)
+
+
+def _default_user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return ""
+
+
+@click.group(cls=PgfGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="pgf")
+@click.option("--db", envvar="PGF_DB", metavar="URL",
+              help="Store URL: sqlite:///FILE (default sqlite:///pgf-trial.db) or postgresql://user@host:port/db.")
+@click.option("--user", envvar="PGF_USER", metavar="NAME",
+              help="Who is acting; stamped on every event (default: your login name).")
+@click.option("--protocol", "protocol_file", envvar="PGF_PROTOCOL", metavar="FILE",
+              type=click.Path(dir_okay=False), help="TOML file overriding protocol parameters.")
+@click.pass_context
+def cli(ctx: click.Context, db: str | None, user: str | None, protocol_file: str | None) -> None:
+    """pgf: record and audit the NCT06171906 trial (MSC for poor graft function).
+
+    \b
+    Example:
+      pgf record register S001 --site PKU --birth-date 1980-02-03 --sex F \\
+          --weight-kg 61 --transplant-date 2025-01-10
+      pgf record lab S001 --date 2025-03-01 --anc 0.4 --plt 18 --hb 72
+      pgf history S001
+    """
+    state = State(db_url=db, user=user or _default_user(), protocol_file=protocol_file)
+    ctx.obj = state
+    ctx.call_on_close(state.close)
+
+
+def main() -> None:
+    cli.main(prog_name="pgf")
+
+
+def _register_commands() -> None:
+    from pgf_events.cli import batch, demo, edit, history, record  # noqa: PLC0415
+
+    cli.add_command(record.record)
+    cli.add_command(edit.correct)
+    cli.add_command(edit.void)
+    cli.add_command(batch.import_)
+    cli.add_command(history.history)
+    cli.add_command(demo.demo)
+
+
+_register_commands()

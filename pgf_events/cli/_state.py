@@ -1,0 +1,43 @@
+"""What every command shares: the store URL, the acting user, the protocol, and the lazily opened app."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import attrs
+
+from pgf_events.domain.errors import StoreError
+
+if TYPE_CHECKING:
+    from pgf_events.application import TrialConduct
+    from pgf_events.protocol import Protocol
+
+
+@attrs.define
+class State:
+    db_url: str | None
+    user: str
+    protocol_file: str | None
+    _app: TrialConduct | None = None
+
+    def protocol(self) -> Protocol:
+        from pgf_events.protocol import DEFAULT_PROTOCOL, Protocol  # noqa: PLC0415
+
+        return Protocol.from_toml(self.protocol_file) if self.protocol_file else DEFAULT_PROTOCOL
+
+    def app(self, *, must_exist: bool = False) -> TrialConduct:
+        """Open the store on first use. Readers never create an empty store by accident."""
+        if self._app is None:
+            from pgf_events.application import TrialConduct  # noqa: PLC0415
+            from pgf_events.store import parse_url  # noqa: PLC0415
+
+            config = parse_url(self.db_url)
+            if must_exist and not config.exists():
+                raise StoreError(f"there is no trial store at {config.display} (check --db or PGF_DB)")
+            self._app = TrialConduct(config, self.protocol())
+        return self._app
+
+    def close(self) -> None:
+        if self._app is not None:
+            self._app.close()
+            self._app = None

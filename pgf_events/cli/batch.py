@@ -1,0 +1,124 @@
+"""``pgf import FILE|-``: JSON Lines, validated whole first, written atomically or not at all."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+import click
+
+from pgf_events.application import BatchRejected, Command
+from pgf_events.cli._output import emit_json, output_options, progress
+from pgf_events.domain.errors import PgfError, ValidationError
+from pgf_events.domain.values import RECORD_TYPES
+
+MAX_ERRORS_SHOWN = 50
+
+
+def parse_line(number: int, text: str) -> Command:
+    """One JSON object -> a Command. Record lines: {"record": KIND, "subject": ..., options...};
+    change lines: {"record": "correct"|"void", "ref": "S001#3", "set": {...}, "reason": ...}."""
+    try:
+        obj = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise ValidationError(f"not valid JSON ({e.msg} at column {e.colno})") from None
+    if not isinstance(obj, dict):
+        raise ValidationError("each line must be a JSON object")
+    obj = dict(obj)
+    for action in ("correct", "void"):  # {"correct": "S001#3", ...} is accepted as a shorthand
+        if action in obj and "record" not in obj:
+            obj["record"], obj["ref"] = action, obj.pop(action)
+    kind = obj.pop("record", None)
+    source = obj.pop("source", None)
+    if kind in ("correct", "void"):
+        ref, reason, changes = obj.pop("ref", None), obj.pop("reason", None), obj.pop("set", None)
+        if obj:
+            raise ValidationError(f"a {kind} line has no key {', '.join(sorted(obj))}")
+        if kind == "correct":
+            if isinstance(changes, list):
+                from pgf_events.cli.edit import parse_sets  # noqa: PLC0415
+
+                changes = parse_sets(tuple(changes))
+            if not isinstance(changes, dict) or not changes:
+                raise ValidationError('a correct line needs "set": {"FIELD": VALUE, ...}')
+        elif changes is not None:
+            raise ValidationError('a void line takes no "set"')
+        return Command(kind, ref=ref or "", fields=changes or {}, reason=reason, source=source, line=number)
+    if not isinstance(kind, str) or kind not in RECORD_TYPES:
+        raise ValidationError(
+            f'"record" must be one of {", ".join(list(RECORD_TYPES) + ["correct", "void"])}, not {kind!r}'
+        )
+    subject = obj.pop("subject", None)
+    if subject is None:
+        raise ValidationError('the line has no "subject"')
+    fields = {k.replace("-", "_"): v for k, v in obj.items()}
+    return Command("record", subject=subject, kind=kind, fields=fields, source=source, line=number)
+
+
+def read_commands(stream: Any) -> tuple[list[Command], list[tuple[int | None, str]]]:
+    commands, errors = [], []
+    for number, raw in enumerate(stream, start=1):
+        text = raw.strip()
+        if not text:
+            continue
+        try:
+            commands.append(parse_line(number, text))
+        except PgfError as e:
+            errors.append((number, str(e)))
+    return commands, errors
+
+
+def report_errors(errors: list[tuple[int | None, str]], total: int) -> None:
+    for number, message in errors[:MAX_ERRORS_SHOWN]:
+        click.echo(f"line {number}: {message}", err=True)
+    if len(errors) > MAX_ERRORS_SHOWN:
+        click.echo(f"... and {len(errors) - MAX_ERRORS_SHOWN} more failing lines", err=True)
+    noun = "line" if total == 1 else "lines"
+    raise click.ClickException(f"{len(errors)} of {total} {noun} failed; nothing was written")
+
+
+@click.command("import")
+@click.argument("file", type=click.File("r", encoding="utf-8"))
+@output_options()
+@click.pass_obj
+def import_(state: Any, file: Any, fmt: str | None) -> None:
+    """Record a JSON Lines batch: all lines or, if any line fails, none.
+
+    Each line is one record command: "record" names the kind, "subject" the patient, other keys
+    are the options with _ for - (criterion and organ as objects); "correct"/"void" lines take
+    "ref", "set" and "reason". Every failing line is reported with its number.
+
+    \b
+    Example:
+      pgf import visits.jsonl
+      echo '{"record":"lab","subject":"S001","date":"2025-03-01","anc":0.4,"plt":18}' | pgf import -
+    """
+    try:
+        commands, errors = read_commands(file)
+    except UnicodeDecodeError:
+        raise ValidationError(f"{file.name} is not UTF-8 text") from None
+    total = len(commands) + len(errors)
+    if total == 0:
+        raise ValidationError(f"{file.name} holds no records")
+    app = state.app()
+    with progress(len(commands), "Checking") as bar:
+        try:
+            if errors:
+                # Still check the parsable lines, so every failure is reported in one pass.
+                try:
+                    app.execute(commands, user=state.user, progress=bar.update, dry_run=True)
+                except BatchRejected as rejected:
+                    errors.extend(rejected.errors)
+                errors.sort(key=lambda e: e[0] or 0)
+                report_errors(errors, total)
+            results = app.execute(commands, user=state.user, progress=bar.update)
+        except BatchRejected as rejected:
+            report_errors(rejected.errors, total)
+    subjects = sorted({r.subject for r in results})
+    if fmt == "json":
+        emit_json({"imported": len(results), "subjects": len(subjects), "refs": [r.ref for r in results]})
+    else:
+        click.echo(f"imported {len(results)} records for {len(subjects)} patients")
+    if sys.stderr.isatty():
+        click.echo(f"first {results[0].ref}, last {results[-1].ref}", err=True)

@@ -1,0 +1,63 @@
+"""``pgf correct`` and ``pgf void``: changes after first entry, each a new event with a reason."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from pgf_events.cli._output import emit_json, output_options
+from pgf_events.domain.errors import ValidationError
+
+
+def parse_sets(pairs: tuple[str, ...]) -> dict[str, str]:
+    changes: dict[str, str] = {}
+    for pair in pairs:
+        field, sep, value = pair.partition("=")
+        if not sep or not field.strip():
+            raise ValidationError(f"--set must look like FIELD=VALUE (e.g. anc=0.6), not {pair!r}")
+        changes[field.strip().replace("-", "_")] = value
+    return changes
+
+
+def _print(result: Any, fmt: str | None) -> None:
+    if fmt == "json":
+        emit_json(result.as_json())
+    else:
+        click.echo(result.ref)
+
+
+@click.command()
+@click.argument("ref", metavar="SUBJECT#N")
+@click.option("--set", "sets", multiple=True, required=True, metavar="FIELD=VALUE",
+              help="A field of that event and its corrected value. Repeatable.")
+@click.option("--reason", required=True, help="Why the value is being corrected (mandatory).")
+@click.option("--source", metavar="TEXT", help="Source document supporting the correction.")
+@output_options()
+@click.pass_obj
+def correct(state: Any, ref: str, sets: tuple[str, ...], reason: str, source: str | None, fmt: str | None) -> None:
+    """Correct fields of an earlier event; the original stays in the history.
+
+    \b
+    Example:
+      pgf correct S001#5 --set anc=0.6 --reason "transcription error, see lab report"
+    """
+    result = state.app().correct(ref, parse_sets(sets), reason, user=state.user, source=source)
+    _print(result, fmt)
+
+
+@click.command()
+@click.argument("ref", metavar="SUBJECT#N")
+@click.option("--reason", required=True, help="Why the event is void (mandatory).")
+@click.option("--source", metavar="TEXT", help="Source document supporting the void.")
+@output_options()
+@click.pass_obj
+def void(state: Any, ref: str, reason: str, source: str | None, fmt: str | None) -> None:
+    """Void an earlier event (it stays in the history, marked void). Voiding a void reinstates.
+
+    \b
+    Example:
+      pgf void S001#7 --reason "entered on the wrong patient"
+    """
+    result = state.app().void(ref, reason, user=state.user, source=source)
+    _print(result, fmt)

@@ -1,0 +1,1 @@
+"""The domain: value objects, the Patient aggregate, and the clinical rules as pure functions."""

@@ -1,0 +1,151 @@
+"""Turn what a person typed (CLI strings or JSON values) into clean Python values.
+
+Every function raises :class:`ValidationError` with a sentence naming the field and the bad
+value, so the CLI and ``pgf import`` report the same message for the same mistake.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+from pgf_events.domain.errors import ValidationError
+
+EARLIEST_DATE = date(1900, 1, 1)
+_DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_DATETIME_RE = re.compile(r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?$")
+_CONTROL_RE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+
+
+def label(name: str) -> str:
+    """The option a user typed for a field name: ``weight_kg`` -> ``--weight-kg``."""
+    return "--" + name.replace("_", "-")
+
+
+def parse_date(value: Any, name: str) -> date:
+    if isinstance(value, datetime):
+        return value.date()
+    if isinstance(value, date):
+        return value
+    if not isinstance(value, str) or not _DATE_RE.match(value.strip()):
+        raise ValidationError(f"{label(name)} must be a date like 2025-03-01, not {_show(value)}")
+    try:
+        parsed = date.fromisoformat(value.strip())
+    except ValueError:
+        raise ValidationError(f"{label(name)} {value.strip()} is not a real calendar date") from None
+    if parsed < EARLIEST_DATE:
+        raise ValidationError(f"{label(name)} {parsed} is before {EARLIEST_DATE}")
+    return parsed
+
+
+def parse_datetime(value: Any, name: str) -> datetime:
+    """A date or date-time; a time without an offset is UTC. Returned timezone-aware in UTC."""
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+    if isinstance(value, date):
+        return datetime(value.year, value.month, value.day, tzinfo=UTC)
+    if isinstance(value, str) and _DATE_RE.match(value.strip()):
+        d = parse_date(value, name)
+        return datetime(d.year, d.month, d.day, tzinfo=UTC)
+    if not isinstance(value, str) or not _DATETIME_RE.match(value.strip()):
+        raise ValidationError(
+            f"{label(name)} must be a date or date-time like 2025-03-01T14:30, not {_show(value)}"
+        )
+    text = value.strip().replace("Z", "+00:00")
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        raise ValidationError(f"{label(name)} {value.strip()} is not a real date and time") from None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    if parsed.date() < EARLIEST_DATE:
+        raise ValidationError(f"{label(name)} {parsed.date()} is before {EARLIEST_DATE}")
+    return parsed.astimezone(UTC)
+
+
+def parse_number(value: Any, name: str, unit: str = "") -> float:
+    if isinstance(value, bool) or value is None:
+        raise ValidationError(f"{label(name)} must be a number, not {_show(value)}")
+    if isinstance(value, (int, float)):
+        number = float(value)
+    elif isinstance(value, str):
+        try:
+            number = float(value.strip())
+        except ValueError:
+            raise ValidationError(f"{label(name)} must be a number, not {_show(value)}") from None
+    else:
+        raise ValidationError(f"{label(name)} must be a number, not {_show(value)}")
+    if not math.isfinite(number):
+        raise ValidationError(f"{label(name)} must be a finite number, not {_show(value)}")
+    return number
+
+
+def parse_int(value: Any, name: str) -> int:
+    number = parse_number(value, name)
+    if number != int(number):
+        raise ValidationError(f"{label(name)} must be a whole number, not {_show(value)}")
+    return int(number)
+
+
+def parse_bool(value: Any, name: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in ("yes", "y", "true", "1"):
+        return True
+    if isinstance(value, str) and value.strip().lower() in ("no", "n", "false", "0"):
+        return False
+    raise ValidationError(f"{label(name)} must be yes or no, not {_show(value)}")
+
+
+def parse_text(value: Any, name: str, max_length: int = 200) -> str:
+    if not isinstance(value, (str, int, float)) or isinstance(value, bool):
+        raise ValidationError(f"{label(name)} must be text, not {_show(value)}")
+    text = str(value).strip()
+    if not text:
+        raise ValidationError(f"{label(name)} must not be empty")
+    if len(text) > max_length:
+        raise ValidationError(f"{label(name)} is longer than {max_length} characters")
+    if _CONTROL_RE.search(text):
+        raise ValidationError(f"{label(name)} contains control characters")
+    return text
+
+
+def parse_choice(value: Any, name: str, choices: tuple[str, ...]) -> str:
+    if isinstance(value, str):
+        normalised = value.strip().lower()
+        for choice in choices:
+            if choice.lower() == normalised:
+                return choice
+    raise ValidationError(f"{label(name)} must be one of {', '.join(choices)}, not {_show(value)}")
+
+
+def check_in_range(number: float, name: str, low: float, high: float, unit: str) -> None:
+    if not low <= number <= high:
+        unit_text = f" {unit}" if unit else ""
+        raise ValidationError(
+            f"{label(name)} {_fmt(number)}{unit_text} is out of range {_fmt(low)}–{_fmt(high)}{unit_text}"
+        )
+
+
+def latest_valid_date(now: datetime) -> date:
+    """The latest clinical date that is not in the future anywhere on Earth (UTC+14)."""
+    return (now.astimezone(UTC) + timedelta(hours=14)).date()
+
+
+def _fmt(number: float) -> str:
+    return f"{number:g}"
+
+
+def _show(value: Any) -> str:
+    text = repr(value) if not isinstance(value, str) else f"'{value}'"
+    return text if len(text) <= 40 else text[:37] + "...'"
+
+
+def parse_as_of(value: Any) -> datetime:
+    """``--as-of``: a date-time (UTC unless an offset is given), or a date meaning the end of that UTC day."""
+    if isinstance(value, str) and _DATE_RE.match(value.strip()):
+        d = parse_date(value, "as_of")
+        return datetime(d.year, d.month, d.day, 23, 59, 59, 999999, tzinfo=UTC)
+    return parse_datetime(value, "as_of")

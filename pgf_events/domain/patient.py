@@ -1,0 +1,470 @@
+"""The Patient aggregate: the only writer of a patient's history.
+
+Public methods check a protocol rule and raise a :class:`DomainError` with a sentence a
+coordinator understands; only then do they trigger an explicit, past-tense event whose ``apply``
+changes state. Nothing is ever updated or deleted: a correction or void is a new event that
+names the event it supersedes (``SUBJECT#N``), and the effective value of every record is
+recomputed from the chain of corrections and voids that point at it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from datetime import datetime
+from typing import Any
+from uuid import UUID, uuid5
+
+import attrs
+from eventsourcing.domain import Aggregate
+
+from pgf_events.domain import values as vo
+from pgf_events.domain.errors import EventNotFoundError, RuleViolation, ValidationError
+from pgf_events.domain.parsing import latest_valid_date, parse_text
+from pgf_events.domain.rules import eligibility
+from pgf_events.protocol import Protocol
+
+PATIENT_NAMESPACE = UUID("6f1c1d4e-5a0b-4f7e-9a49-2f0c8e3b7d11")
+CORRECTION, VOID = "correct", "void"
+
+
+def patient_id(subject: str) -> UUID:
+    """Deterministic aggregate id: subject codes are unique without a lookup table."""
+    return uuid5(PATIENT_NAMESPACE, subject)
+
+
+def make_ref(subject: str, version: int) -> str:
+    return f"{subject}#{version}"
+
+
+@attrs.frozen
+class Context:
+    """What a command needs besides its record: who, from which source, when, under which protocol."""
+
+    recorded_by: str
+    now: datetime
+    protocol: Protocol
+    source: str | None = None
+
+
+@attrs.define
+class Entry:
+    """One event in the patient's history with its effective state after corrections and voids."""
+
+    version: int
+    kind: str  # a record kind, "correct" or "void"
+    original: vo.Record | None = None  # the record as first entered
+    record: vo.Record | None = None  # the record with every standing correction applied
+    changes: dict[str, Any] = attrs.field(factory=dict)  # a correction's own (effective) changes
+    target: int | None = None  # the version a correction or void supersedes
+    reason: str | None = None
+    voided: bool = False
+    children: list[int] = attrs.field(factory=list)  # corrections and voids pointing here
+
+
+class Patient(Aggregate):
+    """A trial subject's stream: registration first, then every clinical fact and change."""
+
+    class Registered(Aggregate.Created):
+        subject: str
+        record: vo.Registration
+        recorded_by: str
+        source: str | None
+
+    class Recorded(Aggregate.Event):
+        """Base of the clinical events: a validated record, who entered it, and its source."""
+
+        record: Any
+        recorded_by: str
+        source: str | None
+
+        def apply(self, aggregate: Patient) -> None:
+            aggregate._add_record(self.originator_version, self.record)
+
+    class Screened(Recorded):
+        record: vo.Screening
+
+    class Consented(Recorded):
+        record: vo.Consent
+
+    class Enrolled(Recorded):
+        record: vo.Enrolment
+
+    class Infused(Recorded):
+        record: vo.Infusion
+
+    class Transfused(Recorded):
+        record: vo.Transfusion
+
+    class LabResulted(Recorded):
+        record: vo.LabPanel
+
+    class AdverseEventReported(Recorded):
+        record: vo.AdverseEvent
+
+    class InfectionDiagnosed(Recorded):
+        record: vo.Infection
+
+    class GvhdAssessed(Recorded):
+        record: vo.GvhdAssessment
+
+    class RelapseDiagnosed(Recorded):
+        record: vo.Relapse
+
+    class ContactRecorded(Recorded):
+        record: vo.Contact
+
+    class Died(Recorded):
+        record: vo.Death
+
+    class Withdrawn(Recorded):
+        record: vo.Withdrawal
+
+    class Corrected(Aggregate.Event):
+        """Only the changed fields of the superseded event, revalidated as if newly entered."""
+
+        supersedes: str
+        changes: dict[str, Any]
+        reason: str
+        recorded_by: str
+        source: str | None
+
+        def apply(self, aggregate: Patient) -> None:
+            aggregate._add_change(self.originator_version, CORRECTION, self.supersedes, self.reason, self.changes)
+
+    class Voided(Aggregate.Event):
+        supersedes: str
+        reason: str
+        recorded_by: str
+        source: str | None
+
+        def apply(self, aggregate: Patient) -> None:
+            aggregate._add_change(self.originator_version, VOID, self.supersedes, self.reason, {})
+
+    def __init__(self, subject: str, record: vo.Registration, recorded_by: str, source: str | None):
+        self.subject = subject
+        self.entries: dict[int, Entry] = {}
+        self._add_record(1, record)
+
+    @staticmethod
+    def create_id(subject: str) -> UUID:
+        return patient_id(subject)
+
+    # ------------------------------------------------------------------ commands
+
+    @classmethod
+    def register(cls, subject: str, record: vo.Registration, ctx: Context) -> Patient:
+        if record.date is None:
+            record = attrs.evolve(record, date=ctx.now.date())
+        _check_not_future(record, ctx)
+        return cls._create(
+            cls.Registered, id=patient_id(subject), subject=subject, record=record,
+            recorded_by=ctx.recorded_by, source=ctx.source,
+        )
+
+    def screen(self, record: vo.Screening, ctx: Context) -> None:
+        self._record(self.Screened, record, ctx)
+
+    def consent(self, record: vo.Consent, ctx: Context) -> None:
+        self._record(self.Consented, record, ctx)
+
+    def enrol(self, record: vo.Enrolment, ctx: Context) -> None:
+        if self.enrolment is not None:
+            raise RuleViolation(f"patient {self.subject} is already enrolled ({self.ref(self.enrolment[0])})")
+        if self.withdrawal is not None:
+            raise RuleViolation(f"patient {self.subject} was withdrawn on {self.withdrawal[1].date}")
+        result = self.eligibility(ctx.protocol)
+        if result.status == "ineligible":
+            why = "; ".join(result.reasons[c] for c in result.unmet)
+            raise RuleViolation(f"patient {self.subject} is not eligible: {why}")
+        if result.status == "pending":
+            raise RuleViolation(
+                f"patient {self.subject} cannot be enrolled while eligibility is pending "
+                f"(not yet assessed: {', '.join(result.unassessed)})"
+            )
+        consents = self.active(vo.Consent)
+        if not any(c.date <= record.date for _, c in consents):
+            raise RuleViolation(f"the enrolment date {record.date} is before informed consent")
+        self._record(self.Enrolled, record, ctx)
+
+    def infuse(self, record: vo.Infusion, ctx: Context) -> None:
+        if self.enrolment is None:
+            raise RuleViolation(f"patient {self.subject} is not enrolled; infusions need an enrolment first")
+        enrolled_on = self.enrolment[1].date
+        if record.date < enrolled_on:
+            raise RuleViolation(f"the infusion date {record.date} is before enrolment on {enrolled_on}")
+        if self.withdrawal is not None and record.date >= self.withdrawal[1].date:
+            raise RuleViolation(f"patient {self.subject} was withdrawn on {self.withdrawal[1].date}; no further infusions")
+        if self.death is not None:
+            raise RuleViolation(f"patient {self.subject} died on {self.death[1].date}; no further infusions")
+        infusions = self.active(vo.Infusion)
+        limit = ctx.protocol.planned_doses
+        if len(infusions) >= limit:
+            raise RuleViolation(f"all {limit} protocol doses are already recorded for {self.subject}")
+        gap = ctx.protocol.min_dose_gap_days
+        for version, other in infusions:
+            days = abs((record.date - other.date).days)
+            if days < gap:
+                raise RuleViolation(
+                    f"the infusion on {record.date} is {days} day(s) from the one on {other.date} "
+                    f"({self.ref(version)}); doses must be at least {gap} days apart"
+                )
+        self._record(self.Infused, record, ctx)
+
+    def transfuse(self, record: vo.Transfusion, ctx: Context) -> None:
+        self._record(self.Transfused, record, ctx)
+
+    def record_lab(self, record: vo.LabPanel, ctx: Context) -> None:
+        self._record(self.LabResulted, record, ctx)
+
+    def report_adverse_event(self, record: vo.AdverseEvent, ctx: Context) -> None:
+        self._record(self.AdverseEventReported, record, ctx)
+
+    def diagnose_infection(self, record: vo.Infection, ctx: Context) -> None:
+        self._record(self.InfectionDiagnosed, record, ctx)
+
+    def assess_gvhd(self, record: vo.GvhdAssessment, ctx: Context) -> None:
+        self._record(self.GvhdAssessed, record, ctx)
+
+    def diagnose_relapse(self, record: vo.Relapse, ctx: Context) -> None:
+        self._record(self.RelapseDiagnosed, record, ctx)
+
+    def record_contact(self, record: vo.Contact, ctx: Context) -> None:
+        self._record(self.ContactRecorded, record, ctx)
+
+    def record_death(self, record: vo.Death, ctx: Context) -> None:
+        if self.death is not None:
+            raise RuleViolation(f"patient {self.subject}'s death is already recorded ({self.ref(self.death[0])})")
+        later = [(v, r) for v, r in self.clinical_records() if r.clinical_date > record.date]
+        if later:
+            version, other = later[0]
+            raise RuleViolation(
+                f"{self.ref(version)} ({other.KIND}) is dated {other.clinical_date}, after the death date {record.date}"
+            )
+        self._record(self.Died, record, ctx)
+
+    def withdraw(self, record: vo.Withdrawal, ctx: Context) -> None:
+        if self.withdrawal is not None:
+            raise RuleViolation(f"patient {self.subject} is already withdrawn ({self.ref(self.withdrawal[0])})")
+        self._record(self.Withdrawn, record, ctx)
+
+    def correct(self, version: int, changes: Mapping[str, Any], reason: str, ctx: Context) -> dict[str, Any]:
+        """Supersede fields of an event (or of a correction, which chains). Returns the canonical changes."""
+        reason = parse_text(reason, "reason", 500)
+        entry = self._existing(version)
+        if entry.voided:
+            raise RuleViolation(f"{self.ref(version)} is voided; it cannot be corrected")
+        if entry.kind == VOID:
+            raise RuleViolation(f"{self.ref(version)} is a void and has no fields; void it to reinstate the record")
+        if not changes:
+            raise ValidationError("a correction needs at least one --set FIELD=VALUE")
+        root = self._entry(self._root(version))
+        assert root.record is not None
+        if entry.kind == CORRECTION:
+            # Correcting a correction revises what that correction set: validate the result on the record.
+            base = self._record_with(root.version, replace={version: {**entry.changes}})
+            _, diff = base.corrected(changes)
+            merged = {**entry.changes, **diff}
+            if merged == entry.changes:
+                raise ValidationError(f"the correction changes nothing in {self.ref(version)}")
+            new = self._record_with(root.version, replace={version: merged})
+        else:
+            new, diff = root.record.corrected(changes)
+            if not diff:
+                raise ValidationError(f"the correction changes nothing in {self.ref(version)}")
+        _check_not_future(new, ctx)
+        self._check_dates_in_life(new, exclude=root.version)
+        self.trigger_event(
+            self.Corrected, supersedes=self.ref(version), changes=diff, reason=reason,
+            recorded_by=ctx.recorded_by, source=ctx.source,
+        )
+        return diff
+
+    def void(self, version: int, reason: str, ctx: Context) -> None:
+        reason = parse_text(reason, "reason", 500)
+        entry = self._existing(version)
+        if version == 1:
+            raise RuleViolation("the registration cannot be voided; correct its fields instead")
+        if entry.voided:
+            raise RuleViolation(f"{self.ref(version)} is already voided")
+        self.trigger_event(
+            self.Voided, supersedes=self.ref(version), reason=reason,
+            recorded_by=ctx.recorded_by, source=ctx.source,
+        )
+
+    # ------------------------------------------------------------------ queries
+
+    def ref(self, version: int) -> str:
+        return make_ref(self.subject, version)
+
+    @property
+    def registration(self) -> vo.Registration:
+        record = self.entries[1].record
+        assert isinstance(record, vo.Registration)
+        return record
+
+    def active(self, record_type: type[vo.Record]) -> list[tuple[int, Any]]:
+        """(version, effective record) of every standing record of a type, in recording order."""
+        return [
+            (e.version, e.record) for e in self.entries.values()
+            if not e.voided and isinstance(e.record, record_type) and e.kind == record_type.KIND
+        ]
+
+    def clinical_records(self) -> Iterator[tuple[int, vo.Record]]:
+        for e in self.entries.values():
+            if e.record is not None and not e.voided and e.version != 1:
+                yield e.version, e.record
+
+    def _first(self, record_type: type[vo.Record]) -> tuple[int, Any] | None:
+        found = self.active(record_type)
+        return found[0] if found else None
+
+    @property
+    def enrolment(self) -> tuple[int, vo.Enrolment] | None:
+        return self._first(vo.Enrolment)
+
+    @property
+    def death(self) -> tuple[int, vo.Death] | None:
+        return self._first(vo.Death)
+
+    @property
+    def withdrawal(self) -> tuple[int, vo.Withdrawal] | None:
+        return self._first(vo.Withdrawal)
+
+    def eligibility(self, params: Protocol) -> eligibility.Eligibility:
+        screenings = [
+            eligibility.ScreeningFacts(
+                day=s.date, ref=self.ref(v), kps=s.kps,
+                expected_survival_months=s.expected_survival_months, answers=dict(s.criterion),
+            )
+            for v, s in self.active(vo.Screening)
+        ]
+        consents = [eligibility.ConsentFacts(day=c.date, ref=self.ref(v)) for v, c in self.active(vo.Consent)]
+        return eligibility.assess(self.registration.birth_date, screenings, consents, params)
+
+    # ------------------------------------------------------------------ rules shared by all records
+
+    def _record(self, event_class: type[Recorded], record: vo.Record, ctx: Context) -> None:
+        _check_not_future(record, ctx)
+        self._check_dates_in_life(record)
+        self.trigger_event(event_class, record=record, recorded_by=ctx.recorded_by, source=ctx.source)
+
+    def _check_dates_in_life(self, record: vo.Record, exclude: int | None = None) -> None:
+        if isinstance(record, vo.Registration):
+            birth = record.birth_date
+            for version, other in self.clinical_records():
+                for name, day in other.dates():
+                    if day < birth:
+                        raise ValidationError(
+                            f"{self.ref(version)} has {name} {day}, before the birth date {birth}"
+                        )
+            return
+        birth = self.registration.birth_date
+        for name, day in record.dates():
+            if day < birth:
+                raise ValidationError(f"--{name.replace('_', '-')} {day} is before the birth date {birth}")
+        death = self.death
+        if death is not None and death[0] != exclude and not isinstance(record, vo.Death):
+            if record.clinical_date > death[1].date:
+                raise RuleViolation(
+                    f"patient {self.subject} died on {death[1].date}; nothing clinical can be recorded "
+                    f"after that date (correct or void {self.ref(death[0])} if it is wrong)"
+                )
+
+    def _existing(self, version: int) -> Entry:
+        if version not in self.entries:
+            raise EventNotFoundError(f"patient {self.subject} has no event {self.ref(version)} (latest is #{self.version})")
+        return self.entries[version]
+
+    def _entry(self, version: int) -> Entry:
+        return self.entries[version]
+
+    def _root(self, version: int) -> int:
+        entry = self.entries[version]
+        while entry.kind in (CORRECTION, VOID) and entry.target is not None:
+            entry = self.entries[entry.target]
+        return entry.version
+
+    # ------------------------------------------------------------------ state changes (events only)
+
+    def _add_record(self, version: int, record: vo.Record) -> None:
+        self.entries[version] = Entry(version=version, kind=record.KIND, original=record, record=record)
+
+    def _add_change(self, version: int, kind: str, supersedes: str, reason: str, changes: dict[str, Any]) -> None:
+        target = int(supersedes.rpartition("#")[2])
+        self.entries[version] = Entry(version=version, kind=kind, target=target, reason=reason, changes=dict(changes))
+        self.entries[target].children.append(version)
+        self._resolve(self._root(target))
+
+    def _resolve(self, root: int) -> None:
+        """Recompute voided flags and effective values for a record and everything superseding it."""
+        self._resolve_voided(root)
+        entry = self.entries[root]
+        entry.record = self._record_with(root)
+
+    def _resolve_voided(self, version: int) -> None:
+        entry = self.entries[version]
+        for child in entry.children:
+            self._resolve_voided(child)
+        entry.voided = any(
+            self.entries[c].kind == VOID and not self.entries[c].voided for c in entry.children
+        )
+
+    def _effective_changes(self, version: int, replace: Mapping[int, dict[str, Any]]) -> dict[str, Any]:
+        entry = self.entries[version]
+        changes = dict(replace.get(version, entry.changes))
+        if version in replace:
+            return changes
+        for child in entry.children:
+            c = self.entries[child]
+            if c.kind == CORRECTION and not c.voided:
+                changes.update(self._effective_changes(child, replace))
+        return changes
+
+    def _record_with(self, root: int, replace: Mapping[int, dict[str, Any]] | None = None) -> vo.Record:
+        """The root record's original value with its standing corrections applied in order."""
+        entry = self.entries[root]
+        assert entry.original is not None
+        values = entry.original.as_input()
+        for child in entry.children:
+            c = self.entries[child]
+            if c.kind == CORRECTION and not c.voided:
+                values.update(self._effective_changes(child, replace or {}))
+        return restore(type(entry.original), values)
+
+
+def restore(cls: type[vo.Record], values: Mapping[str, Any]) -> vo.Record:
+    """Rebuild a stored record without re-running validation (stored facts are never re-judged)."""
+    instance = object.__new__(cls)
+    for a in attrs.fields(cls):
+        value = values.get(a.name, a.default if a.default is not attrs.NOTHING else None)
+        if isinstance(value, attrs.Factory):  # type: ignore[arg-type]
+            value = value.factory()
+        if a.name == "serious" and isinstance(value, list):
+            value = tuple(value)
+        object.__setattr__(instance, a.name, value)
+    return instance
+
+
+def _check_not_future(record: vo.Record, ctx: Context) -> None:
+    limit = latest_valid_date(ctx.now)
+    for name, day in record.dates():
+        if day > limit:
+            raise ValidationError(f"--{name.replace('_', '-')} {day} is in the future")
+
+
+RECORD_COMMANDS: dict[str, str] = {
+    "screen": "screen", "consent": "consent", "enrol": "enrol", "infusion": "infuse",
+    "transfusion": "transfuse", "lab": "record_lab", "ae": "report_adverse_event",
+    "infection": "diagnose_infection", "gvhd": "assess_gvhd", "relapse": "diagnose_relapse",
+    "contact": "record_contact", "death": "record_death", "withdraw": "withdraw",
+}
+
+# The record kind each event class carries (history and projections read events by this).
+EVENT_KINDS: dict[type, str] = {
+    Patient.Registered: "register", Patient.Screened: "screen", Patient.Consented: "consent",
+    Patient.Enrolled: "enrol", Patient.Infused: "infusion", Patient.Transfused: "transfusion",
+    Patient.LabResulted: "lab", Patient.AdverseEventReported: "ae",
+    Patient.InfectionDiagnosed: "infection", Patient.GvhdAssessed: "gvhd",
+    Patient.RelapseDiagnosed: "relapse", Patient.ContactRecorded: "contact", Patient.Died: "death",
+    Patient.Withdrawn: "withdraw", Patient.Corrected: CORRECTION, Patient.Voided: VOID,
+}

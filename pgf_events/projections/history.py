@@ -1,0 +1,105 @@
+"""A patient's history for humans and auditors: every event, nothing hidden.
+
+Built by replaying the stream event by event (the aggregate's own ``apply``), so a correction can
+show each field's value before and after it, and a void names what it voided. ``as_of`` keeps
+only events recorded up to that time: the history as the database knew it then.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import date, datetime
+from typing import Any
+
+from pgf_events.domain.patient import CORRECTION, EVENT_KINDS, VOID, Patient
+
+
+def history_rows(events: Iterable[Any], as_of: datetime | None = None) -> list[dict[str, Any]]:
+    patient: Patient | None = None
+    rows: list[dict[str, Any]] = []
+    for event in events:
+        if as_of is not None and event.timestamp > as_of:
+            break
+        kind = EVENT_KINDS.get(type(event), type(event).__name__)
+        before = None
+        if kind in (CORRECTION, VOID) and patient is not None:
+            target = int(event.supersedes.rpartition("#")[2])
+            root = patient._root(target)
+            before = patient.entries[root].record
+        patient = event.mutate(patient)
+        assert patient is not None
+        row: dict[str, Any] = {
+            "ref": patient.ref(event.originator_version),
+            "version": event.originator_version,
+            "type": type(event).__name__,
+            "kind": kind,
+            "clinical_date": None,
+            "recorded_at": event.timestamp,
+            "recorded_by": event.recorded_by,
+            "source": event.source,
+            "reason": getattr(event, "reason", None),
+            "supersedes": getattr(event, "supersedes", None),
+            "data": {},
+            "status": "",
+        }
+        if kind == CORRECTION:
+            target = int(event.supersedes.rpartition("#")[2])
+            after = patient.entries[patient._root(target)].record
+            row["clinical_date"] = after.clinical_date if after else None
+            row["data"] = {
+                field: {"old": getattr(before, field, None), "new": getattr(after, field, None)}
+                for field in event.changes
+            }
+            row["corrects"] = patient.ref(patient._root(target))
+        elif kind == VOID:
+            target = int(event.supersedes.rpartition("#")[2])
+            root = patient.entries[patient._root(target)]
+            row["clinical_date"] = root.record.clinical_date if root.record else None
+            row["data"] = {"voided": event.supersedes, "voided_kind": patient.entries[target].kind}
+        else:
+            row["clinical_date"] = event.record.clinical_date
+            row["data"] = event.record.as_input()
+        rows.append(row)
+    if patient is not None:
+        _mark_status(rows, patient)
+    return rows
+
+
+def _mark_status(rows: list[dict[str, Any]], patient: Patient) -> None:
+    """Say of each row whether it stands, is corrected, or is voided (as of the last event shown)."""
+    for row in rows:
+        entry = patient.entries[row["version"]]
+        notes = []
+        if entry.voided:
+            voids = [c for c in entry.children if patient.entries[c].kind == VOID and not patient.entries[c].voided]
+            notes.append("voided by " + ", ".join(patient.ref(v) for v in voids))
+        corrections = [c for c in entry.children if patient.entries[c].kind == CORRECTION]
+        if corrections:
+            notes.append("corrected by " + ", ".join(
+                patient.ref(v) + (" (voided)" if patient.entries[v].voided else "") for v in corrections
+            ))
+        row["status"] = "; ".join(notes)
+
+
+def describe(row: dict[str, Any]) -> str:
+    """One line of what an event says, for the human table."""
+    data = row["data"]
+    if row["kind"] == CORRECTION:
+        return "; ".join(f"{k}: {_show(v['old'])} -> {_show(v['new'])}" for k, v in data.items())
+    if row["kind"] == VOID:
+        return f"voids {data['voided']} ({data['voided_kind']})"
+    return ", ".join(f"{k}={_show(v)}" for k, v in data.items() if v not in (None, False, (), [], {}))
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, datetime):
+        return value.strftime("%Y-%m-%dT%H:%MZ")
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k}={_show(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, (list, tuple)):
+        return "[" + ",".join(_show(v) for v in value) + "]"
+    return str(value)

@@ -1,0 +1,141 @@
+"""The trial's protocol parameters: one frozen, versioned object.
+
+Every rule reads its thresholds, windows and doses from a :class:`Protocol`, never from
+literals, so a reviewer can re-derive any value from (events, protocol). The defaults are the
+ones named in ``clinical-rules.md``; a TOML file may override any of them
+(``pgf --protocol FILE``). A file that does not name its own ``version`` gets the default version
+suffixed with a digest of its overrides, so two different parameter sets never share a version.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import attrs
+from attrs import validators as v
+
+from pgf_events.domain.errors import ProtocolError
+
+BASE_VERSION = "NCT06171906-v1"
+
+
+def _positive(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
+    if value <= 0:
+        raise ValueError(f"{attribute.name} must be positive, not {value!r}")
+
+
+def _non_negative(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
+    if value < 0:
+        raise ValueError(f"{attribute.name} must not be negative, not {value!r}")
+
+
+_int = [v.instance_of(int), _non_negative]
+_num = [v.instance_of((int, float)), _non_negative]
+
+
+@attrs.frozen(kw_only=True)
+class Protocol:
+    """All named parameters of the MSC-for-PGF protocol, with clinical-rules.md defaults."""
+
+    trial: str = attrs.field(default="NCT06171906", validator=v.instance_of(str))
+    version: str = attrs.field(default=BASE_VERSION, validator=v.instance_of(str))
+
+    # Eligibility (IN2 age window, IN3 performance status and prognosis).
+    age_min_years: int = attrs.field(default=18, validator=_int)
+    age_max_years: int = attrs.field(default=60, validator=_int)
+    kps_min_exclusive: int = attrs.field(default=60, validator=_int)
+    expected_survival_min_months_exclusive: float = attrs.field(default=3, validator=_num)
+
+    # Dosing: 4 weekly doses of 1e6 cells/kg anchored to MSC D1.
+    planned_doses: int = attrs.field(default=4, validator=[v.instance_of(int), _positive])
+    dose_cells_per_kg: float = attrs.field(default=1e6, validator=[v.instance_of((int, float)), _positive])
+    dose_interval_days: int = attrs.field(default=7, validator=[v.instance_of(int), _positive])
+    dose_window_days: int = attrs.field(default=2, validator=_int)
+    min_dose_gap_days: int = attrs.field(default=5, validator=_int)
+    dose_tolerance: float = attrs.field(default=0.10, validator=_num)
+
+    # Endpoints.
+    endpoint_anchor: str = attrs.field(
+        default="first_infusion", validator=v.in_(("first_infusion", "transplant"))
+    )
+    consecutive_mode: str = attrs.field(
+        default="measurements", validator=v.in_(("measurements", "calendar_days"))
+    )
+    anc_threshold: float = attrs.field(default=0.5, validator=_num)
+    anc_comparator: str = attrs.field(default=">", validator=v.in_((">", ">=")))
+    anc_consecutive_days: int = attrs.field(default=3, validator=[v.instance_of(int), _positive])
+    hb_threshold: float = attrs.field(default=70, validator=_num)
+    rbc_transfusion_free_days: int = attrs.field(default=28, validator=_int)
+    plt_cr_threshold: float = attrs.field(default=50, validator=_num)
+    plt_pr_threshold: float = attrs.field(default=20, validator=_num)
+    plt_window_days: int = attrs.field(default=7, validator=[v.instance_of(int), _positive])
+    plt_transfusion_free_before_days: int = attrs.field(default=7, validator=_int)
+    min_counts_in_window: int = attrs.field(default=3, validator=[v.instance_of(int), _positive])
+    nr_evaluation_day: int = attrs.field(default=56, validator=_int)
+
+    # Survival.
+    survival_origin: str = attrs.field(
+        default="first_infusion", validator=v.in_(("first_infusion", "transplant"))
+    )
+    survival_horizon_days: int = attrs.field(default=365, validator=[v.instance_of(int), _positive])
+
+    # Safety reporting clocks (ICH E2A, 21 CFR 312.32).
+    sae_sponsor_hours: int = attrs.field(default=24, validator=[v.instance_of(int), _positive])
+    susar_fatal_days: int = attrs.field(default=7, validator=[v.instance_of(int), _positive])
+    susar_fatal_followup_days: int = attrs.field(default=8, validator=[v.instance_of(int), _positive])
+    susar_other_days: int = attrs.field(default=15, validator=[v.instance_of(int), _positive])
+
+    # Audit exception reports.
+    late_entry_days: int = attrs.field(default=7, validator=_int)
+    endpoint_edit_window_days: int = attrs.field(default=7, validator=_int)
+
+    def __attrs_post_init__(self) -> None:
+        if self.age_min_years > self.age_max_years:
+            raise ValueError("age_min_years must not exceed age_max_years")
+        if self.plt_pr_threshold > self.plt_cr_threshold:
+            raise ValueError("plt_pr_threshold must not exceed plt_cr_threshold")
+
+    def as_dict(self) -> dict[str, Any]:
+        return attrs.asdict(self)
+
+    @property
+    def digest(self) -> str:
+        """A short SHA-256 of every parameter: two protocols with equal digests compute alike."""
+        canonical = json.dumps(self.as_dict(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode()).hexdigest()[:12]
+
+    @classmethod
+    def from_mapping(cls, overrides: dict[str, Any]) -> Protocol:
+        known = {a.name for a in attrs.fields(cls)}
+        unknown = sorted(set(overrides) - known)
+        if unknown:
+            raise ProtocolError(f"unknown protocol parameter(s): {', '.join(unknown)}")
+        values = dict(overrides)
+        if "version" not in values and values:
+            canonical = json.dumps(values, sort_keys=True, separators=(",", ":"))
+            values["version"] = f"{BASE_VERSION}+{hashlib.sha256(canonical.encode()).hexdigest()[:8]}"
+        try:
+            return cls(**values)
+        except (TypeError, ValueError) as e:
+            raise ProtocolError(f"invalid protocol parameter: {e}") from None
+
+    @classmethod
+    def from_toml(cls, path: str | Path) -> Protocol:
+        """Read overrides from a TOML file of ``name = value`` lines (a ``[protocol]`` table works too)."""
+        try:
+            with open(path, "rb") as f:
+                data = tomllib.load(f)
+        except FileNotFoundError:
+            raise ProtocolError(f"protocol file {path} does not exist") from None
+        except tomllib.TOMLDecodeError as e:
+            raise ProtocolError(f"protocol file {path} is not valid TOML: {e}") from None
+        if set(data) == {"protocol"} and isinstance(data["protocol"], dict):
+            data = data["protocol"]
+        return cls.from_mapping(data)
+
+
+DEFAULT_PROTOCOL = Protocol()

@@ -1,0 +1,119 @@
+"""Database URL -> eventsourcing persistence settings.
+
+``sqlite:///FILE`` (the default, created on first use) uses the library's SQLite module in WAL
+mode; ``postgresql://user@host:port/db[?schema=NAME]`` uses its PostgreSQL module (the schema is
+created if missing); ``memory://`` keeps everything in this process (tests and experiments).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from uuid import uuid4
+
+import attrs
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError
+
+from pgf_events.domain.errors import StoreError
+
+DEFAULT_URL = "sqlite:///pgf-trial.db"
+SQLITE_LOCK_TIMEOUT_SECONDS = 30
+
+
+@attrs.frozen
+class StoreConfig:
+    url: str
+    backend: str  # "sqlite" | "postgresql" | "memory"
+    env: dict[str, str]
+    sqlite_path: Path | None = None
+    schema: str | None = None
+
+    @property
+    def display(self) -> str:
+        """The URL without any password, for messages."""
+        if self.backend == "postgresql":
+            return make_url(self.url).render_as_string(hide_password=True)
+        return self.url
+
+    def exists(self) -> bool:
+        return self.sqlite_path is None or self.sqlite_path.exists()
+
+
+def parse_url(url: str | None) -> StoreConfig:
+    url = (url or os.environ.get("PGF_DB") or DEFAULT_URL).strip()
+    if url in ("memory://", "memory:"):
+        return StoreConfig(url=url, backend="memory", env={"PERSISTENCE_MODULE": "eventsourcing.popo"})
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise StoreError(f"cannot read the database URL {url!r}; use sqlite:///FILE or postgresql://user@host/db") from None
+    driver = parsed.drivername.split("+")[0]
+    if driver == "sqlite":
+        return _sqlite(url, parsed)
+    if driver in ("postgresql", "postgres"):
+        return _postgres(url, parsed)
+    raise StoreError(f"unsupported database {parsed.drivername!r}; use sqlite:///FILE or postgresql://user@host/db")
+
+
+def _sqlite(url: str, parsed: URL) -> StoreConfig:
+    database = parsed.database
+    if not database or database == ":memory:":
+        name = f"file:pgf-{uuid4().hex}?mode=memory&cache=shared"
+        return StoreConfig(url=url, backend="sqlite", env=_sqlite_env(name))
+    path = Path(database).expanduser()
+    if not path.parent.exists():
+        raise StoreError(f"the folder {path.parent} for the SQLite store does not exist")
+    return StoreConfig(url=url, backend="sqlite", env=_sqlite_env(str(path)), sqlite_path=path)
+
+
+def _sqlite_env(name: str) -> dict[str, str]:
+    return {
+        "PERSISTENCE_MODULE": "eventsourcing.sqlite",
+        "SQLITE_DBNAME": name,
+        "SQLITE_LOCK_TIMEOUT": str(SQLITE_LOCK_TIMEOUT_SECONDS),
+    }
+
+
+def _postgres(url: str, parsed: URL) -> StoreConfig:
+    if not parsed.database:
+        raise StoreError("the PostgreSQL URL names no database (postgresql://user@host:5432/DBNAME)")
+    schema = parsed.query.get("schema")
+    if isinstance(schema, tuple):
+        schema = schema[-1]
+    env = {
+        "PERSISTENCE_MODULE": "eventsourcing.postgres",
+        "POSTGRES_DBNAME": parsed.database,
+        "POSTGRES_HOST": parsed.host or "127.0.0.1",
+        "POSTGRES_PORT": str(parsed.port or 5432),
+        "POSTGRES_USER": parsed.username or os.environ.get("PGUSER", "postgres"),
+        "POSTGRES_PASSWORD": parsed.password or os.environ.get("PGPASSWORD", ""),
+        "POSTGRES_CONNECT_TIMEOUT": "5",
+        "POSTGRES_POOL_SIZE": "2",
+        "POSTGRES_LOCK_TIMEOUT": "30",
+    }
+    if schema:
+        if not schema.replace("_", "").isalnum():
+            raise StoreError(f"the schema name {schema!r} must be letters, digits and underscores")
+        env["POSTGRES_SCHEMA"] = schema
+    return StoreConfig(url=url, backend="postgresql", env=env, schema=schema)
+
+
+def prepare(config: StoreConfig) -> None:
+    """Check the server answers and create the schema if needed, with one clear error if not."""
+    if config.backend != "postgresql":
+        return
+    import psycopg  # noqa: PLC0415 - only PostgreSQL users pay for the driver import
+
+    env = config.env
+    try:
+        with psycopg.connect(
+            dbname=env["POSTGRES_DBNAME"], host=env["POSTGRES_HOST"], port=env["POSTGRES_PORT"],
+            user=env["POSTGRES_USER"], password=env["POSTGRES_PASSWORD"] or None, connect_timeout=5,
+            autocommit=True,
+        ) as conn:
+            if config.schema:
+                conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{config.schema}"')
+    except psycopg.Error as e:
+        first_line = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise StoreError(f"cannot connect to PostgreSQL at {config.display}: {first_line}") from None
