@@ -1,0 +1,150 @@
+"""Kaplan–Meier and Aalen–Johansen estimators (clinical-rules.md, "Secondary endpoints":
+Survival; GVHD, relapse and infection incidence).
+
+Input: one ``(time_days, status)`` per patient, optionally ``(time_days, status, ref)``, with
+status 0 = censored, 1 = event of interest, 2 = competing event (death for incidences).
+Conventions:
+- ties: at one time, events happen before censorings, so a patient censored at t is still at
+  risk for an event at t;
+- an estimate at horizon h includes events at h (S(365) = surviving through day 365), and the
+  number at risk at h counts patients with time >= h;
+- Kaplan–Meier treats status 2 as censoring (OS and DFS have no competing event);
+- the 95% CI of S(h) is Greenwood's variance on the log(-log) scale; it is None when S(h) is
+  0 or 1, where that scale is undefined. A horizon past the last time keeps the last value.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+
+import attrs
+
+from pgf_events.domain.rules.stats import Z95
+from pgf_events.protocol import Protocol
+
+Observation = tuple[float, int] | tuple[float, int, str]
+
+
+@attrs.frozen
+class SurvivalEstimate:
+    """Kaplan–Meier S(horizon) with Greenwood variance and log-log 95% CI."""
+
+    horizon: float
+    estimate: float | None  # None when there are no observations
+    variance: float | None
+    ci_low: float | None
+    ci_high: float | None
+    at_risk: int
+    events: int  # events at times <= horizon
+    n: int
+    refs: tuple[str, ...] = ()
+
+
+@attrs.frozen
+class CumulativeIncidence:
+    """Aalen–Johansen cumulative incidence of the event of interest at ``horizon``."""
+
+    horizon: float
+    estimate: float | None
+    competing_estimate: float | None  # cumulative incidence of the competing event
+    variance: float | None  # delta method (Marubini & Valsecchi 1995)
+    ci_low: float | None  # log(-log) transformed, None when the estimate is 0 or 1
+    ci_high: float | None
+    at_risk: int
+    events: int
+    competing_events: int
+    n: int
+    refs: tuple[str, ...] = ()
+
+
+def _validated(data: Iterable[Sequence]) -> list[tuple[float, int]]:
+    rows = []
+    for row in data:
+        time, status = float(row[0]), row[1]
+        if not math.isfinite(time) or time < 0:
+            raise ValueError(f"survival time must be a finite number >= 0, not {row[0]!r}")
+        if status not in (0, 1, 2) or isinstance(status, bool):
+            raise ValueError(f"status must be 0 (censored), 1 (event) or 2 (competing), not {status!r}")
+        rows.append((time, status))
+    return rows
+
+
+def _table(rows: list[tuple[float, int]], horizon: float) -> list[tuple[float, int, int, int]]:
+    """(time, at risk, events of interest, competing events) at each event time <= horizon."""
+    out = []
+    for t in sorted({t for t, s in rows if s != 0 and t <= horizon}):
+        out.append((t, sum(1 for u, _ in rows if u >= t),
+                    sum(1 for u, s in rows if u == t and s == 1), sum(1 for u, s in rows if u == t and s == 2)))
+    return out
+
+
+def _loglog_ci(p: float, se: float, z: float) -> tuple[float | None, float | None]:
+    """CI for a probability p with standard error se on the log(-log p) scale."""
+    if not 0 < p < 1:
+        return None, None
+    s = se / abs(p * math.log(p))
+    return p ** math.exp(z * s), p ** math.exp(-z * s)
+
+
+def _refs(data: Sequence[Sequence]) -> tuple[str, ...]:
+    return tuple(str(row[2]) for row in data if len(row) > 2)
+
+
+def kaplan_meier(data: Iterable[Observation], horizon: float, *, z: float = Z95) -> SurvivalEstimate:
+    """Kaplan–Meier S(horizon), Greenwood variance S² Σ d/(n(n-d)) and log-log 95% CI."""
+    data = list(data)
+    rows = _validated(data)
+    at_risk = sum(1 for t, _ in rows if t >= horizon)
+    if not rows:
+        return SurvivalEstimate(horizon, None, None, None, None, 0, 0, 0)
+    surv, greenwood, events = 1.0, 0.0, 0
+    for _t, n, d, _c in _table([(t, 1 if s == 1 else 0) for t, s in rows], horizon):
+        surv *= 1 - d / n
+        greenwood += d / (n * (n - d)) if n > d else 0.0
+        events += d
+    variance = surv * surv * greenwood
+    low, high = _loglog_ci(surv, math.sqrt(variance), z)
+    return SurvivalEstimate(horizon, surv, variance, low, high, at_risk, events, len(rows), _refs(data))
+
+
+def survival_at_horizon(data: Iterable[Observation], params: Protocol) -> SurvivalEstimate:
+    """Kaplan–Meier estimate at ``params.survival_horizon_days`` (the 1-year OS/DFS)."""
+    return kaplan_meier(data, params.survival_horizon_days)
+
+
+def aalen_johansen(data: Iterable[Observation], horizon: float, *, z: float = Z95) -> CumulativeIncidence:
+    """Cumulative incidence F1(h) = Σ_{tj<=h} S(tj-) d1j / nj with all-cause KM S, and F2 likewise.
+
+    Variance (delta method): Σ (F1(h)-F1(tj))² dj/(nj(nj-dj)) + Σ S(tj-)² d1j(nj-d1j)/nj³
+    - 2 Σ (F1(h)-F1(tj)) S(tj-) d1j/nj², with dj = d1j + d2j and F1(tj) including tj.
+    """
+    data = list(data)
+    rows = _validated(data)
+    at_risk = sum(1 for t, _ in rows if t >= horizon)
+    if not rows:
+        return CumulativeIncidence(horizon, None, None, None, None, None, 0, 0, 0, 0)
+    steps = []  # (n, d, d1, S(tj-), F1(tj))
+    surv, f1, f2 = 1.0, 0.0, 0.0
+    for _t, n, d1, d2 in _table(rows, horizon):
+        f1 += surv * d1 / n
+        f2 += surv * d2 / n
+        steps.append((n, d1 + d2, d1, surv, f1))
+        surv *= 1 - (d1 + d2) / n
+    variance = 0.0
+    for n, d, d1, lag_s, f1_j in steps:
+        gap = f1 - f1_j
+        if n > d:
+            variance += gap * gap * d / (n * (n - d))
+        variance += lag_s * lag_s * d1 * (n - d1) / n**3 - 2 * gap * lag_s * d1 / n**2
+    variance = max(variance, 0.0)
+    low, high = _loglog_ci(f1, math.sqrt(variance), z)
+    return CumulativeIncidence(
+        horizon, f1, f2, variance, low, high, at_risk,
+        sum(s[2] for s in steps), sum(s[1] - s[2] for s in steps), len(rows), _refs(data),
+    )
+
+
+def incidence_at_horizon(data: Iterable[Observation], params: Protocol) -> CumulativeIncidence:
+    """Aalen–Johansen cumulative incidence at ``params.survival_horizon_days``."""
+    return aalen_johansen(data, params.survival_horizon_days)
