@@ -1,0 +1,29 @@
+"""Builders for application-level tests: a registered, eligible, enrolled patient in a few lines."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pgf_events.application import TrialConduct
+
+USER = "coordinator1"
+REGISTRATION = dict(site="PKU", birth_date="1980-02-03", sex="F", weight_kg=61, transplant_date="2025-01-10")
+ELIGIBLE_SCREEN = dict(
+    date="2025-02-20", kps=80, expected_survival_months=12,
+    criterion={"IN1": "yes", "IN4": "yes", "IN5": "yes", **{f"EX{n}": "no" for n in range(1, 9)}},
+)
+
+
+def register(app: TrialConduct, subject: str = "S001", **overrides: Any) -> str:
+    return app.record("register", subject, {**REGISTRATION, **overrides}, user=USER).ref
+
+
+def enrolled(app: TrialConduct, subject: str = "S001", enrol_date: str = "2025-02-24") -> None:
+    register(app, subject)
+    app.record("consent", subject, {"date": "2025-02-18"}, user=USER)
+    app.record("screen", subject, ELIGIBLE_SCREEN, user=USER)
+    app.record("enrol", subject, {"date": enrol_date}, user=USER)
+
+
+def infuse(app: TrialConduct, subject: str, day: str, cells: float = 6.1e7, weight: float = 61) -> str:
+    return app.record("infusion", subject, {"date": day, "cells": cells, "weight_kg": weight}, user=USER).ref
