@@ -110,6 +110,7 @@ class Pgf:
         self.runner = CliRunner()
 
     def __call__(self, *args: str, input: str | None = None, user: str | None = None) -> Result:
+        # Global options (--protocol) may come first in args; --db and --user are prepended.
         argv = ["--db", self.url, "--user", user or self.user, *args]
         return self.runner.invoke(cli, argv, input=input, catch_exceptions=False)
 
