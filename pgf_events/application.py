@@ -105,6 +105,7 @@ class TrialConduct(Application[Any]):
         self.store = store
         self.protocol = protocol
         self.clock = clock or (lambda: datetime.now(UTC))
+        self.conflicts_retried = 0  # saves re-run because another writer got there first
         prepare(store)
         try:
             super().__init__(env=store.env)
@@ -165,6 +166,7 @@ class TrialConduct(Application[Any]):
                         f"could not save after {MAX_ATTEMPTS} attempts because other users kept writing "
                         f"to the same patients ({type(e).__name__}); nothing was written, try again"
                     ) from None
+                self.conflicts_retried += 1
                 time.sleep(random.uniform(0.005, 0.05) * (attempt + 1))
                 if progress:
                     progress(-len(commands))
