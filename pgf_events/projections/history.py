@@ -92,6 +92,8 @@ def describe(row: dict[str, Any]) -> str:
 
 
 def _show(value: Any) -> str:
+    if isinstance(value, bool):
+        return "yes" if value else "no"
     if isinstance(value, datetime):
         return value.strftime("%Y-%m-%dT%H:%MZ")
     if isinstance(value, date):
