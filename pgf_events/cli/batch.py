@@ -56,6 +56,20 @@ def parse_line(number: int, text: str) -> Command:
     return Command("record", subject=subject, kind=kind, fields=fields, source=source, line=number)
 
 
+def command_line(command: Command) -> str:
+    """The JSON Lines form of a command: the inverse of :func:`parse_line`."""
+    if command.action in ("correct", "void"):
+        obj: dict[str, Any] = {"record": command.action, "ref": command.ref}
+        if command.action == "correct":
+            obj["set"] = dict(command.fields)
+        obj["reason"] = command.reason
+    else:
+        obj = {"record": command.kind, "subject": command.subject, **command.fields}
+    if command.source is not None:
+        obj["source"] = command.source
+    return json.dumps(obj, ensure_ascii=False, default=str)
+
+
 def read_commands(stream: Any) -> tuple[list[Command], list[tuple[int | None, str]]]:
     commands, errors = [], []
     for number, raw in enumerate(stream, start=1):

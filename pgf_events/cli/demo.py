@@ -11,15 +11,22 @@ import click
 @click.option("--patients", default=68, show_default=True, type=click.IntRange(1, 10000),
               help="Patients to enrol (screen failures come on top).")
 @click.option("--seed", default=1, show_default=True, type=int, help="Random seed; the same seed gives the same cohort.")
+@click.option("--jsonl", "jsonl", metavar="FILE",
+              help="Write the cohort as 'pgf import' lines to FILE (- for stdout) instead of recording it.")
 @click.pass_obj
-def demo(state: Any, patients: int, seed: int) -> None:
+def demo(state: Any, patients: int, seed: int, jsonl: str | None) -> None:
     """Record a realistic synthetic cohort through the coordinator's command path.
 
     \b
     Example:
       pgf demo
       pgf --db sqlite:///demo.db demo --patients 200 --seed 7
+      pgf demo --jsonl cohort.jsonl && pgf --db sqlite:///copy.db import cohort.jsonl
     """
-    from pgf_events.demo import run_demo  # noqa: PLC0415
+    from pgf_events import demo as demo_module  # noqa: PLC0415
 
-    run_demo(state, patients=patients, seed=seed)
+    if jsonl is not None:
+        count = demo_module.write_jsonl(jsonl, patients=patients, seed=seed)
+        click.echo(f"wrote {count} import lines to {jsonl}", err=True)
+        return
+    demo_module.run_demo(state, patients=patients, seed=seed)

@@ -194,7 +194,7 @@ class Patient(Aggregate):
             raise RuleViolation(f"the infusion date {record.date} is before enrolment on {enrolled_on}")
         if self.withdrawal is not None and record.date >= self.withdrawal[1].date:
             raise RuleViolation(f"patient {self.subject} was withdrawn on {self.withdrawal[1].date}; no further infusions")
-        if self.death is not None:
+        if self.death is not None and record.date > self.death[1].date:
             raise RuleViolation(f"patient {self.subject} died on {self.death[1].date}; no further infusions")
         infusions = self.active(vo.Infusion)
         limit = ctx.protocol.planned_doses
@@ -234,11 +234,14 @@ class Patient(Aggregate):
     def record_death(self, record: vo.Death, ctx: Context) -> None:
         if self.death is not None:
             raise RuleViolation(f"patient {self.subject}'s death is already recorded ({self.ref(self.death[0])})")
-        later = [(v, r) for v, r in self.clinical_records() if r.clinical_date > record.date]
+        later = [
+            (v, r, name, day) for v, r in self.clinical_records()
+            for name, day in r.clinical_dates() if day > record.date
+        ]
         if later:
-            version, other = later[0]
+            version, other, name, day = later[0]
             raise RuleViolation(
-                f"{self.ref(version)} ({other.KIND}) is dated {other.clinical_date}, after the death date {record.date}"
+                f"{self.ref(version)} ({other.KIND}) has {name} {day}, after the death date {record.date}"
             )
         self._record(self.Died, record, ctx)
 
@@ -364,10 +367,12 @@ class Patient(Aggregate):
                 raise ValidationError(f"--{name.replace('_', '-')} {day} is before the birth date {birth}")
         death = self.death
         if death is not None and death[0] != exclude and not isinstance(record, vo.Death):
-            if record.clinical_date > death[1].date:
+            after = [(name, day) for name, day in record.clinical_dates() if day > death[1].date]
+            if after:
+                name, day = after[0]
                 raise RuleViolation(
-                    f"patient {self.subject} died on {death[1].date}; nothing clinical can be recorded "
-                    f"after that date (correct or void {self.ref(death[0])} if it is wrong)"
+                    f"patient {self.subject} died on {death[1].date}; nothing clinical can be dated after that "
+                    f"(--{name.replace('_', '-')} {day}; correct or void {self.ref(death[0])} if the death is wrong)"
                 )
 
     def _existing(self, version: int) -> Entry:

@@ -129,10 +129,16 @@ class Record:
     DATE_FIELD: ClassVar[str] = "date"
     # Input-only options (units) that are folded into canonical fields by ``_normalise``.
     INPUT_OPTIONS: ClassVar[tuple[str, ...]] = ()
+    # Dates of reporting rather than of care (an SAE can become known after the patient died).
+    REPORTING_DATES: ClassVar[tuple[str, ...]] = ("aware",)
 
     @property
     def clinical_date(self) -> date:
         return getattr(self, self.DATE_FIELD)
+
+    def clinical_dates(self) -> list[tuple[str, date]]:
+        """The dates on which something happened to the patient (not when a site learnt of it)."""
+        return [(name, day) for name, day in self.dates() if name not in self.REPORTING_DATES]
 
     def dates(self) -> list[tuple[str, date]]:
         """Every clinical date the record holds (checked against birth and the future)."""

@@ -152,8 +152,11 @@ def test_nothing_clinical_after_death_but_corrections_and_voids(app: TrialConduc
                          ("relapse", {"date": "2025-03-12"})]:
         with pytest.raises(RuleViolation, match="died on 2025-03-10"):
             app.record(kind, "S001", fields, user=USER)
-    with pytest.raises(RuleViolation, match="no further infusions"):
-        infuse(app, "S001", "2025-03-05")
+    with pytest.raises(RuleViolation, match="died on 2025-03-10"):
+        infuse(app, "S001", "2025-03-11")
+    with pytest.raises(RuleViolation, match="--end 2025-03-12"):
+        app.record("ae", "S001", {"onset": "2025-03-08", "term": "rash", "grade": 2, "end": "2025-03-12"}, user=USER)
+    infuse(app, "S001", "2025-03-05")  # given before the death, entered late: a real fact, accepted
     with pytest.raises(RuleViolation, match="already recorded"):
         app.record("death", "S001", {"date": "2025-03-10"}, user=USER)
     app.correct(lab, {"anc": "0.35"}, "transcription", user=USER)
@@ -257,3 +260,10 @@ def test_the_user_is_stamped_on_every_event(app: TrialConduct) -> None:
     assert (event.recorded_by, event.source) == ("nurse.li", "LIS-77")
     with pytest.raises(ValidationError, match="--user"):
         app.record("lab", "S001", {"date": "2025-03-01", "anc": 0.4}, user="")
+
+
+def test_awareness_of_an_sae_may_come_after_the_death(app: TrialConduct) -> None:
+    register(app)
+    app.record("death", "S001", {"date": "2025-03-10"}, user=USER)
+    app.record("ae", "S001", {"onset": "2025-03-08", "term": "sepsis", "grade": 5, "serious": "death",
+                              "end": "2025-03-10", "aware": "2025-03-12T08:00"}, user=USER)

@@ -117,8 +117,8 @@ def test_death_then_nothing_clinical_after_it(pgf: Pgf) -> None:
     enrol_via_cli(pgf)
     pgf.ok("record", "death", "S001", "--date", "2025-03-10")
     pgf.rejected("record", "lab", "S001", "--date", "2025-03-11", "--anc", "1", contains="died on 2025-03-10")
-    pgf.rejected("record", "infusion", "S001", "--date", "2025-03-01", "--cells", "6e7", "--weight-kg", "61",
-                 contains="no further infusions")
+    pgf.rejected("record", "infusion", "S001", "--date", "2025-03-11", "--cells", "6e7", "--weight-kg", "61",
+                 contains="died on 2025-03-10")
 
 
 def test_read_commands_do_not_create_a_store(tmp_path) -> None:
