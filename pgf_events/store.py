@@ -12,13 +12,15 @@ from pathlib import Path
 from uuid import uuid4
 
 import attrs
-from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import ArgumentError
+from urllib.parse import SplitResult, parse_qs, unquote, urlsplit
 
 from pgf_events.domain.errors import StoreError
 
 DEFAULT_URL = "sqlite:///pgf-trial.db"
 SQLITE_LOCK_TIMEOUT_SECONDS = 30
+# Recorders that chain every event in the same transaction (pgf_events.audit.recorders).
+SQLITE_RECORDER_TOPIC = "pgf_events.audit.recorders:ChainedSQLiteRecorder"
+POSTGRES_RECORDER_TOPIC = "pgf_events.audit.recorders:ChainedPostgresRecorder"
 
 
 @attrs.frozen
@@ -33,7 +35,10 @@ class StoreConfig:
     def display(self) -> str:
         """The URL without any password, for messages."""
         if self.backend == "postgresql":
-            return make_url(self.url).render_as_string(hide_password=True)
+            parts = urlsplit(self.url)
+            if parts.password:
+                netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
+                return parts._replace(netloc=netloc).geturl()
         return self.url
 
     def exists(self) -> bool:
@@ -44,20 +49,21 @@ def parse_url(url: str | None) -> StoreConfig:
     url = (url or os.environ.get("PGF_DB") or DEFAULT_URL).strip()
     if url in ("memory://", "memory:"):
         return StoreConfig(url=url, backend="memory", env={"PERSISTENCE_MODULE": "eventsourcing.popo"})
-    try:
-        parsed = make_url(url)
-    except ArgumentError:
-        raise StoreError(f"cannot read the database URL {url!r}; use sqlite:///FILE or postgresql://user@host/db") from None
-    driver = parsed.drivername.split("+")[0]
+    if "://" not in url:
+        raise StoreError(f"cannot read the database URL {url!r}; use sqlite:///FILE or postgresql://user@host/db")
+    scheme = url.split("://", 1)[0].lower()
+    driver = scheme.split("+")[0]
     if driver == "sqlite":
-        return _sqlite(url, parsed)
+        return _sqlite(url)
     if driver in ("postgresql", "postgres"):
-        return _postgres(url, parsed)
-    raise StoreError(f"unsupported database {parsed.drivername!r}; use sqlite:///FILE or postgresql://user@host/db")
+        return _postgres(url)
+    raise StoreError(f"unsupported database {scheme!r}; use sqlite:///FILE or postgresql://user@host/db")
 
 
-def _sqlite(url: str, parsed: URL) -> StoreConfig:
-    database = parsed.database
+def _sqlite(url: str) -> StoreConfig:
+    # sqlite:///relative/path, sqlite:////absolute/path, sqlite:// or sqlite:///:memory: (in memory)
+    database = unquote(url.split("://", 1)[1].split("?", 1)[0])
+    database = database[1:] if database.startswith("/") else database
     if not database or database == ":memory:":
         name = f"file:pgf-{uuid4().hex}?mode=memory&cache=shared"
         return StoreConfig(url=url, backend="sqlite", env=_sqlite_env(name))
@@ -72,25 +78,32 @@ def _sqlite_env(name: str) -> dict[str, str]:
         "PERSISTENCE_MODULE": "eventsourcing.sqlite",
         "SQLITE_DBNAME": name,
         "SQLITE_LOCK_TIMEOUT": str(SQLITE_LOCK_TIMEOUT_SECONDS),
+        "APPLICATION_RECORDER_TOPIC": SQLITE_RECORDER_TOPIC,
     }
 
 
-def _postgres(url: str, parsed: URL) -> StoreConfig:
-    if not parsed.database:
+def _postgres(url: str) -> StoreConfig:
+    parsed: SplitResult = urlsplit(url)
+    database = unquote(parsed.path.lstrip("/"))
+    if not database:
         raise StoreError("the PostgreSQL URL names no database (postgresql://user@host:5432/DBNAME)")
-    schema = parsed.query.get("schema")
-    if isinstance(schema, tuple):
-        schema = schema[-1]
+    try:
+        port = parsed.port or 5432
+    except ValueError:
+        raise StoreError(f"the port in {url!r} is not a number") from None
+    query = parse_qs(parsed.query)
+    schema = query["schema"][-1] if "schema" in query else None
     env = {
         "PERSISTENCE_MODULE": "eventsourcing.postgres",
-        "POSTGRES_DBNAME": parsed.database,
-        "POSTGRES_HOST": parsed.host or "127.0.0.1",
-        "POSTGRES_PORT": str(parsed.port or 5432),
-        "POSTGRES_USER": parsed.username or os.environ.get("PGUSER", "postgres"),
-        "POSTGRES_PASSWORD": parsed.password or os.environ.get("PGPASSWORD", ""),
+        "POSTGRES_DBNAME": database,
+        "POSTGRES_HOST": parsed.hostname or "127.0.0.1",
+        "POSTGRES_PORT": str(port),
+        "POSTGRES_USER": unquote(parsed.username) if parsed.username else os.environ.get("PGUSER", "postgres"),
+        "POSTGRES_PASSWORD": unquote(parsed.password) if parsed.password else os.environ.get("PGPASSWORD", ""),
         "POSTGRES_CONNECT_TIMEOUT": "5",
         "POSTGRES_POOL_SIZE": "2",
         "POSTGRES_LOCK_TIMEOUT": "30",
+        "APPLICATION_RECORDER_TOPIC": POSTGRES_RECORDER_TOPIC,
     }
     if schema:
         if not schema.replace("_", "").isalnum():
