@@ -9,12 +9,15 @@ is ever lost or silently dropped.
 
 from __future__ import annotations
 
+import base64
+import json
 import random
 import re
 import time
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
+from uuid import UUID
 
 import attrs
 from eventsourcing.application import AggregateNotFoundError, Application
@@ -23,11 +26,12 @@ from eventsourcing.persistence import IntegrityError, OperationalError, Transcod
 from pgf_events import transcodings
 from pgf_events.domain import values as vo
 from pgf_events.domain.errors import (
-    ConcurrencyError, DomainError, DuplicatePatientError, PatientNotFoundError, PgfError, ValidationError,
+    ConcurrencyError, DomainError, DuplicatePatientError, PatientNotFoundError, PgfError, StoreError, ValidationError,
 )
+from pgf_events.domain.imports import ImportBatch, import_id
 from pgf_events.domain.patient import RECORD_COMMANDS, Context, Patient, make_ref, patient_id
 from pgf_events.protocol import DEFAULT_PROTOCOL, Protocol
-from pgf_events.store import StoreConfig, parse_url, prepare
+from pgf_events.store import CIPHER_ENV, StoreConfig, parse_url, prepare
 
 _SUBJECT_RE = re.compile(r"^[A-Z0-9][A-Z0-9_.-]{0,31}$")
 _REF_RE = re.compile(r"^(?P<subject>[^#\s]+)#(?P<version>\d{1,9})$")
@@ -107,10 +111,34 @@ class TrialConduct(Application[Any]):
         self.clock = clock or (lambda: datetime.now(UTC))
         self.conflicts_retried = 0  # saves re-run because another writer got there first
         prepare(store)
+        self._id_secret = base64.b64decode(store.cipher_key) if store.cipher_key else None
         try:
             super().__init__(env=store.env)
         except OperationalError as e:
-            raise PgfError(f"cannot open the store {store.display}: {e}") from None
+            raise StoreError(f"cannot open the store {store.display}: {e}") from None
+        self._check_cipher()
+
+    def _check_cipher(self) -> None:
+        """Refuse, with a clear error, a store encrypted with another key (or with none)."""
+        first = self.recorder.select_notifications(start=1, limit=1)
+        if not first:
+            return
+        try:
+            self.mapper.to_domain_event(first[0])
+        except Exception:  # noqa: BLE001 - any failure to decode the first event means the wrong key
+            try:
+                json.loads(first[0].state)
+                plaintext = True
+            except ValueError:
+                plaintext = False
+            if self.store.cipher_key and plaintext:
+                raise StoreError(f"the store {self.store.display} is not encrypted; unset {CIPHER_ENV}") from None
+            if self.store.cipher_key:
+                raise StoreError(f"{CIPHER_ENV} does not open the store {self.store.display} (wrong key)") from None
+            raise StoreError(f"the store {self.store.display} is encrypted; set {CIPHER_ENV} to its key") from None
+
+    def patient_id(self, subject: str) -> UUID:
+        return patient_id(subject, self._id_secret)
 
     @classmethod
     def open(cls, url: str | None = None, protocol: Protocol = DEFAULT_PROTOCOL) -> TrialConduct:
@@ -133,8 +161,33 @@ class TrialConduct(Application[Any]):
     def void(self, ref: str, reason: str, *, user: str, source: str | None = None) -> Result:
         return self.execute([Command("void", ref=ref, reason=reason, source=source)], user=user)[0]
 
+    def import_batch(self, commands: Sequence[Command], *, digest: str, file_name: str, user: str,
+                     progress: Callable[[int], None] | None = None) -> list[Result] | ImportBatch:
+        """Execute an imported file once: returns its results, or the earlier ImportBatch if already done."""
+        def already() -> ImportBatch | None:
+            try:
+                return self.repository.get(import_id(digest))
+            except AggregateNotFoundError:
+                return None
+
+        done = already()
+        if done is not None:
+            return done
+
+        def batch(count: int) -> list[Any]:
+            return [ImportBatch.record(digest, file_name, len(commands), count, user)]
+
+        try:
+            return self.execute(commands, user=user, progress=progress, extra=batch)
+        except ConcurrencyError:
+            done = already()  # the same file imported by someone else at the same moment
+            if done is not None:
+                return done
+            raise
+
     def execute(self, commands: Sequence[Command], *, user: str,
-                progress: Callable[[int], None] | None = None, dry_run: bool = False) -> list[Result]:
+                progress: Callable[[int], None] | None = None, dry_run: bool = False,
+                extra: Callable[[int], list[Any]] | None = None) -> list[Result]:
         """Check every command, then store all their events at once, or nothing.
 
         A single failing command raises its own error; in a batch of several, every failure is
@@ -159,7 +212,7 @@ class TrialConduct(Application[Any]):
             if dry_run:
                 return []
             try:
-                unit.commit()
+                unit.commit(extra(len(commands)) if extra else [])
             except (IntegrityError, OperationalError) as e:
                 if attempt == MAX_ATTEMPTS - 1:
                     raise ConcurrencyError(
@@ -179,17 +232,17 @@ class TrialConduct(Application[Any]):
     def patient(self, subject: str, version: int | None = None) -> Patient:
         subject = normalise_subject(subject)
         try:
-            return self.repository.get(patient_id(subject), version=version)
+            return self.repository.get(self.patient_id(subject), version=version)
         except AggregateNotFoundError:
             raise PatientNotFoundError(subject) from None
 
     def has_patient(self, subject: str) -> bool:
-        return patient_id(subject) in self.repository
+        return self.patient_id(subject) in self.repository
 
     def stream(self, subject: str) -> list[Any]:
         """Every stored event of a patient's stream, oldest first."""
         subject = normalise_subject(subject)
-        events = list(self.events.get(patient_id(subject)))
+        events = list(self.events.get(self.patient_id(subject)))
         if not events:
             raise PatientNotFoundError(subject)
         return events
@@ -235,7 +288,7 @@ class UnitOfWork:
             if command.kind == "register":
                 if subject in self.patients or self.app.has_patient(subject):
                     raise DuplicatePatientError(subject)
-                patient = Patient.register(subject, record, ctx)  # type: ignore[arg-type]
+                patient = Patient.register(subject, record, ctx, id=self.app.patient_id(subject))  # type: ignore[arg-type]
                 self.patients[subject] = patient
             else:
                 patient = self._load(subject)
@@ -254,11 +307,12 @@ class UnitOfWork:
         else:
             raise ValidationError(f"unknown action {command.action!r}")
 
-    def commit(self) -> None:
+    def commit(self, extra: Sequence[Any] = ()) -> None:
+        """Save every changed patient, and any extra aggregate (an ImportBatch), in one transaction."""
         changed = [p for p in self.patients.values() if p.pending_events]
         self._events = {(p.subject, e.originator_version): e for p in changed for e in p.pending_events}
-        if changed:
-            self.app.save(*changed)
+        if changed or extra:
+            self.app.save(*changed, *extra)
 
     def results(self) -> list[Result]:
         out = []

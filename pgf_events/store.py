@@ -7,6 +7,8 @@ created if missing); ``memory://`` keeps everything in this process (tests and e
 
 from __future__ import annotations
 
+import base64
+import binascii
 import os
 from pathlib import Path
 from uuid import uuid4
@@ -30,6 +32,7 @@ class StoreConfig:
     env: dict[str, str]
     sqlite_path: Path | None = None
     schema: str | None = None
+    cipher_key: str | None = attrs.field(default=None, repr=False)
 
     @property
     def display(self) -> str:
@@ -45,8 +48,34 @@ class StoreConfig:
         return self.sqlite_path is None or self.sqlite_path.exists()
 
 
-def parse_url(url: str | None) -> StoreConfig:
+CIPHER_ENV = "PGF_CIPHER_KEY"
+
+
+def cipher_env(key: str | None) -> dict[str, str]:
+    """Library settings for encryption at rest (AES-GCM via the cryptography package), or none.
+
+    Both keys are always set, so a stray ``CIPHER_KEY`` in the environment cannot switch encryption on.
+    """
+    if not key:
+        return {"CIPHER_TOPIC": "", "CIPHER_KEY": ""}
+    try:
+        raw = base64.b64decode(key.encode(), validate=True)
+    except (ValueError, binascii.Error):
+        raw = b""
+    if len(raw) not in (16, 24, 32):
+        raise StoreError(f"{CIPHER_ENV} must be 16, 24 or 32 bytes in base64 (make one with 'pgf keygen')")
+    return {"CIPHER_TOPIC": "eventsourcing.cryptography:AESCipher", "CIPHER_KEY": key}
+
+
+def parse_url(url: str | None, cipher_key: str | None = None) -> StoreConfig:
+    """``cipher_key`` defaults to ``$PGF_CIPHER_KEY``; pass ``""`` to open without encryption."""
     url = (url or os.environ.get("PGF_DB") or DEFAULT_URL).strip()
+    key = os.environ.get(CIPHER_ENV) if cipher_key is None else cipher_key
+    config = _parse(url)
+    return attrs.evolve(config, env={**config.env, **cipher_env(key)}, cipher_key=key or None)
+
+
+def _parse(url: str) -> StoreConfig:
     if url in ("memory://", "memory:"):
         return StoreConfig(url=url, backend="memory", env={"PERSISTENCE_MODULE": "eventsourcing.popo"})
     if "://" not in url:
@@ -125,7 +154,11 @@ def prepare(config: StoreConfig) -> None:
             user=env["POSTGRES_USER"], password=env["POSTGRES_PASSWORD"] or None, connect_timeout=5,
             autocommit=True,
         ) as conn:
-            if config.schema:
+            # Look first: CREATE SCHEMA IF NOT EXISTS needs CREATE on the database even when the schema
+            # exists, which the writer and auditor roles of 'pgf db grants' do not have.
+            if config.schema and not conn.execute(
+                "SELECT 1 FROM pg_namespace WHERE nspname = %s", (config.schema,)
+            ).fetchone():
                 conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{config.schema}"')
     except psycopg.Error as e:
         first_line = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__

@@ -92,6 +92,10 @@ def _register_commands() -> None:
     cli.add_command(batch.import_)
     cli.add_command(history.history)
     cli.add_command(demo.demo)
+    from pgf_events.cli import admin  # noqa: PLC0415
+
+    cli.add_command(admin.keygen)
+    cli.add_command(admin.backup)
 
 
 _register_commands()

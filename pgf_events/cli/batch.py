@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sys
 from typing import Any
@@ -70,9 +71,9 @@ def command_line(command: Command) -> str:
     return json.dumps(obj, ensure_ascii=False, default=str)
 
 
-def read_commands(stream: Any) -> tuple[list[Command], list[tuple[int | None, str]]]:
+def read_commands(lines: Any) -> tuple[list[Command], list[tuple[int | None, str]]]:
     commands, errors = [], []
-    for number, raw in enumerate(stream, start=1):
+    for number, raw in enumerate(lines, start=1):
         text = raw.strip()
         if not text:
             continue
@@ -93,7 +94,7 @@ def report_errors(errors: list[tuple[int | None, str]], total: int) -> None:
 
 
 @click.command("import")
-@click.argument("file", type=click.File("r", encoding="utf-8"))
+@click.argument("file", type=click.File("rb"))
 @output_options()
 @click.pass_obj
 def import_(state: Any, file: Any, fmt: str | None) -> None:
@@ -108,13 +109,17 @@ def import_(state: Any, file: Any, fmt: str | None) -> None:
       pgf import visits.jsonl
       echo '{"record":"lab","subject":"S001","date":"2025-03-01","anc":0.4,"plt":18}' | pgf import -
     """
+    name = "standard input" if getattr(file, "name", "-") in ("-", "<stdin>") else str(file.name)
+    data = file.read()
+    digest = hashlib.sha256(data).hexdigest()
     try:
-        commands, errors = read_commands(file)
+        text = data.decode("utf-8-sig")
     except UnicodeDecodeError:
-        raise ValidationError(f"{file.name} is not UTF-8 text") from None
+        raise ValidationError(f"{name} is not UTF-8 text") from None
+    commands, errors = read_commands(text.splitlines())
     total = len(commands) + len(errors)
     if total == 0:
-        raise ValidationError(f"{file.name} holds no records")
+        raise ValidationError(f"{name} holds no records")
     app = state.app()
     with progress(len(commands), "Checking") as bar:
         try:
@@ -126,12 +131,24 @@ def import_(state: Any, file: Any, fmt: str | None) -> None:
                     errors.extend(rejected.errors)
                 errors.sort(key=lambda e: e[0] or 0)
                 report_errors(errors, total)
-            results = app.execute(commands, user=state.user, progress=bar.update)
+            outcome = app.import_batch(commands, digest=digest, file_name=name, user=state.user,
+                                       progress=bar.update)
         except BatchRejected as rejected:
             report_errors(rejected.errors, total)
+    if not isinstance(outcome, list):
+        click.echo(
+            f"already imported: this file (sha256 {digest[:12]}) was imported by {outcome.recorded_by} "
+            f"on {outcome.created_on:%Y-%m-%d %H:%M:%S}Z as {outcome.records} records; nothing written",
+            err=True,
+        )
+        if fmt == "json":
+            emit_json({"imported": 0, "already_imported": True, "digest": digest, "records": outcome.records})
+        return
+    results = outcome
     subjects = sorted({r.subject for r in results})
     if fmt == "json":
-        emit_json({"imported": len(results), "subjects": len(subjects), "refs": [r.ref for r in results]})
+        emit_json({"imported": len(results), "subjects": len(subjects), "digest": digest,
+                   "refs": [r.ref for r in results]})
     else:
         click.echo(f"imported {len(results)} records for {len(subjects)} patients")
     if sys.stderr.isatty():

@@ -9,6 +9,8 @@ recomputed from the chain of corrections and voids that point at it.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from collections.abc import Iterator, Mapping
 from datetime import datetime
 from typing import Any
@@ -27,8 +29,14 @@ PATIENT_NAMESPACE = UUID("6f1c1d4e-5a0b-4f7e-9a49-2f0c8e3b7d11")
 CORRECTION, VOID = "correct", "void"
 
 
-def patient_id(subject: str) -> UUID:
-    """Deterministic aggregate id: subject codes are unique without a lookup table."""
+def patient_id(subject: str, secret: bytes | None = None) -> UUID:
+    """Deterministic aggregate id: subject codes are unique without a lookup table.
+
+    With a ``secret`` (an encrypted store's key) the id is derived from an HMAC of the code, so
+    the stored ids do not reveal subject codes to someone who can guess them.
+    """
+    if secret:
+        return uuid5(PATIENT_NAMESPACE, hmac.new(secret, subject.encode(), hashlib.sha256).hexdigest())
     return uuid5(PATIENT_NAMESPACE, subject)
 
 
@@ -152,12 +160,12 @@ class Patient(Aggregate):
     # ------------------------------------------------------------------ commands
 
     @classmethod
-    def register(cls, subject: str, record: vo.Registration, ctx: Context) -> Patient:
+    def register(cls, subject: str, record: vo.Registration, ctx: Context, id: UUID | None = None) -> Patient:  # noqa: A002
         if record.date is None:
             record = attrs.evolve(record, date=ctx.now.date())
         _check_not_future(record, ctx)
         return cls._create(
-            cls.Registered, id=patient_id(subject), subject=subject, record=record,
+            cls.Registered, id=id or patient_id(subject), subject=subject, record=record,
             recorded_by=ctx.recorded_by, source=ctx.source,
         )
 
