@@ -26,9 +26,10 @@ from eventsourcing.persistence import IntegrityError, OperationalError, Transcod
 from pgf_events import transcodings
 from pgf_events.domain import values as vo
 from pgf_events.domain.errors import (
-    ConcurrencyError, DomainError, DuplicatePatientError, PatientNotFoundError, PgfError, StoreError, ValidationError,
+    AccessDenied, ConcurrencyError, DomainError, DuplicatePatientError, PatientNotFoundError, PgfError, StoreError, ValidationError,
 )
 from pgf_events.domain.imports import ImportBatch, import_id
+from pgf_events.domain.users import DIRECTORY_ID, PERMISSIONS, UserDirectory
 from pgf_events.domain.patient import RECORD_COMMANDS, Context, Patient, make_ref, patient_id
 from pgf_events.protocol import DEFAULT_PROTOCOL, Protocol
 from pgf_events.store import CIPHER_ENV, StoreConfig, parse_url, prepare
@@ -246,6 +247,44 @@ class TrialConduct(Application[Any]):
         if not events:
             raise PatientNotFoundError(subject)
         return events
+
+    # ------------------------------------------------------------------ users and roles
+
+    def directory(self) -> UserDirectory | None:
+        try:
+            return self.repository.get(DIRECTORY_ID)
+        except AggregateNotFoundError:
+            return None
+
+    def authorise(self, user: str, need: str, login: str | None = None) -> None:
+        """Raise AccessDenied unless ``user`` holds a role that ``need`` allows (open stores allow all).
+
+        In an access-controlled store the acting user must be the OS login (``login``): a name
+        typed with --user cannot borrow someone else's role.
+        """
+        directory = self.directory()
+        if directory is None or not directory.controlled:
+            return
+        if login is not None and user != login:
+            raise AccessDenied(f"--user {user} is not your login ({login}); this store checks roles, so you act as yourself")
+        allowed = PERMISSIONS[need]
+        if not directory.roles_of(user) & allowed:
+            held = ", ".join(sorted(directory.roles_of(user))) or "no role"
+            raise AccessDenied(
+                f"{user} ({held}) may not do this: it needs the {' or '.join(sorted(allowed))} role"
+            )
+
+    def change_role(self, action: str, user: str, role: str, *, by: str, reason: str | None = None) -> None:
+        by = _check_user(by)
+        for attempt in range(MAX_ATTEMPTS):
+            directory = self.directory() or UserDirectory.open(by)
+            getattr(directory, action)(user, role, by, reason)
+            try:
+                self.save(directory)
+                return
+            except IntegrityError:
+                time.sleep(random.uniform(0.005, 0.05) * (attempt + 1))
+        raise ConcurrencyError("could not save the role change; try again")
 
     def subjects(self) -> list[str]:
         """Every registered subject code, in registration order (read from the notification log)."""

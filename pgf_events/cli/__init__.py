@@ -74,7 +74,8 @@ def cli(ctx: click.Context, db: str | None, user: str | None, protocol_file: str
       pgf record lab S001 --date 2025-03-01 --anc 0.4 --plt 18 --hb 72
       pgf history S001
     """
-    state = State(db_url=db, user=user or _default_user(), protocol_file=protocol_file)
+    login = _default_user()
+    state = State(db_url=db, user=user or login, protocol_file=protocol_file, login=login or None)
     ctx.obj = state
     ctx.call_on_close(state.close)
 
@@ -96,6 +97,9 @@ def _register_commands() -> None:
 
     cli.add_command(admin.keygen)
     cli.add_command(admin.backup)
+    from pgf_events.cli import users  # noqa: PLC0415
+
+    cli.add_command(users.users)
 
 
 _register_commands()

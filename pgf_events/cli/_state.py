@@ -5,8 +5,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import attrs
+import click
 
 from pgf_events.domain.errors import StoreError
+from pgf_events.domain.users import need_of
 
 if TYPE_CHECKING:
     from pgf_events.application import TrialConduct
@@ -18,6 +20,7 @@ class State:
     db_url: str | None
     user: str
     protocol_file: str | None
+    login: str | None = None  # the OS login: who is really at the keyboard
     _app: TrialConduct | None = None
 
     def protocol(self) -> Protocol:
@@ -26,7 +29,10 @@ class State:
         return Protocol.from_toml(self.protocol_file) if self.protocol_file else DEFAULT_PROTOCOL
 
     def app(self, *, must_exist: bool = False) -> TrialConduct:
-        """Open the store on first use. Readers never create an empty store by accident."""
+        """Open the store on first use and check the acting user's role for the running command.
+
+        Readers never create an empty store by accident.
+        """
         if self._app is None:
             from pgf_events.application import TrialConduct  # noqa: PLC0415
             from pgf_events.store import parse_url  # noqa: PLC0415
@@ -34,7 +40,15 @@ class State:
             config = parse_url(self.db_url)
             if must_exist and not config.exists():
                 raise StoreError(f"there is no trial store at {config.display} (check --db or PGF_DB)")
-            self._app = TrialConduct(config, self.protocol())
+            app = TrialConduct(config, self.protocol())
+            try:
+                ctx = click.get_current_context(silent=True)
+                if ctx is not None:
+                    app.authorise(self.user, need_of(ctx.command_path), login=self.login)
+            except BaseException:
+                app.close()
+                raise
+            self._app = app
         return self._app
 
     def close(self) -> None:

@@ -49,3 +49,7 @@ class EventNotFoundError(DomainError):
 
 class ConcurrencyError(PgfError):
     """Another user kept writing to the same patient; we gave up retrying."""
+
+
+class AccessDenied(PgfError):
+    """The acting user lacks the role a command needs."""
