@@ -100,6 +100,11 @@ def _register_commands() -> None:
     from pgf_events.cli import users  # noqa: PLC0415
 
     cli.add_command(users.users)
+    from pgf_events.cli import projections, report, status  # noqa: PLC0415
+
+    cli.add_command(status.status)
+    cli.add_command(report.report)
+    cli.add_command(projections.projections)
 
 
 _register_commands()

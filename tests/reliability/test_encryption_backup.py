@@ -11,7 +11,11 @@ from click.testing import CliRunner
 from pgf_events.cli import cli
 from tests.conftest import REGISTER, Pgf
 
-SECRETS = [b"S001", b"secret leukaemia", b"PKU", b"nurse.li", b"LIS-77", b"0.4321", b"Aspergillus"]
+# Each secret holds a character base64 never produces ('-', '.', ' '), so it cannot turn up in
+# ciphertext by chance (a bare "PKU" does, in a few tens of kB of base64).
+SECRETS = [b"ZQ-0042", b"secret leukaemia", b"SITE-PEKING", b"nurse.li", b"LIS-77", b"0.4321", b"Aspergillus sp."]
+SUBJECT = "ZQ-0042"
+REGISTRATION = ["--site", "SITE-PEKING", *REGISTER[2:]]
 
 
 def _keygen() -> str:
@@ -20,10 +24,10 @@ def _keygen() -> str:
 
 def _record(pgf: Pgf, key: str) -> None:
     env = {"PGF_CIPHER_KEY": key}
-    for args in (["record", "register", "S001", *REGISTER, "--diagnosis", "secret leukaemia"],
-                 ["record", "lab", "S001", "--date", "2025-03-01", "--anc", "0.4321", "--source", "LIS-77"],
-                 ["record", "infection", "S001", "--onset", "2025-03-02", "--site", "lung", "--grade", "3",
-                  "--organism", "Aspergillus"]):
+    for args in (["record", "register", SUBJECT, *REGISTRATION, "--diagnosis", "secret leukaemia"],
+                 ["record", "lab", SUBJECT, "--date", "2025-03-01", "--anc", "0.4321", "--source", "LIS-77"],
+                 ["record", "infection", SUBJECT, "--onset", "2025-03-02", "--site", "lung", "--grade", "3",
+                  "--organism", "Aspergillus sp."]):
         result = pgf.runner.invoke(cli, ["--db", pgf.url, "--user", "nurse.li", *args], env=env)
         assert result.exit_code == 0, result.stderr
 
@@ -32,10 +36,14 @@ def test_encrypted_store_holds_no_subject_code_value_or_free_text(tmp_path: Path
     pgf = Pgf(f"sqlite:///{tmp_path}/enc.db")
     key = _keygen()
     _record(pgf, key)
+    for args in (["report", "endpoints"], ["report", "infections"], ["status", SUBJECT, "--json"]):  # fill the read models
+        result = pgf.runner.invoke(cli, ["--db", pgf.url, *args], env={"PGF_CIPHER_KEY": key})
+        assert result.exit_code == 0, result.stderr
+    assert "Aspergillus sp." in result.stdout  # the reader with the key sees everything
     raw = b"".join(p.read_bytes() for p in tmp_path.iterdir() if p.name.startswith("enc.db"))
     for secret in SECRETS:
         assert secret not in raw, secret
-    history = pgf.runner.invoke(cli, ["--db", pgf.url, "history", "S001", "--json"], env={"PGF_CIPHER_KEY": key})
+    history = pgf.runner.invoke(cli, ["--db", pgf.url, "history", SUBJECT, "--json"], env={"PGF_CIPHER_KEY": key})
     assert json.loads(history.stdout)["events"][1]["data"]["anc"] == 0.4321
 
 
@@ -44,7 +52,7 @@ def test_unencrypted_store_does_contain_them(tmp_path: Path) -> None:
     pgf = Pgf(f"sqlite:///{tmp_path}/plain.db")
     _record(pgf, "")
     raw = b"".join(p.read_bytes() for p in tmp_path.iterdir())
-    assert b"secret leukaemia" in raw and b"LIS-77" in raw
+    assert b"secret leukaemia" in raw and b"LIS-77" in raw and b"SITE-PEKING" in raw
 
 
 @pytest.mark.parametrize("key,message", [
@@ -56,14 +64,14 @@ def test_an_encrypted_store_is_refused_without_its_key(tmp_path: Path, key: str 
     pgf = Pgf(f"sqlite:///{tmp_path}/enc.db")
     _record(pgf, _keygen())
     env = {"PGF_CIPHER_KEY": _keygen() if key == "other" else key}
-    result = pgf.runner.invoke(cli, ["--db", pgf.url, "history", "S001"], env=env)
+    result = pgf.runner.invoke(cli, ["--db", pgf.url, "history", SUBJECT], env=env)
     assert result.exit_code == 1 and message in result.stderr and len(result.stderr.splitlines()) == 1
 
 
 def test_a_key_on_a_plain_store_is_refused(tmp_path: Path) -> None:
     pgf = Pgf(f"sqlite:///{tmp_path}/plain.db")
     _record(pgf, "")
-    result = pgf.runner.invoke(cli, ["--db", pgf.url, "history", "S001"], env={"PGF_CIPHER_KEY": _keygen()})
+    result = pgf.runner.invoke(cli, ["--db", pgf.url, "history", SUBJECT], env={"PGF_CIPHER_KEY": _keygen()})
     assert result.exit_code == 1 and "is not encrypted" in result.stderr
 
 

@@ -1,0 +1,158 @@
+"""``pgf report NAME``: one row per subject plus the cohort summary, for every projection."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from pgf_events.cli._output import cell, emit_json, output_options, render
+from pgf_events.cli.history import as_of_option
+from pgf_events.cli.projections import open_store
+from pgf_events.domain.parsing import parse_as_of
+from pgf_events.projections.slices import PROJECTIONS
+
+# Human table columns per report (JSON and CSV carry every column).
+COLUMNS: dict[str, list[str]] = {
+    "eligibility": ["subject", "site", "status", "unmet", "screened", "consented", "enrolled", "treated",
+                    "completed", "withdrawn", "died"],
+    "dosing": ["subject", "msc_d1", "given", "on_time", "early", "late", "missed", "pending",
+               "cumulative_cells_per_kg", "relative_dose_intensity", "completed", "discontinuation_reason",
+               "deviations"],
+    "endpoints": ["subject", "anchor_date", "neutrophil_engraftment_date", "anc_days_since_msc_d1",
+                  "rbc_recovery_date", "rbc_days_since_msc_d1", "platelet_response", "platelet_response_date",
+                  "plt_days_since_msc_d1"],
+    "safety": ["subject", "adverse_events", "serious", "max_grade", "lab_adverse_events", "clocks_missed"],
+    "gvhd": ["subject", "acute_max_grade", "acute_grade_2_4_date", "chronic_max_severity", "chronic_onset_date",
+             "assessments"],
+    "infections": ["subject", "infections", "first_onset", "episodes_at_risk", "days_at_risk", "max_grade", "sites"],
+    "survival": ["subject", "origin_date", "os_days", "os_event", "dfs_days", "dfs_event", "dfs_censor"],
+}
+HEADERS = {
+    "neutrophil_engraftment_date": "ANC engraftment", "anc_days_since_msc_d1": "ANC day",
+    "rbc_recovery_date": "RBC recovery", "rbc_days_since_msc_d1": "RBC day", "platelet_response": "PLT",
+    "platelet_response_date": "PLT date", "plt_days_since_msc_d1": "PLT day", "anchor_date": "anchor",
+    "cumulative_cells_per_kg": "cells/kg", "relative_dose_intensity": "RDI", "discontinuation_reason": "stopped",
+    "acute_max_grade": "aGVHD max", "acute_grade_2_4_date": "aGVHD II-IV", "chronic_max_severity": "cGVHD max",
+    "chronic_onset_date": "cGVHD onset", "adverse_events": "AEs", "lab_adverse_events": "lab AEs",
+    "msc_d1": "MSC D1", "origin_date": "origin",
+}
+LISTINGS = {"deviations", "discontinued", "saes", "by_term_grade", "lab_worsening_by_term_grade"}
+
+
+@click.command()
+@click.argument("name", type=click.Choice(PROJECTIONS))
+@as_of_option
+@output_options(csv_ok=True)
+@click.option("--plot", "plot_file", metavar="FILE.png", type=click.Path(dir_okay=False),
+              help="survival only: draw Kaplan–Meier curves with numbers at risk to FILE.png.")
+@click.pass_obj
+def report(state: Any, name: str, as_of: str | None, fmt: str | None, plot_file: str | None) -> None:
+    """Print a cohort report: eligibility, dosing, endpoints, safety, survival, gvhd or infections.
+
+    \b
+    Example:
+      pgf report endpoints
+      pgf report survival --json
+      pgf report survival --plot km.png
+      pgf report dosing --as-of 2025-06-30 --csv
+    """
+    from pgf_events.projections.queries import cohort_report  # noqa: PLC0415
+
+    if plot_file and name != "survival":
+        raise click.UsageError("--plot is available for the survival report only")
+    cutoff = parse_as_of(as_of) if as_of else None
+    app = state.app(must_exist=True)
+    doc = cohort_report(app, name, as_of=cutoff, store=None if cutoff else open_store(state))
+    if plot_file:
+        from pgf_events.projections.plots import plot_survival  # noqa: PLC0415
+
+        plot_survival(plot_file, doc, app.protocol)
+        click.echo(f"wrote {plot_file}", err=True)
+    if fmt == "json":
+        emit_json(doc)
+        return
+    if fmt == "csv":
+        render(doc["rows"], "csv", list(doc["rows"][0]) if doc["rows"] else COLUMNS[name])
+        return
+    print_human(name, doc)
+
+
+def print_human(name: str, doc: dict[str, Any]) -> None:
+    """The human form of a report document: the rows table, then the summary and its listings."""
+    rows = doc["rows"] if name == "eligibility" else [r for r in doc["rows"] if r.get("enrolled")]
+    head = f"{name} report ({doc['protocol_version']}"
+    head += f", as of {doc['as_of']})" if doc["as_of"] else ")"
+    hidden = len(doc["rows"]) - len(rows)
+    click.echo(head + (f"; {hidden} patient(s) not enrolled not shown" if hidden else ""))
+    if rows:
+        headers = [HEADERS.get(c, c.replace("_", " ")) for c in COLUMNS[name]]
+        render([{h: _short(r.get(c)) for c, h in zip(COLUMNS[name], headers, strict=True)} for r in rows], None,
+               headers)
+    click.echo("")
+    listings = []
+    for key, value in _flatten(doc["summary"]):
+        if key.rsplit(".", 1)[-1] in LISTINGS:
+            listings.append((key, value))
+        else:
+            click.echo(f"{key}: {value}")
+    for key, value in listings:
+        if value:
+            click.echo(f"\n{key}:")
+            render([{k: _short(v) for k, v in item.items() if k not in ("refs", "clocks")} for item in value], None)
+
+
+def _short(value: Any) -> Any:
+    if isinstance(value, float):
+        return f"{value:.3g}"
+    return value
+
+
+def _pct(x: float | None) -> str:
+    return "-" if x is None else f"{x:.1%}"
+
+
+def _format(value: Any) -> str | None:
+    """One line for a rate, a survival/incidence estimate or a distribution; None if not a leaf."""
+    if not isinstance(value, dict):
+        return cell(value) if not isinstance(value, float) else f"{value:.4g}"
+    if {"k", "n", "estimate"} <= value.keys():
+        text = f"{value['k']}/{value['n']} = {_pct(value['estimate'])}"
+        if value["ci_low"] is not None:
+            text += f" (95% CI {_pct(value['ci_low'])}–{_pct(value['ci_high'])})"
+        extra = {k: v for k, v in value.items() if k not in ("k", "n", "estimate", "ci_low", "ci_high")}
+        return text + "".join(f"; {k.replace('_', ' ')} {cell(v) or '-'}" for k, v in extra.items())
+    if {"estimate", "at_risk", "horizon_days"} <= value.keys():
+        text = f"{_pct(value['estimate'])} at day {value['horizon_days']}"
+        if value["ci_low"] is not None:
+            text += f" (95% CI {_pct(value['ci_low'])}–{_pct(value['ci_high'])})"
+        text += f"; at risk {value['at_risk']}, events {value['events']}"
+        if "competing_events" in value:
+            text += f", competing deaths {value['competing_events']}"
+        return text + f", n {value['n']}"
+    if {"mean", "median", "min", "max"} <= value.keys():
+        if not value["n"]:
+            return "-"
+        return (f"mean {value['mean']:.3g}, median {value['median']:.3g}, range {value['min']:.3g}–"
+                f"{value['max']:.3g} (n {value['n']})")
+    if all(not isinstance(v, (dict, list)) for v in value.values()):
+        return ", ".join(f"{k} {cell(v)}" for k, v in value.items()) or "-"
+    return None
+
+
+def _flatten(summary: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
+    out: list[tuple[str, Any]] = []
+    for key, value in summary.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, list) and value and isinstance(value[0], dict):
+            out.append((name, value))
+            continue
+        if isinstance(value, list) and key in LISTINGS:
+            out.append((name, value))
+            continue
+        line = _format(value)
+        if line is None:
+            out.extend(_flatten(value, f"{name}."))
+        else:
+            out.append((name, line))
+    return out

@@ -1,0 +1,89 @@
+"""``pgf status SUBJECT``: one patient's derived state (eligibility, dosing, endpoints, safety...)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from pgf_events.cli._output import cell, emit_json, output_options
+from pgf_events.cli.history import as_of_option
+from pgf_events.cli.projections import open_store
+from pgf_events.domain.parsing import parse_as_of
+
+PLOT_HELP = "Also draw the ANC/Hb/PLT course with infusions, transfusions and endpoint dates to FILE.png."
+
+
+@click.command()
+@click.argument("subject")
+@as_of_option
+@output_options()
+@click.option("--plot", "plot_file", metavar="FILE.png", type=click.Path(dir_okay=False), help=PLOT_HELP)
+@click.pass_obj
+def status(state: Any, subject: str, as_of: str | None, fmt: str | None, plot_file: str | None) -> None:
+    """Show a patient's derived state: eligibility, dosing, endpoints, GVHD, infections, survival.
+
+    \b
+    Example:
+      pgf status S001
+      pgf status S001 --as-of 2025-04-01 --json
+      pgf status S001 --plot s001.png
+    """
+    from pgf_events.projections.queries import patient_status  # noqa: PLC0415
+
+    cutoff = parse_as_of(as_of) if as_of else None
+    app = state.app(must_exist=True)
+    doc, patient = patient_status(app, subject, as_of=cutoff, store=None if cutoff else open_store(state))
+    if plot_file:
+        from pgf_events.projections.plots import plot_status  # noqa: PLC0415
+
+        plot_status(plot_file, patient, doc, app.protocol)
+        click.echo(f"wrote {plot_file}", err=True)
+    if fmt == "json":
+        emit_json(doc)
+        return
+    for key, value in human_lines(doc):
+        click.echo(f"{key:<12} {value}")
+
+
+def _when(found: dict[str, Any] | None) -> str:
+    if not found:
+        return "not reached"
+    return f"{found['date']} (day +{found['day_post_transplant']}, MSC day {found['days_since_msc_d1']})"
+
+
+def human_lines(doc: dict[str, Any]) -> list[tuple[str, str]]:
+    e, d, ep, g, s = doc["eligibility"], doc["dosing"], doc["endpoints"], doc["gvhd"], doc["safety"]
+    as_of = f"as of {doc['as_of']}, " if doc["as_of"] else ""
+    eligibility = e["status"]
+    if e["unmet"]:
+        eligibility += ": " + "; ".join(e["reasons"].get(c, c) for c in e["unmet"])
+    elif e["unassessed"]:
+        eligibility += f" (not yet assessed: {', '.join(e['unassessed'])})"
+    dosing = (f"{d['given']}/{d['planned']} given (on time {d['on_time']}, early {d['early']}, late {d['late']}, "
+              f"missed {d['missed']}, pending {d['pending']}); {d['cumulative_cells_per_kg']:.3g} cells/kg, "
+              f"RDI {d['relative_dose_intensity']:.0%}")
+    dosing += "; completed" if d["completed"] else (f"; stopped: {d['discontinuation_reason']}"
+                                                    if d["discontinuation_reason"] else "")
+    platelet = ep["platelet_response"] or "pending"
+    if ep["platelet_response_date"]:
+        platelet += " " + _when(ep["platelet"])
+    clocks = [c for ae in s["adverse_events"] for c in (ae["clocks"] or [])]
+    missed = sum(1 for c in clocks if c["met"] is False)
+    return [
+        ("subject", (f"{doc['subject']} (site {doc['site']}, transplant {doc['transplant_date']}; {as_of}"
+                     f"data to {doc['evaluation_date']}; protocol {doc['protocol_version']}; #{doc['version']})")),
+        ("eligibility", eligibility),
+        ("enrolled", f"yes, {doc['enrolment_date']}" if doc["enrolled"] else "no"),
+        ("dosing", dosing if doc["enrolled"] else "-"),
+        ("neutrophils", _when(ep["neutrophil_engraftment"])),
+        ("red cells", _when(ep["rbc_recovery"])),
+        ("platelets", platelet),
+        ("gvhd", f"acute max grade {cell(g['acute_max_grade']) or '-'}, chronic {g['chronic_max_severity'] or '-'}"),
+        ("infections", str(doc["infections"])),
+        ("safety", f"{len(s['adverse_events'])} AE ({s['serious']} serious, max grade {cell(s['max_grade']) or '-'})"
+                   + (f"; {missed} reporting clock(s) missed" if missed else "")),
+        ("outcome", ("alive" if doc["alive"] else f"died {doc['death_date']}")
+                    + (f", relapsed {doc['relapse_date']}" if doc["relapsed"] else "")
+                    + (f", withdrawn {doc['withdrawal_date']}" if doc["withdrawn"] else "")),
+    ]

@@ -1,0 +1,224 @@
+"""PNG figures: a patient's hemogram course and the cohort's Kaplan–Meier curves.
+
+matplotlib is an optional extra (``pip install 'pgf-events[plot]'``), imported only when a plot is
+asked for; without it the command fails with one clear line.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import date
+from typing import Any
+
+from pgf_events.domain import values as vo
+from pgf_events.domain.errors import PgfError
+from pgf_events.domain.patient import Patient
+from pgf_events.protocol import Protocol
+
+MISSING = "plotting needs matplotlib: pip install 'pgf-events[plot]'"
+ANC_FLOOR, PLT_FLOOR = 0.01, 1.0  # log axes cannot show 0: values below are drawn at the floor
+
+
+def _pyplot() -> Any:
+    try:
+        import matplotlib  # noqa: PLC0415
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt  # noqa: PLC0415
+    except ImportError:
+        raise PgfError(MISSING) from None
+    return plt
+
+
+def _day(value: str | None) -> date | None:
+    return date.fromisoformat(value) if value else None
+
+
+LOG_TICKS = {"anc": (0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 20), "plt": (2, 5, 10, 20, 50, 100, 200, 500, 1000)}
+
+
+def _compressed_axis(first: float, last: float, detail_until: float) -> tuple[Any, Any]:
+    """An x scale linear up to ``detail_until`` and compressed after it (late follow-up is monthly)."""
+    early, late = max(detail_until - first, 1.0), max(last - detail_until, 0.0)
+    k = max(1.0, late / (0.5 * early))  # the late part takes about a third of the width
+
+    def forward(x: Any) -> Any:
+        import numpy as np  # noqa: PLC0415 - numpy comes with matplotlib
+
+        x = np.asarray(x, dtype=float)
+        return np.where(x <= detail_until, x, detail_until + (x - detail_until) / k)
+
+    def inverse(y: Any) -> Any:
+        import numpy as np  # noqa: PLC0415
+
+        y = np.asarray(y, dtype=float)
+        return np.where(y <= detail_until, y, detail_until + (y - detail_until) * k)
+
+    return forward, inverse
+
+
+def plot_status(path: str, patient: Patient, status: Mapping[str, Any], params: Protocol) -> None:
+    """ANC / Hb / PLT over time in three stacked panels, with infusions, transfusions and endpoints.
+
+    x = days from MSC D1 (from the transplant before any infusion), linear over the treatment and
+    endpoint period and compressed over later follow-up.
+    """
+    plt = _pyplot()
+    from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator  # noqa: PLC0415
+
+    endpoints = status["endpoints"]
+    d1 = _day(endpoints.get("msc_d1"))
+    origin = d1 or date.fromisoformat(status["transplant_date"])
+    x_label = "days from MSC D1" if d1 else "days from transplant"
+
+    def x(day: date) -> int:
+        return (day - origin).days
+
+    labs = sorted((r.date, r) for _, r in patient.active(vo.LabPanel))
+    infusions = sorted(r.date for _, r in patient.active(vo.Infusion))
+    transfusions = sorted((r.date, r.product) for _, r in patient.active(vo.Transfusion))
+    panels = [
+        ("anc", "ANC (10$^9$/L)", "log", [(params.anc_threshold, f"{params.anc_comparator} {params.anc_threshold:g}")],
+         "neutrophil_engraftment_date", "neutrophil engraftment", None, "#1f77b4"),
+        ("hb", "Hb (g/L)", "linear", [(params.hb_threshold, f"≥ {params.hb_threshold:g}")],
+         "rbc_recovery_date", "red-cell recovery", "rbc", "#d62728"),
+        ("plt", "PLT (10$^9$/L)", "log", [(params.plt_pr_threshold, f"PR ≥ {params.plt_pr_threshold:g}"),
+                                          (params.plt_cr_threshold, f"CR ≥ {params.plt_cr_threshold:g}")],
+         "platelet_response_date", f"platelet {endpoints.get('platelet_response') or 'response'}", "platelets",
+         "#2ca02c"),
+    ]
+    days = [x(d) for d, _ in labs] + [x(d) for d in infusions] + [x(d) for d, _ in transfusions]
+    days += [0, x(date.fromisoformat(status["evaluation_date"]))]
+    first, last = min(days) - 2, max(days) + 3
+    reached = [x(d) for key in ("neutrophil_engraftment_date", "rbc_recovery_date", "platelet_response_date")
+               if (d := _day(endpoints.get(key)))]
+    detail = max([params.nr_evaluation_day + 14, *[r + 14 for r in reached]])
+    fig, axes = plt.subplots(3, 1, figsize=(10, 8.5), sharex=True, constrained_layout=True)
+    for ax, (field, label, scale, thresholds, end_key, end_label, product, colour) in zip(axes, panels, strict=True):
+        floor = ANC_FLOOR if field == "anc" else PLT_FLOOR
+        points = [(x(d), getattr(r, field)) for d, r in labs if getattr(r, field) is not None]
+        values = [max(v, floor) if scale == "log" else v for _, v in points]
+        if points:
+            ax.plot([t for t, _ in points], values, "-o", color=colour, markersize=3, linewidth=1.2, label=label)
+        else:
+            ax.text(0.5, 0.72, f"no {label.split(' (')[0]} values recorded", transform=ax.transAxes, ha="center",
+                    va="center", color="dimgrey", fontsize=10)
+        ax.set_yscale(scale)
+        if scale == "log":
+            low, high = min(values + [t for t, _ in thresholds]), max(values + [t for t, _ in thresholds])
+            ax.set_ylim(low / 1.6, high * 1.6)
+            ax.yaxis.set_major_locator(FixedLocator([t for t in LOG_TICKS[field] if low / 1.6 <= t <= high * 1.6]))
+            ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+            ax.yaxis.set_minor_locator(NullLocator())
+        ax.set_ylabel(label)
+        ax.grid(True, alpha=0.25)
+        for i, (value, text) in enumerate(thresholds):
+            ax.axhline(value, color="grey", linestyle="--" if i == 0 else (0, (5, 2, 1, 2)), linewidth=0.9,
+                       label=f"threshold {text}")
+        for i, d in enumerate(infusions):
+            ax.axvline(x(d), color="#9467bd", alpha=0.6, linewidth=1.2, linestyle=":",
+                       label="MSC infusion" if i == 0 else None)
+        if product:
+            given = [x(d) for d, p in transfusions if p == product]
+            if given:
+                name = "RBC" if product == "rbc" else "platelet"
+                ax.plot(given, [0.03] * len(given), marker="v", linestyle="none", color="black", markersize=5,
+                        alpha=0.7, transform=ax.get_xaxis_transform(), label=f"{name} transfusion")
+        when = _day(endpoints.get(end_key))
+        if when:
+            ax.axvline(x(when), color="black", linestyle="-.", linewidth=1.3,
+                       label=f"{end_label}: {when} (day {x(when)})")
+        nr = endpoints.get("platelet") if field == "plt" and endpoints.get("platelet_response") == "NR" else None
+        if nr:
+            ax.axvline(x(date.fromisoformat(nr["date"])), color="black", linestyle=":", linewidth=1.3,
+                       label=f"platelet NR: evaluated {nr['date']} (day {x(date.fromisoformat(nr['date']))})")
+        death = _day(status.get("death_date"))
+        if death and field == "anc":
+            ax.axvline(x(death), color="black", linewidth=1.6, label=f"death: {death} (day {x(death)})")
+        elif death:
+            ax.axvline(x(death), color="black", linewidth=1.6)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
+    bottom = axes[-1]
+    if last > detail + 60:  # compress only a long later follow-up
+        forward, inverse = _compressed_axis(first, last, detail)
+        bottom.set_xscale("function", functions=(forward, inverse))
+        for ax in axes:
+            ax.axvspan(detail, last, color="grey", alpha=0.06, linewidth=0)
+        axes[0].annotate("later follow-up, compressed scale", xy=(detail, 1.0), xycoords=("data", "axes fraction"),
+                         xytext=(4, -12), textcoords="offset points", fontsize=7.5, color="dimgrey")
+        early_ticks = list(range(0, int(detail) + 1, 7 if detail <= 98 else 14))
+        late_ticks = list(range(int(detail) + 60 - int(detail) % 30, int(last) + 1, 60 if last - detail < 400 else 90))
+        bottom.xaxis.set_major_locator(FixedLocator([t for t in early_ticks + late_ticks if first <= t <= last]))
+    bottom.set_xlim(first, last)
+    bottom.set_xlabel(x_label + (f" ({origin})" if d1 else ""))
+    title = f"{status['subject']}: hemogram course"
+    title += f" (as of {status['as_of']})" if status.get("as_of") else f" (data to {status['evaluation_date']})"
+    fig.suptitle(f"{title}, protocol {status['protocol_version']}", fontsize=11)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def km_steps(observations: Sequence[tuple[int, int]]) -> tuple[list[float], list[float], list[tuple[int, float]]]:
+    """Product-limit step function: (times, S after each time, [(censor time, S there)])."""
+    times, surv, censored = [0.0], [1.0], []
+    s = 1.0
+    for t in sorted({t for t, _ in observations}):
+        at_risk = sum(1 for u, _ in observations if u >= t)
+        events = sum(1 for u, e in observations if u == t and e == 1)
+        if events:
+            s *= 1 - events / at_risk
+            times.append(float(t))
+            surv.append(s)
+        censored += [(t, s) for u, e in observations if u == t and e != 1]
+    return times, surv, censored
+
+
+def plot_survival(path: str, report: Mapping[str, Any], params: Protocol) -> None:
+    """Kaplan–Meier curves of OS and DFS from the protocol origin, censor ticks, numbers at risk."""
+    plt = _pyplot()
+    rows = [r for r in report["rows"] if r["enrolled"] and r["os_days"] is not None]
+    curves = [("OS", "os", "#1f77b4"), ("DFS", "dfs", "#ff7f0e")]
+    horizon = params.survival_horizon_days
+    longest = max([horizon] + [r[f"{k}_days"] for r in rows for _, k, _ in curves])
+    step = horizon / 4  # quarter-years, so the last column under the 1-year line is the 1-year at risk
+    ticks = [round(i * step) for i in range(int(longest // step) + 1)]
+    fig, ax = plt.subplots(figsize=(8.5, 5.8))
+    fig.subplots_adjust(left=0.12, right=0.97, top=0.9, bottom=0.3)
+    for label, key, colour in curves:
+        obs = [(r[f"{key}_days"], r[f"{key}_event"]) for r in rows]
+        times, surv, censored = km_steps(obs)
+        times.append(float(longest if not obs else max(t for t, _ in obs)))
+        surv.append(surv[-1])
+        one = report["summary"][f"{key}_1y"]
+        legend = label
+        if one["estimate"] is not None:
+            legend += f"  1-y {one['estimate']:.2f}"
+            if one["ci_low"] is not None:
+                legend += f" (95% CI {one['ci_low']:.2f}–{one['ci_high']:.2f})"
+        ax.step(times, surv, where="post", color=colour, linewidth=1.8, label=legend)
+        if censored:
+            ax.plot([t for t, _ in censored], [s for _, s in censored], linestyle="none", marker="|",
+                    markersize=8, color=colour)
+    ax.axvline(horizon, color="grey", linestyle="--", linewidth=0.9)
+    ax.annotate(f"day {horizon}", xy=(horizon, 0.02), xycoords=("data", "axes fraction"), xytext=(-3, 0),
+                textcoords="offset points", ha="right", fontsize=8, color="dimgrey")
+    ax.set_xlim(0, longest)
+    ax.set_ylim(0, 1.03)
+    ax.set_xticks(ticks)
+    origin = "first MSC infusion" if params.survival_origin == "first_infusion" else "transplant"
+    ax.set_xlabel(f"days from {origin}")
+    ax.set_ylabel("probability")
+    ax.grid(True, alpha=0.25)
+    ax.legend(loc="lower left", fontsize=9)
+    ax.set_title(f"Overall and disease-free survival (n = {len(rows)}; | = censored)", fontsize=11)
+    # numbers at risk under the axis, aligned with the x ticks
+    ax.text(-0.1, -0.2, "At risk", transform=ax.transAxes, fontsize=9, fontweight="bold", ha="left")
+    for i, (label, key, colour) in enumerate(curves):
+        y = -0.27 - 0.07 * i
+        ax.text(-0.1, y, label, transform=ax.transAxes, fontsize=9, color=colour, ha="left")
+        for t in ticks:
+            n = sum(1 for r in rows if r[f"{key}_days"] >= t)
+            ax.text(t, y, str(n), transform=ax.get_xaxis_transform(), fontsize=9, ha="center", color=colour)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)

@@ -1,0 +1,87 @@
+"""What ``pgf status`` and ``pgf report`` answer, now (from the caught-up tables) or as of a time.
+
+Both paths end in the same pure functions: a patient's slices -> :func:`status_document`, and
+the cohort's slices of one projection -> :func:`build_report`. Now: catch the projections up,
+then read their rows. ``as_of``: fold each patient's events recorded up to that time (the
+longest prefix of the stream with ``timestamp <= as_of``), :func:`derive_patient` it, and slice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from pgf_events.application import TrialConduct, normalise_subject
+from pgf_events.domain.errors import DomainError, PatientNotFoundError
+from pgf_events.domain.patient import Patient
+from pgf_events.projections.cohort import build_report
+from pgf_events.projections.derive import derive_patient, fold, iso
+from pgf_events.projections.slices import all_slices, status_document
+from pgf_events.projections.store import ProjectionStore
+
+
+def _slices_of(patient: Patient, recorded: dict[int, datetime], app: TrialConduct) -> dict[str, dict[str, Any]]:
+    return all_slices(derive_patient(patient, app.protocol, recorded).as_json())
+
+
+def fold_as_of(events: Any, as_of: datetime) -> tuple[Patient | None, dict[int, datetime]]:
+    """The patient as the database knew it at ``as_of``: events up to the first one recorded later."""
+    prefix = []
+    for event in events:
+        if event.timestamp > as_of:
+            break
+        prefix.append(event)
+    return fold(prefix)
+
+
+def patients_as_of(app: TrialConduct, as_of: datetime) -> Iterator[tuple[Patient, dict[int, datetime]]]:
+    """Every patient registered by ``as_of``, folded to what was recorded by then (log order)."""
+    streams: dict[UUID, list[Any]] = {}
+    start = 1
+    while True:
+        batch = app.recorder.select_notifications(start=start, limit=1000)
+        for n in batch:
+            event = app.mapper.to_domain_event(n)
+            streams.setdefault(event.originator_id, []).append(event)
+        if len(batch) < 1000:
+            break
+        start = batch[-1].id + 1
+    for events in streams.values():
+        patient, recorded = fold_as_of(sorted(events, key=lambda e: e.originator_version), as_of)
+        if patient is not None:
+            yield patient, recorded
+
+
+def patient_status(app: TrialConduct, subject: str, *, as_of: datetime | None = None,
+                   store: ProjectionStore | None = None) -> tuple[dict[str, Any], Patient]:
+    """``pgf status`` as one JSON document, and the patient it describes (for plotting)."""
+    subject = normalise_subject(subject)
+    if as_of is None:
+        assert store is not None
+        store.catch_up()
+        found = store.patient(subject)
+        if found is None:
+            raise PatientNotFoundError(subject)
+        slices, version = found
+        patient = app.patient(subject, version=version)
+    else:
+        patient, recorded = fold_as_of(app.stream(subject), as_of)
+        if patient is None:
+            raise DomainError(f"patient {subject} was not yet registered as of {iso(as_of)}")
+        slices, version = _slices_of(patient, recorded, app), patient.version
+    doc = status_document(slices, version)
+    return {"subject": doc.pop("subject"), "as_of": iso(as_of), **doc}, patient
+
+
+def cohort_report(app: TrialConduct, name: str, *, as_of: datetime | None = None,
+                  store: ProjectionStore | None = None) -> dict[str, Any]:
+    """``pgf report NAME`` as one JSON document."""
+    if as_of is None:
+        assert store is not None
+        store.catch_up()
+        rows = store.rows(name)
+    else:
+        rows = [_slices_of(p, rec, app)[name] for p, rec in patients_as_of(app, as_of)]
+    return build_report(name, rows, app.protocol, as_of=as_of)

@@ -1,0 +1,87 @@
+"""The named projections and the part of a patient's derived state each one keeps.
+
+A projection row is a *slice* of :meth:`PatientState.as_json`: the keys its report needs (the
+common header plus its sections). Every state key belongs to at least one slice, so merging a
+patient's slices gives back the whole state: ``pgf status`` read from the tables and ``pgf status
+--as-of`` derived from the log go through :func:`status_document` alike.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from pgf_events.projections.derive import STATE_KEYS
+
+PROJECTIONS: tuple[str, ...] = ("eligibility", "dosing", "endpoints", "safety", "gvhd", "infections", "survival")
+
+_COMMON = ("subject", "protocol_version")
+SLICE_KEYS: dict[str, tuple[str, ...]] = {
+    "eligibility": _COMMON + (
+        "site", "sex", "transplant_date", "eligibility", "screened", "screening_date", "consented", "consent_date",
+        "enrolled", "enrolment_date", "pgf_type", "treated", "course_completed", "withdrawn", "withdrawal_date",
+        "withdrawal_reason", "alive", "death_date",
+    ),
+    "dosing": _COMMON + (
+        "evaluation_date", "enrolled", "enrolment_date", "treated", "dosing", "withdrawn", "withdrawal_date",
+        "withdrawal_reason", "alive", "death_date",
+    ),
+    "endpoints": _COMMON + ("evaluation_date", "transplant_date", "enrolled", "treated", "endpoints"),
+    "safety": _COMMON + ("evaluation_date", "enrolled", "treated", "safety"),
+    "gvhd": _COMMON + ("evaluation_date", "enrolled", "treated", "alive", "death_date", "gvhd"),
+    "infections": _COMMON + (
+        "evaluation_date", "enrolled", "treated", "alive", "death_date", "infections", "infection_episodes",
+        "infection_followup",
+    ),
+    "survival": _COMMON + (
+        "evaluation_date", "transplant_date", "enrolled", "treated", "alive", "death_date", "relapsed",
+        "relapse_date", "survival",
+    ),
+}
+
+
+def slice_state(name: str, state: Mapping[str, Any]) -> dict[str, Any]:
+    """The row data projection ``name`` keeps for one patient (``state`` is ``PatientState.as_json()``)."""
+    return {key: state[key] for key in SLICE_KEYS[name]}
+
+
+def all_slices(state: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    return {name: slice_state(name, state) for name in PROJECTIONS}
+
+
+def status_document(slices: Mapping[str, Mapping[str, Any]], version: int) -> dict[str, Any]:
+    """Merge one patient's slices back into the full derived state, in the state's key order.
+
+    ``version`` (the stream version the state reflects) is kept in a column, not in the slices, so
+    that an event which changes nothing a projection shows does not show up as a change.
+    """
+    merged: dict[str, Any] = {"version": version}
+    for name in PROJECTIONS:
+        merged.update(slices.get(name, {}))
+    return {key: merged[key] for key in STATE_KEYS if key in merged}
+
+
+def collect_refs(data: Any) -> list[str]:
+    """Every event reference named anywhere in a slice (values of ``ref``/``refs`` keys), in log order."""
+    found: set[str] = set()
+    _walk(data, found)
+    return sorted(found, key=_ref_key)
+
+
+def _walk(data: Any, found: set[str]) -> None:
+    if isinstance(data, Mapping):
+        for key, value in data.items():
+            if key == "ref" and isinstance(value, str):
+                found.add(value)
+            elif key == "refs" and isinstance(value, Iterable) and not isinstance(value, str):
+                found.update(str(v) for v in value)
+            else:
+                _walk(value, found)
+    elif isinstance(data, list):
+        for item in data:
+            _walk(item, found)
+
+
+def _ref_key(ref: str) -> tuple[str, int]:
+    subject, _, version = ref.rpartition("#")
+    return subject, int(version) if version.isdigit() else 0

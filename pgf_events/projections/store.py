@@ -1,0 +1,448 @@
+"""Read models as SQL tables in the same database as the events, caught up from the notification log.
+
+Tables (SQLAlchemy Core, created on first use):
+- ``pgf_view_<name>`` for each projection in :data:`PROJECTIONS`: one row per subject with
+  ``data`` (the projection's JSON slice of the patient's derived state), ``protocol_version``,
+  ``refs`` (every event reference the slice names), ``version`` (the stream version it reflects)
+  and ``position`` (the notification id of that version);
+- ``pgf_projection_tracking(name PK, position, digest, protocol_version)``: ``digest`` covers the
+  protocol parameters and :data:`SCHEMA_VERSION` (the shape of the rows);
+- ``pgf_changes(position, projection, subject, kind, data, event_ref, recorded_at)`` with
+  PK(position, projection, subject): a row whenever a subject's slice actually changes (``kind``
+  insert|update), the groundwork of the downstream change feed.
+
+Catch-up reads the notifications after the tracked position in batches, folds each affected
+patient to the last version seen in the batch, derives once, and writes rows, changes and the
+new position in ONE transaction. The position update is conditional on the old one
+(``UPDATE ... WHERE name=? AND position=?``): if another process got there first the transaction
+rolls back and the batch is retried from the new position, so every notification is applied
+exactly once. On SQLite writers take the lock up front (``BEGIN IMMEDIATE``). A projection
+computed under another protocol (or by an older version of this code, see
+:data:`SCHEMA_VERSION`) is rebuilt from zero automatically.
+
+Batches hold :data:`BATCH_SIZE` notifications, or :data:`REBUILD_BATCH_SIZE` when rebuilding or far
+behind (each patient is derived once per batch, so big batches replay an interleaved log much
+faster). Hence a change row describes a subject's state at the *end* of a batch: a catch-up after
+every command lists every intermediate state, a rebuild only the states at its batch ends. A
+rebuild deletes that projection's change rows and writes them anew (positions are reused).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import time
+import weakref
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+import sqlalchemy as sa
+from sqlalchemy import event as sa_event
+from sqlalchemy.engine import URL, Connection, Engine
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.pool import StaticPool
+
+from pgf_events.application import TrialConduct
+from pgf_events.domain.patient import Patient
+from pgf_events.projections.derive import derive_patient, fold, iso
+from pgf_events.projections.slices import PROJECTIONS, SLICE_KEYS, all_slices, collect_refs
+from pgf_events.protocol import Protocol
+from pgf_events.store import SQLITE_LOCK_TIMEOUT_SECONDS, StoreConfig
+
+BATCH_SIZE = 500
+# A rebuild replays the whole log: bigger batches mean fewer derivations of the same patient.
+REBUILD_BATCH_SIZE = 20000
+# Bump whenever derive/slices change what a row holds: stored projections are then rebuilt.
+SCHEMA_VERSION = 3
+MAX_RETRIES = 50
+PATIENT_TOPIC = Patient.__module__ + ":"
+
+metadata = sa.MetaData()
+tracking = sa.Table(
+    "pgf_projection_tracking", metadata,
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("position", sa.BigInteger, nullable=False),
+    sa.Column("digest", sa.String(64), nullable=False),
+    sa.Column("protocol_version", sa.String(200), nullable=False),
+)
+changes = sa.Table(
+    "pgf_changes", metadata,
+    sa.Column("position", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("projection", sa.String(64), primary_key=True),
+    sa.Column("subject", sa.String(64), primary_key=True),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("data", sa.JSON, nullable=False),
+    sa.Column("event_ref", sa.Text, nullable=False),  # sealed (ciphertext) in an encrypted store
+    sa.Column("recorded_at", sa.String(40), nullable=False),  # ISO 8601 UTC, ...Z
+)
+views: dict[str, sa.Table] = {
+    name: sa.Table(
+        f"pgf_view_{name}", metadata,
+        sa.Column("subject", sa.String(64), primary_key=True),
+        sa.Column("data", sa.JSON, nullable=False),
+        sa.Column("protocol_version", sa.String(200), nullable=False),
+        sa.Column("refs", sa.JSON, nullable=False),
+        sa.Column("version", sa.Integer, nullable=False),
+        sa.Column("position", sa.BigInteger, nullable=False),
+    )
+    for name in PROJECTIONS
+}
+
+_MEMORY_ENGINES: weakref.WeakKeyDictionary[TrialConduct, Engine] = weakref.WeakKeyDictionary()
+
+
+def projection_digest(params: Protocol) -> str:
+    """What the stored rows depend on besides the log: the protocol parameters and the row shape."""
+    canonical = json.dumps([params.digest, SCHEMA_VERSION, SLICE_KEYS], sort_keys=True)
+    return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
+class Codec:
+    """How rows are kept: plain JSON, or, in an encrypted store, sealed with the store's own cipher.
+
+    Sealed rows hold no subject code, value or free text: the subject key is a keyed HMAC of the
+    code (lookups still work), and data, refs and event references are AES-GCM ciphertext.
+    """
+
+    def __init__(self, app: TrialConduct):
+        self.cipher = app.mapper.cipher if app.store.cipher_key else None
+        self.secret = hashlib.sha256(b"pgf-projections" + app.store.cipher_key.encode()).digest() \
+            if app.store.cipher_key else b""
+
+    def key(self, subject: str) -> str:
+        if self.cipher is None:
+            return subject
+        return hmac.new(self.secret, subject.encode(), hashlib.sha256).hexdigest()[:40]
+
+    def seal(self, value: Any) -> Any:
+        if self.cipher is None:
+            return value
+        plain = json.dumps(value, sort_keys=True, separators=(",", ":")).encode()
+        return {"sealed": base64.b64encode(self.cipher.encrypt(plain)).decode()}
+
+    def open(self, value: Any) -> Any:
+        if self.cipher is None or not (isinstance(value, dict) and set(value) == {"sealed"}):
+            return value
+        return json.loads(self.cipher.decrypt(base64.b64decode(value["sealed"])))
+
+
+class Conflict(Exception):
+    """Another process moved a projection's position first: roll back and retry."""
+
+
+def engine_for(config: StoreConfig) -> Engine:
+    """A SQLAlchemy engine on the events' database (memory: an in-process SQLite database)."""
+    if config.backend == "memory":
+        return _sqlite_engine("sqlite://", poolclass=StaticPool, connect_args={"check_same_thread": False})
+    if config.backend == "sqlite":
+        name = config.env["SQLITE_DBNAME"]
+        url = str(URL.create("sqlite", database=name)) if config.sqlite_path else f"sqlite:///{name}&uri=true"
+        return _sqlite_engine(url, connect_args={"timeout": SQLITE_LOCK_TIMEOUT_SECONDS})
+    env = config.env
+    url = URL.create(
+        "postgresql+psycopg", username=env["POSTGRES_USER"], password=env["POSTGRES_PASSWORD"] or None,
+        host=env["POSTGRES_HOST"], port=int(env["POSTGRES_PORT"]), database=env["POSTGRES_DBNAME"],
+    )
+    connect_args: dict[str, Any] = {"connect_timeout": 5}
+    if config.schema:
+        connect_args["options"] = f"-csearch_path={config.schema}"
+    return sa.create_engine(url, connect_args=connect_args, pool_size=2, max_overflow=2)
+
+
+def _sqlite_engine(url: str, **kw: Any) -> Engine:
+    engine = sa.create_engine(url, **kw)
+
+    @sa_event.listens_for(engine, "connect")
+    def _connect(dbapi_connection: Any, record: Any) -> None:
+        dbapi_connection.isolation_level = None  # we emit BEGIN ourselves (SQLAlchemy's pysqlite recipe)
+
+    @sa_event.listens_for(engine, "begin")
+    def _begin(connection: Connection) -> None:
+        read = connection.get_execution_options().get("pgf_read", False)
+        connection.exec_driver_sql("BEGIN" if read else "BEGIN IMMEDIATE")
+
+    return engine
+
+
+class ProjectionStore:
+    """The projections of one application's event log, in that log's database."""
+
+    def __init__(self, app: TrialConduct, *, batch_size: int = BATCH_SIZE,
+                 notify: Callable[[str], None] | None = None):
+        self.app = app
+        self.params = app.protocol
+        self.digest = projection_digest(app.protocol)
+        self.batch_size = batch_size
+        self.notify = notify or (lambda message: None)
+        if app.store.backend == "memory":
+            if app not in _MEMORY_ENGINES:
+                _MEMORY_ENGINES[app] = engine_for(app.store)
+            self.engine = _MEMORY_ENGINES[app]
+        else:
+            self.engine = engine_for(app.store)
+        self._ready = False
+        self.codec = Codec(app)
+        self._cache: dict[UUID, tuple[Patient, dict[int, datetime]]] = {}
+        # (projection, subject) -> the data this process last wrote; valid while no Conflict occurs,
+        # because every write is guarded by the tracking position this process last set.
+        self._written: dict[tuple[str, str], Any] = {}
+
+    def close(self) -> None:
+        if self.app.store.backend != "memory":
+            self.engine.dispose()
+
+    # ------------------------------------------------------------------ transactions
+
+    @contextmanager
+    def _write(self) -> Iterator[Connection]:
+        with self.engine.begin() as conn:
+            yield conn
+
+    @contextmanager
+    def _read(self) -> Iterator[Connection]:
+        with self.engine.connect().execution_options(pgf_read=True) as conn, conn.begin():
+            yield conn
+
+    def setup(self) -> None:
+        """Create the tables and the tracking rows if missing (safe against concurrent creators)."""
+        if self._ready:
+            return
+        for attempt in range(5):
+            try:
+                metadata.create_all(self.engine)
+                with self._write() as conn:
+                    have = {r.name for r in conn.execute(sa.select(tracking.c.name))}
+                    missing = [n for n in PROJECTIONS if n not in have]
+                    if missing:
+                        conn.execute(sa.insert(tracking), [
+                            {"name": n, "position": 0, "digest": self.digest,
+                             "protocol_version": self.params.version} for n in missing
+                        ])
+                self._ready = True
+                return
+            except DBAPIError:
+                if attempt == 4:
+                    raise
+                time.sleep(0.05 * (attempt + 1))
+
+    def tracking(self) -> dict[str, dict[str, Any]]:
+        self.setup()
+        with self._read() as conn:
+            return {r.name: dict(r._mapping) for r in conn.execute(sa.select(tracking))}
+
+    def head(self) -> int:
+        return self.app.recorder.max_notification_id() or 0
+
+    # ------------------------------------------------------------------ catching up
+
+    def catch_up(self, names: Sequence[str] = PROJECTIONS, *, batch_size: int | None = None) -> int:
+        """Apply every notification not yet applied; returns how many this call applied."""
+        self.setup()
+        self._check_protocol(names)
+        applied = conflicts = 0
+        while True:
+            state = self.tracking()
+            start = min(state[n]["position"] for n in names)
+            limit = batch_size or self.batch_size
+            if batch_size is None and self.head() - start > 2 * limit:  # far behind: replay like a rebuild
+                limit = max(limit, REBUILD_BATCH_SIZE)
+            batch = self.app.recorder.select_notifications(start=start + 1, limit=limit)
+            if not batch:
+                return applied
+            try:
+                self._apply(batch, {n: state[n] for n in names})
+            except Conflict:  # another process applied (part of) this batch first: go on from its position
+                self._written.clear()
+                conflicts += 1
+                if conflicts > MAX_RETRIES:
+                    raise RuntimeError("projection catch-up kept conflicting with other processes") from None
+                self._check_protocol(names)
+                continue
+            conflicts = 0
+            applied += len(batch)
+
+    def _apply(self, batch: Sequence[Any], state: dict[str, dict[str, Any]]) -> None:
+        new_position = batch[-1].id
+        last: dict[UUID, tuple[int, Any]] = {}
+        for notification in batch:
+            if not notification.topic.startswith(PATIENT_TOPIC):
+                continue  # import batches and the user directory derive nothing; the position still moves
+            event = self.app.mapper.to_domain_event(notification)
+            self._advance(event)
+            last[event.originator_id] = (notification.id, event)
+        derived: dict[UUID, dict[str, dict[str, Any]]] = {}
+        for pid in last:
+            patient, recorded = self._cache[pid]
+            derived[pid] = all_slices(derive_patient(patient, self.params, recorded).as_json())
+        todo = [n for n in state if state[n]["position"] < new_position]
+        with self._write() as conn:
+            for name in todo:  # claim the batch first: a competing writer blocks here, then fails
+                claimed = conn.execute(
+                    sa.update(tracking)
+                    .where(tracking.c.name == name, tracking.c.position == state[name]["position"],
+                           tracking.c.digest == self.digest)
+                    .values(position=new_position)
+                )
+                if claimed.rowcount != 1:
+                    raise Conflict(name)
+            written: dict[tuple[str, str], Any] = {}
+            for name in todo:
+                mine = {pid: last[pid] for pid in last if last[pid][0] > state[name]["position"]}
+                self._write_rows(conn, name, mine, derived, written)
+        self._written.update(written)  # only once committed
+
+    def _write_rows(self, conn: Connection, name: str, mine: dict[UUID, tuple[int, Any]],
+                    derived: dict[UUID, dict[str, dict[str, Any]]], written: dict[tuple[str, str], Any]) -> None:
+        if not mine:
+            return
+        view, codec = views[name], self.codec
+        subjects = {pid: self._cache[pid][0].subject for pid in mine}
+        existing = {s: self._written[(name, s)] for s in subjects.values() if (name, s) in self._written}
+        unknown = {codec.key(s): s for s in subjects.values() if s not in existing}
+        if unknown:
+            query = sa.select(view.c.subject, view.c.data).where(view.c.subject.in_(list(unknown)))
+            existing.update({unknown[r.subject]: codec.open(r.data) for r in conn.execute(query)})
+        inserts, updates, moves, changed = [], [], [], []
+        for pid, (position, event) in mine.items():
+            subject, data = subjects[pid], derived[pid][name]
+            where = {"version": event.originator_version, "position": position}
+            key = codec.key(subject)
+            if subject in existing and existing[subject] == data:
+                moves.append({"key": key, **where})  # nothing shown changed: only note the version
+                continue
+            row = {"data": codec.seal(data), "protocol_version": self.params.version,
+                   "refs": codec.seal(collect_refs(data)), **where}
+            if subject in existing:
+                updates.append({"key": key, **row})
+            else:
+                inserts.append({"subject": key, **row})
+            ref = f"{subject}#{event.originator_version}"
+            changed.append({
+                "position": position, "projection": name, "subject": key,
+                "kind": "update" if subject in existing else "insert", "data": codec.seal(data),
+                "event_ref": ref if codec.cipher is None else codec.seal(ref)["sealed"],
+                "recorded_at": iso(event.timestamp),
+            })
+            written[(name, subject)] = data
+        if inserts:
+            conn.execute(sa.insert(view), inserts)
+        for rows, columns in ((updates, ("data", "protocol_version", "refs", "version", "position")),
+                              (moves, ("version", "position"))):
+            if rows:
+                conn.execute(sa.update(view).where(view.c.subject == sa.bindparam("key"))
+                             .values(**{c: sa.bindparam(c) for c in columns}), rows)
+        if changed:
+            conn.execute(sa.insert(changes), changed)
+
+    def _advance(self, event: Any) -> None:
+        """Fold one event onto the cached patient (loading the stream prefix if the cache lacks it)."""
+        pid, version = event.originator_id, event.originator_version
+        cached = self._cache.get(pid)
+        if cached is None or cached[0].version != version - 1:
+            if version == 1:
+                cached = (None, {})  # type: ignore[assignment]
+            else:
+                cached = fold(self.app.events.get(pid, lte=version - 1))  # type: ignore[assignment]
+        patient, recorded = cached  # type: ignore[misc]
+        patient = event.mutate(patient)
+        recorded[version] = event.timestamp
+        self._cache[pid] = (patient, recorded)
+
+    # ------------------------------------------------------------------ rebuilding
+
+    def _check_protocol(self, names: Sequence[str]) -> None:
+        rows = self.tracking()
+        stale = [n for n in PROJECTIONS if n in names and rows[n]["digest"] != self.digest]  # lock order
+        if stale:
+            self.notify(f"projections {', '.join(stale)} were computed under another protocol or by another "
+                        f"version of pgf: rebuilding them under {self.params.version}")
+            self._reset(stale)
+
+    def _reset(self, names: Sequence[str]) -> None:
+        for _ in range(MAX_RETRIES):
+            state = self.tracking()
+            try:
+                with self._write() as conn:
+                    for name in names:
+                        claimed = conn.execute(
+                            sa.update(tracking)
+                            .where(tracking.c.name == name, tracking.c.position == state[name]["position"],
+                                   tracking.c.digest == state[name]["digest"])
+                            .values(position=0, digest=self.digest,
+                                    protocol_version=self.params.version)
+                        )
+                        if claimed.rowcount != 1:
+                            raise Conflict(name)
+                        conn.execute(sa.delete(views[name]))
+                        self._written = {k: v for k, v in self._written.items() if k[0] != name}
+                        conn.execute(sa.delete(changes).where(changes.c.projection == name))
+                return
+            except Conflict:
+                continue
+        raise RuntimeError("could not reset the projections: other processes kept moving them")
+
+    def rebuild(self, name: str | None = None) -> dict[str, Any]:
+        """Drop the rows, changes and position of one projection (or all) and replay the log from zero."""
+        if name is not None and name not in PROJECTIONS:
+            raise ValueError(f"unknown projection {name!r}")
+        names = list(PROJECTIONS) if name is None else [name]
+        self.setup()
+        started = time.perf_counter()
+        self._reset(names)
+        self._cache.clear()
+        applied = self.catch_up(names, batch_size=max(self.batch_size, REBUILD_BATCH_SIZE))
+        seconds = time.perf_counter() - started
+        return {"projections": names, "events": applied, "seconds": seconds,
+                "events_per_second": applied / seconds if seconds else None}
+
+    # ------------------------------------------------------------------ reading
+
+    def rows(self, name: str) -> list[dict[str, Any]]:
+        self.setup()
+        view = views[name]
+        with self._read() as conn:
+            rows = [self.codec.open(r.data) for r in conn.execute(sa.select(view.c.data).order_by(view.c.subject))]
+        return rows if self.codec.cipher is None else sorted(rows, key=lambda r: r.get("subject", ""))
+
+    def patient(self, subject: str) -> tuple[dict[str, dict[str, Any]], int] | None:
+        """One subject's slices by projection name, and the stream version they reflect."""
+        self.setup()
+        slices, version = {}, 0
+        with self._read() as conn:
+            for name, view in views.items():
+                query = sa.select(view.c.data, view.c.version).where(view.c.subject == self.codec.key(subject))
+                row = conn.execute(query).first()
+                if row is not None:
+                    slices[name], version = self.codec.open(row.data), max(version, row.version)
+        return (slices, version) if slices else None
+
+    def status(self) -> list[dict[str, Any]]:
+        """Each projection's position, the log head, and how many notifications it has still to apply."""
+        state = self.tracking()
+        head = self.head()
+        out = []
+        with self._read() as conn:
+            counts = {name: conn.execute(sa.select(sa.func.count()).select_from(view)).scalar_one()
+                      for name, view in views.items()}
+        for name in PROJECTIONS:
+            row = state[name]
+            out.append({
+                "name": name, "position": row["position"], "head": head, "behind": self._pending(row["position"]),
+                "rows": counts[name], "protocol_version": row["protocol_version"],
+                "current": row["digest"] == self.digest,
+            })
+        return out
+
+    def _pending(self, position: int) -> int:
+        count, start = 0, position + 1
+        while True:
+            batch = self.app.recorder.select_notifications(start=start, limit=1000)
+            count += len(batch)
+            if len(batch) < 1000:
+                return count
+            start = batch[-1].id + 1
