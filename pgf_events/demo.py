@@ -454,6 +454,21 @@ def run_demo(state: Any, *, patients: int, seed: int) -> None:
             counts.update(r.kind for r in results)
             bar.update(1)
     _summary(app.store.display, seed, subjects, counts, time.perf_counter() - started)
+    _endpoint_report(app)
+
+
+def _endpoint_report(app: Any) -> None:
+    """End as interface.md says: with the endpoint report, from the caught-up read models."""
+    from pgf_events.cli.report import print_human  # noqa: PLC0415
+    from pgf_events.projections.queries import cohort_report  # noqa: PLC0415
+    from pgf_events.projections.store import ProjectionStore  # noqa: PLC0415
+
+    store = ProjectionStore(app)
+    try:
+        click.echo("")
+        print_human("endpoints", cohort_report(app, "endpoints", store=store))
+    finally:
+        store.close()
 
 
 def write_jsonl(path: str, *, patients: int, seed: int) -> int:
