@@ -85,26 +85,20 @@ def main() -> None:
 
 
 def _register_commands() -> None:
-    from pgf_events.cli import batch, demo, edit, history, record  # noqa: PLC0415
+    from pgf_events.cli import (  # noqa: PLC0415
+        admin, audit, batch, demo, edit, export, history, projections, record, report, sign, status, users,
+    )
 
-    cli.add_command(record.record)
-    cli.add_command(edit.correct)
-    cli.add_command(edit.void)
-    cli.add_command(batch.import_)
-    cli.add_command(history.history)
-    cli.add_command(demo.demo)
-    from pgf_events.cli import admin  # noqa: PLC0415
+    for command in (
+        record.record, edit.correct, edit.void, batch.import_, history.history, status.status, report.report,
+        projections.projections, sign.sign, audit.audit, export.export, audit.db, users.users, admin.backup,
+        admin.keygen, demo.demo,
+    ):
+        cli.add_command(command)
+    from pgf_events.cli import follow, serve  # noqa: PLC0415 - the downstream feed (issue 5)
 
-    cli.add_command(admin.keygen)
-    cli.add_command(admin.backup)
-    from pgf_events.cli import users  # noqa: PLC0415
-
-    cli.add_command(users.users)
-    from pgf_events.cli import projections, report, status  # noqa: PLC0415
-
-    cli.add_command(status.status)
-    cli.add_command(report.report)
-    cli.add_command(projections.projections)
+    cli.add_command(follow.follow)
+    cli.add_command(serve.serve)
 
 
 _register_commands()

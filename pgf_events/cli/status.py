@@ -86,4 +86,9 @@ def human_lines(doc: dict[str, Any]) -> list[tuple[str, str]]:
         ("outcome", ("alive" if doc["alive"] else f"died {doc['death_date']}")
                     + (f", relapsed {doc['relapse_date']}" if doc["relapsed"] else "")
                     + (f", withdrawn {doc['withdrawal_date']}" if doc["withdrawn"] else "")),
+        ("signatures", "; ".join(
+            f"{sig['meaning']} by {sig['signer']} {str(sig['signed_at'])[:16].replace('T', ' ')} ({sig['ref']}): "
+            + ("valid" if sig["valid"] else f"invalidated by {sig['invalidated_by']}")
+            for sig in doc.get("signatures", [])
+        ) or "-"),
     ]

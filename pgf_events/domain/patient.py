@@ -27,6 +27,8 @@ from pgf_events.protocol import Protocol
 
 PATIENT_NAMESPACE = UUID("6f1c1d4e-5a0b-4f7e-9a49-2f0c8e3b7d11")
 CORRECTION, VOID = "correct", "void"
+SIGN = "sign"
+SIGNATURE_MEANINGS = ("review", "approval")
 
 
 def patient_id(subject: str, secret: bytes | None = None) -> UUID:
@@ -148,6 +150,24 @@ class Patient(Aggregate):
         def apply(self, aggregate: Patient) -> None:
             aggregate._add_change(self.originator_version, VOID, self.supersedes, self.reason, {})
 
+    class Signed(Aggregate.Event):
+        """An electronic signature (not a clinical record) over the stream as it stood at ``stream_version``.
+
+        ``stream_hash`` is the chain hash over this patient's stored events 1..stream_version
+        (:func:`pgf_events.audit.chain.stream_hash`); any later event other than a signature
+        invalidates it (:func:`pgf_events.audit.signatures.signatures`).
+        """
+
+        meaning: str
+        signed_at: datetime
+        stream_version: int
+        stream_hash: str
+        recorded_by: str
+        source: str | None
+
+        def apply(self, aggregate: Patient) -> None:
+            aggregate.entries[self.originator_version] = Entry(version=self.originator_version, kind=SIGN)
+
     def __init__(self, subject: str, record: vo.Registration, recorded_by: str, source: str | None):
         self.subject = subject
         self.entries: dict[int, Entry] = {}
@@ -258,10 +278,20 @@ class Patient(Aggregate):
             raise RuleViolation(f"patient {self.subject} is already withdrawn ({self.ref(self.withdrawal[0])})")
         self._record(self.Withdrawn, record, ctx)
 
+    def sign(self, meaning: str, stream_hash: str, ctx: Context) -> None:
+        """Sign the stream as it stands now; ``stream_hash`` is computed over the stored events."""
+        if meaning not in SIGNATURE_MEANINGS:
+            raise ValidationError(f"--meaning must be one of {', '.join(SIGNATURE_MEANINGS)}, not {meaning!r}")
+        self.trigger_event(
+            self.Signed, meaning=meaning, signed_at=ctx.now, stream_version=self.version,
+            stream_hash=stream_hash, recorded_by=ctx.recorded_by, source=ctx.source,
+        )
+
     def correct(self, version: int, changes: Mapping[str, Any], reason: str, ctx: Context) -> dict[str, Any]:
         """Supersede fields of an event (or of a correction, which chains). Returns the canonical changes."""
         reason = parse_text(reason, "reason", 500)
         entry = self._existing(version)
+        _check_not_signature(self, entry)
         if entry.voided:
             raise RuleViolation(f"{self.ref(version)} is voided; it cannot be corrected")
         if entry.kind == VOID:
@@ -293,6 +323,7 @@ class Patient(Aggregate):
     def void(self, version: int, reason: str, ctx: Context) -> None:
         reason = parse_text(reason, "reason", 500)
         entry = self._existing(version)
+        _check_not_signature(self, entry)
         if version == 1:
             raise RuleViolation("the registration cannot be voided; correct its fields instead")
         if entry.voided:
@@ -458,6 +489,14 @@ def restore(cls: type[vo.Record], values: Mapping[str, Any]) -> vo.Record:
     return instance
 
 
+def _check_not_signature(patient: Patient, entry: Entry) -> None:
+    if entry.kind == SIGN:
+        raise RuleViolation(
+            f"{patient.ref(entry.version)} is a signature, not a record; it cannot be corrected or voided "
+            "(a later change to the record invalidates it)"
+        )
+
+
 def _check_not_future(record: vo.Record, ctx: Context) -> None:
     limit = latest_valid_date(ctx.now)
     for name, day in record.dates():
@@ -480,4 +519,5 @@ EVENT_KINDS: dict[type, str] = {
     Patient.InfectionDiagnosed: "infection", Patient.GvhdAssessed: "gvhd",
     Patient.RelapseDiagnosed: "relapse", Patient.ContactRecorded: "contact", Patient.Died: "death",
     Patient.Withdrawn: "withdraw", Patient.Corrected: CORRECTION, Patient.Voided: VOID,
+    Patient.Signed: SIGN,
 }

@@ -11,15 +11,17 @@ from collections.abc import Iterable
 from datetime import date, datetime
 from typing import Any
 
-from pgf_events.domain.patient import CORRECTION, EVENT_KINDS, VOID, Patient
+from pgf_events.domain.patient import CORRECTION, EVENT_KINDS, SIGN, VOID, Patient
 
 
 def history_rows(events: Iterable[Any], as_of: datetime | None = None) -> list[dict[str, Any]]:
     patient: Patient | None = None
     rows: list[dict[str, Any]] = []
+    shown: list[Any] = []
     for event in events:
         if as_of is not None and event.timestamp > as_of:
             break
+        shown.append(event)
         kind = EVENT_KINDS.get(type(event), type(event).__name__)
         before = None
         if kind in (CORRECTION, VOID) and patient is not None:
@@ -55,14 +57,31 @@ def history_rows(events: Iterable[Any], as_of: datetime | None = None) -> list[d
             target = int(event.supersedes.rpartition("#")[2])
             root = patient.entries[patient._root(target)]
             row["clinical_date"] = root.record.clinical_date if root.record else None
-            row["data"] = {"voided": event.supersedes, "voided_kind": patient.entries[target].kind}
+            row["data"] = {"voided": event.supersedes, "voided_kind": patient.entries[target].kind,
+                           "voided_values": _voided_values(patient, target, before)}
+        elif kind == SIGN:
+            row["data"] = {
+                "meaning": event.meaning, "signed_at": event.signed_at,
+                "covers": f"{patient.ref(1)}..#{event.stream_version}", "stream_hash": event.stream_hash,
+            }
         else:
             row["clinical_date"] = event.record.clinical_date
             row["data"] = event.record.as_input()
         rows.append(row)
     if patient is not None:
         _mark_status(rows, patient)
+        _mark_signatures(rows, shown)
     return rows
+
+
+def _mark_signatures(rows: list[dict[str, Any]], events: list[Any]) -> None:
+    from pgf_events.audit.signatures import signatures  # noqa: PLC0415
+
+    by_ref = {row["ref"]: row for row in rows}
+    for signature in signatures(events):
+        by_ref[signature["ref"]]["status"] = (
+            "valid" if signature["valid"] else f"invalidated by {signature['invalidated_by']}"
+        )
 
 
 def _mark_status(rows: list[dict[str, Any]], patient: Patient) -> None:
@@ -85,13 +104,28 @@ def describe(row: dict[str, Any]) -> str:
     """One line of what an event says, for the human table."""
     data = row["data"]
     if row["kind"] == CORRECTION:
-        return "; ".join(f"{k}: {_show(v['old'])} -> {_show(v['new'])}" for k, v in data.items())
+        changes = "; ".join(f"{k}: {_show(v['old'])} -> {_show(v['new'])}" for k, v in data.items())
+        return f"corrects {row['supersedes']}: {changes}"
+    if row["kind"] == SIGN:
+        return f"{data['meaning']} signature over {data['covers']} (hash {data['stream_hash'][:16]})"
     if row["kind"] == VOID:
-        return f"voids {data['voided']} ({data['voided_kind']})"
+        values = ", ".join(f"{k}={_show(v)}" for k, v in data.get("voided_values", {}).items()
+                           if v not in (None, False, (), [], {}))
+        return f"voids {data['voided']} ({data['voided_kind']}{': ' + values if values else ''})"
     return ", ".join(f"{k}={_show(v)}" for k, v in data.items() if v not in (None, False, (), [], {}))
 
 
+def _voided_values(patient: Patient, target: int, before: Any) -> dict[str, Any]:
+    """What a void took away: the record as it stood, or the changes of a voided correction."""
+    entry = patient.entries[target]
+    if entry.kind == CORRECTION:
+        return dict(entry.changes)
+    return before.as_input() if before is not None else {}
+
+
 def _show(value: Any) -> str:
+    if value is None:
+        return "(none)"
     if isinstance(value, bool):
         return "yes" if value else "no"
     if isinstance(value, datetime):

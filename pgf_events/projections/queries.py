@@ -14,6 +14,7 @@ from typing import Any
 from uuid import UUID
 
 from pgf_events.application import TrialConduct, normalise_subject
+from pgf_events.audit.signatures import signatures
 from pgf_events.domain.errors import DomainError, PatientNotFoundError
 from pgf_events.domain.patient import Patient
 from pgf_events.projections.cohort import build_report
@@ -65,13 +66,19 @@ def patient_status(app: TrialConduct, subject: str, *, as_of: datetime | None = 
         if found is None:
             raise PatientNotFoundError(subject)
         slices, version = found
-        patient = app.patient(subject, version=version)
+        events = [e for e in app.stream(subject) if e.originator_version <= version]
+        patient = fold(events)[0]
     else:
-        patient, recorded = fold_as_of(app.stream(subject), as_of)
+        events = app.stream(subject)
+        patient, recorded = fold_as_of(events, as_of)
         if patient is None:
             raise DomainError(f"patient {subject} was not yet registered as of {iso(as_of)}")
         slices, version = _slices_of(patient, recorded, app), patient.version
+        events = events[:version]
     doc = status_document(slices, version)
+    doc["signatures"] = [
+        {**sig, "signed_at": iso(sig["signed_at"])} for sig in signatures(events)
+    ]
     return {"subject": doc.pop("subject"), "as_of": iso(as_of), **doc}, patient
 
 

@@ -1,0 +1,172 @@
+"""Exception reports for monitors and auditors (``pgf audit exceptions``).
+
+Each row names its kind, the subject, the event references involved, who recorded the entry, when
+(recorded, UTC), why (the reason given for a change) and a one-line detail. Kinds:
+
+- ``late_entry``: a record entered more than ``late_entry_days`` after its clinical date
+  (recorded UTC date minus the record's clinical date; first entries only).
+- ``endpoint_edit``: a correction or void of a lab or transfusion record dated within
+  ±``endpoint_edit_window_days`` of a derived hemogram endpoint date (neutrophil engraftment,
+  red-cell recovery, platelet response), taking the endpoint dates both before and after the edit,
+  and saying when the edit moved an endpoint.
+- ``eligibility_after_enrolment``: a correction or void of a screening, consent or the
+  registration's birth date while the patient was enrolled, with the eligibility before -> after.
+- ``dose_after_infusion``: a correction of an infusion's cells or weight, or a void of an infusion.
+- ``sae_date_edit``: a correction of the onset, awareness or end date of a serious adverse event.
+- ``new_user_at_site``: the first entry of a user at a site (a user never seen before there).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import date, datetime
+from typing import Any
+
+from pgf_events.audit.source import patient_streams
+from pgf_events.domain import values as vo
+from pgf_events.domain.patient import CORRECTION, EVENT_KINDS, VOID, Patient
+from pgf_events.projections.history import _show
+from pgf_events.protocol import Protocol
+
+KINDS = ("late_entry", "endpoint_edit", "eligibility_after_enrolment", "dose_after_infusion", "sae_date_edit",
+         "new_user_at_site")
+COLUMNS = ("kind", "subject", "refs", "user", "recorded_at", "reason", "detail")
+ENDPOINTS = (
+    ("neutrophil_engraftment_date", "neutrophil engraftment"),
+    ("rbc_recovery_date", "red-cell recovery"),
+    ("platelet_response_date", "platelet response"),
+)
+SAE_DATE_FIELDS = ("onset", "aware", "end")
+
+
+def _row(kind: str, subject: str, refs: list[str], event: Any, detail: str) -> dict[str, Any]:
+    return {
+        "kind": kind, "subject": subject, "refs": refs, "user": event.recorded_by, "recorded_at": event.timestamp,
+        "reason": getattr(event, "reason", None), "detail": detail,
+    }
+
+
+def _endpoint_dates(patient: Patient, params: Protocol) -> dict[str, date]:
+    from pgf_events.projections.derive import derive_patient  # noqa: PLC0415 - heavy, only for lab edits
+
+    endpoints = derive_patient(patient, params).endpoints
+    return {label: date.fromisoformat(endpoints[key]) for key, label in ENDPOINTS if endpoints.get(key)}
+
+
+def _day(value: Any) -> date | None:
+    if isinstance(value, datetime):
+        return value.date()
+    return value if isinstance(value, date) else None
+
+
+class PatientExceptions:
+    def __init__(self, subject: str, params: Protocol, first_seen: dict[tuple[str, str], tuple[datetime, str, Any]]):
+        self.subject = subject
+        self.params = params
+        self.first_seen = first_seen
+        self.patient: Patient | None = None
+
+    def rows(self, events: list[Any]) -> Iterator[dict[str, Any]]:
+        for event in events:
+            kind = EVENT_KINDS.get(type(event), "")
+            if kind in (CORRECTION, VOID):
+                yield from self.edit(event, kind)
+            else:
+                self.patient = event.mutate(self.patient)
+                if kind in vo.RECORD_TYPES:
+                    yield from self.late(event)
+            assert self.patient is not None
+            site = self.patient.registration.site
+            key = (event.recorded_by, site)
+            ref = self.patient.ref(event.originator_version)
+            if key not in self.first_seen or event.timestamp < self.first_seen[key][0]:
+                self.first_seen[key] = (event.timestamp, ref, event)
+
+    def late(self, event: Any) -> Iterator[dict[str, Any]]:
+        assert self.patient is not None
+        clinical = event.record.clinical_date
+        days = (event.timestamp.date() - clinical).days
+        if days > self.params.late_entry_days:
+            yield _row("late_entry", self.subject, [self.patient.ref(event.originator_version)], event,
+                       f"{event.record.KIND} dated {clinical} recorded {days} days later "
+                       f"(late_entry_days = {self.params.late_entry_days})")
+
+    def edit(self, event: Any, kind: str) -> Iterator[dict[str, Any]]:
+        patient = self.patient
+        assert patient is not None
+        ref = patient.ref(event.originator_version)
+        target = int(event.supersedes.rpartition("#")[2])
+        root = patient._root(target)
+        entry = patient.entries[root]
+        root_kind, root_ref = entry.kind, patient.ref(root)
+        old = entry.record
+        changed = set(event.changes) if kind == CORRECTION else set()
+        verb = "corrects" if kind == CORRECTION else "voids"
+        what = f"{verb} {event.supersedes}" + (f" ({root_kind} {root_ref})" if event.supersedes != root_ref else
+                                                f" ({root_kind})")
+        enrolled_before = patient.enrolment is not None
+        eligibility_before = patient.eligibility(self.params).status
+        near_endpoint = root_kind in ("lab", "transfusion")
+        endpoints_before = _endpoint_dates(patient, self.params) if near_endpoint else {}
+        was_serious = isinstance(old, vo.AdverseEvent) and bool(old.serious)
+
+        self.patient = event.mutate(patient)
+        patient = self.patient
+        new = patient.entries[root].record
+        refs = [ref, root_ref] if event.supersedes == root_ref else [ref, event.supersedes, root_ref]
+
+        if near_endpoint:
+            endpoints_after = _endpoint_dates(patient, self.params)
+            window = self.params.endpoint_edit_window_days
+            days = {d for d in (_day(getattr(old, "date", None)), _day(getattr(new, "date", None))) if d}
+            near = sorted({
+                (label, endpoint) for label, endpoint in [*endpoints_before.items(), *endpoints_after.items()]
+                if any(abs((day - endpoint).days) <= window for day in days)
+            })
+            if near:
+                moved = [
+                    f"{label} {endpoints_before.get(label)} -> {endpoints_after.get(label)}"
+                    for _, label in ENDPOINTS if endpoints_before.get(label) != endpoints_after.get(label)
+                ]
+                where = ", ".join(f"{label} on {endpoint}" for label, endpoint in near)
+                yield _row("endpoint_edit", self.subject, refs, event,
+                           f"{what} dated {', '.join(str(d) for d in sorted(days))}, within {window} days of {where}"
+                           + (f"; moved {', '.join(moved)}" if moved else "; endpoints unchanged"))
+
+        eligibility_data = root_kind in ("screen", "consent") or (root_kind == "register" and "birth_date" in changed)
+        if eligibility_data and enrolled_before:
+            eligibility_after = patient.eligibility(self.params).status
+            yield _row("eligibility_after_enrolment", self.subject, refs, event,
+                       f"{what} after enrolment; eligibility {eligibility_before} -> {eligibility_after}")
+
+        if root_kind == "infusion" and (kind == VOID or changed & {"cells", "weight_kg"}):
+            if kind == VOID:
+                detail = f"{what}: the infusion of {_day(getattr(old, 'date', None))} no longer counts"
+            else:
+                detail = f"{what}: " + "; ".join(
+                    f"{f} {_show(getattr(old, f, None))} -> {_show(getattr(new, f, None))}"
+                    for f in sorted(changed & {"cells", "weight_kg"})
+                )
+            yield _row("dose_after_infusion", self.subject, refs, event, detail)
+
+        is_serious = isinstance(new, vo.AdverseEvent) and bool(new.serious)
+        if root_kind == "ae" and kind == CORRECTION and (was_serious or is_serious):
+            dates = sorted(changed & set(SAE_DATE_FIELDS))
+            if dates:
+                yield _row("sae_date_edit", self.subject, refs, event, f"{what}: " + "; ".join(
+                    f"{f} {_show(getattr(old, f, None))} -> {_show(getattr(new, f, None))}" for f in dates))
+
+
+def exception_rows(app: Any, as_of: datetime | None = None, kinds: tuple[str, ...] = KINDS) -> list[dict[str, Any]]:
+    params = app.protocol
+    first_seen: dict[tuple[str, str], tuple[datetime, str, Any]] = {}
+    rows: list[dict[str, Any]] = []
+    for subject, events in patient_streams(app, as_of):
+        rows.extend(PatientExceptions(subject, params, first_seen).rows(events))
+    for (user, site), (_, ref, event) in first_seen.items():
+        rows.append(_row("new_user_at_site", ref.rpartition("#")[0], [ref], event,
+                         f"first entry by {user} at site {site}"))
+    rows = [r for r in rows if r["kind"] in kinds]
+    rows.sort(key=lambda r: (r["recorded_at"], r["subject"], KINDS.index(r["kind"])))
+    return rows
+

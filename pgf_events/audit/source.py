@@ -1,0 +1,30 @@
+"""What every export reads: each patient's events as the database knew them at a recorded time."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+from pgf_events.domain.patient import Patient
+
+
+def patient_streams(app: Any, as_of: datetime | None = None) -> Iterator[tuple[str, list[Any]]]:
+    """(subject, events recorded up to ``as_of``) for every patient, in registration order."""
+    for subject in app.subjects():
+        events = [e for e in app.stream(subject) if as_of is None or e.timestamp <= as_of]
+        if events:
+            yield subject, events
+
+
+def fold(events: list[Any]) -> Patient:
+    patient: Patient | None = None
+    for event in events:
+        patient = event.mutate(patient)
+    assert patient is not None
+    return patient
+
+
+def utc(value: datetime) -> str:
+    """A recorded time as ISO 8601 UTC with a Z (microseconds kept: it is an audit timestamp)."""
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")

@@ -1,0 +1,192 @@
+"""Recompute the chain from the stored events, streaming, and find the first break.
+
+Events and links are read in batches (bounded memory) up to the largest position present when
+the check starts, and merged by position; the running hash never trusts a stored link: it is
+recomputed from GENESIS over the events themselves, and each stored link is only compared.
+
+What each kind of tampering looks like:
+
+- a changed byte in an event (payload, recorded time, type, stream or version): its recomputed
+  hash differs from its link -> ``modified``;
+- an event deleted (its link left behind): a link with no event -> ``deleted``;
+- an event inserted without a link: an event with no link -> ``inserted``;
+- two events swapped or one replaced: the event at a position is not the one its link names, or
+  its hash differs -> ``reordered`` / ``modified``;
+- an event deleted *with* its link: the next event's hash differs (its link was computed over the
+  removed one) -> ``modified`` at the next event;
+- the latest events deleted with their links: the head records a later position than the log
+  reaches -> ``truncated``; a head that does not match the recomputed hash -> ``head``.
+
+A forged event appended *with* a correct link and head is indistinguishable from a real append;
+that is what ``pgf audit checkpoint`` (kept outside the database) and the attribution of every
+event (who recorded it) are for.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+from typing import Protocol as TypingProtocol
+from uuid import UUID
+
+import attrs
+
+from pgf_events.audit.chain import GENESIS, Checkpoint, material_identity
+from pgf_events.audit.recorders import EventRow, Head, StoredLink
+from pgf_events.domain.errors import StoreError
+
+BATCH = 10_000
+
+
+class ChainReader(TypingProtocol):
+    def chain_head(self) -> Head | None: ...
+    def max_position(self) -> int: ...
+    def event_rows(self, after: int, stop: int, limit: int) -> list[EventRow]: ...
+    def link_rows(self, after: int, stop: int, limit: int) -> list[StoredLink]: ...
+    def link_identity(self, position: int) -> tuple[UUID, int] | None: ...
+
+
+@attrs.frozen
+class Break:
+    kind: str  # modified | deleted | inserted | reordered | truncated | head | checkpoint
+    position: int
+    originator_id: UUID | None
+    version: int | None
+    detail: str
+
+
+@attrs.frozen
+class Verification:
+    events: int
+    last_position: int
+    digest: bytes  # recomputed hash at last_position
+    head: Head | None
+    backfilled: int
+    seconds: float
+    broken: Break | None = None
+    checkpoint: Checkpoint | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.broken is None
+
+    @property
+    def events_per_second(self) -> float:
+        return self.events / self.seconds if self.seconds > 0 else 0.0
+
+    @property
+    def current_checkpoint(self) -> Checkpoint | None:
+        return Checkpoint.of(self.last_position, self.digest) if self.events else None
+
+
+def _stream(fetch: Callable[[int, int, int], list[Any]], stop: int, batch: int) -> Iterator[Any]:
+    after = 0
+    while True:
+        rows = fetch(after, stop, batch)
+        yield from rows
+        if len(rows) < batch:
+            return
+        after = rows[-1][0]
+
+
+def chain_reader(app: Any) -> ChainReader:
+    recorder = app.recorder
+    if not all(hasattr(recorder, name) for name in ("chain_head", "event_rows", "link_rows")):
+        raise StoreError(f"the store {app.store.display} keeps no tamper-evident chain (in-memory stores have none)")
+    return recorder  # type: ignore[no-any-return]
+
+
+def verify(reader: ChainReader, checkpoint: Checkpoint | None = None, batch: int = BATCH,
+           progress: Callable[[int], None] | None = None) -> Verification:
+    started = time.perf_counter()
+    head = reader.chain_head()  # read first: every event up to the head was committed before it
+    stop = max(reader.max_position(), head[0] if head else 0)
+    events = _stream(reader.event_rows, stop, batch)
+    links = _stream(reader.link_rows, stop, batch)
+    digest, count, backfilled, last = GENESIS, 0, 0, 0
+    head_seen = head is None
+    checkpoint_seen = checkpoint is None
+
+    def done(broken: Break | None = None) -> Verification:
+        return Verification(
+            events=count, last_position=last, digest=digest, head=head, backfilled=backfilled,
+            seconds=time.perf_counter() - started, broken=broken, checkpoint=checkpoint,
+        )
+
+    ev: EventRow | None = next(events, None)
+    ln: StoredLink | None = next(links, None)
+    sha256 = hashlib.sha256
+    while ev is not None or ln is not None:
+        if ln is None or (ev is not None and ev[0] < ln[0]):
+            assert ev is not None
+            return done(Break("inserted", ev[0], *material_identity(ev[1]),
+                              "this event has no chain link: it was added behind the engine's back"))
+        if ev is None or ln[0] < ev[0]:
+            oid, version = reader.link_identity(ln[0]) or (None, None)
+            return done(Break("deleted", ln[0], oid, version,
+                              "this event is missing: the chain links it here but the event table no longer has it"))
+        position, material = ev
+        digest = sha256(digest + material).digest()
+        if digest != ln[1]:
+            oid, version = material_identity(material)
+            linked = reader.link_identity(position)
+            if linked is not None and linked != (oid, version):
+                return done(Break("reordered", position, oid, version,
+                                  f"this is not the event the chain linked here (stream {linked[0]} version {linked[1]}): "
+                                  "events were moved or replaced"))
+            return done(Break("modified", position, oid, version,
+                              "this event does not match its chain link: its type, payload or recorded time was changed, "
+                              "or an earlier event was removed or inserted together with its link"))
+        if head is not None and position == head[0]:
+            head_seen = True
+            if digest != head[1]:
+                return done(Break("head", position, *material_identity(material),
+                                  "the chain head's hash does not match the log at this position"))
+        if checkpoint is not None and position == checkpoint.position:
+            checkpoint_seen = True
+            if not checkpoint.matches(digest):
+                return done(Break("checkpoint", position, *material_identity(material),
+                                  f"the log here does not match the checkpoint {checkpoint}: it has been rewritten"))
+        count += 1
+        backfilled += ln[2]
+        last = position
+        if progress is not None and count % batch == 0:
+            progress(batch)
+        ev, ln = next(events, None), next(links, None)
+    if head is None and count:
+        return done(Break("head", last, None, None, "the chain head is missing (deleted behind the engine's back)"))
+    if head is not None and not head_seen:
+        return done(Break("truncated", head[0], head.originator_id, head.originator_version,
+                          f"the chain head records this event at position {head[0]} but the log ends at position {last}: "
+                          "the latest events were removed"))
+    if checkpoint is not None and not checkpoint_seen:
+        return done(Break("checkpoint", checkpoint.position, None, None,
+                          f"the log has no event at the checkpoint's position {checkpoint.position} "
+                          f"(it ends at {last}): it does not extend the checkpoint {checkpoint}"))
+    return done()
+
+
+def subject_of(app: Any, originator_id: UUID | None) -> str | None:
+    """The subject code of a stream, read from its registration (None if that is unreadable too)."""
+    if originator_id is None:
+        return None
+    try:
+        stored = app.recorder.select_events(originator_id, lte=1)
+        return str(app.mapper.to_domain_event(stored[0]).subject) if stored else None
+    except Exception:  # noqa: BLE001 - a tampered registration must not hide the report
+        return None
+
+
+def describe_break(app: Any, broken: Break) -> dict[str, Any]:
+    subject = subject_of(app, broken.originator_id)
+    if broken.version is not None:
+        ref = f"{subject}#{broken.version}" if subject else f"stream {broken.originator_id} version {broken.version}"
+    else:
+        ref = None
+    where = f"{ref} (position {broken.position})" if ref else f"position {broken.position}"
+    return {
+        "kind": broken.kind, "position": broken.position, "subject": subject, "ref": ref,
+        "message": f"chain broken at {where}: {broken.detail}",
+    }

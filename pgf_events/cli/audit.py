@@ -1,0 +1,204 @@
+"""``pgf audit ...`` (chain verification, checkpoints, exception reports) and ``pgf db grants``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from pgf_events.cli._output import emit_json, output_options, progress, render
+from pgf_events.domain.errors import PgfError, StoreError, ValidationError
+
+
+class ChainBroken(PgfError):
+    """``pgf audit verify`` found the first broken event."""
+
+
+@click.group()
+def audit() -> None:
+    """Check the record is complete and unaltered; list entries an auditor should look at.
+
+    \b
+    Example:
+      pgf audit verify
+      pgf audit checkpoint > checkpoint.txt
+      pgf audit exceptions --csv
+    """
+
+
+@audit.command()
+@click.option("--checkpoint", "checkpoint_text", metavar="DIGEST",
+              help="Also prove the log still extends this digest from 'pgf audit checkpoint'.")
+@output_options()
+@click.pass_obj
+def verify(state: Any, checkpoint_text: str | None, fmt: str | None) -> None:
+    """Recompute the tamper-evident chain over every stored event.
+
+    Exit 0 with a summary when intact; exit 1 naming the first broken event (subject and
+    reference) when anything was modified, deleted, inserted, reordered or truncated.
+
+    \b
+    Example:
+      pgf audit verify
+      pgf audit verify --checkpoint 1234-0123456789abcdef0123 --json
+    """
+    from pgf_events.audit.chain import Checkpoint  # noqa: PLC0415
+    from pgf_events.audit.verify import chain_reader, describe_break  # noqa: PLC0415
+    from pgf_events.audit.verify import verify as run  # noqa: PLC0415
+
+    checkpoint = None
+    if checkpoint_text is not None:
+        try:
+            checkpoint = Checkpoint.parse(checkpoint_text)
+        except ValueError as e:
+            raise click.BadParameter(str(e), param_hint="--checkpoint") from None
+    app = state.app(must_exist=True)
+    reader = chain_reader(app)
+    with progress(reader.max_position(), "verifying") as bar:
+        result = run(reader, checkpoint, progress=bar.update)
+    summary: dict[str, Any] = {
+        "ok": result.ok,
+        "events": result.events,
+        "head": {
+            "position": result.head.position, "hash": result.head.hash.hex(),
+            "checkpoint": str(Checkpoint.of(result.head.position, result.head.hash)),
+        } if result.head else None,
+        "last_position": result.last_position,
+        "backfilled_links": result.backfilled,
+        "seconds": round(result.seconds, 3),
+        "events_per_second": round(result.events_per_second),
+        "checkpoint": {"digest": str(checkpoint), "extended": result.ok} if checkpoint else None,
+        "first_broken": describe_break(app, result.broken) if result.broken else None,
+    }
+    if fmt == "json":
+        emit_json(summary)
+    elif result.ok:
+        head = summary["head"]["checkpoint"] if summary["head"] else "none (empty store)"
+        click.echo(f"chain intact: {result.events} events, head {head}")
+        click.echo(f"verified in {result.seconds:.2f} s ({summary['events_per_second']} events/s)")
+        if checkpoint:
+            click.echo(f"the log extends checkpoint {checkpoint}")
+        if result.backfilled:
+            click.echo(f"note: {result.backfilled} link(s) were built when this store was upgraded to the chain; "
+                       "they prove nothing changed since then, not before")
+    if not result.ok:
+        raise ChainBroken(summary["first_broken"]["message"])
+
+
+@audit.command()
+@output_options()
+@click.pass_obj
+def checkpoint(state: Any, fmt: str | None) -> None:
+    """Print the chain head as a short digest to keep outside the database.
+
+    Later, 'pgf audit verify --checkpoint DIGEST' proves the log still extends it.
+
+    \b
+    Example:
+      pgf audit checkpoint >> ~/pgf-checkpoints.txt
+    """
+    from pgf_events.audit.chain import Checkpoint  # noqa: PLC0415
+    from pgf_events.audit.verify import chain_reader  # noqa: PLC0415
+
+    app = state.app(must_exist=True)
+    head = chain_reader(app).chain_head()
+    if head is None:
+        raise StoreError("the store holds no events yet, so there is no chain head to checkpoint")
+    digest = Checkpoint.of(head.position, head.hash)
+    if fmt == "json":
+        emit_json({"checkpoint": str(digest), "position": head.position, "hash": head.hash.hex()})
+    else:
+        click.echo(str(digest))
+
+
+@audit.command()
+@click.option("--kind", "kinds", multiple=True, type=click.Choice(
+    ["late_entry", "endpoint_edit", "eligibility_after_enrolment", "dose_after_infusion", "sae_date_edit",
+     "new_user_at_site"]), help="Only these kinds (repeatable).")
+@click.option("--as-of", metavar="TIME", help="As the database knew it at TIME (a date means its end, UTC).")
+@output_options(csv_ok=True)
+@click.pass_obj
+def exceptions(state: Any, kinds: tuple[str, ...], as_of: str | None, fmt: str | None) -> None:
+    """List entries an auditor should look at, each with its event refs, who, when and why.
+
+    Late entries (protocol late_entry_days), lab/transfusion edits near a derived endpoint date
+    (endpoint_edit_window_days), eligibility data edited after enrolment, dose or weight edited
+    after infusion, SAE dates edited, and the first entry of a user at a site.
+
+    \b
+    Example:
+      pgf audit exceptions
+      pgf audit exceptions --kind endpoint_edit --kind sae_date_edit --csv > exceptions.csv
+    """
+    from pgf_events.audit.exceptions import COLUMNS, KINDS, exception_rows  # noqa: PLC0415
+    from pgf_events.domain.parsing import parse_as_of  # noqa: PLC0415
+
+    cutoff = parse_as_of(as_of) if as_of else None
+    app = state.app(must_exist=True)
+    rows = exception_rows(app, cutoff, kinds or KINDS)
+    if fmt == "json":
+        params = app.protocol
+        emit_json({
+            "as_of": cutoff, "protocol_version": params.version,
+            "parameters": {"late_entry_days": params.late_entry_days,
+                           "endpoint_edit_window_days": params.endpoint_edit_window_days},
+            "counts": {k: sum(r["kind"] == k for r in rows) for k in (kinds or KINDS)},
+            "exceptions": rows,
+        })
+        return
+    render(rows, fmt, list(COLUMNS))
+    if fmt is None:
+        counts = ", ".join(f"{k} {sum(r['kind'] == k for r in rows)}" for k in (kinds or KINDS))
+        click.echo(f"{len(rows)} exception(s): {counts}", err=True)
+
+
+@audit.command("signatures")
+@click.argument("subjects", nargs=-1, metavar="[SUBJECT]...")
+@output_options(csv_ok=True)
+@click.pass_obj
+def signatures_(state: Any, subjects: tuple[str, ...], fmt: str | None) -> None:
+    """List electronic signatures: valid or invalidated, and whether the signed events still hash alike.
+
+    \b
+    Example:
+      pgf audit signatures S001
+      pgf audit signatures --csv
+    """
+    from pgf_events.audit.signatures import check_hashes  # noqa: PLC0415
+
+    app = state.app(must_exist=True)
+    rows = [
+        {"subject": subject.strip().upper(), **row}
+        for subject in (subjects or app.subjects())
+        for row in check_hashes(app, subject)
+    ]
+    render(rows, fmt, ["subject", "ref", "signer", "meaning", "signed_at", "stream_version", "valid",
+                       "invalidated_by", "hash_ok", "stream_hash"])
+
+
+@click.group()
+def db() -> None:
+    """Database administration helpers."""
+
+
+@db.command()
+@click.option("--writer", default="pgf_writer", show_default=True, help="Name of the writer role.")
+@click.option("--auditor", default="pgf_auditor", show_default=True, help="Name of the read-only auditor role.")
+@click.pass_obj
+def grants(state: Any, writer: str, auditor: str) -> None:
+    """Print SQL creating a writer role (INSERT/SELECT only) and a read-only auditor role.
+
+    \b
+    Example:
+      pgf --db postgresql://owner@dbhost/trial db grants | psql postgresql://owner@dbhost/trial
+    """
+    from pgf_events.audit.grants import grants_sql  # noqa: PLC0415
+    from pgf_events.store import parse_url  # noqa: PLC0415
+
+    config = parse_url(state.db_url)
+    if config.backend != "postgresql":
+        raise ValidationError(
+            "database roles apply to PostgreSQL; a SQLite store is protected by its triggers and the file's permissions"
+        )
+    click.echo(grants_sql(config, writer, auditor), nl=False)
+

@@ -1,0 +1,117 @@
+"""``pgf export audit-trail|odm|sdtm``: the record in the formats auditors' tools read."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import IO, Any
+
+import click
+
+from pgf_events.domain.parsing import parse_as_of
+
+
+def as_of_option(f: Any) -> Any:
+    return click.option(
+        "--as-of", metavar="TIME",
+        help="Export what was recorded up to TIME: a date-time (UTC unless an offset is given) or a date (its end).",
+    )(f)
+
+
+def _cutoff(as_of: str | None) -> datetime | None:
+    return parse_as_of(as_of) if as_of else None
+
+
+@contextmanager
+def _output(path: str) -> Iterator[IO[str]]:
+    """A file written whole or not at all ('-' is stdout)."""
+    if path == "-":
+        yield sys.stdout
+        return
+    target = Path(path)
+    if not target.parent.exists():
+        raise click.BadParameter(f"the folder {target.parent} does not exist", param_hint="FILE")
+    partial = target.with_name(target.name + ".partial")
+    try:
+        with open(partial, "w", encoding="utf-8", newline="") as f:
+            yield f
+        partial.replace(target)
+    finally:
+        partial.unlink(missing_ok=True)
+
+
+@click.group()
+def export() -> None:
+    """Export the record: audit trail CSV, CDISC ODM 1.3.2 XML, SDTM-shaped CSV datasets.
+
+    \b
+    Example:
+      pgf export audit-trail trail.csv
+      pgf export odm trial.xml --as-of 2025-06-30
+      pgf export sdtm sdtm/
+    """
+
+
+@export.command("audit-trail")
+@click.argument("file", metavar="FILE.csv")
+@as_of_option
+@click.pass_obj
+def audit_trail(state: Any, file: str, as_of: str | None) -> None:
+    """Write one CSV row per stored event: ref, type, clinical date, recorded UTC, user, source, reason,
+    what it supersedes and old -> new values.
+
+    \b
+    Example:
+      pgf export audit-trail trail.csv
+      pgf export audit-trail - --as-of 2025-03-31 | less
+    """
+    from pgf_events.audit.trail import write_trail  # noqa: PLC0415
+
+    cutoff = _cutoff(as_of)
+    app = state.app(must_exist=True)
+    with _output(file) as out:
+        count = write_trail(app, out, cutoff)
+    click.echo(f"{count} events written to {file}", err=True)
+
+
+@export.command()
+@click.argument("file", metavar="FILE.xml")
+@as_of_option
+@click.pass_obj
+def odm(state: Any, file: str, as_of: str | None) -> None:
+    """Write CDISC ODM 1.3.2 transactional XML: every event a transaction with its AuditRecord.
+
+    \b
+    Example:
+      pgf export odm trial.xml
+    """
+    from pgf_events.audit.odm import write_odm  # noqa: PLC0415
+
+    cutoff = _cutoff(as_of)
+    app = state.app(must_exist=True)
+    with _output(file) as out:
+        count = write_odm(app, out, cutoff)
+    click.echo(f"{count} transactions written to {file}", err=True)
+
+
+@export.command()
+@click.argument("directory", metavar="DIR", type=click.Path(file_okay=False))
+@as_of_option
+@click.pass_obj
+def sdtm(state: Any, directory: str, as_of: str | None) -> None:
+    """Write SDTM-shaped CSV datasets dm, ie, ex, lb, ae, pr, ds, dd into DIR (voided records left out,
+    corrections applied).
+
+    \b
+    Example:
+      pgf export sdtm sdtm/ --as-of 2025-12-31
+    """
+    from pgf_events.audit.sdtm import write_sdtm  # noqa: PLC0415
+
+    cutoff = _cutoff(as_of)
+    app = state.app(must_exist=True)
+    counts = write_sdtm(app, Path(directory), cutoff)
+    click.echo(", ".join(f"{name} {n}" for name, n in counts.items()) + f" rows written to {directory}", err=True)

@@ -1,0 +1,89 @@
+"""Raw database access for tests that play an attacker with database credentials."""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import Any
+
+from pgf_events.audit.recorders import CHAIN_TABLE, HEAD_TABLE
+from pgf_events.store import parse_url
+
+
+class Attacker:
+    """Runs SQL straight against a store's tables, behind the engine's back."""
+
+    def __init__(self, url: str):
+        self.config = parse_url(url)
+        self.sqlite = self.config.backend == "sqlite"
+        if self.sqlite:
+            assert self.config.sqlite_path is not None
+            self.conn: Any = sqlite3.connect(self.config.sqlite_path, isolation_level=None)
+            self.events, self.chain, self.head, self.pos = "stored_events", CHAIN_TABLE, HEAD_TABLE, "rowid"
+        else:
+            import psycopg
+
+            env = self.config.env
+            self.conn = psycopg.connect(
+                dbname=env["POSTGRES_DBNAME"], host=env["POSTGRES_HOST"], port=env["POSTGRES_PORT"],
+                user=env["POSTGRES_USER"], autocommit=True,
+            )
+            schema = f'"{self.config.schema}"'
+            self.events, self.chain, self.head = f"{schema}.pgf_events", f"{schema}.{CHAIN_TABLE}", f"{schema}.{HEAD_TABLE}"
+            self.pos = "notification_id"
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def sql(self, statement: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        """Run one statement; ``?`` placeholders work on both backends."""
+        if not self.sqlite:
+            statement = statement.replace("?", "%s")
+        cursor = self.conn.execute(statement, params)
+        try:
+            return [tuple(r) for r in cursor.fetchall()]
+        except Exception:  # noqa: BLE001 - statements without rows
+            return []
+
+    def drop_triggers(self) -> None:
+        if self.sqlite:
+            names = [r[0] for r in self.sql("SELECT name FROM sqlite_master WHERE type = 'trigger' AND name LIKE 'pgf_%'")]
+            for name in names:
+                self.sql(f"DROP TRIGGER {name}")
+        else:
+            for table in (self.events, self.chain, self.head):
+                self.sql(f"DROP TRIGGER pgf_append_only ON {table}")
+                self.sql(f"DROP TRIGGER pgf_no_truncate ON {table}")
+
+    def position_of(self, subject_version: tuple[str, int]) -> int:
+        from pgf_events.domain.patient import patient_id
+
+        subject, version = subject_version
+        oid = patient_id(subject)
+        rows = self.sql(
+            f"SELECT {self.pos} FROM {self.events} WHERE originator_id = ? AND originator_version = ?",
+            (oid.hex if self.sqlite else oid, version),
+        )
+        return int(rows[0][0])
+
+    def state(self, position: int) -> bytes:
+        return bytes(self.sql(f"SELECT state FROM {self.events} WHERE {self.pos} = ?", (position,))[0][0])
+
+    def set_state(self, position: int, state: bytes) -> None:
+        self.sql(f"UPDATE {self.events} SET state = ? WHERE {self.pos} = ?", (state, position))
+
+    def delete_event(self, position: int) -> None:
+        self.sql(f"DELETE FROM {self.events} WHERE {self.pos} = ?", (position,))
+
+    def delete_link(self, position: int) -> None:
+        self.sql(f"DELETE FROM {self.chain} WHERE position = ?", (position,))
+
+    def last_position(self) -> int:
+        return int(self.sql(f"SELECT MAX({self.pos}) FROM {self.events}")[0][0])
+
+    def insert_copy(self, position: int, new_version: int) -> None:
+        """A forged event: a copy of another one's row under a new version number."""
+        self.sql(
+            f"INSERT INTO {self.events} (originator_id, originator_version, topic, state) "
+            f"SELECT originator_id, ?, topic, state FROM {self.events} WHERE {self.pos} = ?",
+            (new_version, position),
+        )
