@@ -10,6 +10,8 @@ from collections import Counter
 import pytest
 
 from pgf_events.application import TrialConduct
+from pgf_events.projections.slices import PROJECTIONS
+from pgf_events.projections.store import ProjectionStore
 from tests.helpers import USER, register
 
 WRITERS, PER_WRITER, PATIENTS = 4, 500, 10
@@ -20,6 +22,10 @@ def _writer(url: str, writer: int, queue: mp.Queue, start: object) -> None:
     rng = random.Random(writer)
     start.wait()  # type: ignore[attr-defined]
     for n in range(PER_WRITER):
+        if writer == 0 and n % 100 == 50:  # one writer also catches the read models up now and then
+            store = ProjectionStore(app)
+            store.catch_up()
+            store.close()
         subject = f"C{rng.randrange(PATIENTS):02d}"
         # a unique, checkable value per record: writer in wbc, sequence number in plt
         app.record("lab", subject, {"date": "2025-03-01", "wbc": writer, "plt": n}, user=f"w{writer}")
@@ -60,5 +66,13 @@ def test_four_writers_on_ten_patients_lose_nothing(store_url: str) -> None:
             seen[(int(e.record.wbc), int(e.record.plt))] += 1
     assert seen == expected  # every record exactly once, with its own content
     assert sum(per_patient.values()) == WRITERS * PER_WRITER
+    # Projections consistent afterwards: caught up (partly while writers ran, see _reader) = rebuilt.
+    store = ProjectionStore(app)
+    store.catch_up()
+    caught_up = {name: store.rows(name) for name in PROJECTIONS}
+    store.rebuild()
+    assert {name: store.rows(name) for name in PROJECTIONS} == caught_up
+    assert len(caught_up["eligibility"]) == PATIENTS
+    store.close()
     print(f"conflicts retried per writer: {retried}")
     app.close()

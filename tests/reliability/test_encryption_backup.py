@@ -84,6 +84,9 @@ def test_backup_is_a_consistent_copy_with_the_same_history(tmp_path: Path) -> No
     copy = Pgf(f"sqlite:///{target}")
     for subject in ("S001", "S004"):
         assert copy.ok("history", subject, "--json").stdout == pgf.ok("history", subject, "--json").stdout
+    assert copy.ok("audit", "verify").exit_code == 0  # the copy verifies ...
+    for name in ("endpoints", "survival", "safety"):  # ... and reports the same results
+        assert copy.ok("report", name, "--json").stdout == pgf.ok("report", name, "--json").stdout
     pgf.rejected("backup", str(target), contains="never overwrites")
     pgf.rejected("backup", str(tmp_path / "no" / "x.db"), contains="does not exist")
 

@@ -62,6 +62,8 @@ def test_sigkill_during_import_leaves_all_or_nothing_and_rerun_completes(tmp_pat
         proc.wait()
         events = count_events(url)
         assert events in (0, total + 1), f"partial import: {events} events"  # +1: the ImportBatch record
+        verify = subprocess.run([*PGF, "audit", "verify"], env=env, capture_output=True, text=True)
+        assert verify.returncode == 0, verify.stdout + verify.stderr  # the chain verifies after every crash
         outcomes.append(events)
         if events:
             break  # the import won the race before the kill; later reruns must be no-ops
