@@ -62,22 +62,26 @@ def _text(max_length: int = 200) -> Callable[[Any, str], str]:
     return lambda value, name: p.parse_text(value, name, max_length)
 
 
-def _criteria(value: Any, name: str) -> dict[str, bool]:
-    """``{"IN1": "yes"}`` or ``["IN1=yes", ...]`` -> ``{"IN1": True}``."""
+def _pairs(value: Any, option: str, example: str) -> list[tuple[Any, Any]]:
+    """``{"K": v}``, ``["K=v", ...]`` or ``"K=v"`` -> ``[(K, v), ...]`` (CLI repeats and JSON objects alike)."""
     if isinstance(value, str):
         value = [value]
-    items: list[tuple[Any, Any]]
     if isinstance(value, Mapping):
-        items = list(value.items())
-    elif isinstance(value, (list, tuple)):
-        items = []
-        for item in value:
-            if not isinstance(item, str) or "=" not in item:
-                raise ValidationError(f"--criterion must look like IN1=yes or EX6=no, not {item!r}")
-            code, _, answer = item.partition("=")
-            items.append((code, answer))
-    else:
-        raise ValidationError("--criterion must look like IN1=yes or EX6=no")
+        return list(value.items())
+    if not isinstance(value, (list, tuple)):
+        raise ValidationError(f"{option} must look like {example}")
+    pairs = []
+    for item in value:
+        if not isinstance(item, str) or "=" not in item:
+            raise ValidationError(f"{option} must look like {example}, not {item!r}")
+        key, _, answer = item.partition("=")
+        pairs.append((key, answer))
+    return pairs
+
+
+def _criteria(value: Any, name: str) -> dict[str, bool]:
+    """``{"IN1": "yes"}`` or ``["IN1=yes", ...]`` -> ``{"IN1": True}``."""
+    items = _pairs(value, "--criterion", "IN1=yes or EX6=no")
     criteria: dict[str, bool] = {}
     for code, answer in items:
         code = str(code).strip().upper()
@@ -98,20 +102,7 @@ def _seriousness(value: Any, name: str) -> tuple[str, ...]:
 
 
 def _organs(value: Any, name: str) -> dict[str, int]:
-    if isinstance(value, str):
-        value = [value]
-    pairs: list[tuple[Any, Any]]
-    if isinstance(value, Mapping):
-        pairs = list(value.items())
-    elif isinstance(value, (list, tuple)):
-        pairs = []
-        for item in value:
-            if not isinstance(item, str) or "=" not in item:
-                raise ValidationError(f"--organ must look like skin=2, not {item!r}")
-            organ, _, score = item.partition("=")
-            pairs.append((organ, score))
-    else:
-        raise ValidationError("--organ must look like skin=2")
+    pairs = _pairs(value, "--organ", "skin=2")
     organs: dict[str, int] = {}
     for organ, score in pairs:
         organ = p.parse_choice(str(organ), "organ", CHRONIC_ORGANS)
