@@ -95,6 +95,10 @@ def _register_commands() -> None:
         admin.keygen, demo.demo,
     ):
         cli.add_command(command)
+    from pgf_events.cli import follow, serve  # noqa: PLC0415 - the downstream feed (issue 5)
+
+    cli.add_command(follow.follow)
+    cli.add_command(serve.serve)
 
 
 _register_commands()

@@ -1,0 +1,152 @@
+"""The Starlette application behind ``pgf serve``: read-only JSON and a Server-Sent Events feed.
+
+Database work runs in worker threads; catching the projections up is serialised by the feed's
+lock (a :class:`ProjectionStore` keeps per-process caches), reads run side by side.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+from starlette.routing import Route
+
+from pgf_events import __version__
+from pgf_events.cli._output import to_json
+from pgf_events.domain.errors import PatientNotFoundError, PgfError, StoreError, ValidationError
+from pgf_events.feed import ChangeFeed, check_position, check_projection
+from pgf_events.projections.slices import PROJECTIONS
+from pgf_events.serve.openapi import openapi_document
+from pgf_events.serve.pulse import Pulse
+
+KEEPALIVE_SECONDS = 15.0
+RETRY_MILLISECONDS = 1000  # what EventSource clients wait before reconnecting
+SSE_PAGE = 500
+CLOSING_CHECK = 0.5  # how quickly open streams notice the server shutting down
+PATHS = ("/health", "/patients/{subject}", "/reports/{name}", "/changes", "/openapi.json")
+
+
+class JSON(Response):
+    media_type = "application/json"
+
+    def render(self, content: Any) -> bytes:
+        return to_json(content).encode("utf-8")
+
+
+def _error(status: int, message: str) -> JSON:
+    return JSON({"error": message}, status_code=status)
+
+
+def build_app(feed: ChangeFeed, *, keepalive: float = KEEPALIVE_SECONDS, interval: float | None = None,
+              closing: Callable[[], bool] = lambda: False, server_url: str | None = None) -> Starlette:
+    """``closing`` tells open streams that the server is shutting down (uvicorn's ``should_exit``)."""
+
+    async def in_thread(fn: Callable[..., Any], *args: Any) -> Any:
+        return await run_in_threadpool(fn, *args)
+
+    def locked(fn: Callable[..., Any]) -> Callable[..., Any]:
+        def run(*args: Any) -> Any:
+            with feed.lock:
+                return fn(*args)
+        return run
+
+    async def health(request: Request) -> Response:
+        def look() -> dict[str, Any]:
+            return {"status": "ok", "store": feed.app.store.display,
+                    "head": feed.app.recorder.max_notification_id() or 0, "feed_position": feed.head(),
+                    "protocol_version": feed.app.protocol.version, "version": __version__}
+        return JSON(await in_thread(look))
+
+    async def patient(request: Request) -> Response:
+        from pgf_events.projections.queries import patient_status
+
+        def status(subject: str) -> dict[str, Any]:
+            return patient_status(feed.app, subject, store=feed.store)[0]
+        return JSON(await in_thread(locked(status), request.path_params["subject"]))
+
+    async def report(request: Request) -> Response:
+        from pgf_events.projections.queries import cohort_report
+
+        name = request.path_params["name"]
+        if name not in PROJECTIONS:
+            return _error(404, f"no report {name!r}; choose from {', '.join(PROJECTIONS)}")
+
+        def build() -> dict[str, Any]:
+            return cohort_report(feed.app, name, store=feed.store)
+        return JSON(await in_thread(locked(build)))
+
+    async def changes(request: Request) -> Response:
+        try:
+            after = _position(request.query_params.get("after", "0"), "after")
+            last_id = request.headers.get("last-event-id")
+            if last_id is not None and last_id.strip():
+                after = _position(last_id, "Last-Event-ID")
+            projection = check_projection(request.query_params.get("projection") or None)
+        except ValidationError as e:
+            return _error(400, str(e))
+        headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+        return StreamingResponse(_events(request.app.state.pulse, after, projection), headers=headers,
+                                 media_type="text/event-stream")
+
+    async def _events(pulse: Pulse, after: int, projection: str | None) -> AsyncIterator[str]:
+        loop = asyncio.get_running_loop()
+        yield f"retry: {RETRY_MILLISECONDS}\n\n"
+        while not closing():
+            seen = pulse.generation  # before reading: a wake-up during the read is not lost
+            page = await in_thread(feed.page, after, projection, SSE_PAGE)
+            for change in page:
+                yield f"id: {change.position}\ndata: {change.to_line()}\n\n"
+                after = change.position
+            if len(page) == SSE_PAGE:
+                continue
+            deadline = loop.time() + keepalive
+            while not closing():
+                remaining = deadline - loop.time()
+                if remaining <= 0:
+                    yield ": keep-alive\n\n"
+                    break
+                if await pulse.wait(seen, min(remaining, CLOSING_CHECK)):
+                    break
+
+    async def openapi(request: Request) -> Response:
+        return JSON(openapi_document(server_url))
+
+    async def not_found(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        return _error(exc.status_code, exc.detail)
+
+    async def pgf_error(request: Request, exc: Exception) -> Response:
+        status = 404 if isinstance(exc, PatientNotFoundError) else 503 if isinstance(exc, StoreError) else 400
+        return _error(status, " ".join(str(exc).split()))
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        pulse = Pulse(feed, asyncio.get_running_loop(), interval=interval)
+        pulse.start()
+        app.state.pulse = pulse
+        try:
+            yield
+        finally:
+            await run_in_threadpool(pulse.stop)
+
+    routes = [
+        Route("/health", health), Route("/patients/{subject}", patient), Route("/reports/{name}", report),
+        Route("/changes", changes), Route("/openapi.json", openapi),
+    ]
+    assert tuple(r.path for r in routes) == PATHS
+    return Starlette(routes=routes, lifespan=lifespan,
+                     exception_handlers={HTTPException: not_found, PgfError: pgf_error})
+
+
+def _position(text: str, name: str) -> int:
+    try:
+        return check_position(int(text.strip()))
+    except ValueError:
+        raise ValidationError(f"{name} must be a feed position (a whole number >= 0), not {text!r}") from None
