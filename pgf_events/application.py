@@ -14,25 +14,35 @@ import json
 import random
 import re
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 import attrs
 from eventsourcing.application import AggregateNotFoundError, Application
-from eventsourcing.persistence import IntegrityError, OperationalError, Transcoder
+from eventsourcing.persistence import IntegrityError, Mapper, OperationalError, Transcoder
 
 from pgf_events import transcodings
 from pgf_events.domain import values as vo
 from pgf_events.domain.errors import (
-    AccessDenied, ConcurrencyError, DomainError, DuplicatePatientError, PatientNotFoundError, PgfError, StoreError, ValidationError,
+    AccessDenied,
+    ConcurrencyError,
+    DomainError,
+    DuplicatePatientError,
+    PatientNotFoundError,
+    PgfError,
+    StoreError,
+    ValidationError,
 )
-from pgf_events.domain.imports import ImportBatch, import_id
-from pgf_events.domain.users import DIRECTORY_ID, PERMISSIONS, UserDirectory
 from pgf_events.domain.patient import RECORD_COMMANDS, Context, Patient, make_ref, patient_id
+from pgf_events.domain.users import DIRECTORY_ID, PERMISSIONS, UserDirectory
+from pgf_events.gc_tuning import fewer_collections
 from pgf_events.protocol import DEFAULT_PROTOCOL, Protocol
 from pgf_events.store import CIPHER_ENV, StoreConfig, parse_url, prepare
+
+if TYPE_CHECKING:
+    from pgf_events.domain.imports import ImportBatch
 
 _SUBJECT_RE = re.compile(r"^[A-Z0-9][A-Z0-9_.-]{0,31}$")
 _REF_RE = re.compile(r"^(?P<subject>[^#\s]+)#(?P<version>\d{1,9})$")
@@ -145,6 +155,16 @@ class TrialConduct(Application[Any]):
     def open(cls, url: str | None = None, protocol: Protocol = DEFAULT_PROTOCOL) -> TrialConduct:
         return cls(parse_url(url), protocol)
 
+    def construct_mapper(self) -> Mapper[Any]:
+        base = super().construct_mapper()
+        return transcodings.FastMapper(base.transcoder, compressor=base.compressor, cipher=base.cipher)
+
+    def construct_transcoder(self) -> Transcoder:
+        """The library's JSON format, read and written with orjson (see :mod:`pgf_events.transcodings`)."""
+        transcoder = transcodings.FastJSONTranscoder()
+        self.register_transcodings(transcoder)
+        return transcoder
+
     def register_transcodings(self, transcoder: Transcoder) -> None:
         super().register_transcodings(transcoder)  # type: ignore[arg-type]
         transcodings.register_all(transcoder)  # type: ignore[arg-type]
@@ -165,9 +185,11 @@ class TrialConduct(Application[Any]):
     def import_batch(self, commands: Sequence[Command], *, digest: str, file_name: str, user: str,
                      progress: Callable[[int], None] | None = None) -> list[Result] | ImportBatch:
         """Execute an imported file once: returns its results, or the earlier ImportBatch if already done."""
+        from pgf_events.domain.imports import ImportBatch, import_id  # noqa: PLC0415 - imports only
+
         def already() -> ImportBatch | None:
             try:
-                return self.repository.get(import_id(digest))
+                return self.repository.get(import_id(digest), projector_func=_project)
             except AggregateNotFoundError:
                 return None
 
@@ -196,6 +218,11 @@ class TrialConduct(Application[Any]):
         """
         user = _check_user(user)
         commands = list(commands)
+        with fewer_collections():  # a big import allocates millions of short-lived objects
+            return self._execute(commands, user, progress, dry_run, extra)
+
+    def _execute(self, commands: list[Command], user: str, progress: Callable[[int], None] | None,
+                 dry_run: bool, extra: Callable[[int], list[Any]] | None) -> list[Result]:
         for attempt in range(MAX_ATTEMPTS):
             unit = UnitOfWork(self, user)
             errors: list[tuple[int | None, str]] = []
@@ -233,7 +260,7 @@ class TrialConduct(Application[Any]):
     def patient(self, subject: str, version: int | None = None) -> Patient:
         subject = normalise_subject(subject)
         try:
-            return self.repository.get(self.patient_id(subject), version=version)
+            return self.repository.get(self.patient_id(subject), version=version, projector_func=_project)
         except AggregateNotFoundError:
             raise PatientNotFoundError(subject) from None
 
@@ -252,7 +279,7 @@ class TrialConduct(Application[Any]):
 
     def directory(self) -> UserDirectory | None:
         try:
-            return self.repository.get(DIRECTORY_ID)
+            return self.repository.get(DIRECTORY_ID, projector_func=_project)
         except AggregateNotFoundError:
             return None
 
@@ -308,11 +335,19 @@ class UnitOfWork:
         self.now = app.clock()
         self.patients: dict[str, Patient] = {}
         self._results: list[tuple[Patient, int, str]] = []
+        self._contexts: dict[str | None, Context] = {}
 
     def _context(self, source: str | None) -> Context:
+        try:  # one Context per source text: a visit sheet repeats a handful of sources
+            return self._contexts[source]
+        except (KeyError, TypeError):
+            pass
         if source is not None:
             source = vo.p.parse_text(source, "source", 200)
-        return Context(recorded_by=self.user, now=self.now, protocol=self.app.protocol, source=source)
+        ctx = Context(recorded_by=self.user, now=self.now, protocol=self.app.protocol, source=source)
+        if isinstance(source, str) or source is None:
+            self._contexts[source] = ctx
+        return ctx
 
     def _load(self, subject: str) -> Patient:
         if subject not in self.patients:
@@ -363,6 +398,14 @@ class UnitOfWork:
                 recorded_at=getattr(event, "timestamp", None), recorded_by=self.user, changes=changes,
             ))
         return out
+
+
+def _project(aggregate: Any, events: Iterable[Any]) -> Any:
+    """The library's ``project_aggregate`` without its per-event ``assert isinstance(event,
+    CanMutateProtocol)``: a runtime Protocol check that costs more than applying the event."""
+    for event in events:
+        aggregate = event.mutate(aggregate)
+    return aggregate
 
 
 def _check_user(user: Any) -> str:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -126,6 +125,8 @@ class Protocol:
     @classmethod
     def from_toml(cls, path: str | Path) -> Protocol:
         """Read overrides from a TOML file of ``name = value`` lines (a ``[protocol]`` table works too)."""
+        import tomllib  # noqa: PLC0415 - only --protocol needs the TOML parser
+
         try:
             with open(path, "rb") as f:
                 data = tomllib.load(f)

@@ -22,7 +22,7 @@ DEFAULT_URL = "sqlite:///pgf-trial.db"
 SQLITE_LOCK_TIMEOUT_SECONDS = 30
 # Recorders that chain every event in the same transaction (pgf_events.audit.recorders).
 SQLITE_RECORDER_TOPIC = "pgf_events.audit.recorders:ChainedSQLiteRecorder"
-POSTGRES_RECORDER_TOPIC = "pgf_events.audit.recorders:ChainedPostgresRecorder"
+POSTGRES_RECORDER_TOPIC = "pgf_events.audit.recorders_postgres:ChainedPostgresRecorder"
 
 
 @attrs.frozen

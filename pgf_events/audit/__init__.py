@@ -2,7 +2,7 @@
 
 Modules
 - ``chain``: the link encoding (SHA-256, ``pgf-chain/1``) and checkpoints (``POSITION-HEX20``).
-- ``recorders``: the SQLite and PostgreSQL application recorders ``store.py`` selects; they write
+- ``recorders`` (SQLite) and ``recorders_postgres``: the application recorders ``store.py`` selects; they write
   each event's link and move the chain head in the transaction that stores the event, and install
   the append-only triggers. Old stores are linked on first open (see that module).
 - ``verify``: streaming recomputation (batches of 10,000 events and links merged by position)

@@ -15,27 +15,23 @@ marking those links ``backfilled``. A backfilled link proves the log has not cha
 upgrade*, not before it: ``pgf audit verify`` says how many links were backfilled. Once a store
 has a chain, nothing is ever linked after the fact: an event slipped in without a link stays
 unlinked and is reported; a missing head with links present refuses writes.
+
+The PostgreSQL recorder lives in :mod:`pgf_events.audit.recorders_postgres`, so that a SQLite
+store never imports psycopg (a third of a `pgf record` process's start-up).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager, suppress
+from collections.abc import Sequence
+from contextlib import suppress
 from typing import Any, NamedTuple
 from uuid import UUID, uuid5
 
 from eventsourcing.persistence import (
-    InterfaceError,
-    OperationalError,
     PersistenceError,
-    ProgrammingError,
     StoredEvent,
 )
-from eventsourcing.postgres import PostgresAggregateRecorder, PostgresApplicationRecorder
 from eventsourcing.sqlite import SQLiteApplicationRecorder
-from eventsourcing.utils import retry
-from psycopg.rows import tuple_row
-from psycopg.sql import SQL, Composed, Identifier
 
 from pgf_events.audit.chain import GENESIS, link_hash, link_material
 from pgf_events.domain.errors import StoreError
@@ -133,8 +129,11 @@ class ChainWriter:
                     "behind the engine's back; nothing was written. Run 'pgf audit verify'"
                 )
         links: list[LinkRow] = []
+        oids: dict[Any, bytes] = {}  # a save holds a few streams' events: convert each stream id once
         for notification_id, s in new:
-            originator_id = _uuid(s.originator_id).bytes
+            originator_id = oids.get(s.originator_id)
+            if originator_id is None:
+                originator_id = oids[s.originator_id] = _uuid(s.originator_id).bytes
             digest = link_hash(digest, originator_id, s.originator_version, s.topic, s.state)
             links.append((notification_id, originator_id, s.originator_version, digest, False))
         self._insert_links(c, links)
@@ -203,10 +202,28 @@ class ChainedSQLiteRecorder(ChainWriter, SQLiteApplicationRecorder):
             self.catch_up()
 
     def _insert_events(self, c: Any, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Sequence[int] | None:
-        ids = super()._insert_events(c, stored_events, **kwargs)  # the INSERT took the write lock
-        assert ids is not None
+        if not stored_events:
+            return []
+        # The library inserts row by row to read each new rowid. Here the first INSERT takes the
+        # write lock and gives the first rowid; the rest go in one executemany. Under the lock, with
+        # rows never deleted (triggers), SQLite numbers them on from the largest rowid: checked below.
+        params = [(s.originator_id.hex if isinstance(s.originator_id, UUID) else s.originator_id,
+                   s.originator_version, s.topic, s.state) for s in stored_events]
+        c.execute(self.insert_events_statement, params[0])
+        first = c.lastrowid
+        if len(params) > 1:
+            c.executemany(self.insert_events_statement, params[1:])
+        c.execute(f"SELECT MAX(rowid) FROM {self.events_table_name}")
+        ids = list(range(first, first + len(params)))
+        if c.fetchone()[0] != ids[-1]:  # never seen; read the ids back rather than guess
+            ids = [self._rowid_of(c, p[0], p[1]) for p in params]
         self._append_links(c, ids, stored_events)
         return ids
+
+    def _rowid_of(self, c: Any, originator_id: str, version: int) -> int:
+        c.execute(f"SELECT rowid FROM {self.events_table_name} WHERE originator_id = ? AND originator_version = ?",
+                  (originator_id, version))
+        return int(c.fetchone()[0])
 
     def catch_up(self) -> bool:
         """Link a store from before the chain (no head, no links, some events). True if it did."""
@@ -245,10 +262,11 @@ class ChainedSQLiteRecorder(ChainWriter, SQLiteApplicationRecorder):
         return [(r[0], _oid(r[1]), r[2], r[3], _bytes(r[4])) for r in c.fetchall()]
 
     def _insert_links(self, c: Any, links: list[LinkRow]) -> None:
+        hexes: dict[bytes, str] = {}
         c.executemany(
             f"INSERT INTO {CHAIN_TABLE} (position, originator_id, originator_version, hash, backfilled) "
             "VALUES (?, ?, ?, ?, ?)",
-            [(p, o.hex(), v, h, int(b)) for p, o, v, h, b in links],
+            [(p, hexes[o] if o in hexes else hexes.setdefault(o, o.hex()), v, h, int(b)) for p, o, v, h, b in links],
         )
 
     def _write_head(self, c: Any, link: LinkRow) -> None:
@@ -291,222 +309,55 @@ class ChainedSQLiteRecorder(ChainWriter, SQLiteApplicationRecorder):
             )
             return [(r[0], _bytes(r[1]), bool(r[2])) for r in c.fetchall()]
 
+    # --- the fast path of verification (pgf_events.audit.fastverify)
+    chain_table = CHAIN_TABLE
+
+    def file_path(self) -> str | None:
+        """The database file, for a second process to read; None for an in-memory database."""
+        pool = self.datastore.pool
+        return None if pool.is_sqlite_memory_mode or pool.db_name.startswith("file:") else pool.db_name
+
+    def check_segment(self, after: int, stop: int, marks: frozenset[int]) -> Any:
+        from pgf_events.audit.fastverify import check_segment  # noqa: PLC0415
+
+        with self.datastore.transaction(commit=False) as c:
+            return check_segment(c.sqlite_cursor, self.events_table_name, CHAIN_TABLE, after, stop, marks)
+
+    def link_count(self, stop: int) -> int:
+        with self.datastore.transaction(commit=False) as c:
+            c.execute(f"SELECT COUNT(*) FROM {CHAIN_TABLE} WHERE position <= ?", (stop,))
+            return int(c.fetchone()[0])
+
+    # --- reading, for projection replays (pgf_events.projections.replay)
+    def stream_heads(self, after: int, stop: int) -> list[tuple[UUID, int, int, int]]:
+        """(stream id, last version, its position, event count) of each stream with events in (after, stop]."""
+        with self.datastore.transaction(commit=False) as c:
+            # The primary key index (originator_id, originator_version) holds the rowid too: index-only scan.
+            c.execute(
+                f"SELECT originator_id, MAX(originator_version), MAX(rowid), COUNT(*) FROM {self.events_table_name} "
+                "WHERE rowid > ? AND rowid <= ? GROUP BY originator_id",
+                (after, stop),
+            )
+            return [(_uuid(r[0]), r[1], r[2], r[3]) for r in c.fetchall()]
+
+    def count_between(self, after: int, stop: int) -> int:
+        with self.datastore.transaction(commit=False) as c:
+            c.execute(f"SELECT COUNT(*) FROM {self.events_table_name} WHERE rowid > ? AND rowid <= ?", (after, stop))
+            return int(c.fetchone()[0])
+
+    def stream_rows(self, streams: Sequence[tuple[UUID, int]]) -> list[list[tuple[int, str, bytes]]]:
+        """Each stream's (version, topic, state) up to the given version, all read in one transaction."""
+        statement = (f"SELECT originator_version, topic, state FROM {self.events_table_name} "
+                     "WHERE originator_id = ? AND originator_version <= ? ORDER BY originator_version")
+        with self.datastore.transaction(commit=False) as c:
+            out = []
+            for originator_id, version in streams:
+                c.execute(statement, (originator_id.hex, version))
+                out.append(c.fetchall())
+            return out
+
     def link_identity(self, position: int) -> tuple[UUID, int] | None:
         with self.datastore.transaction(commit=False) as c:
             c.execute(f"SELECT originator_id, originator_version FROM {CHAIN_TABLE} WHERE position = ?", (position,))
             row = c.fetchone()
             return (_uuid(row[0]), row[1]) if row else None
-
-
-# ------------------------------------------------------------------------------------ PostgreSQL
-
-
-class ChainedPostgresRecorder(ChainWriter, PostgresApplicationRecorder):
-    """PostgreSQL: ``<app>_events`` + ``pgf_chain`` + ``pgf_chain_head`` in the store's schema.
-
-    Writers serialise on an EXCLUSIVE lock of the head table (not of the events table, which
-    needs UPDATE privilege to lock that way), so a writer role needs only INSERT/SELECT on the
-    events and the chain, and UPDATE on the head (which its trigger lets move only forward).
-    """
-
-    TRIGGERS = 6
-
-    def __init__(self, datastore: Any, *, events_table_name: str = "stored_events"):
-        super().__init__(datastore, events_table_name=events_table_name)
-        self.datastore.enable_db_functions = False  # the insert must go through the chaining path
-        schema = Identifier(self.datastore.schema)
-        events = Identifier(self.events_table_name)
-        chain, head = Identifier(CHAIN_TABLE), Identifier(HEAD_TABLE)
-        self.q = {"schema": schema, "events": events, "chain": chain, "head": head}
-        self.lock_table_statements = [
-            SQL("SET LOCAL lock_timeout = '{0}s'").format(self.datastore.lock_timeout),
-            SQL("LOCK TABLE {schema}.{head} IN EXCLUSIVE MODE").format(**self.q),
-        ]
-        self.sql_create_statements += [
-            SQL(
-                "CREATE TABLE IF NOT EXISTS {schema}.{chain} (position bigint PRIMARY KEY, "
-                "originator_id uuid NOT NULL, originator_version bigint NOT NULL, hash bytea NOT NULL, "
-                "backfilled boolean NOT NULL DEFAULT false)"
-            ).format(**self.q),
-            SQL(
-                "CREATE TABLE IF NOT EXISTS {schema}.{head} (id smallint PRIMARY KEY CHECK (id = 1), "
-                "position bigint NOT NULL, hash bytea NOT NULL, originator_id uuid NOT NULL, "
-                "originator_version bigint NOT NULL)"
-            ).format(**self.q),
-            SQL(
-                "CREATE OR REPLACE FUNCTION {schema}.pgf_refuse_change() RETURNS trigger LANGUAGE plpgsql AS $$ "
-                "BEGIN RAISE EXCEPTION 'pgf: % on %.% refused: the event store is append-only', "
-                "TG_OP, TG_TABLE_SCHEMA, TG_TABLE_NAME USING ERRCODE = 'insufficient_privilege'; END $$"
-            ).format(**self.q),
-            SQL(
-                "CREATE OR REPLACE FUNCTION {schema}.pgf_head_forward_only() RETURNS trigger LANGUAGE plpgsql AS $$ "
-                "BEGIN IF TG_OP = 'UPDATE' AND NEW.id = OLD.id AND NEW.position > OLD.position THEN RETURN NEW; "
-                "END IF; RAISE EXCEPTION 'pgf: % on the chain head refused: it only moves forward', TG_OP "
-                "USING ERRCODE = 'insufficient_privilege'; END $$"
-            ).format(**self.q),
-        ]
-        for table, function in ((events, "pgf_refuse_change"), (chain, "pgf_refuse_change"),
-                                (head, "pgf_head_forward_only")):
-            self.sql_create_statements += [
-                SQL(
-                    "CREATE OR REPLACE TRIGGER pgf_append_only BEFORE UPDATE OR DELETE ON {schema}.{table} "
-                    "FOR EACH ROW EXECUTE FUNCTION {schema}.{function}()"
-                ).format(table=table, function=Identifier(function), **self.q),
-                SQL(
-                    "CREATE OR REPLACE TRIGGER pgf_no_truncate BEFORE TRUNCATE ON {schema}.{table} "
-                    "FOR EACH STATEMENT EXECUTE FUNCTION {schema}.pgf_refuse_change()"
-                ).format(table=table, **self.q),
-            ]
-
-    def create_table(self) -> None:
-        if self._schema_complete():
-            # Everything exists: run no DDL, so roles without ownership (pgf db grants) can open it.
-            self.datastore.register_type_adapters()
-        else:
-            super().create_table()
-        with suppress(PersistenceError):  # a read-only role: verify will report the unlinked events
-            self.catch_up()
-
-    def _schema_complete(self) -> bool:
-        with self.datastore.transaction(commit=False) as curs:
-            curs.execute(
-                "SELECT count(*) AS n FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid "
-                "JOIN pg_namespace ns ON ns.oid = c.relnamespace "
-                "WHERE ns.nspname = %s AND c.relname IN (%s, %s, %s) AND t.tgname IN ('pgf_append_only', 'pgf_no_truncate')",
-                (self.datastore.schema, self.events_table_name, CHAIN_TABLE, HEAD_TABLE),
-            )
-            row = curs.fetchone()
-            return bool(row and row["n"] == self.TRIGGERS)
-
-    @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
-    def insert_events(self, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Sequence[int] | None:
-        if not stored_events:
-            return []
-        try:
-            with self.datastore.transaction(commit=True) as curs:
-                self._lock_table(curs)
-                self._notify_channel(curs)
-                PostgresAggregateRecorder._insert_stored_events(self, curs, stored_events)
-                ids = [row["notification_id"] for row in curs.fetchall()]
-                self._append_links(curs, ids, stored_events)
-        except ProgrammingError as e:
-            if "permission denied" not in str(e):
-                raise
-            raise StoreError(f"the database refused the write ({e}); this role may only read") from None
-        return ids
-
-    def catch_up(self) -> bool:
-        """Link a store from before the chain (no head, no links, some events). True if it did."""
-        with self.datastore.transaction(commit=False) as curs:
-            if not self._needs_upgrade(curs):
-                return False
-        with self.datastore.transaction(commit=True) as curs:
-            self._lock_table(curs)
-            if not self._needs_upgrade(curs):
-                return False
-            self._upgrade(curs)
-            return True
-
-    def _needs_upgrade(self, c: Any) -> bool:
-        if self._read_head(c) is not None or self._has_links(c):
-            return False
-        c.execute(SQL("SELECT 1 AS one FROM {schema}.{events} LIMIT 1").format(**self.q))
-        return c.fetchone() is not None
-
-    def _has_links(self, c: Any) -> bool:
-        c.execute(SQL("SELECT 1 AS one FROM {schema}.{chain} LIMIT 1").format(**self.q))
-        return c.fetchone() is not None
-
-    def _read_head(self, c: Any) -> tuple[int, bytes] | None:
-        c.execute(SQL("SELECT position, hash FROM {schema}.{head} WHERE id = 1").format(**self.q))
-        row = c.fetchone()
-        return (row["position"], _bytes(row["hash"])) if row else None
-
-    def _events_after(self, c: Any, after: int, before: int | None, limit: int) -> list[StoredRow]:
-        statement: Composed = SQL(
-            "SELECT notification_id, originator_id, originator_version, topic, state FROM {schema}.{events} "
-            "WHERE notification_id > %s"
-        ).format(**self.q)
-        params: list[Any] = [after]
-        if before is not None:
-            statement += SQL(" AND notification_id < %s")
-            params.append(before)
-        c.execute(statement + SQL(" ORDER BY notification_id LIMIT %s"), (*params, limit))
-        return [
-            (r["notification_id"], _oid(r["originator_id"]), r["originator_version"], r["topic"], _bytes(r["state"]))
-            for r in c.fetchall()
-        ]
-
-    def _insert_links(self, c: Any, links: list[LinkRow]) -> None:
-        c.executemany(
-            SQL(
-                "INSERT INTO {schema}.{chain} (position, originator_id, originator_version, hash, backfilled) "
-                "VALUES (%s, %s, %s, %s, %s)"
-            ).format(**self.q),
-            [(p, UUID(bytes=o), v, h, b) for p, o, v, h, b in links],
-        )
-
-    def _write_head(self, c: Any, link: LinkRow) -> None:
-        c.execute(
-            SQL(
-                "INSERT INTO {schema}.{head} (id, position, hash, originator_id, originator_version) "
-                "VALUES (1, %s, %s, %s, %s) ON CONFLICT (id) DO UPDATE SET position = EXCLUDED.position, "
-                "hash = EXCLUDED.hash, originator_id = EXCLUDED.originator_id, "
-                "originator_version = EXCLUDED.originator_version"
-            ).format(**self.q),
-            (link[0], link[3], UUID(bytes=link[1]), link[2]),
-        )
-
-    # --- reading, for verification
-    def chain_head(self) -> Head | None:
-        with self.datastore.transaction(commit=False) as curs:
-            curs.execute(SQL(
-                "SELECT position, hash, originator_id, originator_version FROM {schema}.{head} WHERE id = 1"
-            ).format(**self.q))
-            row = curs.fetchone()
-            return Head(row["position"], _bytes(row["hash"]), _uuid(row["originator_id"]),
-                        row["originator_version"]) if row else None
-
-    def max_position(self) -> int:
-        with self.datastore.transaction(commit=False) as curs:
-            curs.execute(SQL(
-                "SELECT GREATEST((SELECT MAX(notification_id) FROM {schema}.{events}), "
-                "(SELECT MAX(position) FROM {schema}.{chain})) AS m"
-            ).format(**self.q))
-            return curs.fetchone()["m"] or 0  # type: ignore[index]
-
-    @contextmanager
-    def _binary_reader(self) -> Iterator[Any]:
-        """A read-only cursor in binary format with plain tuples: no text decoding of bytea or uuid."""
-        with (self.datastore.get_connection() as conn, conn.transaction(force_rollback=True),
-              conn.cursor(binary=True, row_factory=tuple_row) as curs):
-            yield curs
-
-    def event_rows(self, after: int, stop: int, limit: int) -> list[EventRow]:
-        # The server lays out each event's link material (see chain.link_material): two cells a row.
-        with self._binary_reader() as curs:
-            curs.execute(SQL(
-                "SELECT notification_id, uuid_send(originator_id) || int8send(originator_version) "
-                "|| int4send(octet_length(convert_to(coalesce(topic, ''), 'UTF8'))) "
-                "|| convert_to(coalesce(topic, ''), 'UTF8') "
-                "|| int8send(octet_length(coalesce(state, ''::bytea))::bigint) || coalesce(state, ''::bytea) "
-                "FROM {schema}.{events} WHERE notification_id > %s AND notification_id <= %s "
-                "ORDER BY notification_id LIMIT %s"
-            ).format(**self.q), (after, stop, limit))
-            return curs.fetchall()  # type: ignore[no-any-return]
-
-    def link_rows(self, after: int, stop: int, limit: int) -> list[StoredLink]:
-        with self._binary_reader() as curs:
-            curs.execute(SQL(
-                "SELECT position, hash, backfilled FROM {schema}.{chain} "
-                "WHERE position > %s AND position <= %s ORDER BY position LIMIT %s"
-            ).format(**self.q), (after, stop, limit))
-            return curs.fetchall()  # type: ignore[no-any-return]
-
-    def link_identity(self, position: int) -> tuple[UUID, int] | None:
-        with self.datastore.transaction(commit=False) as curs:
-            curs.execute(SQL(
-                "SELECT originator_id, originator_version FROM {schema}.{chain} WHERE position = %s"
-            ).format(**self.q), (position,))
-            row = curs.fetchone()
-            return (_uuid(row["originator_id"]), row["originator_version"]) if row else None

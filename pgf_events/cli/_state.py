@@ -8,7 +8,6 @@ import attrs
 import click
 
 from pgf_events.domain.errors import StoreError
-from pgf_events.domain.users import need_of
 
 if TYPE_CHECKING:
     from pgf_events.application import TrialConduct
@@ -35,6 +34,7 @@ class State:
         """
         if self._app is None:
             from pgf_events.application import TrialConduct  # noqa: PLC0415
+            from pgf_events.domain.users import need_of  # noqa: PLC0415
             from pgf_events.store import parse_url  # noqa: PLC0415
 
             config = parse_url(self.db_url)

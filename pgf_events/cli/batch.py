@@ -8,6 +8,7 @@ import sys
 from typing import Any
 
 import click
+import orjson
 
 from pgf_events.application import BatchRejected, Command
 from pgf_events.cli._output import emit_json, output_options, progress
@@ -21,9 +22,12 @@ def parse_line(number: int, text: str) -> Command:
     """One JSON object -> a Command. Record lines: {"record": KIND, "subject": ..., options...};
     change lines: {"record": "correct"|"void", "ref": "S001#3", "set": {...}, "reason": ...}."""
     try:
-        obj = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise ValidationError(f"not valid JSON ({e.msg} at column {e.colno})") from None
+        obj = orjson.loads(text)  # fast; what it refuses (NaN, huge integers, errors) goes to json below
+    except orjson.JSONDecodeError:
+        try:
+            obj = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise ValidationError(f"not valid JSON ({e.msg} at column {e.colno})") from None
     if not isinstance(obj, dict):
         raise ValidationError("each line must be a JSON object")
     obj = dict(obj)

@@ -8,7 +8,6 @@ import click
 
 from pgf_events.cli._output import cell, emit_json, output_options
 from pgf_events.cli.history import as_of_option
-from pgf_events.cli.projections import open_store
 from pgf_events.domain.parsing import parse_as_of
 
 PLOT_HELP = "Also draw the ANC/Hb/PLT course with infusions, transfusions and endpoint dates to FILE.png."
@@ -33,7 +32,9 @@ def status(state: Any, subject: str, as_of: str | None, fmt: str | None, plot_fi
 
     cutoff = parse_as_of(as_of) if as_of else None
     app = state.app(must_exist=True)
-    doc, patient = patient_status(app, subject, as_of=cutoff, store=None if cutoff else open_store(state))
+    # Derived from the patient's own stream (the same functions as the read models): as fast however
+    # far behind the read models are, and without loading SQLAlchemy.
+    doc, patient = patient_status(app, subject, as_of=cutoff)
     if plot_file:
         from pgf_events.projections.plots import plot_status  # noqa: PLC0415
 

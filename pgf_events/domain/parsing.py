@@ -6,6 +6,7 @@ value, so the CLI and ``pgf import`` report the same message for the same mistak
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from datetime import UTC, date, datetime, timedelta
@@ -129,6 +130,7 @@ def check_in_range(number: float, name: str, low: float, high: float, unit: str)
         )
 
 
+@functools.lru_cache(maxsize=64)  # asked once per command with the same ``now`` for a whole batch
 def latest_valid_date(now: datetime) -> date:
     """The latest clinical date that is not in the future anywhere on Earth (UTC+14)."""
     return (now.astimezone(UTC) + timedelta(hours=14)).date()

@@ -9,9 +9,10 @@ recomputed from the chain of corrections and voids that point at it.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime
 from typing import Any
 from uuid import UUID, uuid5
@@ -171,6 +172,10 @@ class Patient(Aggregate):
     def __init__(self, subject: str, record: vo.Registration, recorded_by: str, source: str | None):
         self.subject = subject
         self.entries: dict[int, Entry] = {}
+        # The versions of the records of each kind, in recording order, kept by the event applies.
+        # Rules ask "the death", "the enrolment", "the infusions" on every command: an index makes
+        # that O(records of that kind) instead of a scan of the whole stream (O(n^2) per patient).
+        self._kinds: dict[str, list[int]] = {}
         self._add_record(1, record)
 
     @staticmethod
@@ -346,10 +351,8 @@ class Patient(Aggregate):
 
     def active(self, record_type: type[vo.Record]) -> list[tuple[int, Any]]:
         """(version, effective record) of every standing record of a type, in recording order."""
-        return [
-            (e.version, e.record) for e in self.entries.values()
-            if not e.voided and isinstance(e.record, record_type) and e.kind == record_type.KIND
-        ]
+        entries = self.entries
+        return [(v, entries[v].record) for v in self._kinds.get(record_type.KIND, ()) if not entries[v].voided]
 
     def clinical_records(self) -> Iterator[tuple[int, vo.Record]]:
         for e in self.entries.values():
@@ -357,8 +360,11 @@ class Patient(Aggregate):
                 yield e.version, e.record
 
     def _first(self, record_type: type[vo.Record]) -> tuple[int, Any] | None:
-        found = self.active(record_type)
-        return found[0] if found else None
+        entries = self.entries
+        for v in self._kinds.get(record_type.KIND, ()):
+            if not entries[v].voided:
+                return v, entries[v].record
+        return None
 
     @property
     def enrolment(self) -> tuple[int, vo.Enrolment] | None:
@@ -432,6 +438,7 @@ class Patient(Aggregate):
 
     def _add_record(self, version: int, record: vo.Record) -> None:
         self.entries[version] = Entry(version=version, kind=record.KIND, original=record, record=record)
+        self._kinds.setdefault(record.KIND, []).append(version)
 
     def _add_change(self, version: int, kind: str, supersedes: str, reason: str, changes: dict[str, Any]) -> None:
         target = int(supersedes.rpartition("#")[2])
@@ -479,14 +486,26 @@ class Patient(Aggregate):
 def restore(cls: type[vo.Record], values: Mapping[str, Any]) -> vo.Record:
     """Rebuild a stored record without re-running validation (stored facts are never re-judged)."""
     instance = object.__new__(cls)
-    for a in attrs.fields(cls):
-        value = values.get(a.name, a.default if a.default is not attrs.NOTHING else None)
-        if isinstance(value, attrs.Factory):  # type: ignore[arg-type]
-            value = value.factory()
-        if a.name == "serious" and isinstance(value, list):
+    setattr_ = object.__setattr__
+    for name, default, factory in _restore_plan(cls):
+        value = values.get(name, default) if factory is None or name in values else factory()
+        if name == "serious" and isinstance(value, list):
             value = tuple(value)
-        object.__setattr__(instance, a.name, value)
+        setattr_(instance, name, value)
     return instance
+
+
+@functools.cache
+def _restore_plan(cls: type[vo.Record]) -> tuple[tuple[str, Any, Callable[[], Any] | None], ...]:
+    """Per field: name, the default when absent (None if required), and the default's factory if any."""
+    plan = []
+    for a in attrs.fields(cls):
+        default = a.default if a.default is not attrs.NOTHING else None
+        if isinstance(default, attrs.Factory):  # type: ignore[arg-type]
+            plan.append((a.name, None, default.factory))
+        else:
+            plan.append((a.name, default, None))
+    return tuple(plan)
 
 
 def _check_not_signature(patient: Patient, entry: Entry) -> None:

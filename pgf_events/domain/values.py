@@ -8,6 +8,7 @@ correction is revalidated exactly as if it were newly entered (:meth:`Record.cor
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping
 from datetime import date, datetime
 from typing import Any, ClassVar
@@ -113,6 +114,27 @@ def _organs(value: Any, name: str) -> dict[str, int]:
 
 
 @attrs.frozen
+class _FieldSpec:
+    """What the hot paths need of a record class's attrs fields, computed once per class."""
+
+    names: tuple[str, ...]
+    date_names: tuple[str, ...]  # fields declared as a date or datetime (parsing guarantees the type)
+    allowed: frozenset[str]  # field names and input-only options
+    parsers: tuple[tuple[str, Callable[[Any, str], Any], bool], ...]  # (name, parse, required)
+
+
+@functools.cache
+def _spec(cls: type[Record]) -> _FieldSpec:
+    fields = attrs.fields(cls)
+    return _FieldSpec(
+        names=tuple(a.name for a in fields),
+        date_names=tuple(a.name for a in fields if "date" in str(a.type)),  # "date", "datetime | None", ...
+        allowed=frozenset(a.name for a in fields) | frozenset(cls.INPUT_OPTIONS),
+        parsers=tuple((a.name, a.metadata["parse"], a.default is attrs.NOTHING) for a in fields),
+    )
+
+
+@attrs.frozen
 class Record:
     """Base of every record kind: a clinical fact as entered, already validated."""
 
@@ -134,17 +156,31 @@ class Record:
     def dates(self) -> list[tuple[str, date]]:
         """Every clinical date the record holds (checked against birth and the future)."""
         out = []
-        for a in attrs.fields(type(self)):
-            value = getattr(self, a.name)
+        for name in _spec(type(self)).date_names:
+            value = getattr(self, name)
             if isinstance(value, datetime):
-                out.append((a.name, value.date()))
+                out.append((name, value.date()))
             elif isinstance(value, date):
-                out.append((a.name, value))
+                out.append((name, value))
         return out
+
+    def latest_date(self) -> date:
+        """The latest of :meth:`dates` (every record holds at least one)."""
+        latest = None
+        for name in _spec(type(self)).date_names:
+            value = getattr(self, name)
+            if value is None:
+                continue
+            day = value.date() if isinstance(value, datetime) else value
+            if latest is None or day > latest:
+                latest = day
+        if latest is None:
+            raise ValueError(f"a {self.KIND} record holds no date")
+        return latest
 
     @classmethod
     def field_names(cls) -> tuple[str, ...]:
-        return tuple(a.name for a in attrs.fields(cls))
+        return _spec(cls).names
 
     @classmethod
     def _normalise(cls, raw: dict[str, Any]) -> dict[str, Any]:
@@ -153,29 +189,29 @@ class Record:
     @classmethod
     def from_input(cls, raw: Mapping[str, Any]) -> Record:
         """Build from option values keyed by field name (``None`` means not given)."""
+        spec = _spec(cls)
         given = {k: v for k, v in raw.items() if v is not None}
-        allowed = set(cls.field_names()) | set(cls.INPUT_OPTIONS)
-        unknown = sorted(set(given) - allowed)
+        unknown = sorted(k for k in given if k not in spec.allowed)
         if unknown:
             raise ValidationError(
                 f"record {cls.KIND} has no option {', '.join(p.label(u) for u in unknown)}"
             )
         given = cls._normalise(given)
         values: dict[str, Any] = {}
-        for a in attrs.fields(cls):
-            if a.name in given:
-                values[a.name] = a.metadata["parse"](given[a.name], a.name)
-            elif a.default is attrs.NOTHING:
-                raise ValidationError(f"record {cls.KIND} needs {p.label(a.name)}")
+        for name, parse, required in spec.parsers:
+            if name in given:
+                values[name] = parse(given[name], name)
+            elif required:
+                raise ValidationError(f"record {cls.KIND} needs {p.label(name)}")
         return cls(**values)
 
     def as_input(self) -> dict[str, Any]:
-        return attrs.asdict(self, recurse=False)
+        """The fields as a dict (values not copied), in declaration order."""
+        return {name: getattr(self, name) for name in _spec(type(self)).names}
 
     def corrected(self, changes: Mapping[str, Any]) -> tuple[Record, dict[str, Any]]:
         """The record with ``changes`` applied and revalidated, and the canonical changed fields."""
-        allowed = set(self.field_names()) | set(self.INPUT_OPTIONS)
-        unknown = sorted(set(changes) - allowed)
+        unknown = sorted(set(changes) - _spec(type(self)).allowed)
         if unknown:
             raise ValidationError(
                 f"a {self.KIND} record has no field {', '.join(unknown)}; "
@@ -284,12 +320,12 @@ class LabPanel(Record):
         return _convert_units(dict(raw))
 
     def __attrs_post_init__(self) -> None:
-        if all(getattr(self, n) is None for n in ("anc", "plt", "hb", "wbc", "bilirubin")):
+        if self.anc is None and self.plt is None and self.hb is None and self.wbc is None and self.bilirubin is None:
             raise ValidationError("a lab record needs at least one value (--anc, --plt, --hb, --wbc or --bilirubin)")
 
 
 def _convert_units(raw: dict[str, Any]) -> dict[str, Any]:
-    hb_unit = p.parse_choice(raw.pop("hb_unit", "g/L"), "hb_unit", ("g/L", "g/dL"))
+    hb_unit = p.parse_choice(raw.pop("hb_unit"), "hb_unit", ("g/L", "g/dL")) if "hb_unit" in raw else "g/L"
     if "hb" in raw and hb_unit == "g/dL":
         raw["hb"] = round(p.parse_number(raw["hb"], "hb") * HB_G_PER_L_PER_G_PER_DL, 6)
     elif "hb" in raw:
@@ -299,8 +335,8 @@ def _convert_units(raw: dict[str, Any]) -> dict[str, Any]:
                 f"--hb {hb:g} g/L is out of range 20–250 g/L; if it was measured in g/dL add --hb-unit g/dL"
             )
     bili_unit = p.parse_choice(
-        raw.pop("bilirubin_unit", "µmol/L"), "bilirubin_unit", ("µmol/L", "umol/L", "mg/dL")
-    )
+        raw.pop("bilirubin_unit"), "bilirubin_unit", ("µmol/L", "umol/L", "mg/dL")
+    ) if "bilirubin_unit" in raw else "µmol/L"
     if "bilirubin" in raw and bili_unit == "mg/dL":
         raw["bilirubin"] = round(p.parse_number(raw["bilirubin"], "bilirubin") * BILIRUBIN_UMOL_PER_MG_DL, 6)
     return raw

@@ -4,23 +4,28 @@ Both paths end in the same pure functions: a patient's slices -> :func:`status_d
 the cohort's slices of one projection -> :func:`build_report`. Now: catch the projections up,
 then read their rows. ``as_of``: fold each patient's events recorded up to that time (the
 longest prefix of the stream with ``timestamp <= as_of``), :func:`derive_patient` it, and slice.
+
+One patient's status without a projection store (``pgf status``) is derived from that patient's
+stream alone, with the same functions the read models are built with: its cost is that patient's
+events, however far behind the read models are, and the command needs no SQLAlchemy.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 from pgf_events.application import TrialConduct, normalise_subject
 from pgf_events.audit.signatures import signatures
 from pgf_events.domain.errors import DomainError, PatientNotFoundError
 from pgf_events.domain.patient import Patient
-from pgf_events.projections.cohort import build_report
 from pgf_events.projections.derive import derive_patient, fold, iso
 from pgf_events.projections.slices import all_slices, status_document
-from pgf_events.projections.store import ProjectionStore
+
+if TYPE_CHECKING:
+    from pgf_events.projections.store import ProjectionStore
 
 
 def _slices_of(patient: Patient, recorded: dict[int, datetime], app: TrialConduct) -> dict[str, dict[str, Any]]:
@@ -57,10 +62,17 @@ def patients_as_of(app: TrialConduct, as_of: datetime) -> Iterator[tuple[Patient
 
 def patient_status(app: TrialConduct, subject: str, *, as_of: datetime | None = None,
                    store: ProjectionStore | None = None) -> tuple[dict[str, Any], Patient]:
-    """``pgf status`` as one JSON document, and the patient it describes (for plotting)."""
+    """``pgf status`` as one JSON document, and the patient it describes (for plotting).
+
+    Now, with a ``store``: from its caught-up rows; now, without one: derived from the stream.
+    """
     subject = normalise_subject(subject)
-    if as_of is None:
-        assert store is not None
+    if as_of is None and store is None:
+        events = app.stream(subject)
+        patient, recorded = fold(events)
+        assert patient is not None
+        slices, version = _slices_of(patient, recorded, app), patient.version
+    elif as_of is None:
         store.catch_up()
         found = store.patient(subject)
         if found is None:
@@ -85,6 +97,8 @@ def patient_status(app: TrialConduct, subject: str, *, as_of: datetime | None = 
 def cohort_report(app: TrialConduct, name: str, *, as_of: datetime | None = None,
                   store: ProjectionStore | None = None) -> dict[str, Any]:
     """``pgf report NAME`` as one JSON document."""
+    from pgf_events.projections.cohort import build_report  # noqa: PLC0415 - reports only
+
     if as_of is None:
         assert store is not None
         store.catch_up()

@@ -69,17 +69,22 @@ def collect_refs(data: Any) -> list[str]:
 
 
 def _walk(data: Any, found: set[str]) -> None:
-    if isinstance(data, Mapping):
+    kind = type(data)
+    if kind is dict or (kind is not list and isinstance(data, Mapping)):
         for key, value in data.items():
             if key == "ref" and isinstance(value, str):
                 found.add(value)
             elif key == "refs" and isinstance(value, Iterable) and not isinstance(value, str):
                 found.update(str(v) for v in value)
-            else:
+            elif type(value) not in _LEAVES:
                 _walk(value, found)
-    elif isinstance(data, list):
+    elif kind is list:
         for item in data:
-            _walk(item, found)
+            if type(item) not in _LEAVES:
+                _walk(item, found)
+
+
+_LEAVES = frozenset({str, int, float, bool, type(None)})  # nothing to look into (skips a call per value)
 
 
 def _ref_key(ref: str) -> tuple[str, int]:

@@ -20,11 +20,13 @@ exactly once. On SQLite writers take the lock up front (``BEGIN IMMEDIATE``). A 
 computed under another protocol (or by an older version of this code, see
 :data:`SCHEMA_VERSION`) is rebuilt from zero automatically.
 
-Batches hold :data:`BATCH_SIZE` notifications, or :data:`REBUILD_BATCH_SIZE` when rebuilding or far
-behind (each patient is derived once per batch, so big batches replay an interleaved log much
-faster). Hence a change row describes a subject's state at the *end* of a batch: a catch-up after
-every command lists every intermediate state, a rebuild only the states at its batch ends. A
-rebuild deletes that projection's change rows and writes them anew (positions are reused).
+Batches hold :data:`BATCH_SIZE` notifications. Far behind (more than two batches: a rebuild, a
+first read, a big import) the log is replayed stream by stream instead (:mod:`.replay`): each
+affected patient is folded and derived once, in chunks committed in the order of the streams' last
+events, so time is linear in the events and memory bounded. Hence a change row describes a
+subject's state at the *end* of a batch: a catch-up after every command lists every intermediate
+state, a replay only each subject's state at its end. A rebuild deletes that projection's change
+rows and writes them anew (positions are reused).
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
+import orjson
 import sqlalchemy as sa
 from sqlalchemy import event as sa_event
 from sqlalchemy.engine import URL, Connection, Engine
@@ -49,14 +52,14 @@ from sqlalchemy.pool import StaticPool
 
 from pgf_events.application import TrialConduct
 from pgf_events.domain.patient import Patient
+from pgf_events.gc_tuning import fewer_collections
+from pgf_events.projections import replay
 from pgf_events.projections.derive import derive_patient, fold, iso
 from pgf_events.projections.slices import PROJECTIONS, SLICE_KEYS, all_slices, collect_refs
 from pgf_events.protocol import Protocol
 from pgf_events.store import SQLITE_LOCK_TIMEOUT_SECONDS, StoreConfig
 
 BATCH_SIZE = 500
-# A rebuild replays the whole log: bigger batches mean fewer derivations of the same patient.
-REBUILD_BATCH_SIZE = 20000
 # Bump whenever derive/slices change what a row holds: stored projections are then rebuilt.
 SCHEMA_VERSION = 3
 MAX_RETRIES = 50
@@ -134,6 +137,8 @@ class Codec:
 class Conflict(Exception):
     """Another process moved a projection's position first: roll back and retry."""
 
+    applied = 0  # notifications this process had applied (committed) before the conflict
+
 
 def engine_for(config: StoreConfig) -> Engine:
     """A SQLAlchemy engine on the events' database (memory: an in-process SQLite database)."""
@@ -151,11 +156,26 @@ def engine_for(config: StoreConfig) -> Engine:
     connect_args: dict[str, Any] = {"connect_timeout": 5}
     if config.schema:
         connect_args["options"] = f"-csearch_path={config.schema}"
-    return sa.create_engine(url, connect_args=connect_args, pool_size=2, max_overflow=2)
+    return sa.create_engine(url, connect_args=connect_args, pool_size=2, max_overflow=2, **JSON_CODEC)
+
+
+def _json_dumps(value: Any) -> str:
+    return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
+
+
+def _json_loads(text: str | bytes) -> Any:
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:  # rows written by the json module may hold what only it reads (NaN)
+        return json.loads(text)
+
+
+# JSON columns through orjson: the same documents as the json module writes, several times faster.
+JSON_CODEC: dict[str, Any] = {"json_serializer": _json_dumps, "json_deserializer": _json_loads}
 
 
 def _sqlite_engine(url: str, **kw: Any) -> Engine:
-    engine = sa.create_engine(url, **kw)
+    engine = sa.create_engine(url, **kw, **JSON_CODEC)
 
     @sa_event.listens_for(engine, "connect")
     def _connect(dbapi_connection: Any, record: Any) -> None:
@@ -249,14 +269,19 @@ class ProjectionStore:
             state = self.tracking()
             start = min(state[n]["position"] for n in names)
             limit = batch_size or self.batch_size
-            if batch_size is None and self.head() - start > 2 * limit:  # far behind: replay like a rebuild
-                limit = max(limit, REBUILD_BATCH_SIZE)
-            batch = self.app.recorder.select_notifications(start=start + 1, limit=limit)
-            if not batch:
-                return applied
+            head = self.head()
             try:
+                if batch_size is None and head - start > 2 * limit and len({state[n]["position"] for n in names}) == 1:
+                    # Far behind (a rebuild, a first read, a big import): replay stream by stream.
+                    applied += self._replay({n: state[n] for n in names}, head)
+                    conflicts = 0
+                    continue
+                batch = self.app.recorder.select_notifications(start=start + 1, limit=limit)
+                if not batch:
+                    return applied
                 self._apply(batch, {n: state[n] for n in names})
-            except Conflict:  # another process applied (part of) this batch first: go on from its position
+            except Conflict as e:  # another process applied (part of) this batch first: go on from its position
+                applied += e.applied
                 self._written.clear()
                 conflicts += 1
                 if conflicts > MAX_RETRIES:
@@ -276,9 +301,52 @@ class ProjectionStore:
             self._advance(event)
             last[event.originator_id] = (notification.id, event)
         derived: dict[UUID, dict[str, dict[str, Any]]] = {}
+        subjects: dict[UUID, str] = {}
         for pid in last:
             patient, recorded = self._cache[pid]
             derived[pid] = all_slices(derive_patient(patient, self.params, recorded).as_json())
+            subjects[pid] = patient.subject
+        written = self._commit(state, new_position, last, derived, subjects)
+        self._written.update(written)  # only once committed
+
+    def _replay(self, state: dict[str, dict[str, Any]], stop: int) -> int:
+        """Apply every notification up to ``stop`` stream by stream (see :mod:`replay`); returns how many.
+
+        Chunks of streams go in the order of their last event, and each chunk's transaction moves the
+        position to that chunk's last event: every stream ending at or before it is then written, and
+        a stream with later events is derived again when those are applied, by this replay or, after
+        a crash, by the next catch-up. So a replay can stop anywhere and still be exactly once.
+        """
+        self._written.clear()  # rows are rewritten without being remembered (memory stays bounded)
+        start = min(row["position"] for row in state.values())
+        heads = replay.stream_heads(self.app, start, stop)
+        committed = [start]
+        try:
+            with fewer_collections():
+                self._replay_chunks(state, stop, heads, committed)
+        except Conflict as e:
+            e.applied = replay.count_between(self.app, start, committed[0])
+            raise
+        return sum(head.count for head in heads)
+
+    def _replay_chunks(self, state: dict[str, dict[str, Any]], stop: int, heads: list[replay.StreamHead],
+                       committed: list[int]) -> None:
+        for chunk, results in replay.derived_chunks(self.app, self.params, heads):
+            last = {d.originator_id: (d.position, d) for d in results}  # d has originator_version, timestamp
+            derived = {d.originator_id: d.slices for d in results}
+            subjects = {d.originator_id: d.subject for d in results}
+            new_position = stop if chunk[-1] is heads[-1] else chunk[-1].position
+            self._commit(state, new_position, last, derived, subjects)
+            committed[0] = new_position
+            state = {name: {**row, "position": new_position} for name, row in state.items()}
+        if all(row["position"] < stop for row in state.values()):  # nothing but non-patient events
+            self._commit(state, stop, {}, {}, {})
+            committed[0] = stop
+
+    def _commit(self, state: dict[str, dict[str, Any]], new_position: int, last: dict[UUID, tuple[int, Any]],
+                derived: dict[UUID, dict[str, dict[str, Any]]], subjects: dict[UUID, str]) -> dict[tuple[str, str], Any]:
+        """Move each projection to ``new_position`` and write its rows, in one transaction; Conflict if
+        another process moved one first. Returns the data written, by (projection, subject)."""
         todo = [n for n in state if state[n]["position"] < new_position]
         with self._write() as conn:
             for name in todo:  # claim the batch first: a competing writer blocks here, then fails
@@ -293,17 +361,18 @@ class ProjectionStore:
             written: dict[tuple[str, str], Any] = {}
             for name in todo:
                 mine = {pid: last[pid] for pid in last if last[pid][0] > state[name]["position"]}
-                self._write_rows(conn, name, mine, derived, written)
-        self._written.update(written)  # only once committed
+                self._write_rows(conn, name, mine, derived, subjects, written)
+        return written
 
     def _write_rows(self, conn: Connection, name: str, mine: dict[UUID, tuple[int, Any]],
-                    derived: dict[UUID, dict[str, dict[str, Any]]], written: dict[tuple[str, str], Any]) -> None:
+                    derived: dict[UUID, dict[str, dict[str, Any]]], subjects: dict[UUID, str],
+                    written: dict[tuple[str, str], Any]) -> None:
         if not mine:
             return
         view, codec = views[name], self.codec
-        subjects = {pid: self._cache[pid][0].subject for pid in mine}
-        existing = {s: self._written[(name, s)] for s in subjects.values() if (name, s) in self._written}
-        unknown = {codec.key(s): s for s in subjects.values() if s not in existing}
+        mine_subjects = [subjects[pid] for pid in mine]
+        existing = {s: self._written[(name, s)] for s in mine_subjects if (name, s) in self._written}
+        unknown = {codec.key(s): s for s in mine_subjects if s not in existing}
         if unknown:
             query = sa.select(view.c.subject, view.c.data).where(view.c.subject.in_(list(unknown)))
             existing.update({unknown[r.subject]: codec.open(r.data) for r in conn.execute(query)})
@@ -395,7 +464,7 @@ class ProjectionStore:
         started = time.perf_counter()
         self._reset(names)
         self._cache.clear()
-        applied = self.catch_up(names, batch_size=max(self.batch_size, REBUILD_BATCH_SIZE))
+        applied = self.catch_up(names)
         seconds = time.perf_counter() - started
         return {"projections": names, "events": applied, "seconds": seconds,
                 "events_per_second": applied / seconds if seconds else None}

@@ -82,13 +82,17 @@ class LabWorsening:
 _DayGrade = tuple[int, float, tuple[str, ...]]  # (worst grade, lowest value, refs) of one day
 
 
+_CUTS = {"anc": NEUTROPHIL_CUTS, "plt": PLATELET_CUTS, "hb": ANAEMIA_CUTS}
+
+
 def _worst_by_day(labs: Iterable[LabPoint], analyte: str, lln: float | None) -> dict[date, _DayGrade]:
     out: dict[date, _DayGrade] = {}
+    cuts, limit = _CUTS[analyte], DEFAULT_LLN[analyte] if lln is None else lln  # lab_grade, inlined
     for lab in labs:
         value = getattr(lab, analyte)
         if value is None:
             continue
-        grade = lab_grade(analyte, value, lln=lln)
+        grade = _grade(value, cuts, limit)
         old = out.get(lab.day)
         if old is None:
             out[lab.day] = (grade, value, (lab.ref,))

@@ -11,6 +11,7 @@ evidence), and the day counted from both anchors (transplant = Day 0, and MSC D1
 
 from __future__ import annotations
 
+from bisect import bisect_left, bisect_right
 from collections.abc import Iterable
 from datetime import date, timedelta
 
@@ -84,6 +85,12 @@ def _stamp(day: date, anchor: date, transplant_day: date | None, msc_d1: date | 
                 protocol_version=params.version)
 
 
+def _any_between(ordered_days: list[date], first: date, last: date) -> bool:
+    """Whether any of the sorted ``ordered_days`` lies in ``first .. last`` (inclusive)."""
+    i = bisect_left(ordered_days, first)
+    return i < len(ordered_days) and ordered_days[i] <= last
+
+
 def _latest_before(transfusions: Iterable[TransfusionPoint], product: str, day: date) -> tuple[str, ...]:
     prior = [t for t in transfusions if t.product == product and t.day <= day]
     return (max(prior, key=lambda t: (t.day, t.ref)).ref,) if prior else ()
@@ -125,10 +132,11 @@ def red_cell_recovery(
     RBC transfusion window: a transfusion on day t blocks t .. t + rbc_transfusion_free_days - 1."""
     daily = _daily_min(labs, "hb")
     rbc = [t for t in transfusions if t.product == "rbc"]
+    rbc_days = sorted(t.day for t in rbc)
     span = params.rbc_transfusion_free_days
     for day in sorted(d for d in daily if d >= anchor):
         value, refs = daily[day]
-        blocked = any(0 <= (day - t.day).days < span for t in rbc)
+        blocked = _any_between(rbc_days, day - timedelta(days=span - 1), day)
         if value >= params.hb_threshold and not blocked:
             return RedCellRecovery(**_stamp(day, anchor, transplant_day, msc_d1, params),
                                    refs=refs + _latest_before(rbc, "rbc", day), hb=value)
@@ -158,14 +166,17 @@ def platelet_response(
     labs = list(labs)
     daily = _daily_min(labs, "plt")
     plt_tx = [t for t in transfusions if t.product == "platelets"]
+    tx_days = sorted(t.day for t in plt_tx)
+    ordered = sorted(daily)  # sorted once; each window is a slice of it (O(n log n), not O(n^2))
     found: dict[str, tuple[date, date, list[date]]] = {}
-    for start in sorted(d for d in daily if d >= anchor):
+    for i in range(bisect_left(ordered, anchor), len(ordered)):
+        start = ordered[i]
         end = start + timedelta(days=params.plt_window_days - 1)
         if end > as_of:
             break
-        days = [d for d in sorted(daily) if start <= d <= end]
+        days = ordered[i:bisect_right(ordered, end, lo=i)]
         free_from = start - timedelta(days=params.plt_transfusion_free_before_days)
-        if len(days) < params.min_counts_in_window or any(free_from <= t.day <= end for t in plt_tx):
+        if len(days) < params.min_counts_in_window or _any_between(tx_days, free_from, end):
             continue
         grade = _classify([daily[d][0] for d in days], params)
         if grade is not None and grade not in found:

@@ -1,0 +1,79 @@
+"""The fast verification path (one joined pass, split over two processes) answers exactly what the
+precise merge answers: the same summary for an intact log, the same first break for a tampered one."""
+
+from __future__ import annotations
+
+import getpass
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pgf_events.application import TrialConduct
+from pgf_events.audit import fastverify
+from pgf_events.audit.chain import Checkpoint
+from pgf_events.audit.verify import Verification, chain_reader, verify
+from pgf_events.store import parse_url
+from tests.audit.attacker import Attacker
+from tests.conftest import Pgf
+
+
+class Precise:
+    """The same reader without the fast path's methods: verify() then merges events and links."""
+
+    def __init__(self, reader: Any):
+        for name in ("chain_head", "max_position", "event_rows", "link_rows", "link_identity"):
+            setattr(self, name, getattr(reader, name))
+
+
+@pytest.fixture
+def store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[str, TrialConduct]]:
+    monkeypatch.setattr(fastverify, "PARALLEL_MIN_EVENTS", 1)  # split even this small log in two processes
+    url = f"sqlite:///{tmp_path}/v.db"
+    Pgf(url, user=getpass.getuser()).ok("demo", "--patients", "8", "--seed", "2")
+    app = TrialConduct(parse_url(url, cipher_key=""))
+    yield url, app
+    app.close()
+
+
+def _summary(result: Verification) -> tuple[Any, ...]:
+    return result.events, result.last_position, result.digest, result.head, result.backfilled, result.broken
+
+
+def test_an_intact_log_gives_the_same_summary_both_ways(store: tuple[str, TrialConduct]) -> None:
+    _, app = store
+    reader = chain_reader(app)
+    assert len(fastverify.check_all(reader, reader.max_position(), frozenset())) == 2
+    fast, precise = verify(reader), verify(Precise(reader))
+    assert fast.ok and _summary(fast) == _summary(precise) and fast.events > 500
+
+
+def test_a_checkpoint_is_checked_on_the_fast_path_too(store: tuple[str, TrialConduct]) -> None:
+    url, app = store
+    reader = chain_reader(app)
+    early = verify(reader).current_checkpoint
+    assert early is not None
+    app.record("lab", "S001", {"date": "2025-09-01", "anc": 2.0}, user="tester")
+    assert verify(reader, early).ok
+    wrong = Checkpoint(early.position, "0" * 20)
+    assert _summary(verify(reader, wrong)) == _summary(verify(Precise(reader), wrong))
+    assert verify(reader, wrong).broken.kind == "checkpoint"  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("half", ["first", "second"])
+def test_a_tampered_log_gives_the_same_first_break_both_ways(store: tuple[str, TrialConduct], half: str) -> None:
+    url, app = store
+    reader = chain_reader(app)
+    last = reader.max_position()
+    position = last // 4 if half == "first" else 3 * last // 4
+    attacker = Attacker(url)
+    attacker.drop_triggers()
+    state = attacker.state(position)
+    attacker.set_state(position, state.replace(b'"recorded_by":"', b'"recorded_by":"x', 1))
+    later = position + 10
+    attacker.delete_link(later)  # a second problem after the first: the report must name the first
+    attacker.close()
+    fast, precise = verify(reader), verify(Precise(reader))
+    assert not fast.ok and _summary(fast) == _summary(precise)
+    assert fast.broken.position == position and fast.broken.kind == "modified"  # type: ignore[union-attr]
