@@ -12,6 +12,7 @@ from typing import Any
 
 import click
 
+from pgf_events.feed.wakers import DEFAULT_INTERVAL
 from pgf_events.projections.slices import PROJECTIONS
 
 INTERVAL_HELP = "SQLite: seconds between polls for new events (PostgreSQL is woken by LISTEN/NOTIFY)."
@@ -22,7 +23,7 @@ INTERVAL_HELP = "SQLite: seconds between polls for new events (PostgreSQL is wok
               help="Print only changes after this feed position (the last position you processed).")
 @click.option("--once", is_flag=True, help="Print every change so far, then exit.")
 @click.option("--projection", type=click.Choice(PROJECTIONS), help="Only this projection's changes.")
-@click.option("--interval", type=click.FloatRange(min=0.01, max=60), default=0.2, show_default=True,
+@click.option("--interval", type=click.FloatRange(min=0.01, max=60), default=DEFAULT_INTERVAL, show_default=True,
               metavar="SECONDS", help=INTERVAL_HELP)
 @click.pass_obj
 def follow(state: Any, after: int, once: bool, projection: str | None, interval: float) -> None:

@@ -19,7 +19,10 @@ def import_id(digest: str) -> UUID:
 
 
 class ImportBatch(Aggregate):
-    class Imported(Aggregate.Created):
+    class Event(Aggregate.Event):  # see Patient.Event
+        pass
+
+    class Imported(Event, Aggregate.Created):
         digest: str
         file_name: str
         lines: int

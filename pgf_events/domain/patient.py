@@ -75,13 +75,19 @@ class Entry:
 class Patient(Aggregate):
     """A trial subject's stream: registration first, then every clinical fact and change."""
 
-    class Registered(Aggregate.Created):
+    # The aggregate's own event base, defined here so that every event below subclasses it as
+    # written: the library would otherwise define each event class a second time (a subclass of the
+    # one written, of the same name and topic), doubling the dataclass work at every CLI start.
+    class Event(Aggregate.Event):
+        pass
+
+    class Registered(Event, Aggregate.Created):
         subject: str
         record: vo.Registration
         recorded_by: str
         source: str | None
 
-    class Recorded(Aggregate.Event):
+    class Recorded(Event):
         """Base of the clinical events: a validated record, who entered it, and its source."""
 
         record: Any
@@ -130,7 +136,7 @@ class Patient(Aggregate):
     class Withdrawn(Recorded):
         record: vo.Withdrawal
 
-    class Corrected(Aggregate.Event):
+    class Corrected(Event):
         """Only the changed fields of the superseded event, revalidated as if newly entered."""
 
         supersedes: str
@@ -142,7 +148,7 @@ class Patient(Aggregate):
         def apply(self, aggregate: Patient) -> None:
             aggregate._add_change(self.originator_version, CORRECTION, self.supersedes, self.reason, self.changes)
 
-    class Voided(Aggregate.Event):
+    class Voided(Event):
         supersedes: str
         reason: str
         recorded_by: str
@@ -151,7 +157,7 @@ class Patient(Aggregate):
         def apply(self, aggregate: Patient) -> None:
             aggregate._add_change(self.originator_version, VOID, self.supersedes, self.reason, {})
 
-    class Signed(Aggregate.Event):
+    class Signed(Event):
         """An electronic signature (not a clinical record) over the stream as it stood at ``stream_version``.
 
         ``stream_hash`` is the chain hash over this patient's stored events 1..stream_version

@@ -50,10 +50,13 @@ def need_of(command_path: str) -> str:
 
 
 class UserDirectory(Aggregate):
-    class Opened(Aggregate.Created):
+    class Event(Aggregate.Event):  # see Patient.Event
+        pass
+
+    class Opened(Event, Aggregate.Created):
         opened_by: str
 
-    class RoleGranted(Aggregate.Event):
+    class RoleGranted(Event):
         user: str
         role: str
         granted_by: str
@@ -62,7 +65,7 @@ class UserDirectory(Aggregate):
         def apply(self, directory: UserDirectory) -> None:
             directory.roles.setdefault(self.user, set()).add(self.role)
 
-    class RoleRevoked(Aggregate.Event):
+    class RoleRevoked(Event):
         user: str
         role: str
         revoked_by: str
