@@ -35,7 +35,7 @@ from typing import Any
 PGF = [sys.executable, "-c", "from pgf_events.cli import main; main()"]
 PATIENTS = 5
 DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432/test"
-INTERVAL = 0.2  # pgf follow's default polling interval on SQLite
+from pgf_events.feed.wakers import DEFAULT_INTERVAL as INTERVAL  # noqa: E402 - pgf follow's polling interval on SQLite
 
 
 # ------------------------------------------------------------------ the writer process

@@ -12,7 +12,7 @@ import pytest
 from pgf_events.application import TrialConduct
 from pgf_events.projections.slices import PROJECTIONS
 from pgf_events.projections.store import ProjectionStore
-from tests.helpers import USER, register
+from tests.helpers import register
 
 WRITERS, PER_WRITER, PATIENTS = 4, 500, 10
 
