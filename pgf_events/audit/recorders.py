@@ -22,6 +22,7 @@ store never imports psycopg (a third of a `pgf record` process's start-up).
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from contextlib import suppress
 from typing import Any, NamedTuple
@@ -88,26 +89,48 @@ def _bytes(value: Any) -> bytes:
     return bytes(value) if value is not None else b""
 
 
-class ChainWriter:
+class ChainWriter(ABC):
     """The chaining logic both backends share; subclasses supply the SQL."""
 
-    # --- backend SQL (implemented per backend)
-    def _read_head(self, c: Any) -> tuple[int, bytes] | None:
-        raise NotImplementedError
+    # --- backend SQL (each backend's recorder implements these)
+    @abstractmethod
+    def _lock_writers(self, c: Any) -> None:
+        """Take the lock that serialises writers, inside the transaction of ``c``."""
 
-    def _events_after(self, c: Any, after: int, before: int | None, limit: int) -> list[StoredRow]:
-        raise NotImplementedError
+    @abstractmethod
+    def _has_events(self, c: Any) -> bool: ...
 
-    def _insert_links(self, c: Any, links: list[LinkRow]) -> None:
-        raise NotImplementedError
+    @abstractmethod
+    def _read_head(self, c: Any) -> tuple[int, bytes] | None: ...
 
-    def _write_head(self, c: Any, link: LinkRow) -> None:
-        raise NotImplementedError
+    @abstractmethod
+    def _events_after(self, c: Any, after: int, before: int | None, limit: int) -> list[StoredRow]: ...
 
-    def _has_links(self, c: Any) -> bool:
-        raise NotImplementedError
+    @abstractmethod
+    def _insert_links(self, c: Any, links: list[LinkRow]) -> None: ...
+
+    @abstractmethod
+    def _write_head(self, c: Any, link: LinkRow) -> None: ...
+
+    @abstractmethod
+    def _has_links(self, c: Any) -> bool: ...
 
     # --- shared
+    def catch_up(self) -> bool:
+        """Link a store from before the chain (no head, no links, some events). True if it did."""
+        with self.datastore.transaction(commit=False) as c:  # type: ignore[attr-defined]
+            if not self._needs_upgrade(c):
+                return False
+        with self.datastore.transaction(commit=True) as c:  # type: ignore[attr-defined]
+            self._lock_writers(c)  # before reading again: another process may have just linked it
+            if not self._needs_upgrade(c):
+                return False
+            self._upgrade(c)
+            return True
+
+    def _needs_upgrade(self, c: Any) -> bool:
+        return self._read_head(c) is None and not self._has_links(c) and self._has_events(c)
+
     def _append_links(self, c: Any, ids: Sequence[int], stored_events: Sequence[StoredEvent]) -> None:
         """Link newly inserted events (same transaction, writers serialised by the caller's lock).
 
@@ -225,21 +248,10 @@ class ChainedSQLiteRecorder(ChainWriter, SQLiteApplicationRecorder):
                   (originator_id, version))
         return int(c.fetchone()[0])
 
-    def catch_up(self) -> bool:
-        """Link a store from before the chain (no head, no links, some events). True if it did."""
-        with self.datastore.transaction(commit=False) as c:
-            if not self._needs_upgrade(c):
-                return False
-        with self.datastore.transaction(commit=True) as c:
-            c.execute(f"DELETE FROM {CHAIN_TABLE} WHERE 0")  # take the write lock before reading
-            if not self._needs_upgrade(c):
-                return False
-            self._upgrade(c)
-            return True
+    def _lock_writers(self, c: Any) -> None:
+        c.execute(f"DELETE FROM {CHAIN_TABLE} WHERE 0")  # a write statement takes SQLite's write lock
 
-    def _needs_upgrade(self, c: Any) -> bool:
-        if self._read_head(c) is not None or self._has_links(c):
-            return False
+    def _has_events(self, c: Any) -> bool:
         c.execute(f"SELECT 1 FROM {self.events_table_name} LIMIT 1")
         return c.fetchone() is not None
 

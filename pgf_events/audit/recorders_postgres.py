@@ -126,21 +126,10 @@ class ChainedPostgresRecorder(ChainWriter, PostgresApplicationRecorder):
             raise StoreError(f"the database refused the write ({e}); this role may only read") from None
         return ids
 
-    def catch_up(self) -> bool:
-        """Link a store from before the chain (no head, no links, some events). True if it did."""
-        with self.datastore.transaction(commit=False) as curs:
-            if not self._needs_upgrade(curs):
-                return False
-        with self.datastore.transaction(commit=True) as curs:
-            self._lock_table(curs)
-            if not self._needs_upgrade(curs):
-                return False
-            self._upgrade(curs)
-            return True
+    def _lock_writers(self, c: Any) -> None:
+        self._lock_table(c)  # the EXCLUSIVE lock on the head table (lock_table_statements)
 
-    def _needs_upgrade(self, c: Any) -> bool:
-        if self._read_head(c) is not None or self._has_links(c):
-            return False
+    def _has_events(self, c: Any) -> bool:
         c.execute(SQL("SELECT 1 AS one FROM {schema}.{events} LIMIT 1").format(**self.q))
         return c.fetchone() is not None
 
