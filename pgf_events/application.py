@@ -21,7 +21,7 @@ from uuid import UUID
 
 import attrs
 from eventsourcing.application import AggregateNotFoundError, Application
-from eventsourcing.persistence import IntegrityError, Mapper, OperationalError, Transcoder
+from eventsourcing.persistence import IntegrityError, Mapper, OperationalError, ProgrammingError, Transcoder
 
 from pgf_events import transcodings
 from pgf_events.domain import values as vo
@@ -121,13 +121,35 @@ class TrialConduct(Application[Any]):
         self.protocol = protocol
         self.clock = clock or (lambda: datetime.now(UTC))
         self.conflicts_retried = 0  # saves re-run because another writer got there first
+        self._session_user: str | None = None
         prepare(store)
         self._id_secret = base64.b64decode(store.cipher_key) if store.cipher_key else None
         try:
             super().__init__(env=store.env)
         except OperationalError as e:
             raise StoreError(f"cannot open the store {store.display}: {e}") from None
+        except ProgrammingError as e:
+            if "permission denied" not in str(e):
+                raise
+            raise AccessDenied(f"your database login may not open the store {store.display}: it holds none of the "
+                               "store's roles (an admin gives them with 'pgf users grant')") from None
+        if getattr(self.recorder, "created_now", False) and store.backend == "postgresql":
+            self.finish_postgres_store()
         self._check_cipher()
+
+    def finish_postgres_store(self) -> None:
+        """The owner creates the read-model tables with the store, then grants (see dbroles): to PUBLIC
+        while the store is open, to the roles once an admin was granted."""
+        from pgf_events.projections.store import ProjectionStore  # noqa: PLC0415 - only at creation
+
+        projections = ProjectionStore(self)
+        try:
+            projections.setup()
+        finally:
+            projections.close()
+        from pgf_events.audit.dbroles import controlled  # noqa: PLC0415
+
+        self.recorder.grant_all(open_store=not controlled(self))  # type: ignore[attr-defined]
 
     def _check_cipher(self) -> None:
         """Refuse, with a clear error, a store encrypted with another key (or with none)."""
@@ -216,7 +238,7 @@ class TrialConduct(Application[Any]):
         A single failing command raises its own error; in a batch of several, every failure is
         collected into one :class:`BatchRejected` (with line numbers) and nothing is written.
         """
-        user = _check_user(user)
+        user = self._check_actor(user)
         commands = list(commands)
         with fewer_collections():  # a big import allocates millions of short-lived objects
             return self._execute(commands, user, progress, dry_run, extra)
@@ -283,34 +305,96 @@ class TrialConduct(Application[Any]):
         except AggregateNotFoundError:
             return None
 
-    def authorise(self, user: str, need: str, login: str | None = None) -> None:
+    def session_user(self) -> str | None:
+        """On PostgreSQL, the login the server authenticated (``session_user``); None on embedded stores."""
+        if self.store.backend != "postgresql":
+            return None
+        if self._session_user is None:
+            with self.recorder.datastore.transaction(commit=False) as c:  # type: ignore[attr-defined]
+                c.execute("SELECT session_user AS login")
+                self._session_user = str(c.fetchone()["login"])
+        return self._session_user
+
+    def acting_user(self, requested: str | None = None) -> str:
+        """Who is acting (see :mod:`pgf_events.identity`); ``requested`` (--user) may only restate it."""
+        from pgf_events import identity  # noqa: PLC0415
+
+        login = self.session_user()
+        if login is not None:
+            actual, how = login, "your PostgreSQL login"
+        else:
+            actual, how = identity.local_account(), "your operating-system account"
+        identity.check_restated(requested, actual, how)
+        return actual
+
+    def authorise(self, user: str, need: str) -> None:
         """Raise AccessDenied unless ``user`` holds a role that ``need`` allows (open stores allow all).
 
-        In an access-controlled store the acting user must be the OS login (``login``): a name
-        typed with --user cannot borrow someone else's role.
+        ``user`` is the authenticated identity (:meth:`acting_user`). On PostgreSQL the roles are the
+        database's own (see :mod:`pgf_events.audit.dbroles`), which it also enforces by itself.
         """
-        directory = self.directory()
-        if directory is None or not directory.controlled:
-            return
-        if login is not None and user != login:
-            raise AccessDenied(f"--user {user} is not your login ({login}); this store checks roles, so you act as yourself")
         allowed = PERMISSIONS[need]
-        if not directory.roles_of(user) & allowed:
-            held = ", ".join(sorted(directory.roles_of(user))) or "no role"
+        held = self._roles_held(user)
+        if held is None:
+            return
+        if not held & allowed:
+            names = ", ".join(sorted(held)) or "no role"
             raise AccessDenied(
-                f"{user} ({held}) may not do this: it needs the {' or '.join(sorted(allowed))} role"
+                f"{user} ({names}) may not do this: it needs the {' or '.join(sorted(allowed))} role"
             )
 
+    def _roles_held(self, user: str) -> set[str] | None:
+        """The pgf roles ``user`` holds, or None while the store is open (no admin granted yet)."""
+        if self.store.backend == "postgresql":
+            from pgf_events.audit import dbroles  # noqa: PLC0415
+
+            return dbroles.roles_held(self, user)
+        directory = self.directory()
+        if directory is None or not directory.controlled:
+            return None
+        return directory.roles_of(user)
+
+    def check_clock(self, times: Sequence[datetime]) -> None:
+        """Embedded stores: refuse a recorded time earlier than the last event's (a clock set back, or
+        ``faketime``). On PostgreSQL the database stamps the time itself and refuses the same."""
+        if not times or self.store.backend == "postgresql":
+            return
+        last = self.recorder.max_notification_id()
+        if not last:
+            return
+        latest = self.mapper.to_domain_event(self.recorder.select_notifications(start=last, limit=1)[0]).timestamp
+        if min(times) < latest:
+            raise StoreError(
+                f"this computer's clock reads {min(times).isoformat()}, earlier than the last recorded event "
+                f"({latest.isoformat()}); nothing was written. Fix the clock: recorded times never go back"
+            )
+
+    def _check_actor(self, user: Any) -> str:
+        """The name stamped on new events; on PostgreSQL it must be the database login (which the
+        database stamps beside every event anyway)."""
+        user = _check_user(user)
+        login = self.session_user()
+        if login is not None and user != login:
+            raise AccessDenied(f"{user!r} is not the database login {login!r}: on PostgreSQL you act as your login")
+        return user
+
     def change_role(self, action: str, user: str, role: str, *, by: str, reason: str | None = None) -> None:
-        by = _check_user(by)
+        by = self._check_actor(by)
         for attempt in range(MAX_ATTEMPTS):
             directory = self.directory() or UserDirectory.open(by)
             getattr(directory, action)(user, role, by, reason)
+            if self.store.backend == "postgresql":  # the GRANT goes in the transaction that records it
+                from pgf_events.audit.dbroles import set_role_statement  # noqa: PLC0415
+
+                self.recorder.after_insert = [set_role_statement(self, user, role, action == "grant")]  # type: ignore[attr-defined]
             try:
                 self.save(directory)
                 return
             except IntegrityError:
                 time.sleep(random.uniform(0.005, 0.05) * (attempt + 1))
+            finally:
+                if self.store.backend == "postgresql":
+                    self.recorder.after_insert = []  # type: ignore[attr-defined]
         raise ConcurrencyError("could not save the role change; try again")
 
     def subjects(self) -> list[str]:
@@ -386,6 +470,7 @@ class UnitOfWork:
         changed = [p for p in self.patients.values() if p.pending_events]
         self._events = {(p.subject, e.originator_version): e for p in changed for e in p.pending_events}
         if changed or extra:
+            self.app.check_clock([e.timestamp for p in (*changed, *extra) for e in p.pending_events])
             self.app.save(*changed, *extra)
 
     def results(self) -> list[Result]:

@@ -11,17 +11,17 @@ import base64
 import binascii
 import os
 from pathlib import Path
+from urllib.parse import SplitResult, parse_qs, unquote, urlsplit
 from uuid import uuid4
 
 import attrs
-from urllib.parse import SplitResult, parse_qs, unquote, urlsplit
 
 from pgf_events.domain.errors import StoreError
 
 DEFAULT_URL = "sqlite:///pgf-trial.db"
 SQLITE_LOCK_TIMEOUT_SECONDS = 30
 # Recorders that chain every event in the same transaction (pgf_events.audit.recorders).
-SQLITE_RECORDER_TOPIC = "pgf_events.audit.recorders:ChainedSQLiteRecorder"
+SQLITE_RECORDER_TOPIC = "pgf_events.audit.recorders_sqlite:ChainedSQLiteRecorder"
 POSTGRES_RECORDER_TOPIC = "pgf_events.audit.recorders_postgres:ChainedPostgresRecorder"
 
 

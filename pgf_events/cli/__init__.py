@@ -7,7 +7,6 @@ written); 2 a usage error. Unexpected exceptions are bugs and keep their traceba
 from __future__ import annotations
 
 import gc
-import getpass
 import importlib
 import os
 import sys
@@ -52,19 +51,13 @@ def _fail(message: str, code: int) -> None:
     sys.exit(code)
 
 
-def _default_user() -> str:
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return ""
-
-
 @click.group(cls=PgfGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="pgf")
 @click.option("--db", envvar="PGF_DB", metavar="URL",
               help="Store URL: sqlite:///FILE (default sqlite:///pgf-trial.db) or postgresql://user@host:port/db.")
 @click.option("--user", envvar="PGF_USER", metavar="NAME",
-              help="Who is acting; stamped on every event (default: your login name).")
+              help="Restates who you are; refused unless it is your OS account (SQLite) or database login "
+                   "(PostgreSQL), which is who pgf records as acting.")
 @click.option("--protocol", "protocol_file", envvar="PGF_PROTOCOL", metavar="FILE",
               type=click.Path(dir_okay=False), help="TOML file overriding protocol parameters.")
 @click.pass_context
@@ -78,8 +71,7 @@ def cli(ctx: click.Context, db: str | None, user: str | None, protocol_file: str
       pgf record lab S001 --date 2025-03-01 --anc 0.4 --plt 18 --hb 72
       pgf history S001
     """
-    login = _default_user()
-    state = State(db_url=db, user=user or login, protocol_file=protocol_file, login=login or None)
+    state = State(db_url=db, requested_user=user, protocol_file=protocol_file)
     ctx.obj = state
     ctx.call_on_close(state.close)
 

@@ -17,18 +17,26 @@ if TYPE_CHECKING:
 @attrs.define
 class State:
     db_url: str | None
-    user: str
+    requested_user: str | None  # --user / PGF_USER: may only restate who is acting
     protocol_file: str | None
-    login: str | None = None  # the OS login: who is really at the keyboard
     _app: TrialConduct | None = None
+    _user: str | None = None
 
     def protocol(self) -> Protocol:
         from pgf_events.protocol import DEFAULT_PROTOCOL, Protocol  # noqa: PLC0415
 
         return Protocol.from_toml(self.protocol_file) if self.protocol_file else DEFAULT_PROTOCOL
 
+    @property
+    def user(self) -> str:
+        """Who is acting (pgf_events.identity): the OS account, or on PostgreSQL the database login."""
+        if self._user is None:
+            self.app()
+        assert self._user is not None
+        return self._user
+
     def app(self, *, must_exist: bool = False) -> TrialConduct:
-        """Open the store on first use and check the acting user's role for the running command.
+        """Open the store on first use, authenticate, and check the acting user's role for the command.
 
         Readers never create an empty store by accident.
         """
@@ -42,13 +50,14 @@ class State:
                 raise StoreError(f"there is no trial store at {config.display} (check --db or PGF_DB)")
             app = TrialConduct(config, self.protocol())
             try:
+                user = app.acting_user(self.requested_user)
                 ctx = click.get_current_context(silent=True)
                 if ctx is not None:
-                    app.authorise(self.user, need_of(ctx.command_path), login=self.login)
+                    app.authorise(user, need_of(ctx.command_path))
             except BaseException:
                 app.close()
                 raise
-            self._app = app
+            self._app, self._user = app, user
         return self._app
 
     def close(self) -> None:

@@ -5,30 +5,38 @@ from __future__ import annotations
 import sqlite3
 from typing import Any
 
-from pgf_events.audit.recorders import CHAIN_TABLE, HEAD_TABLE
+from pgf_events.audit.recorders import CHAIN_TABLE, HEAD_TABLE, META_TABLE
 from pgf_events.store import parse_url
+from tests.pgcluster import OWNER, Cluster
 
 
 class Attacker:
-    """Runs SQL straight against a store's tables, behind the engine's back."""
+    """Runs SQL straight against a store's tables, behind the engine's back.
 
-    def __init__(self, url: str):
-        self.config = parse_url(url)
+    On PostgreSQL it connects as ``login``: by default the schema owner (who alone can drop the
+    triggers); pass an ordinary person's login to play an insider with only that login's roles.
+    """
+
+    def __init__(self, url: str, login: str = OWNER):
+        self.login = login
+        self.config = parse_url(Cluster.login_url(url, login) if url.startswith("postgres") else url)
         self.sqlite = self.config.backend == "sqlite"
         if self.sqlite:
             assert self.config.sqlite_path is not None
             self.conn: Any = sqlite3.connect(self.config.sqlite_path, isolation_level=None)
             self.events, self.chain, self.head, self.pos = "stored_events", CHAIN_TABLE, HEAD_TABLE, "rowid"
+            self.meta = META_TABLE
         else:
             import psycopg
 
             env = self.config.env
             self.conn = psycopg.connect(
                 dbname=env["POSTGRES_DBNAME"], host=env["POSTGRES_HOST"], port=env["POSTGRES_PORT"],
-                user=env["POSTGRES_USER"], autocommit=True,
+                user=env["POSTGRES_USER"], password=env["POSTGRES_PASSWORD"] or None, autocommit=True,
             )
             schema = f'"{self.config.schema}"'
             self.events, self.chain, self.head = f"{schema}.pgf_events", f"{schema}.{CHAIN_TABLE}", f"{schema}.{HEAD_TABLE}"
+            self.meta = f"{schema}.{META_TABLE}"
             self.pos = "notification_id"
 
     def close(self) -> None:
@@ -44,15 +52,40 @@ class Attacker:
         except Exception:  # noqa: BLE001 - statements without rows
             return []
 
-    def drop_triggers(self) -> None:
+    def link_materials(self) -> list[tuple[int, bytes]]:
+        """(position, link material) of every event, as the engine's verifier reads them."""
+        from pgf_events.application import TrialConduct
+
+        app = TrialConduct(self.config)
+        try:
+            return [(p, bytes(m)) for p, m in app.recorder.event_rows(0, 10**12, 10**6)]
+        finally:
+            app.close()
+
+    def restore_triggers(self) -> None:
+        """Put every trigger back, as an attacker covering their tracks would (the owner on PostgreSQL)."""
+        from eventsourcing.postgres import PostgresRecorder
+
+        from pgf_events.application import TrialConduct
+
+        app = TrialConduct(self.config)  # SQLite: opening re-creates the triggers
+        try:
+            if not self.sqlite:
+                PostgresRecorder.create_table(app.recorder)
+        finally:
+            app.close()
+
+    def drop_triggers(self, notary: bool = True) -> None:
         if self.sqlite:
             names = [r[0] for r in self.sql("SELECT name FROM sqlite_master WHERE type = 'trigger' AND name LIKE 'pgf_%'")]
             for name in names:
                 self.sql(f"DROP TRIGGER {name}")
         else:
-            for table in (self.events, self.chain, self.head):
+            for table in (self.events, self.chain, self.head, self.meta):
                 self.sql(f"DROP TRIGGER pgf_append_only ON {table}")
                 self.sql(f"DROP TRIGGER pgf_no_truncate ON {table}")
+            if notary:
+                self.sql(f"DROP TRIGGER pgf_notarise ON {self.events}")  # the database's notary too
 
     def position_of(self, subject_version: tuple[str, int]) -> int:
         from pgf_events.domain.patient import patient_id
