@@ -63,7 +63,14 @@ def report(state: Any, name: str, as_of: str | None, fmt: str | None, plot_file:
         raise click.UsageError("--plot is available for the survival report only")
     cutoff = parse_as_of(as_of) if as_of else None
     app = state.app(must_exist=True)
-    doc = cohort_report(app, name, as_of=cutoff, store=None if cutoff else open_store(state))
+    store = None if cutoff else open_store(state)
+    doc = cohort_report(app, name, as_of=cutoff, store=store)
+    if store is not None:  # read from the read-model tables: say when they were last verified
+        from pgf_events.projections.verify import last_check, verified_note  # noqa: PLC0415
+
+        doc["read_models_verified"] = last_check(store, [name])
+        if fmt != "json":
+            click.echo(verified_note(doc["read_models_verified"]), err=True)
     if plot_file:
         from pgf_events.projections.plots import plot_survival  # noqa: PLC0415
 
