@@ -150,7 +150,8 @@ class Protocol:
         preset = PRESETS[base]
         if "version" not in values and values:
             canonical = json.dumps(values, sort_keys=True, separators=(",", ":"))
-            values["version"] = f"{preset.get('version', BASE_VERSION)}+{hashlib.sha256(canonical.encode()).hexdigest()[:8]}"
+            digest = hashlib.sha256(canonical.encode()).hexdigest()[:8]
+            values["version"] = f"{preset.get('version', BASE_VERSION)}+{digest}"
         values = {**preset, **values}
         try:
             return cls(**values)

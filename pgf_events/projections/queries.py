@@ -33,9 +33,14 @@ def _slices_of(patient: Patient, recorded: dict[int, datetime], app: TrialConduc
     return all_slices(derive_patient(patient, app.protocol, recorded, cutoff=cutoff).as_json())
 
 
+def _first_trial_date(patient: Patient) -> date:
+    """The registration date, or an earlier clinical record's date (consent, screening, ...)."""
+    return min([patient.registration.clinical_date] + [r.clinical_date for _, r in patient.clinical_records()])
+
+
 def _registered_by(patient: Patient, cutoff: date | None) -> bool:
-    """Whether the patient was in the cohort at the data cut-off (registered on or before it)."""
-    return cutoff is None or patient.registration.clinical_date <= cutoff
+    """Whether the patient was in the cohort at the data cut-off (registered, or seen, on or before it)."""
+    return cutoff is None or _first_trial_date(patient) <= cutoff
 
 
 def fold_as_of(events: Any, as_of: datetime) -> tuple[Patient | None, dict[int, datetime]]:
@@ -81,7 +86,7 @@ def patient_status(app: TrialConduct, subject: str, *, as_of: datetime | None = 
         patient, recorded = fold(events)
         assert patient is not None
         if not _registered_by(patient, cutoff):
-            raise DomainError(f"patient {subject} was registered on {patient.registration.clinical_date}, "
+            raise DomainError(f"patient {subject} entered the trial on {_first_trial_date(patient)}, "
                               f"after the data cut-off {iso(cutoff)}")
         slices, version = _slices_of(patient, recorded, app, cutoff), patient.version
     elif as_of is None:
@@ -98,7 +103,7 @@ def patient_status(app: TrialConduct, subject: str, *, as_of: datetime | None = 
         if patient is None:
             raise DomainError(f"patient {subject} was not yet registered as of {iso(as_of)}")
         if not _registered_by(patient, cutoff):
-            raise DomainError(f"patient {subject} was registered on {patient.registration.clinical_date}, "
+            raise DomainError(f"patient {subject} entered the trial on {_first_trial_date(patient)}, "
                               f"after the data cut-off {iso(cutoff)}")
         slices, version = _slices_of(patient, recorded, app, cutoff), patient.version
         events = events[:version]

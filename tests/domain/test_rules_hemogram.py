@@ -7,7 +7,11 @@ March d is day_post_transplant 28 + d - 1 and days_since_msc_d1 d - 1.
 from datetime import date, timedelta
 
 from pgf_events.domain.rules.hemogram import (
-    days_between, endpoint_anchor, neutrophil_engraftment, platelet_response, red_cell_recovery,
+    days_between,
+    endpoint_anchor,
+    neutrophil_engraftment,
+    platelet_response,
+    red_cell_recovery,
 )
 from pgf_events.domain.rules.inputs import LabPoint, TransfusionPoint
 from pgf_events.protocol import Protocol

@@ -204,7 +204,8 @@ def infusion(n: int) -> InfusionPoint:
 
 
 def test_doses_open_at_death_are_discontinued():
-    s = assess_dosing([infusion(0), infusion(7)], P, as_of=day(9), stopped=(day(9), "death on 2025-03-10", ("S001#20",)))
+    stopped = (day(9), "death on 2025-03-10", ("S001#20",))
+    s = assess_dosing([infusion(0), infusion(7)], P, as_of=day(9), stopped=stopped)
     assert [d.status for d in s.doses] == ["on_time", "on_time", "discontinued", "discontinued"]
     assert (s.discontinued, s.missed, s.pending) == (2, 0, 0)
     assert s.doses[2].reason == "death on 2025-03-10"
