@@ -55,6 +55,10 @@ class State:
             self._app = app
         return self._app
 
+    def acting_user(self) -> str:
+        """Who is acting, as the store's identity model knows it (stamped on signatures, checkpoints and checks)."""
+        return self.user
+
     def close(self) -> None:
         if self._app is not None:
             self._app.close()

@@ -69,7 +69,14 @@ def report(state: Any, name: str, as_of: str | None, cutoff: str | None, fmt: st
     data_cutoff = parse_date(cutoff, "cutoff") if cutoff else None
     app = state.app(must_exist=True)
     derived = known is not None or data_cutoff is not None
-    doc = cohort_report(app, name, as_of=known, cutoff=data_cutoff, store=None if derived else open_store(state))
+    store = None if derived else open_store(state)
+    doc = cohort_report(app, name, as_of=known, cutoff=data_cutoff, store=store)
+    if store is not None:  # read from the read-model tables: say when they were last verified
+        from pgf_events.projections.verify import last_check, verified_note  # noqa: PLC0415
+
+        doc["read_models_verified"] = last_check(store, [name])
+        if fmt != "json":
+            click.echo(verified_note(doc["read_models_verified"]), err=True)
     if plot_file:
         from pgf_events.projections.plots import plot_survival  # noqa: PLC0415
 
