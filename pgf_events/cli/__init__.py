@@ -58,8 +58,9 @@ def _fail(message: str, code: int) -> None:
 @click.option("--user", envvar="PGF_USER", metavar="NAME",
               help="Restates who you are; refused unless it is your OS account (SQLite) or database login "
                    "(PostgreSQL), which is who pgf records as acting.")
-@click.option("--protocol", "protocol_file", envvar="PGF_PROTOCOL", metavar="FILE",
-              type=click.Path(dir_okay=False), help="TOML file overriding protocol parameters.")
+@click.option("--protocol", "protocol_file", envvar="PGF_PROTOCOL", metavar="FILE|v1|v2",
+              type=click.Path(dir_okay=False),
+              help="TOML file overriding protocol parameters, or a named version (v2, the default; v1).")
 @click.pass_context
 def cli(ctx: click.Context, db: str | None, user: str | None, protocol_file: str | None) -> None:
     """pgf: record and audit the NCT06171906 trial (MSC for poor graft function).
