@@ -83,7 +83,6 @@ class TrialConduct(Application[Any]):
         """The owner creates the read-model tables with the store, then grants (see dbroles): to PUBLIC
         while the store is open, to the roles once an admin was granted."""
         from pgf_events.projections.store import ProjectionStore  # noqa: PLC0415 - only at creation
-
         from pgf_events.projections.verify import checks_metadata  # noqa: PLC0415
 
         projections = ProjectionStore(self)
@@ -302,19 +301,11 @@ class TrialConduct(Application[Any]):
         return directory.roles_of(user)
 
     def check_clock(self, times: Sequence[datetime]) -> None:
-        """Embedded stores: refuse a recorded time earlier than the last event's (a clock set back, or
-        ``faketime``). On PostgreSQL the database stamps the time itself and refuses the same."""
-        if not times or self.store.backend == "postgresql":
-            return
-        last = self.recorder.max_notification_id()
-        if not last:
-            return
-        latest = self.mapper.to_domain_event(self.recorder.select_notifications(start=last, limit=1)[0]).timestamp
-        if min(times) < latest:
-            raise StoreError(
-                f"this computer's clock reads {min(times).isoformat()}, earlier than the last recorded event "
-                f"({latest.isoformat()}); nothing was written. Fix the clock: recorded times never go back"
-            )
+        """Embedded SQLite: the recorder refuses, under the write lock, a recorded time earlier than the
+        last event's (a clock set back, or ``faketime``). On PostgreSQL the database stamps the time
+        itself and refuses the same."""
+        if hasattr(self.recorder, "pending_times"):
+            self.recorder.pending_times = (min(times), max(times)) if times else None
 
     def _check_actor(self, user: Any) -> str:
         """The name stamped on new events; on PostgreSQL it must be the database login (which the

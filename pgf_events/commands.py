@@ -151,7 +151,10 @@ class UnitOfWork:
         self._events = {(p.subject, e.originator_version): e for p in changed for e in p.pending_events}
         if changed or extra:
             self.app.check_clock([e.timestamp for p in (*changed, *extra) for e in p.pending_events])
-            self.app.save(*changed, *extra)
+            try:
+                self.app.save(*changed, *extra)
+            finally:
+                self.app.check_clock([])
 
     def results(self) -> list[Result]:
         out = []

@@ -12,7 +12,7 @@ writer's connection controls). Whoever can write the file can still drop the tri
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
@@ -34,6 +34,13 @@ from pgf_events.audit.recorders import (
     _oid,
     _uuid,
 )
+from pgf_events.domain.errors import StoreError
+
+# Events are stamped when a command runs, before the writer waits for SQLite's write lock (at most
+# its 30 s timeout): a writer that waited may hold times a little earlier than those just committed.
+# That much is concurrency; a time earlier than the last event's by more than this window means the
+# clock was set back (or faked): refused.
+RACE_WINDOW = timedelta(seconds=60)
 
 
 def _now() -> str:
@@ -52,7 +59,7 @@ class ChainedSQLiteRecorder(ChainWriter, SQLiteApplicationRecorder):
              "hash BLOB NOT NULL, backfilled INTEGER NOT NULL DEFAULT 0)"),
             (f"CREATE TABLE IF NOT EXISTS {HEAD_TABLE} ("
              "id INTEGER PRIMARY KEY CHECK (id = 1), position INTEGER NOT NULL, hash BLOB NOT NULL, "
-             "originator_id TEXT NOT NULL, originator_version INTEGER NOT NULL)"),
+             "originator_id TEXT NOT NULL, originator_version INTEGER NOT NULL, recorded_at TEXT)"),
             f"CREATE TABLE IF NOT EXISTS {META_TABLE} (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
         ]
         # An insert that would overwrite a row (INSERT OR REPLACE, REPLACE, UPSERT, an explicit rowid
@@ -86,9 +93,15 @@ class ChainedSQLiteRecorder(ChainWriter, SQLiteApplicationRecorder):
 
     TRIGGERS = 12  # every pgf_ trigger above; verify names any that is missing
 
+    # (earliest, latest) recorded time of the events about to be inserted, set by TrialConduct.check_clock
+    pending_times: tuple[datetime, datetime] | None = None
+
     def create_table(self) -> None:
         super().create_table()
         with self.datastore.transaction(commit=True) as c:
+            c.execute(f"SELECT 1 FROM pragma_table_info('{HEAD_TABLE}') WHERE name = 'recorded_at'")
+            if c.fetchone() is None:  # a store from before the clock check: the column starts empty
+                c.execute(f"ALTER TABLE {HEAD_TABLE} ADD COLUMN recorded_at TEXT")
             if self._read_head(c) is None and not self._has_events(c) and not self._has_links(c):
                 # Born chained: an empty head and the marker that says so.
                 c.execute(f"INSERT INTO {HEAD_TABLE} (id, position, hash, originator_id, originator_version) "
@@ -130,8 +143,24 @@ class ChainedSQLiteRecorder(ChainWriter, SQLiteApplicationRecorder):
         ids = list(range(first, first + len(params)))
         if c.fetchone()[0] != ids[-1]:  # never seen; read the ids back rather than guess
             ids = [self._rowid_of(c, p[0], p[1]) for p in params]
+        self._check_clock(c)
         self._append_links(c, ids, stored_events)
         return ids
+
+    def _check_clock(self, c: Any) -> None:
+        """Under the write lock: no recorded time earlier than the last event's (see TrialConduct.check_clock)."""
+        if self.pending_times is None:
+            return
+        earliest, _ = self.pending_times
+        c.execute(f"SELECT recorded_at FROM {HEAD_TABLE} WHERE id = 1")
+        row = c.fetchone()
+        last = datetime.fromisoformat(row[0]) if row and row[0] else None
+        if last is None or earliest >= last - RACE_WINDOW:
+            return
+        raise StoreError(
+            f"this computer's clock reads {earliest.isoformat()}, earlier than the last recorded event "
+            f"({last.isoformat()}); nothing was written. Fix the clock: recorded times never go back"
+        )
 
     def _rowid_of(self, c: Any, originator_id: str, version: int) -> int:
         c.execute(f"SELECT rowid FROM {self.events_table_name} WHERE originator_id = ? AND originator_version = ?",
@@ -173,8 +202,9 @@ class ChainedSQLiteRecorder(ChainWriter, SQLiteApplicationRecorder):
 
     def _write_head(self, c: Any, link: LinkRow) -> None:
         params = (link[0], link[3], link[1].hex(), link[2])
-        c.execute(f"UPDATE {HEAD_TABLE} SET position = ?, hash = ?, originator_id = ?, originator_version = ? "
-                  "WHERE id = 1", params)
+        latest = self.pending_times[1].isoformat() if self.pending_times else None
+        c.execute(f"UPDATE {HEAD_TABLE} SET position = ?, hash = ?, originator_id = ?, originator_version = ?, "
+                  "recorded_at = max(coalesce(?, ''), coalesce(recorded_at, '')) WHERE id = 1", (*params, latest))
         if c.sqlite_cursor.rowcount == 0:  # only ever when 'pgf db upgrade' chains an old store
             c.execute(f"INSERT INTO {HEAD_TABLE} (id, position, hash, originator_id, originator_version) "
                       "VALUES (1, ?, ?, ?, ?)", params)

@@ -6,8 +6,8 @@ valid while nothing else is added to the patient: the first later event that is 
 signature (a record, a correction, a void) invalidates it. Signatures do not invalidate each
 other, so an investigator's review followed by an approval leaves both valid.
 
-Identity: the signer is the acting ``--user`` (or ``PGF_USER``, or the OS login), and on
-PostgreSQL the database login that wrote the event; the CLI does not re-authenticate the signer.
+Identity: the signer is the authenticated acting user (:mod:`pgf_events.identity`): the OS account
+on SQLite, the database login on PostgreSQL (which the database also stamps on the event).
 """
 
 from __future__ import annotations

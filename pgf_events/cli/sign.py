@@ -16,15 +16,15 @@ from pgf_events.cli._output import emit_json, output_options
 @output_options()
 @click.pass_obj
 def sign(state: Any, subject: str, meaning: str, fmt: str | None) -> None:
-    """Sign a patient's record as it stands now, as --user (or PGF_USER, or your login).
+    """Sign a patient's record as it stands now, as yourself (your OS account, or your database login).
 
     The signature binds the signer, its meaning, the UTC time and the chain hash of the patient's
     events so far; any later record, correction or void on the patient invalidates it.
 
     \b
     Example:
-      pgf --user dr.li sign S001 --meaning review
-      pgf --user dr.wang sign S001 --meaning approval --json
+      pgf sign S001 --meaning review
+      pgf sign S001 --meaning approval --json
     """
     from pgf_events.audit.signatures import sign as record_signature  # noqa: PLC0415
 
