@@ -20,14 +20,15 @@ Conventions (documented choices where SDTM leaves them to the sponsor):
 
 from __future__ import annotations
 
-import csv
 import re
 from collections.abc import Callable
-from contextlib import ExitStack
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
+from defusedcsv import csv  # a cell that looks like a formula (= + - @ | %) gets a leading '
+
+from pgf_events.audit.files import AtomicFiles
 from pgf_events.audit.source import fold, patient_streams
 from pgf_events.domain import values as vo
 from pgf_events.domain.patient import Patient
@@ -254,10 +255,10 @@ def _cell(value: Any) -> str:
 def write_sdtm(app: Any, directory: Path, as_of: datetime | None = None) -> dict[str, int]:
     """Write ``dm.csv`` ... ``dd.csv`` into ``directory``; returns the row count per dataset."""
     directory.mkdir(parents=True, exist_ok=True)
-    with ExitStack() as stack:
+    with AtomicFiles(directory) as files:
         writers = {}
         for name, columns in DATASETS.items():
-            f = stack.enter_context(open(directory / f"{name.lower()}.csv", "w", newline="", encoding="utf-8"))
+            f = files.open(f"{name.lower()}.csv")
             writers[name] = csv.DictWriter(f, fieldnames=columns, lineterminator="\n")
             writers[name].writeheader()
         counts = dict.fromkeys(DATASETS, 0)

@@ -29,4 +29,22 @@ def demo(state: Any, patients: int, seed: int, jsonl: str | None) -> None:
         count = demo_module.write_jsonl(jsonl, patients=patients, seed=seed)
         click.echo(f"wrote {count} import lines to {jsonl}", err=True)
         return
+    _refuse_real_subjects(state)
     demo_module.run_demo(state, patients=patients, seed=seed)
+
+
+def _refuse_real_subjects(state: Any) -> None:
+    """Synthetic patients never go into a store that holds anyone else (issue 13): only a new store,
+    or one holding nothing but demo-coded subjects (which the demo then refuses by name)."""
+    import re  # noqa: PLC0415
+
+    from pgf_events.domain.errors import PgfError  # noqa: PLC0415
+
+    app = state.app()
+    others = [s for s in app.subjects() if not re.fullmatch(r"SF?\d+", s)]
+    if others:
+        shown = ", ".join(others[:3]) + (", ..." if len(others) > 3 else "")
+        raise PgfError(
+            f"the store {app.store.display} holds {len(others)} subject(s) that are not demo subjects ({shown}); "
+            "the demo writes synthetic patients only into a new store, e.g. --db sqlite:///demo.db"
+        )

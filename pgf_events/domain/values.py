@@ -49,6 +49,19 @@ def in_range(low: float, high: float, unit: str = "") -> Callable[[Any, attrs.At
     return check
 
 
+def _count(high: float) -> Callable[[Any, attrs.Attribute, Any], None]:
+    """A cell count in 10^9/L; a value above the range that reads as a count per µL gets the conversion."""
+    def check(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
+        if value > high:
+            name = p.label(attribute.name)
+            raise ValidationError(
+                f"{name} {value:g} x10^9/L is out of range 0–{high:g} x10^9/L; if it was counted per µL, enter "
+                f"{value / 1000:g} ({value:g}/µL = {value / 1000:g} x10^9/L)"
+            )
+        p.check_in_range(value, attribute.name, 0, high, "x10^9/L")
+    return check
+
+
 def _kps(instance: Any, attribute: attrs.Attribute, value: int) -> None:
     p.check_in_range(value, "kps", 0, 100, "")
     if value % 10:
@@ -90,7 +103,12 @@ def _criteria(value: Any, name: str) -> dict[str, bool]:
             raise ValidationError(f"{code} is derived from {DERIVED_CRITERIA[code]}; it cannot be typed")
         if code not in TYPED_CRITERIA:
             raise ValidationError(f"unknown criterion {code!r}; typed criteria are {', '.join(TYPED_CRITERIA)}")
-        criteria[code] = p.parse_bool(answer, f"criterion {code}")
+        parsed = p.parse_bool(answer, f"criterion {code}")
+        if criteria.get(code, parsed) != parsed:
+            raise ValidationError(
+                f"--criterion {code} is given twice with different answers (yes and no); give it once"
+            )
+        criteria[code] = parsed
     return dict(sorted(criteria.items()))
 
 
@@ -109,6 +127,8 @@ def _organs(value: Any, name: str) -> dict[str, int]:
         organ = p.parse_choice(str(organ), "organ", CHRONIC_ORGANS)
         number = p.parse_int(score, f"organ {organ}")
         p.check_in_range(number, f"organ_{organ}_score", 0, 3, "")
+        if organs.get(organ, number) != number:
+            raise ValidationError(f"--organ {organ} is given twice with different scores; give it once")
         organs[organ] = number
     return dict(sorted(organs.items()))
 
@@ -178,6 +198,12 @@ class Record:
             raise ValueError(f"a {self.KIND} record holds no date")
         return latest
 
+    def _stored_units(self, changes: Mapping[str, Any]) -> dict[str, Any]:
+        """The units of the stored (standardised) values a correction keeps, so they need not be retyped."""
+        if getattr(self, "bilirubin", None) is not None and "bilirubin" not in changes:
+            return {"bilirubin_unit": "µmol/L"}
+        return {}
+
     @classmethod
     def field_names(cls) -> tuple[str, ...]:
         return _spec(cls).names
@@ -217,7 +243,7 @@ class Record:
                 f"a {self.KIND} record has no field {', '.join(unknown)}; "
                 f"its fields are {', '.join(self.field_names())}"
             )
-        merged = {**self.as_input(), **changes}
+        merged = {**self._stored_units(changes), **self.as_input(), **changes}
         new = type(self).from_input(merged)
         old_values, new_values = self.as_input(), new.as_input()
         diff = {k: new_values[k] for k in self.field_names() if new_values[k] != old_values[k]}
@@ -309,10 +335,10 @@ class LabPanel(Record):
     KIND: ClassVar[str] = "lab"
     INPUT_OPTIONS: ClassVar[tuple[str, ...]] = ("hb_unit", "bilirubin_unit")
     date: date = _field(p.parse_date)
-    anc: float | None = _opt(p.parse_number, in_range(0, 100, "x10^9/L"))
-    plt: float | None = _opt(p.parse_number, in_range(0, 2000, "x10^9/L"))
+    anc: float | None = _opt(p.parse_number, _count(100))
+    plt: float | None = _opt(p.parse_number, _count(2000))
     hb: float | None = _opt(p.parse_number, in_range(20, 250, "g/L"))
-    wbc: float | None = _opt(p.parse_number, in_range(0, 500, "x10^9/L"))
+    wbc: float | None = _opt(p.parse_number, _count(500))
     bilirubin: float | None = _opt(p.parse_number, in_range(0, 1000, "µmol/L"))
 
     @classmethod
@@ -334,6 +360,9 @@ def _convert_units(raw: dict[str, Any]) -> dict[str, Any]:
             raise ValidationError(
                 f"--hb {hb:g} g/L is out of range 20–250 g/L; if it was measured in g/dL add --hb-unit g/dL"
             )
+    if "bilirubin" in raw and "bilirubin_unit" not in raw:
+        # 2.5 is a normal value in mg/dL and a low one in µmol/L: the unit is never guessed.
+        raise ValidationError("--bilirubin needs its unit: add --bilirubin-unit µmol/L or --bilirubin-unit mg/dL")
     bili_unit = p.parse_choice(
         raw.pop("bilirubin_unit"), "bilirubin_unit", ("µmol/L", "umol/L", "mg/dL")
     ) if "bilirubin_unit" in raw else "µmol/L"
