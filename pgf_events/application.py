@@ -77,6 +77,8 @@ class Command:
     reason: str | None = None
     source: str | None = None
     line: int | None = None
+    deviation: str | None = None  # the acknowledgement a protocol deviation needs (--deviation)
+    key: str | None = None  # an idempotency key (--key): a retry returns the original reference
 
 
 @attrs.frozen
@@ -172,26 +174,39 @@ class TrialConduct(Application[Any]):
     # ------------------------------------------------------------------ writing
 
     def record(self, kind: str, subject: str, fields: Mapping[str, Any], *, user: str,
-               source: str | None = None) -> Result:
-        return self.execute([Command("record", subject=subject, kind=kind, fields=fields, source=source)], user=user)[0]
+               source: str | None = None, deviation: str | None = None, key: str | None = None) -> Result:
+        return self.execute([Command("record", subject=subject, kind=kind, fields=fields, source=source,
+                                     deviation=deviation, key=key)], user=user)[0]
 
     def correct(self, ref: str, changes: Mapping[str, Any], reason: str, *, user: str,
-                source: str | None = None) -> Result:
-        return self.execute([Command("correct", ref=ref, fields=changes, reason=reason, source=source)], user=user)[0]
+                source: str | None = None, deviation: str | None = None) -> Result:
+        return self.execute([Command("correct", ref=ref, fields=changes, reason=reason, source=source,
+                                     deviation=deviation)], user=user)[0]
 
-    def void(self, ref: str, reason: str, *, user: str, source: str | None = None) -> Result:
-        return self.execute([Command("void", ref=ref, reason=reason, source=source)], user=user)[0]
+    def void(self, ref: str, reason: str, *, user: str, source: str | None = None,
+             deviation: str | None = None) -> Result:
+        return self.execute([Command("void", ref=ref, reason=reason, source=source, deviation=deviation)],
+                            user=user)[0]
 
     def import_batch(self, commands: Sequence[Command], *, digest: str, file_name: str, user: str,
-                     progress: Callable[[int], None] | None = None) -> list[Result] | ImportBatch:
-        """Execute an imported file once: returns its results, or the earlier ImportBatch if already done."""
+                     progress: Callable[[int], None] | None = None,
+                     legacy_digest: str | None = None) -> list[Result] | ImportBatch:
+        """Execute an imported file once: returns its results, or the earlier ImportBatch if already done.
+
+        ``digest`` identifies the file by meaning (:func:`command_digest`); ``legacy_digest`` (the
+        SHA-256 of its bytes) finds a batch imported before batches were keyed by meaning.
+        """
         from pgf_events.domain.imports import ImportBatch, import_id  # noqa: PLC0415 - imports only
 
         def already() -> ImportBatch | None:
-            try:
-                return self.repository.get(import_id(digest), projector_func=_project)
-            except AggregateNotFoundError:
-                return None
+            for d in (digest, legacy_digest):
+                if d is None:
+                    continue
+                try:
+                    return self.repository.get(import_id(d), projector_func=_project)
+                except AggregateNotFoundError:
+                    pass
+            return None
 
         done = already()
         if done is not None:
@@ -224,7 +239,9 @@ class TrialConduct(Application[Any]):
     def _execute(self, commands: list[Command], user: str, progress: Callable[[int], None] | None,
                  dry_run: bool, extra: Callable[[int], list[Any]] | None) -> list[Result]:
         for attempt in range(MAX_ATTEMPTS):
-            unit = UnitOfWork(self, user)
+            # In a batch of several commands, corrections and voids are checked as a unit (after
+            # all of them apply), so related changes that are only consistent together can be made.
+            unit = UnitOfWork(self, user, defer_changes=len(commands) > 1)
             errors: list[tuple[int | None, str]] = []
             for command in commands:
                 try:
@@ -235,6 +252,7 @@ class TrialConduct(Application[Any]):
                     errors.append((command.line, str(e)))
                 if progress:
                     progress(1)
+            errors.extend(unit.settle())
             if errors:
                 raise BatchRejected(errors)
             if dry_run:
@@ -329,13 +347,16 @@ class TrialConduct(Application[Any]):
 class UnitOfWork:
     """Aggregates loaded once, changed by many commands, saved together."""
 
-    def __init__(self, app: TrialConduct, user: str):
+    def __init__(self, app: TrialConduct, user: str, defer_changes: bool = False):
         self.app = app
         self.user = user
+        self.defer_changes = defer_changes
+        self._deferred: dict[str, int | None] = {}  # subject -> line of its last deferred change
         self.now = app.clock()
         self.patients: dict[str, Patient] = {}
-        self._results: list[tuple[Patient, int, str]] = []
+        self._results: list[tuple[Patient, int, str] | Result] = []
         self._contexts: dict[str | None, Context] = {}
+        self._keys: dict[str, Any] = {}  # idempotency keys used by this unit (IdempotencyKey)
 
     def _context(self, source: str | None) -> Context:
         try:  # one Context per source text: a visit sheet repeats a handful of sources
@@ -359,6 +380,12 @@ class UnitOfWork:
         if command.action == "record":
             subject = normalise_subject(command.subject)
             record = vo.build_record(command.kind, command.fields)
+            key = None
+            if command.key is not None:
+                key, replayed = self._replayed(command, subject, record)
+                if replayed is not None:
+                    self._results.append(replayed)
+                    return
             if command.kind == "register":
                 if subject in self.patients or self.app.has_patient(subject):
                     raise DuplicatePatientError(subject)
@@ -366,31 +393,78 @@ class UnitOfWork:
                 self.patients[subject] = patient
             else:
                 patient = self._load(subject)
-                getattr(patient, RECORD_COMMANDS[command.kind])(record, ctx)
+                getattr(patient, RECORD_COMMANDS[command.kind])(record, ctx, command.deviation)
             self._results.append((patient, patient.version, command.kind))
+            if key is not None:
+                from pgf_events.domain.imports import IdempotencyKey  # noqa: PLC0415 - keyed commands only
+
+                self._keys[key[0]] = IdempotencyKey.use(key[0], key[1], make_ref(subject, patient.version),
+                                                        command.kind, self.user)
         elif command.action == "correct":
             subject, version = parse_ref(command.ref)
             patient = self._load(subject)
-            patient.correct(version, dict(command.fields), command.reason or "", ctx)
+            patient.correct(version, dict(command.fields), command.reason or "", ctx, command.deviation,
+                            defer=self.defer_changes)
+            if self.defer_changes:
+                self._deferred[subject] = command.line
             self._results.append((patient, patient.version, "correct"))
         elif command.action == "void":
             subject, version = parse_ref(command.ref)
             patient = self._load(subject)
-            patient.void(version, command.reason or "", ctx)
+            patient.void(version, command.reason or "", ctx, command.deviation, defer=self.defer_changes)
+            if self.defer_changes:
+                self._deferred[subject] = command.line
             self._results.append((patient, patient.version, "void"))
         else:
             raise ValidationError(f"unknown action {command.action!r}")
 
+    def _replayed(self, command: Command, subject: str, record: vo.Record) -> tuple[tuple[str, str], Result | None]:
+        """(key, fingerprint) of a keyed command, and the original Result if the key was already used for it."""
+        from pgf_events.domain.imports import IdempotencyKey, fingerprint, key_id  # noqa: PLC0415
+
+        key = vo.p.parse_text(command.key, "key", 200)
+        mark = fingerprint({"record": command.kind, "subject": subject, "fields": record.as_input(),
+                            "source": command.source, "deviation": command.deviation})
+        used: IdempotencyKey | None = self._keys.get(key)
+        if used is None:
+            try:
+                used = self.app.repository.get(key_id(key), projector_func=_project)
+            except AggregateNotFoundError:
+                return (key, mark), None
+        if used.fingerprint != mark:
+            raise ValidationError(
+                f"--key {key} was already used for another command ({used.kind} {used.ref}); "
+                "a retry must repeat the same command, a new command needs a new key"
+            )
+        ref_subject, version = parse_ref(used.ref)
+        return (key, mark), Result(ref=used.ref, subject=ref_subject, version=version, kind=used.kind,
+                                   recorded_at=used.created_on, recorded_by=used.recorded_by)
+
+    def settle(self) -> list[tuple[int | None, str]]:
+        """Check each patient's deferred changes as a unit; errors name the patient's last change line."""
+        errors: list[tuple[int | None, str]] = []
+        for subject, line in self._deferred.items():
+            try:
+                self.patients[subject].settle(self._context(None))
+            except PgfError as e:
+                errors.append((line, str(e)))
+        return errors
+
     def commit(self, extra: Sequence[Any] = ()) -> None:
-        """Save every changed patient, and any extra aggregate (an ImportBatch), in one transaction."""
+        """Save every changed patient, and any extra aggregate (an ImportBatch, keys), in one transaction."""
         changed = [p for p in self.patients.values() if p.pending_events]
         self._events = {(p.subject, e.originator_version): e for p in changed for e in p.pending_events}
-        if changed or extra:
-            self.app.save(*changed, *extra)
+        keys = [k for k in self._keys.values() if k.pending_events]
+        if changed or extra or keys:
+            self.app.save(*changed, *extra, *keys)
 
     def results(self) -> list[Result]:
         out = []
-        for patient, version, kind in self._results:
+        for item in self._results:
+            if isinstance(item, Result):
+                out.append(item)
+                continue
+            patient, version, kind = item
             event = self._events.get((patient.subject, version))
             changes = getattr(event, "changes", {}) if event is not None else {}
             out.append(Result(

@@ -262,6 +262,7 @@ def labs(s: Subject) -> None:
         panel = {"date": day, "anc": anc, "plt": plt, "hb": hb, "wbc": round(anc + rng.uniform(0.2, 1.0), 2)}
         if t % 28 == 0 or day == s.screen_day:
             panel["bilirubin"] = round(rng.uniform(6, 20), 1)
+            panel["bilirubin_unit"] = "µmol/L"
         s.add(day, "lab", **panel)
         if plt < 10:
             s.add(day, "transfusion", date=day, product="platelets", units=1)
@@ -315,7 +316,8 @@ def safety(s: Subject) -> None:
         day = s.d1 + _days(offset)
         if day > s.obs_end:
             break
-        gvhd = {"date": day, "skin_bsa": 0, "bilirubin": round(rng.uniform(6, 20), 1), "upper_gi": False,
+        gvhd = {"date": day, "skin_bsa": 0, "bilirubin": round(rng.uniform(6, 20), 1), "bilirubin_unit": "µmol/L",
+                "upper_gi": False,
                 "stool_ml": 50 * rng.randint(0, 6)}
         if n == flare:
             gvhd["skin_bsa"] = rng.randint(10, 60)
@@ -418,7 +420,49 @@ def commands_for(s: Subject) -> list[Command]:
             fields = {k: _value(v) for k, v in item.fields.items() if v is not None}
             commands.append(Command("record", subject=s.code, kind=item.kind, fields=fields,
                                     source=SOURCES.get(item.kind, "CRF")))
-    return commands
+    return acknowledge_deviations(commands)
+
+
+DEVIATION_REASON = "synthetic cohort: given as the site scheduled it (demo protocol deviation)"
+
+
+def acknowledge_deviations(commands: list[Command]) -> list[Command]:
+    """The commands with ``deviation`` set on each one the entry rules call a protocol deviation.
+
+    The model deliberately doses some patients outside the window or tolerance; a site records such a
+    dose with an acknowledgement, so the demo does too. Found by running the commands on a scratch
+    patient in memory (the aggregate's own rules), never by guessing.
+    """
+    from datetime import UTC, datetime  # noqa: PLC0415
+
+    from pgf_events.application import parse_ref  # noqa: PLC0415
+    from pgf_events.domain import values as vo  # noqa: PLC0415
+    from pgf_events.domain.errors import RuleViolation  # noqa: PLC0415
+    from pgf_events.domain.patient import RECORD_COMMANDS, Context, Patient  # noqa: PLC0415
+    from pgf_events.protocol import DEFAULT_PROTOCOL  # noqa: PLC0415
+
+    ctx = Context(recorded_by="demo", now=datetime.now(UTC), protocol=DEFAULT_PROTOCOL)
+    first = commands[0]
+    patient = Patient.register(first.subject, vo.build_record("register", first.fields), ctx)  # type: ignore[arg-type]
+    out = [first]
+    for command in commands[1:]:
+        def run(deviation: str | None, command: Command = command) -> None:
+            if command.action == "record":
+                record = vo.build_record(command.kind, command.fields)
+                getattr(patient, RECORD_COMMANDS[command.kind])(record, ctx, deviation)
+            elif command.action == "correct":
+                patient.correct(parse_ref(command.ref)[1], dict(command.fields), command.reason or "", ctx, deviation)
+            else:
+                patient.void(parse_ref(command.ref)[1], command.reason or "", ctx, deviation)
+        try:
+            run(None)
+        except RuleViolation as e:
+            if "--deviation" not in str(e):
+                raise
+            run(DEVIATION_REASON)
+            command = attrs.evolve(command, deviation=DEVIATION_REASON)
+        out.append(command)
+    return out
 
 
 def plan_cohort(patients: int, seed: int) -> list[Subject]:

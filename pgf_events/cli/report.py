@@ -40,15 +40,19 @@ HEADERS = {
 LISTINGS = {"deviations", "discontinued", "saes", "by_term_grade", "lab_worsening_by_term_grade"}
 
 
+# Reports that are not a projection's rows: the deviation log (pgf_events.projections.deviations).
+EXTRA_REPORTS = ("deviations",)
+
+
 @click.command()
-@click.argument("name", type=click.Choice(PROJECTIONS))
+@click.argument("name", type=click.Choice(PROJECTIONS + EXTRA_REPORTS))
 @as_of_option
 @output_options(csv_ok=True)
 @click.option("--plot", "plot_file", metavar="FILE.png", type=click.Path(dir_okay=False),
               help="survival only: draw Kaplan–Meier curves with numbers at risk to FILE.png.")
 @click.pass_obj
 def report(state: Any, name: str, as_of: str | None, fmt: str | None, plot_file: str | None) -> None:
-    """Print a cohort report: eligibility, dosing, endpoints, safety, survival, gvhd or infections.
+    """Print a cohort report: eligibility, dosing, endpoints, safety, survival, gvhd, infections or deviations.
 
     \b
     Example:
@@ -56,6 +60,7 @@ def report(state: Any, name: str, as_of: str | None, fmt: str | None, plot_file:
       pgf report survival --json
       pgf report survival --plot km.png
       pgf report dosing --as-of 2025-06-30 --csv
+      pgf report deviations
     """
     from pgf_events.projections.queries import cohort_report  # noqa: PLC0415
 
@@ -63,6 +68,9 @@ def report(state: Any, name: str, as_of: str | None, fmt: str | None, plot_file:
         raise click.UsageError("--plot is available for the survival report only")
     cutoff = parse_as_of(as_of) if as_of else None
     app = state.app(must_exist=True)
+    if name == "deviations":
+        _deviations(app, cutoff, fmt)
+        return
     doc = cohort_report(app, name, as_of=cutoff, store=None if cutoff else open_store(state))
     if plot_file:
         from pgf_events.projections.plots import plot_survival  # noqa: PLC0415
@@ -76,6 +84,27 @@ def report(state: Any, name: str, as_of: str | None, fmt: str | None, plot_file:
         render(doc["rows"], "csv", list(doc["rows"][0]) if doc["rows"] else COLUMNS[name])
         return
     print_human(name, doc)
+
+
+def _deviations(app: Any, cutoff: Any, fmt: str | None) -> None:
+    from pgf_events.projections.deviations import COLUMNS as DEVIATION_COLUMNS  # noqa: PLC0415
+    from pgf_events.projections.deviations import deviation_report  # noqa: PLC0415
+
+    doc = deviation_report(app, cutoff)
+    if fmt == "json":
+        emit_json(doc)
+        return
+    if fmt == "csv":
+        render(doc["rows"], "csv", DEVIATION_COLUMNS)
+        return
+    head = f"deviations report ({doc['protocol_version']}"
+    click.echo(head + (f", as of {doc['as_of']})" if doc["as_of"] else ")"))
+    if doc["rows"]:
+        shown = ["subject", "kind", "date", "ref", "status", "reason", "acknowledged_by", "acknowledged_in"]
+        render([{c: r[c] for c in shown} for r in doc["rows"]], None, shown)
+    click.echo("")
+    for key, value in _flatten(doc["summary"]):
+        click.echo(f"{key}: {value}")
 
 
 def print_human(name: str, doc: dict[str, Any]) -> None:
