@@ -29,9 +29,11 @@ def audit() -> None:
 @audit.command()
 @click.option("--checkpoint", "checkpoint_text", metavar="DIGEST",
               help="Also prove the log still extends this digest from 'pgf audit checkpoint'.")
+@click.option("--deep", is_flag=True,
+              help="Also replay the log and compare it with the read-model tables (pgf projections verify).")
 @output_options()
 @click.pass_obj
-def verify(state: Any, checkpoint_text: str | None, fmt: str | None) -> None:
+def verify(state: Any, checkpoint_text: str | None, deep: bool, fmt: str | None) -> None:
     """Recompute the tamper-evident chain over every stored event.
 
     Exit 0 with a summary when intact; exit 1 naming the first broken event (subject and
@@ -41,6 +43,7 @@ def verify(state: Any, checkpoint_text: str | None, fmt: str | None) -> None:
     Example:
       pgf audit verify
       pgf audit verify --checkpoint 1234-0123456789abcdef0123 --json
+      pgf audit verify --deep
     """
     from pgf_events.audit.chain import Checkpoint  # noqa: PLC0415
     from pgf_events.audit.verify import chain_reader, describe_break  # noqa: PLC0415
@@ -70,6 +73,13 @@ def verify(state: Any, checkpoint_text: str | None, fmt: str | None) -> None:
         "checkpoint": {"digest": str(checkpoint), "extended": result.ok} if checkpoint else None,
         "first_broken": describe_break(app, result.broken) if result.broken else None,
     }
+    models = None
+    if deep:
+        from pgf_events.cli.projections import open_store  # noqa: PLC0415
+        from pgf_events.projections.verify import verify_read_models  # noqa: PLC0415
+
+        models = verify_read_models(open_store(state), checked_by=state.acting_user())
+        summary["read_models"] = models.as_json()
     if fmt == "json":
         emit_json(summary)
     elif result.ok:
@@ -81,8 +91,13 @@ def verify(state: Any, checkpoint_text: str | None, fmt: str | None) -> None:
         if result.backfilled:
             click.echo(f"note: {result.backfilled} link(s) were built when this store was upgraded to the chain; "
                        "they prove nothing changed since then, not before")
+        if models is not None and models.ok:
+            click.echo(f"read models intact: {models.rows} row(s) in {len(models.projections)} projection(s) "
+                       f"match a replay of the log up to position {models.position}")
     if not result.ok:
         raise ChainBroken(summary["first_broken"]["message"])
+    if models is not None and models.difference is not None:
+        raise ChainBroken(models.difference.message)
 
 
 @audit.command()

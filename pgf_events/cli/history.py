@@ -24,6 +24,14 @@ def _reason(row: dict[str, Any]) -> str | None:
     return "; ".join(p for p in parts if p) or None
 
 
+def cutoff_option(f: Any) -> Any:
+    return click.option(
+        "--cutoff", metavar="DATE",
+        help="Data cut-off: evaluate every patient as of this clinical date (facts dated later are ignored); "
+             "independent of --as-of.",
+    )(f)
+
+
 @click.command()
 @click.argument("subject")
 @as_of_option

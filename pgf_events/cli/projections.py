@@ -7,10 +7,12 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from pgf_events.cli._output import emit_json, output_options, render
+from pgf_events.domain.errors import PgfError
 from pgf_events.projections.slices import PROJECTIONS
 
 if TYPE_CHECKING:
     from pgf_events.projections.store import ProjectionStore
+    from pgf_events.projections.verify import ReadModelCheck
 
 
 def open_store(state: Any) -> ProjectionStore:
@@ -31,6 +33,7 @@ def projections() -> None:
       pgf projections status
       pgf projections rebuild
       pgf projections rebuild endpoints
+      pgf projections verify
     """
 
 
@@ -72,3 +75,41 @@ def rebuild(state: Any, name: str | None, fmt: str | None) -> None:
         f"rebuilt {', '.join(result['projections'])} from {result['events']} events in "
         f"{result['seconds']:.2f} s" + (f" ({rate:,.0f} events/s)" if rate else "")
     )
+
+
+@projections.command()
+@click.argument("name", required=False, type=click.Choice(PROJECTIONS))
+@output_options()
+@click.pass_obj
+def verify(state: Any, name: str | None, fmt: str | None) -> None:
+    """Replay the event log in memory and compare it with the read-model tables (all, or NAME).
+
+    Exit 0 when every row matches; exit 1 naming the first projection and subject that differ.
+    Nothing is repaired ('pgf projections rebuild' does that); the result is recorded, and
+    reports and 'pgf serve' say when the read models were last verified.
+
+    \b
+    Example:
+      pgf projections verify
+      pgf projections verify survival --json
+    """
+    result = check_read_models(state, name, fmt)
+    if not result.ok:
+        raise ReadModelsDiffer(result.difference.message if result.difference else "read models differ")
+
+
+class ReadModelsDiffer(PgfError):
+    """A read-model row is not what a replay of the event log gives."""
+
+
+def check_read_models(state: Any, name: str | None, fmt: str | None) -> ReadModelCheck:
+    """Run the comparison and print its summary (JSON, or one line); the caller decides the exit code."""
+    from pgf_events.projections.verify import verify_read_models  # noqa: PLC0415
+
+    result = verify_read_models(open_store(state), [name] if name else PROJECTIONS, checked_by=state.acting_user())
+    if fmt == "json":
+        emit_json(result.as_json())
+    elif result.ok:
+        click.echo(f"read models intact: {len(result.projections)} projection(s), {result.rows} row(s) "
+                   f"match a replay of the event log up to position {result.position}")
+    return result

@@ -14,7 +14,7 @@ Three sources, one row each:
 from __future__ import annotations
 
 from collections import Counter
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from pgf_events.audit.source import fold, patient_streams
@@ -75,11 +75,12 @@ def _row(subject: str, site: str, kind: str, day: Any, ref: str | None, status: 
             "acknowledged_at": None}
 
 
-def deviation_report(app: Any, as_of: datetime | None = None) -> dict[str, Any]:
-    rows = deviation_rows(app, as_of)
+def deviation_report(app: Any, as_of: datetime | None = None, cutoff: date | None = None) -> dict[str, Any]:
+    """The log as one document; ``cutoff`` (a clinical date) leaves out deviations dated after it."""
+    rows = [r for r in deviation_rows(app, as_of) if cutoff is None or r["date"] is None or r["date"] <= cutoff]
     by_patient = Counter(r["subject"] for r in rows)
     return {
-        "report": "deviations", "as_of": as_of, "protocol_version": app.protocol.version,
+        "report": "deviations", "as_of": as_of, "cutoff": cutoff, "protocol_version": app.protocol.version,
         "rows": rows,
         "summary": {
             "deviations": len(rows),

@@ -23,6 +23,7 @@ from pgf_events.cli._output import to_json
 from pgf_events.domain.errors import PatientNotFoundError, PgfError, StoreError, ValidationError
 from pgf_events.feed import ChangeFeed, check_position, check_projection
 from pgf_events.projections.slices import PROJECTIONS
+from pgf_events.projections.verify import last_check, verified_note
 from pgf_events.serve.openapi import openapi_document
 from pgf_events.serve.pulse import Pulse
 
@@ -67,9 +68,9 @@ def build_app(feed: ChangeFeed, *, keepalive: float = KEEPALIVE_SECONDS, interva
     async def patient(request: Request) -> Response:
         from pgf_events.projections.queries import patient_status
 
-        def status(subject: str) -> dict[str, Any]:
-            return patient_status(feed.app, subject, store=feed.store)[0]
-        return JSON(await in_thread(locked(status), request.path_params["subject"]))
+        def status(subject: str) -> tuple[dict[str, Any], dict[str, Any] | None]:
+            return patient_status(feed.app, subject, store=feed.store)[0], last_check(feed.store)
+        return _verified(*await in_thread(locked(status), request.path_params["subject"]))
 
     async def report(request: Request) -> Response:
         from pgf_events.projections.queries import cohort_report
@@ -78,9 +79,10 @@ def build_app(feed: ChangeFeed, *, keepalive: float = KEEPALIVE_SECONDS, interva
         if name not in PROJECTIONS:
             return _error(404, f"no report {name!r}; choose from {', '.join(PROJECTIONS)}")
 
-        def build() -> dict[str, Any]:
-            return cohort_report(feed.app, name, store=feed.store)
-        return JSON(await in_thread(locked(build)))
+        def build() -> tuple[dict[str, Any], dict[str, Any] | None]:
+            check = last_check(feed.store, [name])
+            return {**cohort_report(feed.app, name, store=feed.store), "read_models_verified": check}, check
+        return _verified(*await in_thread(locked(build)))
 
     async def changes(request: Request) -> Response:
         try:
@@ -143,6 +145,11 @@ def build_app(feed: ChangeFeed, *, keepalive: float = KEEPALIVE_SECONDS, interva
     assert tuple(r.path for r in routes) == PATHS
     return Starlette(routes=routes, lifespan=lifespan,
                      exception_handlers={HTTPException: not_found, PgfError: pgf_error})
+
+
+def _verified(doc: dict[str, Any], check: dict[str, Any] | None) -> JSON:
+    """An answer read from the read models, with a header saying when they were last verified."""
+    return JSON(doc, headers={"X-Read-Models-Verified": verified_note(check)})
 
 
 def _position(text: str, name: str) -> int:

@@ -162,6 +162,11 @@ def test_report_and_status_endpoints_equal_the_cli(server: tuple[Server, TrialCo
     assert srv.get("/reports/safety").json() == json.loads(pgf.ok("report", "safety", "--json").stdout)
     assert srv.get("/patients/S001").json() == json.loads(pgf.ok("status", "S001", "--json").stdout)
     assert srv.get("/patients/s002").json()["subject"] == "S002"
+    assert srv.get("/patients/S001").headers["x-read-models-verified"].startswith("read models never verified")
+    pgf.ok("projections", "verify")
+    checked = srv.get("/reports/survival")
+    assert checked.json()["read_models_verified"]["ok"] is True
+    assert checked.headers["x-read-models-verified"].startswith("read models last verified ")
     missing = srv.get("/patients/S404")
     assert missing.status_code == 404 and "S404" in missing.json()["error"]
     assert srv.get("/reports/adverse").status_code == 404
