@@ -15,7 +15,7 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
-from typing import IO
+from typing import IO, Self
 
 from pgf_events.domain.errors import ValidationError
 
@@ -39,7 +39,7 @@ class AtomicFiles:
         self.directory = directory
         self._open: list[tuple[IO[str], str, Path]] = []
 
-    def __enter__(self) -> AtomicFiles:
+    def __enter__(self) -> Self:
         if not self.directory.is_dir():
             raise ValidationError(f"the folder {self.directory} does not exist")
         return self

@@ -70,7 +70,7 @@ def parse_line(number: int, text: str) -> Command:
             raise ValidationError(f"a {kind} line has no key {', '.join(sorted(obj))}")
         if kind == "correct":
             if isinstance(changes, list):
-                from pgf_events.cli.edit import parse_sets  # noqa: PLC0415
+                from pgf_events.cli.edit import parse_sets
 
                 changes = parse_sets(tuple(changes))
             if not isinstance(changes, dict) or not changes:
@@ -111,7 +111,7 @@ def command_line(command: Command) -> str:
 def command_digest(commands: list[Command]) -> str:
     """SHA-256 of what the commands mean: the same records in the same order give the same digest,
     whatever the line endings, blank lines, key order or JSON whitespace of the file."""
-    from pgf_events.domain.imports import fingerprint  # noqa: PLC0415
+    from pgf_events.domain.imports import fingerprint
 
     return fingerprint([
         [c.action, c.subject.strip().upper() if isinstance(c.subject, str) else c.subject, c.kind, c.fields,

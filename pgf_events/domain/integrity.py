@@ -9,7 +9,7 @@ acknowledgement (``--deviation "why"``), which the event then stores with the de
 from __future__ import annotations
 
 import copy
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -120,7 +120,7 @@ class Batch:
         self.before = before
         self.required: list[Finding] = []  # change-level deviations (an eligibility fact changed)
 
-    def change(self, patient: Patient, version: int, changes: dict[str, Any] | None) -> None:
+    def change(self, patient: Patient, version: int, changes: Mapping[str, Any] | None) -> None:
         root = patient._root(version)
         fields = ELIGIBILITY_FIELDS.get(patient.entries[root].kind)
         if fields is None or changes is None or set(fields) & set(changes):
@@ -141,7 +141,7 @@ def settle(patient: Patient, batch: Batch, ctx: Context) -> None:
     new = [f for f in entry.check_stream(after, ctx.protocol, latest) if f.key not in old]
     problems = [f for f in new if f.impossible] + entry.unacknowledged(new, after) + batch.required
     acknowledging = [e for e in patient.pending_events if getattr(e, "acknowledged", None) == []]
-    deviation = acknowledging[-1].deviation if acknowledging else None
+    deviation = getattr(acknowledging[-1], "deviation", None) if acknowledging else None
     found = _judge(problems, deviation, "with these changes, ", own=None)
     if found:
         event = acknowledging[-1]

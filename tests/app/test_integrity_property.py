@@ -112,7 +112,7 @@ def check_law(steps: list[tuple[str, dict]], acknowledge: list[bool], change_: t
         app.close()
 
 
-def _law(max_examples: int):  # noqa: ANN202
+def _law(max_examples: int):
     @settings(max_examples=max_examples, deadline=None, suppress_health_check=[HealthCheck.too_slow])
     @given(steps=commands, data=st.data(), change_=change, ack_change=st.booleans())
     def law(steps: list[tuple[str, dict]], data: st.DataObject, change_: tuple[str, int, dict],

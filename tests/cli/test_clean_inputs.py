@@ -68,11 +68,11 @@ def test_invalid_utf8_in_an_argument_is_one_error_line(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path}/t.db"
     env = {**os.environ, "PGF_USER": "coordinator1", "PYTHONIOENCODING": "utf-8"}
     base = [sys.executable, "-c", "from pgf_events.cli import main; main()", "--db", url, "record"]
-    ok = subprocess.run([*base, "register", "S001", *REGISTER], capture_output=True, env=env)
+    ok = subprocess.run([*base, "register", "S001", *REGISTER], capture_output=True, env=env, check=False)
     assert ok.returncode == 0, ok.stderr
     before = fingerprint(url)
-    bad = subprocess.run([*base, "lab".encode(), b"S001", b"--date", b"2025-03-01", b"--anc", b"0.4",
-                          b"--source", b"lab report \xff\xfe"], capture_output=True, env=env)
+    bad = subprocess.run([*base, b"lab", b"S001", b"--date", b"2025-03-01", b"--anc", b"0.4",
+                          b"--source", b"lab report \xff\xfe"], capture_output=True, env=env, check=False)
     assert bad.returncode == 1
     lines = bad.stderr.decode().strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("Error: --source contains a lone surrogate"), bad.stderr
