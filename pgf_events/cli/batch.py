@@ -13,8 +13,8 @@ import orjson
 from pgf_events.application import BatchRejected, Command
 from pgf_events.cli._output import emit_json, output_options, progress
 from pgf_events.domain.errors import PgfError, ValidationError
+from pgf_events.domain.kinds import KINDS
 from pgf_events.domain.parsing import printable
-from pgf_events.domain.values import RECORD_TYPES
 
 MAX_ERRORS_SHOWN = 50
 # A line is an object whose values may be an object ("set", "criterion") of lists at most: three
@@ -81,9 +81,9 @@ def parse_line(number: int, text: str) -> Command:
             raise ValidationError(f'a {kind} line takes no "key" (a correction or void is never repeated by a retry)')
         return Command(kind, ref=ref or "", fields=changes or {}, reason=reason, source=source, line=number,
                        deviation=deviation)
-    if not isinstance(kind, str) or kind not in RECORD_TYPES:
+    if not isinstance(kind, str) or kind not in KINDS:
         raise ValidationError(
-            f'"record" must be one of {", ".join(list(RECORD_TYPES) + ["correct", "void"])}, not {kind!r}'
+            f'"record" must be one of {", ".join(list(KINDS) + ["correct", "void"])}, not {kind!r}'
         )
     subject = obj.pop("subject", None)
     if subject is None:

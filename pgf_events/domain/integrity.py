@@ -35,6 +35,19 @@ def acknowledgements(findings: Sequence[Finding]) -> list[dict[str, str]]:
     return [{"kind": kind, "ref": ref} for kind, ref in seen]
 
 
+def ack_fields(deviation: str | None, acknowledged: list[dict[str, str]], deferred: bool = False) -> dict[str, Any]:
+    """The optional event fields of an acknowledged deviation (none at all when there is none).
+
+    A deferred change (see :class:`Batch`) keeps its text with an empty list; :func:`settle` fills in
+    what it covers.
+    """
+    if deferred:
+        return {} if deviation is None else {"deviation": clean_deviation(deviation), "acknowledged": []}
+    if not acknowledged:
+        return {}
+    return {"deviation": clean_deviation(deviation), "acknowledged": acknowledged}
+
+
 def clean_deviation(deviation: Any) -> str | None:
     return None if deviation is None else parse_text(deviation, "deviation", 500)
 

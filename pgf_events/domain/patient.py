@@ -9,10 +9,9 @@ recomputed from the chain of corrections and voids that point at it.
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import hmac
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from datetime import datetime
 from typing import Any
 from uuid import UUID, uuid5
@@ -22,15 +21,14 @@ from eventsourcing.domain import Aggregate
 
 from pgf_events.domain import integrity
 from pgf_events.domain import values as vo
-from pgf_events.domain.errors import EventNotFoundError, RuleViolation, ValidationError
+from pgf_events.domain.entries import CORRECTION, SIGN, VOID, Entry, EntryLog
+from pgf_events.domain.errors import RuleViolation, ValidationError
 from pgf_events.domain.parsing import latest_valid_date, parse_text
 from pgf_events.domain.rules import eligibility
 from pgf_events.domain.rules.entry import Item, Prior
 from pgf_events.protocol import Protocol
 
 PATIENT_NAMESPACE = UUID("6f1c1d4e-5a0b-4f7e-9a49-2f0c8e3b7d11")
-CORRECTION, VOID = "correct", "void"
-SIGN = "sign"
 SIGNATURE_MEANINGS = ("review", "approval")
 
 
@@ -59,22 +57,7 @@ class Context:
     source: str | None = None
 
 
-@attrs.define
-class Entry:
-    """One event in the patient's history with its effective state after corrections and voids."""
-
-    version: int
-    kind: str  # a record kind, "correct" or "void"
-    original: vo.Record | None = None  # the record as first entered
-    record: vo.Record | None = None  # the record with every standing correction applied
-    changes: dict[str, Any] = attrs.field(factory=dict)  # a correction's own (effective) changes
-    target: int | None = None  # the version a correction or void supersedes
-    reason: str | None = None
-    voided: bool = False
-    children: list[int] = attrs.field(factory=list)  # corrections and voids pointing here
-
-
-class Patient(Aggregate):
+class Patient(Aggregate, EntryLog):
     """A trial subject's stream: registration first, then every clinical fact and change."""
 
     # The aggregate's own event base, defined here so that every event below subclasses it as
@@ -217,47 +200,11 @@ class Patient(Aggregate):
             recorded_by=ctx.recorded_by, source=ctx.source,
         )
 
-    # Every clinical record goes through the entry rules (rules/entry.py): impossible facts are
-    # refused, protocol deviations need ``deviation`` (the --deviation acknowledgement).
-
-    def screen(self, record: vo.Screening, ctx: Context, deviation: str | None = None) -> None:
-        self._record(self.Screened, record, ctx, deviation)
-
-    def consent(self, record: vo.Consent, ctx: Context, deviation: str | None = None) -> None:
-        self._record(self.Consented, record, ctx, deviation)
-
-    def enrol(self, record: vo.Enrolment, ctx: Context, deviation: str | None = None) -> None:
-        self._record(self.Enrolled, record, ctx, deviation)
-
-    def infuse(self, record: vo.Infusion, ctx: Context, deviation: str | None = None) -> None:
-        self._record(self.Infused, record, ctx, deviation)
-
-    def transfuse(self, record: vo.Transfusion, ctx: Context, deviation: str | None = None) -> None:
-        self._record(self.Transfused, record, ctx, deviation)
-
-    def record_lab(self, record: vo.LabPanel, ctx: Context, deviation: str | None = None) -> None:
-        self._record(self.LabResulted, record, ctx, deviation)
-
-    def report_adverse_event(self, record: vo.AdverseEvent, ctx: Context, deviation: str | None = None) -> None:
-        self._record(self.AdverseEventReported, record, ctx, deviation)
-
-    def diagnose_infection(self, record: vo.Infection, ctx: Context, deviation: str | None = None) -> None:
-        self._record(self.InfectionDiagnosed, record, ctx, deviation)
-
-    def assess_gvhd(self, record: vo.GvhdAssessment, ctx: Context, deviation: str | None = None) -> None:
-        self._record(self.GvhdAssessed, record, ctx, deviation)
-
-    def diagnose_relapse(self, record: vo.Relapse, ctx: Context, deviation: str | None = None) -> None:
-        self._record(self.RelapseDiagnosed, record, ctx, deviation)
-
-    def record_contact(self, record: vo.Contact, ctx: Context, deviation: str | None = None) -> None:
-        self._record(self.ContactRecorded, record, ctx, deviation)
-
-    def record_death(self, record: vo.Death, ctx: Context, deviation: str | None = None) -> None:
-        self._record(self.Died, record, ctx, deviation)
-
-    def withdraw(self, record: vo.Withdrawal, ctx: Context, deviation: str | None = None) -> None:
-        self._record(self.Withdrawn, record, ctx, deviation)
+    def record(self, event_class: type[Recorded], record: vo.Record, ctx: Context,
+               deviation: str | None = None) -> None:
+        """Record a clinical fact. Every kind's rules are the entry rules (rules/entry.py): impossible
+        facts are refused, protocol deviations need ``deviation`` (the --deviation acknowledgement)."""
+        self._record(event_class, record, ctx, deviation)
 
     def sign(self, meaning: str, stream_hash: str, ctx: Context) -> None:
         """Sign the stream as it stands now; ``stream_hash`` is computed over the stored events."""
@@ -295,15 +242,10 @@ class Patient(Aggregate):
             if not diff:
                 raise ValidationError(f"the correction changes nothing in {self.ref(version)}")
         effective = {**entry.changes, **diff} if entry.kind == CORRECTION else diff
-        if defer:
-            self._defer_check(version, diff)
-            acknowledged = []
-        else:
-            acknowledged = integrity.check_change(self, version, effective, ctx, deviation, changed_fields=diff)
+        acknowledged = self._check_change(version, effective, ctx, deviation, defer)
         self.trigger_event(
             self.Corrected, supersedes=self.ref(version), changes=diff, reason=reason,
-            recorded_by=ctx.recorded_by, source=ctx.source,
-            **(_deferred_ack(deviation) if defer else _ack(deviation, acknowledged)),
+            recorded_by=ctx.recorded_by, source=ctx.source, **integrity.ack_fields(deviation, acknowledged, defer),
         )
         return diff
 
@@ -316,23 +258,22 @@ class Patient(Aggregate):
             raise RuleViolation("the registration cannot be voided; correct its fields instead")
         if entry.voided:
             raise RuleViolation(f"{self.ref(version)} is already voided")
-        if defer:
-            self._defer_check(version, None)
-            acknowledged = []
-        else:
-            acknowledged = integrity.check_change(self, version, None, ctx, deviation)
+        acknowledged = self._check_change(version, None, ctx, deviation, defer)
         self.trigger_event(
             self.Voided, supersedes=self.ref(version), reason=reason, recorded_by=ctx.recorded_by, source=ctx.source,
-            **(_deferred_ack(deviation) if defer else _ack(deviation, acknowledged)),
+            **integrity.ack_fields(deviation, acknowledged, defer),
         )
 
-    # Several changes that are only consistent together (one ``pgf import`` file) are checked as a
-    # unit: each defers its whole-stream check, and ``settle`` checks the stream once they all apply.
-
-    def _defer_check(self, version: int, changes: Mapping[str, Any] | None) -> None:
+    def _check_change(self, version: int, changes: dict[str, Any] | None, ctx: Context, deviation: str | None,
+                      defer: bool) -> list[dict[str, str]]:
+        """Re-check the whole stream with a correction (``changes``) or void applied, now or, with
+        ``defer`` (several related changes of one batch), once all apply: see :meth:`settle`."""
+        if not defer:
+            return integrity.check_change(self, version, changes, ctx, deviation, changed_fields=changes or ())
         if self._batch is None:
             self._batch = integrity.Batch(integrity.items(self))
         self._batch.change(self, version, changes)
+        return []
 
     def settle(self, ctx: Context) -> None:
         """Check the deferred changes as a unit (raises like a single change would); then forget them."""
@@ -341,9 +282,6 @@ class Patient(Aggregate):
             integrity.settle(self, batch, ctx)
 
     # ------------------------------------------------------------------ queries
-
-    def ref(self, version: int) -> str:
-        return make_ref(self.subject, version)
 
     @property
     def registration(self) -> vo.Registration:
@@ -397,7 +335,7 @@ class Patient(Aggregate):
                 deviation: str | None = None) -> None:
         acknowledged = integrity.check_new(self, record, ctx, deviation)
         self.trigger_event(event_class, record=record, recorded_by=ctx.recorded_by, source=ctx.source,
-                           **_ack(deviation, acknowledged))
+                           **integrity.ack_fields(deviation, acknowledged))
 
     def prior(self) -> Prior:
         """The standing records as the entry rules see them, kept up to date as records are added."""
@@ -405,113 +343,20 @@ class Patient(Aggregate):
             self._prior = integrity.prior_of(self)
         return self._prior
 
-    def _existing(self, version: int) -> Entry:
-        if version not in self.entries:
-            raise EventNotFoundError(f"patient {self.subject} has no event {self.ref(version)} (latest is #{self.version})")
-        return self.entries[version]
-
-    def _entry(self, version: int) -> Entry:
-        return self.entries[version]
-
-    def _root(self, version: int) -> int:
-        entry = self.entries[version]
-        while entry.kind in (CORRECTION, VOID) and entry.target is not None:
-            entry = self.entries[entry.target]
-        return entry.version
-
-    # ------------------------------------------------------------------ state changes (events only)
-
     def _add_record(self, version: int, record: vo.Record) -> None:
-        self.entries[version] = Entry(version=version, kind=record.KIND, original=record, record=record)
-        self._kinds.setdefault(record.KIND, []).append(version)
+        super()._add_record(version, record)
         if self._prior is not None:
             self._prior.append(Item(self.ref(version), record))
+
+    def _add_change(self, version: int, kind: str, supersedes: str, reason: str, changes: dict[str, Any]) -> None:
+        self._prior = None
+        super()._add_change(version, kind, supersedes, reason, changes)
 
     def _acknowledge(self, acknowledged: list[dict[str, str]] | None) -> None:
         if acknowledged:
             for a in acknowledged:
                 self.acknowledged.setdefault(a["ref"], set()).add(a["kind"])
             self._prior = None
-
-    def _add_change(self, version: int, kind: str, supersedes: str, reason: str, changes: dict[str, Any]) -> None:
-        self._prior = None
-        target = int(supersedes.rpartition("#")[2])
-        self.entries[version] = Entry(version=version, kind=kind, target=target, reason=reason, changes=dict(changes))
-        self.entries[target].children.append(version)
-        self._resolve(self._root(target))
-
-    def _resolve(self, root: int) -> None:
-        """Recompute voided flags and effective values for a record and everything superseding it."""
-        self._resolve_voided(root)
-        entry = self.entries[root]
-        entry.record = self._record_with(root)
-
-    def _resolve_voided(self, version: int) -> None:
-        entry = self.entries[version]
-        for child in entry.children:
-            self._resolve_voided(child)
-        entry.voided = any(
-            self.entries[c].kind == VOID and not self.entries[c].voided for c in entry.children
-        )
-
-    def _effective_changes(self, version: int, replace: Mapping[int, dict[str, Any]]) -> dict[str, Any]:
-        entry = self.entries[version]
-        changes = dict(replace.get(version, entry.changes))
-        if version in replace:
-            return changes
-        for child in entry.children:
-            c = self.entries[child]
-            if c.kind == CORRECTION and not c.voided:
-                changes.update(self._effective_changes(child, replace))
-        return changes
-
-    def _record_with(self, root: int, replace: Mapping[int, dict[str, Any]] | None = None) -> vo.Record:
-        """The root record's original value with its standing corrections applied in order."""
-        entry = self.entries[root]
-        assert entry.original is not None
-        values = entry.original.as_input()
-        for child in entry.children:
-            c = self.entries[child]
-            if c.kind == CORRECTION and not c.voided:
-                values.update(self._effective_changes(child, replace or {}))
-        return restore(type(entry.original), values)
-
-
-def restore(cls: type[vo.Record], values: Mapping[str, Any]) -> vo.Record:
-    """Rebuild a stored record without re-running validation (stored facts are never re-judged)."""
-    instance = object.__new__(cls)
-    setattr_ = object.__setattr__
-    for name, default, factory in _restore_plan(cls):
-        value = values.get(name, default) if factory is None or name in values else factory()
-        if name == "serious" and isinstance(value, list):
-            value = tuple(value)
-        setattr_(instance, name, value)
-    return instance
-
-
-@functools.cache
-def _restore_plan(cls: type[vo.Record]) -> tuple[tuple[str, Any, Callable[[], Any] | None], ...]:
-    """Per field: name, the default when absent (None if required), and the default's factory if any."""
-    plan = []
-    for a in attrs.fields(cls):
-        default = a.default if a.default is not attrs.NOTHING else None
-        if isinstance(default, attrs.Factory):  # type: ignore[arg-type]
-            plan.append((a.name, None, default.factory))
-        else:
-            plan.append((a.name, default, None))
-    return tuple(plan)
-
-
-def _ack(deviation: str | None, acknowledged: list[dict[str, str]]) -> dict[str, Any]:
-    """The optional event fields of an acknowledged deviation (none at all when there is none)."""
-    if not acknowledged:
-        return {}
-    return {"deviation": integrity.clean_deviation(deviation), "acknowledged": acknowledged}
-
-
-def _deferred_ack(deviation: str | None) -> dict[str, Any]:
-    """A deferred change keeps its acknowledgement text; ``settle`` fills in what it covers."""
-    return {} if deviation is None else {"deviation": integrity.clean_deviation(deviation), "acknowledged": []}
 
 
 def _check_not_signature(patient: Patient, entry: Entry) -> None:
@@ -527,22 +372,3 @@ def _check_not_future(record: vo.Record, ctx: Context) -> None:
     for name, day in record.dates():
         if day > limit:
             raise ValidationError(f"--{name.replace('_', '-')} {day} is in the future")
-
-
-RECORD_COMMANDS: dict[str, str] = {
-    "screen": "screen", "consent": "consent", "enrol": "enrol", "infusion": "infuse",
-    "transfusion": "transfuse", "lab": "record_lab", "ae": "report_adverse_event",
-    "infection": "diagnose_infection", "gvhd": "assess_gvhd", "relapse": "diagnose_relapse",
-    "contact": "record_contact", "death": "record_death", "withdraw": "withdraw",
-}
-
-# The record kind each event class carries (history and projections read events by this).
-EVENT_KINDS: dict[type, str] = {
-    Patient.Registered: "register", Patient.Screened: "screen", Patient.Consented: "consent",
-    Patient.Enrolled: "enrol", Patient.Infused: "infusion", Patient.Transfused: "transfusion",
-    Patient.LabResulted: "lab", Patient.AdverseEventReported: "ae",
-    Patient.InfectionDiagnosed: "infection", Patient.GvhdAssessed: "gvhd",
-    Patient.RelapseDiagnosed: "relapse", Patient.ContactRecorded: "contact", Patient.Died: "death",
-    Patient.Withdrawn: "withdraw", Patient.Corrected: CORRECTION, Patient.Voided: VOID,
-    Patient.Signed: SIGN,
-}

@@ -1,0 +1,233 @@
+"""The commands a coordinator gives (record, correct, void), their results, and the unit of work
+that applies a batch of them to the aggregates before one save (:class:`TrialConduct` runs it).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+import attrs
+
+from pgf_events.domain import kinds
+from pgf_events.domain.errors import DomainError, DuplicatePatientError, ValidationError
+from pgf_events.domain.parsing import parse_text
+from pgf_events.domain.patient import Context, Patient, make_ref
+from pgf_events.formatting import iso, jsonable
+
+if TYPE_CHECKING:
+    from pgf_events.application import TrialConduct
+
+_SUBJECT_RE = re.compile(r"^[A-Z0-9][A-Z0-9_.-]{0,31}$")
+_REF_RE = re.compile(r"^(?P<subject>[^#\s]+)#(?P<version>\d{1,9})$")
+
+
+def normalise_subject(subject: Any) -> str:
+    """Subject codes are case-insensitive and stored upper-case: ``s001`` is ``S001``."""
+    if not isinstance(subject, str) or not _SUBJECT_RE.match(subject.strip().upper()):
+        raise ValidationError(
+            f"subject code {subject!r} must be 1–32 letters, digits, '-', '_' or '.', starting with a letter or digit"
+        )
+    return subject.strip().upper()
+
+
+def parse_ref(ref: Any) -> tuple[str, int]:
+    match = _REF_RE.match(ref.strip()) if isinstance(ref, str) else None
+    if not match or int(match["version"]) < 1:
+        raise ValidationError(f"event reference {ref!r} must look like S001#3")
+    return normalise_subject(match["subject"]), int(match["version"])
+
+
+@attrs.frozen
+class Command:
+    """One thing a coordinator asks for: record a kind, correct or void. ``line`` is for import errors."""
+
+    action: str  # "record" | "correct" | "void"
+    subject: str = ""
+    kind: str = ""
+    fields: Mapping[str, Any] = attrs.field(factory=dict)
+    ref: str = ""
+    reason: str | None = None
+    source: str | None = None
+    line: int | None = None
+    deviation: str | None = None  # the acknowledgement a protocol deviation needs (--deviation)
+    key: str | None = None  # an idempotency key (--key): a retry returns the original reference
+
+
+@attrs.frozen
+class Result:
+    ref: str
+    subject: str
+    version: int
+    kind: str
+    recorded_at: datetime | None = None
+    recorded_by: str = ""
+    changes: Mapping[str, Any] = attrs.field(factory=dict)
+
+    def as_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "ref": self.ref, "subject": self.subject, "version": self.version, "kind": self.kind,
+            "recorded_at": iso(self.recorded_at),
+            "recorded_by": self.recorded_by,
+        }
+        if self.changes:
+            out["changes"] = {k: jsonable(v) for k, v in self.changes.items()}
+        return out
+
+
+class BatchRejected(DomainError):
+    """Some commands of a batch failed; nothing was written. ``errors`` is [(line, message)]."""
+
+    def __init__(self, errors: list[tuple[int | None, str]]):
+        self.errors = errors
+        first = errors[0]
+        where = f"line {first[0]}: " if first[0] is not None else ""
+        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+        super().__init__(f"{where}{first[1]}{more}")
+
+
+class UnitOfWork:
+    """Aggregates loaded once, changed by many commands, saved together."""
+
+    def __init__(self, app: TrialConduct, user: str, defer_changes: bool = False):
+        self.app = app
+        self.user = user
+        self.now = app.clock()
+        self.patients: dict[str, Patient] = {}
+        self._results: list[tuple[Patient, int, str] | Result] = []
+        self._contexts: dict[str | None, Context] = {}
+        self._keys: dict[str, Any] = {}  # idempotency keys used by this unit (IdempotencyKey)
+        # In a batch of several commands, corrections and voids are checked as a unit (after all of
+        # them apply: settle), so related changes that are only consistent together can be made.
+        self.defer_changes = defer_changes
+        self._deferred: dict[str, int | None] = {}  # subject -> line of its last deferred change
+
+    def _context(self, source: str | None) -> Context:
+        try:  # one Context per source text: a visit sheet repeats a handful of sources
+            return self._contexts[source]
+        except (KeyError, TypeError):
+            pass
+        if source is not None:
+            source = parse_text(source, "source", 200)
+        ctx = Context(recorded_by=self.user, now=self.now, protocol=self.app.protocol, source=source)
+        if isinstance(source, str) or source is None:
+            self._contexts[source] = ctx
+        return ctx
+
+    def _load(self, subject: str) -> Patient:
+        if subject not in self.patients:
+            self.patients[subject] = self.app.patient(subject)
+        return self.patients[subject]
+
+    def apply(self, command: Command) -> None:
+        ctx = self._context(command.source)
+        if command.action == "record":
+            subject = normalise_subject(command.subject)
+            spec = kinds.kind(command.kind)
+            record = spec.record.from_input(command.fields)
+            key = None
+            if command.key is not None:
+                key, replayed = self._replayed(command, subject, record)
+                if replayed is not None:
+                    self._results.append(replayed)
+                    return
+            if command.kind == "register":
+                if subject in self.patients or self.app.has_patient(subject):
+                    raise DuplicatePatientError(subject)
+                patient = Patient.register(subject, record, ctx, id=self.app.patient_id(subject))  # type: ignore[arg-type]
+                self.patients[subject] = patient
+            else:
+                patient = self._load(subject)
+                if spec.command:
+                    getattr(patient, spec.command)(record, ctx, command.deviation)
+                else:
+                    patient.record(spec.event, record, ctx, command.deviation)
+            self._results.append((patient, patient.version, command.kind))
+            if key is not None:
+                from pgf_events.domain.imports import IdempotencyKey  # noqa: PLC0415 - keyed commands only
+
+                self._keys[key[0]] = IdempotencyKey.use(key[0], key[1], make_ref(subject, patient.version),
+                                                        command.kind, self.user)
+        elif command.action == "correct":
+            subject, version = parse_ref(command.ref)
+            patient = self._load(subject)
+            patient.correct(version, dict(command.fields), command.reason or "", ctx, command.deviation,
+                            defer=self.defer_changes)
+            if self.defer_changes:
+                self._deferred[subject] = command.line
+            self._results.append((patient, patient.version, "correct"))
+        elif command.action == "void":
+            subject, version = parse_ref(command.ref)
+            patient = self._load(subject)
+            patient.void(version, command.reason or "", ctx, command.deviation, defer=self.defer_changes)
+            if self.defer_changes:
+                self._deferred[subject] = command.line
+            self._results.append((patient, patient.version, "void"))
+        else:
+            raise ValidationError(f"unknown action {command.action!r}")
+
+    def _replayed(self, command: Command, subject: str, record: Any) -> tuple[tuple[str, str], Result | None]:
+        """(key, fingerprint) of a keyed command, and the original Result if the key was already used for it."""
+        from eventsourcing.application import AggregateNotFoundError  # noqa: PLC0415
+
+        from pgf_events.domain.imports import IdempotencyKey, fingerprint, key_id  # noqa: PLC0415
+
+        key = parse_text(command.key, "key", 200)
+        mark = fingerprint({"record": command.kind, "subject": subject, "fields": record.as_input(),
+                            "source": command.source, "deviation": command.deviation})
+        used: IdempotencyKey | None = self._keys.get(key)
+        if used is None:
+            try:
+                used = self.app.repository.get(key_id(key))
+            except AggregateNotFoundError:
+                return (key, mark), None
+        if used.fingerprint != mark:
+            raise ValidationError(
+                f"--key {key} was already used for another command ({used.kind} {used.ref}); "
+                "a retry must repeat the same command, a new command needs a new key"
+            )
+        ref_subject, version = parse_ref(used.ref)
+        return (key, mark), Result(ref=used.ref, subject=ref_subject, version=version, kind=used.kind,
+                                   recorded_at=used.created_on, recorded_by=used.recorded_by)
+
+    def settle(self) -> list[tuple[int | None, str]]:
+        """Check each patient's deferred changes as a unit; errors name the patient's last change line."""
+        errors: list[tuple[int | None, str]] = []
+        for subject, line in self._deferred.items():
+            try:
+                self.patients[subject].settle(self._context(None))
+            except DomainError as e:
+                errors.append((line, str(e)))
+        return errors
+
+    def commit(self, extra: Sequence[Any] = ()) -> None:
+        """Save every changed patient, and any extra aggregate (an ImportBatch, keys), in one transaction."""
+        changed = [p for p in self.patients.values() if p.pending_events]
+        self._events = {(p.subject, e.originator_version): e for p in changed for e in p.pending_events}
+        keys = [k for k in self._keys.values() if k.pending_events]
+        if changed or extra or keys:
+            self.app.save(*changed, *extra, *keys)
+
+    def results(self) -> list[Result]:
+        out = []
+        for item in self._results:
+            if isinstance(item, Result):
+                out.append(item)
+                continue
+            patient, version, kind = item
+            event = self._events.get((patient.subject, version))
+            changes = getattr(event, "changes", {}) if event is not None else {}
+            out.append(Result(
+                ref=make_ref(patient.subject, version), subject=patient.subject, version=version, kind=kind,
+                recorded_at=getattr(event, "timestamp", None), recorded_by=self.user, changes=changes,
+            ))
+        return out
+
+
+def check_user(user: Any) -> str:
+    try:
+        return parse_text(user, "user", 64)
+    except ValidationError:
+        raise ValidationError("--user (or PGF_USER) must name who is recording") from None
