@@ -100,13 +100,12 @@ def test_formula_cells_are_neutralised_in_every_csv(pgf_any: Pgf, tmp_path: Path
     pgf_any.ok("record", "lab", "S001", "--date", "2025-03-05", "--anc", "0.4", "--source", "+cmd|' /C calc'!A0")
     trail = tmp_path / "trail.csv"
     pgf_any.ok("export", "audit-trail", str(trail))
-    sdtm = tmp_path / "sdtm"
-    pgf_any.ok("export", "sdtm", str(sdtm))
     history = pgf_any.ok("history", "S001", "--csv").stdout
-    cells = [c for text in (trail.read_text(), (sdtm / "ae.csv").read_text(), history)
+    report = pgf_any.ok("report", "safety", "--csv").stdout
+    cells = [c for text in (trail.read_text(), history, report)
              for row in csv.reader(text.splitlines()) for c in row]
     assert not [c for c in cells if c[:1] in ("=", "+", "@") or (c[:1] == "-" and not c[1:2].isdigit())]
-    assert "'=HYPERLINK(\"http://x\",\"y\")" in cells and "'@SUM(A1:A2)" in cells
+    assert "'@SUM(A1:A2)" in cells and any(c.startswith("'+cmd") for c in cells)
 
 
 def test_exports_never_follow_a_planted_symlink(pgf: Pgf, tmp_path: Path) -> None:
@@ -115,13 +114,15 @@ def test_exports_never_follow_a_planted_symlink(pgf: Pgf, tmp_path: Path) -> Non
     victim.write_text("precious\n")
     sdtm = tmp_path / "sdtm"
     sdtm.mkdir()
-    (sdtm / "dm.csv").symlink_to(victim)
+    (sdtm / "dm.json").symlink_to(victim)
     (tmp_path / "trail.csv").symlink_to(victim)
+    (tmp_path / "trial.xml").symlink_to(victim)
     pgf.ok("export", "sdtm", str(sdtm))
     pgf.ok("export", "audit-trail", str(tmp_path / "trail.csv"))
+    pgf.ok("export", "odm", str(tmp_path / "trial.xml"))
     assert victim.read_text() == "precious\n"
-    assert not (sdtm / "dm.csv").is_symlink() and "USUBJID" in (sdtm / "dm.csv").read_text()
-    assert not (tmp_path / "trail.csv").is_symlink()
+    assert not (sdtm / "dm.json").is_symlink() and "USUBJID" in (sdtm / "dm.json").read_text()
+    assert not (tmp_path / "trail.csv").is_symlink() and not (tmp_path / "trial.xml").is_symlink()
     assert not [p for p in sdtm.iterdir() if p.name.endswith(".partial")]
 
 
