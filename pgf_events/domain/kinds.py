@@ -109,7 +109,8 @@ KINDS: dict[str, Kind] = _kinds(
          day_rank=8, sdtm=("AE", "MB")),
     Kind("gvhd", vo.GvhdAssessment, Patient.GvhdAssessed, "GVHD assessment",
          "Record a GVHD assessment: acute raw measures (MAGIC staging is derived) or chronic organ scores.",
-         "pgf record gvhd S001 --date 2025-03-12 --skin-bsa 30 --bilirubin 25 --upper-gi no --stool-ml 600\n"
+         "pgf record gvhd S001 --date 2025-03-12 --skin-bsa 30 --bilirubin 25 \\\n"
+         "      --bilirubin-unit umol/L --upper-gi no --stool-ml 600\n"
          "  pgf record gvhd S001 --date 2025-09-01 --chronic --organ skin=1 --organ mouth=2", day_rank=7, sdtm=("XG",),
          findings=(Finding("skin_bsa", "SKINBSA", "Skin Rash Body Surface Area", "ACUTE GVHD", "%", domain="XG"),
                    Finding("bullae", "BULLAE", "Bullae or Desquamation", "ACUTE GVHD", "", domain="XG"),
