@@ -102,19 +102,25 @@ class TrialConduct(Application[Any]):
             return
         try:
             self.mapper.to_domain_event(first[0])
-        except StoreError:  # readable, but holds a topic this version does not know: say that
-            raise
+        except StoreError as e:  # readable, but holds a topic this version does not know: say that
+            if not isinstance(e, transcodings.bound_cipher.MisplacedCiphertext):
+                raise
+            self._refuse_key(first[0].state)  # a bound payload that does not open: the wrong key
         except Exception:  # noqa: BLE001 - any failure to decode the first event means the wrong key
-            try:
-                json.loads(first[0].state)
-                plaintext = True
-            except ValueError:
-                plaintext = False
-            if self.store.cipher_key and plaintext:
-                raise StoreError(f"the store {self.store.display} is not encrypted; unset {CIPHER_ENV}") from None
-            if self.store.cipher_key:
-                raise StoreError(f"{CIPHER_ENV} does not open the store {self.store.display} (wrong key)") from None
-            raise StoreError(f"the store {self.store.display} is encrypted; set {CIPHER_ENV} to its key") from None
+            self._refuse_key(first[0].state)
+
+    def _refuse_key(self, state: bytes) -> None:
+        """The first event does not open: say whether the key is missing, wrong, or not needed."""
+        try:
+            json.loads(state)
+            plaintext = True
+        except ValueError:
+            plaintext = False
+        if self.store.cipher_key and plaintext:
+            raise StoreError(f"the store {self.store.display} is not encrypted; unset {CIPHER_ENV}") from None
+        if self.store.cipher_key:
+            raise StoreError(f"{CIPHER_ENV} does not open the store {self.store.display} (wrong key)") from None
+        raise StoreError(f"the store {self.store.display} is encrypted; set {CIPHER_ENV} to its key") from None
 
     def patient_id(self, subject: str) -> UUID:
         return patient_id(subject, self._id_secret)
