@@ -39,6 +39,7 @@ from pgf_events.domain.patient import RECORD_COMMANDS, Context, Patient, make_re
 from pgf_events.domain.users import DIRECTORY_ID, PERMISSIONS, UserDirectory
 from pgf_events.gc_tuning import fewer_collections
 from pgf_events.protocol import DEFAULT_PROTOCOL, Protocol
+from pgf_events.signing import SigningUseCases
 from pgf_events.store import CIPHER_ENV, StoreConfig, parse_url, prepare
 
 if TYPE_CHECKING:
@@ -111,7 +112,7 @@ class BatchRejected(DomainError):
         super().__init__(f"{where}{first[1]}{more}")
 
 
-class TrialConduct(Application[Any]):
+class TrialConduct(SigningUseCases, Application[Any]):
     name = "pgf"
     is_snapshotting_enabled = False
 

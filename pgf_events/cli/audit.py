@@ -172,7 +172,8 @@ def exceptions(state: Any, kinds: tuple[str, ...], as_of: str | None, fmt: str |
 @output_options(csv_ok=True)
 @click.pass_obj
 def signatures_(state: Any, subjects: tuple[str, ...], fmt: str | None) -> None:
-    """List electronic signatures: valid or invalidated, and whether the signed events still hash alike.
+    """List electronic signatures: valid or invalidated, whether the signed events still hash alike,
+    and whether each signature verifies with its signer's registered key (legacy: made before keys).
 
     \b
     Example:
@@ -188,7 +189,7 @@ def signatures_(state: Any, subjects: tuple[str, ...], fmt: str | None) -> None:
         for row in check_hashes(app, subject)
     ]
     render(rows, fmt, ["subject", "ref", "signer", "meaning", "signed_at", "stream_version", "valid",
-                       "invalidated_by", "hash_ok", "stream_hash"])
+                       "invalidated_by", "hash_ok", "signature", "key_id", "stream_hash"])
 
 
 @click.group()
