@@ -65,6 +65,8 @@ def test_the_fast_transcoder_writes_the_same_bytes_for_every_kind_of_event(demo_
         event = app.mapper.to_domain_event(notification)
         state = dict(vars(event))
         state.pop("originator_id"), state.pop("originator_version")
+        if getattr(type(event), "class_version", 1) > 1:  # as the library's mapper writes it (Signed v2)
+            state["class_version"] = type(event).class_version
         assert app.mapper.transcoder.encode(state) == standard.encode(state) == notification.state
         assert app.mapper.transcoder.decode(notification.state) == standard.decode(notification.state)
         topics.add(notification.topic.rsplit(".", 1)[-1])
