@@ -27,13 +27,14 @@ TIMEOUT = httpx.Timeout(30.0)
 
 
 def credentials(url: str, started: str) -> str:
-    """The Authorization header: the one-time token printed at start (SQLite), or the store's database
-    login in HTTP Basic (PostgreSQL; the test server trusts local logins, so any password opens it)."""
+    """The Authorization header: the one-time token printed at start (SQLite), or the store URL's
+    database login and password in HTTP Basic (PostgreSQL; a server that trusts local logins takes any)."""
     if url.startswith("postgresql"):
         from pgf_events.store import parse_url
 
-        login = parse_url(url).env["POSTGRES_USER"]
-        return "Basic " + base64.b64encode(f"{login}:any-password".encode()).decode()
+        env = parse_url(url).env
+        login, password = env["POSTGRES_USER"], env["POSTGRES_PASSWORD"] or "any-password"
+        return "Basic " + base64.b64encode(f"{login}:{password}".encode()).decode()
     token = re.search(r"Authorization: Bearer (\S+)", started)
     assert token, started
     return f"Bearer {token.group(1)}"

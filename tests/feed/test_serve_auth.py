@@ -93,3 +93,20 @@ def test_sqlite_token_also_works_on_the_url(sqlite_url: str, tmp_path: Path) -> 
 def test_sqlite_serve_refuses_to_listen_beyond_localhost(pgf: Pgf) -> None:
     create_store(pgf.url)
     pgf.rejected("serve", "--host", "0.0.0.0", "--port", "0", contains="listens on localhost only")
+
+
+@pytest.mark.postgres
+def test_postgres_a_wrong_password_is_401_and_the_right_one_opens(pg_url: str, tmp_path: Path) -> None:
+    env = parse_url(pg_url).env
+    if not env["POSTGRES_PASSWORD"]:
+        pytest.skip("needs the SCRAM test cluster (logins with passwords); this server trusts local logins")
+    create_store(pg_url)
+    srv = Server(pg_url, tmp_path)
+    try:
+        login = env["POSTGRES_USER"]
+        assert srv.get("/health").status_code == 200
+        wrong = srv.get("/health", auth=False, headers={"Authorization": _basic(login, "not-" + env["POSTGRES_PASSWORD"])})
+        assert wrong.status_code == 401 and "login or password is wrong" in wrong.json()["error"]
+    finally:
+        srv.proc.kill()
+        srv.proc.wait(timeout=30)
