@@ -121,7 +121,8 @@ class SigningUseCases:
                 "key_id": key_id, "signature": signature,
             }
         raise ConcurrencyError(
-            f"could not sign after {MAX_ATTEMPTS} attempts because others kept writing to {subject}; nothing was written"
+            f"could not sign after {MAX_ATTEMPTS} attempts because others kept writing to {subject}; "
+            "nothing was written"
         )
 
 

@@ -161,5 +161,6 @@ def _extension_problem(reader: ChainReader, statement: dict[str, Any], good_unti
         return f"the log has no event at position {position}: events were removed after the checkpoint"
     if bytes(link[0][1]).hex() != statement["chain_hash"]:
         other = "" if statement["store"] == here else " (or the statement is from another store)"
-        return f"the log at position {position} no longer matches it: the store was rewritten after the checkpoint{other}"
+        return (f"the log at position {position} no longer matches it: the store was rewritten after the "
+                f"checkpoint{other}")
     return None

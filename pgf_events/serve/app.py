@@ -150,7 +150,7 @@ def build_app(feed: ChangeFeed, *, keepalive: float = KEEPALIVE_SECONDS, interva
     ]
     assert tuple(r.path for r in routes) == PATHS
     middleware = []
-    if allowed_hosts is not None:  # DNS rebinding: a page on evil.example resolving to 127.0.0.1 sends Host: evil.example
+    if allowed_hosts is not None:  # DNS rebinding: a page on evil.example resolving to 127.0.0.1 sends its own Host
         middleware.append(Middleware(TrustedHostMiddleware, allowed_hosts=list(allowed_hosts)))
     if auth is not None:
         middleware.append(Middleware(Authenticate, check=auth))

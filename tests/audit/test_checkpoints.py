@@ -130,7 +130,7 @@ def test_a_forged_signature_fails(kept: tuple[Pgf, CliSigner, Path]) -> None:
 
 def test_a_statement_signed_with_an_unregistered_or_anothers_key_fails(kept: tuple[Pgf, CliSigner, Path],
                                                                         tmp_path: Path) -> None:
-    pgf, auditor, file = kept
+    pgf, _, file = kept
     original = file.read_text()
     private, _public, key_id = esign.generate(PASSPHRASE)
     rogue = tmp_path / "rogue.pem"
