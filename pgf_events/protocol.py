@@ -2,9 +2,16 @@
 
 Every rule reads its thresholds, windows and doses from a :class:`Protocol`, never from
 literals, so a reviewer can re-derive any value from (events, protocol). The defaults are the
-ones named in ``clinical-rules.md``; a TOML file may override any of them
-(``pgf --protocol FILE``). A file that does not name its own ``version`` gets the default version
+ones named in ``clinical-rules.md`` (v2); a TOML file may override any of them
+(``pgf --protocol FILE``). A file that does not name its own ``version`` gets its base version
 suffixed with a digest of its overrides, so two different parameter sets never share a version.
+
+Versions. ``NCT06171906-v2`` (the default) implements every "(v2)" rule of clinical-rules.md.
+``NCT06171906-v1`` is the same code with the v1 parameter values where v1 behaviour was (or is now)
+a parameter: the fixed 7-day platelet window with 3 counts (``plt_rule = "window"``), no NR on an
+early exit, baseline-met lineages counted as responders, relapse censored at the last date known
+alive and from-transplant survival without delayed entry. Select it with ``pgf --protocol v1`` or
+``base = "v1"`` in a TOML file (further keys override it).
 """
 
 from __future__ import annotations
@@ -19,7 +26,8 @@ from attrs import validators as v
 
 from pgf_events.domain.errors import ProtocolError
 
-BASE_VERSION = "NCT06171906-v1"
+BASE_VERSION = "NCT06171906-v2"
+V1_VERSION = "NCT06171906-v1"
 
 
 def _positive(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
@@ -71,16 +79,31 @@ class Protocol:
     rbc_transfusion_free_days: int = attrs.field(default=28, validator=_int)
     plt_cr_threshold: float = attrs.field(default=50, validator=_num)
     plt_pr_threshold: float = attrs.field(default=20, validator=_num)
+    # v2 sustained run ("sustained_run") or the v1 fixed window ("window", plt_window_days and
+    # min_counts_in_window).
+    plt_rule: str = attrs.field(default="sustained_run", validator=v.in_(("sustained_run", "window")))
+    plt_min_counts: int = attrs.field(default=2, validator=[v.instance_of(int), _positive])
+    plt_max_gap_days: int = attrs.field(default=14, validator=[v.instance_of(int), _positive])
+    plt_sustain_days: int = attrs.field(default=7, validator=[v.instance_of(int), _positive])
     plt_window_days: int = attrs.field(default=7, validator=[v.instance_of(int), _positive])
     plt_transfusion_free_before_days: int = attrs.field(default=7, validator=_int)
     min_counts_in_window: int = attrs.field(default=3, validator=[v.instance_of(int), _positive])
     nr_evaluation_day: int = attrs.field(default=56, validator=_int)
+    # Died or withdrew before the evaluation day without CR/PR: NR (v2, intention to treat) or pending (v1).
+    nr_on_early_exit: bool = attrs.field(default=True, validator=v.instance_of(bool))
+    # A lineage already recovered on the data up to D1: not evaluable (v2) or a responder on D1 (v1).
+    baseline_met_not_evaluable: bool = attrs.field(default=True, validator=v.instance_of(bool))
 
     # Survival.
     survival_origin: str = attrs.field(
         default="first_infusion", validator=v.in_(("first_infusion", "transplant"))
     )
     survival_horizon_days: int = attrs.field(default=365, validator=[v.instance_of(int), _positive])
+    # Relapse incidence censored at the last disease assessment (v2) or the last date known alive (v1).
+    relapse_censor: str = attrs.field(default="last_disease_assessment",
+                                      validator=v.in_(("last_disease_assessment", "last_known_alive")))
+    # From-transplant estimates enter patients at MSC D1 (v2, left truncation) or at day 0 (v1).
+    transplant_delayed_entry: bool = attrs.field(default=True, validator=v.instance_of(bool))
 
     # Safety reporting clocks (ICH E2A, 21 CFR 312.32).
     sae_sponsor_hours: int = attrs.field(default=24, validator=[v.instance_of(int), _positive])
@@ -98,6 +121,13 @@ class Protocol:
         if self.plt_pr_threshold > self.plt_cr_threshold:
             raise ValueError("plt_pr_threshold must not exceed plt_cr_threshold")
 
+    @classmethod
+    def preset(cls, name: str) -> Protocol:
+        """A named protocol version: ``v2`` (the default) or ``v1``; ProtocolError otherwise."""
+        if name not in PRESETS:
+            raise ProtocolError(f"unknown protocol version {name!r}; expected one of {', '.join(PRESETS)}")
+        return cls(**PRESETS[name])
+
     def as_dict(self) -> dict[str, Any]:
         return attrs.asdict(self)
 
@@ -109,14 +139,20 @@ class Protocol:
 
     @classmethod
     def from_mapping(cls, overrides: dict[str, Any]) -> Protocol:
-        known = {a.name for a in attrs.fields(cls)}
+        known = {a.name for a in attrs.fields(cls)} | {"base"}
         unknown = sorted(set(overrides) - known)
         if unknown:
             raise ProtocolError(f"unknown protocol parameter(s): {', '.join(unknown)}")
         values = dict(overrides)
+        base = values.pop("base", "v2")
+        if not isinstance(base, str) or base not in PRESETS:
+            raise ProtocolError(f"unknown protocol base {base!r}; expected one of {', '.join(PRESETS)}")
+        preset = PRESETS[base]
         if "version" not in values and values:
             canonical = json.dumps(values, sort_keys=True, separators=(",", ":"))
-            values["version"] = f"{BASE_VERSION}+{hashlib.sha256(canonical.encode()).hexdigest()[:8]}"
+            digest = hashlib.sha256(canonical.encode()).hexdigest()[:8]
+            values["version"] = f"{preset.get('version', BASE_VERSION)}+{digest}"
+        values = {**preset, **values}
         try:
             return cls(**values)
         except (TypeError, ValueError) as e:
@@ -138,5 +174,12 @@ class Protocol:
             data = data["protocol"]
         return cls.from_mapping(data)
 
+
+PRESETS: dict[str, dict[str, Any]] = {
+    "v2": {},
+    "v1": {"version": V1_VERSION, "plt_rule": "window", "nr_on_early_exit": False,
+           "baseline_met_not_evaluable": False, "relapse_censor": "last_known_alive",
+           "transplant_delayed_entry": False},
+}
 
 DEFAULT_PROTOCOL = Protocol()

@@ -65,8 +65,9 @@ def _default_user() -> str:
               help="Store URL: sqlite:///FILE (default sqlite:///pgf-trial.db) or postgresql://user@host:port/db.")
 @click.option("--user", envvar="PGF_USER", metavar="NAME",
               help="Who is acting; stamped on every event (default: your login name).")
-@click.option("--protocol", "protocol_file", envvar="PGF_PROTOCOL", metavar="FILE",
-              type=click.Path(dir_okay=False), help="TOML file overriding protocol parameters.")
+@click.option("--protocol", "protocol_file", envvar="PGF_PROTOCOL", metavar="FILE|v1|v2",
+              type=click.Path(dir_okay=False),
+              help="TOML file overriding protocol parameters, or a named version (v2, the default; v1).")
 @click.pass_context
 def cli(ctx: click.Context, db: str | None, user: str | None, protocol_file: str | None) -> None:
     """pgf: record and audit the NCT06171906 trial (MSC for poor graft function).

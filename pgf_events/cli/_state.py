@@ -23,9 +23,13 @@ class State:
     _app: TrialConduct | None = None
 
     def protocol(self) -> Protocol:
-        from pgf_events.protocol import DEFAULT_PROTOCOL, Protocol  # noqa: PLC0415
+        from pgf_events.protocol import DEFAULT_PROTOCOL, PRESETS, Protocol  # noqa: PLC0415
 
-        return Protocol.from_toml(self.protocol_file) if self.protocol_file else DEFAULT_PROTOCOL
+        if not self.protocol_file:
+            return DEFAULT_PROTOCOL
+        if self.protocol_file in PRESETS:  # a named version: --protocol v1
+            return Protocol.preset(self.protocol_file)
+        return Protocol.from_toml(self.protocol_file)
 
     def app(self, *, must_exist: bool = False) -> TrialConduct:
         """Open the store on first use and check the acting user's role for the running command.

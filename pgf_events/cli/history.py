@@ -18,6 +18,14 @@ def as_of_option(f: Any) -> Any:
     )(f)
 
 
+def cutoff_option(f: Any) -> Any:
+    return click.option(
+        "--cutoff", metavar="DATE",
+        help="Data cut-off: evaluate every patient as of this clinical date (facts dated later are ignored); "
+             "independent of --as-of.",
+    )(f)
+
+
 @click.command()
 @click.argument("subject")
 @as_of_option

@@ -7,21 +7,21 @@ from typing import Any
 import click
 
 from pgf_events.cli._output import cell, emit_json, output_options, render
-from pgf_events.cli.history import as_of_option
+from pgf_events.cli.history import as_of_option, cutoff_option
 from pgf_events.cli.projections import open_store
-from pgf_events.domain.parsing import parse_as_of
+from pgf_events.domain.parsing import parse_as_of, parse_date
 from pgf_events.projections.slices import PROJECTIONS
 
 # Human table columns per report (JSON and CSV carry every column).
 COLUMNS: dict[str, list[str]] = {
     "eligibility": ["subject", "site", "status", "unmet", "screened", "consented", "enrolled", "treated",
                     "completed", "withdrawn", "died"],
-    "dosing": ["subject", "msc_d1", "given", "on_time", "early", "late", "missed", "pending",
+    "dosing": ["subject", "msc_d1", "given", "on_time", "early", "late", "missed", "pending", "discontinued",
                "cumulative_cells_per_kg", "relative_dose_intensity", "completed", "discontinuation_reason",
                "deviations"],
-    "endpoints": ["subject", "anchor_date", "neutrophil_engraftment_date", "anc_days_since_msc_d1",
-                  "rbc_recovery_date", "rbc_days_since_msc_d1", "platelet_response", "platelet_response_date",
-                  "plt_days_since_msc_d1"],
+    "endpoints": ["subject", "anchor_date", "neutrophil_engraftment_date", "anc_msc_day",
+                  "rbc_recovery_date", "rbc_msc_day", "platelet_response", "platelet_response_date",
+                  "plt_msc_day", "reasons"],
     "safety": ["subject", "adverse_events", "serious", "max_grade", "lab_adverse_events", "clocks_missed"],
     "gvhd": ["subject", "acute_max_grade", "acute_grade_2_4_date", "chronic_max_severity", "chronic_onset_date",
              "assessments"],
@@ -29,9 +29,10 @@ COLUMNS: dict[str, list[str]] = {
     "survival": ["subject", "origin_date", "os_days", "os_event", "dfs_days", "dfs_event", "dfs_censor"],
 }
 HEADERS = {
-    "neutrophil_engraftment_date": "ANC engraftment", "anc_days_since_msc_d1": "ANC day",
-    "rbc_recovery_date": "RBC recovery", "rbc_days_since_msc_d1": "RBC day", "platelet_response": "PLT",
-    "platelet_response_date": "PLT date", "plt_days_since_msc_d1": "PLT day", "anchor_date": "anchor",
+    "neutrophil_engraftment_date": "ANC engraftment", "anc_msc_day": "ANC MSC D",
+    "rbc_recovery_date": "RBC recovery", "rbc_msc_day": "RBC MSC D", "platelet_response": "PLT",
+    "platelet_response_date": "PLT date", "plt_msc_day": "PLT MSC D", "anchor_date": "anchor",
+    "discontinued": "disc.",
     "cumulative_cells_per_kg": "cells/kg", "relative_dose_intensity": "RDI", "discontinuation_reason": "stopped",
     "acute_max_grade": "aGVHD max", "acute_grade_2_4_date": "aGVHD II-IV", "chronic_max_severity": "cGVHD max",
     "chronic_onset_date": "cGVHD onset", "adverse_events": "AEs", "lab_adverse_events": "lab AEs",
@@ -43,11 +44,13 @@ LISTINGS = {"deviations", "discontinued", "saes", "by_term_grade", "lab_worsenin
 @click.command()
 @click.argument("name", type=click.Choice(PROJECTIONS))
 @as_of_option
+@cutoff_option
 @output_options(csv_ok=True)
 @click.option("--plot", "plot_file", metavar="FILE.png", type=click.Path(dir_okay=False),
               help="survival only: draw Kaplan–Meier curves with numbers at risk to FILE.png.")
 @click.pass_obj
-def report(state: Any, name: str, as_of: str | None, fmt: str | None, plot_file: str | None) -> None:
+def report(state: Any, name: str, as_of: str | None, cutoff: str | None, fmt: str | None,
+           plot_file: str | None) -> None:
     """Print a cohort report: eligibility, dosing, endpoints, safety, survival, gvhd or infections.
 
     \b
@@ -56,15 +59,18 @@ def report(state: Any, name: str, as_of: str | None, fmt: str | None, plot_file:
       pgf report survival --json
       pgf report survival --plot km.png
       pgf report dosing --as-of 2025-06-30 --csv
+      pgf report endpoints --cutoff 2025-06-30    # DSMB data cut-off
     """
     from pgf_events.projections.queries import cohort_report  # noqa: PLC0415
 
     if plot_file and name != "survival":
         raise click.UsageError("--plot is available for the survival report only")
-    cutoff = parse_as_of(as_of) if as_of else None
+    known = parse_as_of(as_of) if as_of else None
+    data_cutoff = parse_date(cutoff, "cutoff") if cutoff else None
     app = state.app(must_exist=True)
-    store = None if cutoff else open_store(state)
-    doc = cohort_report(app, name, as_of=cutoff, store=store)
+    derived = known is not None or data_cutoff is not None
+    store = None if derived else open_store(state)
+    doc = cohort_report(app, name, as_of=known, cutoff=data_cutoff, store=store)
     if store is not None:  # read from the read-model tables: say when they were last verified
         from pgf_events.projections.verify import last_check, verified_note  # noqa: PLC0415
 
@@ -89,7 +95,8 @@ def print_human(name: str, doc: dict[str, Any]) -> None:
     """The human form of a report document: the rows table, then the summary and its listings."""
     rows = doc["rows"] if name == "eligibility" else [r for r in doc["rows"] if r.get("enrolled")]
     head = f"{name} report ({doc['protocol_version']}"
-    head += f", as of {doc['as_of']})" if doc["as_of"] else ")"
+    head += f", as of {doc['as_of']}" if doc["as_of"] else ""
+    head += f", data cut-off {doc['cutoff']})" if doc.get("cutoff") else ")"
     hidden = len(doc["rows"]) - len(rows)
     click.echo(head + (f"; {hidden} patient(s) not enrolled not shown" if hidden else ""))
     if rows:
@@ -112,6 +119,9 @@ def print_human(name: str, doc: dict[str, Any]) -> None:
 def _short(value: Any) -> Any:
     if isinstance(value, float):
         return f"{value:.3g}"
+    if isinstance(value, dict):  # reasons: "platelet_response=died" -> "plt: died"
+        short = {"neutrophil_engraftment": "anc", "rbc_recovery": "rbc", "platelet_response": "plt"}
+        return "; ".join(f"{short.get(k, k)}: {v}" for k, v in value.items()) or None
     return value
 
 

@@ -7,8 +7,8 @@ from typing import Any
 import click
 
 from pgf_events.cli._output import cell, emit_json, output_options
-from pgf_events.cli.history import as_of_option
-from pgf_events.domain.parsing import parse_as_of
+from pgf_events.cli.history import as_of_option, cutoff_option
+from pgf_events.domain.parsing import parse_as_of, parse_date
 
 PLOT_HELP = "Also draw the ANC/Hb/PLT course with infusions, transfusions and endpoint dates to FILE.png."
 
@@ -16,10 +16,12 @@ PLOT_HELP = "Also draw the ANC/Hb/PLT course with infusions, transfusions and en
 @click.command()
 @click.argument("subject")
 @as_of_option
+@cutoff_option
 @output_options()
 @click.option("--plot", "plot_file", metavar="FILE.png", type=click.Path(dir_okay=False), help=PLOT_HELP)
 @click.pass_obj
-def status(state: Any, subject: str, as_of: str | None, fmt: str | None, plot_file: str | None) -> None:
+def status(state: Any, subject: str, as_of: str | None, cutoff: str | None, fmt: str | None,
+           plot_file: str | None) -> None:
     """Show a patient's derived state: eligibility, dosing, endpoints, GVHD, infections, survival.
 
     \b
@@ -27,14 +29,16 @@ def status(state: Any, subject: str, as_of: str | None, fmt: str | None, plot_fi
       pgf status S001
       pgf status S001 --as-of 2025-04-01 --json
       pgf status S001 --plot s001.png
+      pgf status S001 --cutoff 2025-06-30
     """
     from pgf_events.projections.queries import patient_status  # noqa: PLC0415
 
-    cutoff = parse_as_of(as_of) if as_of else None
+    known = parse_as_of(as_of) if as_of else None
+    data_cutoff = parse_date(cutoff, "cutoff") if cutoff else None
     app = state.app(must_exist=True)
     # Derived from the patient's own stream (the same functions as the read models): as fast however
     # far behind the read models are, and without loading SQLAlchemy.
-    doc, patient = patient_status(app, subject, as_of=cutoff)
+    doc, patient = patient_status(app, subject, as_of=known, cutoff=data_cutoff)
     if plot_file:
         from pgf_events.projections.plots import plot_status  # noqa: PLC0415
 
@@ -47,28 +51,36 @@ def status(state: Any, subject: str, as_of: str | None, fmt: str | None, plot_fi
         click.echo(f"{key:<12} {value}")
 
 
-def _when(found: dict[str, Any] | None) -> str:
+def _when(found: dict[str, Any] | None, reason: str | None = None) -> str:
+    """A dated endpoint with both day numbers (transplant = day 0; MSC D1 = first infusion, no D0)."""
     if not found:
-        return "not reached"
-    return f"{found['date']} (day +{found['day_post_transplant']}, MSC day {found['days_since_msc_d1']})"
+        return f"not reached ({reason.replace('_', ' ')})" if reason else "not reached"
+    msc = found.get("msc_day")
+    msc_text = "" if msc is None else f", MSC D{msc}"
+    return f"{found['date']} (day +{found['day_post_transplant']} post-transplant{msc_text})"
 
 
 def human_lines(doc: dict[str, Any]) -> list[tuple[str, str]]:
     e, d, ep, g, s = doc["eligibility"], doc["dosing"], doc["endpoints"], doc["gvhd"], doc["safety"]
     as_of = f"as of {doc['as_of']}, " if doc["as_of"] else ""
+    as_of += f"data cut-off {doc['cutoff']}, " if doc.get("cutoff") else ""
+    reasons = ep.get("reasons", {})
     eligibility = e["status"]
     if e["unmet"]:
         eligibility += ": " + "; ".join(e["reasons"].get(c, c) for c in e["unmet"])
     elif e["unassessed"]:
         eligibility += f" (not yet assessed: {', '.join(e['unassessed'])})"
     dosing = (f"{d['given']}/{d['planned']} given (on time {d['on_time']}, early {d['early']}, late {d['late']}, "
-              f"missed {d['missed']}, pending {d['pending']}); {d['cumulative_cells_per_kg']:.3g} cells/kg, "
+              f"missed {d['missed']}, pending {d['pending']}, discontinued {d.get('discontinued', 0)}); "
+              f"{d['cumulative_cells_per_kg']:.3g} cells/kg, "
               f"RDI {d['relative_dose_intensity']:.0%}")
     dosing += "; completed" if d["completed"] else (f"; stopped: {d['discontinuation_reason']}"
                                                     if d["discontinuation_reason"] else "")
     platelet = ep["platelet_response"] or "pending"
     if ep["platelet_response_date"]:
         platelet += " " + _when(ep["platelet"])
+    elif "platelet_response" in reasons:
+        platelet += f" ({reasons['platelet_response'].replace('_', ' ')})"
     clocks = [c for ae in s["adverse_events"] for c in (ae["clocks"] or [])]
     missed = sum(1 for c in clocks if c["met"] is False)
     return [
@@ -77,8 +89,8 @@ def human_lines(doc: dict[str, Any]) -> list[tuple[str, str]]:
         ("eligibility", eligibility),
         ("enrolled", f"yes, {doc['enrolment_date']}" if doc["enrolled"] else "no"),
         ("dosing", dosing if doc["enrolled"] else "-"),
-        ("neutrophils", _when(ep["neutrophil_engraftment"])),
-        ("red cells", _when(ep["rbc_recovery"])),
+        ("neutrophils", _when(ep["neutrophil_engraftment"], reasons.get("neutrophil_engraftment"))),
+        ("red cells", _when(ep["rbc_recovery"], reasons.get("rbc_recovery"))),
         ("platelets", platelet),
         ("gvhd", f"acute max grade {cell(g['acute_max_grade']) or '-'}, chronic {g['chronic_max_severity'] or '-'}"),
         ("infections", str(doc["infections"])),

@@ -15,7 +15,7 @@ from __future__ import annotations
 import statistics
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from pgf_events.domain.rules.eligibility import ALL_CRITERIA
@@ -42,17 +42,25 @@ def _summary_stats(values: Sequence[float]) -> dict[str, Any]:
             "min": min(values), "max": max(values)}
 
 
+def _entry(obs: Sequence[Mapping[str, Any]]) -> list[float] | None:
+    """Delayed entry times when the observations carry them (from transplant, v2), else None."""
+    return [o.get("entry") or 0 for o in obs] if any("entry" in o for o in obs) else None
+
+
 def _km(obs: Sequence[Mapping[str, Any]], horizon: int) -> dict[str, Any]:
-    est = kaplan_meier([(o["time"], o["status"]) for o in obs], horizon)
+    entry = _entry(obs)
+    est = kaplan_meier([(o["time"], o["status"]) for o in obs], horizon, entry=entry)
     return {"estimate": est.estimate, "ci_low": est.ci_low, "ci_high": est.ci_high, "at_risk": est.at_risk,
-            "events": est.events, "n": est.n, "horizon_days": horizon}
+            "events": est.events, "n": est.n, "horizon_days": horizon, "delayed_entry": entry is not None}
 
 
 def _aj(obs: Sequence[Mapping[str, Any]], horizon: int) -> dict[str, Any]:
-    est = aalen_johansen([(o["time"], o["status"]) for o in obs], horizon)
+    entry = _entry(obs)
+    est = aalen_johansen([(o["time"], o["status"]) for o in obs], horizon, entry=entry)
     return {"estimate": est.estimate, "ci_low": est.ci_low, "ci_high": est.ci_high, "at_risk": est.at_risk,
             "events": est.events, "competing_events": est.competing_events,
-            "competing_estimate": est.competing_estimate, "n": est.n, "horizon_days": horizon}
+            "competing_estimate": est.competing_estimate, "n": est.n, "horizon_days": horizon,
+            "delayed_entry": entry is not None}
 
 
 # ------------------------------------------------------------------------------------ eligibility
@@ -88,7 +96,7 @@ def _eligibility_summary(rows: Sequence[Row], params: Protocol) -> dict[str, Any
 
 def _dosing_row(s: Row) -> dict[str, Any]:
     d = s["dosing"]
-    keys = ("msc_d1", "planned", "given", "on_time", "early", "late", "missed", "pending",
+    keys = ("msc_d1", "planned", "given", "on_time", "early", "late", "missed", "pending", "discontinued",
             "cumulative_cells_per_kg", "relative_dose_intensity", "completed", "discontinuation_reason")
     return {"subject": s["subject"], "enrolled": s["enrolled"], **{k: d[k] for k in keys},
             "deviations": len(d["deviations"]), "refs": d["refs"]}
@@ -103,7 +111,7 @@ def _dosing_summary(rows: Sequence[Row], params: Protocol) -> dict[str, Any]:
         "enrolled": len(enrolled), "treated": len(treated),
         "doses_planned": sum(s["dosing"]["planned"] for s in enrolled),
         "doses_given": sum(s["dosing"]["given"] for s in enrolled),
-        **{k: count[k] for k in ("on_time", "early", "late", "missed", "pending")},
+        **{k: count[k] for k in ("on_time", "early", "late", "missed", "pending", "discontinued")},
         "early_days": sorted(d["days_from_target"] for d in doses if d["status"] == "early"),
         "late_days": sorted(d["days_from_target"] for d in doses if d["status"] == "late"),
         "completed": rate(sum(1 for s in treated if s["dosing"]["completed"]), len(treated)),
@@ -129,19 +137,22 @@ def _endpoints_row(s: Row) -> dict[str, Any]:
         "subject": s["subject"], "enrolled": s["enrolled"], "anchor_date": e["anchor_date"],
         "neutrophil_engraftment_date": e["neutrophil_engraftment_date"],
         "anc_day_post_transplant": _days(anc, "day_post_transplant"),
-        "anc_days_since_msc_d1": _days(anc, "days_since_msc_d1"),
+        "anc_days_since_msc_d1": _days(anc, "days_since_msc_d1"), "anc_msc_day": _days(anc, "msc_day"),
         "rbc_recovery_date": e["rbc_recovery_date"],
         "rbc_day_post_transplant": _days(rbc, "day_post_transplant"),
-        "rbc_days_since_msc_d1": _days(rbc, "days_since_msc_d1"),
+        "rbc_days_since_msc_d1": _days(rbc, "days_since_msc_d1"), "rbc_msc_day": _days(rbc, "msc_day"),
         "platelet_response": e["platelet_response"], "platelet_response_date": e["platelet_response_date"],
         "plt_day_post_transplant": _days(plt, "day_post_transplant") if e["platelet_response_date"] else None,
         "plt_days_since_msc_d1": _days(plt, "days_since_msc_d1") if e["platelet_response_date"] else None,
+        "plt_msc_day": _days(plt, "msc_day") if e["platelet_response_date"] else None,
+        "reasons": e.get("reasons", {}),
         "refs": sorted({r for x in (anc, rbc, plt) if x for r in x["refs"]}),
     }
 
 
 def _time_stats(found: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     return {"median_days_since_msc_d1": _median([f["days_since_msc_d1"] for f in found]),
+            "median_msc_day": _median([f.get("msc_day") for f in found]),
             "median_day_post_transplant": _median([f["day_post_transplant"] for f in found])}
 
 
@@ -150,23 +161,42 @@ def _median(values: Sequence[int | None]) -> float | None:
     return statistics.median(present) if present else None
 
 
+def _reason_counts(evaluable: Sequence[Mapping[str, Any]], name: str) -> dict[str, int]:
+    return dict(sorted(Counter(e["reasons"][name] for e in evaluable if name in e.get("reasons", {})).items()))
+
+
 def _endpoints_summary(rows: Sequence[Row], params: Protocol) -> dict[str, Any]:
+    """Rates over the patients with an anchor date; v2: a lineage met at baseline leaves that
+    lineage's denominator (``not_evaluable``), and every null/NR/NE endpoint is counted by reason."""
     evaluable = [s["endpoints"] for s in rows if s["enrolled"] and s["endpoints"]["anchor_date"]]
-    n = len(evaluable)
-    anc = [e["neutrophil_engraftment"] for e in evaluable if e["neutrophil_engraftment"]]
-    rbc = [e["rbc_recovery"] for e in evaluable if e["rbc_recovery"]]
-    best = Counter(e["platelet_response"] for e in evaluable)
-    responders = [e["platelet"] for e in evaluable if e["platelet_response"] in ("CR", "PR")]
+
+    def lineage(name: str) -> list[Mapping[str, Any]]:
+        return [e for e in evaluable if e.get("reasons", {}).get(name) != "met_at_baseline"]
+
+    anc_n, rbc_n, plt_n = (lineage(k) for k in ("neutrophil_engraftment", "rbc_recovery", "platelet_response"))
+    anc = [e["neutrophil_engraftment"] for e in anc_n if e["neutrophil_engraftment"]]
+    rbc = [e["rbc_recovery"] for e in rbc_n if e["rbc_recovery"]]
+    best = Counter(e["platelet_response"] for e in plt_n)
+    responders = [e["platelet"] for e in plt_n if e["platelet_response"] in ("CR", "PR")]
+    n = len(plt_n)
     return {
         "anchor": params.endpoint_anchor,
-        "enrolled": sum(1 for s in rows if s["enrolled"]), "evaluable": n,
-        "neutrophil_engraftment": {**rate(len(anc), n), **_time_stats(anc)},
-        "rbc_recovery": {**rate(len(rbc), n), **_time_stats(rbc)},
+        "enrolled": sum(1 for s in rows if s["enrolled"]), "evaluable": len(evaluable),
+        "neutrophil_engraftment": {**rate(len(anc), len(anc_n)), **_time_stats(anc),
+                                   "not_evaluable": len(evaluable) - len(anc_n),
+                                   "reasons": _reason_counts(evaluable, "neutrophil_engraftment")},
+        "rbc_recovery": {**rate(len(rbc), len(rbc_n)), **_time_stats(rbc),
+                         "not_evaluable": len(evaluable) - len(rbc_n),
+                         "reasons": _reason_counts(evaluable, "rbc_recovery")},
         "platelet_response": {
             "CR": rate(best["CR"], n), "PR": rate(best["PR"], n),
             "CR_or_PR": {**rate(best["CR"] + best["PR"], n), **_time_stats(responders)},
-            "NR": best["NR"], "pending": best[None],
+            "NR": best["NR"], "pending": best[None], "not_evaluable": len(evaluable) - n,
+            "reasons": _reason_counts(evaluable, "platelet_response"),
         },
+        "day_labels": {"msc_day": "MSC day (D1 = first infusion, no D0)",
+                       "day_post_transplant": "day post-transplant (transplant = day 0)",
+                       "days_since_msc_d1": "days since MSC D1 (D1 = 0)"},
     }
 
 
@@ -229,6 +259,7 @@ def _gvhd_row(s: Row) -> dict[str, Any]:
     return {"subject": s["subject"], "enrolled": s["enrolled"], "acute_max_grade": g["acute_max_grade"],
             "acute_grade_2_4_date": g["acute_grade_2_4_date"], "chronic_max_severity": g["chronic_max_severity"],
             "chronic_onset_date": g["chronic_onset_date"], "assessments": len(g["acute"]) + len(g["chronic"]),
+            "baseline_assessments": len(g.get("baseline") or []),
             "refs": sorted({r for a in g["acute"] + g["chronic"] for r in a["refs"]})}
 
 
@@ -248,6 +279,8 @@ def _gvhd_summary(rows: Sequence[Row], params: Protocol) -> dict[str, Any]:
         "chronic_moderate_severe": rate(chronic["moderate"] + chronic["severe"], n),
         "acute_2_4_cumulative_incidence": _aj([g["acute_2_4_incidence"] for g in enrolled if g["acute_2_4_incidence"]], h),
         "chronic_cumulative_incidence": _aj([g["chronic_incidence"] for g in enrolled if g["chronic_incidence"]], h),
+        "baseline_prevalent": {"patients": sum(1 for g in enrolled if g.get("baseline")),
+                               "assessments": sum(len(g.get("baseline") or []) for g in enrolled)},
     }
 
 
@@ -259,6 +292,7 @@ def _infections_row(s: Row) -> dict[str, Any]:
             "first_onset": f["first_onset"], "episodes_at_risk": f["episodes"], "days_at_risk": f["days_at_risk"],
             "max_grade": max((e["grade"] for e in s["infection_episodes"]), default=None),
             "sites": sorted({e["site"] for e in s["infection_episodes"]}),
+            "baseline_infections": len(s.get("baseline_infections") or []),
             "refs": [e["ref"] for e in s["infection_episodes"]]}
 
 
@@ -271,6 +305,8 @@ def _infections_summary(rows: Sequence[Row], params: Protocol) -> dict[str, Any]
     return {
         "patients_with_infection": rate(sum(1 for s in enrolled if s["infections"]), len(enrolled)),
         "episodes": len(all_episodes),
+        "baseline_prevalent": {"patients": sum(1 for s in enrolled if s.get("baseline_infections")),
+                               "episodes": sum(len(s.get("baseline_infections") or []) for s in enrolled)},
         "episodes_at_risk": episodes, "patient_days_at_risk": days,
         "per_100_patient_days": episodes / days * 100 if days else None,
         "cumulative_incidence": _aj([f["incidence"] for f in at_risk if f["incidence"]], params.survival_horizon_days),
@@ -288,6 +324,8 @@ def _survival_row(s: Row) -> dict[str, Any]:
             "os_days": os_["time"] if os_ else None, "os_event": os_["status"] if os_ else None,
             "dfs_days": dfs["time"] if dfs else None, "dfs_event": dfs["status"] if dfs else None,
             "dfs_censor": v["dfs_censor"], "relapse_date": s["relapse_date"], "death_date": s["death_date"],
+            "last_alive_date": v.get("last_alive_date"),
+            "last_disease_assessment_date": v.get("last_disease_assessment_date"),
             "os_days_from_transplant": tx["os"]["time"], "dfs_days_from_transplant": tx["dfs"]["time"],
             "refs": sorted({r for o in (os_, dfs) if o for r in o["refs"]})}
 
@@ -308,13 +346,17 @@ def _survival_summary(rows: Sequence[Row], params: Protocol) -> dict[str, Any]:
     h = params.survival_horizon_days
 
     def block(origin: str | None) -> dict[str, Any]:
-        return {"os_1y": _km(survival_observations(rows, "os", origin), h),
+        delayed = params.transplant_delayed_entry and (origin or params.survival_origin) == "transplant"
+        label = ("from transplant (day 0), conditional on reaching MSC treatment (delayed entry at MSC D1)"
+                 if delayed else "from transplant (day 0)" if (origin or params.survival_origin) == "transplant"
+                 else "from the first MSC infusion (MSC D1)")
+        return {"label": label, "os_1y": _km(survival_observations(rows, "os", origin), h),
                 "dfs_1y": _km(survival_observations(rows, "dfs", origin), h),
                 "relapse_1y": _aj(survival_observations(rows, "relapse", origin), h)}
 
     return {"origin": params.survival_origin, "horizon_days": h,
             "enrolled": sum(1 for s in rows if s["enrolled"]), **block(None),
-            "from_transplant": block("transplant")}
+            "relapse_censor": params.relapse_censor, "from_transplant": block("transplant")}
 
 
 _REPORTS: dict[str, tuple[Callable[[Row], dict], Callable[[Sequence[Row], Protocol], dict]]] = {
@@ -329,8 +371,8 @@ _REPORTS: dict[str, tuple[Callable[[Row], dict], Callable[[Sequence[Row], Protoc
 
 
 def build_report(name: str, patients: Sequence[Row | PatientState], params: Protocol, *,
-                 as_of: datetime | None = None) -> dict[str, Any]:
-    """Report ``name``: {report, as_of, protocol_version, rows (one per subject), summary}.
+                 as_of: datetime | None = None, cutoff: date | None = None) -> dict[str, Any]:
+    """Report ``name``: {report, as_of, cutoff, protocol_version, rows (one per subject), summary}.
 
     ``patients`` are projection slices (rows of that projection's table) or PatientStates.
     """
@@ -338,7 +380,8 @@ def build_report(name: str, patients: Sequence[Row | PatientState], params: Prot
     rows = [slice_state(name, p.as_json()) if isinstance(p, PatientState) else p for p in patients]
     rows = sorted(rows, key=lambda s: s["subject"])
     summary = summary_of(rows, params)
-    doc: dict[str, Any] = {"report": name, "as_of": iso(as_of), "protocol_version": params.version}
+    doc: dict[str, Any] = {"report": name, "as_of": iso(as_of), "cutoff": iso(cutoff),
+                           "protocol_version": params.version}
     if name == "survival":
         doc.update(origin=summary["origin"], os_1y=summary["os_1y"], dfs_1y=summary["dfs_1y"])
     doc.update(rows=[row_of(s) for s in rows], summary=summary)

@@ -9,8 +9,10 @@ whole state names the protocol version it was computed under.
 
 Evaluation date. Rules that depend on "today" (a dosing window closes, platelet NR once the
 evaluation day has passed, censoring at the last date known alive) are evaluated at the
-patient's **latest effective clinical date**: the latest date held by any standing clinical record
-(and the transplant date), i.e. that patient's data cut-off. Never the wall clock: so a projection
+patient's **latest effective clinical date**: the latest clinical date held by any standing record
+(and the transplant date; never an AE awareness time), i.e. that patient's data cut-off; or, with
+a cohort cut-off C (``cutoff``), at C with every record dated after C hidden
+(:mod:`pgf_events.projections.clinical`). Never the wall clock: so a projection
 is a pure function of the event log. Rebuilding gives identical output, an ``--as-of`` answer is
 the same function over a prefix of the log, and a patient's derived state changes only when one
 of their own events is recorded. Consequence: a dose window that closed in real life but after
@@ -27,7 +29,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Iterable, Mapping
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from typing import Any, TypeVar
 
 import attrs
@@ -35,11 +37,10 @@ import orjson
 
 from pgf_events.domain import values as vo
 from pgf_events.domain.patient import CORRECTION, Patient
-from pgf_events.domain.rules import ctcae, gvhd, hemogram
-from pgf_events.domain.rules.dosing import assess_dosing
+from pgf_events.domain.rules import ctcae, gvhd
 from pgf_events.domain.rules.inputs import InfusionPoint, LabPoint, TransfusionPoint
 from pgf_events.domain.rules.safety import sae_clocks
-from pgf_events.projections import follow_up
+from pgf_events.projections import clinical, follow_up
 from pgf_events.protocol import Protocol
 
 T = TypeVar("T")
@@ -61,6 +62,7 @@ class PatientState:
     protocol_version: str
     version: int
     evaluation_date: str | None
+    cutoff: str | None
     site: str
     sex: str
     transplant_date: str
@@ -82,6 +84,7 @@ class PatientState:
     gvhd: dict[str, Any]
     infections: int
     infection_episodes: list[dict[str, Any]]
+    baseline_infections: list[dict[str, Any]]
     infection_followup: dict[str, Any]
     safety: dict[str, Any]
     alive: bool
@@ -123,28 +126,25 @@ def _trusted(cls: type[T], **values: Any) -> T:
 
 
 def evaluation_date(patient: Patient) -> tuple[date, list[int]]:
-    """The patient's data cut-off: the latest date of any standing clinical record (or the transplant),
-    and the versions of the records holding that date."""
-    latest, versions = patient.registration.transplant_date, [1]
-    for version, record in patient.clinical_records():
-        day = record.latest_date()
-        if day > latest:
-            latest, versions = day, [version]
-        elif day == latest:
-            versions.append(version)
-    return latest, versions
+    """The patient's own data cut-off: the latest clinical date of any standing record (or the
+    transplant), and the versions of the records holding that date."""
+    return clinical.latest_clinical_date(patient)
 
 
 def derive_patient(patient: Patient, params: Protocol,
-                   recorded_at: Mapping[int, datetime] | None = None) -> PatientState:
+                   recorded_at: Mapping[int, datetime] | None = None, *, cutoff: date | None = None) -> PatientState:
     """Every derived value of one patient (see the module docstring for the evaluation date).
 
     ``recorded_at`` maps stream versions to recorded (UTC) times; it is only needed for the SAE
-    sponsor clock, which is otherwise reported as not yet known.
+    sponsor clock, which is otherwise reported as not yet known. ``cutoff``: the cohort data
+    cut-off date (clinical facts after it are ignored; windows closed by it count as closed).
     """
+    if cutoff is not None:
+        patient = clinical.cut_off(patient, cutoff)
     reg = patient.registration
     ref = patient.ref
-    as_of, latest_versions = evaluation_date(patient)
+    last_alive, latest_versions = evaluation_date(patient)
+    as_of = last_alive if cutoff is None else max(cutoff, last_alive)
     known_at = max(recorded_at.values()) if recorded_at else None
 
     screenings = patient.active(vo.Screening)
@@ -161,18 +161,20 @@ def derive_patient(patient: Patient, params: Protocol,
     transfusions = [_trusted(TransfusionPoint, day=r.date, ref=ref(v), product=r.product)
                     for v, r in patient.active(vo.Transfusion)]
 
-    dosing = _dosing(infusions, params, as_of, withdrawal, death)
+    dosing = clinical.dosing(patient, infusions, params, as_of)
     msc_d1 = date.fromisoformat(dosing["msc_d1"]) if dosing["msc_d1"] else None
-    timeline = follow_up.timeline(patient, params, msc_d1=msc_d1, as_of=as_of, latest=latest_versions)
-    episodes = [
-        {"onset": iso(r.onset), "site": r.site, "grade": r.grade, "organism": r.organism, "ref": ref(v)}
-        for v, r in sorted(patient.active(vo.Infection), key=lambda vr: (vr[1].onset, vr[0]))
-    ]
+    timeline = follow_up.timeline(patient, params, msc_d1=msc_d1, as_of=last_alive, latest=latest_versions)
+    episodes, baseline_episodes = [], []
+    for v, r in sorted(patient.active(vo.Infection), key=lambda vr: (vr[1].onset, vr[0])):
+        episode = {"onset": iso(r.onset), "site": r.site, "grade": r.grade, "organism": r.organism, "ref": ref(v)}
+        # v2: an infection with onset before D1 is prevalent at baseline, never incident.
+        (baseline_episodes if msc_d1 is not None and r.onset < msc_d1 else episodes).append(episode)
     return PatientState(
         subject=patient.subject,
         protocol_version=params.version,
         version=patient.version,
         evaluation_date=iso(as_of),
+        cutoff=iso(cutoff),
         site=reg.site,
         sex=reg.sex,
         transplant_date=iso(reg.transplant_date),
@@ -193,10 +195,12 @@ def derive_patient(patient: Patient, params: Protocol,
         withdrawal_date=iso(withdrawal[1].date) if withdrawal else None,
         withdrawal_reason=withdrawal[1].reason if withdrawal else None,
         dosing=dosing,
-        endpoints=_endpoints(labs, transfusions, params, reg.transplant_date, msc_d1, as_of),
-        gvhd=_gvhd(patient, timeline, params),
+        endpoints=clinical.endpoints(labs, transfusions, params, transplant=reg.transplant_date, msc_d1=msc_d1,
+                                     as_of=as_of, exit_at=clinical.exit_event(patient)),
+        gvhd=_gvhd(patient, timeline, params, msc_d1),
         infections=len(episodes),
         infection_episodes=episodes,
+        baseline_infections=baseline_episodes,
         infection_followup=follow_up.infection_followup(episodes, timeline),
         safety=_safety(patient, labs, params, msc_d1, recorded_at or {}, known_at, as_of),
         alive=death is None,
@@ -207,76 +211,15 @@ def derive_patient(patient: Patient, params: Protocol,
     )
 
 
-# ---------------------------------------------------------------------------------------- dosing
-
-def _dosing(infusions: list[InfusionPoint], params: Protocol, as_of: date,
-            withdrawal: tuple[int, vo.Withdrawal] | None, death: tuple[int, vo.Death] | None) -> dict[str, Any]:
-    s = assess_dosing(infusions, params, as_of=as_of)
-    # The course was discontinued when a withdrawal or death came before its last window closed.
-    course_end = None if s.msc_d1 is None else s.msc_d1 + timedelta(
-        days=(params.planned_doses - 1) * params.dose_interval_days + params.dose_window_days)
-    stops = []
-    if withdrawal is not None:
-        stops.append((withdrawal[1].date, withdrawal[1].reason))
-    if death is not None:
-        stops.append((death[1].date, f"death on {death[1].date.isoformat()}"))
-    stops = [(day, why) for day, why in stops if course_end is None or day <= course_end]
-    reason = min(stops)[1] if stops and not s.completed else None
-    return {
-        "planned": s.planned, "given": s.given, "on_time": s.on_time, "early": s.early, "late": s.late,
-        "missed": s.missed, "pending": s.pending,
-        "cumulative_cells_per_kg": s.cumulative_cells_per_kg,
-        "planned_cumulative_cells_per_kg": s.planned_cumulative_cells_per_kg,
-        "relative_dose_intensity": s.relative_dose_intensity,
-        "completed": s.completed, "discontinuation_reason": reason, "msc_d1": iso(s.msc_d1),
-        "doses": [
-            {"number": d.number, "target": iso(d.target), "status": d.status, "date": iso(d.day),
-             "days_from_target": d.days_from_target, "cells_per_kg": d.cells_per_kg,
-             "deviation": d.deviation, "within_tolerance": d.within_tolerance, "refs": list(d.refs)}
-            for d in s.doses
-        ],
-        "deviations": [
-            {"dose": d.dose, "kind": d.kind, "detail": d.detail, "refs": list(d.refs)} for d in s.deviations
-        ],
-        "refs": list(s.refs),
-    }
-
-
-# ------------------------------------------------------------------------------------- endpoints
-
-def _dated(found: Any) -> dict[str, Any]:
-    return {"date": iso(found.day), "day_post_transplant": found.day_post_transplant,
-            "days_since_msc_d1": found.days_since_msc_d1, "days_from_anchor": found.days_from_anchor}
-
-
-def _endpoints(labs: list[LabPoint], transfusions: list[TransfusionPoint], params: Protocol,
-               transplant: date, msc_d1: date | None, as_of: date) -> dict[str, Any]:
-    anchor = hemogram.endpoint_anchor(params, transplant_day=transplant, msc_d1=msc_d1)
-    anc = rbc = plt = None
-    if anchor is not None:
-        when = {"anchor": anchor, "transplant_day": transplant, "msc_d1": msc_d1}
-        anc = hemogram.neutrophil_engraftment(labs, params, **when)
-        rbc = hemogram.red_cell_recovery(labs, transfusions, params, **when)
-        plt = hemogram.platelet_response(labs, transfusions, params, as_of=as_of, **when)
-    return {
-        "anchor": params.endpoint_anchor, "anchor_date": iso(anchor), "msc_d1": iso(msc_d1),
-        "neutrophil_engraftment_date": iso(anc.day) if anc else None,
-        "rbc_recovery_date": iso(rbc.day) if rbc else None,
-        "platelet_response": plt.response if plt else None,
-        "platelet_response_date": iso(plt.day) if plt and plt.response != "NR" else None,
-        "neutrophil_engraftment": {**_dated(anc), "values": list(anc.values), "refs": list(anc.refs)} if anc else None,
-        "rbc_recovery": {**_dated(rbc), "hb": rbc.hb, "refs": list(rbc.refs)} if rbc else None,
-        "platelet": {**_dated(plt), "response": plt.response, "window_end": iso(plt.window_end),
-                     "values": list(plt.values), "refs": list(plt.refs)} if plt else None,
-    }
-
-
 # ------------------------------------------------------------------------------------------ gvhd
 
-def _gvhd(patient: Patient, timeline: follow_up.Timeline, params: Protocol) -> dict[str, Any]:
-    acute, chronic = [], []
+def _gvhd(patient: Patient, timeline: follow_up.Timeline, params: Protocol, msc_d1: date | None) -> dict[str, Any]:
+    """Acute and chronic GVHD; v2: assessments before MSC D1 are prevalent at baseline, listed apart."""
+    acute, chronic, baseline = [], [], []
     for v, r in sorted(patient.active(vo.GvhdAssessment), key=lambda vr: (vr[1].date, vr[0])):
-        if r.chronic:
+        if msc_d1 is not None and r.date < msc_d1:
+            baseline.append(_baseline_gvhd(patient, v, r))
+        elif r.chronic:
             chronic.append(gvhd.chronic_gvhd(day=r.date, ref=patient.ref(v), scores=dict(r.organ or {})))
         else:
             acute.append(gvhd.acute_gvhd(
@@ -303,7 +246,19 @@ def _gvhd(patient: Patient, timeline: follow_up.Timeline, params: Protocol) -> d
                                                   acute_2.refs if acute_2 else ()),
         "chronic_incidence": follow_up.competing(timeline, chronic_any.day if chronic_any else None,
                                                  chronic_any.refs if chronic_any else ()),
+        "baseline": baseline,
     }
+
+
+def _baseline_gvhd(patient: Patient, version: int, r: vo.GvhdAssessment) -> dict[str, Any]:
+    ref = patient.ref(version)
+    if r.chronic:
+        c = gvhd.chronic_gvhd(day=r.date, ref=ref, scores=dict(r.organ or {}))
+        return {"date": iso(r.date), "type": "chronic", "severity": c.severity, "refs": [ref]}
+    a = gvhd.acute_gvhd(day=r.date, ref=ref, skin_bsa_pct=r.skin_bsa, bullae=bool(r.bullae),
+                        bilirubin_umol_l=r.bilirubin, upper_gi=r.upper_gi, stool_ml_per_day=r.stool_ml,
+                        severe_pain=bool(r.severe_pain))
+    return {"date": iso(r.date), "type": "acute", "grade": a.grade, "refs": [ref]}
 
 
 # ---------------------------------------------------------------------------------------- safety

@@ -13,7 +13,7 @@ events, however far behind the read models are, and the command needs no SQLAlch
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import date, datetime, timezone
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
@@ -28,8 +28,19 @@ if TYPE_CHECKING:
     from pgf_events.projections.store import ProjectionStore
 
 
-def _slices_of(patient: Patient, recorded: dict[int, datetime], app: TrialConduct) -> dict[str, dict[str, Any]]:
-    return all_slices(derive_patient(patient, app.protocol, recorded).as_json())
+def _slices_of(patient: Patient, recorded: dict[int, datetime], app: TrialConduct,
+               cutoff: date | None = None) -> dict[str, dict[str, Any]]:
+    return all_slices(derive_patient(patient, app.protocol, recorded, cutoff=cutoff).as_json())
+
+
+def _first_trial_date(patient: Patient) -> date:
+    """The registration date, or an earlier clinical record's date (consent, screening, ...)."""
+    return min([patient.registration.clinical_date] + [r.clinical_date for _, r in patient.clinical_records()])
+
+
+def _registered_by(patient: Patient, cutoff: date | None) -> bool:
+    """Whether the patient was in the cohort at the data cut-off (registered, or seen, on or before it)."""
+    return cutoff is None or _first_trial_date(patient) <= cutoff
 
 
 def fold_as_of(events: Any, as_of: datetime) -> tuple[Patient | None, dict[int, datetime]]:
@@ -61,17 +72,23 @@ def patients_as_of(app: TrialConduct, as_of: datetime) -> Iterator[tuple[Patient
 
 
 def patient_status(app: TrialConduct, subject: str, *, as_of: datetime | None = None,
-                   store: ProjectionStore | None = None) -> tuple[dict[str, Any], Patient]:
+                   store: ProjectionStore | None = None, cutoff: date | None = None) -> tuple[dict[str, Any], Patient]:
     """``pgf status`` as one JSON document, and the patient it describes (for plotting).
 
-    Now, with a ``store``: from its caught-up rows; now, without one: derived from the stream.
+    Now, with a ``store``: from its caught-up rows; now, without one (or with a data ``cutoff``):
+    derived from the stream.
     """
     subject = normalise_subject(subject)
+    if cutoff is not None:
+        store = None
     if as_of is None and store is None:
         events = app.stream(subject)
         patient, recorded = fold(events)
         assert patient is not None
-        slices, version = _slices_of(patient, recorded, app), patient.version
+        if not _registered_by(patient, cutoff):
+            raise DomainError(f"patient {subject} entered the trial on {_first_trial_date(patient)}, "
+                              f"after the data cut-off {iso(cutoff)}")
+        slices, version = _slices_of(patient, recorded, app, cutoff), patient.version
     elif as_of is None:
         store.catch_up()
         found = store.patient(subject)
@@ -85,7 +102,10 @@ def patient_status(app: TrialConduct, subject: str, *, as_of: datetime | None = 
         patient, recorded = fold_as_of(events, as_of)
         if patient is None:
             raise DomainError(f"patient {subject} was not yet registered as of {iso(as_of)}")
-        slices, version = _slices_of(patient, recorded, app), patient.version
+        if not _registered_by(patient, cutoff):
+            raise DomainError(f"patient {subject} entered the trial on {_first_trial_date(patient)}, "
+                              f"after the data cut-off {iso(cutoff)}")
+        slices, version = _slices_of(patient, recorded, app, cutoff), patient.version
         events = events[:version]
     doc = status_document(slices, version)
     doc["signatures"] = [
@@ -95,14 +115,23 @@ def patient_status(app: TrialConduct, subject: str, *, as_of: datetime | None = 
 
 
 def cohort_report(app: TrialConduct, name: str, *, as_of: datetime | None = None,
-                  store: ProjectionStore | None = None) -> dict[str, Any]:
-    """``pgf report NAME`` as one JSON document."""
+                  store: ProjectionStore | None = None, cutoff: date | None = None) -> dict[str, Any]:
+    """``pgf report NAME`` as one JSON document.
+
+    ``as_of`` (what the store knew) and ``cutoff`` (the clinical data cut-off date) are independent;
+    either one derives the rows from the log instead of reading the read models.
+    """
     from pgf_events.projections.cohort import build_report  # noqa: PLC0415 - reports only
 
-    if as_of is None:
+    if as_of is None and cutoff is None:
         assert store is not None
         store.catch_up()
         rows = store.rows(name)
     else:
-        rows = [_slices_of(p, rec, app)[name] for p, rec in patients_as_of(app, as_of)]
-    return build_report(name, rows, app.protocol, as_of=as_of)
+        known = patients_as_of(app, as_of) if as_of is not None else _all_patients(app)
+        rows = [_slices_of(p, rec, app, cutoff)[name] for p, rec in known if _registered_by(p, cutoff)]
+    return build_report(name, rows, app.protocol, as_of=as_of, cutoff=cutoff)
+
+
+def _all_patients(app: TrialConduct) -> Iterator[tuple[Patient, dict[int, datetime]]]:
+    return patients_as_of(app, datetime.max.replace(tzinfo=timezone.utc))

@@ -15,7 +15,7 @@ from pgf_events.projections.derive import STATE_KEYS
 
 PROJECTIONS: tuple[str, ...] = ("eligibility", "dosing", "endpoints", "safety", "gvhd", "infections", "survival")
 
-_COMMON = ("subject", "protocol_version")
+_COMMON = ("subject", "protocol_version", "cutoff")
 SLICE_KEYS: dict[str, tuple[str, ...]] = {
     "eligibility": _COMMON + (
         "site", "sex", "transplant_date", "eligibility", "screened", "screening_date", "consented", "consent_date",
@@ -31,7 +31,7 @@ SLICE_KEYS: dict[str, tuple[str, ...]] = {
     "gvhd": _COMMON + ("evaluation_date", "enrolled", "treated", "alive", "death_date", "gvhd"),
     "infections": _COMMON + (
         "evaluation_date", "enrolled", "treated", "alive", "death_date", "infections", "infection_episodes",
-        "infection_followup",
+        "baseline_infections", "infection_followup",
     ),
     "survival": _COMMON + (
         "evaluation_date", "transplant_date", "enrolled", "treated", "alive", "death_date", "relapsed",

@@ -7,7 +7,11 @@ March d is day_post_transplant 28 + d - 1 and days_since_msc_d1 d - 1.
 from datetime import date, timedelta
 
 from pgf_events.domain.rules.hemogram import (
-    days_between, endpoint_anchor, neutrophil_engraftment, platelet_response, red_cell_recovery,
+    days_between,
+    endpoint_anchor,
+    neutrophil_engraftment,
+    platelet_response,
+    red_cell_recovery,
 )
 from pgf_events.domain.rules.inputs import LabPoint, TransfusionPoint
 from pgf_events.protocol import Protocol
@@ -146,13 +150,15 @@ def test_platelet_transfusion_does_not_block_hb():
     assert red_cell_recovery([lab(5, "a", hb=80.0)], [plt_tx(5)], P, anchor=D1).day == day(5)
 
 
-# --- platelet response ----------------------------------------------------------------------
+# --- platelet response, v1 fixed window (protocol NCT06171906-v1; v2 runs: test_rules_v2.py) ---
+
+V1 = Protocol.preset("v1")
 
 def plt_labs(*pairs: tuple[int, float]) -> list[LabPoint]:
     return [lab(n, f"S001#{i + 1}", plt=v) for i, (n, v) in enumerate(pairs)]
 
 
-def response(labs, tx=(), as_of=LATE, params=P):
+def response(labs, tx=(), as_of=LATE, params=V1):
     return platelet_response(labs, list(tx), params, anchor=D1, as_of=as_of, msc_d1=D1)
 
 
@@ -259,4 +265,4 @@ def test_windows_start_on_or_after_the_anchor():
 
 def test_thresholds_come_from_the_protocol():
     labs = plt_labs((0, 40.0), (2, 40.0), (4, 40.0))
-    assert response(labs, params=Protocol(plt_cr_threshold=40)).response == "CR"
+    assert response(labs, params=Protocol(plt_rule="window", plt_cr_threshold=40)).response == "CR"

@@ -31,7 +31,7 @@ def assert_status_keys(doc: dict[str, Any]) -> None:
     assert doc["eligibility"]["status"] in ("pending", "eligible", "ineligible")
     assert isinstance(doc["enrolled"], bool) and isinstance(doc["alive"], bool) and isinstance(doc["relapsed"], bool)
     assert isinstance(doc["infections"], int)
-    assert doc["endpoints"]["platelet_response"] in ("CR", "PR", "NR", None)
+    assert doc["endpoints"]["platelet_response"] in ("CR", "PR", "NR", "NE", None)
     assert doc["gvhd"]["acute_max_grade"] in (None, 0, 1, 2, 3, 4)
 
 

@@ -48,7 +48,7 @@ def test_status_human_output_is_one_line_per_topic(pgf: Pgf) -> None:
     _treated(pgf)
     out = pgf.ok("status", "S001").stdout
     assert "eligibility  eligible" in out
-    assert "neutrophils  2025-03-02 (day +51, MSC day 1)" in out
+    assert "neutrophils  2025-03-02 (day +51 post-transplant, MSC D2)" in out
     assert len(out.strip().splitlines()) == 12  # subject ... outcome, signatures
     assert out.strip().splitlines()[-1] == "signatures   -"
 

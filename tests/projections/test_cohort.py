@@ -48,7 +48,8 @@ def test_endpoint_rates_carry_a_wilson_interval(app: TrialConduct, cohort: list[
     assert summary["evaluable"] == 2
     assert summary["neutrophil_engraftment"] == {
         "k": 1, "n": 2, "estimate": 0.5, "ci_low": ci.ci_low, "ci_high": ci.ci_high,
-        "median_days_since_msc_d1": 1, "median_day_post_transplant": 51,
+        "median_days_since_msc_d1": 1, "median_msc_day": 2, "median_day_post_transplant": 51,
+        "not_evaluable": 0, "reasons": {"died": 1},
     }
 
 
@@ -65,7 +66,7 @@ def test_survival_summary_from_both_origins(app: TrialConduct, cohort: list[Pati
     doc = build_report("survival", cohort, app.protocol)
     km = kaplan_meier([(40, 0), (30, 1)], 365)  # S(365) = 1 - 1/2, Greenwood log-log CI
     assert doc["os_1y"] == {"estimate": 0.5, "ci_low": km.ci_low, "ci_high": km.ci_high, "at_risk": 0, "events": 1,
-                            "n": 2, "horizon_days": 365}
+                            "n": 2, "horizon_days": 365, "delayed_entry": False}
     assert doc["summary"]["from_transplant"]["os_1y"]["estimate"] == 0.5
     rows = {r["subject"]: r for r in doc["rows"]}
     assert (rows["S002"]["os_days"], rows["S002"]["os_event"]) == (30, 1)

@@ -7,6 +7,9 @@ late dose is never doubled up with the next one). The infusion is then dose k: e
 window, late after it, otherwise on time. Once every planned dose is assigned, further infusions
 are listed as ``extra_infusion`` deviations and never assigned. A dose with no infusion whose
 window has closed as of ``as_of`` (``as_of > target + window``) is missed; otherwise pending.
+v2: a dose with no infusion whose window had not closed when the patient died or withdrew
+(``stopped`` = (date, reason), date <= target + window) is ``discontinued`` with that reason,
+never pending or missed; adherence counts it apart.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ import attrs
 from pgf_events.domain.rules.inputs import InfusionPoint
 from pgf_events.protocol import Protocol
 
-STATUSES = ("on_time", "early", "late", "missed", "pending")
+STATUSES = ("on_time", "early", "late", "missed", "pending", "discontinued")
 
 
 @attrs.frozen
@@ -36,6 +39,7 @@ class DoseResult:
     deviation: float | None = None
     within_tolerance: bool | None = None
     refs: tuple[str, ...] = ()
+    reason: str | None = None  # why a dose was discontinued
 
 
 @attrs.frozen
@@ -60,6 +64,7 @@ class DosingSummary:
     late: int
     missed: int
     pending: int
+    discontinued: int
     cumulative_cells_per_kg: float
     planned_cumulative_cells_per_kg: float
     relative_dose_intensity: float
@@ -109,12 +114,14 @@ def assess_dosing(
     *,
     as_of: date | None = None,
     discontinuation_reason: str | None = None,
+    stopped: tuple[date, str, tuple[str, ...]] | None = None,
 ) -> DosingSummary:
     """Assign infusions to planned doses and summarise adherence ("Dosing").
 
     Infusions dated after ``as_of`` are ignored (not yet given as of that day). With
     ``as_of=None`` no window is considered closed, so unassigned doses stay pending.
-    ``cumulative_cells_per_kg`` sums every infusion given, extra ones included.
+    ``cumulative_cells_per_kg`` sums every infusion given, extra ones included. ``stopped`` is
+    (date, reason, refs) of the death or withdrawal that ended the course, if any.
     """
     # Stable sort: infusions on the same day keep the order the caller (event order) gave them.
     infs = sorted((i for i in infusions if as_of is None or i.day <= as_of), key=lambda i: i.day)
@@ -139,6 +146,9 @@ def assess_dosing(
         k += 1
     for rest in range(k, n + 1):
         t = targets[rest - 1]
+        if stopped is not None and (t is None or stopped[0] <= t + window):
+            doses.append(DoseResult(rest, t, "discontinued", refs=anchor_refs + stopped[2], reason=stopped[1]))
+            continue
         closed = t is not None and as_of is not None and as_of > t + window
         doses.append(DoseResult(rest, t, "missed" if closed else "pending", refs=anchor_refs if closed else ()))
     for dose in doses:
@@ -157,7 +167,7 @@ def assess_dosing(
     planned_total = n * params.dose_cells_per_kg
     return DosingSummary(
         msc_d1=d1, planned=n, given=given, on_time=count["on_time"], early=count["early"],
-        late=count["late"], missed=count["missed"], pending=count["pending"],
+        late=count["late"], missed=count["missed"], pending=count["pending"], discontinued=count["discontinued"],
         cumulative_cells_per_kg=cumulative, planned_cumulative_cells_per_kg=planned_total,
         relative_dose_intensity=cumulative / planned_total, completed=given == n,
         discontinuation_reason=discontinuation_reason, doses=tuple(doses),

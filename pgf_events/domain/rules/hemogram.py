@@ -21,7 +21,8 @@ from pgf_events.domain.rules.inputs import LabPoint, TransfusionPoint, days_betw
 from pgf_events.protocol import Protocol
 
 __all__ = ["Engraftment", "PlateletResponse", "RedCellRecovery", "days_between", "endpoint_anchor",
-           "neutrophil_engraftment", "platelet_response", "red_cell_recovery"]
+           "neutrophil_engraftment", "platelet_response", "qualifying_run", "red_cell_recovery",
+           "transfusion_dependent"]
 
 RESPONSE_RANK = {"CR": 3, "PR": 2, "NR": 1}
 
@@ -53,8 +54,9 @@ class RedCellRecovery(_Dated):
 
 @attrs.frozen(kw_only=True)
 class PlateletResponse(_Dated):
-    """Best platelet response. For CR/PR ``day`` is the first window's start and ``window_end`` its
-    last day; for NR ``day`` is the evaluation date (MSC D1 + ``nr_evaluation_day``)."""
+    """Best platelet response. For CR/PR ``day`` is the first run's first measurement and
+    ``window_end`` its last measurement (v1: the window's last day); for NR ``day`` is the
+    evaluation date (MSC D1 + ``nr_evaluation_day``) or the earlier death/withdrawal date."""
 
     response: str
     window_end: date | None = None
@@ -151,25 +153,14 @@ def _classify(values: list[float], params: Protocol) -> str | None:
     return None
 
 
-def platelet_response(
-    labs: Iterable[LabPoint], transfusions: Iterable[TransfusionPoint], params: Protocol, *,
-    anchor: date, as_of: date, msc_d1: date | None, transplant_day: date | None = None,
-) -> PlateletResponse | None:
-    """Best platelet response CR > PR > NR and the first window achieving it; None while pending.
+Run = tuple[date, date, list[date]]  # first measurement, last measurement (or window end), the days
 
-    A window starts on a PLT measurement date d >= ``anchor`` and covers d .. d + plt_window_days - 1.
-    It is evaluated only once complete (its last day <= ``as_of``), needs at least
-    ``min_counts_in_window`` measurement days (daily minima), and no platelet transfusion from
-    d - plt_transfusion_free_before_days to its last day. NR once ``as_of`` is after
-    MSC D1 + ``nr_evaluation_day`` with no CR/PR window; a later CR/PR still wins.
-    """
-    labs = list(labs)
-    daily = _daily_min(labs, "plt")
-    plt_tx = [t for t in transfusions if t.product == "platelets"]
-    tx_days = sorted(t.day for t in plt_tx)
-    ordered = sorted(daily)  # sorted once; each window is a slice of it (O(n log n), not O(n^2))
-    found: dict[str, tuple[date, date, list[date]]] = {}
-    for i in range(bisect_left(ordered, anchor), len(ordered)):
+
+def _window_runs(daily: dict, ordered: list[date], tx_days: list[date], params: Protocol, *,
+                 first: int, as_of: date) -> dict[str, Run]:
+    """v1: fixed windows d .. d + plt_window_days - 1 with at least ``min_counts_in_window`` days."""
+    found: dict[str, Run] = {}
+    for i in range(first, len(ordered)):
         start = ordered[i]
         end = start + timedelta(days=params.plt_window_days - 1)
         if end > as_of:
@@ -183,6 +174,77 @@ def platelet_response(
             found[grade] = (start, end, days)
         if "CR" in found:
             break
+    return found
+
+
+def qualifying_run(daily: dict, ordered: list[date], tx_days: list[date], params: Protocol,
+                   threshold: float, i: int) -> Run | None:
+    """The shortest qualifying run at ``threshold`` starting at measurement ``ordered[i]`` (v2), if any.
+
+    Consecutive measurement days, every daily minimum >= threshold, at least ``plt_min_counts`` of
+    them, at most ``plt_max_gap_days`` apart, the last at least ``plt_sustain_days - 1`` days after
+    the first, and no platelet transfusion from ``plt_transfusion_free_before_days`` before the first
+    through the last. The shortest run is the one with the fewest transfusion days in it.
+    """
+    start = ordered[i]
+    if daily[start][0] < threshold:
+        return None
+    span = params.plt_sustain_days - 1
+    for j in range(i, len(ordered)):
+        day = ordered[j]
+        if daily[day][0] < threshold or (j > i and (day - ordered[j - 1]).days > params.plt_max_gap_days):
+            return None
+        if j - i + 1 >= params.plt_min_counts and (day - start).days >= span:
+            free_from = start - timedelta(days=params.plt_transfusion_free_before_days)
+            return None if _any_between(tx_days, free_from, day) else (start, day, ordered[i:j + 1])
+    return None
+
+
+def _sustained_runs(daily: dict, ordered: list[date], tx_days: list[date], params: Protocol, *,
+                    first: int) -> dict[str, Run]:
+    """v2: the first qualifying run at the CR threshold and the first at the PR threshold."""
+    found: dict[str, Run] = {}
+    for grade, threshold in (("CR", params.plt_cr_threshold), ("PR", params.plt_pr_threshold)):
+        for i in range(first, len(ordered)):
+            run = qualifying_run(daily, ordered, tx_days, params, threshold, i)
+            if run is not None:
+                found[grade] = run
+                break
+        if "CR" in found:
+            break
+    return found
+
+
+def platelet_days(labs: Iterable[LabPoint], as_of: date) -> tuple[dict, list[date]]:
+    """Daily platelet minima up to ``as_of`` and their sorted days."""
+    daily = {d: v for d, v in _daily_min(labs, "plt").items() if d <= as_of}
+    return daily, sorted(daily)
+
+
+def platelet_response(
+    labs: Iterable[LabPoint], transfusions: Iterable[TransfusionPoint], params: Protocol, *,
+    anchor: date, as_of: date, msc_d1: date | None, transplant_day: date | None = None,
+    exit_day: date | None = None,
+) -> PlateletResponse | None:
+    """Best platelet response CR > PR > NR and the first run achieving it; None while pending.
+
+    ``plt_rule`` "sustained_run" (v2, :func:`qualifying_run`) or "window" (v1: a window starts on
+    a PLT measurement date d >= ``anchor``, covers d .. d + plt_window_days - 1, is evaluated once
+    complete, needs ``min_counts_in_window`` measurement days and no platelet transfusion from
+    d - plt_transfusion_free_before_days to its last day). Only measurements up to ``as_of``
+    count. NR once ``as_of`` is after MSC D1 + ``nr_evaluation_day`` with no CR/PR run, or (with
+    ``nr_on_early_exit``) when the patient died or withdrew (``exit_day``) on or before that day;
+    a later CR/PR still wins. The NR result's ``reason`` says which (:func:`nr_reason`).
+    """
+    labs = list(labs)
+    daily, ordered = platelet_days(labs, as_of)
+    plt_tx = [t for t in transfusions if t.product == "platelets"]
+    tx_days = sorted(t.day for t in plt_tx)
+    first = bisect_left(ordered, anchor)
+    if params.plt_rule == "window":
+        found = _window_runs(daily, ordered, tx_days, params, first=first, as_of=as_of)
+    else:
+        found = _sustained_runs(daily, ordered, tx_days, params, first=first)
     if found:
         best = max(found, key=RESPONSE_RANK.__getitem__)
         start, end, days = found[best]
@@ -194,8 +256,17 @@ def platelet_response(
     if msc_d1 is None:
         return None
     evaluation = msc_d1 + timedelta(days=params.nr_evaluation_day)
-    if as_of <= evaluation:
+    early_exit = params.nr_on_early_exit and exit_day is not None and exit_day <= evaluation
+    if as_of <= evaluation and not early_exit:
         return None
-    refs = tuple(lab.ref for lab in labs if lab.plt is not None and lab.day >= anchor)
+    nr_day = exit_day if early_exit and exit_day is not None else evaluation
+    refs = tuple(lab.ref for lab in labs if lab.plt is not None and anchor <= lab.day <= as_of)
     refs += tuple(t.ref for t in plt_tx if t.day >= anchor - timedelta(days=params.plt_transfusion_free_before_days))
-    return PlateletResponse(**_stamp(evaluation, anchor, transplant_day, msc_d1, params), response="NR", refs=refs)
+    return PlateletResponse(**_stamp(nr_day, anchor, transplant_day, msc_d1, params), response="NR", refs=refs)
+
+
+def transfusion_dependent(transfusions: Iterable[TransfusionPoint], params: Protocol, msc_d1: date) -> bool:
+    """A platelet transfusion in the ``plt_transfusion_free_before_days`` days before the evaluation day."""
+    evaluation = msc_d1 + timedelta(days=params.nr_evaluation_day)
+    first = evaluation - timedelta(days=params.plt_transfusion_free_before_days)
+    return any(t.product == "platelets" and first <= t.day < evaluation for t in transfusions)

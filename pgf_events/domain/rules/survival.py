@@ -11,6 +11,10 @@ Conventions:
 - Kaplan–Meier treats status 2 as censoring (OS and DFS have no competing event);
 - the 95% CI of S(h) is Greenwood's variance on the log(-log) scale; it is None when S(h) is
   0 or 1, where that scale is undefined. A horizon past the last time keeps the last value.
+- delayed entry (left truncation, v2, for from-transplant estimates entering at MSC D1): with
+  ``entry`` a patient is at risk at t when entry < t <= time (the counting-process convention, as
+  lifelines), and also at t = entry when their follow-up ends that same day (an event on the
+  entry day is not lost). The number at risk at h then counts patients with entry < h <= time.
 """
 
 from __future__ import annotations
@@ -70,11 +74,29 @@ def _validated(data: Iterable[Sequence]) -> list[tuple[float, int]]:
     return rows
 
 
-def _table(rows: list[tuple[float, int]], horizon: float) -> list[tuple[float, int, int, int]]:
+def _entries(entry: Sequence[float] | None, rows: list[tuple[float, int]]) -> list[float]:
+    if entry is None:
+        return [-math.inf] * len(rows)
+    entries = [float(e) for e in entry]
+    if len(entries) != len(rows):
+        raise ValueError(f"{len(entries)} entry times for {len(rows)} observations")
+    for e, (t, _) in zip(entries, rows):
+        if not math.isfinite(e) or e < 0 or e > t:
+            raise ValueError(f"entry time must be a finite number between 0 and the observation time, not {e!r}")
+    return entries
+
+
+def _at_risk(rows: list[tuple[float, int]], entries: list[float], t: float) -> int:
+    return sum(1 for (u, _), e in zip(rows, entries) if u >= t and (e < t or e == t == u))
+
+
+def _table(rows: list[tuple[float, int]], horizon: float,
+           entries: list[float] | None = None) -> list[tuple[float, int, int, int]]:
     """(time, at risk, events of interest, competing events) at each event time <= horizon."""
+    entries = entries if entries is not None else [-math.inf] * len(rows)
     out = []
     for t in sorted({t for t, s in rows if s != 0 and t <= horizon}):
-        out.append((t, sum(1 for u, _ in rows if u >= t),
+        out.append((t, _at_risk(rows, entries, t),
                     sum(1 for u, s in rows if u == t and s == 1), sum(1 for u, s in rows if u == t and s == 2)))
     return out
 
@@ -91,15 +113,20 @@ def _refs(data: Sequence[Sequence]) -> tuple[str, ...]:
     return tuple(str(row[2]) for row in data if len(row) > 2)
 
 
-def kaplan_meier(data: Iterable[Observation], horizon: float, *, z: float = Z95) -> SurvivalEstimate:
-    """Kaplan–Meier S(horizon), Greenwood variance S² Σ d/(n(n-d)) and log-log 95% CI."""
+def kaplan_meier(data: Iterable[Observation], horizon: float, *, z: float = Z95,
+                 entry: Sequence[float] | None = None) -> SurvivalEstimate:
+    """Kaplan–Meier S(horizon), Greenwood variance S² Σ d/(n(n-d)) and log-log 95% CI.
+
+    ``entry``: per observation, the time it enters the risk set (delayed entry); None = time 0.
+    """
     data = list(data)
     rows = _validated(data)
-    at_risk = sum(1 for t, _ in rows if t >= horizon)
+    entries = _entries(entry, rows)
+    at_risk = _at_risk(rows, entries, horizon)
     if not rows:
         return SurvivalEstimate(horizon, None, None, None, None, 0, 0, 0)
     surv, greenwood, events = 1.0, 0.0, 0
-    for _t, n, d, _c in _table([(t, 1 if s == 1 else 0) for t, s in rows], horizon):
+    for _t, n, d, _c in _table([(t, 1 if s == 1 else 0) for t, s in rows], horizon, entries):
         surv *= 1 - d / n
         greenwood += d / (n * (n - d)) if n > d else 0.0
         events += d
@@ -113,20 +140,23 @@ def survival_at_horizon(data: Iterable[Observation], params: Protocol) -> Surviv
     return kaplan_meier(data, params.survival_horizon_days)
 
 
-def aalen_johansen(data: Iterable[Observation], horizon: float, *, z: float = Z95) -> CumulativeIncidence:
+def aalen_johansen(data: Iterable[Observation], horizon: float, *, z: float = Z95,
+                   entry: Sequence[float] | None = None) -> CumulativeIncidence:
     """Cumulative incidence F1(h) = Σ_{tj<=h} S(tj-) d1j / nj with all-cause KM S, and F2 likewise.
 
     Variance (delta method): Σ (F1(h)-F1(tj))² dj/(nj(nj-dj)) + Σ S(tj-)² d1j(nj-d1j)/nj³
     - 2 Σ (F1(h)-F1(tj)) S(tj-) d1j/nj², with dj = d1j + d2j and F1(tj) including tj.
+    ``entry`` as for :func:`kaplan_meier`.
     """
     data = list(data)
     rows = _validated(data)
-    at_risk = sum(1 for t, _ in rows if t >= horizon)
+    entries = _entries(entry, rows)
+    at_risk = _at_risk(rows, entries, horizon)
     if not rows:
         return CumulativeIncidence(horizon, None, None, None, None, None, 0, 0, 0, 0)
     steps = []  # (n, d, d1, S(tj-), F1(tj))
     surv, f1, f2 = 1.0, 0.0, 0.0
-    for _t, n, d1, d2 in _table(rows, horizon):
+    for _t, n, d1, d2 in _table(rows, horizon, entries):
         f1 += surv * d1 / n
         f2 += surv * d2 / n
         steps.append((n, d1 + d2, d1, surv, f1))
