@@ -141,14 +141,8 @@ class Patient(Aggregate, EntryLog):
             aggregate._add_change(self.originator_version, VOID, self.supersedes, self.reason, {})
 
     class Signed(Event):
-        """An electronic signature (not a clinical record) over the stream as it stood at ``stream_version``.
-
-        ``stream_hash`` is the chain hash over this patient's stored events 1..stream_version
-        (:func:`pgf_events.audit.chain.stream_hash`); any later event other than a signature
-        invalidates it (:func:`pgf_events.audit.signatures.signatures`). Version 2 adds the signer's
-        ``key_id`` and the Ed25519 ``signature`` over :func:`pgf_events.domain.esign.esign_statement`;
-        signatures stored before keys existed read back with both None (legacy).
-        """
+        """An e-signature over the stream at ``stream_version``: what is signed, :mod:`pgf_events.signing`;
+        validity, :mod:`pgf_events.audit.signatures` (version 1, before keys, reads back as legacy)."""
 
         class_version = 2
         meaning: str
@@ -160,9 +154,7 @@ class Patient(Aggregate, EntryLog):
         key_id: str | None
         signature: str | None
 
-        @staticmethod
-        def upcast_v1_v2(state: dict[str, Any]) -> None:
-            state["key_id"] = state["signature"] = None
+        upcast_v1_v2 = staticmethod(lambda state: state.update(key_id=None, signature=None))  # before keys
 
         def apply(self, aggregate: Patient) -> None:
             aggregate.entries[self.originator_version] = Entry(version=self.originator_version, kind=SIGN)
@@ -259,15 +251,12 @@ class Patient(Aggregate, EntryLog):
         self._record(self.Withdrawn, record, ctx)
 
     def sign(self, meaning: str, stream_hash: str, ctx: Context, *, key_id: str, signature: str) -> None:
-        """Sign the stream as it stands now; ``stream_hash`` is computed over the stored events and
-        ``signature`` is the signer's Ed25519 signature over them (made by the application)."""
+        """Sign the stream as it stands now (hash and Ed25519 signature made by the application)."""
         if meaning not in SIGNATURE_MEANINGS:
             raise ValidationError(f"--meaning must be one of {', '.join(SIGNATURE_MEANINGS)}, not {meaning!r}")
-        self.trigger_event(
-            self.Signed, meaning=meaning, signed_at=ctx.now, stream_version=self.version,
-            stream_hash=stream_hash, recorded_by=ctx.recorded_by, source=ctx.source, key_id=key_id,
-            signature=signature,
-        )
+        self.trigger_event(self.Signed, meaning=meaning, signed_at=ctx.now, stream_version=self.version,
+                           stream_hash=stream_hash, recorded_by=ctx.recorded_by, source=ctx.source, key_id=key_id,
+                           signature=signature)
 
     def correct(self, version: int, changes: Mapping[str, Any], reason: str, ctx: Context) -> dict[str, Any]:
         """Supersede fields of an event (or of a correction, which chains). Returns the canonical changes."""
