@@ -52,6 +52,8 @@ def export() -> None:
       pgf export audit-trail trail.csv
       pgf export odm trial.xml --as-of 2025-06-30
       pgf export sdtm sdtm/
+      pgf export adam adam/
+      pgf export submission submission/
     """
 
 
@@ -118,3 +120,48 @@ def sdtm(state: Any, directory: str, as_of: str | None) -> None:
     rows, _ = build_sdtm(app, cutoff)
     counts = write_package(Path(directory), DATASETS, rows, trial=app.protocol.trial, standard="SDTMIG", as_of=cutoff)
     click.echo(", ".join(f"{name} {n}" for name, n in counts.items()) + f" rows written to {directory}", err=True)
+
+
+@export.command("adam")
+@click.argument("directory", metavar="DIR", type=click.Path(file_okay=False))
+@as_of_option
+@click.pass_obj
+def adam_(state: Any, directory: str, as_of: str | None) -> None:
+    """Write ADaM (ADSL, ADTTE, ADRS, ADAE) derived by the engine into DIR as Dataset-JSON 1.1 and SAS
+    XPT v5 with define.xml 2.1; every record names its SDTM source and pgf events.
+
+    \b
+    Example:
+      pgf export adam adam/ --as-of 2025-12-31
+    """
+    from pgf_events.exports.adam import DATASETS, build_adam  # noqa: PLC0415
+    from pgf_events.exports.package import write_package  # noqa: PLC0415
+    from pgf_events.exports.sdtm import build_sdtm  # noqa: PLC0415
+
+    cutoff = _cutoff(as_of)
+    app = state.app(must_exist=True)
+    _, subjects = build_sdtm(app, cutoff)
+    counts = write_package(Path(directory), DATASETS, build_adam(subjects), trial=app.protocol.trial,
+                           standard="ADaMIG", as_of=cutoff)
+    click.echo(", ".join(f"{name} {n}" for name, n in counts.items()) + f" rows written to {directory}", err=True)
+
+
+@export.command()
+@click.argument("directory", metavar="DIR", type=click.Path(file_okay=False))
+@as_of_option
+@click.pass_obj
+def submission(state: Any, directory: str, as_of: str | None) -> None:
+    """Write a submission folder: tabulations/sdtm/ and analysis/adam/ (Dataset-JSON, XPT, define.xml)
+    and reviewers-guide.md listing the sponsor choices and known conformance notes.
+
+    \b
+    Example:
+      pgf export submission submission/ --as-of 2025-12-31
+    """
+    from pgf_events.exports.submission import write_submission  # noqa: PLC0415
+
+    cutoff = _cutoff(as_of)
+    app = state.app(must_exist=True)
+    counts = write_submission(app, Path(directory), cutoff)
+    click.echo(f"SDTM {sum(counts['SDTM'].values())} rows, ADaM {sum(counts['ADaM'].values())} rows written to "
+               f"{directory}", err=True)

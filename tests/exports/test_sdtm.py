@@ -183,3 +183,13 @@ def test_export_sdtm_cli_and_as_of(pgf_any: Pgf, tmp_path: Path) -> None:
     assert json.loads((tmp_path / "early" / "dm.json").read_text())["records"] == 0
     pgf_any.rejected("export", "sdtm", str(tmp_path / "x"), "--as-of", "yesterday", contains="as")
     assert not (tmp_path / "x").exists()
+
+
+def test_a_missing_export_extra_is_one_error_line_and_nothing_written(pgf: Pgf, tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+    from tests.conftest import enrol_via_cli
+    enrol_via_cli(pgf)
+    monkeypatch.setitem(sys.modules, "pyreadstat", None)
+    pgf.rejected("export", "submission", str(tmp_path / "sub"), contains="pip install 'pgf-events[export]'")
+    assert not (tmp_path / "sub").exists()
