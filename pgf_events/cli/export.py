@@ -1,4 +1,4 @@
-"""``pgf export audit-trail|odm|sdtm``: the record in the formats auditors' tools read."""
+"""``pgf export audit-trail|odm|sdtm|adam|submission``: the record in the formats auditors' and sponsors' tools read."""
 
 from __future__ import annotations
 
@@ -62,8 +62,8 @@ def export() -> None:
 @as_of_option
 @click.pass_obj
 def audit_trail(state: Any, file: str, as_of: str | None) -> None:
-    """Write one CSV row per stored event: ref, type, clinical date, recorded UTC, user, source, reason,
-    what it supersedes and old -> new values.
+    """Write one CSV row per changed field of every stored event: ref, record, field, old value, new
+    value, clinical date, recorded UTC, user, role, site, reason, source (formula-like cells neutralised).
 
     \b
     Example:
@@ -82,21 +82,25 @@ def audit_trail(state: Any, file: str, as_of: str | None) -> None:
 @export.command()
 @click.argument("file", metavar="FILE.xml")
 @as_of_option
+@click.option("--snapshot", is_flag=True,
+              help="Current values only, one SubjectData per subject (for loading into an EDC).")
 @click.pass_obj
-def odm(state: Any, file: str, as_of: str | None) -> None:
-    """Write CDISC ODM 1.3.2 transactional XML: every event a transaction with its AuditRecord.
+def odm(state: Any, file: str, as_of: str | None, snapshot: bool) -> None:
+    """Write CDISC ODM 1.3.2 XML: every event a transaction with its AuditRecord (Insert, Update,
+    Remove as the standard defines them), or with --snapshot the current values.
 
     \b
     Example:
       pgf export odm trial.xml
+      pgf export odm current.xml --snapshot --as-of 2025-06-30
     """
     from pgf_events.audit.odm import write_odm  # noqa: PLC0415
 
     cutoff = _cutoff(as_of)
     app = state.app(must_exist=True)
     with _output(file) as out:
-        count = write_odm(app, out, cutoff)
-    click.echo(f"{count} transactions written to {file}", err=True)
+        count = write_odm(app, out, cutoff, snapshot=snapshot)
+    click.echo(f"{count} {'subjects' if snapshot else 'transactions'} written to {file}", err=True)
 
 
 @export.command()

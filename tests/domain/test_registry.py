@@ -7,7 +7,7 @@ import typing
 import attrs
 import pytest
 
-from pgf_events.audit import odm
+from pgf_events.audit import odm_meta as odm
 from pgf_events.exports import sdtm
 from pgf_events.exports.sdtm import events as sdtm_events
 from pgf_events.exports.spec import ascii_safe
