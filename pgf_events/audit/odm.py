@@ -32,14 +32,14 @@ import attrs
 
 from pgf_events import __version__
 from pgf_events.audit.odm_meta import (
-    MDV_OID, NS, _el, _group, admin_data, flatten, odm_value, oid_part, site_oid, study, user_oid,
+    MDV_OID, NS, _el, _group, admin_data, flatten, odm_value, oid_part, site_oid, study, user_oid, xml_text,
 )
 from pgf_events.audit.roles import RoleBook
 from pgf_events.audit.source import fold, patient_streams, utc
 from pgf_events.domain.kinds import EVENT_KINDS
 from pgf_events.domain.patient import CORRECTION, SIGN, VOID, Patient
 
-__all__ = ["NS", "Seen", "Transactions", "snapshot_subject", "write_odm"]
+__all__ = ["NS", "Seen", "Transactions", "snapshot_subject", "write_odm", "xml_text"]
 
 
 @attrs.define

@@ -3,7 +3,8 @@ measured lengths both they and define.xml declare.
 
 XPT v5 is ASCII: text is made ASCII-safe (:func:`pgf_events.exports.spec.ascii_safe`); Dataset-JSON
 keeps the UTF-8 text as recorded. Every file of an export is written to a temporary name and renamed
-only when all of them are written (:class:`Files`), so a failed export leaves the old files.
+only when all of them are written (:class:`Files`, as :mod:`pgf_events.audit.files` does for text: an
+exclusive temporary name, so a planted symlink is never followed), so a failed export leaves the old files.
 """
 
 from __future__ import annotations
@@ -46,6 +47,12 @@ class Files:
     def __exit__(self, exc_type: object, *_: object) -> None:
         try:
             if exc_type is None:
+                for temp, _ in self.pending:  # on disk before any is renamed into place
+                    fd = os.open(temp, os.O_RDONLY)
+                    try:
+                        os.fsync(fd)
+                    finally:
+                        os.close(fd)
                 for temp, target in self.pending:
                     os.replace(temp, target)
         finally:
