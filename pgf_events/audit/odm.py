@@ -32,7 +32,18 @@ import attrs
 
 from pgf_events import __version__
 from pgf_events.audit.odm_meta import (
-    MDV_OID, NS, _el, _group, admin_data, flatten, odm_value, oid_part, site_oid, study, user_oid, xml_text,
+    MDV_OID,
+    NS,
+    _el,
+    _group,
+    admin_data,
+    flatten,
+    odm_value,
+    oid_part,
+    site_oid,
+    study,
+    user_oid,
+    xml_text,
 )
 from pgf_events.audit.roles import RoleBook
 from pgf_events.audit.source import fold, patient_streams, utc

@@ -17,11 +17,11 @@ from typing import IO, Any
 
 from defusedcsv import csv
 
+from pgf_events.audit.odm_meta import decimal_text
 from pgf_events.audit.roles import RoleBook
 from pgf_events.audit.source import patient_streams, utc
 from pgf_events.domain.kinds import EVENT_KINDS
 from pgf_events.domain.patient import CORRECTION, SIGN, VOID
-from pgf_events.audit.odm_meta import decimal_text
 from pgf_events.projections.history import describe, history_rows
 
 COLUMNS = (

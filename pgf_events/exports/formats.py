@@ -44,10 +44,10 @@ class Files:
     def open(self, name: str) -> IO[str]:
         return open(self.path(name), "w", encoding="utf-8", newline="")
 
-    def __exit__(self, exc_type: object, *_: object) -> None:
+    def __exit__(self, exc_type: object, *exc: object) -> None:
         try:
             if exc_type is None:
-                for temp, _ in self.pending:  # on disk before any is renamed into place
+                for temp, _target in self.pending:  # on disk before any is renamed into place
                     fd = os.open(temp, os.O_RDONLY)
                     try:
                         os.fsync(fd)
@@ -56,7 +56,7 @@ class Files:
                 for temp, target in self.pending:
                     os.replace(temp, target)
         finally:
-            for temp, _ in self.pending:
+            for temp, _target in self.pending:
                 if os.path.lexists(temp):
                     os.unlink(temp)
 
