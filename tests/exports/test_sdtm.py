@@ -206,3 +206,21 @@ def test_a_missing_export_extra_is_one_error_line_and_nothing_written(pgf: Pgf, 
     monkeypatch.setitem(sys.modules, "pyreadstat", None)
     pgf.rejected("export", "submission", str(tmp_path / "sub"), contains="pip install 'pgf-events[export]'")
     assert not (tmp_path / "sub").exists()
+
+
+def test_a_patient_followed_to_the_horizon_completes_and_no_ae_follows_the_last_ds() -> None:
+    from datetime import UTC, datetime
+
+    from pgf_events.store import parse_url
+    app = TrialConduct(parse_url("memory://"), clock=lambda: datetime(2026, 6, 1, tzinfo=UTC))
+    enrolled(app, "S005")
+    infuse(app, "S005", "2025-02-25")
+    app.record("ae", "S005", {"onset": "2026-02-20", "term": "fatigue", "grade": 1}, user=USER)
+    app.record("contact", "S005", {"date": "2026-03-01", "status": "alive", "disease": "free"}, user=USER)
+    rows = build_sdtm(app)[0]
+    app.close()
+    ds = [(r["DSDECOD"], r["DSSCAT"], str(r["DSSTDTC"])) for r in rows["DS"]]
+    assert ds[-1] == ("COMPLETED", "STUDY PARTICIPATION", "2026-03-01")  # 369 days after D1 >= 365
+    last = max(r["DSSTDTC"] for r in rows["DS"])
+    assert all(r["AESTDTC"] <= last for r in rows["AE"])
+    assert rows["DM"][0]["RFPENDTC"] == last
