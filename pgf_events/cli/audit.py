@@ -9,7 +9,7 @@ import click
 
 from pgf_events.cli._output import emit_json, output_options, progress, render
 from pgf_events.cli.keys import key_option
-from pgf_events.domain.errors import PgfError, ValidationError
+from pgf_events.domain.errors import PgfError, StoreError, ValidationError
 
 
 class ChainBroken(PgfError):
