@@ -18,7 +18,7 @@ from pgf_events.projections.history import _show, describe, history_rows
 
 COLUMNS = (
     "ref", "subject", "site", "type", "kind", "clinical_date", "recorded_utc", "user", "source", "reason",
-    "supersedes", "old_to_new", "what", "status",
+    "supersedes", "old_to_new", "what", "status", "deviation",
 )
 
 
@@ -40,7 +40,7 @@ def trail_rows(app: Any, as_of: datetime | None = None) -> Iterator[dict[str, An
                 "clinical_date": row["clinical_date"].isoformat() if row["clinical_date"] else "",
                 "recorded_utc": utc(row["recorded_at"]), "user": row["recorded_by"], "source": row["source"] or "",
                 "reason": row["reason"] or "", "supersedes": row["supersedes"] or "", "old_to_new": old_to_new,
-                "what": describe(row), "status": row["status"],
+                "what": describe(row), "status": row["status"], "deviation": row.get("deviation") or "",
             }
 
 
