@@ -39,6 +39,7 @@ from typing import Any
 import attrs
 import click
 
+from pgf_events import demo_course
 from pgf_events.application import BatchRejected, Command, Result
 from pgf_events.cli._output import progress
 from pgf_events.domain.errors import PgfError
@@ -54,31 +55,6 @@ SCREEN_FAILURES = (
     (63, {}), (40, {"kps": 60}), (35, {"criterion": {"EX6": "yes"}}), (50, {"criterion": {"EX7": "yes"}}),
     (45, {"expected_survival_months": 3}), (55, {"criterion": {"EX1": "yes"}}),
 )
-COMMON_AES = (  # term, lowest and highest grade
-    ("fever", 1, 2), ("nausea", 1, 2), ("diarrhoea", 1, 2), ("fatigue", 1, 2), ("rash maculo-papular", 1, 2),
-    ("headache", 1, 1), ("hypokalaemia", 1, 3), ("alanine aminotransferase increased", 1, 3),
-    ("mucositis oral", 1, 2), ("hypertension", 2, 3),
-)
-SAES = (  # term, grade, seriousness criteria
-    ("febrile neutropenia", 3, ("hospitalisation",)), ("pneumonia", 3, ("hospitalisation",)),
-    ("sepsis", 4, ("life-threatening", "hospitalisation")), ("gastrointestinal haemorrhage", 3, ("hospitalisation",)),
-    ("acute kidney injury", 3, ("hospitalisation", "important-medical-event")),
-)
-INFECTIONS = (  # site, organism (None: not identified)
-    ("blood", "Escherichia coli"), ("blood", "Klebsiella pneumoniae"), ("blood", "Staphylococcus epidermidis"),
-    ("lung", "Pseudomonas aeruginosa"), ("lung", None), ("blood", "cytomegalovirus"),
-    ("urinary tract", "Enterococcus faecium"), ("upper respiratory tract", "respiratory syncytial virus"),
-    ("gastrointestinal", "Clostridioides difficile"), ("oral mucosa", "herpes simplex virus"),
-    ("skin and soft tissue", None),
-)
-FATAL = {  # cause of death -> fatal AE term and the infection leading to it (site, organism, days before)
-    "septic shock": ("septic shock", ("blood", "Klebsiella pneumoniae", 4)),
-    "invasive pulmonary aspergillosis": ("lung infection", ("lung", "Aspergillus fumigatus", 16)),
-    "intracranial haemorrhage": ("intracranial haemorrhage", None),
-    "multi-organ failure": ("multi-organ failure", None),
-}
-CHRONIC_PATTERNS = ({"skin": 1, "mouth": 2}, {"mouth": 1, "eyes": 1}, {"skin": 1}, {"lungs": 1},
-                    {"skin": 2, "joints": 1}, {"mouth": 1})
 WITHDRAWAL_REASONS = ("patient decision: withdrew consent for further MSC infusions",
                       "investigator decision: uncontrolled infection, MSC treatment stopped")
 SOURCES = {"register": "screening log", "consent": "signed ICF", "screen": "eligibility checklist",
@@ -152,7 +128,10 @@ def _days(n: int) -> timedelta:
 def baseline(s: Subject) -> None:
     """Registration, consent, screening and (unless a screen failure) enrolment."""
     rng = s.rng
-    pgf_diagnosed = s.transplant + _days(rng.randint(28, 45))
+    secondary = rng.random() < 0.45
+    # Primary PGF shows by day +28..+45; secondary PGF (after initial engraftment) often later.
+    pgf_diagnosed = s.transplant + _days(rng.randint(40, 120) if secondary and rng.random() < 0.5
+                                         else rng.randint(28, 45))
     registered = pgf_diagnosed + _days(rng.randint(0, 2))
     consented = registered + _days(rng.choice((0, 0, 1)))
     s.screen_day = consented + _days(rng.randint(0, 3))
@@ -172,38 +151,8 @@ def baseline(s: Subject) -> None:
     if s.failure is None:
         enrolled = s.screen_day + _days(rng.randint(1, 4))
         s.d1 = enrolled + _days(rng.randint(0, 3))
-        s.add(enrolled, "enrol", date=enrolled, pgf_type="primary" if rng.random() < 0.55 else "secondary",
+        s.add(enrolled, "enrol", date=enrolled, pgf_type="secondary" if secondary else "primary",
               pgf_diagnosis_date=pgf_diagnosed)
-
-
-def fate(s: Subject) -> None:
-    """Graft quality, blood count curves, death, relapse, withdrawal and the follow-up horizon."""
-    rng = s.rng
-    u = rng.random()
-
-    def lineage(cut: float) -> bool:
-        return u + rng.gauss(0, 0.08) > cut
-
-    s.curves["anc"] = Curve(rng.uniform(0.05, 0.4), rng.uniform(1.5, 4.0), rng.randint(7, 35), 4) \
-        if lineage(0.25) else Curve(rng.uniform(0.05, 0.3), rng.uniform(0.15, 0.4), 20, 10)
-    plt_band = (60, 160) if lineage(0.55) else (27, 40) if lineage(0.35) else (6, 16)
-    s.curves["plt"] = Curve(rng.uniform(4, 16), rng.uniform(*plt_band), rng.randint(14, 45), 5)
-    s.curves["hb"] = Curve(rng.uniform(52, 68), rng.uniform(95, 130), rng.randint(14, 50), 8) \
-        if lineage(0.4) else Curve(rng.uniform(50, 62), rng.uniform(50, 62), 20, 10)
-    s.end = s.d1 + _days(365 + rng.randint(0, 21))
-    if rng.random() < (0.3 if u < 0.3 else 0.08):
-        s.death = s.d1 + _days(rng.randint(30, 340))
-        s.cause = rng.choice([c for c in FATAL if c != "intracranial haemorrhage" or plt_band[0] < 20])
-    if s.diagnosis != "aplastic anaemia" and rng.random() < 0.12:
-        s.relapse = s.d1 + _days(rng.randint(45, 300))
-        if s.death and s.relapse >= s.death:
-            s.relapse = None
-        elif not s.death and rng.random() < 0.4 and s.relapse + _days(120) < s.end:
-            s.death, s.cause = s.relapse + _days(rng.randint(20, 120)), f"relapse of {s.diagnosis}"
-    if not s.death and rng.random() < 0.07:
-        s.withdraw_after = rng.randint(1, 2)
-    s.end = s.death or s.end
-    s.obs_end = s.end
 
 
 def dosing(s: Subject) -> None:
@@ -231,123 +180,6 @@ def dosing(s: Subject) -> None:
     if s.withdraw_after and previous:
         s.obs_end = previous + _days(rng.randint(2, 5))
         s.add(s.obs_end, "withdraw", date=s.obs_end, reason=rng.choice(WITHDRAWAL_REASONS))
-
-
-def _lab_days(s: Subject) -> list[date]:
-    rng = s.rng
-    days = {s.screen_day}
-    for week in range(8):
-        for offset in rng.choice(((0, 3), (0, 2, 4), (0, 3, 5), (1, 4))):
-            days.add(s.d1 + _days(7 * week + offset))
-    for week in range(8, 13):
-        days.add(s.d1 + _days(7 * week + rng.randint(0, 2)))
-    day = s.d1 + _days(91)
-    while day <= s.obs_end:
-        days.add(day)
-        day += _days(rng.randint(26, 35))
-    return sorted(d for d in days if d <= s.obs_end)
-
-
-def labs(s: Subject) -> None:
-    """Blood counts along the patient's curves; transfusions while counts are low."""
-    rng = s.rng
-    rbc: list[tuple[date, int]] = []
-    for day in _lab_days(s):
-        t = (day - s.d1).days
-        marrow = 0.4 if s.relapse and day >= s.relapse else 1.0
-        anc = max(0.01, round(s.curves["anc"].at(t) * marrow * math.exp(rng.gauss(0, 0.15)), 2))
-        plt = max(1, round(s.curves["plt"].at(t) * marrow * math.exp(rng.gauss(0, 0.12))))
-        boost = sum(10 * units * max(0.0, 1 - (day - given).days / 25) for given, units in rbc)
-        hb = min(160, max(40, round(s.curves["hb"].at(t) - 20 * (1 - marrow) + boost + rng.gauss(0, 3))))
-        panel = {"date": day, "anc": anc, "plt": plt, "hb": hb, "wbc": round(anc + rng.uniform(0.2, 1.0), 2)}
-        if t % 28 == 0 or day == s.screen_day:
-            panel["bilirubin"] = round(rng.uniform(6, 20), 1)
-        s.add(day, "lab", **panel)
-        if plt < 10:
-            s.add(day, "transfusion", date=day, product="platelets", units=1)
-        if hb < 67:
-            units = 2 if hb < 60 else 1
-            rbc.append((day, units))
-            s.add(day, "transfusion", date=day, product="rbc", units=units)
-
-
-def _ae(s: Subject, onset: date, term: str, grade: int, duration: int, **extra: Any) -> Item | None:
-    if onset > s.obs_end:
-        return None
-    end = min(onset + _days(duration), s.end)
-    return s.add(onset, "ae", onset=onset, term=term, grade=grade, end=end, **extra)
-
-
-def _aware(s: Subject, onset: date) -> str:
-    return f"{onset + _days(s.rng.choice((0, 0, 1))):%Y-%m-%d}T{s.rng.randint(7, 22):02d}:{s.rng.randint(0, 59):02d}"
-
-
-def safety(s: Subject) -> None:
-    """Adverse events (incl. SAEs and a fatal AE), infections, acute and chronic GVHD assessments."""
-    rng = s.rng
-    for item in [i for i in s.items if i.kind == "infusion"]:
-        if rng.random() < 0.08:
-            _ae(s, item.day, "infusion-related reaction", 1, 1, related="probable", outcome="recovered")
-    for _ in range(rng.choice((0, 1, 1, 2, 2, 3))):
-        term, low, high = rng.choice(COMMON_AES)
-        _ae(s, s.d1 + _days(rng.randint(0, 120)), term, rng.randint(low, high), rng.randint(2, 21),
-            related=rng.choice(("not", "not", "unlikely", "possible")), outcome=rng.choice(("recovered", "recovering")))
-    if rng.random() < 0.18:
-        term, grade, serious = rng.choice(SAES)
-        onset = s.d1 + _days(rng.randint(3, 150))
-        _ae(s, onset, term, grade, rng.randint(5, 25), serious=list(serious), aware=_aware(s, onset),
-            related=rng.choice(("not", "not", "unlikely", "possible")), outcome="recovered")
-    for _ in range(int(rng.random() < 0.45) + int(rng.random() < 0.15)):
-        onset = s.d1 + _days(min(rng.randint(0, 60), rng.randint(0, 240)))
-        if onset <= s.obs_end:
-            site, organism = rng.choice(INFECTIONS)
-            s.add(onset, "infection", onset=onset, site=site, grade=rng.choice((2, 2, 3, 3, 4)), organism=organism)
-    if s.death and s.cause in FATAL:
-        term, infection = FATAL[s.cause]
-        if infection:
-            onset = s.death - _days(infection[2])
-            s.add(onset, "infection", onset=onset, site=infection[0], grade=4, organism=infection[1])
-        onset = s.death - _days(rng.randint(0, 3))
-        _ae(s, onset, term, 5, 99, serious=["death", "hospitalisation"], aware=_aware(s, s.death),
-            related=rng.choice(("not", "unlikely")), outcome="fatal")
-    flare = rng.choice((1, 2, 3)) if rng.random() < 0.25 else None
-    for n, offset in enumerate((0, 14, 28, 56, 84)):
-        day = s.d1 + _days(offset)
-        if day > s.obs_end:
-            break
-        gvhd = {"date": day, "skin_bsa": 0, "bilirubin": round(rng.uniform(6, 20), 1), "upper_gi": False,
-                "stool_ml": 50 * rng.randint(0, 6)}
-        if n == flare:
-            gvhd["skin_bsa"] = rng.randint(10, 60)
-            gvhd["upper_gi"] = rng.random() < 0.3
-            if rng.random() < 0.3:
-                gvhd["stool_ml"] = 50 * rng.randint(12, 26)
-            if rng.random() < 0.2:
-                gvhd["bilirubin"] = round(rng.uniform(35, 70), 1)
-        elif flare is not None and n == flare + 1:
-            gvhd["skin_bsa"] = rng.randint(0, 10)
-        s.add(day, "gvhd", **gvhd)
-    if rng.random() < 0.15:
-        day = s.d1 + _days(rng.randint(120, 270))
-        if day <= s.obs_end:
-            s.add(day, "gvhd", date=day, chronic=True, organ=dict(rng.choice(CHRONIC_PATTERNS)))
-
-
-def follow_up(s: Subject) -> None:
-    """Relapse, contacts every ~3 months (last known alive, disease status), and death."""
-    rng = s.rng
-    if s.relapse:
-        s.add(s.relapse, "relapse", date=s.relapse)
-    for quarter in (1, 2, 3, 4):
-        day = s.end if quarter == 4 else s.d1 + _days(91 * quarter + rng.randint(-7, 7))
-        if s.death and day >= s.death:
-            break
-        contact: dict[str, Any] = {"date": day, "status": "alive"}
-        if s.diagnosis != "aplastic anaemia":
-            contact["disease"] = "relapsed" if s.relapse and s.relapse <= day else "free"
-        s.add(day, "contact", **contact)
-    if s.death:
-        s.add(s.death, "death", date=s.death, cause=s.cause)
 
 
 def data_issues(s: Subject) -> None:
@@ -402,8 +234,7 @@ def commands_for(s: Subject) -> list[Command]:
     """The subject's items in clinical order, as commands; ``SUBJECT#N`` is an item's position + 1."""
     baseline(s)
     if s.failure is None:
-        for phase in (fate, dosing, labs, safety, follow_up):
-            phase(s)
+        demo_course.clinical_course(s, dosing)
         s.items = [i for i in s.items if i.day <= s.end]
         data_issues(s)
     order = {id(item): n for n, item in enumerate(s.items)}
