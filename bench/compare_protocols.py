@@ -78,6 +78,10 @@ def compare(url: str, old: Protocol, new: Protocol) -> dict[str, Any]:
             "transitions": dict(transitions.most_common()), "changes": changes, "summary": summary}
 
 
+def _fmt(x: Any) -> str:
+    return f"{x:.3f}" if isinstance(x, float) else str(x)
+
+
 def _rate(r: dict[str, Any]) -> str:
     return f"{r['k']}/{r['n']} ({r['estimate']:.1%})" if r["n"] else "0/0"
 
@@ -99,9 +103,7 @@ def main(argv: list[str] | None = None) -> int:
           f"from {old['protocol_version']} to {new['protocol_version']}")
     for key in ("neutrophil_engraftment", "rbc_recovery", "platelet_CR", "platelet_PR", "platelet_CR_or_PR",
                 "os_1y", "dfs_1y", "os_1y_from_transplant"):
-        a, b = old[key], new[key]
-        fmt = (lambda x: f"{x:.3f}" if isinstance(x, float) else str(x))
-        print(f"  {key:<24} {fmt(a):>18} -> {fmt(b)}")
+        print(f"  {key:<24} {_fmt(old[key]):>18} -> {_fmt(new[key])}")
     print("transitions:")
     for label, n in doc["transitions"].items():
         print(f"  {n:>4}  {label}")
