@@ -17,7 +17,7 @@ report; ``docs/demo.md`` names the sources. In short:
   units below 60), each unit adding ~10 g/L that fades over ~5 weeks.
 * Infections. CMV reactivation (blood, CMV DNAemia treated pre-emptively) in ~65% after a
   haploidentical transplant and ~35% otherwise, often before D1 (prevalent at baseline); EBV
-  DNAemia in ~15% (haplo) / 5%; bacterial and fungal episodes; a patient who dies of infection
+  DNAemia in ~20% (haplo) / 10%; bacterial and fungal episodes; a patient who dies of infection
   has a grade 5 infection.
 * GVHD. Some patients have acute GVHD when PGF is diagnosed (before D1: prevalent); ~20% flare
   after D1; chronic GVHD in ~30% of those alive at its onset (day +100..+300).
@@ -241,7 +241,7 @@ def infections(s: Any, c: Course) -> None:
         onset = s.transplant + _days(_onset(rng, 38, 0.35, 18, 120))
         s.add(_known(s, onset), "infection", onset=onset, site="blood", grade=rng.choice((2, 2, 2, 3)),
               organism="cytomegalovirus")
-    if rng.random() < (0.15 if c.haplo else 0.05):
+    if rng.random() < (0.2 if c.haplo else 0.1):
         onset = s.transplant + _days(rng.uniform(40, 140))
         s.add(_known(s, onset), "infection", onset=onset, site="blood", grade=2, organism="Epstein-Barr virus")
     if rng.random() < 0.1:  # a bacterial episode while PGF is diagnosed: prevalent at baseline
