@@ -12,103 +12,45 @@ from __future__ import annotations
 import base64
 import json
 import random
-import re
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
-import attrs
 from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.persistence import IntegrityError, Mapper, OperationalError, Transcoder
 
 from pgf_events import transcodings
-from pgf_events.domain import values as vo
+from pgf_events.commands import (
+    BatchRejected,
+    Command,
+    Result,
+    UnitOfWork,
+    check_user,
+    normalise_subject,
+    parse_ref,
+)
 from pgf_events.domain.errors import (
     AccessDenied,
     ConcurrencyError,
-    DomainError,
-    DuplicatePatientError,
     PatientNotFoundError,
     PgfError,
     StoreError,
-    ValidationError,
 )
-from pgf_events.domain.patient import RECORD_COMMANDS, Context, Patient, make_ref, patient_id
+from pgf_events.domain.patient import Patient, patient_id
 from pgf_events.domain.users import DIRECTORY_ID, PERMISSIONS, UserDirectory
 from pgf_events.gc_tuning import fewer_collections
 from pgf_events.protocol import DEFAULT_PROTOCOL, Protocol
 from pgf_events.store import CIPHER_ENV, StoreConfig, parse_url, prepare
+from pgf_events.topics import topic_of
 
 if TYPE_CHECKING:
     from pgf_events.domain.imports import ImportBatch
 
-_SUBJECT_RE = re.compile(r"^[A-Z0-9][A-Z0-9_.-]{0,31}$")
-_REF_RE = re.compile(r"^(?P<subject>[^#\s]+)#(?P<version>\d{1,9})$")
+# Re-exported: callers build commands and read results through the application module.
+__all__ = ["BatchRejected", "Command", "Result", "TrialConduct", "UnitOfWork", "normalise_subject", "parse_ref"]
 MAX_ATTEMPTS = 8
-
-
-def normalise_subject(subject: Any) -> str:
-    """Subject codes are case-insensitive and stored upper-case: ``s001`` is ``S001``."""
-    if not isinstance(subject, str) or not _SUBJECT_RE.match(subject.strip().upper()):
-        raise ValidationError(
-            f"subject code {subject!r} must be 1–32 letters, digits, '-', '_' or '.', starting with a letter or digit"
-        )
-    return subject.strip().upper()
-
-
-def parse_ref(ref: Any) -> tuple[str, int]:
-    match = _REF_RE.match(ref.strip()) if isinstance(ref, str) else None
-    if not match or int(match["version"]) < 1:
-        raise ValidationError(f"event reference {ref!r} must look like S001#3")
-    return normalise_subject(match["subject"]), int(match["version"])
-
-
-@attrs.frozen
-class Command:
-    """One thing a coordinator asks for: record a kind, correct or void. ``line`` is for import errors."""
-
-    action: str  # "record" | "correct" | "void"
-    subject: str = ""
-    kind: str = ""
-    fields: Mapping[str, Any] = attrs.field(factory=dict)
-    ref: str = ""
-    reason: str | None = None
-    source: str | None = None
-    line: int | None = None
-
-
-@attrs.frozen
-class Result:
-    ref: str
-    subject: str
-    version: int
-    kind: str
-    recorded_at: datetime | None = None
-    recorded_by: str = ""
-    changes: Mapping[str, Any] = attrs.field(factory=dict)
-
-    def as_json(self) -> dict[str, Any]:
-        out: dict[str, Any] = {
-            "ref": self.ref, "subject": self.subject, "version": self.version, "kind": self.kind,
-            "recorded_at": self.recorded_at.isoformat().replace("+00:00", "Z") if self.recorded_at else None,
-            "recorded_by": self.recorded_by,
-        }
-        if self.changes:
-            out["changes"] = {k: _jsonable(v) for k, v in self.changes.items()}
-        return out
-
-
-class BatchRejected(DomainError):
-    """Some commands of a batch failed; nothing was written. ``errors`` is [(line, message)]."""
-
-    def __init__(self, errors: list[tuple[int | None, str]]):
-        self.errors = errors
-        first = errors[0]
-        where = f"line {first[0]}: " if first[0] is not None else ""
-        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
-        super().__init__(f"{where}{first[1]}{more}")
 
 
 class TrialConduct(Application[Any]):
@@ -136,6 +78,8 @@ class TrialConduct(Application[Any]):
             return
         try:
             self.mapper.to_domain_event(first[0])
+        except StoreError:  # readable, but holds a topic this version does not know: say that
+            raise
         except Exception:  # noqa: BLE001 - any failure to decode the first event means the wrong key
             try:
                 json.loads(first[0].state)
@@ -216,7 +160,7 @@ class TrialConduct(Application[Any]):
         A single failing command raises its own error; in a batch of several, every failure is
         collected into one :class:`BatchRejected` (with line numbers) and nothing is written.
         """
-        user = _check_user(user)
+        user = check_user(user)
         commands = list(commands)
         with fewer_collections():  # a big import allocates millions of short-lived objects
             return self._execute(commands, user, progress, dry_run, extra)
@@ -302,7 +246,7 @@ class TrialConduct(Application[Any]):
             )
 
     def change_role(self, action: str, user: str, role: str, *, by: str, reason: str | None = None) -> None:
-        by = _check_user(by)
+        by = check_user(by)
         for attempt in range(MAX_ATTEMPTS):
             directory = self.directory() or UserDirectory.open(by)
             getattr(directory, action)(user, role, by, reason)
@@ -315,7 +259,7 @@ class TrialConduct(Application[Any]):
 
     def subjects(self) -> list[str]:
         """Every registered subject code, in registration order (read from the notification log)."""
-        topic = _topic(Patient.Registered)
+        topic = topic_of(Patient.Registered)
         out: list[str] = []
         start = 1
         while True:
@@ -326,80 +270,6 @@ class TrialConduct(Application[Any]):
             start = batch[-1].id + 1
 
 
-class UnitOfWork:
-    """Aggregates loaded once, changed by many commands, saved together."""
-
-    def __init__(self, app: TrialConduct, user: str):
-        self.app = app
-        self.user = user
-        self.now = app.clock()
-        self.patients: dict[str, Patient] = {}
-        self._results: list[tuple[Patient, int, str]] = []
-        self._contexts: dict[str | None, Context] = {}
-
-    def _context(self, source: str | None) -> Context:
-        try:  # one Context per source text: a visit sheet repeats a handful of sources
-            return self._contexts[source]
-        except (KeyError, TypeError):
-            pass
-        if source is not None:
-            source = vo.p.parse_text(source, "source", 200)
-        ctx = Context(recorded_by=self.user, now=self.now, protocol=self.app.protocol, source=source)
-        if isinstance(source, str) or source is None:
-            self._contexts[source] = ctx
-        return ctx
-
-    def _load(self, subject: str) -> Patient:
-        if subject not in self.patients:
-            self.patients[subject] = self.app.patient(subject)
-        return self.patients[subject]
-
-    def apply(self, command: Command) -> None:
-        ctx = self._context(command.source)
-        if command.action == "record":
-            subject = normalise_subject(command.subject)
-            record = vo.build_record(command.kind, command.fields)
-            if command.kind == "register":
-                if subject in self.patients or self.app.has_patient(subject):
-                    raise DuplicatePatientError(subject)
-                patient = Patient.register(subject, record, ctx, id=self.app.patient_id(subject))  # type: ignore[arg-type]
-                self.patients[subject] = patient
-            else:
-                patient = self._load(subject)
-                getattr(patient, RECORD_COMMANDS[command.kind])(record, ctx)
-            self._results.append((patient, patient.version, command.kind))
-        elif command.action == "correct":
-            subject, version = parse_ref(command.ref)
-            patient = self._load(subject)
-            patient.correct(version, dict(command.fields), command.reason or "", ctx)
-            self._results.append((patient, patient.version, "correct"))
-        elif command.action == "void":
-            subject, version = parse_ref(command.ref)
-            patient = self._load(subject)
-            patient.void(version, command.reason or "", ctx)
-            self._results.append((patient, patient.version, "void"))
-        else:
-            raise ValidationError(f"unknown action {command.action!r}")
-
-    def commit(self, extra: Sequence[Any] = ()) -> None:
-        """Save every changed patient, and any extra aggregate (an ImportBatch), in one transaction."""
-        changed = [p for p in self.patients.values() if p.pending_events]
-        self._events = {(p.subject, e.originator_version): e for p in changed for e in p.pending_events}
-        if changed or extra:
-            self.app.save(*changed, *extra)
-
-    def results(self) -> list[Result]:
-        out = []
-        for patient, version, kind in self._results:
-            event = self._events.get((patient.subject, version))
-            changes = getattr(event, "changes", {}) if event is not None else {}
-            out.append(Result(
-                ref=make_ref(patient.subject, version), subject=patient.subject, version=version, kind=kind,
-                recorded_at=getattr(event, "timestamp", None), recorded_by=self.user, changes=changes,
-            ))
-        return out
-
-
 def _project(aggregate: Any, events: Iterable[Any]) -> Any:
     """The library's ``project_aggregate`` without its per-event ``assert isinstance(event,
     CanMutateProtocol)``: a runtime Protocol check that costs more than applying the event."""
@@ -408,22 +278,3 @@ def _project(aggregate: Any, events: Iterable[Any]) -> Any:
     return aggregate
 
 
-def _check_user(user: Any) -> str:
-    try:
-        return vo.p.parse_text(user, "user", 64)
-    except ValidationError:
-        raise ValidationError("--user (or PGF_USER) must name who is recording") from None
-
-
-def _topic(cls: type) -> str:
-    from eventsourcing.utils import get_topic  # noqa: PLC0415
-
-    return get_topic(cls)
-
-
-def _jsonable(value: Any) -> Any:
-    if hasattr(value, "isoformat"):
-        return value.isoformat()
-    if isinstance(value, tuple):
-        return list(value)
-    return value

@@ -36,54 +36,21 @@ from typing import Any
 
 import attrs
 
+from pgf_events.demo_tables import (
+    CHRONIC_PATTERNS,
+    COMMON_AES,
+    FATAL_INFECTIONS,
+    INFECTIONS,
+    OTHER_DEATHS,
+    SAES,
+    Curve,
+)
+
 DATA_CUTOFF = date(2025, 12, 31)  # the demo's data end: later patients are administratively censored
 MALIGNANT_EXCLUDED = ("aplastic anaemia",)
 PLT_UNIT = 3.0  # x10^11 platelets in one apheresis unit
 PLT_FADE_DAYS = 3.5
 RBC_FADE_DAYS = 35
-FATAL_INFECTIONS = (  # cause of death, fatal AE term, infection (site, organism), days from onset to death
-    ("septic shock", "sepsis", ("blood", "Klebsiella pneumoniae"), 4),
-    ("invasive pulmonary aspergillosis", "lung infection", ("lung", "Aspergillus fumigatus"), 16),
-    ("cytomegalovirus pneumonia", "lung infection", ("lung", "cytomegalovirus"), 12),
-    ("septic shock", "sepsis", ("blood", "Pseudomonas aeruginosa"), 3),
-)
-INFECTIONS = (  # after D1: site, organism (None: not identified)
-    ("blood", "Escherichia coli"), ("blood", "Klebsiella pneumoniae"), ("blood", "Staphylococcus epidermidis"),
-    ("lung", "Pseudomonas aeruginosa"), ("lung", None), ("lung", "Aspergillus fumigatus"),
-    ("urinary tract", "Enterococcus faecium"), ("upper respiratory tract", "respiratory syncytial virus"),
-    ("gastrointestinal", "Clostridioides difficile"), ("oral mucosa", "herpes simplex virus"),
-    ("skin and soft tissue", None), ("urinary tract", "BK polyomavirus"),
-)
-CHRONIC_PATTERNS = ({"skin": 1, "mouth": 2}, {"mouth": 1, "eyes": 1}, {"skin": 1}, {"lungs": 1},
-                    {"skin": 2, "joints": 1}, {"mouth": 1}, {"eyes": 2}, {"liver": 1, "mouth": 1})
-COMMON_AES = (  # term, lowest and highest grade
-    ("fever", 1, 2), ("nausea", 1, 2), ("diarrhoea", 1, 2), ("fatigue", 1, 2), ("rash maculo-papular", 1, 2),
-    ("headache", 1, 1), ("hypokalaemia", 1, 3), ("alanine aminotransferase increased", 1, 3),
-    ("mucositis oral", 1, 2), ("hypertension", 2, 3),
-)
-SAES = (  # term, grade, seriousness criteria
-    ("febrile neutropenia", 3, ("hospitalisation",)), ("pneumonia", 3, ("hospitalisation",)),
-    ("sepsis", 4, ("life-threatening", "hospitalisation")), ("gastrointestinal haemorrhage", 3, ("hospitalisation",)),
-    ("acute kidney injury", 3, ("hospitalisation", "important-medical-event")),
-)
-OTHER_DEATHS = (  # cause, fatal AE term, needs low platelets
-    ("intracranial haemorrhage", "intracranial haemorrhage", True),
-    ("multi-organ failure", "multi-organ failure", False),
-    ("acute GVHD of the gut", "graft versus host disease", False),
-)
-
-
-@attrs.define
-class Rise:
-    """A logistic rise from ``base`` to ``plateau`` centred ``start`` days after D1."""
-
-    base: float
-    plateau: float
-    start: float
-    width: float
-
-    def at(self, t: int) -> float:
-        return self.base + (self.plateau - self.base) / (1 + math.exp(-(t - self.start) / self.width))
 
 
 @attrs.define
@@ -92,9 +59,9 @@ class Course:
 
     haplo: bool
     secondary: bool
-    anc: Rise
-    plt: Rise
-    hb: Rise
+    anc: Curve
+    plt: Curve
+    hb: Curve
     plt_class: str  # CR | PR | NR: where the platelet plateau lies
     refractory: bool
     cci: float
@@ -128,20 +95,20 @@ def fate(s: Any) -> Course:
         return rng.random() < p * (0.6 + 0.8 * u)
 
     if secondary and rng.random() < 0.15:  # neutrophils already recovered when PGF is diagnosed
-        anc = Rise(rng.uniform(0.7, 1.5), rng.uniform(1.5, 3.5), 0, 5)
+        anc = Curve(rng.uniform(0.7, 1.5), rng.uniform(1.5, 3.5), 0, 5)
     elif responds(0.8):
-        anc = Rise(rng.uniform(0.05, 0.4), rng.uniform(1.2, 4.0), _onset(rng, 18, 0.6, 3, 150), 4)
+        anc = Curve(rng.uniform(0.05, 0.4), rng.uniform(1.2, 4.0), _onset(rng, 18, 0.6, 3, 150), 4)
     else:
-        anc = Rise(rng.uniform(0.05, 0.3), rng.uniform(0.15, 0.45), 20, 10)
+        anc = Curve(rng.uniform(0.05, 0.3), rng.uniform(0.15, 0.45), 20, 10)
     plt_class = "CR" if responds(0.45) else "PR" if responds(0.27) else "NR"
     plateau = {"CR": (60, 180), "PR": (24, 45), "NR": (5, 17)}[plt_class]
-    plt = Rise(rng.uniform(4, 16), rng.uniform(*plateau), _onset(rng, 30, 0.6, 5, 200), 5)
+    plt = Curve(rng.uniform(4, 16), rng.uniform(*plateau), _onset(rng, 30, 0.6, 5, 200), 5)
     if secondary and rng.random() < 0.08:  # Hb already >= 70 without transfusion at D1
-        hb = Rise(rng.uniform(72, 85), rng.uniform(95, 125), 0, 8)
+        hb = Curve(rng.uniform(72, 85), rng.uniform(95, 125), 0, 8)
     elif responds(0.6):
-        hb = Rise(rng.uniform(52, 66), rng.uniform(95, 130), _onset(rng, 40, 0.5, 7, 200), 8)
+        hb = Curve(rng.uniform(52, 66), rng.uniform(95, 130), _onset(rng, 40, 0.5, 7, 200), 8)
     else:
-        hb = Rise(rng.uniform(50, 62), rng.uniform(50, 62), 20, 10)
+        hb = Curve(rng.uniform(50, 62), rng.uniform(50, 62), 20, 10)
     refractory = rng.random() < 0.2
     course = Course(haplo=haplo, secondary=secondary, anc=anc, plt=plt, hb=hb, plt_class=plt_class,
                     refractory=refractory, cci=rng.uniform(1, 4) if refractory else max(7.5, rng.gauss(13, 3)),

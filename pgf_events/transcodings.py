@@ -16,10 +16,12 @@ from uuid import UUID
 import attrs
 import orjson
 from eventsourcing.persistence import JSONTranscoder, Mapper, MapperDeserialisationError, Transcoding, find_id_convertor
-from eventsourcing.utils import resolve_topic
+from eventsourcing.utils import TopicError, resolve_topic
 
 from pgf_events.domain import values as vo
-from pgf_events.domain.patient import restore
+from pgf_events.domain.entries import restore
+from pgf_events.domain.errors import StoreError
+from pgf_events.domain.kinds import KINDS
 
 
 class DateAsISO(Transcoding):
@@ -117,7 +119,13 @@ class FastMapper(Mapper[Any]):
         try:
             cls, class_version = self._classes[topic]
         except KeyError:
-            cls = resolve_topic(topic)
+            try:
+                cls = resolve_topic(topic)
+            except TopicError:
+                raise StoreError(
+                    f"the store holds events of type {topic!r}, which this version of pgf does not know "
+                    "(written by another version of the program?); nothing was changed"
+                ) from None
             cls, class_version = self._classes.setdefault(topic, (cls, getattr(cls, "class_version", 1)))
         try:
             if self.cipher:
@@ -145,5 +153,5 @@ class FastMapper(Mapper[Any]):
 
 def register_all(transcoder: JSONTranscoder) -> None:
     transcoder.register(DateAsISO())
-    for cls in vo.RECORD_TYPES.values():
-        transcoder.register(RecordAsDict(cls))
+    for kind in KINDS.values():
+        transcoder.register(RecordAsDict(kind.record))

@@ -24,7 +24,9 @@ from typing import Any
 
 from pgf_events.audit.source import patient_streams
 from pgf_events.domain import values as vo
-from pgf_events.domain.patient import CORRECTION, EVENT_KINDS, VOID, Patient
+from pgf_events.domain.kinds import EVENT_KINDS
+from pgf_events.domain.kinds import KINDS as RECORD_KINDS
+from pgf_events.domain.patient import CORRECTION, VOID, Patient
 from pgf_events.projections.history import _show
 from pgf_events.protocol import Protocol
 
@@ -73,7 +75,7 @@ class PatientExceptions:
                 yield from self.edit(event, kind)
             else:
                 self.patient = event.mutate(self.patient)
-                if kind in vo.RECORD_TYPES:
+                if kind in RECORD_KINDS:
                     yield from self.late(event)
             assert self.patient is not None
             site = self.patient.registration.site

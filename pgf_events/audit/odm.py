@@ -34,26 +34,12 @@ import attrs
 from pgf_events import __version__
 from pgf_events.audit.source import patient_streams, utc
 from pgf_events.domain import values as vo
-from pgf_events.domain.patient import CORRECTION, EVENT_KINDS, SIGN, SIGNATURE_MEANINGS, VOID, Patient
+from pgf_events.domain.kinds import EVENT_KINDS, KINDS
+from pgf_events.domain.patient import CORRECTION, SIGN, SIGNATURE_MEANINGS, VOID, Patient
+from pgf_events.domain.vocabulary import UNITS
 
 NS = "http://www.cdisc.org/ns/odm/v1.3"
 MDV_OID = "MDV.PGF.1"
-UNITS = {
-    "10^9/L": "MU.E9PERL", "g/L": "MU.GPERL", "µmol/L": "MU.UMOLPERL", "kg": "MU.KG", "cells": "MU.CELLS",
-    "%": "MU.PCT", "mL/day": "MU.MLPERDAY", "months": "MU.MONTHS",
-}
-FIELD_UNITS = {
-    ("lab", "anc"): "10^9/L", ("lab", "plt"): "10^9/L", ("lab", "wbc"): "10^9/L", ("lab", "hb"): "g/L",
-    ("lab", "bilirubin"): "µmol/L", ("gvhd", "bilirubin"): "µmol/L", ("gvhd", "skin_bsa"): "%",
-    ("gvhd", "stool_ml"): "mL/day", ("register", "weight_kg"): "kg", ("infusion", "weight_kg"): "kg",
-    ("infusion", "cells"): "cells", ("screen", "expected_survival_months"): "months",
-}
-KIND_NAMES = {
-    "register": "Registration", "screen": "Screening", "consent": "Informed consent", "enrol": "Enrolment",
-    "infusion": "MSC infusion", "transfusion": "Transfusion", "lab": "Laboratory", "ae": "Adverse event",
-    "infection": "Infection", "gvhd": "GVHD assessment", "relapse": "Relapse", "contact": "Contact",
-    "death": "Death", "withdraw": "Withdrawal",
-}
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.-]")
 
 
@@ -83,7 +69,7 @@ def _group(kind: str) -> str:
 
 def item_specs(kind: str) -> list[ItemSpec]:
     """The items of one record kind, in field order (dict fields flattened)."""
-    cls = vo.RECORD_TYPES[kind]
+    cls = KINDS[kind].record
     g = _group(kind)
     specs: list[ItemSpec] = []
     for a in attrs.fields(cls):
@@ -94,8 +80,7 @@ def item_specs(kind: str) -> list[ItemSpec]:
         elif a.name == "serious":
             specs.append(ItemSpec(f"IT.{g}.SERIOUS", "serious", "text"))
         else:
-            specs.append(ItemSpec(f"IT.{g}.{a.name.upper()}", a.name, _data_type(a.type),
-                                  FIELD_UNITS.get((kind, a.name))))
+            specs.append(ItemSpec(f"IT.{g}.{a.name.upper()}", a.name, _data_type(a.type), a.metadata.get("unit")))
     return specs
 
 
@@ -273,22 +258,23 @@ def study(trial: str, protocol_version: str) -> ET.Element:
     mdv = _el(element, "MetaDataVersion", OID=MDV_OID, Name="pgf-events record kinds",
               Description="One study event, form and item group per pgf record kind")
     protocol = _el(mdv, "Protocol")
-    for n, kind in enumerate(KIND_NAMES, start=1):
+    titles = {k.name: k.title for k in KINDS.values()}
+    for n, kind in enumerate(titles, start=1):
         _el(protocol, "StudyEventRef", StudyEventOID=f"SE.{_group(kind)}", OrderNumber=n,
             Mandatory="Yes" if kind == "register" else "No")
-    for kind, name in KIND_NAMES.items():
+    for kind, name in titles.items():
         repeating = "No" if kind == "register" else "Yes"
         event = _el(mdv, "StudyEventDef", OID=f"SE.{_group(kind)}", Name=name, Repeating=repeating,
                     Type="Common" if kind == "register" else "Unscheduled")
         _el(event, "FormRef", FormOID=f"F.{_group(kind)}", Mandatory="Yes")
-    for kind, name in KIND_NAMES.items():
+    for kind, name in titles.items():
         form = _el(mdv, "FormDef", OID=f"F.{_group(kind)}", Name=name, Repeating="No")
         _el(form, "ItemGroupRef", ItemGroupOID=f"IG.{_group(kind)}", Mandatory="Yes")
-    for kind, name in KIND_NAMES.items():
+    for kind, name in titles.items():
         group = _el(mdv, "ItemGroupDef", OID=f"IG.{_group(kind)}", Name=name, Repeating="No")
         for n, spec in enumerate(item_specs(kind), start=1):
             _el(group, "ItemRef", ItemOID=spec.oid, OrderNumber=n, Mandatory="No")
-    for kind in KIND_NAMES:
+    for kind in titles:
         for spec in item_specs(kind):
             item = _el(mdv, "ItemDef", OID=spec.oid, Name=spec.name, DataType=spec.data_type,
                        Length=500 if spec.data_type == "text" else None)

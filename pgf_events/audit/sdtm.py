@@ -30,6 +30,7 @@ from typing import Any
 
 from pgf_events.audit.source import fold, patient_streams
 from pgf_events.domain import values as vo
+from pgf_events.domain.kinds import KINDS
 from pgf_events.domain.patient import Patient
 from pgf_events.domain.rules.eligibility import age_in_years
 from pgf_events.protocol import Protocol
@@ -63,13 +64,6 @@ CRITERIA_TEXT = {
     "EX5": "Severe acute allergic reactions", "EX6": "Uncontrolled active infection",
     "EX7": "Participating in another clinical trial", "EX8": "Investigator judgement",
 }
-LAB_TESTS = (  # field, LBTESTCD, LBTEST, LBCAT, unit
-    ("anc", "NEUT", "Neutrophils", "HEMATOLOGY", "10^9/L"),
-    ("plt", "PLAT", "Platelets", "HEMATOLOGY", "10^9/L"),
-    ("hb", "HGB", "Hemoglobin", "HEMATOLOGY", "g/L"),
-    ("wbc", "WBC", "Leukocytes", "HEMATOLOGY", "10^9/L"),
-    ("bilirubin", "BILI", "Bilirubin", "CHEMISTRY", "umol/L"),
-)
 SERIOUSNESS_FLAGS = {
     "death": "AESDTH", "life-threatening": "AESLIFE", "hospitalisation": "AESHOSP", "disability": "AESDISAB",
     "congenital-anomaly": "AESCONG", "important-medical-event": "AESMIE",
@@ -166,14 +160,23 @@ class PatientDatasets:
                      EXENDTC=infusion.date, EXSTDY=self.dy(infusion.date), EXENDY=self.dy(infusion.date))
 
     def lb(self) -> None:
-        for version, lab in sorted(self.p.active(vo.LabPanel), key=lambda vr: (vr[1].date, vr[0])):
-            for field, code, test, category, unit in LAB_TESTS:
-                value = getattr(lab, field)
-                if value is None:
-                    continue
-                self.add("LB", LBSPID=self.p.ref(version), LBTESTCD=code, LBTEST=test, LBCAT=category,
-                         LBORRES=_num(value), LBORRESU=unit, LBSTRESC=_num(value), LBSTRESN=_num(value),
-                         LBSTRESU=unit, LBDTC=lab.date, LBDY=self.dy(lab.date))
+        self.findings("LB")
+
+    def findings(self, domain: str) -> None:
+        """A findings dataset: one row per measured field of every kind that feeds it (the registry's tests)."""
+        d = domain
+        for kind in KINDS.values():
+            if domain not in kind.sdtm:
+                continue
+            for version, record in sorted(self.p.active(kind.record), key=lambda vr: (vr[1].date, vr[0])):
+                for f in kind.findings:
+                    value = getattr(record, f.field)
+                    if value is None:
+                        continue
+                    self.add(d, **{f"{d}SPID": self.p.ref(version), f"{d}TESTCD": f.code, f"{d}TEST": f.test,
+                                   f"{d}CAT": f.category, f"{d}ORRES": _num(value), f"{d}ORRESU": f.unit,
+                                   f"{d}STRESC": _num(value), f"{d}STRESN": _num(value), f"{d}STRESU": f.unit,
+                                   f"{d}DTC": record.date, f"{d}DY": self.dy(record.date)})
 
     def ae(self) -> None:
         events: list[tuple[date, int, Callable[[], None]]] = []

@@ -13,7 +13,7 @@ import orjson
 from pgf_events.application import BatchRejected, Command
 from pgf_events.cli._output import emit_json, output_options, progress
 from pgf_events.domain.errors import PgfError, ValidationError
-from pgf_events.domain.values import RECORD_TYPES
+from pgf_events.domain.kinds import KINDS
 
 MAX_ERRORS_SHOWN = 50
 
@@ -50,9 +50,9 @@ def parse_line(number: int, text: str) -> Command:
         elif changes is not None:
             raise ValidationError('a void line takes no "set"')
         return Command(kind, ref=ref or "", fields=changes or {}, reason=reason, source=source, line=number)
-    if not isinstance(kind, str) or kind not in RECORD_TYPES:
+    if not isinstance(kind, str) or kind not in KINDS:
         raise ValidationError(
-            f'"record" must be one of {", ".join(list(RECORD_TYPES) + ["correct", "void"])}, not {kind!r}'
+            f'"record" must be one of {", ".join(list(KINDS) + ["correct", "void"])}, not {kind!r}'
         )
     subject = obj.pop("subject", None)
     if subject is None:

@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
+import time
+from collections import Counter
 from typing import Any
 
 import click
+
+from pgf_events.application import BatchRejected, Command, Result
+from pgf_events.cli._output import progress
+from pgf_events.cli.batch import command_line
+from pgf_events.cli.report import print_human
+from pgf_events.demo import Subject, commands_for, plan_cohort
+from pgf_events.domain.errors import PgfError
+from pgf_events.domain.kinds import DAY_ORDER
 
 
 @click.command()
@@ -23,10 +33,80 @@ def demo(state: Any, patients: int, seed: int, jsonl: str | None) -> None:
       pgf --db sqlite:///demo.db demo --patients 200 --seed 7
       pgf demo --jsonl cohort.jsonl && pgf --db sqlite:///copy.db import cohort.jsonl
     """
-    from pgf_events import demo as demo_module  # noqa: PLC0415
-
     if jsonl is not None:
-        count = demo_module.write_jsonl(jsonl, patients=patients, seed=seed)
+        count = write_jsonl(jsonl, patients=patients, seed=seed)
         click.echo(f"wrote {count} import lines to {jsonl}", err=True)
         return
-    demo_module.run_demo(state, patients=patients, seed=seed)
+    run_demo(state, patients=patients, seed=seed)
+
+
+def run_demo(state: Any, *, patients: int, seed: int) -> None:
+    """Record the cohort, one atomic batch per patient, then print a summary on stdout."""
+    started = time.perf_counter()
+    subjects = plan_cohort(patients, seed)
+    app = state.app()
+    taken = [s.code for s in subjects if app.has_patient(s.code)]
+    if taken:
+        raise PgfError(
+            f"the store {app.store.display} already holds demo subjects ({', '.join(sorted(taken)[:3])}"
+            f"{', ...' if len(taken) > 3 else ''}); run the demo into a new store, e.g. --db sqlite:///another.db"
+        )
+    counts: Counter[str] = Counter()
+    with progress(len(subjects), "Recording demo patients") as bar:
+        for s in subjects:
+            results = _record(app, state.user, s.code, commands_for(s))
+            counts.update(r.kind for r in results)
+            bar.update(1)
+    _summary(app.store.display, seed, subjects, counts, time.perf_counter() - started)
+    _endpoint_report(app)
+
+
+def _endpoint_report(app: Any) -> None:
+    """End as interface.md says: with the endpoint report, from the caught-up read models."""
+    # The read models load only here, at the end of a recording run (not for --jsonl).
+    from pgf_events.projections.queries import cohort_report  # noqa: PLC0415 - deliberately lazy
+    from pgf_events.projections.store import ProjectionStore  # noqa: PLC0415 - deliberately lazy
+
+    store = ProjectionStore(app)
+    try:
+        click.echo("")
+        print_human("endpoints", cohort_report(app, "endpoints", store=store))
+    finally:
+        store.close()
+
+
+def write_jsonl(path: str, *, patients: int, seed: int) -> int:
+    """Write the same cohort as ``pgf import`` lines instead of recording it; returns the line count."""
+    count = 0
+    with click.open_file(path, "w", encoding="utf-8") as out:
+        for s in plan_cohort(patients, seed):
+            for command in commands_for(s):
+                out.write(command_line(command) + "\n")
+                count += 1
+    return count
+
+
+def _record(app: Any, user: str, code: str, commands: list[Command]) -> list[Result]:
+    try:
+        results = app.execute(commands, user=user)
+    except BatchRejected as e:  # a bug in this module: say which synthetic event broke which rule
+        raise PgfError(f"the demo's own record for {code} was rejected ({e.errors[0][1]})") from None
+    if [r.version for r in results] != list(range(1, len(commands) + 1)):
+        raise AssertionError(f"demo versions for {code} do not match the batch positions")
+    return results
+
+
+def _summary(store: str, seed: int, subjects: list[Subject], counts: Counter[str], seconds: float) -> None:
+    total = sum(counts.values())
+    groups = {"patients enrolled": [s.code for s in subjects if s.failure is None],
+              "screen failures": [s.code for s in subjects if s.failure is not None]}
+    lines = [f"Demo cohort recorded in {store} (seed {seed})"]
+    lines += [f"  {label:<17}  {len(codes):>6}" + (f"  ({min(codes)}..{max(codes)})" if codes else "")
+              for label, codes in groups.items()]
+    rule = f"  {'-' * 12}  {'-' * 6}"
+    lines += ["", f"  {'kind':<12}  {'events':>6}", rule]
+    lines += [f"  {kind:<12}  {counts[kind]:>6}" for kind in sorted(counts, key=DAY_ORDER.__getitem__)]
+    lines += [rule, f"  {'total':<12}  {total:>6}", "",
+              f"  corrections {counts['correct']}, voids {counts['void']}",
+              f"  wall time {seconds:.2f} s, {total / max(seconds, 1e-6):.0f} events/s"]
+    click.echo("\n".join(lines))

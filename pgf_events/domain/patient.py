@@ -9,10 +9,9 @@ recomputed from the chain of corrections and voids that point at it.
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import hmac
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from datetime import datetime
 from typing import Any
 from uuid import UUID, uuid5
@@ -21,14 +20,13 @@ import attrs
 from eventsourcing.domain import Aggregate
 
 from pgf_events.domain import values as vo
-from pgf_events.domain.errors import EventNotFoundError, RuleViolation, ValidationError
+from pgf_events.domain.entries import CORRECTION, SIGN, VOID, Entry, EntryLog
+from pgf_events.domain.errors import RuleViolation, ValidationError
 from pgf_events.domain.parsing import latest_valid_date, parse_text
 from pgf_events.domain.rules import eligibility
 from pgf_events.protocol import Protocol
 
 PATIENT_NAMESPACE = UUID("6f1c1d4e-5a0b-4f7e-9a49-2f0c8e3b7d11")
-CORRECTION, VOID = "correct", "void"
-SIGN = "sign"
 SIGNATURE_MEANINGS = ("review", "approval")
 
 
@@ -57,22 +55,7 @@ class Context:
     source: str | None = None
 
 
-@attrs.define
-class Entry:
-    """One event in the patient's history with its effective state after corrections and voids."""
-
-    version: int
-    kind: str  # a record kind, "correct" or "void"
-    original: vo.Record | None = None  # the record as first entered
-    record: vo.Record | None = None  # the record with every standing correction applied
-    changes: dict[str, Any] = attrs.field(factory=dict)  # a correction's own (effective) changes
-    target: int | None = None  # the version a correction or void supersedes
-    reason: str | None = None
-    voided: bool = False
-    children: list[int] = attrs.field(factory=list)  # corrections and voids pointing here
-
-
-class Patient(Aggregate):
+class Patient(Aggregate, EntryLog):
     """A trial subject's stream: registration first, then every clinical fact and change."""
 
     # The aggregate's own event base, defined here so that every event below subclasses it as
@@ -200,11 +183,9 @@ class Patient(Aggregate):
             recorded_by=ctx.recorded_by, source=ctx.source,
         )
 
-    def screen(self, record: vo.Screening, ctx: Context) -> None:
-        self._record(self.Screened, record, ctx)
-
-    def consent(self, record: vo.Consent, ctx: Context) -> None:
-        self._record(self.Consented, record, ctx)
+    def record(self, event_class: type[Recorded], record: vo.Record, ctx: Context) -> None:
+        """Record a clinical fact whose kind has no rule beyond the ones every record obeys."""
+        self._record(event_class, record, ctx)
 
     def enrol(self, record: vo.Enrolment, ctx: Context) -> None:
         if self.enrolment is not None:
@@ -248,27 +229,6 @@ class Patient(Aggregate):
                     f"({self.ref(version)}); doses must be at least {gap} days apart"
                 )
         self._record(self.Infused, record, ctx)
-
-    def transfuse(self, record: vo.Transfusion, ctx: Context) -> None:
-        self._record(self.Transfused, record, ctx)
-
-    def record_lab(self, record: vo.LabPanel, ctx: Context) -> None:
-        self._record(self.LabResulted, record, ctx)
-
-    def report_adverse_event(self, record: vo.AdverseEvent, ctx: Context) -> None:
-        self._record(self.AdverseEventReported, record, ctx)
-
-    def diagnose_infection(self, record: vo.Infection, ctx: Context) -> None:
-        self._record(self.InfectionDiagnosed, record, ctx)
-
-    def assess_gvhd(self, record: vo.GvhdAssessment, ctx: Context) -> None:
-        self._record(self.GvhdAssessed, record, ctx)
-
-    def diagnose_relapse(self, record: vo.Relapse, ctx: Context) -> None:
-        self._record(self.RelapseDiagnosed, record, ctx)
-
-    def record_contact(self, record: vo.Contact, ctx: Context) -> None:
-        self._record(self.ContactRecorded, record, ctx)
 
     def record_death(self, record: vo.Death, ctx: Context) -> None:
         if self.death is not None:
@@ -345,9 +305,6 @@ class Patient(Aggregate):
         )
 
     # ------------------------------------------------------------------ queries
-
-    def ref(self, version: int) -> str:
-        return make_ref(self.subject, version)
 
     @property
     def registration(self) -> vo.Registration:
@@ -426,93 +383,6 @@ class Patient(Aggregate):
                     f"(--{name.replace('_', '-')} {day}; correct or void {self.ref(death[0])} if the death is wrong)"
                 )
 
-    def _existing(self, version: int) -> Entry:
-        if version not in self.entries:
-            raise EventNotFoundError(f"patient {self.subject} has no event {self.ref(version)} (latest is #{self.version})")
-        return self.entries[version]
-
-    def _entry(self, version: int) -> Entry:
-        return self.entries[version]
-
-    def _root(self, version: int) -> int:
-        entry = self.entries[version]
-        while entry.kind in (CORRECTION, VOID) and entry.target is not None:
-            entry = self.entries[entry.target]
-        return entry.version
-
-    # ------------------------------------------------------------------ state changes (events only)
-
-    def _add_record(self, version: int, record: vo.Record) -> None:
-        self.entries[version] = Entry(version=version, kind=record.KIND, original=record, record=record)
-        self._kinds.setdefault(record.KIND, []).append(version)
-
-    def _add_change(self, version: int, kind: str, supersedes: str, reason: str, changes: dict[str, Any]) -> None:
-        target = int(supersedes.rpartition("#")[2])
-        self.entries[version] = Entry(version=version, kind=kind, target=target, reason=reason, changes=dict(changes))
-        self.entries[target].children.append(version)
-        self._resolve(self._root(target))
-
-    def _resolve(self, root: int) -> None:
-        """Recompute voided flags and effective values for a record and everything superseding it."""
-        self._resolve_voided(root)
-        entry = self.entries[root]
-        entry.record = self._record_with(root)
-
-    def _resolve_voided(self, version: int) -> None:
-        entry = self.entries[version]
-        for child in entry.children:
-            self._resolve_voided(child)
-        entry.voided = any(
-            self.entries[c].kind == VOID and not self.entries[c].voided for c in entry.children
-        )
-
-    def _effective_changes(self, version: int, replace: Mapping[int, dict[str, Any]]) -> dict[str, Any]:
-        entry = self.entries[version]
-        changes = dict(replace.get(version, entry.changes))
-        if version in replace:
-            return changes
-        for child in entry.children:
-            c = self.entries[child]
-            if c.kind == CORRECTION and not c.voided:
-                changes.update(self._effective_changes(child, replace))
-        return changes
-
-    def _record_with(self, root: int, replace: Mapping[int, dict[str, Any]] | None = None) -> vo.Record:
-        """The root record's original value with its standing corrections applied in order."""
-        entry = self.entries[root]
-        assert entry.original is not None
-        values = entry.original.as_input()
-        for child in entry.children:
-            c = self.entries[child]
-            if c.kind == CORRECTION and not c.voided:
-                values.update(self._effective_changes(child, replace or {}))
-        return restore(type(entry.original), values)
-
-
-def restore(cls: type[vo.Record], values: Mapping[str, Any]) -> vo.Record:
-    """Rebuild a stored record without re-running validation (stored facts are never re-judged)."""
-    instance = object.__new__(cls)
-    setattr_ = object.__setattr__
-    for name, default, factory in _restore_plan(cls):
-        value = values.get(name, default) if factory is None or name in values else factory()
-        if name == "serious" and isinstance(value, list):
-            value = tuple(value)
-        setattr_(instance, name, value)
-    return instance
-
-
-@functools.cache
-def _restore_plan(cls: type[vo.Record]) -> tuple[tuple[str, Any, Callable[[], Any] | None], ...]:
-    """Per field: name, the default when absent (None if required), and the default's factory if any."""
-    plan = []
-    for a in attrs.fields(cls):
-        default = a.default if a.default is not attrs.NOTHING else None
-        if isinstance(default, attrs.Factory):  # type: ignore[arg-type]
-            plan.append((a.name, None, default.factory))
-        else:
-            plan.append((a.name, default, None))
-    return tuple(plan)
-
 
 def _check_not_signature(patient: Patient, entry: Entry) -> None:
     if entry.kind == SIGN:
@@ -527,22 +397,3 @@ def _check_not_future(record: vo.Record, ctx: Context) -> None:
     for name, day in record.dates():
         if day > limit:
             raise ValidationError(f"--{name.replace('_', '-')} {day} is in the future")
-
-
-RECORD_COMMANDS: dict[str, str] = {
-    "screen": "screen", "consent": "consent", "enrol": "enrol", "infusion": "infuse",
-    "transfusion": "transfuse", "lab": "record_lab", "ae": "report_adverse_event",
-    "infection": "diagnose_infection", "gvhd": "assess_gvhd", "relapse": "diagnose_relapse",
-    "contact": "record_contact", "death": "record_death", "withdraw": "withdraw",
-}
-
-# The record kind each event class carries (history and projections read events by this).
-EVENT_KINDS: dict[type, str] = {
-    Patient.Registered: "register", Patient.Screened: "screen", Patient.Consented: "consent",
-    Patient.Enrolled: "enrol", Patient.Infused: "infusion", Patient.Transfused: "transfusion",
-    Patient.LabResulted: "lab", Patient.AdverseEventReported: "ae",
-    Patient.InfectionDiagnosed: "infection", Patient.GvhdAssessed: "gvhd",
-    Patient.RelapseDiagnosed: "relapse", Patient.ContactRecorded: "contact", Patient.Died: "death",
-    Patient.Withdrawn: "withdraw", Patient.Corrected: CORRECTION, Patient.Voided: VOID,
-    Patient.Signed: SIGN,
-}

@@ -1,15 +1,13 @@
 """attrs value objects, one per record kind, validated for what they hold.
 
-Each field declares how raw input is parsed (``metadata["parse"]``) and its invariants
-(attrs validators). :meth:`Record.from_input` is the one path from a CLI option dict or a JSON
-Lines object to a value object, so the same mistake gets the same message everywhere, and a
-correction is revalidated exactly as if it were newly entered (:meth:`Record.corrected`).
+Each field declares how raw input is parsed, its unit and range, and the help of the option that
+enters it (:mod:`pgf_events.domain.fields`); the record-kind registry
+(:mod:`pgf_events.domain.kinds`) ties each class to its event, command and export names.
 """
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from datetime import date, datetime
 from typing import Any, ClassVar
 
@@ -17,36 +15,40 @@ import attrs
 
 from pgf_events.domain import parsing as p
 from pgf_events.domain.errors import ValidationError
-
-HB_G_PER_L_PER_G_PER_DL = 10.0
-BILIRUBIN_UMOL_PER_MG_DL = 17.1
-TYPED_CRITERIA = ("IN1", "IN4", "IN5", "EX1", "EX2", "EX3", "EX4", "EX5", "EX6", "EX7", "EX8")
-DERIVED_CRITERIA = {
-    "IN2": "age at screening, from the birth date",
-    "IN3": "--kps and --expected-survival-months",
-    "IN6": "the consent record",
-}
-SERIOUSNESS = (
-    "death", "life-threatening", "hospitalisation", "disability", "congenital-anomaly",
-    "important-medical-event",
+from pgf_events.domain.fields import (
+    InputOption,
+    choice,
+    convert_units,
+    criteria,
+    date_field,
+    field,
+    optional,
+    organs,
+    seriousness,
+    text,
 )
-RELATEDNESS = ("not", "unlikely", "possible", "probable", "definite")
-CHRONIC_ORGANS = ("skin", "mouth", "eyes", "gi", "liver", "lungs", "joints", "genital")
+from pgf_events.domain.record import Record
+from pgf_events.domain.vocabulary import (
+    BILIRUBIN_UMOL_PER_MG_DL,
+    CHRONIC_ORGANS,
+    CONTACT_STATUSES,
+    DERIVED_CRITERIA,
+    DISEASE_STATUSES,
+    HB_G_PER_L_PER_G_PER_DL,
+    PGF_TYPES,
+    PRODUCTS,
+    RELATEDNESS,
+    SERIOUSNESS,
+    SEXES,
+    TYPED_CRITERIA,
+)
 
+# Re-exported: callers read the base class and the vocabularies through ``vo``.
+__all__ = ["BILIRUBIN_UMOL_PER_MG_DL", "CHRONIC_ORGANS", "DERIVED_CRITERIA", "HB_G_PER_L_PER_G_PER_DL",
+           "RELATEDNESS", "SERIOUSNESS", "TYPED_CRITERIA", "Record"]
 
-def _field(parse: Callable[[Any, str], Any], *, default: Any = attrs.NOTHING,
-           validator: Any = None) -> Any:
-    return attrs.field(default=default, validator=validator, metadata={"parse": parse})
-
-
-def _opt(parse: Callable[[Any, str], Any], validator: Any = None) -> Any:
-    return _field(parse, default=None, validator=attrs.validators.optional(validator) if validator else None)
-
-
-def in_range(low: float, high: float, unit: str = "") -> Callable[[Any, attrs.Attribute, Any], None]:
-    def check(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
-        p.check_in_range(value, attribute.name, low, high, unit)
-    return check
+COUNT_UNIT, SHOWN_COUNT_UNIT = "10^9/L", "x10^9/L"
+BILIRUBIN_HELP = "Total bilirubin, µmol/L unless --bilirubin-unit mg/dL."
 
 
 def _kps(instance: Any, attribute: attrs.Attribute, value: int) -> None:
@@ -55,186 +57,19 @@ def _kps(instance: Any, attribute: attrs.Attribute, value: int) -> None:
         raise ValidationError(f"--kps moves in steps of 10 (0, 10, ... 100), not {value}")
 
 
-def _choice(*choices: str) -> Callable[[Any, str], str]:
-    return lambda value, name: p.parse_choice(value, name, choices)
-
-
-def _text(max_length: int = 200) -> Callable[[Any, str], str]:
-    return lambda value, name: p.parse_text(value, name, max_length)
-
-
-def _pairs(value: Any, option: str, example: str) -> list[tuple[Any, Any]]:
-    """``{"K": v}``, ``["K=v", ...]`` or ``"K=v"`` -> ``[(K, v), ...]`` (CLI repeats and JSON objects alike)."""
-    if isinstance(value, str):
-        value = [value]
-    if isinstance(value, Mapping):
-        return list(value.items())
-    if not isinstance(value, (list, tuple)):
-        raise ValidationError(f"{option} must look like {example}")
-    pairs = []
-    for item in value:
-        if not isinstance(item, str) or "=" not in item:
-            raise ValidationError(f"{option} must look like {example}, not {item!r}")
-        key, _, answer = item.partition("=")
-        pairs.append((key, answer))
-    return pairs
-
-
-def _criteria(value: Any, name: str) -> dict[str, bool]:
-    """``{"IN1": "yes"}`` or ``["IN1=yes", ...]`` -> ``{"IN1": True}``."""
-    items = _pairs(value, "--criterion", "IN1=yes or EX6=no")
-    criteria: dict[str, bool] = {}
-    for code, answer in items:
-        code = str(code).strip().upper()
-        if code in DERIVED_CRITERIA:
-            raise ValidationError(f"{code} is derived from {DERIVED_CRITERIA[code]}; it cannot be typed")
-        if code not in TYPED_CRITERIA:
-            raise ValidationError(f"unknown criterion {code!r}; typed criteria are {', '.join(TYPED_CRITERIA)}")
-        criteria[code] = p.parse_bool(answer, f"criterion {code}")
-    return dict(sorted(criteria.items()))
-
-
-def _seriousness(value: Any, name: str) -> tuple[str, ...]:
-    if isinstance(value, str):
-        value = [part for part in value.split(",") if part.strip()]
-    if not isinstance(value, (list, tuple)):
-        raise ValidationError(f"--serious must be a comma-separated list of {', '.join(SERIOUSNESS)}")
-    return tuple(sorted({p.parse_choice(item, name, SERIOUSNESS) for item in value}))
-
-
-def _organs(value: Any, name: str) -> dict[str, int]:
-    pairs = _pairs(value, "--organ", "skin=2")
-    organs: dict[str, int] = {}
-    for organ, score in pairs:
-        organ = p.parse_choice(str(organ), "organ", CHRONIC_ORGANS)
-        number = p.parse_int(score, f"organ {organ}")
-        p.check_in_range(number, f"organ_{organ}_score", 0, 3, "")
-        organs[organ] = number
-    return dict(sorted(organs.items()))
-
-
-@attrs.frozen
-class _FieldSpec:
-    """What the hot paths need of a record class's attrs fields, computed once per class."""
-
-    names: tuple[str, ...]
-    date_names: tuple[str, ...]  # fields declared as a date or datetime (parsing guarantees the type)
-    allowed: frozenset[str]  # field names and input-only options
-    parsers: tuple[tuple[str, Callable[[Any, str], Any], bool], ...]  # (name, parse, required)
-
-
-@functools.cache
-def _spec(cls: type[Record]) -> _FieldSpec:
-    fields = attrs.fields(cls)
-    return _FieldSpec(
-        names=tuple(a.name for a in fields),
-        date_names=tuple(a.name for a in fields if "date" in str(a.type)),  # "date", "datetime | None", ...
-        allowed=frozenset(a.name for a in fields) | frozenset(cls.INPUT_OPTIONS),
-        parsers=tuple((a.name, a.metadata["parse"], a.default is attrs.NOTHING) for a in fields),
-    )
-
-
-@attrs.frozen
-class Record:
-    """Base of every record kind: a clinical fact as entered, already validated."""
-
-    KIND: ClassVar[str] = ""
-    DATE_FIELD: ClassVar[str] = "date"
-    # Input-only options (units) that are folded into canonical fields by ``_normalise``.
-    INPUT_OPTIONS: ClassVar[tuple[str, ...]] = ()
-    # Dates of reporting rather than of care (an SAE can become known after the patient died).
-    REPORTING_DATES: ClassVar[tuple[str, ...]] = ("aware",)
-
-    @property
-    def clinical_date(self) -> date:
-        return getattr(self, self.DATE_FIELD)
-
-    def clinical_dates(self) -> list[tuple[str, date]]:
-        """The dates on which something happened to the patient (not when a site learnt of it)."""
-        return [(name, day) for name, day in self.dates() if name not in self.REPORTING_DATES]
-
-    def dates(self) -> list[tuple[str, date]]:
-        """Every clinical date the record holds (checked against birth and the future)."""
-        out = []
-        for name in _spec(type(self)).date_names:
-            value = getattr(self, name)
-            if isinstance(value, datetime):
-                out.append((name, value.date()))
-            elif isinstance(value, date):
-                out.append((name, value))
-        return out
-
-    def latest_date(self) -> date:
-        """The latest of :meth:`dates` (every record holds at least one)."""
-        latest = None
-        for name in _spec(type(self)).date_names:
-            value = getattr(self, name)
-            if value is None:
-                continue
-            day = value.date() if isinstance(value, datetime) else value
-            if latest is None or day > latest:
-                latest = day
-        if latest is None:
-            raise ValueError(f"a {self.KIND} record holds no date")
-        return latest
-
-    @classmethod
-    def field_names(cls) -> tuple[str, ...]:
-        return _spec(cls).names
-
-    @classmethod
-    def _normalise(cls, raw: dict[str, Any]) -> dict[str, Any]:
-        return raw
-
-    @classmethod
-    def from_input(cls, raw: Mapping[str, Any]) -> Record:
-        """Build from option values keyed by field name (``None`` means not given)."""
-        spec = _spec(cls)
-        given = {k: v for k, v in raw.items() if v is not None}
-        unknown = sorted(k for k in given if k not in spec.allowed)
-        if unknown:
-            raise ValidationError(
-                f"record {cls.KIND} has no option {', '.join(p.label(u) for u in unknown)}"
-            )
-        given = cls._normalise(given)
-        values: dict[str, Any] = {}
-        for name, parse, required in spec.parsers:
-            if name in given:
-                values[name] = parse(given[name], name)
-            elif required:
-                raise ValidationError(f"record {cls.KIND} needs {p.label(name)}")
-        return cls(**values)
-
-    def as_input(self) -> dict[str, Any]:
-        """The fields as a dict (values not copied), in declaration order."""
-        return {name: getattr(self, name) for name in _spec(type(self)).names}
-
-    def corrected(self, changes: Mapping[str, Any]) -> tuple[Record, dict[str, Any]]:
-        """The record with ``changes`` applied and revalidated, and the canonical changed fields."""
-        unknown = sorted(set(changes) - _spec(type(self)).allowed)
-        if unknown:
-            raise ValidationError(
-                f"a {self.KIND} record has no field {', '.join(unknown)}; "
-                f"its fields are {', '.join(self.field_names())}"
-            )
-        merged = {**self.as_input(), **changes}
-        new = type(self).from_input(merged)
-        old_values, new_values = self.as_input(), new.as_input()
-        diff = {k: new_values[k] for k in self.field_names() if new_values[k] != old_values[k]}
-        return new, diff
-
-
 @attrs.frozen
 class Registration(Record):
     KIND: ClassVar[str] = "register"
-    site: str = _field(_text(64))
-    birth_date: date = _field(p.parse_date)
-    sex: str = _field(_choice("M", "F"))
-    weight_kg: float = _field(p.parse_number, validator=in_range(20, 250, "kg"))
-    transplant_date: date = _field(p.parse_date)
-    donor_type: str | None = _opt(_text(64))
-    diagnosis: str | None = _opt(_text(200))
-    date: date | None = _opt(p.parse_date)  # registration date; defaults to the recording day
+    site: str = field(text(64), help="Study site code.")
+    birth_date: date = date_field("Birth date")
+    sex: str = field(choice(*SEXES), help="M or F.", metavar="M|F")
+    weight_kg: float = field(p.parse_number, range=(20, 250), unit="kg", help="Body weight in kg (20–250).",
+                             metavar="KG")
+    transplant_date: date = date_field("Allogeneic HSCT date, day 0")
+    donor_type: str | None = optional(text(64), help="Donor type, e.g. haploidentical, matched-sibling, unrelated.")
+    diagnosis: str | None = optional(text(200), help="Underlying disease, e.g. AML.")
+    # registration date; defaults to the recording day
+    date: date | None = date_field("Registration date (default: today, UTC)", required=False)
 
     @property
     def clinical_date(self) -> date:
@@ -248,10 +83,14 @@ class Registration(Record):
 @attrs.frozen
 class Screening(Record):
     KIND: ClassVar[str] = "screen"
-    date: date = _field(p.parse_date)
-    kps: int | None = _opt(p.parse_int, _kps)
-    expected_survival_months: float | None = _opt(p.parse_number, in_range(0, 600, "months"))
-    criterion: dict[str, bool] = _field(_criteria, default=attrs.Factory(dict))
+    date: date = date_field("Screening date")
+    kps: int | None = optional(p.parse_int, validator=_kps, metavar="N",
+                               help="Karnofsky performance status, 0–100 in steps of 10 (IN3 needs > 60).")
+    expected_survival_months: float | None = optional(
+        p.parse_number, range=(0, 600), unit="months", metavar="N", help="Expected survival in months (IN3 needs > 3).")
+    criterion: dict[str, bool] = field(
+        criteria, default=attrs.Factory(dict), multiple=True, metavar="CODE=yes|no",
+        help="CODE=yes|no for IN1, IN4, IN5, EX1–EX8 (yes = the statement is true). Repeatable.")
 
     def __attrs_post_init__(self) -> None:
         if self.kps is None and self.expected_survival_months is None and not self.criterion:
@@ -263,16 +102,17 @@ class Screening(Record):
 @attrs.frozen
 class Consent(Record):
     KIND: ClassVar[str] = "consent"
-    date: date = _field(p.parse_date)
-    version: str | None = _opt(_text(64))
+    date: date = date_field("Date consent was signed")
+    version: str | None = optional(text(64), help="Consent form version.")
 
 
 @attrs.frozen
 class Enrolment(Record):
     KIND: ClassVar[str] = "enrol"
-    date: date = _field(p.parse_date)
-    pgf_type: str | None = _opt(_choice("primary", "secondary"))
-    pgf_diagnosis_date: date | None = _opt(p.parse_date)
+    date: date = date_field("Enrolment date")
+    pgf_type: str | None = optional(choice(*PGF_TYPES), help="primary or secondary poor graft function.",
+                                    metavar="primary|secondary")
+    pgf_diagnosis_date: date | None = date_field("Date PGF was diagnosed", required=False)
 
     def __attrs_post_init__(self) -> None:
         if self.pgf_diagnosis_date and self.pgf_diagnosis_date > self.date:
@@ -282,10 +122,12 @@ class Enrolment(Record):
 @attrs.frozen
 class Infusion(Record):
     KIND: ClassVar[str] = "infusion"
-    date: date = _field(p.parse_date)
-    cells: float = _field(p.parse_number, validator=in_range(1, 1e12, "cells"))
-    weight_kg: float = _field(p.parse_number, validator=in_range(20, 250, "kg"))
-    lot: str | None = _opt(_text(64))
+    date: date = date_field("Infusion date")
+    cells: float = field(p.parse_number, range=(1, 1e12), unit="cells", metavar="N",
+                         help="Total viable cells infused, e.g. 6.5e7.")
+    weight_kg: float = field(p.parse_number, range=(20, 250), unit="kg", metavar="KG",
+                             help="Body weight used for this dose, kg.")
+    lot: str | None = optional(text(64), help="MSC product lot.")
 
     @property
     def cells_per_kg(self) -> float:
@@ -299,61 +141,55 @@ class Infusion(Record):
 @attrs.frozen
 class Transfusion(Record):
     KIND: ClassVar[str] = "transfusion"
-    date: date = _field(p.parse_date)
-    product: str = _field(_choice("rbc", "platelets"))
-    units: int = _field(p.parse_int, default=1, validator=in_range(1, 20, "units"))
+    date: date = date_field("Transfusion date")
+    product: str = field(choice(*PRODUCTS), help="rbc or platelets.", metavar="rbc|platelets")
+    units: int = field(p.parse_int, default=1, range=(1, 20), shown_unit="units", help="Units given (default 1).",
+                       metavar="N")
 
 
 @attrs.frozen
 class LabPanel(Record):
     KIND: ClassVar[str] = "lab"
-    INPUT_OPTIONS: ClassVar[tuple[str, ...]] = ("hb_unit", "bilirubin_unit")
-    date: date = _field(p.parse_date)
-    anc: float | None = _opt(p.parse_number, in_range(0, 100, "x10^9/L"))
-    plt: float | None = _opt(p.parse_number, in_range(0, 2000, "x10^9/L"))
-    hb: float | None = _opt(p.parse_number, in_range(20, 250, "g/L"))
-    wbc: float | None = _opt(p.parse_number, in_range(0, 500, "x10^9/L"))
-    bilirubin: float | None = _opt(p.parse_number, in_range(0, 1000, "µmol/L"))
+    INPUT_OPTIONS: ClassVar[Mapping[str, InputOption]] = {
+        "hb_unit": InputOption("g/L (default) or g/dL (converted x10).", "g/L|g/dL", after="hb"),
+        "bilirubin_unit": InputOption("µmol/L (default) or mg/dL (converted x17.1).", "UNIT", after="bilirubin"),
+    }
+    date: date = date_field("Sample date")
+    anc: float | None = optional(p.parse_number, range=(0, 100), unit=COUNT_UNIT, shown_unit=SHOWN_COUNT_UNIT,
+                                 metavar="X", help="Absolute neutrophil count, 10^9/L (0–100).")
+    plt: float | None = optional(p.parse_number, range=(0, 2000), unit=COUNT_UNIT, shown_unit=SHOWN_COUNT_UNIT,
+                                 metavar="X", help="Platelets, 10^9/L (0–2000).")
+    hb: float | None = optional(p.parse_number, range=(20, 250), unit="g/L", metavar="X",
+                                help="Haemoglobin, g/L (20–250) unless --hb-unit g/dL.")
+    wbc: float | None = optional(p.parse_number, range=(0, 500), unit=COUNT_UNIT, shown_unit=SHOWN_COUNT_UNIT,
+                                 metavar="X", help="White cells, 10^9/L.")
+    bilirubin: float | None = optional(p.parse_number, range=(0, 1000), unit="µmol/L", metavar="X",
+                                       help=BILIRUBIN_HELP)
 
     @classmethod
     def _normalise(cls, raw: dict[str, Any]) -> dict[str, Any]:
-        return _convert_units(dict(raw))
+        return convert_units(dict(raw))
 
     def __attrs_post_init__(self) -> None:
         if self.anc is None and self.plt is None and self.hb is None and self.wbc is None and self.bilirubin is None:
             raise ValidationError("a lab record needs at least one value (--anc, --plt, --hb, --wbc or --bilirubin)")
 
 
-def _convert_units(raw: dict[str, Any]) -> dict[str, Any]:
-    hb_unit = p.parse_choice(raw.pop("hb_unit"), "hb_unit", ("g/L", "g/dL")) if "hb_unit" in raw else "g/L"
-    if "hb" in raw and hb_unit == "g/dL":
-        raw["hb"] = round(p.parse_number(raw["hb"], "hb") * HB_G_PER_L_PER_G_PER_DL, 6)
-    elif "hb" in raw:
-        hb = p.parse_number(raw["hb"], "hb")
-        if 2 <= hb < 20:
-            raise ValidationError(
-                f"--hb {hb:g} g/L is out of range 20–250 g/L; if it was measured in g/dL add --hb-unit g/dL"
-            )
-    bili_unit = p.parse_choice(
-        raw.pop("bilirubin_unit"), "bilirubin_unit", ("µmol/L", "umol/L", "mg/dL")
-    ) if "bilirubin_unit" in raw else "µmol/L"
-    if "bilirubin" in raw and bili_unit == "mg/dL":
-        raw["bilirubin"] = round(p.parse_number(raw["bilirubin"], "bilirubin") * BILIRUBIN_UMOL_PER_MG_DL, 6)
-    return raw
-
-
 @attrs.frozen
 class AdverseEvent(Record):
     KIND: ClassVar[str] = "ae"
     DATE_FIELD: ClassVar[str] = "onset"
-    onset: date = _field(p.parse_date)
-    term: str = _field(_text(200))
-    grade: int = _field(p.parse_int, validator=in_range(1, 5, ""))
-    serious: tuple[str, ...] = _field(_seriousness, default=())
-    related: str | None = _opt(_choice(*RELATEDNESS))
-    aware: datetime | None = _opt(p.parse_datetime)
-    end: date | None = _opt(p.parse_date)
-    outcome: str | None = _opt(_text(200))
+    onset: date = date_field("Onset date")
+    term: str = field(text(200), help="Adverse event term (CTCAE/MedDRA).")
+    grade: int = field(p.parse_int, range=(1, 5), help="CTCAE v5 grade 1–5.", metavar="1-5")
+    serious: tuple[str, ...] = field(seriousness, default=(), metavar="CRITERIA",
+                                     help=f"Comma-separated: {', '.join(SERIOUSNESS)}.")
+    related: str | None = optional(choice(*RELATEDNESS), metavar="LEVEL",
+                                   help=f"Relatedness to MSC: {', '.join(RELATEDNESS)}.")
+    aware: datetime | None = optional(p.parse_datetime, metavar="DATE/TIME",
+                                      help="When the site became aware (YYYY-MM-DD or YYYY-MM-DDTHH:MM, UTC unless offset).")
+    end: date | None = date_field("Resolution date", required=False)
+    outcome: str | None = optional(text(200), help="Outcome, e.g. recovered, recovering, fatal.")
 
     def __attrs_post_init__(self) -> None:
         if self.end and self.end < self.onset:
@@ -368,30 +204,39 @@ class AdverseEvent(Record):
 class Infection(Record):
     KIND: ClassVar[str] = "infection"
     DATE_FIELD: ClassVar[str] = "onset"
-    onset: date = _field(p.parse_date)
-    site: str = _field(_text(100))
-    grade: int = _field(p.parse_int, validator=in_range(1, 5, ""))
-    organism: str | None = _opt(_text(100))
+    onset: date = date_field("Onset date")
+    site: str = field(text(100), help="Site of infection, e.g. lung, blood, urinary tract.")
+    grade: int = field(p.parse_int, range=(1, 5), help="CTCAE v5 grade 1–5.", metavar="1-5")
+    organism: str | None = optional(text(100), help="Organism, if known.")
 
 
 @attrs.frozen
 class GvhdAssessment(Record):
     KIND: ClassVar[str] = "gvhd"
-    INPUT_OPTIONS: ClassVar[tuple[str, ...]] = ("bilirubin_unit",)
+    INPUT_OPTIONS: ClassVar[Mapping[str, InputOption]] = {
+        "bilirubin_unit": InputOption("µmol/L (default) or mg/dL.", "UNIT", after="bilirubin"),
+    }
     ACUTE: ClassVar[tuple[str, ...]] = ("skin_bsa", "bilirubin", "upper_gi", "stool_ml")
-    date: date = _field(p.parse_date)
-    chronic: bool = _field(p.parse_bool, default=False)
-    skin_bsa: float | None = _opt(p.parse_number, in_range(0, 100, "%"))
-    bullae: bool = _field(p.parse_bool, default=False)
-    bilirubin: float | None = _opt(p.parse_number, in_range(0, 1000, "µmol/L"))
-    upper_gi: bool | None = _opt(p.parse_bool)
-    stool_ml: float | None = _opt(p.parse_number, in_range(0, 10000, "mL/day"))
-    severe_pain: bool = _field(p.parse_bool, default=False)
-    organ: dict[str, int] = _field(_organs, default=attrs.Factory(dict))
+    date: date = date_field("Assessment date")
+    chronic: bool = field(p.parse_bool, default=False, flag=True,
+                          help="A chronic GVHD assessment (NIH organ scores).")
+    skin_bsa: float | None = optional(p.parse_number, range=(0, 100), unit="%", metavar="PCT",
+                                      help="Body surface with active erythema, % (0–100).")
+    bullae: bool = field(p.parse_bool, default=False, flag=True, help="Bullae / desquamation over 5% BSA.")
+    bilirubin: float | None = optional(p.parse_number, range=(0, 1000), unit="µmol/L", metavar="X",
+                                       help=BILIRUBIN_HELP)
+    upper_gi: bool | None = optional(p.parse_bool, metavar="yes|no",
+                                     help="Persistent nausea, vomiting or anorexia: yes or no.")
+    stool_ml: float | None = optional(p.parse_number, range=(0, 10000), unit="mL/day", metavar="N",
+                                      help="Stool volume, mL/day.")
+    severe_pain: bool = field(p.parse_bool, default=False, flag=True,
+                              help="Severe abdominal pain, ileus or grossly bloody stool.")
+    organ: dict[str, int] = field(organs, default=attrs.Factory(dict), multiple=True, metavar="NAME=SCORE",
+                                  help=f"NAME=SCORE (0–3) for {', '.join(CHRONIC_ORGANS)}. Repeatable.")
 
     @classmethod
     def _normalise(cls, raw: dict[str, Any]) -> dict[str, Any]:
-        return _convert_units(dict(raw))
+        return convert_units(dict(raw))
 
     def __attrs_post_init__(self) -> None:
         acute_given = [n for n in self.ACUTE if getattr(self, n) is not None]
@@ -416,41 +261,28 @@ class GvhdAssessment(Record):
 @attrs.frozen
 class Relapse(Record):
     KIND: ClassVar[str] = "relapse"
-    date: date = _field(p.parse_date)
+    date: date = date_field("Date relapse was diagnosed")
 
 
 @attrs.frozen
 class Contact(Record):
     KIND: ClassVar[str] = "contact"
-    date: date = _field(p.parse_date)
-    status: str = _field(_choice("alive"))
-    disease: str | None = _opt(_choice("free", "relapsed"))
+    date: date = date_field("Contact date")
+    status: str = field(choice(*CONTACT_STATUSES), help="alive.", metavar="alive")
+    disease: str | None = optional(choice(*DISEASE_STATUSES), metavar="free|relapsed",
+                                   help="free or relapsed (the disease assessment at this contact).")
 
 
 @attrs.frozen
 class Death(Record):
     KIND: ClassVar[str] = "death"
-    date: date = _field(p.parse_date)
-    cause: str | None = _opt(_text(200))
+    date: date = date_field("Date of death")
+    cause: str | None = optional(text(200), help="Cause of death.")
 
 
 @attrs.frozen
 class Withdrawal(Record):
     KIND: ClassVar[str] = "withdraw"
-    date: date = _field(p.parse_date)
-    reason: str = _field(_text(500))
+    date: date = date_field("Withdrawal date")
+    reason: str = field(text(500), help="Why the patient was withdrawn.")
 
-
-RECORD_TYPES: dict[str, type[Record]] = {
-    cls.KIND: cls
-    for cls in (Registration, Screening, Consent, Enrolment, Infusion, Transfusion, LabPanel,
-                AdverseEvent, Infection, GvhdAssessment, Relapse, Contact, Death, Withdrawal)
-}
-
-
-def build_record(kind: str, raw: Mapping[str, Any]) -> Record:
-    try:
-        cls = RECORD_TYPES[kind]
-    except KeyError:
-        raise ValidationError(f"unknown record kind {kind!r}; kinds are {', '.join(RECORD_TYPES)}") from None
-    return cls.from_input(raw)

@@ -11,7 +11,8 @@ from collections.abc import Iterable
 from datetime import date, datetime
 from typing import Any
 
-from pgf_events.domain.patient import CORRECTION, EVENT_KINDS, SIGN, VOID, Patient
+from pgf_events.domain.kinds import EVENT_KINDS
+from pgf_events.domain.patient import CORRECTION, SIGN, VOID, Patient
 
 
 def history_rows(events: Iterable[Any], as_of: datetime | None = None) -> list[dict[str, Any]]:

@@ -26,12 +26,11 @@ from datetime import datetime
 from typing import Any, NamedTuple
 from uuid import UUID
 
-from pgf_events.domain.patient import Patient
 from pgf_events.projections.derive import derive_patient, fold
 from pgf_events.projections.slices import all_slices
 from pgf_events.protocol import Protocol
+from pgf_events.topics import PATIENT_TOPIC_PREFIX
 
-PATIENT_TOPIC = Patient.__module__ + ":"
 CHUNK_EVENTS = 20_000  # events read, folded and derived per chunk (bounds memory, not correctness)
 PARALLEL_MIN_EVENTS = 100_000  # below this a second process costs more (its start-up) than it saves
 AHEAD = 2  # chunks the second process may run ahead of the writer (bounds memory)
@@ -105,13 +104,13 @@ def patient_streams(app: Any, heads: Sequence[StreamHead]) -> list[tuple[StreamH
     if hasattr(recorder, "stream_rows"):
         decode = mapper.decode
         for head, rows in zip(heads, recorder.stream_rows([(h.originator_id, h.version) for h in heads]), strict=True):
-            if rows and rows[0][1].startswith(PATIENT_TOPIC):
+            if rows and rows[0][1].startswith(PATIENT_TOPIC_PREFIX):
                 oid = head.originator_id
                 out.append((head, [decode(oid, version, topic, state) for version, topic, state in rows]))
         return out
     for head in heads:
         stored = recorder.select_events(head.originator_id, lte=head.version)
-        if stored and stored[0].topic.startswith(PATIENT_TOPIC):
+        if stored and stored[0].topic.startswith(PATIENT_TOPIC_PREFIX):
             out.append((head, [mapper.to_domain_event(s) for s in stored]))
     return out
 

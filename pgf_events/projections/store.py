@@ -1,4 +1,4 @@
-"""Read models as SQL tables in the same database as the events, caught up from the notification log.
+"""Read models as SQL tables (defined in :mod:`.tables`) in the same database as the events, caught up from the notification log.
 
 Tables (SQLAlchemy Core, created on first use):
 - ``pgf_view_<name>`` for each projection in :data:`PROJECTIONS`: one row per subject with
@@ -31,24 +31,18 @@ rows and writes them anew (positions are reused).
 
 from __future__ import annotations
 
-import base64
 import hashlib
-import hmac
 import json
 import time
-import weakref
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-import orjson
 import sqlalchemy as sa
-from sqlalchemy import event as sa_event
-from sqlalchemy.engine import URL, Connection, Engine
+from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.pool import StaticPool
 
 from pgf_events.application import TrialConduct
 from pgf_events.domain.patient import Patient
@@ -56,137 +50,27 @@ from pgf_events.gc_tuning import fewer_collections
 from pgf_events.projections import replay
 from pgf_events.projections.derive import derive_patient, fold, iso
 from pgf_events.projections.slices import PROJECTIONS, SLICE_KEYS, all_slices, collect_refs
+from pgf_events.projections.tables import (
+    Codec,
+    Conflict,
+    changes,
+    engine_of,
+    metadata,
+    tracking,
+    views,
+)
 from pgf_events.protocol import Protocol
-from pgf_events.store import SQLITE_LOCK_TIMEOUT_SECONDS, StoreConfig
+from pgf_events.topics import PATIENT_TOPIC_PREFIX
 
 BATCH_SIZE = 500
 # Bump whenever derive/slices change what a row holds: stored projections are then rebuilt.
 SCHEMA_VERSION = 3
 MAX_RETRIES = 50
-PATIENT_TOPIC = Patient.__module__ + ":"
-
-metadata = sa.MetaData()
-tracking = sa.Table(
-    "pgf_projection_tracking", metadata,
-    sa.Column("name", sa.String(64), primary_key=True),
-    sa.Column("position", sa.BigInteger, nullable=False),
-    sa.Column("digest", sa.String(64), nullable=False),
-    sa.Column("protocol_version", sa.String(200), nullable=False),
-)
-changes = sa.Table(
-    "pgf_changes", metadata,
-    sa.Column("position", sa.BigInteger, primary_key=True, autoincrement=False),
-    sa.Column("projection", sa.String(64), primary_key=True),
-    sa.Column("subject", sa.String(64), primary_key=True),
-    sa.Column("kind", sa.String(16), nullable=False),
-    sa.Column("data", sa.JSON, nullable=False),
-    sa.Column("event_ref", sa.Text, nullable=False),  # sealed (ciphertext) in an encrypted store
-    sa.Column("recorded_at", sa.String(40), nullable=False),  # ISO 8601 UTC, ...Z
-)
-views: dict[str, sa.Table] = {
-    name: sa.Table(
-        f"pgf_view_{name}", metadata,
-        sa.Column("subject", sa.String(64), primary_key=True),
-        sa.Column("data", sa.JSON, nullable=False),
-        sa.Column("protocol_version", sa.String(200), nullable=False),
-        sa.Column("refs", sa.JSON, nullable=False),
-        sa.Column("version", sa.Integer, nullable=False),
-        sa.Column("position", sa.BigInteger, nullable=False),
-    )
-    for name in PROJECTIONS
-}
-
-_MEMORY_ENGINES: weakref.WeakKeyDictionary[TrialConduct, Engine] = weakref.WeakKeyDictionary()
-
 
 def projection_digest(params: Protocol) -> str:
     """What the stored rows depend on besides the log: the protocol parameters and the row shape."""
     canonical = json.dumps([params.digest, SCHEMA_VERSION, SLICE_KEYS], sort_keys=True)
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]
-
-
-class Codec:
-    """How rows are kept: plain JSON, or, in an encrypted store, sealed with the store's own cipher.
-
-    Sealed rows hold no subject code, value or free text: the subject key is a keyed HMAC of the
-    code (lookups still work), and data, refs and event references are AES-GCM ciphertext.
-    """
-
-    def __init__(self, app: TrialConduct):
-        self.cipher = app.mapper.cipher if app.store.cipher_key else None
-        self.secret = hashlib.sha256(b"pgf-projections" + app.store.cipher_key.encode()).digest() \
-            if app.store.cipher_key else b""
-
-    def key(self, subject: str) -> str:
-        if self.cipher is None:
-            return subject
-        return hmac.new(self.secret, subject.encode(), hashlib.sha256).hexdigest()[:40]
-
-    def seal(self, value: Any) -> Any:
-        if self.cipher is None:
-            return value
-        plain = json.dumps(value, sort_keys=True, separators=(",", ":")).encode()
-        return {"sealed": base64.b64encode(self.cipher.encrypt(plain)).decode()}
-
-    def open(self, value: Any) -> Any:
-        if self.cipher is None or not (isinstance(value, dict) and set(value) == {"sealed"}):
-            return value
-        return json.loads(self.cipher.decrypt(base64.b64decode(value["sealed"])))
-
-
-class Conflict(Exception):
-    """Another process moved a projection's position first: roll back and retry."""
-
-    applied = 0  # notifications this process had applied (committed) before the conflict
-
-
-def engine_for(config: StoreConfig) -> Engine:
-    """A SQLAlchemy engine on the events' database (memory: an in-process SQLite database)."""
-    if config.backend == "memory":
-        return _sqlite_engine("sqlite://", poolclass=StaticPool, connect_args={"check_same_thread": False})
-    if config.backend == "sqlite":
-        name = config.env["SQLITE_DBNAME"]
-        url = str(URL.create("sqlite", database=name)) if config.sqlite_path else f"sqlite:///{name}&uri=true"
-        return _sqlite_engine(url, connect_args={"timeout": SQLITE_LOCK_TIMEOUT_SECONDS})
-    env = config.env
-    url = URL.create(
-        "postgresql+psycopg", username=env["POSTGRES_USER"], password=env["POSTGRES_PASSWORD"] or None,
-        host=env["POSTGRES_HOST"], port=int(env["POSTGRES_PORT"]), database=env["POSTGRES_DBNAME"],
-    )
-    connect_args: dict[str, Any] = {"connect_timeout": 5}
-    if config.schema:
-        connect_args["options"] = f"-csearch_path={config.schema}"
-    return sa.create_engine(url, connect_args=connect_args, pool_size=2, max_overflow=2, **JSON_CODEC)
-
-
-def _json_dumps(value: Any) -> str:
-    return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
-
-
-def _json_loads(text: str | bytes) -> Any:
-    try:
-        return orjson.loads(text)
-    except orjson.JSONDecodeError:  # rows written by the json module may hold what only it reads (NaN)
-        return json.loads(text)
-
-
-# JSON columns through orjson: the same documents as the json module writes, several times faster.
-JSON_CODEC: dict[str, Any] = {"json_serializer": _json_dumps, "json_deserializer": _json_loads}
-
-
-def _sqlite_engine(url: str, **kw: Any) -> Engine:
-    engine = sa.create_engine(url, **kw, **JSON_CODEC)
-
-    @sa_event.listens_for(engine, "connect")
-    def _connect(dbapi_connection: Any, record: Any) -> None:
-        dbapi_connection.isolation_level = None  # we emit BEGIN ourselves (SQLAlchemy's pysqlite recipe)
-
-    @sa_event.listens_for(engine, "begin")
-    def _begin(connection: Connection) -> None:
-        read = connection.get_execution_options().get("pgf_read", False)
-        connection.exec_driver_sql("BEGIN" if read else "BEGIN IMMEDIATE")
-
-    return engine
 
 
 class ProjectionStore:
@@ -199,12 +83,7 @@ class ProjectionStore:
         self.digest = projection_digest(app.protocol)
         self.batch_size = batch_size
         self.notify = notify or (lambda message: None)
-        if app.store.backend == "memory":
-            if app not in _MEMORY_ENGINES:
-                _MEMORY_ENGINES[app] = engine_for(app.store)
-            self.engine = _MEMORY_ENGINES[app]
-        else:
-            self.engine = engine_for(app.store)
+        self.engine = engine_of(app)
         self._ready = False
         self.codec = Codec(app)
         self._cache: dict[UUID, tuple[Patient, dict[int, datetime]]] = {}
@@ -295,7 +174,7 @@ class ProjectionStore:
         new_position = batch[-1].id
         last: dict[UUID, tuple[int, Any]] = {}
         for notification in batch:
-            if not notification.topic.startswith(PATIENT_TOPIC):
+            if not notification.topic.startswith(PATIENT_TOPIC_PREFIX):
                 continue  # import batches and the user directory derive nothing; the position still moves
             event = self.app.mapper.to_domain_event(notification)
             self._advance(event)

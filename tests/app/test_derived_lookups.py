@@ -12,6 +12,7 @@ import pytest
 from pgf_events.application import TrialConduct
 from pgf_events.demo import commands_for, plan_cohort
 from pgf_events.domain import values as vo
+from pgf_events.domain.kinds import KINDS
 from pgf_events.domain.patient import Patient
 from pgf_events.projections.derive import fold
 from pgf_events.store import parse_url
@@ -59,7 +60,7 @@ def cohort() -> list[Patient]:
 def test_active_and_the_first_record_of_a_kind_match_a_full_scan(cohort: list[Patient]) -> None:
     seen_voided = False
     for patient in cohort:
-        for record_type in vo.RECORD_TYPES.values():
+        for record_type in (k.record for k in KINDS.values()):
             expected = _scan_active(patient, record_type)
             assert patient.active(record_type) == expected
             assert patient._first(record_type) == (expected[0] if expected else None)

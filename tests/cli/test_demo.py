@@ -17,6 +17,7 @@ import pytest
 
 from pgf_events.application import TrialConduct
 from pgf_events.domain import values as vo
+from pgf_events.domain.kinds import KINDS
 from pgf_events.store import parse_url
 from tests.conftest import REGISTER, Pgf, fingerprint
 
@@ -139,7 +140,7 @@ def test_corrections_and_voids_point_at_the_events_they_fix(default_run: tuple[P
             target = by_ref[event["supersedes"]]
             assert target["version"] < event["version"] and event["reason"]
             if event["kind"] == "correct":
-                assert set(event["data"]) <= set(vo.RECORD_TYPES[target["kind"]].field_names())
+                assert set(event["data"]) <= set(KINDS[target["kind"]].record.field_names())
                 assert all(change["old"] != change["new"] for change in event["data"].values())
             else:
                 assert target["kind"] in ("lab", "transfusion") and "voided by" in target["status"]

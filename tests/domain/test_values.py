@@ -7,7 +7,7 @@ from datetime import UTC, date, datetime
 import pytest
 
 from pgf_events.domain.errors import ValidationError
-from pgf_events.domain.values import build_record
+from pgf_events.domain.kinds import build_record
 
 LAB = {"date": "2025-03-01"}
 

@@ -11,7 +11,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pgf_events.cli.record import SPECS
+from pgf_events.cli.record import options
+from pgf_events.domain.kinds import KINDS
 from tests.conftest import REGISTER, Pgf, enrol_via_cli, fingerprint
 
 NASTY = st.one_of(
@@ -45,12 +46,12 @@ def check(pgf: Pgf, *args: str, input: str | None = None) -> None:
 
 
 def _kind_args(kind: str) -> st.SearchStrategy[list[str]]:
-    options = [name for name, _, extra in SPECS[kind][2] if not extra.get("is_flag")]
-    pairs = st.lists(st.tuples(st.sampled_from(options), NASTY), min_size=1, max_size=6)
+    names = [name for name, _, extra in options(kind) if not extra.get("is_flag")]
+    pairs = st.lists(st.tuples(st.sampled_from(names), NASTY), min_size=1, max_size=6)
     return pairs.map(lambda items: [part for name, value in items for part in (name, value)])
 
 
-@pytest.mark.parametrize("kind", sorted(SPECS))
+@pytest.mark.parametrize("kind", sorted(KINDS))
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data())
 def test_record_commands_reject_garbage_cleanly(store: Pgf, kind: str, data: st.DataObject) -> None:
@@ -70,7 +71,7 @@ JSON_VALUES = st.recursive(
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(lines=st.lists(st.one_of(
-    st.fixed_dictionaries({"record": st.sampled_from(sorted(SPECS) + ["correct", "void", "nope"]),
+    st.fixed_dictionaries({"record": st.sampled_from(sorted(KINDS) + ["correct", "void", "nope"]),
                            "subject": st.one_of(st.just("S001"), NASTY)},
                           optional={"date": JSON_VALUES, "anc": JSON_VALUES, "ref": JSON_VALUES, "set": JSON_VALUES,
                                     "reason": JSON_VALUES, "criterion": JSON_VALUES, "organ": JSON_VALUES,

@@ -15,7 +15,7 @@ import pytest
 from eventsourcing.persistence import JSONTranscoder, Mapper
 
 from pgf_events.application import TrialConduct
-from pgf_events.domain.patient import EVENT_KINDS
+from pgf_events.domain.kinds import EVENT_KINDS
 from pgf_events.projections.derive import derive_patient, fold
 from pgf_events.store import parse_url
 from pgf_events.transcodings import FastJSONTranscoder, FastMapper

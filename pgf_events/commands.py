@@ -1,0 +1,171 @@
+"""The commands a coordinator gives (record, correct, void), their results, and the unit of work
+that applies a batch of them to the aggregates before one save (:class:`TrialConduct` runs it).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+import attrs
+
+from pgf_events.domain import kinds
+from pgf_events.domain.errors import DomainError, DuplicatePatientError, ValidationError
+from pgf_events.domain.parsing import parse_text
+from pgf_events.domain.patient import Context, Patient, make_ref
+from pgf_events.formatting import iso, jsonable
+
+if TYPE_CHECKING:
+    from pgf_events.application import TrialConduct
+
+_SUBJECT_RE = re.compile(r"^[A-Z0-9][A-Z0-9_.-]{0,31}$")
+_REF_RE = re.compile(r"^(?P<subject>[^#\s]+)#(?P<version>\d{1,9})$")
+
+
+def normalise_subject(subject: Any) -> str:
+    """Subject codes are case-insensitive and stored upper-case: ``s001`` is ``S001``."""
+    if not isinstance(subject, str) or not _SUBJECT_RE.match(subject.strip().upper()):
+        raise ValidationError(
+            f"subject code {subject!r} must be 1–32 letters, digits, '-', '_' or '.', starting with a letter or digit"
+        )
+    return subject.strip().upper()
+
+
+def parse_ref(ref: Any) -> tuple[str, int]:
+    match = _REF_RE.match(ref.strip()) if isinstance(ref, str) else None
+    if not match or int(match["version"]) < 1:
+        raise ValidationError(f"event reference {ref!r} must look like S001#3")
+    return normalise_subject(match["subject"]), int(match["version"])
+
+
+@attrs.frozen
+class Command:
+    """One thing a coordinator asks for: record a kind, correct or void. ``line`` is for import errors."""
+
+    action: str  # "record" | "correct" | "void"
+    subject: str = ""
+    kind: str = ""
+    fields: Mapping[str, Any] = attrs.field(factory=dict)
+    ref: str = ""
+    reason: str | None = None
+    source: str | None = None
+    line: int | None = None
+
+
+@attrs.frozen
+class Result:
+    ref: str
+    subject: str
+    version: int
+    kind: str
+    recorded_at: datetime | None = None
+    recorded_by: str = ""
+    changes: Mapping[str, Any] = attrs.field(factory=dict)
+
+    def as_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "ref": self.ref, "subject": self.subject, "version": self.version, "kind": self.kind,
+            "recorded_at": iso(self.recorded_at),
+            "recorded_by": self.recorded_by,
+        }
+        if self.changes:
+            out["changes"] = {k: jsonable(v) for k, v in self.changes.items()}
+        return out
+
+
+class BatchRejected(DomainError):
+    """Some commands of a batch failed; nothing was written. ``errors`` is [(line, message)]."""
+
+    def __init__(self, errors: list[tuple[int | None, str]]):
+        self.errors = errors
+        first = errors[0]
+        where = f"line {first[0]}: " if first[0] is not None else ""
+        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+        super().__init__(f"{where}{first[1]}{more}")
+
+
+class UnitOfWork:
+    """Aggregates loaded once, changed by many commands, saved together."""
+
+    def __init__(self, app: TrialConduct, user: str):
+        self.app = app
+        self.user = user
+        self.now = app.clock()
+        self.patients: dict[str, Patient] = {}
+        self._results: list[tuple[Patient, int, str]] = []
+        self._contexts: dict[str | None, Context] = {}
+
+    def _context(self, source: str | None) -> Context:
+        try:  # one Context per source text: a visit sheet repeats a handful of sources
+            return self._contexts[source]
+        except (KeyError, TypeError):
+            pass
+        if source is not None:
+            source = parse_text(source, "source", 200)
+        ctx = Context(recorded_by=self.user, now=self.now, protocol=self.app.protocol, source=source)
+        if isinstance(source, str) or source is None:
+            self._contexts[source] = ctx
+        return ctx
+
+    def _load(self, subject: str) -> Patient:
+        if subject not in self.patients:
+            self.patients[subject] = self.app.patient(subject)
+        return self.patients[subject]
+
+    def apply(self, command: Command) -> None:
+        ctx = self._context(command.source)
+        if command.action == "record":
+            subject = normalise_subject(command.subject)
+            spec = kinds.kind(command.kind)
+            record = spec.record.from_input(command.fields)
+            if command.kind == "register":
+                if subject in self.patients or self.app.has_patient(subject):
+                    raise DuplicatePatientError(subject)
+                patient = Patient.register(subject, record, ctx, id=self.app.patient_id(subject))  # type: ignore[arg-type]
+                self.patients[subject] = patient
+            else:
+                patient = self._load(subject)
+                if spec.command:
+                    getattr(patient, spec.command)(record, ctx)
+                else:
+                    patient.record(spec.event, record, ctx)
+            self._results.append((patient, patient.version, command.kind))
+        elif command.action == "correct":
+            subject, version = parse_ref(command.ref)
+            patient = self._load(subject)
+            patient.correct(version, dict(command.fields), command.reason or "", ctx)
+            self._results.append((patient, patient.version, "correct"))
+        elif command.action == "void":
+            subject, version = parse_ref(command.ref)
+            patient = self._load(subject)
+            patient.void(version, command.reason or "", ctx)
+            self._results.append((patient, patient.version, "void"))
+        else:
+            raise ValidationError(f"unknown action {command.action!r}")
+
+    def commit(self, extra: Sequence[Any] = ()) -> None:
+        """Save every changed patient, and any extra aggregate (an ImportBatch), in one transaction."""
+        changed = [p for p in self.patients.values() if p.pending_events]
+        self._events = {(p.subject, e.originator_version): e for p in changed for e in p.pending_events}
+        if changed or extra:
+            self.app.save(*changed, *extra)
+
+    def results(self) -> list[Result]:
+        out = []
+        for patient, version, kind in self._results:
+            event = self._events.get((patient.subject, version))
+            changes = getattr(event, "changes", {}) if event is not None else {}
+            out.append(Result(
+                ref=make_ref(patient.subject, version), subject=patient.subject, version=version, kind=kind,
+                recorded_at=getattr(event, "timestamp", None), recorded_by=self.user, changes=changes,
+            ))
+        return out
+
+
+def check_user(user: Any) -> str:
+    try:
+        return parse_text(user, "user", 64)
+    except ValidationError:
+        raise ValidationError("--user (or PGF_USER) must name who is recording") from None

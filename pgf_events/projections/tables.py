@@ -1,0 +1,150 @@
+"""The read models' tables, how their rows are sealed in an encrypted store, and the SQLAlchemy
+engine on the events' database (:mod:`.store` keeps them caught up).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import weakref
+from typing import TYPE_CHECKING, Any
+
+import orjson
+import sqlalchemy as sa
+from sqlalchemy import event as sa_event
+from sqlalchemy.engine import URL, Connection, Engine
+from sqlalchemy.pool import StaticPool
+
+from pgf_events.projections.slices import PROJECTIONS
+from pgf_events.store import SQLITE_LOCK_TIMEOUT_SECONDS, StoreConfig
+
+if TYPE_CHECKING:
+    from pgf_events.application import TrialConduct
+
+metadata = sa.MetaData()
+tracking = sa.Table(
+    "pgf_projection_tracking", metadata,
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("position", sa.BigInteger, nullable=False),
+    sa.Column("digest", sa.String(64), nullable=False),
+    sa.Column("protocol_version", sa.String(200), nullable=False),
+)
+changes = sa.Table(
+    "pgf_changes", metadata,
+    sa.Column("position", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("projection", sa.String(64), primary_key=True),
+    sa.Column("subject", sa.String(64), primary_key=True),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("data", sa.JSON, nullable=False),
+    sa.Column("event_ref", sa.Text, nullable=False),  # sealed (ciphertext) in an encrypted store
+    sa.Column("recorded_at", sa.String(40), nullable=False),  # ISO 8601 UTC, ...Z
+)
+views: dict[str, sa.Table] = {
+    name: sa.Table(
+        f"pgf_view_{name}", metadata,
+        sa.Column("subject", sa.String(64), primary_key=True),
+        sa.Column("data", sa.JSON, nullable=False),
+        sa.Column("protocol_version", sa.String(200), nullable=False),
+        sa.Column("refs", sa.JSON, nullable=False),
+        sa.Column("version", sa.Integer, nullable=False),
+        sa.Column("position", sa.BigInteger, nullable=False),
+    )
+    for name in PROJECTIONS
+}
+
+_MEMORY_ENGINES: weakref.WeakKeyDictionary[TrialConduct, Engine] = weakref.WeakKeyDictionary()
+
+
+class Codec:
+    """How rows are kept: plain JSON, or, in an encrypted store, sealed with the store's own cipher.
+
+    Sealed rows hold no subject code, value or free text: the subject key is a keyed HMAC of the
+    code (lookups still work), and data, refs and event references are AES-GCM ciphertext.
+    """
+
+    def __init__(self, app: TrialConduct):
+        self.cipher = app.mapper.cipher if app.store.cipher_key else None
+        self.secret = hashlib.sha256(b"pgf-projections" + app.store.cipher_key.encode()).digest() \
+            if app.store.cipher_key else b""
+
+    def key(self, subject: str) -> str:
+        if self.cipher is None:
+            return subject
+        return hmac.new(self.secret, subject.encode(), hashlib.sha256).hexdigest()[:40]
+
+    def seal(self, value: Any) -> Any:
+        if self.cipher is None:
+            return value
+        plain = json.dumps(value, sort_keys=True, separators=(",", ":")).encode()
+        return {"sealed": base64.b64encode(self.cipher.encrypt(plain)).decode()}
+
+    def open(self, value: Any) -> Any:
+        if self.cipher is None or not (isinstance(value, dict) and set(value) == {"sealed"}):
+            return value
+        return json.loads(self.cipher.decrypt(base64.b64decode(value["sealed"])))
+
+
+class Conflict(Exception):
+    """Another process moved a projection's position first: roll back and retry."""
+
+    applied = 0  # notifications this process had applied (committed) before the conflict
+
+
+def engine_of(app: TrialConduct) -> Engine:
+    """The engine for an application's store (one per application for an in-memory store)."""
+    if app.store.backend != "memory":
+        return engine_for(app.store)
+    if app not in _MEMORY_ENGINES:
+        _MEMORY_ENGINES[app] = engine_for(app.store)
+    return _MEMORY_ENGINES[app]
+
+
+def engine_for(config: StoreConfig) -> Engine:
+    """A SQLAlchemy engine on the events' database (memory: an in-process SQLite database)."""
+    if config.backend == "memory":
+        return _sqlite_engine("sqlite://", poolclass=StaticPool, connect_args={"check_same_thread": False})
+    if config.backend == "sqlite":
+        name = config.env["SQLITE_DBNAME"]
+        url = str(URL.create("sqlite", database=name)) if config.sqlite_path else f"sqlite:///{name}&uri=true"
+        return _sqlite_engine(url, connect_args={"timeout": SQLITE_LOCK_TIMEOUT_SECONDS})
+    env = config.env
+    url = URL.create(
+        "postgresql+psycopg", username=env["POSTGRES_USER"], password=env["POSTGRES_PASSWORD"] or None,
+        host=env["POSTGRES_HOST"], port=int(env["POSTGRES_PORT"]), database=env["POSTGRES_DBNAME"],
+    )
+    connect_args: dict[str, Any] = {"connect_timeout": 5}
+    if config.schema:
+        connect_args["options"] = f"-csearch_path={config.schema}"
+    return sa.create_engine(url, connect_args=connect_args, pool_size=2, max_overflow=2, **JSON_CODEC)
+
+
+def _json_dumps(value: Any) -> str:
+    return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
+
+
+def _json_loads(text: str | bytes) -> Any:
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:  # rows written by the json module may hold what only it reads (NaN)
+        return json.loads(text)
+
+
+# JSON columns through orjson: the same documents as the json module writes, several times faster.
+JSON_CODEC: dict[str, Any] = {"json_serializer": _json_dumps, "json_deserializer": _json_loads}
+
+
+def _sqlite_engine(url: str, **kw: Any) -> Engine:
+    engine = sa.create_engine(url, **kw, **JSON_CODEC)
+
+    @sa_event.listens_for(engine, "connect")
+    def _connect(dbapi_connection: Any, record: Any) -> None:
+        dbapi_connection.isolation_level = None  # we emit BEGIN ourselves (SQLAlchemy's pysqlite recipe)
+
+    @sa_event.listens_for(engine, "begin")
+    def _begin(connection: Connection) -> None:
+        read = connection.get_execution_options().get("pgf_read", False)
+        connection.exec_driver_sql("BEGIN" if read else "BEGIN IMMEDIATE")
+
+    return engine

@@ -1,0 +1,68 @@
+"""Stored names: the topic of every aggregate and event class, as written in every store.
+
+A topic (``module:QualifiedName``) is stored with each event, and an aggregate's topic inside its
+creation event, so they are data: a store written years ago must still load. They are therefore
+spelled out here and registered explicitly with the eventsourcing library, both ways: reading
+resolves each topic to its class wherever the class now lives, and writing stores the topic
+listed here, not the class's current location. To move or rename a class, move it and leave its
+line below unchanged. A new event class needs a line (tests/store/test_stored_names.py fails
+until it has one). Transcoding names (``pgf.<kind>``, ``date_iso``) are fixed in
+:mod:`pgf_events.transcodings` in the same spirit.
+"""
+
+from __future__ import annotations
+
+from eventsourcing import utils
+
+from pgf_events.domain.imports import ImportBatch
+from pgf_events.domain.patient import Patient
+from pgf_events.domain.users import UserDirectory
+
+# The prefix of every Patient topic: readers pick a patient's events out of the log by it.
+PATIENT_TOPIC_PREFIX = "pgf_events.domain.patient:"
+
+STORED_TOPICS: dict[str, type] = {
+    "pgf_events.domain.patient:Patient": Patient,
+    "pgf_events.domain.patient:Patient.Registered": Patient.Registered,
+    "pgf_events.domain.patient:Patient.Screened": Patient.Screened,
+    "pgf_events.domain.patient:Patient.Consented": Patient.Consented,
+    "pgf_events.domain.patient:Patient.Enrolled": Patient.Enrolled,
+    "pgf_events.domain.patient:Patient.Infused": Patient.Infused,
+    "pgf_events.domain.patient:Patient.Transfused": Patient.Transfused,
+    "pgf_events.domain.patient:Patient.LabResulted": Patient.LabResulted,
+    "pgf_events.domain.patient:Patient.AdverseEventReported": Patient.AdverseEventReported,
+    "pgf_events.domain.patient:Patient.InfectionDiagnosed": Patient.InfectionDiagnosed,
+    "pgf_events.domain.patient:Patient.GvhdAssessed": Patient.GvhdAssessed,
+    "pgf_events.domain.patient:Patient.RelapseDiagnosed": Patient.RelapseDiagnosed,
+    "pgf_events.domain.patient:Patient.ContactRecorded": Patient.ContactRecorded,
+    "pgf_events.domain.patient:Patient.Died": Patient.Died,
+    "pgf_events.domain.patient:Patient.Withdrawn": Patient.Withdrawn,
+    "pgf_events.domain.patient:Patient.Corrected": Patient.Corrected,
+    "pgf_events.domain.patient:Patient.Voided": Patient.Voided,
+    "pgf_events.domain.patient:Patient.Signed": Patient.Signed,
+    "pgf_events.domain.imports:ImportBatch": ImportBatch,
+    "pgf_events.domain.imports:ImportBatch.Imported": ImportBatch.Imported,
+    "pgf_events.domain.users:UserDirectory": UserDirectory,
+    "pgf_events.domain.users:UserDirectory.Opened": UserDirectory.Opened,
+    "pgf_events.domain.users:UserDirectory.RoleGranted": UserDirectory.RoleGranted,
+    "pgf_events.domain.users:UserDirectory.RoleRevoked": UserDirectory.RoleRevoked,
+}
+
+
+def register(topics: dict[str, type] | None = None) -> None:
+    """Make each topic resolve to its class, and each class write its topic (idempotent).
+
+    The library offers ``register_topic`` for the reading side only; the writing side is its
+    per-class topic cache, which is seeded here (``get_topic`` fills it the same way on first use).
+    """
+    for topic, cls in (STORED_TOPICS if topics is None else topics).items():
+        utils.register_topic(topic, cls)
+        utils._type_cache[cls] = topic  # noqa: SLF001 - see the docstring
+
+
+def topic_of(cls: type) -> str:
+    """The stored topic of a registered class."""
+    return utils.get_topic(cls)
+
+
+register()
