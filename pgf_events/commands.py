@@ -13,7 +13,7 @@ import attrs
 
 from pgf_events.domain import kinds
 from pgf_events.domain.errors import DomainError, DuplicatePatientError, ValidationError
-from pgf_events.domain.parsing import parse_text
+from pgf_events.domain.parsing import parse_datetime, parse_text, site_local
 from pgf_events.domain.patient import Context, Patient, make_ref
 from pgf_events.formatting import iso, jsonable
 
@@ -119,7 +119,10 @@ class UnitOfWork:
         if command.action == "record":
             subject = normalise_subject(command.subject)
             spec = kinds.kind(command.kind)
-            record = spec.record.from_input(command.fields)
+            fields = command.fields
+            if command.kind != "register" and (subject in self.patients or self.app.has_patient(subject)):
+                fields = self._site_local(self._load(subject), spec.record, fields)
+            record = spec.record.from_input(fields)
             if command.kind == "register":
                 if subject in self.patients or self.app.has_patient(subject):
                     raise DuplicatePatientError(subject)
@@ -135,7 +138,13 @@ class UnitOfWork:
         elif command.action == "correct":
             subject, version = parse_ref(command.ref)
             patient = self._load(subject)
-            patient.correct(version, dict(command.fields), command.reason or "", ctx)
+            root = patient.entries.get(version)
+            while root is not None and root.record is None and root.target is not None:  # a correction's record
+                root = patient.entries.get(root.target)
+            fields = command.fields
+            if root is not None and root.record is not None:
+                fields = self._site_local(patient, type(root.record), fields)
+            patient.correct(version, dict(fields), command.reason or "", ctx)
             self._results.append((patient, patient.version, "correct"))
         elif command.action == "void":
             subject, version = parse_ref(command.ref)
@@ -144,6 +153,14 @@ class UnitOfWork:
             self._results.append((patient, patient.version, "void"))
         else:
             raise ValidationError(f"unknown action {command.action!r}")
+
+    def _site_local(self, patient: Patient, record: type, fields: Mapping[str, Any]) -> Mapping[str, Any]:
+        """Times typed without an offset are local time at the patient's site (``site_timezones``)."""
+        names = [a.name for a in attrs.fields(record) if a.metadata.get("parse") is parse_datetime]
+        if not any(isinstance(fields.get(n), str) for n in names):
+            return fields
+        zone = self.app.protocol.site_zone(patient.registration.site)
+        return {k: site_local(v, zone) if k in names else v for k, v in fields.items()}
 
     def commit(self, extra: Sequence[Any] = ()) -> None:
         """Save every changed patient, and any extra aggregate (an ImportBatch), in one transaction."""

@@ -33,6 +33,7 @@ from pgf_events.domain import values as vo
 from pgf_events.domain.kinds import KINDS
 from pgf_events.domain.patient import Patient
 from pgf_events.domain.rules.eligibility import age_in_years
+from pgf_events.domain.vocabulary import ae_outcome_term
 from pgf_events.protocol import Protocol
 
 DATASETS: dict[str, tuple[str, ...]] = {
@@ -47,7 +48,7 @@ DATASETS: dict[str, tuple[str, ...]] = {
            "LBORRESU", "LBSTRESC", "LBSTRESN", "LBSTRESU", "LBDTC", "LBDY"),
     "AE": ("STUDYID", "DOMAIN", "USUBJID", "AESEQ", "AESPID", "AETERM", "AEDECOD", "AECAT", "AESTDTC",
            "AEENDTC", "AESTDY", "AEENDY", "AETOXGR", "AESER", "AESDTH", "AESLIFE", "AESHOSP", "AESDISAB",
-           "AESCONG", "AESMIE", "AEREL", "AEOUT"),
+           "AESCONG", "AESMIE", "AEREL", "AEACN", "AEOUT"),
     "PR": ("STUDYID", "DOMAIN", "USUBJID", "PRSEQ", "PRSPID", "PRTRT", "PRCAT", "PRDOSE", "PRDOSU",
            "PRSTDTC", "PRSTDY"),
     "DS": ("STUDYID", "DOMAIN", "USUBJID", "DSSEQ", "DSSPID", "DSTERM", "DSDECOD", "DSCAT", "DSSCAT",
@@ -173,8 +174,11 @@ class PatientDatasets:
                     value = getattr(record, f.field)
                     if value is None:
                         continue
+                    # --ORRES/--ORRESU: the value and unit as entered (v2), else the standardised ones
+                    entered = getattr(record, f"{f.field}_as_entered", None)
+                    orres, _, oru = entered.partition(" ") if entered else (_num(value), "", f.unit)
                     self.add(d, **{f"{d}SPID": self.p.ref(version), f"{d}TESTCD": f.code, f"{d}TEST": f.test,
-                                   f"{d}CAT": f.category, f"{d}ORRES": _num(value), f"{d}ORRESU": f.unit,
+                                   f"{d}CAT": f.category, f"{d}ORRES": orres, f"{d}ORRESU": oru or f.unit,
                                    f"{d}STRESC": _num(value), f"{d}STRESN": _num(value), f"{d}STRESU": f.unit,
                                    f"{d}DTC": record.date, f"{d}DY": self.dy(record.date)})
 
@@ -192,7 +196,8 @@ class PatientDatasets:
         self.add("AE", AESPID=self.p.ref(version), AETERM=ae.term, AEDECOD=ae.term.upper(), AECAT="ADVERSE EVENT",
                  AESTDTC=ae.onset, AEENDTC=ae.end, AESTDY=self.dy(ae.onset), AEENDY=self.dy(ae.end),
                  AETOXGR=ae.grade, AESER="Y" if ae.serious else "N", **flags,
-                 AEREL=RELATEDNESS.get(ae.related or ""), AEOUT=ae.outcome.upper() if ae.outcome else None)
+                 AEREL=RELATEDNESS.get(ae.related or ""), AEACN=ae.action,
+                 AEOUT=ae_outcome_term(ae.outcome) or (ae.outcome.upper() if ae.outcome else None))
 
     def _infection(self, version: int, infection: vo.Infection) -> None:
         term = f"{infection.site} infection" + (f" ({infection.organism})" if infection.organism else "")

@@ -227,7 +227,9 @@ def _safety_summary(rows: Sequence[Row], params: Protocol) -> dict[str, Any]:
     reported = [(s["subject"], ae) for s in rows for ae in s["safety"]["adverse_events"]]
     labs = [(s["subject"], lab) for s in rows for lab in s["safety"]["lab_adverse_events"]]
     saes = [{"subject": subj, **{k: ae[k] for k in ("ref", "term", "grade", "onset", "aware", "serious", "related")},
-             "susar": ae.get("susar", False), "clocks": ae["clocks"],
+             "expected": ae.get("expected"), "susar": ae.get("susar", False),
+             "expectedness_missing": ae.get("expectedness_missing", False),
+             "awareness_missing": ae.get("awareness_missing", False), "clocks": ae["clocks"],
              "met": _all_met(ae["clocks"])}
             for subj, ae in reported if ae["serious"]]
     clocks = [c for sae in saes for c in sae["clocks"]]
@@ -238,6 +240,8 @@ def _safety_summary(rows: Sequence[Row], params: Protocol) -> dict[str, Any]:
         "by_term_grade": _by_term_grade([(s, ae["term"], ae["grade"]) for s, ae in reported], "reported"),
         "lab_worsening_by_term_grade": _by_term_grade([(s, lab["term"], lab["grade"]) for s, lab in labs], "lab"),
         "serious_adverse_events": len(saes), "susars": sum(1 for x in saes if x["susar"]),
+        "expectedness_missing": [x["ref"] for x in saes if x["expectedness_missing"]],
+        "awareness_missing": [x["ref"] for x in saes if x["awareness_missing"]],
         "clocks": {"met": sum(1 for c in clocks if c["met"] is True),
                    "missed": sum(1 for c in clocks if c["met"] is False),
                    "pending": sum(1 for c in clocks if c["met"] is None)},

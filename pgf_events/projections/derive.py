@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Iterable, Mapping
-from datetime import date, datetime
+from datetime import date, datetime, time
 from typing import Any, TypeVar
 
 import attrs
@@ -39,7 +39,8 @@ from pgf_events.domain import values as vo
 from pgf_events.domain.patient import CORRECTION, Patient
 from pgf_events.domain.rules import ctcae, gvhd
 from pgf_events.domain.rules.inputs import InfusionPoint, LabPoint, TransfusionPoint
-from pgf_events.domain.rules.safety import sae_clocks
+from pgf_events.domain.rules.safety import RELATED, sae_clocks
+from pgf_events.domain.vocabulary import ae_outcome_term
 from pgf_events.projections import clinical, follow_up
 from pgf_events.protocol import Protocol
 
@@ -266,19 +267,25 @@ def _baseline_gvhd(patient: Patient, version: int, r: vo.GvhdAssessment) -> dict
 def _safety(patient: Patient, labs: list[LabPoint], params: Protocol, msc_d1: date | None,
             recorded_at: Mapping[int, datetime], known_at: datetime | None, as_of: date) -> dict[str, Any]:
     events = []
+    zone = params.site_zone(patient.registration.site)
     for v, r in sorted(patient.active(vo.AdverseEvent), key=lambda vr: (vr[1].onset, vr[0])):
         item: dict[str, Any] = {
             "ref": patient.ref(v), "term": r.term, "grade": r.grade, "onset": iso(r.onset), "end": iso(r.end),
-            "serious": list(r.serious), "related": r.related, "aware": iso(r.aware), "outcome": r.outcome,
-            "clocks": None,
+            "serious": list(r.serious), "related": r.related, "expected": r.expected, "aware": iso(r.aware),
+            "action": r.action, "outcome": r.outcome, "outcome_term": ae_outcome_term(r.outcome), "clocks": None,
         }
         if r.serious:
+            # v2: without an awareness time the clocks run from the onset at 00:00 site time, flagged;
+            # a missing expectedness is treated as unexpected (conservative) and listed.
+            awareness = r.aware or datetime.combine(r.onset, time.min, tzinfo=zone)
             clocks = sae_clocks(
-                r.aware or r.onset, params, seriousness=r.serious, relatedness=r.related,
+                awareness, params, seriousness=r.serious, relatedness=r.related, expected=r.expected is True,
                 sponsor_reported=_reported_serious(patient, v, recorded_at),
                 as_of=known_at or as_of, refs=(patient.ref(v),),
             )
             item["susar"] = clocks.susar
+            item["awareness_missing"] = r.aware is None
+            item["expectedness_missing"] = r.expected is None and r.related in RELATED
             item["clocks"] = [
                 {"name": c.name, "due": iso(c.due), "reported": iso(c.reported), "met": c.met}
                 for c in (clocks.sponsor, clocks.regulator, clocks.regulator_complete) if c is not None

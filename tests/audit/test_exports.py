@@ -137,7 +137,7 @@ def test_sdtm_ae_pr_ds_dd(app: TrialConduct, tmp_path: Path) -> None:
         "S001#13", "febrile neutropenia", "FEBRILE NEUTROPENIA", "2025-03-04", "2025-03-10", "8", "3")
     assert (ae["AESER"], ae["AESHOSP"], ae["AESDTH"], ae["AESLIFE"], ae["AESDISAB"], ae["AESCONG"], ae["AESMIE"]) == (
         "Y", "Y", "N", "N", "N", "N", "N")
-    assert (ae["AEREL"], ae["AEOUT"], ae["AECAT"]) == ("POSSIBLY RELATED", "RECOVERED", "ADVERSE EVENT")
+    assert (ae["AEREL"], ae["AEOUT"], ae["AECAT"]) == ("POSSIBLY RELATED", "RECOVERED/RESOLVED", "ADVERSE EVENT")
     (pr,) = ds["PR"]
     assert (pr["PRSPID"], pr["PRTRT"], pr["PRCAT"], pr["PRDOSE"], pr["PRDOSU"], pr["PRSTDTC"], pr["PRSTDY"]) == (
         "S001#12", "RED BLOOD CELL TRANSFUSION", "TRANSFUSION", "2", "UNIT", "2025-03-03", "7")
