@@ -265,26 +265,35 @@ def _aware(s: Any, onset: date) -> str:
 
 
 def adverse_events(s: Any, c: Course) -> None:
-    """Infusion reactions (uncommon, mostly grade 1), common AEs, SAEs and the fatal AE."""
+    """Infusion reactions (uncommon, mostly grade 1), common AEs, SAEs and the fatal AE, with CDISC
+    action/outcome terms and expectedness per the reference safety information (sometimes missing)."""
     rng = s.rng
     for item in [i for i in s.items if i.kind == "infusion"]:
         if rng.random() < 0.03:
             grade = 1 if rng.random() < 0.8 else 2
-            _ae(s, item.day, "infusion related reaction", grade, 1, related="probable", outcome="recovered")
+            _ae(s, item.day, "infusion related reaction", grade, 1, related="probable", expected=True,
+                action="DOSE NOT CHANGED", outcome="RECOVERED/RESOLVED")
     for _ in range(rng.choice((0, 1, 1, 2, 2, 3))):
         term, low, high = rng.choice(COMMON_AES)
         _ae(s, s.d1 + _days(rng.randint(0, 120)), term, rng.randint(low, high), rng.randint(2, 21),
-            related=rng.choice(("not", "not", "unlikely", "possible")), outcome=rng.choice(("recovered", "recovering")))
+            related=rng.choice(("not", "not", "unlikely", "possible")), action="DOSE NOT CHANGED",
+            outcome=rng.choice(("RECOVERED/RESOLVED", "RECOVERING/RESOLVING")))
     if rng.random() < 0.18:
         term, grade, serious = rng.choice(SAES)
         onset = s.d1 + _days(rng.randint(3, 150))
-        _ae(s, onset, term, grade, rng.randint(5, 25), serious=list(serious), aware=_aware(s, onset),
-            related=rng.choice(("not", "not", "unlikely", "possible")), outcome="recovered")
+        related = rng.choice(("not", "not", "unlikely", "possible"))
+        extra: dict[str, Any] = {"aware": _aware(s, onset)} if rng.random() > 0.06 else {}  # some not recorded
+        if related == "possible" and rng.random() < 0.8:  # the investigator's expectedness, sometimes missing
+            extra["expected"] = rng.random() < 0.5
+        action = "DOSE DELAYED" if onset <= s.d1 + _days(21) else "NOT APPLICABLE"
+        _ae(s, onset, term, grade, rng.randint(5, 25), serious=list(serious), related=related,
+            action=action, outcome="RECOVERED/RESOLVED", **extra)
     if s.death and not s.cause.startswith("relapse"):
         term = c.infection_death[1] if c.infection_death else next(d[1] for d in OTHER_DEATHS if d[0] == s.cause)
         onset = s.death - _days(rng.randint(0, 3))
+        action = "DRUG WITHDRAWN" if onset <= s.d1 + _days(23) else "NOT APPLICABLE"
         _ae(s, onset, term, 5, 99, serious=["death", "hospitalisation"], aware=_aware(s, s.death),
-            related=rng.choice(("not", "unlikely")), outcome="fatal")
+            related=rng.choice(("not", "unlikely")), action=action, outcome="FATAL")
 
 
 def follow_up(s: Any, c: Course) -> None:

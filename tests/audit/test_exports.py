@@ -217,7 +217,8 @@ def test_odm_insert_items_carry_their_audit_record(app: TrialConduct) -> None:
         "SE.LAB", "8", "Insert")
     items = {i.get("ItemOID"): i for i in lab.iter(f"{{{NS['odm']}}}ItemData")}
     assert {oid: i.get("Value") for oid, i in items.items()} == {
-        "IT.LAB.DATE": "2025-03-01", "IT.LAB.ANC": "0.4", "IT.LAB.PLT": "18", "IT.LAB.HB": "72"}
+        "IT.LAB.DATE": "2025-03-01", "IT.LAB.ANC": "0.4", "IT.LAB.PLT": "18", "IT.LAB.HB": "72",
+        "IT.LAB.HB_AS_ENTERED": "72 g/L"}  # v2: the value as entered travels beside the standardised one
     assert {i.get("TransactionType") for i in items.values()} == {"Insert"}
     record = audit(items["IT.LAB.ANC"])
     assert record["user"] == f"USR.{USER}" and record["location"] == "LOC.PKU"
