@@ -10,34 +10,9 @@ from pgf_events.cli._output import cell, emit_json, output_options, render
 from pgf_events.cli.history import as_of_option, cutoff_option
 from pgf_events.cli.projections import open_store
 from pgf_events.domain.parsing import parse_as_of, parse_date
+from pgf_events.projections.sections import SECTIONS
 from pgf_events.projections.slices import PROJECTIONS
 
-# Human table columns per report (JSON and CSV carry every column).
-COLUMNS: dict[str, list[str]] = {
-    "eligibility": ["subject", "site", "status", "unmet", "screened", "consented", "enrolled", "treated",
-                    "completed", "withdrawn", "died"],
-    "dosing": ["subject", "msc_d1", "given", "on_time", "early", "late", "missed", "pending", "discontinued",
-               "cumulative_cells_per_kg", "relative_dose_intensity", "completed", "discontinuation_reason",
-               "deviations"],
-    "endpoints": ["subject", "anchor_date", "neutrophil_engraftment_date", "anc_msc_day",
-                  "rbc_recovery_date", "rbc_msc_day", "platelet_response", "platelet_response_date",
-                  "plt_msc_day", "reasons"],
-    "safety": ["subject", "adverse_events", "serious", "max_grade", "lab_adverse_events", "clocks_missed"],
-    "gvhd": ["subject", "acute_max_grade", "acute_grade_2_4_date", "chronic_max_severity", "chronic_onset_date",
-             "assessments"],
-    "infections": ["subject", "infections", "first_onset", "episodes_at_risk", "days_at_risk", "max_grade", "sites"],
-    "survival": ["subject", "origin_date", "os_days", "os_event", "dfs_days", "dfs_event", "dfs_censor"],
-}
-HEADERS = {
-    "neutrophil_engraftment_date": "ANC engraftment", "anc_msc_day": "ANC MSC D",
-    "rbc_recovery_date": "RBC recovery", "rbc_msc_day": "RBC MSC D", "platelet_response": "PLT",
-    "platelet_response_date": "PLT date", "plt_msc_day": "PLT MSC D", "anchor_date": "anchor",
-    "discontinued": "disc.",
-    "cumulative_cells_per_kg": "cells/kg", "relative_dose_intensity": "RDI", "discontinuation_reason": "stopped",
-    "acute_max_grade": "aGVHD max", "acute_grade_2_4_date": "aGVHD II-IV", "chronic_max_severity": "cGVHD max",
-    "chronic_onset_date": "cGVHD onset", "adverse_events": "AEs", "lab_adverse_events": "lab AEs",
-    "msc_d1": "MSC D1", "origin_date": "origin",
-}
 LISTINGS = {"deviations", "discontinued", "saes", "by_term_grade", "lab_worsening_by_term_grade"}
 
 
@@ -86,7 +61,7 @@ def report(state: Any, name: str, as_of: str | None, cutoff: str | None, fmt: st
         emit_json(doc)
         return
     if fmt == "csv":
-        render(doc["rows"], "csv", list(doc["rows"][0]) if doc["rows"] else COLUMNS[name])
+        render(doc["rows"], "csv", list(doc["rows"][0]) if doc["rows"] else list(SECTIONS[name].columns))
         return
     print_human(name, doc)
 
@@ -100,8 +75,9 @@ def print_human(name: str, doc: dict[str, Any]) -> None:
     hidden = len(doc["rows"]) - len(rows)
     click.echo(head + (f"; {hidden} patient(s) not enrolled not shown" if hidden else ""))
     if rows:
-        headers = [HEADERS.get(c, c.replace("_", " ")) for c in COLUMNS[name]]
-        render([{h: _short(r.get(c)) for c, h in zip(COLUMNS[name], headers, strict=True)} for r in rows], None,
+        section = SECTIONS[name]
+        headers = [section.headers.get(c, c.replace("_", " ")) for c in section.columns]
+        render([{h: _short(r.get(c)) for c, h in zip(section.columns, headers, strict=True)} for r in rows], None,
                headers)
     click.echo("")
     listings = []

@@ -17,7 +17,22 @@ from pgf_events.projections.slices import PROJECTIONS
 
 # Room for this many projections per notification: positions stay stable while PROJECTIONS grows.
 STRIDE = 8
-assert len(PROJECTIONS) <= STRIDE, "feed positions leave room for at most STRIDE projections"
+
+
+class FeedLayoutError(RuntimeError):
+    """More projections than a feed position leaves room for: positions would collide."""
+
+
+def check_stride(projections: tuple[str, ...], stride: int = STRIDE) -> None:
+    """Refuse a projection list that does not fit the positions (a real check: asserts vanish under -O)."""
+    if len(projections) > stride:
+        raise FeedLayoutError(
+            f"{len(projections)} projections do not fit the change feed's STRIDE of {stride}: positions "
+            "(notification_id * STRIDE + projection index) would collide; raise STRIDE and migrate stored positions"
+        )
+
+
+check_stride(PROJECTIONS)
 
 
 def feed_position(notification_id: int, projection: str) -> int:

@@ -1,4 +1,5 @@
-"""The named projections and the part of a patient's derived state each one keeps.
+"""The named projections and the part of a patient's derived state each one keeps (one per report
+section, :mod:`.sections`).
 
 A projection row is a *slice* of :meth:`PatientState.as_json`: the keys its report needs (the
 common header plus its sections). Every state key belongs to at least one slice, so merging a
@@ -12,32 +13,12 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from pgf_events.projections.derive import STATE_KEYS
+from pgf_events.projections.sections import SECTIONS
 
-PROJECTIONS: tuple[str, ...] = ("eligibility", "dosing", "endpoints", "safety", "gvhd", "infections", "survival")
+PROJECTIONS: tuple[str, ...] = tuple(SECTIONS)
 
 _COMMON = ("subject", "protocol_version", "cutoff")
-SLICE_KEYS: dict[str, tuple[str, ...]] = {
-    "eligibility": _COMMON + (
-        "site", "sex", "transplant_date", "eligibility", "screened", "screening_date", "consented", "consent_date",
-        "enrolled", "enrolment_date", "pgf_type", "treated", "course_completed", "withdrawn", "withdrawal_date",
-        "withdrawal_reason", "alive", "death_date",
-    ),
-    "dosing": _COMMON + (
-        "evaluation_date", "enrolled", "enrolment_date", "treated", "dosing", "withdrawn", "withdrawal_date",
-        "withdrawal_reason", "alive", "death_date",
-    ),
-    "endpoints": _COMMON + ("evaluation_date", "transplant_date", "enrolled", "treated", "endpoints"),
-    "safety": _COMMON + ("evaluation_date", "enrolled", "treated", "safety"),
-    "gvhd": _COMMON + ("evaluation_date", "enrolled", "treated", "alive", "death_date", "gvhd"),
-    "infections": _COMMON + (
-        "evaluation_date", "enrolled", "treated", "alive", "death_date", "infections", "infection_episodes",
-        "baseline_infections", "infection_followup",
-    ),
-    "survival": _COMMON + (
-        "evaluation_date", "transplant_date", "enrolled", "treated", "alive", "death_date", "relapsed",
-        "relapse_date", "survival",
-    ),
-}
+SLICE_KEYS: dict[str, tuple[str, ...]] = {name: _COMMON + s.keys for name, s in SECTIONS.items()}
 
 
 def slice_state(name: str, state: Mapping[str, Any]) -> dict[str, Any]:

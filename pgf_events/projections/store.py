@@ -6,7 +6,7 @@ Tables (SQLAlchemy Core, created on first use):
   ``refs`` (every event reference the slice names), ``version`` (the stream version it reflects)
   and ``position`` (the notification id of that version);
 - ``pgf_projection_tracking(name PK, position, digest, protocol_version)``: ``digest`` covers the
-  protocol parameters and :data:`SCHEMA_VERSION` (the shape of the rows);
+  protocol parameters and the derivation code (:func:`.version.derivation_digest`);
 - ``pgf_changes(position, projection, subject, kind, data, event_ref, recorded_at)`` with
   PK(position, projection, subject): a row whenever a subject's slice actually changes (``kind``
   insert|update), the groundwork of the downstream change feed.
@@ -17,8 +17,8 @@ new position in ONE transaction. The position update is conditional on the old o
 (``UPDATE ... WHERE name=? AND position=?``): if another process got there first the transaction
 rolls back and the batch is retried from the new position, so every notification is applied
 exactly once. On SQLite writers take the lock up front (``BEGIN IMMEDIATE``). A projection
-computed under another protocol (or by an older version of this code, see
-:data:`SCHEMA_VERSION`) is rebuilt from zero automatically.
+computed under another protocol (or by other derivation code: a hash of its source,
+:mod:`.version`) is rebuilt from zero automatically.
 
 Batches hold :data:`BATCH_SIZE` notifications. Far behind (more than two batches: a rebuild, a
 first read, a big import) the log is replayed stream by stream instead (:mod:`.replay`): each
@@ -59,17 +59,16 @@ from pgf_events.projections.tables import (
     tracking,
     views,
 )
+from pgf_events.projections.version import derivation_digest
 from pgf_events.protocol import Protocol
 from pgf_events.topics import PATIENT_TOPIC_PREFIX
 
 BATCH_SIZE = 500
-# Bump whenever derive/slices change what a row holds: stored projections are then rebuilt.
-SCHEMA_VERSION = 3
 MAX_RETRIES = 50
 
 def projection_digest(params: Protocol) -> str:
-    """What the stored rows depend on besides the log: the protocol parameters and the row shape."""
-    canonical = json.dumps([params.digest, SCHEMA_VERSION, SLICE_KEYS], sort_keys=True)
+    """What the stored rows depend on besides the log: the protocol, the derivation code, the row shape."""
+    canonical = json.dumps([params.digest, derivation_digest(), SLICE_KEYS], sort_keys=True)
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 

@@ -169,3 +169,12 @@ def test_a_rebuild_rewrites_the_history_coarser_but_keeps_the_latest_state(tmp_p
     finally:
         feed.close()
         app.close()
+
+
+def test_the_feed_refuses_more_projections_than_a_position_has_room_for() -> None:
+    from pgf_events.feed.change import STRIDE, FeedLayoutError, check_stride
+    from pgf_events.projections.slices import PROJECTIONS
+
+    check_stride(PROJECTIONS)
+    with pytest.raises(FeedLayoutError, match="STRIDE"):
+        check_stride(tuple(f"p{n}" for n in range(STRIDE + 1)))
