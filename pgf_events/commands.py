@@ -4,6 +4,7 @@ that applies a batch of them to the aggregates before one save (:class:`TrialCon
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping, Sequence
 from datetime import datetime
@@ -120,7 +121,7 @@ class UnitOfWork:
             subject = normalise_subject(command.subject)
             spec = kinds.kind(command.kind)
             fields = command.fields
-            if command.kind != "register" and (subject in self.patients or self.app.has_patient(subject)):
+            if command.kind != "register" and _typed_times(spec.record, fields):
                 fields = self._site_local(self._load(subject), spec.record, fields)
             record = spec.record.from_input(fields)
             if command.kind == "register":
@@ -156,8 +157,8 @@ class UnitOfWork:
 
     def _site_local(self, patient: Patient, record: type, fields: Mapping[str, Any]) -> Mapping[str, Any]:
         """Times typed without an offset are local time at the patient's site (``site_timezones``)."""
-        names = [a.name for a in attrs.fields(record) if a.metadata.get("parse") is parse_datetime]
-        if not any(isinstance(fields.get(n), str) for n in names):
+        names = _time_fields(record)
+        if not _typed_times(record, fields):
             return fields
         zone = self.app.protocol.site_zone(patient.registration.site)
         return {k: site_local(v, zone) if k in names else v for k, v in fields.items()}
@@ -179,6 +180,16 @@ class UnitOfWork:
                 recorded_at=getattr(event, "timestamp", None), recorded_by=self.user, changes=changes,
             ))
         return out
+
+
+@functools.cache
+def _time_fields(record: type) -> frozenset[str]:
+    return frozenset(a.name for a in attrs.fields(record) if a.metadata.get("parse") is parse_datetime)
+
+
+def _typed_times(record: type, fields: Mapping[str, Any]) -> bool:
+    """Whether any date-time field was typed as text (only those can lack an offset)."""
+    return any(isinstance(fields.get(n), str) for n in _time_fields(record))
 
 
 def check_user(user: Any) -> str:
