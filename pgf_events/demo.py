@@ -33,6 +33,7 @@ from typing import Any
 
 from pgf_events import demo_course
 from pgf_events.commands import Command
+from pgf_events.demo_deviations import acknowledge_deviations
 from pgf_events.demo_tables import (
     DIAGNOSES,
     DONORS,
@@ -180,7 +181,7 @@ def commands_for(s: Subject) -> list[Command]:
             fields = {k: _value(v) for k, v in item.fields.items() if v is not None}
             commands.append(Command("record", subject=s.code, kind=item.kind, fields=fields,
                                     source=SOURCES.get(item.kind, "CRF")))
-    return commands
+    return acknowledge_deviations(commands)
 
 
 def plan_cohort(patients: int, seed: int) -> list[Subject]:

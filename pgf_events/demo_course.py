@@ -183,7 +183,7 @@ def labs(s: Any, c: Course) -> None:
         panel: dict[str, Any] = {"date": day, "anc": anc, "plt": plt, "hb": hb,
                                  "wbc": round(anc + rng.uniform(0.2, 1.0), 2)}
         if t % 28 == 0 or day == s.screen_day:
-            panel["bilirubin"] = round(rng.uniform(6, 20), 1)
+            panel.update(bilirubin=round(rng.uniform(6, 20), 1), bilirubin_unit="µmol/L")
         s.add(day, "lab", **panel)
         if plt < 10 or (plt < 20 and rng.random() < 0.3):
             s.add(day, "transfusion", date=day, product="platelets", units=1)
@@ -230,7 +230,8 @@ def gvhd(s: Any, c: Course) -> None:
     rng = s.rng
     if rng.random() < 0.1:
         s.add(s.screen_day, "gvhd", date=s.screen_day, skin_bsa=rng.randint(10, 40),
-              bilirubin=round(rng.uniform(6, 20), 1), upper_gi=rng.random() < 0.3, stool_ml=50 * rng.randint(0, 8))
+              bilirubin=round(rng.uniform(6, 20), 1), bilirubin_unit="µmol/L", upper_gi=rng.random() < 0.3,
+              stool_ml=50 * rng.randint(0, 8))
     flare = rng.choice((1, 2, 3)) if rng.random() < 0.2 else None
     gut_death = s.cause == "acute GVHD of the gut"
     for n, offset in enumerate((0, 14, 28, 56, 84)):
@@ -238,7 +239,7 @@ def gvhd(s: Any, c: Course) -> None:
         if day > s.obs_end:
             break
         stage: dict[str, Any] = {"date": day, "skin_bsa": 0, "bilirubin": round(rng.uniform(6, 20), 1),
-                                 "upper_gi": False, "stool_ml": 50 * rng.randint(0, 6)}
+                                 "bilirubin_unit": "µmol/L", "upper_gi": False, "stool_ml": 50 * rng.randint(0, 6)}
         if n == flare:
             stage.update(skin_bsa=rng.randint(10, 60), upper_gi=rng.random() < 0.3)
             if rng.random() < 0.3:
@@ -249,7 +250,7 @@ def gvhd(s: Any, c: Course) -> None:
     if gut_death and s.death:
         day = max(s.d1, s.death - _days(rng.randint(5, 15)))
         s.add(day, "gvhd", date=day, skin_bsa=rng.randint(20, 60), bilirubin=round(rng.uniform(40, 120), 1),
-              upper_gi=True, stool_ml=50 * rng.randint(32, 45), severe_pain=True)
+              bilirubin_unit="µmol/L", upper_gi=True, stool_ml=50 * rng.randint(32, 45), severe_pain=True)
     onset = s.transplant + _days(rng.uniform(100, 300))
     if rng.random() < 0.38 and onset > s.d1 and onset <= s.obs_end:
         s.add(onset, "gvhd", date=onset, chronic=True, organ=dict(rng.choice(CHRONIC_PATTERNS)))

@@ -14,8 +14,8 @@ from typing import Any, ClassVar
 import attrs
 
 from pgf_events.domain import parsing as p
-from pgf_events.domain.errors import ValidationError
 from pgf_events.domain import vocabulary as v
+from pgf_events.domain.errors import ValidationError
 from pgf_events.domain.fields import (
     InputOption,
     cdisc_term,
@@ -51,7 +51,7 @@ __all__ = ["BILIRUBIN_UMOL_PER_MG_DL", "CHRONIC_ORGANS", "DERIVED_CRITERIA", "HB
 
 COUNT_UNIT, SHOWN_COUNT_UNIT = "10^9/L", "x10^9/L"
 EARLIEST_ZONE = timezone(timedelta(hours=14))  # the first place on Earth where a day begins
-BILIRUBIN_HELP = "Total bilirubin, µmol/L unless --bilirubin-unit mg/dL."
+BILIRUBIN_HELP = "Total bilirubin; needs --bilirubin-unit (µmol/L or mg/dL)."
 
 
 def _kps(instance: Any, attribute: attrs.Attribute, value: int) -> None:
@@ -155,7 +155,8 @@ class LabPanel(Record):
     KIND: ClassVar[str] = "lab"
     INPUT_OPTIONS: ClassVar[Mapping[str, InputOption]] = {
         "hb_unit": InputOption("g/L (default) or g/dL (converted x10).", "g/L|g/dL", after="hb"),
-        "bilirubin_unit": InputOption("µmol/L (default) or mg/dL (converted x17.1).", "UNIT", after="bilirubin"),
+        "bilirubin_unit": InputOption("µmol/L or mg/dL (converted x17.1); required with --bilirubin.", "UNIT",
+                                      after="bilirubin"),
     }
     date: date = date_field("Sample date")
     anc: float | None = optional(p.parse_number, range=(0, 100), unit=COUNT_UNIT, shown_unit=SHOWN_COUNT_UNIT,
@@ -200,7 +201,8 @@ class AdverseEvent(Record):
     related: str | None = optional(choice(*RELATEDNESS), metavar="LEVEL",
                                    help=f"Relatedness to MSC: {', '.join(RELATEDNESS)}.")
     aware: datetime | None = optional(p.parse_datetime, metavar="DATE/TIME",
-                                      help="When the site became aware (YYYY-MM-DD or YYYY-MM-DDTHH:MM, UTC unless offset).")
+                                      help="When the site became aware (YYYY-MM-DD or YYYY-MM-DDTHH:MM, "
+                                           "site time unless an offset is given).")
     end: date | None = date_field("Resolution date", required=False)
     outcome: str | None = optional(cdisc_term(v.AE_OUTCOMES, v.LEGACY_AE_OUTCOMES), metavar="TERM",
                                    help=f"Outcome (CDISC AEOUT): {'; '.join(v.AE_OUTCOMES)}.")
@@ -234,7 +236,7 @@ class Infection(Record):
 class GvhdAssessment(Record):
     KIND: ClassVar[str] = "gvhd"
     INPUT_OPTIONS: ClassVar[Mapping[str, InputOption]] = {
-        "bilirubin_unit": InputOption("µmol/L (default) or mg/dL.", "UNIT", after="bilirubin"),
+        "bilirubin_unit": InputOption("µmol/L or mg/dL; required with --bilirubin.", "UNIT", after="bilirubin"),
     }
     ACUTE: ClassVar[tuple[str, ...]] = ("skin_bsa", "bilirubin", "upper_gi", "stool_ml")
     date: date = date_field("Assessment date")
