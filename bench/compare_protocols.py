@@ -58,6 +58,8 @@ def compare(url: str, old: Protocol, new: Protocol) -> dict[str, Any]:
             a, b = category(before["endpoints"], name), category(after["endpoints"], name)
             if a != b:
                 reason = after["endpoints"].get("reasons", {}).get(name)
+                if reason is None and b in ("CR", "PR") and new.plt_rule != old.plt_rule:
+                    reason = f"{new.plt_rule} rule"  # a run the other platelet rule did not see
                 changes.append({"subject": subject, "lineage": short, "old": a, "new": b, "reason": reason})
                 transitions[f"{short} {a} -> {b}" + (f" ({reason})" if reason else "")] += 1
     summary = {}
@@ -72,6 +74,7 @@ def compare(url: str, old: Protocol, new: Protocol) -> dict[str, Any]:
             "platelet_CR": _rate(ep["platelet_response"]["CR"]), "platelet_PR": _rate(ep["platelet_response"]["PR"]),
             "platelet_CR_or_PR": _rate(ep["platelet_response"]["CR_or_PR"]),
             "os_1y": sv["os_1y"]["estimate"], "dfs_1y": sv["dfs_1y"]["estimate"],
+            "relapse_1y": sv["relapse_1y"]["estimate"],
             "os_1y_from_transplant": sv["from_transplant"]["os_1y"]["estimate"],
         }
     return {"patients": len(states), "patients_changed": len({c["subject"] for c in changes}),
@@ -102,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{doc['patients']} enrolled patients; {doc['patients_changed']} changed category "
           f"from {old['protocol_version']} to {new['protocol_version']}")
     for key in ("neutrophil_engraftment", "rbc_recovery", "platelet_CR", "platelet_PR", "platelet_CR_or_PR",
-                "os_1y", "dfs_1y", "os_1y_from_transplant"):
+                "os_1y", "dfs_1y", "relapse_1y", "os_1y_from_transplant"):
         print(f"  {key:<24} {_fmt(old[key]):>18} -> {_fmt(new[key])}")
     print("transitions:")
     for label, n in doc["transitions"].items():

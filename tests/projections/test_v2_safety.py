@@ -3,9 +3,7 @@ site-local times, lab values as entered (clinical-rules.md, "Safety" and "Labora
 
 from __future__ import annotations
 
-import csv
 import json
-from pathlib import Path
 
 import pytest
 
@@ -108,15 +106,20 @@ def test_cli_records_expectedness_action_and_outcome(pgf: Pgf) -> None:
     assert report["susars"] == 1 and report["expectedness_missing"] == [] and report["awareness_missing"] == []
 
 
-def test_lab_values_are_kept_as_entered_beside_the_standardised_value(pgf: Pgf, tmp_path: Path) -> None:
+def test_lab_values_are_kept_as_entered_beside_the_standardised_value(pgf: Pgf) -> None:
     enrol_via_cli(pgf)
     ref = pgf.ok("record", "lab", "S001", "--date", "2025-03-01", "--hb", "7.2", "--hb-unit", "g/dL").stdout.strip()
     history = json.loads(pgf.ok("history", "S001", "--json").stdout)["events"]
     assert history[-1]["data"]["hb"] == 72 and history[-1]["data"]["hb_as_entered"] == "7.2 g/dL"
-    pgf.ok("export", "sdtm", str(tmp_path / "sdtm"))
-    with open(tmp_path / "sdtm" / "lb.csv", newline="") as f:
-        hgb = [r for r in csv.DictReader(f) if r["LBTESTCD"] == "HGB"]
-    assert [(r["LBORRES"], r["LBORRESU"], r["LBSTRESN"], r["LBSTRESU"]) for r in hgb] == [("7.2", "g/dL", "72", "g/L")]
+    from pgf_events.exports.sdtm import build_sdtm  # noqa: PLC0415
+    from pgf_events.store import parse_url  # noqa: PLC0415
+
+    app = TrialConduct(parse_url(pgf.url))
+    try:
+        hgb = [r for r in build_sdtm(app)[0]["LB"] if r["LBTESTCD"] == "HGB"]
+    finally:
+        app.close()
+    assert [(r["LBORRES"], r["LBORRESU"], r["LBSTRESN"], r["LBSTRESU"]) for r in hgb] == [("7.2", "g/dL", 72.0, "g/L")]
     pgf.ok("correct", ref, "--set", "hb=75", "--reason", "re-read the report")
     history = json.loads(pgf.ok("history", "S001", "--json").stdout)["events"]
     assert "--hb-as-entered" not in pgf.ok("record", "lab", "--help").stdout
