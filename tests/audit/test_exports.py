@@ -53,7 +53,7 @@ def test_the_audit_trail_has_one_row_per_changed_field(app: TrialConduct) -> Non
     rows = list(trail_rows(app))
     assert len({r["ref"] for r in rows}) == 15 + 3  # every event has at least one row
     lab = {r["field"]: r for r in rows if r["ref"] == "S001#8"}
-    assert set(lab) == {"date", "anc", "plt", "hb"}  # the fields it gives, empty ones left out
+    assert set(lab) == {"date", "anc", "plt", "hb", "hb_as_entered"}  # the fields it gives (and Hb as entered)
     anc = lab["anc"]
     assert (anc["type"], anc["kind"], anc["clinical_date"], anc["user"], anc["source"], anc["site"]) == (
         "LabResulted", "lab", "2025-03-01", USER, "LIS report 123", "PKU")
