@@ -179,9 +179,10 @@ class LabPanel(Record):
     def corrected(self, changes: Mapping[str, Any]) -> tuple[Record, dict[str, Any]]:
         """A corrected value is entered anew: its as-entered text follows it (unless given itself)."""
         base = self
-        for name in ("hb", "bilirubin"):
-            if name in changes and f"{name}_as_entered" not in changes:
-                base = attrs.evolve(base, **{f"{name}_as_entered": None})
+        if "hb" in changes and "hb_as_entered" not in changes:
+            base = attrs.evolve(base, hb_as_entered=None)
+        if "bilirubin" in changes and "bilirubin_as_entered" not in changes:
+            base = attrs.evolve(base, bilirubin_as_entered=None)
         return Record.corrected(base, changes)
 
     def __attrs_post_init__(self) -> None:
