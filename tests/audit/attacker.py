@@ -123,17 +123,26 @@ class Attacker:
 
     def rechain(self) -> None:
         """Recompute every link and the head over the events as they now are (triggers dropped first):
-        the chain alone then verifies a rewritten log."""
+        the chain alone then verifies a rewritten log. On PostgreSQL the links also cover the
+        database's stamps, read here with the store's own material SQL."""
+        import hashlib
         from uuid import UUID
 
-        from pgf_events.audit.chain import GENESIS, link_hash
+        from pgf_events.audit.chain import GENESIS, link_material
+        from pgf_events.audit.pg_notary import link_material_sql
 
-        rows = self.sql(f"SELECT {self.pos}, originator_id, originator_version, topic, state FROM {self.events} ORDER BY 1")
+        if self.sqlite:
+            rows = [(p, link_material(UUID(o), v, t, bytes(raw))) for p, o, v, t, raw in self.sql(
+                f"SELECT {self.pos}, originator_id, originator_version, topic, state FROM {self.events} ORDER BY 1")]
+        else:
+            meta = dict(self.sql(f"SELECT key, value FROM {self.meta}"))
+            material = link_material_sql("", meta.get("notary_from", "0"))
+            rows = [(p, bytes(m)) for p, m in self.sql(f"SELECT notification_id, {material} FROM {self.events} ORDER BY 1")]
         self.sql(f"DELETE FROM {self.chain}")
         h = GENESIS
-        for position, oid, version, topic, raw in rows:
-            oid = oid if isinstance(oid, UUID) else UUID(oid)
-            h = link_hash(h, oid, version, topic, bytes(raw))
+        for position, material_bytes in rows:
+            h = hashlib.sha256(h + material_bytes).digest()
+            oid, version = UUID(bytes=material_bytes[:16]), int.from_bytes(material_bytes[16:24], "big", signed=True)
             self.sql(f"INSERT INTO {self.chain} (position, originator_id, originator_version, hash, backfilled) "
                      "VALUES (?, ?, ?, ?, ?)", (position, oid.hex if self.sqlite else oid, version, h, False))
         self.sql(f"UPDATE {self.head} SET hash = ?", (h,))
