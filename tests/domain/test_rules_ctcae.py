@@ -1,4 +1,4 @@
-"""CTCAE v5.0 lab grades with strict < boundaries (clinical-rules.md, "Safety")."""
+"""CTCAE v5.0 lab grades with strict < boundaries (docs/rules.md, "Safety")."""
 
 from datetime import date
 

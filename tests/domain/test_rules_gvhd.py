@@ -1,4 +1,4 @@
-"""MAGIC acute GVHD staging/grading and NIH 2014 chronic severity (clinical-rules.md,
+"""MAGIC acute GVHD staging/grading and NIH 2014 chronic severity (docs/rules.md,
 "Secondary endpoints")."""
 
 from datetime import date

@@ -1,4 +1,4 @@
-"""SAE / SUSAR reporting clocks (clinical-rules.md, "Safety")."""
+"""SAE / SUSAR reporting clocks (docs/rules.md, "Safety")."""
 
 from datetime import date, datetime, timedelta, timezone
 

@@ -1,4 +1,4 @@
-"""Dose-to-window assignment and adherence (clinical-rules.md, "Dosing").
+"""Dose-to-window assignment and adherence (docs/rules.md, "Dosing").
 
 The first infusion is dose 1 and fixes MSC D1; dose k targets D1 + (k-1) * ``dose_interval_days``
 with a window of ± ``dose_window_days``. Each later infusion on day d takes the next unassigned
@@ -54,7 +54,7 @@ class DosingDeviation:
 
 @attrs.frozen
 class DosingSummary:
-    """Per-patient adherence report (clinical-rules.md, "Dosing", last bullet)."""
+    """Per-patient adherence report (docs/rules.md, "Dosing", last bullet)."""
 
     msc_d1: date | None
     planned: int

@@ -1,4 +1,4 @@
-"""Primary endpoint: hemogram recovery (clinical-rules.md, "Laboratory conventions" and
+"""Primary endpoint: hemogram recovery (docs/rules.md, "Laboratory conventions" and
 "Primary endpoint: hemogram recovery").
 
 Every endpoint is searched from ``anchor`` onward; values before it only serve as look-back

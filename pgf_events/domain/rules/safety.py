@@ -1,4 +1,4 @@
-"""SAE and SUSAR reporting clocks (clinical-rules.md, "Safety"; ICH E2A, 21 CFR 312.32).
+"""SAE and SUSAR reporting clocks (docs/rules.md, "Safety"; ICH E2A, 21 CFR 312.32).
 
 Clocks run from the recorded awareness time, never typed: investigator -> sponsor within
 ``sae_sponsor_hours``; a SUSAR (serious, related: possible/probable/definite, and unexpected)
