@@ -15,7 +15,7 @@ import random
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError, Application
@@ -38,15 +38,13 @@ from pgf_events.domain.errors import (
     PgfError,
     StoreError,
 )
+from pgf_events.domain.imports import ImportBatch, import_id
 from pgf_events.domain.patient import Patient, patient_id
 from pgf_events.domain.users import DIRECTORY_ID, PERMISSIONS, UserDirectory
 from pgf_events.gc_tuning import fewer_collections
 from pgf_events.protocol import DEFAULT_PROTOCOL, Protocol
 from pgf_events.store import CIPHER_ENV, StoreConfig, parse_url, prepare
 from pgf_events.topics import topic_of
-
-if TYPE_CHECKING:
-    from pgf_events.domain.imports import ImportBatch
 
 # Re-exported: callers build commands and read results through the application module.
 __all__ = ["BatchRejected", "Command", "Result", "TrialConduct", "UnitOfWork", "normalise_subject", "parse_ref"]
@@ -129,8 +127,6 @@ class TrialConduct(Application[Any]):
     def import_batch(self, commands: Sequence[Command], *, digest: str, file_name: str, user: str,
                      progress: Callable[[int], None] | None = None) -> list[Result] | ImportBatch:
         """Execute an imported file once: returns its results, or the earlier ImportBatch if already done."""
-        from pgf_events.domain.imports import ImportBatch, import_id  # noqa: PLC0415 - imports only
-
         def already() -> ImportBatch | None:
             try:
                 return self.repository.get(import_id(digest), projector_func=_project)
@@ -264,7 +260,7 @@ class TrialConduct(Application[Any]):
         start = 1
         while True:
             batch = self.recorder.select_notifications(start=start, limit=1000, topics=[topic])
-            out.extend(self.mapper.to_domain_event(n).subject for n in batch)
+            out.extend(self.mapper.to_domain_event(n).subject for n in batch)  # type: ignore[attr-defined]
             if len(batch) < 1000:
                 return out
             start = batch[-1].id + 1

@@ -130,7 +130,7 @@ class UnitOfWork:
                 if spec.command:
                     getattr(patient, spec.command)(record, ctx)
                 else:
-                    patient.record(spec.event, record, ctx)
+                    patient.record(spec.event, record, ctx)  # type: ignore[arg-type]  # a Recorded event
             self._results.append((patient, patient.version, command.kind))
         elif command.action == "correct":
             subject, version = parse_ref(command.ref)

@@ -40,8 +40,8 @@ def _non_negative(instance: Any, attribute: attrs.Attribute, value: Any) -> None
         raise ValueError(f"{attribute.name} must not be negative, not {value!r}")
 
 
-_int = [v.instance_of(int), _non_negative]
-_num = [v.instance_of((int, float)), _non_negative]
+_int: list[Any] = [v.instance_of(int), _non_negative]
+_num: list[Any] = [v.instance_of((int, float)), _non_negative]
 
 
 @attrs.frozen(kw_only=True)

@@ -21,6 +21,7 @@ Conventions (documented choices where SDTM leaves them to the sponsor):
 from __future__ import annotations
 
 import csv
+import functools
 import re
 from collections.abc import Callable
 from contextlib import ExitStack
@@ -181,9 +182,9 @@ class PatientDatasets:
     def ae(self) -> None:
         events: list[tuple[date, int, Callable[[], None]]] = []
         for version, ae in self.p.active(vo.AdverseEvent):
-            events.append((ae.onset, version, lambda v=version, a=ae: self._adverse_event(v, a)))
+            events.append((ae.onset, version, functools.partial(self._adverse_event, version, ae)))
         for version, infection in self.p.active(vo.Infection):
-            events.append((infection.onset, version, lambda v=version, i=infection: self._infection(v, i)))
+            events.append((infection.onset, version, functools.partial(self._infection, version, infection)))
         for _, _, emit in sorted(events, key=lambda e: (e[0], e[1])):
             emit()
 

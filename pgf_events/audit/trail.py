@@ -13,7 +13,8 @@ from datetime import datetime
 from typing import IO, Any
 
 from pgf_events.audit.source import patient_streams, utc
-from pgf_events.projections.history import _show, describe, history_rows
+from pgf_events.formatting import show
+from pgf_events.projections.history import describe, history_rows
 
 COLUMNS = (
     "ref", "subject", "site", "type", "kind", "clinical_date", "recorded_utc", "user", "source", "reason",
@@ -32,7 +33,7 @@ def trail_rows(app: Any, as_of: datetime | None = None) -> Iterator[dict[str, An
             old_to_new = ""
             if row["kind"] == "correct":
                 old_to_new = "; ".join(
-                    f"{field}: {_show(v['old'])} -> {_show(v['new'])}" for field, v in row["data"].items()
+                    f"{field}: {show(v['old'])} -> {show(v['new'])}" for field, v in row["data"].items()
                 )
             yield {
                 "ref": row["ref"], "subject": subject, "site": site, "type": row["type"], "kind": row["kind"],

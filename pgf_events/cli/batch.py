@@ -76,7 +76,8 @@ def command_line(command: Command) -> str:
 
 
 def read_commands(lines: Any) -> tuple[list[Command], list[tuple[int | None, str]]]:
-    commands, errors = [], []
+    commands: list[Command] = []
+    errors: list[tuple[int | None, str]] = []
     for number, raw in enumerate(lines, start=1):
         text = raw.strip()
         if not text:

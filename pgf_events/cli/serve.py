@@ -36,13 +36,13 @@ def serve(state: Any, host: str, port: int, keepalive: float, interval: float) -
       curl -N 'http://127.0.0.1:8765/changes?after=0'
     """
     try:
-        import uvicorn
+        import uvicorn  # noqa: PLC0415 - the optional 'serve' extra
 
-        from pgf_events.serve.app import build_app
+        from pgf_events.serve.app import build_app  # noqa: PLC0415 - needs starlette (the 'serve' extra)
     except ModuleNotFoundError as e:
         raise click.ClickException(f"pgf serve needs the optional 'serve' extra ({e.name} is missing): "
                                    f"{EXTRA_HINT}") from None
-    from pgf_events.feed import ChangeFeed
+    from pgf_events.feed import ChangeFeed  # noqa: PLC0415 - loaded when the command runs, not when --help lists it
 
     feed = ChangeFeed(state.app(must_exist=True), interval=interval,
                       notify=lambda message: click.echo(message, err=True))

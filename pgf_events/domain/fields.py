@@ -58,8 +58,9 @@ def optional(parse: Parse, **kwargs: Any) -> Any:
 
 
 def date_field(help: str, *, required: bool = True) -> Any:  # noqa: A002
-    return field(p.parse_date, help=f"{help} ({DATE}).", metavar=DATE,
-                 **({} if required else {"default": None}))
+    if required:
+        return field(p.parse_date, help=f"{help} ({DATE}).", metavar=DATE)
+    return field(p.parse_date, default=None, help=f"{help} ({DATE}).", metavar=DATE)
 
 
 def in_range(low: float, high: float, unit: str | None = "") -> Callable[[Any, attrs.Attribute, Any], None]:

@@ -13,7 +13,7 @@ events, however far behind the read models are, and the command needs no SQLAlch
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
@@ -21,7 +21,9 @@ from pgf_events.application import TrialConduct, normalise_subject
 from pgf_events.audit.signatures import signatures
 from pgf_events.domain.errors import DomainError, PatientNotFoundError
 from pgf_events.domain.patient import Patient
-from pgf_events.projections.derive import derive_patient, fold, iso
+from pgf_events.formatting import iso
+from pgf_events.projections.cohort import build_report
+from pgf_events.projections.derive import derive_patient, fold
 from pgf_events.projections.slices import all_slices, status_document
 
 if TYPE_CHECKING:
@@ -89,7 +91,7 @@ def patient_status(app: TrialConduct, subject: str, *, as_of: datetime | None = 
             raise DomainError(f"patient {subject} entered the trial on {_first_trial_date(patient)}, "
                               f"after the data cut-off {iso(cutoff)}")
         slices, version = _slices_of(patient, recorded, app, cutoff), patient.version
-    elif as_of is None:
+    elif as_of is None and store is not None:
         store.catch_up()
         found = store.patient(subject)
         if found is None:
@@ -98,6 +100,7 @@ def patient_status(app: TrialConduct, subject: str, *, as_of: datetime | None = 
         events = [e for e in app.stream(subject) if e.originator_version <= version]
         patient = fold(events)[0]
     else:
+        assert as_of is not None
         events = app.stream(subject)
         patient, recorded = fold_as_of(events, as_of)
         if patient is None:
@@ -111,6 +114,7 @@ def patient_status(app: TrialConduct, subject: str, *, as_of: datetime | None = 
     doc["signatures"] = [
         {**sig, "signed_at": iso(sig["signed_at"])} for sig in signatures(events)
     ]
+    assert patient is not None
     return {"subject": doc.pop("subject"), "as_of": iso(as_of), **doc}, patient
 
 
@@ -121,8 +125,6 @@ def cohort_report(app: TrialConduct, name: str, *, as_of: datetime | None = None
     ``as_of`` (what the store knew) and ``cutoff`` (the clinical data cut-off date) are independent;
     either one derives the rows from the log instead of reading the read models.
     """
-    from pgf_events.projections.cohort import build_report  # noqa: PLC0415 - reports only
-
     if as_of is None and cutoff is None:
         assert store is not None
         store.catch_up()
@@ -134,4 +136,4 @@ def cohort_report(app: TrialConduct, name: str, *, as_of: datetime | None = None
 
 
 def _all_patients(app: TrialConduct) -> Iterator[tuple[Patient, dict[int, datetime]]]:
-    return patients_as_of(app, datetime.max.replace(tzinfo=timezone.utc))
+    return patients_as_of(app, datetime.max.replace(tzinfo=UTC))

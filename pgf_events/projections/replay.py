@@ -18,6 +18,7 @@ and the order of commits are unchanged.
 
 from __future__ import annotations
 
+import gc
 import multiprocessing
 import os
 from collections.abc import Iterator, Sequence
@@ -26,6 +27,8 @@ from datetime import datetime
 from typing import Any, NamedTuple
 from uuid import UUID
 
+from pgf_events.application import TrialConduct
+from pgf_events.gc_tuning import BULK_THRESHOLD
 from pgf_events.projections.derive import derive_patient, fold
 from pgf_events.projections.slices import all_slices
 from pgf_events.protocol import Protocol
@@ -40,7 +43,7 @@ class StreamHead(NamedTuple):
     originator_id: UUID
     version: int  # the stream's last version in the range
     position: int  # the notification id of that version
-    count: int  # how many of the stream's events lie in the range
+    count: int  # type: ignore[assignment]  # how many of the stream's events lie in the range (shadows tuple.count)
 
 
 def stream_heads(app: Any, after: int, stop: int) -> list[StreamHead]:
@@ -170,11 +173,6 @@ _WORKER: dict[str, Any] = {}
 
 
 def _start_worker(store: Any, params: Protocol) -> None:
-    import gc  # noqa: PLC0415
-
-    from pgf_events.application import TrialConduct  # noqa: PLC0415
-    from pgf_events.gc_tuning import BULK_THRESHOLD  # noqa: PLC0415
-
     gc.set_threshold(BULK_THRESHOLD, *gc.get_threshold()[1:])
     _WORKER["app"], _WORKER["params"] = TrialConduct(store, params), params
 

@@ -46,9 +46,10 @@ from sqlalchemy.exc import DBAPIError
 
 from pgf_events.application import TrialConduct
 from pgf_events.domain.patient import Patient
+from pgf_events.formatting import iso
 from pgf_events.gc_tuning import fewer_collections
 from pgf_events.projections import replay
-from pgf_events.projections.derive import derive_patient, fold, iso
+from pgf_events.projections.derive import derive_patient, fold
 from pgf_events.projections.slices import PROJECTIONS, SLICE_KEYS, all_slices, collect_refs
 from pgf_events.projections.tables import (
     Codec,

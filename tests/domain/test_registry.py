@@ -20,7 +20,7 @@ ALL = list(KINDS.values())
 
 @pytest.mark.parametrize("kind", ALL, ids=lambda k: k.name)
 def test_an_entry_ties_its_value_class_event_and_command_together(kind: Kind) -> None:
-    assert kind.record.KIND == kind.name
+    assert kind.name == kind.record.KIND
     assert typing.get_type_hints(kind.event)["record"] is kind.record, "the event must carry this value class"
     if kind.command is not None:
         assert callable(getattr(Patient, kind.command)), f"Patient has no command {kind.command}"

@@ -14,9 +14,11 @@ never pending or missed; adherence counts it apart.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Iterable
 from datetime import date, timedelta
+from typing import Any
 
 import attrs
 
@@ -130,7 +132,8 @@ def assess_dosing(
     doses: list[DoseResult] = []
     deviations: list[DosingDeviation] = []
     d1 = infs[0].day if infs else None
-    targets = [d1 + timedelta(days=k * interval) if d1 else None for k in range(n)]  # targets[k-1]
+    # targets[k-1]: dose k's target date (None while no infusion has fixed MSC D1)
+    targets: list[Any] = [d1 + timedelta(days=k * interval) if d1 else None for k in range(n)]
     anchor_refs = (infs[0].ref,) if infs else ()  # MSC D1 fixes every target
 
     k = 1
@@ -153,7 +156,7 @@ def assess_dosing(
         doses.append(DoseResult(rest, t, "missed" if closed else "pending", refs=anchor_refs if closed else ()))
     for dose in doses:
         deviations.extend(_deviations_for(dose, params))
-    for prev, cur in zip(infs, infs[1:]):
+    for prev, cur in itertools.pairwise(infs):
         gap = (cur.day - prev.day).days
         if gap < params.min_dose_gap_days:
             deviations.append(DosingDeviation(None, "gap_below_minimum",

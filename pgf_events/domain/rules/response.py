@@ -24,6 +24,7 @@ last count).
 from __future__ import annotations
 
 from datetime import date, timedelta
+from typing import Any
 
 import attrs
 
@@ -114,7 +115,7 @@ def lineage_outcomes(
                            ("platelet_response", _plt_at_baseline(labs, transfusions, params, msc_d1))):
             if refs is not None:
                 baseline[name] = refs
-    when = {"anchor": anchor, "transplant_day": transplant_day, "msc_d1": msc_d1}
+    when: dict[str, Any] = {"anchor": anchor, "transplant_day": transplant_day, "msc_d1": msc_d1}
     exit_day = exit_event[0] if exit_event else None
     anc = None if "neutrophil_engraftment" in baseline else hemogram.neutrophil_engraftment(labs, params, **when)
     rbc = None if "rbc_recovery" in baseline else hemogram.red_cell_recovery(labs, transfusions, params, **when)
