@@ -45,7 +45,7 @@ def _output(path: str) -> Iterator[IO[str]]:
 
 @click.group()
 def export() -> None:
-    """Export the record: audit trail CSV, CDISC ODM 1.3.2 XML, SDTM-shaped CSV datasets.
+    """Export the record: audit trail CSV, CDISC ODM 1.3.2 XML, SDTM and ADaM (Dataset-JSON, XPT, define.xml).
 
     \b
     Example:
@@ -102,16 +102,19 @@ def odm(state: Any, file: str, as_of: str | None) -> None:
 @as_of_option
 @click.pass_obj
 def sdtm(state: Any, directory: str, as_of: str | None) -> None:
-    """Write SDTM-shaped CSV datasets dm, ie, ex, lb, ae, pr, ds, dd into DIR (voided records left out,
-    corrections applied).
+    """Write SDTM (SDTMIG 3.4) into DIR: each dataset as Dataset-JSON 1.1 (NAME.json) and SAS XPT v5
+    (NAME.xpt), with define.xml 2.1; trial design datasets included (voided records left out,
+    corrections applied). XPT needs the 'export' extra (pyreadstat, pandas).
 
     \b
     Example:
       pgf export sdtm sdtm/ --as-of 2025-12-31
     """
-    from pgf_events.audit.sdtm import write_sdtm  # noqa: PLC0415
+    from pgf_events.exports.package import write_package  # noqa: PLC0415
+    from pgf_events.exports.sdtm import DATASETS, build_sdtm  # noqa: PLC0415
 
     cutoff = _cutoff(as_of)
     app = state.app(must_exist=True)
-    counts = write_sdtm(app, Path(directory), cutoff)
+    rows, _ = build_sdtm(app, cutoff)
+    counts = write_package(Path(directory), DATASETS, rows, trial=app.protocol.trial, standard="SDTMIG", as_of=cutoff)
     click.echo(", ".join(f"{name} {n}" for name, n in counts.items()) + f" rows written to {directory}", err=True)
