@@ -15,12 +15,14 @@ from typing import TypeVar
 from pgf_events.domain.errors import ConcurrencyError
 
 T = TypeVar("T")
-MAX_ATTEMPTS = 8
+MAX_ATTEMPTS = 12
+MAX_PAUSE_SECONDS = 1.0
 
 
 def pause(attempt: int) -> None:
-    """Wait a little longer after each lost race (5-50 ms times the attempt number, jittered)."""
-    time.sleep(random.uniform(0.005, 0.05) * (attempt + 1))  # noqa: S311 - jitter, not cryptography
+    """Wait after the ``attempt``-th lost race: a random time up to 10 ms x 2^attempt, at most 1 s
+    ("full jitter": two writers that collided rarely collide again; a busy machine gets time)."""
+    time.sleep(random.uniform(0.005, min(MAX_PAUSE_SECONDS, 0.01 * 2 ** attempt)))  # noqa: S311 - jitter
 
 
 def retry(action: Callable[[], T], *, on: tuple[type[BaseException], ...], failure: Callable[[BaseException], str],

@@ -22,6 +22,7 @@ from pgf_events.audit.signatures import signatures
 from pgf_events.domain.errors import DomainError, PatientNotFoundError
 from pgf_events.domain.patient import Patient
 from pgf_events.formatting import iso
+from pgf_events.log import notifications
 from pgf_events.projections.cohort import build_report
 from pgf_events.projections.derive import derive_patient, fold
 from pgf_events.projections.slices import all_slices, status_document
@@ -58,15 +59,9 @@ def fold_as_of(events: Any, as_of: datetime) -> tuple[Patient | None, dict[int, 
 def patients_as_of(app: TrialConduct, as_of: datetime) -> Iterator[tuple[Patient, dict[int, datetime]]]:
     """Every patient registered by ``as_of``, folded to what was recorded by then (log order)."""
     streams: dict[UUID, list[Any]] = {}
-    start = 1
-    while True:
-        batch = app.recorder.select_notifications(start=start, limit=1000)
-        for n in batch:
-            event = app.mapper.to_domain_event(n)
-            streams.setdefault(event.originator_id, []).append(event)
-        if len(batch) < 1000:
-            break
-        start = batch[-1].id + 1
+    for n in notifications(app.recorder):
+        event = app.mapper.to_domain_event(n)
+        streams.setdefault(event.originator_id, []).append(event)
     for events in streams.values():
         patient, recorded = fold_as_of(sorted(events, key=lambda e: e.originator_version), as_of)
         if patient is not None:
