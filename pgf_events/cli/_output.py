@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-import csv
 import sys
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
 import click
+from defusedcsv import csv  # a cell that looks like a formula (= + - @ | %) gets a leading '
 
+from pgf_events.domain.parsing import printable
 from pgf_events.formatting import to_json
 
 
@@ -33,6 +34,9 @@ def emit_json(obj: Any) -> None:
 
 
 def cell(value: Any) -> str:
+    """A value as table text; text that could fake a line or reorder one (stored before entry refused it) is escaped."""
+    if isinstance(value, str):
+        return printable(value)
     if value is None:
         return ""
     if isinstance(value, bool):
