@@ -78,7 +78,11 @@ def in_range(low: float, high: float, unit: str | None = "") -> Callable[[Any, a
 
 
 def choice(*choices: str) -> Parse:
-    return lambda value, name: p.parse_choice(value, name, choices)
+    """A parser accepting one of ``choices``; the choices stay readable on it (``.choices``: ODM CodeLists)."""
+    def parse(value: Any, name: str) -> str:
+        return p.parse_choice(value, name, choices)
+    parse.choices = choices  # type: ignore[attr-defined]
+    return parse
 
 
 def text(max_length: int = 200) -> Parse:

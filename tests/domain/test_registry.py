@@ -7,7 +7,7 @@ import typing
 import attrs
 import pytest
 
-from pgf_events.audit import odm
+from pgf_events.audit import odm_meta as odm
 from pgf_events.cli.record import options, record
 from pgf_events.domain import vocabulary
 from pgf_events.domain.kinds import DAY_ORDER, EVENT_KINDS, KINDS, Kind

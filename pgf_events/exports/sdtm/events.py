@@ -10,10 +10,10 @@ outcomes are mapped; see :func:`outcome`). AEDECOD repeats the verbatim term (no
 
 from __future__ import annotations
 
-import functools
 import re
 from collections.abc import Callable
 from datetime import date
+from typing import Any
 
 from pgf_events.domain import values as vo
 from pgf_events.exports.sdtm.subject import Subject
@@ -61,13 +61,11 @@ def outcome(text: str | None, grade: int, end: date | None) -> str:
 
 
 def ae(s: Subject) -> None:
-    events: list[tuple[date, int, Callable[[], None]]] = []
-    for version, a in s.p.active(vo.AdverseEvent):
-        events.append((a.onset, version, functools.partial(_adverse_event, s, version, a)))
-    for version, i in s.p.active(vo.Infection):
-        events.append((i.onset, version, functools.partial(_infection, s, version, i)))
-    for _, _, emit in sorted(events, key=lambda e: (e[0], e[1])):
-        emit()
+    events: list[tuple[date, int, Callable[[Subject, int, Any], None], Any]] = []
+    events += [(a.onset, version, _adverse_event, a) for version, a in s.p.active(vo.AdverseEvent)]
+    events += [(i.onset, version, _infection, i) for version, i in s.p.active(vo.Infection)]
+    for _, version, emit, record in sorted(events, key=lambda e: (e[0], e[1])):
+        emit(s, version, record)
 
 
 def _adverse_event(s: Subject, version: int, a: vo.AdverseEvent) -> None:
