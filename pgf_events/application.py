@@ -43,6 +43,7 @@ from pgf_events.gc_tuning import fewer_collections
 from pgf_events.log import notifications
 from pgf_events.protocol import DEFAULT_PROTOCOL, Protocol
 from pgf_events.retry import MAX_ATTEMPTS, retry
+from pgf_events.signing import SigningUseCases
 from pgf_events.store import CIPHER_ENV, StoreConfig, parse_url, prepare
 from pgf_events.topics import topic_of
 
@@ -50,7 +51,7 @@ from pgf_events.topics import topic_of
 __all__ = ["BatchRejected", "Command", "Result", "TrialConduct", "UnitOfWork", "normalise_subject", "parse_ref"]
 
 
-class TrialConduct(Application[Any]):
+class TrialConduct(SigningUseCases, Application[Any]):
     name = "pgf"
     is_snapshotting_enabled = False
 

@@ -14,6 +14,7 @@ from typing import Any
 from pgf_events.domain.kinds import EVENT_KINDS
 from pgf_events.domain.patient import CORRECTION, SIGN, VOID, Patient
 from pgf_events.formatting import show
+from pgf_events.projections.signatures import signatures
 
 
 def history_rows(events: Iterable[Any], as_of: datetime | None = None) -> list[dict[str, Any]]:
@@ -78,8 +79,6 @@ def history_rows(events: Iterable[Any], as_of: datetime | None = None) -> list[d
 
 
 def _mark_signatures(rows: list[dict[str, Any]], events: list[Any]) -> None:
-    from pgf_events.audit.signatures import signatures  # noqa: PLC0415
-
     by_ref = {row["ref"]: row for row in rows}
     for signature in signatures(events):
         by_ref[signature["ref"]]["status"] = (

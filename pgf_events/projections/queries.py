@@ -18,13 +18,13 @@ from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 from pgf_events.application import TrialConduct, normalise_subject
-from pgf_events.audit.signatures import signatures
 from pgf_events.domain.errors import DomainError, PatientNotFoundError
 from pgf_events.domain.patient import Patient
 from pgf_events.formatting import iso
 from pgf_events.log import notifications
 from pgf_events.projections.cohort import build_report
 from pgf_events.projections.derive import derive_patient, fold
+from pgf_events.projections.signatures import signatures
 from pgf_events.projections.slices import all_slices, status_document
 
 if TYPE_CHECKING:
