@@ -13,11 +13,10 @@ import pytest
 
 from pgf_events.application import TrialConduct
 from pgf_events.audit.odm import write_odm
-from pgf_events.audit.signatures import sign
 from pgf_events.audit.trail import trail_rows
 from pgf_events.exports.sdtm import DATASETS
 from tests.conftest import Pgf, enrol_via_cli
-from tests.helpers import USER, enrolled, infuse, register
+from tests.helpers import sign, USER, enrolled, infuse, register
 
 NS = {"odm": "http://www.cdisc.org/ns/odm/v1.3"}
 
@@ -54,7 +53,7 @@ def test_the_audit_trail_has_one_row_per_changed_field(app: TrialConduct) -> Non
     rows = list(trail_rows(app))
     assert len({r["ref"] for r in rows}) == 15 + 3  # every event has at least one row
     lab = {r["field"]: r for r in rows if r["ref"] == "S001#8"}
-    assert set(lab) == {"date", "anc", "plt", "hb"}  # the fields it gives, empty ones left out
+    assert set(lab) == {"date", "anc", "plt", "hb", "hb_as_entered"}  # the fields it gives (and Hb as entered)
     anc = lab["anc"]
     assert (anc["type"], anc["kind"], anc["clinical_date"], anc["user"], anc["source"], anc["site"]) == (
         "LabResulted", "lab", "2025-03-01", USER, "LIS report 123", "PKU")
@@ -148,7 +147,8 @@ def test_odm_insert_items_carry_their_audit_record(app: TrialConduct) -> None:
         "SE.LAB", "8", "Insert")
     items = {i.get("ItemOID"): i for i in lab.iter(f"{{{NS['odm']}}}ItemData")}
     assert {oid: i.get("Value") for oid, i in items.items()} == {
-        "IT.LAB.DATE": "2025-03-01", "IT.LAB.ANC": "0.4", "IT.LAB.PLT": "18", "IT.LAB.HB": "72"}
+        "IT.LAB.DATE": "2025-03-01", "IT.LAB.ANC": "0.4", "IT.LAB.PLT": "18", "IT.LAB.HB": "72",
+        "IT.LAB.HB_AS_ENTERED": "72 g/L"}  # v2: the value as entered travels beside the standardised one
     assert {i.get("TransactionType") for i in items.values()} == {"Insert"}
     record = audit(items["IT.LAB.ANC"])
     assert record["user"] == f"USR.{USER}" and record["location"] == "LOC.PKU"
