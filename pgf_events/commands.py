@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from pgf_events.domain import kinds
+from pgf_events.domain import integrity, kinds
 from pgf_events.domain.errors import DomainError, DuplicatePatientError, ValidationError
 from pgf_events.domain.parsing import parse_datetime, parse_text, site_local
 from pgf_events.domain.patient import Context, Patient, make_ref
@@ -140,6 +140,9 @@ class UnitOfWork:
             if command.kind == "register":
                 if subject in self.patients or self.app.has_patient(subject):
                     raise DuplicatePatientError(subject)
+                if command.deviation is not None:  # a registration is never a protocol deviation
+                    integrity.clean_deviation(command.deviation)
+                    raise ValidationError(integrity.NO_DEVIATION)
                 patient = Patient.register(subject, record, ctx, id=self.app.patient_id(subject))  # type: ignore[arg-type]
                 self.patients[subject] = patient
             else:
