@@ -52,11 +52,14 @@ def signed_statement(event: Any, subject: str) -> dict[str, Any]:
 class SigningUseCases:
     """Methods of :class:`TrialConduct` for keys and signatures (``self`` is the application)."""
 
-    def register_key(self: Any, public_pem: str, *, user: str, reason: str | None = None) -> str:
-        """Register ``user``'s own public key; returns its key id. It signs nothing until approved."""
+    def register_key(self: Any, public_pem: str, *, user: str, by: str | None = None,
+                     reason: str | None = None) -> str:
+        """Register ``user``'s public key (``by`` an admin, or the user); returns its key id. It signs
+        nothing until approved."""
         key = esign.load_public(public_pem)
         key_id = esign.key_id(key)
-        self._change_directory(lambda d: d.register_key(user, key_id, esign.public_pem(key), reason), user)
+        pem = esign.public_pem(key)
+        self._change_directory(lambda d: d.register_key(user, key_id, pem, reason, by=by), by or user)
         return key_id
 
     def approve_key(self: Any, key_id: str, *, by: str, reason: str | None = None) -> UserDirectory:

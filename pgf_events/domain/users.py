@@ -55,12 +55,16 @@ class UserDirectory(Aggregate):
             directory.roles[self.user].discard(self.role)
 
     class KeyRegistered(Event):
-        """A user's Ed25519 public key (PEM), registered by its owner; usable once an admin approves it."""
+        """A user's Ed25519 public key (PEM), registered by its owner or by an admin for them (version 2
+        records who); usable once an admin other than the owner approves it."""
 
+        class_version = 2
         user: str
         key_id: str
         public_key: str
         reason: str | None
+        registered_by: str
+        upcast_v1_v2 = staticmethod(lambda state: state.setdefault("registered_by", state["user"]))
 
         def apply(self, directory: UserDirectory) -> None:
             directory.keys[self.key_id] = SigningKey(self.user, self.key_id, self.public_key)
@@ -106,13 +110,18 @@ class UserDirectory(Aggregate):
             raise RuleViolation(f"{user} is the last admin; grant another admin first")
         self.trigger_event(self.RoleRevoked, user=user, role=role, revoked_by=by, reason=reason)
 
-    def register_key(self, user: str, key_id: str, public_key: str, reason: str | None = None) -> None:
-        """Register ``user``'s own public key (the caller is ``user``: nobody registers a key for someone else)."""
-        user = _user(user)
+    def register_key(self, user: str, key_id: str, public_key: str, reason: str | None = None, *,
+                     by: str | None = None) -> None:
+        """Register ``user``'s public key: by ``user`` themselves, or by an admin who received it from them
+        (on PostgreSQL with roles on only admins write the directory)."""
+        user, by = _user(user), _user(by or user)
+        if by != user and self.controlled and "admin" not in self.roles_of(by):
+            raise RuleViolation(f"{by} may register only their own key; an admin registers a key for {user}")
         if key_id in self.keys:
             owner = self.keys[key_id].user
             raise RuleViolation(f"key {key_id} is already registered (to {owner})")
-        self.trigger_event(self.KeyRegistered, user=user, key_id=key_id, public_key=public_key, reason=reason)
+        self.trigger_event(self.KeyRegistered, user=user, key_id=key_id, public_key=public_key, reason=reason,
+                           registered_by=by)
 
     def approve_key(self, key_id: str, by: str, reason: str | None = None) -> None:
         key = self._key(key_id)
