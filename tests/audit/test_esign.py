@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.audit.attacker import Attacker
-from tests.audit.keys import ADMIN, PASSPHRASE, CliSigner
 from pgf_events.application import TrialConduct
 from pgf_events.domain.users import DIRECTORY_ID
+from tests.audit.attacker import Attacker
+from tests.audit.keys import ADMIN, PASSPHRASE, CliSigner
 from tests.conftest import REGISTER, Pgf
 from tests.helpers import enrolled
 
@@ -126,8 +126,8 @@ def test_a_signature_made_before_keys_displays_as_legacy(patient: Pgf, tmp_path:
 def test_an_admin_registers_a_key_for_a_user_who_cannot_register_for_others(app: TrialConduct) -> None:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-    from pgf_events.domain.esign import public_pem
     from pgf_events.domain.errors import RuleViolation
+    from pgf_events.domain.esign import public_pem
 
     enrolled(app, "S001")
     app.change_role("grant", "ada", "admin", by="ada")
@@ -135,7 +135,7 @@ def test_an_admin_registers_a_key_for_a_user_who_cannot_register_for_others(app:
     app.change_role("grant", "dr.li", "investigator", by="ada")
     key = Ed25519PrivateKey.generate()
     pem = public_pem(key.public_key())
-    with pytest.raises(RuleViolation, match="dr.li may register only their own key"):
+    with pytest.raises(RuleViolation, match=r"dr\.li may register only their own key"):
         app.register_key(pem, user="dr.wang", by="dr.li")
     key_id = app.register_key(pem, user="dr.wang", by="ada", reason="received in person")
     app.approve_key(key_id, by="ada")  # the registering admin may approve; the owner may not
