@@ -71,7 +71,7 @@ def run_demo(state: Any, *, patients: int, seed: int) -> None:
 
 
 def _endpoint_report(app: Any) -> None:
-    """End as interface.md says: with the endpoint report, from the caught-up read models."""
+    """End as docs/interface.md says: with the endpoint report, from the caught-up read models."""
     # The read models load only here, at the end of a recording run (not for --jsonl).
     from pgf_events.projections.queries import cohort_report  # noqa: PLC0415 - deliberately lazy
     from pgf_events.projections.store import ProjectionStore  # noqa: PLC0415 - deliberately lazy

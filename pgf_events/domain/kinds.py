@@ -45,7 +45,7 @@ class Finding:
 class Kind:
     name: str  # the kind as typed: ``pgf record NAME``, ``{"record": NAME}``, ``pgf.NAME`` transcoding
     record: type[vo.Record]
-    event: type[Patient.Event]
+    event: Any  # the Patient event class: a Patient.Recorded subclass (Patient.Registered for register)
     title: str  # ODM StudyEventDef/FormDef name, history and report labels
     summary: str  # one line of ``pgf record --help``
     example: str
@@ -99,19 +99,29 @@ KINDS: dict[str, Kind] = _kinds(
              Finding("wbc", "WBC", "Leukocytes", "HEMATOLOGY", "10^9/L", normal=(("", 3.5, 9.5),)),
              Finding("bilirubin", "BILI", "Bilirubin", "CHEMISTRY", "umol/L", normal=(("", 3.4, 20.5),)),
          )),
+    Kind("vitals", vo.VitalSigns, Patient.VitalSignsRecorded, "Vital signs",
+         "Record vital signs: temperature, pulse, blood pressure, SpO2 (e.g. around an infusion).",
+         "pgf record vitals S001 --date 2025-02-25 --timepoint '15 min post-infusion' --temperature 38.4 "
+         "--pulse 112 --systolic 96 --diastolic 58 --spo2 93", day_rank=7, sdtm=("VS",), findings=(
+             Finding("temperature", "TEMP", "Temperature", "", "C", domain="VS"),
+             Finding("pulse", "PULSE", "Pulse Rate", "", "beats/min", domain="VS"),
+             Finding("systolic", "SYSBP", "Systolic Blood Pressure", "", "mmHg", domain="VS"),
+             Finding("diastolic", "DIABP", "Diastolic Blood Pressure", "", "mmHg", domain="VS"),
+             Finding("spo2", "OXYSAT", "Oxygen Saturation", "", "%", domain="VS"),
+         )),
     Kind("ae", vo.AdverseEvent, Patient.AdverseEventReported, "Adverse event",
          "Report an adverse event (CTCAE v5 grade; seriousness criteria start the SAE clock).",
          "pgf record ae S001 --onset 2025-03-04 --term 'febrile neutropenia' --grade 3 "
-         "--serious hospitalisation --related unlikely --aware 2025-03-04T09:30", day_rank=9, sdtm=("AE",)),
+         "--serious hospitalisation --related unlikely --aware 2025-03-04T09:30", day_rank=10, sdtm=("AE",)),
     Kind("infection", vo.Infection, Patient.InfectionDiagnosed, "Infection",
          "Record an infection episode.",
          "pgf record infection S001 --onset 2025-03-10 --site lung --grade 3 --organism 'Aspergillus'",
-         day_rank=8, sdtm=("AE", "MB")),
+         day_rank=9, sdtm=("AE", "MB")),
     Kind("gvhd", vo.GvhdAssessment, Patient.GvhdAssessed, "GVHD assessment",
          "Record a GVHD assessment: acute raw measures (MAGIC staging is derived) or chronic organ scores.",
          "pgf record gvhd S001 --date 2025-03-12 --skin-bsa 30 --bilirubin 25 \\\n"
          "      --bilirubin-unit umol/L --upper-gi no --stool-ml 600\n"
-         "  pgf record gvhd S001 --date 2025-09-01 --chronic --organ skin=1 --organ mouth=2", day_rank=7, sdtm=("XG",),
+         "  pgf record gvhd S001 --date 2025-09-01 --chronic --organ skin=1 --organ mouth=2", day_rank=8, sdtm=("XG",),
          findings=(Finding("skin_bsa", "SKINBSA", "Skin Rash Body Surface Area", "ACUTE GVHD", "%", domain="XG"),
                    Finding("bullae", "BULLAE", "Bullae or Desquamation", "ACUTE GVHD", "", domain="XG"),
                    Finding("bilirubin", "BILI", "Total Bilirubin", "ACUTE GVHD", "umol/L", domain="XG"),
@@ -121,16 +131,16 @@ KINDS: dict[str, Kind] = _kinds(
                            domain="XG"))),
     Kind("relapse", vo.Relapse, Patient.RelapseDiagnosed, "Relapse",
          "Record a relapse of the underlying disease.",
-         "pgf record relapse S001 --date 2025-10-02", day_rank=10, sdtm=("RS",)),
+         "pgf record relapse S001 --date 2025-10-02", day_rank=11, sdtm=("RS",)),
     Kind("contact", vo.Contact, Patient.ContactRecorded, "Contact",
          "Record a follow-up contact: last known alive, and disease status.",
-         "pgf record contact S001 --date 2026-01-10 --status alive --disease free", day_rank=11, sdtm=("RS", "SV")),
+         "pgf record contact S001 --date 2026-01-10 --status alive --disease free", day_rank=12, sdtm=("RS", "SV")),
     Kind("death", vo.Death, Patient.Died, "Death",
          "Record the patient's death (nothing clinical can be dated after it).",
-         "pgf record death S001 --date 2025-08-14 --cause 'relapse'", day_rank=13, sdtm=("DM", "DS", "DD")),
+         "pgf record death S001 --date 2025-08-14 --cause 'relapse'", day_rank=14, sdtm=("DM", "DS", "DD")),
     Kind("withdraw", vo.Withdrawal, Patient.Withdrawn, "Withdrawal",
          "Withdraw the patient from treatment (no further infusions).",
-         "pgf record withdraw S001 --date 2025-03-20 --reason 'consent withdrawn'", day_rank=12,
+         "pgf record withdraw S001 --date 2025-03-20 --reason 'consent withdrawn'", day_rank=13,
          sdtm=("DS",)),
 )
 

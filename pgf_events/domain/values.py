@@ -7,6 +7,7 @@ enters it (:mod:`pgf_events.domain.fields`); the record-kind registry
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Mapping
 from datetime import date, datetime, time, timedelta, timezone
 from typing import Any, ClassVar
@@ -75,7 +76,7 @@ class Registration(Record):
     date: date | None = date_field("Registration date (default: today, UTC)", required=False)
 
     @property
-    def clinical_date(self) -> date:
+    def clinical_date(self) -> dt.date:
         return self.date or self.transplant_date
 
     def __attrs_post_init__(self) -> None:
@@ -115,7 +116,7 @@ class Enrolment(Record):
     date: date = date_field("Enrolment date")
     pgf_type: str | None = optional(choice(*PGF_TYPES), help="primary or secondary poor graft function.",
                                     metavar="primary|secondary")
-    pgf_diagnosis_date: date | None = date_field("Date PGF was diagnosed", required=False)
+    pgf_diagnosis_date: dt.date | None = date_field("Date PGF was diagnosed", required=False)
 
     def __attrs_post_init__(self) -> None:
         if self.pgf_diagnosis_date and self.pgf_diagnosis_date > self.date:
@@ -309,3 +310,31 @@ class Withdrawal(Record):
     date: date = date_field("Withdrawal date")
     reason: str = field(text(500), help="Why the patient was withdrawn.")
 
+
+@attrs.frozen
+class VitalSigns(Record):
+    """Temperature, pulse, blood pressure and oxygen saturation at one time point (e.g. around an infusion)."""
+
+    KIND: ClassVar[str] = "vitals"
+    VALUES: ClassVar[tuple[str, ...]] = ("temperature", "pulse", "systolic", "diastolic", "spo2")
+    date: date = date_field("Measurement date")
+    timepoint: str | None = optional(text(64), help="When, e.g. pre-infusion, 15 min post-infusion.")
+    temperature: float | None = optional(p.parse_number, range=(30, 45), unit="°C", metavar="C",
+                                         help="Body temperature, °C (30–45).")
+    pulse: int | None = optional(p.parse_int, range=(20, 250), unit="beats/min", metavar="N",
+                                 help="Pulse rate, beats/min (20–250).")
+    systolic: int | None = optional(p.parse_int, range=(40, 300), unit="mmHg", metavar="MMHG",
+                                    help="Systolic blood pressure, mmHg (40–300); with --diastolic.")
+    diastolic: int | None = optional(p.parse_int, range=(20, 200), unit="mmHg", metavar="MMHG",
+                                     help="Diastolic blood pressure, mmHg (20–200); with --systolic.")
+    spo2: float | None = optional(p.parse_number, range=(50, 100), unit="%", metavar="PCT",
+                                  help="Oxygen saturation (SpO2), % (50–100).")
+
+    def __attrs_post_init__(self) -> None:
+        if all(getattr(self, name) is None for name in self.VALUES):
+            raise ValidationError(
+                "a vitals record needs at least one value (--temperature, --pulse, --systolic/--diastolic or --spo2)")
+        if (self.systolic is None) != (self.diastolic is None):
+            raise ValidationError("a blood pressure needs both --systolic and --diastolic")
+        if self.systolic is not None and self.diastolic is not None and self.diastolic >= self.systolic:
+            raise ValidationError(f"--diastolic {self.diastolic} mmHg must be below --systolic {self.systolic} mmHg")

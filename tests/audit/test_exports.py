@@ -16,7 +16,7 @@ from pgf_events.audit.odm import write_odm
 from pgf_events.audit.trail import trail_rows
 from pgf_events.exports.sdtm import DATASETS
 from tests.conftest import Pgf, enrol_via_cli
-from tests.helpers import sign, USER, enrolled, infuse, register
+from tests.helpers import USER, enrolled, infuse, register, sign
 
 NS = {"odm": "http://www.cdisc.org/ns/odm/v1.3"}
 
