@@ -21,7 +21,7 @@ import attrs
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-import data  # noqa: E402
+
 
 # ---------------------------------------------------------------------------------------- machine
 

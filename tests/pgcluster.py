@@ -9,6 +9,7 @@ create roles, as the README asks of a store's owner); it is not a superuser.
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 import secrets
@@ -153,8 +154,6 @@ class Cluster:
 
         with self.connect() as conn:
             conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-            for role in ROLES:
-                try:
+            for role in ROLES:  # a role still referenced elsewhere stays (the cluster is throw-away)
+                with contextlib.suppress(Exception):
                     conn.execute(f'DROP ROLE IF EXISTS "{role_name(schema, role)}"')
-                except Exception:  # noqa: BLE001 - a role still referenced elsewhere stays (the cluster is throw-away)
-                    pass

@@ -108,7 +108,7 @@ class PostgresReading:
                                         r["notification_id"], r["recorded_by"], r["recorded_at"])
                     for r in curs.fetchall()]
 
-    def _stamps(self) -> Composed:
+    def _stamps(self) -> SQL:
         if self.notarised:
             return SQL("recorded_by, recorded_at")
         return SQL("NULL::text AS recorded_by, NULL::timestamptz AS recorded_at")

@@ -85,7 +85,7 @@ class ChainedPostgresRecorder(PostgresReading, ChainWriter, PostgresApplicationR
                 "USING ERRCODE = 'insufficient_privilege'; END $$"
             ).format(**self.q),
         ]
-        self.sql_create_statements += [SQL(statement) for statement in  # type: ignore[arg-type]
+        self.sql_create_statements += [SQL(statement).format() for statement in  # type: ignore[arg-type]
                                        notary_ddl(self.datastore.schema, self.events_table_name)]
         for table, function in ((events, "pgf_refuse_change"), (chain, "pgf_refuse_change"),
                                 (head, "pgf_head_forward_only"), (Identifier(META_TABLE), "pgf_refuse_change")):
@@ -99,7 +99,7 @@ class ChainedPostgresRecorder(PostgresReading, ChainWriter, PostgresApplicationR
                     "FOR EACH STATEMENT EXECUTE FUNCTION {schema}.pgf_refuse_change()"
                 ).format(table=table, **self.q),
             ]
-        self.sql_create_statements += [SQL(statement) for statement in  # type: ignore[arg-type]
+        self.sql_create_statements += [SQL(statement).format() for statement in  # type: ignore[arg-type]
                                        roles_ddl(self.datastore.schema, self.events_table_name)]
 
     def create_table(self) -> None:

@@ -117,7 +117,7 @@ class ChainedSQLiteRecorder(ChainWriter, SQLiteApplicationRecorder):
     def read_meta(self) -> dict[str, str]:
         with self.datastore.transaction(commit=False) as c:
             c.execute(f"SELECT key, value FROM {META_TABLE}")
-            return {k: v for k, v in c.fetchall()}
+            return dict(c.fetchall())
 
     def _write_meta(self, c: Any, rows: list[tuple[str, str]]) -> None:
         c.executemany(f"INSERT INTO {META_TABLE} (key, value) VALUES (?, ?)", rows)
