@@ -11,6 +11,7 @@ from typing import IO, Any
 
 import click
 
+from pgf_events.cli._output import working
 from pgf_events.domain.parsing import parse_as_of
 
 
@@ -43,8 +44,18 @@ def _output(path: str) -> Iterator[IO[str]]:
         partial.unlink(missing_ok=True)
 
 
+class Folder(click.Path):
+    """A folder to write into; '-' (stdout) cannot hold several files."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if value == "-":
+            self.fail("writes several files, so it needs a folder, not '-' (stdout)", param, ctx)
+        return super().convert(value, param, ctx)
+
+
 @click.group()
-def export() -> None:
+@click.pass_context
+def export(ctx: click.Context) -> None:
     """Export the record: audit trail CSV, CDISC ODM 1.3.2 XML, SDTM-shaped CSV datasets.
 
     \b
@@ -53,6 +64,8 @@ def export() -> None:
       pgf export odm trial.xml --as-of 2025-06-30
       pgf export sdtm sdtm/
     """
+    if ctx.invoked_subcommand:  # a spinner on stderr (terminals only) while the export runs
+        ctx.with_resource(working(f"Exporting {ctx.invoked_subcommand}"))
 
 
 @export.command("audit-trail")
@@ -98,7 +111,7 @@ def odm(state: Any, file: str, as_of: str | None) -> None:
 
 
 @export.command()
-@click.argument("directory", metavar="DIR", type=click.Path(file_okay=False))
+@click.argument("directory", metavar="DIR", type=Folder(file_okay=False))
 @as_of_option
 @click.pass_obj
 def sdtm(state: Any, directory: str, as_of: str | None) -> None:

@@ -40,6 +40,9 @@ def options(kind: str) -> list[tuple[str, str, dict[str, Any]]]:
             extra["multiple"] = True
         if meta.get("metavar"):
             extra["metavar"] = meta["metavar"]
+        choices = getattr(meta.get("parse"), "choices", None)
+        if choices:  # complete the values in the shell (pgf record transfusion S001 --product <TAB>)
+            extra["shell_complete"] = lambda _ctx, _param, incomplete, c=choices: [x for x in c if x.startswith(incomplete)]
         out.append((label(a.name), meta.get("help", ""), extra))
         for name, option in after.pop(a.name, []):
             out.append((label(name), option.help, {"metavar": option.metavar} if option.metavar else {}))
@@ -50,7 +53,7 @@ def options(kind: str) -> list[tuple[str, str, dict[str, Any]]]:
 
 @click.group()
 def record() -> None:
-    """Record a clinical event for a patient (prints its reference SUBJECT#N).
+    """Record a clinical event for a patient: prints its reference SUBJECT#N, what was stored and any status change.
 
     \b
     Example:
@@ -63,14 +66,20 @@ def _make_command(kind: str) -> click.Command:
     help_text, example = spec.summary, spec.example
 
     @click.pass_obj
-    def callback(state: Any, subject: str, source: str | None, fmt: str | None, **fields: Any) -> None:
+    def callback(state: Any, subject: str, source: str | None, fmt: str | None, quiet: bool,
+                 **fields: Any) -> None:
         fields = {k: (list(v) if isinstance(v, tuple) else v) for k, v in fields.items()}
         fields = {k: v for k, v in fields.items() if v is not None and v != []}
-        result = state.app().record(kind, subject, fields, user=state.user, source=source)
+        app = state.app()
+        result = app.record(kind, subject, fields, user=state.user, source=source)
         if fmt == "json":
             emit_json(result.as_json())
-        else:
+        elif quiet:
             click.echo(result.ref)
+        else:
+            from pgf_events.cli._echo import echo_record  # noqa: PLC0415
+
+            echo_record(app, result, kind, fields)
 
     command = click.Command(
         name=kind, callback=callback,
@@ -83,6 +92,8 @@ def _make_command(kind: str) -> click.Command:
     command.params.append(click.Option(["--source"], help="Source document reference (e.g. lab report id).",
                                        metavar="TEXT"))
     command.params.append(click.Option(list(JSON_OPTION[0]), **JSON_OPTION[1]))
+    command.params.append(click.Option(["--quiet", "-q"], is_flag=True,
+                                       help="Print only the new event's reference (SUBJECT#N)."))
     return command
 
 

@@ -69,7 +69,11 @@ def in_range(low: float, high: float, unit: str | None = "") -> Callable[[Any, a
 
 
 def choice(*choices: str) -> Parse:
-    return lambda value, name: p.parse_choice(value, name, choices)
+    def parse(value: Any, name: str) -> Any:
+        return p.parse_choice(value, name, choices)
+
+    parse.choices = choices  # type: ignore[attr-defined]  # for shell completion of the option's values
+    return parse
 
 
 def text(max_length: int = 200) -> Parse:

@@ -144,10 +144,11 @@ def test_plots_are_pngs(demo: Pgf, tmp_path: Path) -> None:
         assert png.read_bytes()[:8] == PNG_MAGIC and png.stat().st_size > 10_000
 
 
-def test_plot_is_only_for_the_survival_report(pgf: Pgf, tmp_path: Path) -> None:
+def test_plot_is_for_reports_with_a_figure(pgf: Pgf, tmp_path: Path) -> None:
     _treated(pgf)
-    result = pgf("report", "dosing", "--plot", str(tmp_path / "x.png"))
-    assert result.exit_code == 2 and "survival report only" in result.stderr
+    result = pgf("report", "gvhd", "--plot", str(tmp_path / "x.png"))
+    assert result.exit_code == 2 and "gvhd has no figure" in result.stderr
+    assert not (tmp_path / "x.png").exists()
 
 
 def test_plotting_without_matplotlib_is_one_clear_error(pgf: Pgf, tmp_path: Path,

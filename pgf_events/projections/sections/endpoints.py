@@ -23,7 +23,7 @@ KEYS = (
 )
 # Human table columns (JSON and CSV carry every column of the row).
 COLUMNS = (
-    "subject", "anchor_date", "neutrophil_engraftment_date", "anc_msc_day", "rbc_recovery_date",
+    "subject", "neutrophil_engraftment_date", "anc_msc_day", "rbc_recovery_date",
     "rbc_msc_day", "platelet_response", "platelet_response_date", "plt_msc_day", "reasons",
 )
 HEADERS = {
