@@ -10,6 +10,8 @@ import re
 from datetime import datetime
 from typing import Any
 
+from pgf_events.domain.parsing import printable
+
 SNAKE = re.compile(r"[a-z]+(?:_[a-z0-9]+)+")
 ROMAN = {0: "0", 1: "I", 2: "II", 3: "III", 4: "IV"}
 ENDPOINT_SHORT = {"neutrophil_engraftment": "anc", "rbc_recovery": "rbc", "platelet_response": "plt"}
@@ -68,6 +70,8 @@ def plain(value: Any) -> str:
         return ", ".join(plain(v) for v in value)
     if isinstance(value, str) and SNAKE.fullmatch(value):  # a coded value: last_known_alive -> last known alive
         return value.replace("_", " ")
+    if isinstance(value, str):  # text that could fake a line or reorder one is escaped
+        return printable(value)
     return str(value)
 
 

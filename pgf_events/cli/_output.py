@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import json
 import sys
 from collections.abc import Callable, Iterator, Sequence
@@ -11,6 +10,9 @@ from datetime import date, datetime
 from typing import Any
 
 import click
+from defusedcsv import csv  # a cell that looks like a formula (= + - @ | %) gets a leading '
+
+from pgf_events.domain.parsing import printable
 
 
 TABULAR = ("csv", "tsv", "jsonl")  # machine forms of a table, besides --json
@@ -78,6 +80,9 @@ def emit_json(obj: Any) -> None:
 
 
 def cell(value: Any) -> str:
+    """A value as table text; text that could fake a line or reorder one (stored before entry refused it) is escaped."""
+    if isinstance(value, str):
+        return printable(value)
     if value is None:
         return ""
     if isinstance(value, bool):

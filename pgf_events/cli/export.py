@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import click
 
@@ -26,22 +23,10 @@ def _cutoff(as_of: str | None) -> datetime | None:
     return parse_as_of(as_of) if as_of else None
 
 
-@contextmanager
-def _output(path: str) -> Iterator[IO[str]]:
-    """A file written whole or not at all ('-' is stdout)."""
-    if path == "-":
-        yield sys.stdout
-        return
-    target = Path(path)
-    if not target.parent.exists():
-        raise click.BadParameter(f"the folder {target.parent} does not exist", param_hint="FILE")
-    partial = target.with_name(target.name + ".partial")
-    try:
-        with open(partial, "w", encoding="utf-8", newline="") as f:
-            yield f
-        partial.replace(target)
-    finally:
-        partial.unlink(missing_ok=True)
+def _check_folder(path: str) -> None:
+    """A usage error (exit 2) for a file in a folder that does not exist; '-' is stdout."""
+    if path != "-" and not Path(path).parent.is_dir():
+        raise click.BadParameter(f"the folder {Path(path).parent} does not exist", param_hint="FILE")
 
 
 class Folder(click.Path):
@@ -56,7 +41,7 @@ class Folder(click.Path):
 @click.group()
 @click.pass_context
 def export(ctx: click.Context) -> None:
-    """Export the record: audit trail CSV, CDISC ODM 1.3.2 XML, SDTM-shaped CSV datasets.
+    """Export the record: audit trail CSV, CDISC ODM 1.3.2 XML, SDTM and ADaM (Dataset-JSON, XPT, define.xml).
 
     \b
     Example:
@@ -81,11 +66,13 @@ def audit_trail(state: Any, file: str, as_of: str | None) -> None:
       pgf export audit-trail trail.csv
       pgf export audit-trail - --as-of 2025-03-31 | less
     """
+    from pgf_events.audit.files import atomic_text_file  # noqa: PLC0415
     from pgf_events.audit.trail import write_trail  # noqa: PLC0415
 
     cutoff = _cutoff(as_of)
+    _check_folder(file)
     app = state.app(must_exist=True)
-    with _output(file) as out:
+    with atomic_text_file(file) as out:
         count = write_trail(app, out, cutoff)
     click.echo(f"{count} events written to {file}", err=True)
 
@@ -101,11 +88,13 @@ def odm(state: Any, file: str, as_of: str | None) -> None:
     Example:
       pgf export odm trial.xml
     """
+    from pgf_events.audit.files import atomic_text_file  # noqa: PLC0415
     from pgf_events.audit.odm import write_odm  # noqa: PLC0415
 
     cutoff = _cutoff(as_of)
+    _check_folder(file)
     app = state.app(must_exist=True)
-    with _output(file) as out:
+    with atomic_text_file(file) as out:
         count = write_odm(app, out, cutoff)
     click.echo(f"{count} transactions written to {file}", err=True)
 
@@ -115,16 +104,19 @@ def odm(state: Any, file: str, as_of: str | None) -> None:
 @as_of_option
 @click.pass_obj
 def sdtm(state: Any, directory: str, as_of: str | None) -> None:
-    """Write SDTM-shaped CSV datasets dm, ie, ex, lb, ae, pr, ds, dd into DIR (voided records left out,
-    corrections applied).
+    """Write SDTM (SDTMIG 3.4) into DIR: each dataset as Dataset-JSON 1.1 (NAME.json) and SAS XPT v5
+    (NAME.xpt), with define.xml 2.1; trial design datasets included (voided records left out,
+    corrections applied). XPT needs the 'export' extra (pyreadstat, pandas).
 
     \b
     Example:
       pgf export sdtm sdtm/ --as-of 2025-12-31
     """
-    from pgf_events.audit.sdtm import write_sdtm  # noqa: PLC0415
+    from pgf_events.exports.sdtm import DATASETS, build_sdtm  # noqa: PLC0415
+    from pgf_events.exports.package import write_package  # noqa: PLC0415
 
     cutoff = _cutoff(as_of)
     app = state.app(must_exist=True)
-    counts = write_sdtm(app, Path(directory), cutoff)
+    rows, _ = build_sdtm(app, cutoff)
+    counts = write_package(Path(directory), DATASETS, rows, trial=app.protocol.trial, standard="SDTMIG", as_of=cutoff)
     click.echo(", ".join(f"{name} {n}" for name, n in counts.items()) + f" rows written to {directory}", err=True)

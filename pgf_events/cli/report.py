@@ -18,8 +18,12 @@ from pgf_events.projections.slices import PROJECTIONS
 LISTINGS = {"deviations", "discontinued", "saes", "by_term_grade", "lab_worsening_by_term_grade"}
 
 
+# Reports that are not a projection's rows: the deviation log (pgf_events.projections.deviations).
+EXTRA_REPORTS = ("deviations",)
+
+
 @click.command()
-@click.argument("name", type=click.Choice(PROJECTIONS))
+@click.argument("name", type=click.Choice(PROJECTIONS + EXTRA_REPORTS))
 @as_of_option
 @cutoff_option
 @output_options(csv_ok=True)
@@ -34,7 +38,7 @@ LISTINGS = {"deviations", "discontinued", "saes", "by_term_grade", "lab_worsenin
 @click.pass_obj
 def report(state: Any, name: str, as_of: str | None, cutoff: str | None, fmt: str | None, listing: str | None,
            output_dir: str | None, plot_file: str | None) -> None:
-    """Print a cohort report: eligibility, dosing, endpoints, safety, survival, gvhd or infections.
+    """Print a cohort report: eligibility, dosing, endpoints, safety, survival, gvhd, infections or deviations.
 
     \b
     Example:
@@ -45,6 +49,7 @@ def report(state: Any, name: str, as_of: str | None, cutoff: str | None, fmt: st
       pgf report safety --csv --listing saes     # SAEs with reporting due dates
       pgf report safety --csv -o safety/         # rows, summary and every listing, one file each
       pgf report endpoints --cutoff 2025-06-30    # DSMB data cut-off
+      pgf report deviations --csv
     """
     from pgf_events.cli import _report_out as out  # noqa: PLC0415
     from pgf_events.projections.queries import cohort_report  # noqa: PLC0415
@@ -57,6 +62,9 @@ def report(state: Any, name: str, as_of: str | None, cutoff: str | None, fmt: st
     known = parse_as_of(as_of) if as_of else None
     data_cutoff = parse_date(cutoff, "cutoff") if cutoff else None
     app = state.app(must_exist=True)
+    if name == "deviations":
+        _deviations(app, known, data_cutoff, fmt)
+        return
     # --as-of, --cutoff or a protocol override: derived from the log in memory (the shared read models
     # are neither read nor rewritten)
     derived = known is not None or data_cutoff is not None or state.overrides_protocol()
@@ -94,6 +102,27 @@ def report(state: Any, name: str, as_of: str | None, cutoff: str | None, fmt: st
     print_human(name, doc)
     if note:
         click.echo(note, err=True)
+
+
+def _deviations(app: Any, known: Any, data_cutoff: Any, fmt: str | None) -> None:
+    from pgf_events.projections.deviations import COLUMNS as DEVIATION_COLUMNS  # noqa: PLC0415
+    from pgf_events.projections.deviations import deviation_report  # noqa: PLC0415
+
+    doc = deviation_report(app, known, data_cutoff)
+    if fmt == "json":
+        emit_json(doc)
+        return
+    if fmt is not None:
+        render(doc["rows"], fmt, DEVIATION_COLUMNS)
+        return
+    head = f"deviations report ({doc['protocol_version']}"
+    click.echo(head + (f", as of {doc['as_of']})" if doc["as_of"] else ")"))
+    if doc["rows"]:
+        shown = ["subject", "kind", "date", "ref", "status", "reason", "acknowledged_by", "acknowledged_in"]
+        render([{c: r[c] for c in shown} for r in doc["rows"]], None, shown)
+    click.echo("")
+    lines, _ = summary_lines(doc["summary"], LISTINGS)
+    click.echo("\n".join(lines))
 
 
 def print_human(name: str, doc: dict[str, Any]) -> None:

@@ -32,7 +32,13 @@ class Finding:
     code: str
     test: str
     category: str
-    unit: str  # as SDTM writes it (ASCII)
+    unit: str  # as SDTM writes it (ASCII); "" for a unitless result
+    domain: str = "LB"  # the findings dataset: LB, VS, RS, XG
+    # Reference range in ``unit`` by sex ("" for both): ((sex, low, high), ...); empty when none applies.
+    normal: tuple[tuple[str, float, float], ...] = ()
+
+    def range_for(self, sex: str) -> tuple[float, float] | None:
+        return next(((lo, hi) for s, lo, hi in self.normal if s in ("", sex)), None)
 
 
 @attrs.frozen
@@ -44,7 +50,9 @@ class Kind:
     summary: str  # one line of ``pgf record --help``
     example: str
     day_rank: int  # order among records of the same clinical day (demo; a transfusion follows its count)
-    command: str | None = None  # the Patient method holding this kind's own rules; None: Patient.record
+    # The Patient method recording this kind; None: Patient.record. Every kind's rules are the entry
+    # rules (domain/rules/entry.py), so only the registration, which creates the stream, has its own.
+    command: str | None = None
     sdtm: tuple[str, ...] = ()  # the SDTM datasets the kind feeds
     findings: tuple[Finding, ...] = ()  # for a findings dataset (LB): one test per field
 
@@ -57,22 +65,26 @@ KINDS: dict[str, Kind] = _kinds(
     Kind("register", vo.Registration, Patient.Registered, "Registration",
          "Register a new patient (the first event of their stream).",
          "pgf record register S001 --site PKU --birth-date 1980-02-03 --sex F --weight-kg 61 "
-         "--transplant-date 2025-01-10", day_rank=0, command="register", sdtm=("DM",)),
+         "--transplant-date 2025-01-10", day_rank=0, command="register", sdtm=("DM", "MH", "VS"),
+         findings=(Finding("weight_kg", "WEIGHT", "Weight", "", "kg", domain="VS"),)),
     Kind("screen", vo.Screening, Patient.Screened, "Screening",
          "Record a screening assessment (KPS, prognosis, typed criteria).",
          "pgf record screen S001 --date 2025-02-20 --kps 80 --expected-survival-months 12 "
-         "--criterion IN1=yes --criterion EX6=no", day_rank=2, sdtm=("IE", "DS")),
+         "--criterion IN1=yes --criterion EX6=no", day_rank=2, sdtm=("IE", "DS", "RS"),
+         findings=(Finding("kps", "KPS0101", "KPS01-Karnofsky Performance Status", "KARNOFSKY PERFORMANCE STATUS",
+                           "", domain="RS"),)),
     Kind("consent", vo.Consent, Patient.Consented, "Informed consent",
          "Record informed consent (criterion IN6).",
          "pgf record consent S001 --date 2025-02-18 --version 2.1", day_rank=1, sdtm=("DM", "IE", "DS")),
     Kind("enrol", vo.Enrolment, Patient.Enrolled, "Enrolment",
          "Enrol an eligible, consented patient.",
          "pgf record enrol S001 --date 2025-02-24 --pgf-type secondary --pgf-diagnosis-date 2025-02-15",
-         day_rank=3, command="enrol", sdtm=("DM", "DS")),
+         day_rank=3, sdtm=("DM", "DS", "MH")),
     Kind("infusion", vo.Infusion, Patient.Infused, "MSC infusion",
          "Record an MSC infusion (at most 4 doses, at least 5 days apart).",
          "pgf record infusion S001 --date 2025-02-25 --cells 6.1e7 --weight-kg 61 --lot UC-2025-014",
-         day_rank=6, command="infuse", sdtm=("DM", "EX", "DS")),
+         day_rank=6, sdtm=("DM", "EX", "DS", "VS"),
+         findings=(Finding("weight_kg", "WEIGHT", "Weight", "", "kg", domain="VS"),)),
     Kind("transfusion", vo.Transfusion, Patient.Transfused, "Transfusion",
          "Record a red-cell or platelet transfusion.",
          "pgf record transfusion S001 --date 2025-03-02 --product platelets --units 1", day_rank=5, sdtm=("PR",)),
@@ -80,11 +92,12 @@ KINDS: dict[str, Kind] = _kinds(
          "Record a blood count / chemistry result (at least one value).",
          "pgf record lab S001 --date 2025-03-01 --anc 0.4 --plt 18 --hb 7.2 --hb-unit g/dL", day_rank=4,
          sdtm=("LB",), findings=(
-             Finding("anc", "NEUT", "Neutrophils", "HEMATOLOGY", "10^9/L"),
-             Finding("plt", "PLAT", "Platelets", "HEMATOLOGY", "10^9/L"),
-             Finding("hb", "HGB", "Hemoglobin", "HEMATOLOGY", "g/L"),
-             Finding("wbc", "WBC", "Leukocytes", "HEMATOLOGY", "10^9/L"),
-             Finding("bilirubin", "BILI", "Bilirubin", "CHEMISTRY", "umol/L"),
+             # Adult reference intervals of WS/T 405-2012 (the sites' labs' ranges are not collected).
+             Finding("anc", "NEUT", "Neutrophils", "HEMATOLOGY", "10^9/L", normal=(("", 1.8, 6.3),)),
+             Finding("plt", "PLAT", "Platelets", "HEMATOLOGY", "10^9/L", normal=(("", 125, 350),)),
+             Finding("hb", "HGB", "Hemoglobin", "HEMATOLOGY", "g/L", normal=(("M", 130, 175), ("F", 115, 150))),
+             Finding("wbc", "WBC", "Leukocytes", "HEMATOLOGY", "10^9/L", normal=(("", 3.5, 9.5),)),
+             Finding("bilirubin", "BILI", "Bilirubin", "CHEMISTRY", "umol/L", normal=(("", 3.4, 20.5),)),
          )),
     Kind("ae", vo.AdverseEvent, Patient.AdverseEventReported, "Adverse event",
          "Report an adverse event (CTCAE v5 grade; seriousness criteria start the SAE clock).",
@@ -93,25 +106,32 @@ KINDS: dict[str, Kind] = _kinds(
     Kind("infection", vo.Infection, Patient.InfectionDiagnosed, "Infection",
          "Record an infection episode.",
          "pgf record infection S001 --onset 2025-03-10 --site lung --grade 3 --organism 'Aspergillus'",
-         day_rank=8, sdtm=("AE",)),
+         day_rank=8, sdtm=("AE", "MB")),
     Kind("gvhd", vo.GvhdAssessment, Patient.GvhdAssessed, "GVHD assessment",
          "Record a GVHD assessment: acute raw measures (MAGIC staging is derived) or chronic organ scores.",
-         "pgf record gvhd S001 --date 2025-03-12 --skin-bsa 30 --bilirubin 25 --upper-gi no --stool-ml 600\n"
-         "  pgf record gvhd S001 --date 2025-09-01 --chronic --organ skin=1 --organ mouth=2", day_rank=7),
+         "pgf record gvhd S001 --date 2025-03-12 --skin-bsa 30 --bilirubin 25 \\\n"
+         "      --bilirubin-unit umol/L --upper-gi no --stool-ml 600\n"
+         "  pgf record gvhd S001 --date 2025-09-01 --chronic --organ skin=1 --organ mouth=2", day_rank=7, sdtm=("XG",),
+         findings=(Finding("skin_bsa", "SKINBSA", "Skin Rash Body Surface Area", "ACUTE GVHD", "%", domain="XG"),
+                   Finding("bullae", "BULLAE", "Bullae or Desquamation", "ACUTE GVHD", "", domain="XG"),
+                   Finding("bilirubin", "BILI", "Total Bilirubin", "ACUTE GVHD", "umol/L", domain="XG"),
+                   Finding("upper_gi", "UGI", "Persistent Upper GI Symptoms", "ACUTE GVHD", "", domain="XG"),
+                   Finding("stool_ml", "STOOLVOL", "Diarrhea Volume", "ACUTE GVHD", "mL/day", domain="XG"),
+                   Finding("severe_pain", "ABDPAIN", "Severe Abdominal Pain or Ileus", "ACUTE GVHD", "",
+                           domain="XG"))),
     Kind("relapse", vo.Relapse, Patient.RelapseDiagnosed, "Relapse",
          "Record a relapse of the underlying disease.",
-         "pgf record relapse S001 --date 2025-10-02", day_rank=10),
+         "pgf record relapse S001 --date 2025-10-02", day_rank=10, sdtm=("RS",)),
     Kind("contact", vo.Contact, Patient.ContactRecorded, "Contact",
          "Record a follow-up contact: last known alive, and disease status.",
-         "pgf record contact S001 --date 2026-01-10 --status alive --disease free", day_rank=11),
+         "pgf record contact S001 --date 2026-01-10 --status alive --disease free", day_rank=11, sdtm=("RS", "SV")),
     Kind("death", vo.Death, Patient.Died, "Death",
          "Record the patient's death (nothing clinical can be dated after it).",
-         "pgf record death S001 --date 2025-08-14 --cause 'relapse'", day_rank=13, command="record_death",
-         sdtm=("DM", "DS", "DD")),
+         "pgf record death S001 --date 2025-08-14 --cause 'relapse'", day_rank=13, sdtm=("DM", "DS", "DD")),
     Kind("withdraw", vo.Withdrawal, Patient.Withdrawn, "Withdrawal",
          "Withdraw the patient from treatment (no further infusions).",
          "pgf record withdraw S001 --date 2025-03-20 --reason 'consent withdrawn'", day_rank=12,
-         command="withdraw", sdtm=("DS",)),
+         sdtm=("DS",)),
 )
 
 # Events that are not records of a kind: they supersede or sign records.

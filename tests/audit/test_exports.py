@@ -13,7 +13,7 @@ import pytest
 
 from pgf_events.application import TrialConduct
 from pgf_events.audit.odm import write_odm
-from pgf_events.audit.sdtm import DATASETS, write_sdtm
+from pgf_events.exports.sdtm import DATASETS
 from pgf_events.audit.signatures import sign
 from pgf_events.audit.trail import trail_rows
 from tests.conftest import Pgf, enrol_via_cli
@@ -79,83 +79,7 @@ def test_the_audit_trail_as_of_ignores_later_events(app: TrialConduct) -> None:
 # -------------------------------------------------------------------------------------------- SDTM
 
 
-def sdtm(app: TrialConduct, tmp_path: Path, **kw: Any) -> dict[str, list[dict[str, str]]]:
-    write_sdtm(app, tmp_path, **kw)
-    out = {}
-    for name, columns in DATASETS.items():
-        with open(tmp_path / f"{name.lower()}.csv", newline="") as f:
-            reader = csv.DictReader(f)
-            assert tuple(reader.fieldnames or ()) == columns
-            out[name] = list(reader)
-    return out
-
-
-def test_sdtm_applies_corrections_and_leaves_voided_records_out(app: TrialConduct, tmp_path: Path) -> None:
-    scenario(app)
-    ds = sdtm(app, tmp_path)
-    lb = [r for r in ds["LB"] if r["USUBJID"] == "NCT06171906-S001"]
-    assert [(r["LBTESTCD"], r["LBORRES"], r["LBORRESU"], r["LBSTRESN"], r["LBSTRESU"]) for r in lb] == [
-        ("NEUT", "0.6", "10^9/L", "0.6", "10^9/L"), ("PLAT", "18", "10^9/L", "18", "10^9/L"),
-        ("HGB", "72", "g/L", "72", "g/L")]
-    assert {r["LBSPID"] for r in lb} == {"S001#8"} and {r["LBDTC"] for r in lb} == {"2025-03-01"}
-    assert [r["LBSEQ"] for r in lb] == ["1", "2", "3"] and {r["LBDY"] for r in lb} == {"5"}
-    assert {r["LBCAT"] for r in lb} == {"HEMATOLOGY"} and {r["DOMAIN"] for r in lb} == {"LB"}
-    ex = ds["EX"]
-    assert len(ex) == 1
-    assert (ex[0]["EXSPID"], ex[0]["EXDOSE"], ex[0]["EXDOSU"], ex[0]["EXSTDTC"], ex[0]["EXSTDY"], ex[0]["EXROUTE"]) == (
-        "S001#5", "1", "10^6 cells/kg", "2025-02-25", "1", "INTRAVENOUS")  # the voided recount is not applied
-
-
-def test_sdtm_dm(app: TrialConduct, tmp_path: Path) -> None:
-    scenario(app)
-    dm = {r["SUBJID"]: r for r in sdtm(app, tmp_path)["DM"]}
-    s1 = dm["S001"]
-    assert (s1["STUDYID"], s1["DOMAIN"], s1["USUBJID"], s1["SITEID"], s1["SEX"], s1["BRTHDTC"]) == (
-        "NCT06171906", "DM", "NCT06171906-S001", "PKU", "F", "1980-02-03")
-    assert (s1["RFSTDTC"], s1["RFENDTC"], s1["RFXSTDTC"], s1["RFICDTC"], s1["RFPENDTC"]) == (
-        "2025-02-25", "2025-02-25", "2025-02-25", "2025-02-18", "2025-04-01")
-    assert (s1["DTHDTC"], s1["DTHFL"], s1["AGE"], s1["AGEU"]) == ("2025-04-01", "Y", "45", "YEARS")
-    assert (s1["ARMCD"], s1["ACTARMCD"]) == ("MSC", "MSC")
-    s2 = dm["S002"]
-    assert (s2["ARMCD"], s2["ARM"], s2["ACTARMCD"], s2["RFSTDTC"], s2["DTHFL"], s2["SITEID"]) == (
-        "SCRNFAIL", "Screen Failure", "SCRNFAIL", "", "", "RJH")
-
-
-def test_sdtm_ie_lists_only_criteria_not_met(app: TrialConduct, tmp_path: Path) -> None:
-    scenario(app)
-    ie = sdtm(app, tmp_path)["IE"]
-    assert [(r["USUBJID"], r["IETESTCD"], r["IECAT"], r["IEORRES"], r["IESTRESC"], r["IEDTC"], r["IESPID"])
-            for r in ie] == [("NCT06171906-S002", "EX6", "EXCLUSION", "Y", "Y", "2025-02-20", "S002#3")]
-    assert ie[0]["IETEST"] == "Uncontrolled active infection" and ie[0]["IESEQ"] == "1"
-
-
-def test_sdtm_ae_pr_ds_dd(app: TrialConduct, tmp_path: Path) -> None:
-    scenario(app)
-    ds = sdtm(app, tmp_path)
-    (ae,) = ds["AE"]
-    assert (ae["AESPID"], ae["AETERM"], ae["AEDECOD"], ae["AESTDTC"], ae["AEENDTC"], ae["AESTDY"], ae["AETOXGR"]) == (
-        "S001#13", "febrile neutropenia", "FEBRILE NEUTROPENIA", "2025-03-04", "2025-03-10", "8", "3")
-    assert (ae["AESER"], ae["AESHOSP"], ae["AESDTH"], ae["AESLIFE"], ae["AESDISAB"], ae["AESCONG"], ae["AESMIE"]) == (
-        "Y", "Y", "N", "N", "N", "N", "N")
-    assert (ae["AEREL"], ae["AEOUT"], ae["AECAT"]) == ("POSSIBLY RELATED", "RECOVERED", "ADVERSE EVENT")
-    (pr,) = ds["PR"]
-    assert (pr["PRSPID"], pr["PRTRT"], pr["PRCAT"], pr["PRDOSE"], pr["PRDOSU"], pr["PRSTDTC"], pr["PRSTDY"]) == (
-        "S001#12", "RED BLOOD CELL TRANSFUSION", "TRANSFUSION", "2", "UNIT", "2025-03-03", "7")
-    s1 = [(r["DSDECOD"], r["DSCAT"], r["DSSTDTC"], r["DSSPID"]) for r in ds["DS"] if r["USUBJID"].endswith("S001")]
-    assert s1 == [("INFORMED CONSENT OBTAINED", "PROTOCOL MILESTONE", "2025-02-18", "S001#2"),
-                  ("ENROLLED", "PROTOCOL MILESTONE", "2025-02-24", "S001#4"),
-                  ("DEATH", "DISPOSITION EVENT", "2025-04-01", "S001#14")]
-    s2 = [(r["DSDECOD"], r["DSSTDTC"]) for r in ds["DS"] if r["USUBJID"].endswith("S002")]
-    assert s2 == [("INFORMED CONSENT OBTAINED", "2025-02-18"), ("SCREEN FAILURE", "2025-02-20")]
-    (dd,) = ds["DD"]
-    assert (dd["DDTESTCD"], dd["DDTEST"], dd["DDORRES"], dd["DDSTRESC"], dd["DDDTC"], dd["DDSPID"]) == (
-        "PRCDTH", "Primary Cause of Death", "sepsis", "SEPSIS", "2025-04-01", "S001#14")
-
-
-def test_sdtm_as_of_shows_the_value_before_its_correction(app: TrialConduct, tmp_path: Path) -> None:
-    marks = scenario(app)
-    lb = sdtm(app, tmp_path, as_of=marks["lab"].recorded_at)["LB"]
-    assert [(r["LBTESTCD"], r["LBORRES"]) for r in lb] == [("NEUT", "0.4"), ("PLAT", "18"), ("HGB", "72")]
+# SDTM: tests/exports/test_sdtm.py
 
 
 # --------------------------------------------------------------------------------------------- ODM
@@ -298,6 +222,7 @@ def test_export_commands_write_files(pgf: Pgf, tmp_path: Path, odm_schema: Any) 
     pgf.ok("export", "odm", str(tmp_path / "trial.xml"), "--as-of", "2100-01-01")
     odm_schema.validate(str(tmp_path / "trial.xml"))
     pgf.ok("export", "sdtm", str(tmp_path / "sdtm"))
-    assert sorted(p.name for p in (tmp_path / "sdtm").iterdir()) == sorted(f"{n.lower()}.csv" for n in DATASETS)
+    assert sorted(p.name for p in (tmp_path / "sdtm").iterdir()) == sorted(
+        ["define.xml", *(f"{n.lower()}.{ext}" for n in DATASETS for ext in ("json", "xpt"))])
     assert pgf("export", "odm", str(tmp_path / "nowhere" / "x.xml")).exit_code == 2
     pgf.rejected("export", "sdtm", str(tmp_path / "x"), "--as-of", "yesterday", contains="as")

@@ -7,7 +7,10 @@ import typing
 import attrs
 import pytest
 
-from pgf_events.audit import odm, sdtm
+from pgf_events.audit import odm
+from pgf_events.exports import sdtm
+from pgf_events.exports.sdtm import events as sdtm_events
+from pgf_events.exports.spec import ascii_safe
 from pgf_events.cli.record import options, record
 from pgf_events.domain import vocabulary
 from pgf_events.domain.kinds import DAY_ORDER, EVENT_KINDS, KINDS, Kind
@@ -42,9 +45,9 @@ def test_every_field_says_how_it_is_parsed_entered_and_measured(kind: Kind) -> N
         assert option.help and (option.after is None or option.after in attrs.fields_dict(kind.record)), name
     for finding in kind.findings:
         field = attrs.fields_dict(kind.record)[finding.field]
-        assert field.metadata["unit"] is not None, f"{kind.name}.{finding.field} feeds SDTM without a unit"
-    if kind.findings:
-        assert len(kind.sdtm) == 1, "a findings kind feeds one findings dataset"
+        unit = field.metadata["unit"]
+        assert finding.unit == (ascii_safe(unit) if unit else ""), f"{kind.name}.{finding.field}: SDTM unit differs"
+        assert finding.domain in kind.sdtm, f"{kind.name}.{finding.field} feeds {finding.domain}, not in its sdtm"
 
 
 def test_every_recorded_event_class_belongs_to_exactly_one_kind() -> None:
@@ -77,6 +80,6 @@ def test_the_odm_metadata_defines_every_kind_and_unit_it_references() -> None:
 
 
 def test_export_vocabularies_cover_the_domain_vocabularies() -> None:
-    assert set(sdtm.SERIOUSNESS_FLAGS) == set(vocabulary.SERIOUSNESS)
-    assert set(sdtm.RELATEDNESS) == set(vocabulary.RELATEDNESS)
-    assert set(vocabulary.TYPED_CRITERIA) | set(vocabulary.DERIVED_CRITERIA) == set(sdtm.CRITERIA_TEXT)
+    assert set(sdtm_events.SERIOUSNESS_FLAGS) == set(vocabulary.SERIOUSNESS)
+    assert set(sdtm_events.RELATEDNESS) == set(vocabulary.RELATEDNESS)
+    assert set(vocabulary.TYPED_CRITERIA) | set(vocabulary.DERIVED_CRITERIA) == set(sdtm_events.CRITERIA_TEXT)
