@@ -71,14 +71,15 @@ def _when(found: dict[str, Any] | None, reason: str | None = None) -> str:
 
 
 def next_window(dosing: dict[str, Any], window_days: int) -> str | None:
-    """The next pending dose and its window: ``dose 3 due 2025-03-11 (MSC D15, window 03-09 to 03-13)``."""
+    """The next pending dose and its window: ``next: dose 3 due 2025-03-11 (MSC D15, window 03-09 to 03-13)``."""
     from datetime import date, timedelta  # noqa: PLC0415
 
     for dose in dosing.get("doses", []):
         if dose["status"] == "pending" and dose.get("target"):
             target = date.fromisoformat(dose["target"])
             low, high = target - timedelta(days=window_days), target + timedelta(days=window_days)
-            return f"next: dose {dose['number']} due {target} (MSC D{dose['msc_day']}, window {low} to {high})"
+            return (f"next: dose {dose['number']} due {target} (MSC D{dose['msc_day']}, "
+                    f"window {low:%m-%d} to {high:%m-%d})")
     return None
 
 

@@ -49,7 +49,9 @@ def test_status_human_output_is_one_line_per_topic(pgf: Pgf) -> None:
     out = pgf.ok("status", "S001").stdout
     assert "eligibility  eligible" in out
     assert "neutrophils  2025-03-02 (day +51 post-transplant, MSC D2)" in out
-    assert len(out.strip().splitlines()) == 12  # subject ... outcome, signatures
+    topics = [line for line in out.strip().splitlines() if not line.startswith(" ")]  # wrapped lines are indented
+    assert len(topics) == 12  # subject ... outcome, signatures
+    assert max(len(line) for line in out.splitlines()) <= 100
     assert out.strip().splitlines()[-1] == "signatures   -"
 
 
