@@ -21,7 +21,6 @@ from pgf_events.cli._state import State
 from pgf_events.domain.errors import PgfError
 from pgf_events.gc_tuning import BULK_THRESHOLD
 
-
 # Options of the root group that may also be written after the subcommand (`pgf status S001 --db x.db`).
 GLOBAL_OPTIONS = ("--db", "--user", "--protocol")
 

@@ -14,7 +14,6 @@ from defusedcsv import csv  # a cell that looks like a formula (= + - @ | %) get
 
 from pgf_events.domain.parsing import printable
 
-
 TABULAR = ("csv", "tsv", "jsonl")  # machine forms of a table, besides --json
 
 

@@ -18,6 +18,9 @@ from pgf_events.cli._human import human
 
 DEFAULT_WIDTH = 100  # when stdout is not a terminal (a pipe, a file, a test)
 WIDE = 10_000  # --wide: as wide as the content
+SHORT = 16  # a column whose values all fit in this many characters never wraps
+MAX_SIDE = 18  # a long text column other than the main one wraps at this width
+MAIN_MIN = 28  # ... while the main one (the most to say) gets the rest, at least this much
 
 
 def width() -> int:
@@ -38,22 +41,43 @@ def console(*, wide: bool = False) -> Any:
                    markup=False, force_terminal=tty, no_color=not tty, soft_wrap=False)
 
 
+def layout(cells: list[list[str]], headers: list[str], available: int | None) -> list[int] | None:
+    """Each column's width: short columns as wide as their longest value, other long columns wrap
+    within MAX_SIDE (never inside a word), and the column with the most to say gets the rest.
+    None when the columns cannot fit in ``available`` (then the caller leaves one out)."""
+    n = len(headers)
+    longest = [max([len(r[i]) for r in cells] + [len(headers[i])]) for i in range(n)]
+    words = [max([len(w) for r in cells for w in r[i].split()] + [len(w) for w in headers[i].split()] + [1])
+             for i in range(n)]
+    if available is None:
+        return longest
+    main = max(range(n), key=lambda i: longest[i]) if n else -1
+    widths = [longest[i] if longest[i] <= SHORT else max(words[i], min(longest[i], MAX_SIDE)) for i in range(n)]
+    if n and longest[main] > SHORT:
+        rest = available - 2 * (n - 1) - sum(w for i, w in enumerate(widths) if i != main)
+        widths[main] = min(longest[main], rest)
+        if widths[main] < max(words[main], min(longest[main], MAIN_MIN)):
+            return None
+    return widths if sum(widths) + 2 * (n - 1) <= available else None
+
+
 def build_table(rows: Sequence[dict[str, Any]], columns: Sequence[str], headers: dict[str, str], *,
-                wide: bool, title: str | None = None) -> Any:
+                wide: bool, title: str | None = None, available: int | None = None) -> Any:
+    """A rich table of the rows; None if ``columns`` cannot fit in ``available`` characters."""
     from rich import box  # noqa: PLC0415
     from rich.table import Table  # noqa: PLC0415
 
+    names = [headers.get(c, c.replace("_", " ")) for c in columns]
+    cells = [[human(c, row.get(c)) for c in columns] for row in rows]
+    widths = layout(cells, names, None if wide else available)
+    if widths is None:
+        return None
     table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, header_style="bold", title=title,
                   title_justify="left", collapse_padding=True, padding=(0, 1))
-    cells = [[human(c, row.get(c)) for c in columns] for row in rows]
-    for i, c in enumerate(columns):
+    for i, name in enumerate(names):
         texts = [r[i] for r in cells]
-        header = headers.get(c, c.replace("_", " "))
-        longest = max([len(t) for t in texts] + [0])
-        short = wide or longest <= 13
-        minimum = max(len(header), longest) if short else max([len(w) for w in header.split()] + [min(longest, 8)])
         numeric = any(texts) and all(_numeric(t) for t in texts if t)
-        table.add_column(header, no_wrap=short, overflow="fold", min_width=minimum,
+        table.add_column(name, width=widths[i], no_wrap=wide, overflow="fold",
                          justify="right" if numeric else "left")
     for r in cells:
         table.add_row(*r)
@@ -75,14 +99,18 @@ def print_table(rows: Sequence[dict[str, Any]], columns: Sequence[str], headers:
     wide = bool(table_choice("pgf.wide"))
     out = console(wide=wide)
     shown = list(columns)
-    table = build_table(rows, shown, headers, wide=wide, title=title)
-    while not wide and len(shown) > 1 and _minimum(out, table) > out.width:
-        shown.pop()  # elide columns from the right rather than crush them; say so below
-        table = build_table(rows, shown, headers, wide=wide, title=title)
+    table = build_table(rows, shown, headers, wide=wide, title=title, available=out.width)
+    main = _main_column(rows, columns, headers)
+    while table is None and len(shown) > 1:
+        # leave columns out from the right (never the one with the most to say) rather than crush them
+        shown.pop(-2 if shown[-1] == main else -1)
+        table = build_table(rows, shown, headers, wide=wide, title=title, available=out.width)
+    if table is None:  # one column wider than the terminal: let it wrap
+        table = build_table(rows, shown, headers, wide=True, title=title)
     lines = [line.rstrip() for line in _render_lines(out, table)]
     text = "\n".join(lines)
     if len(shown) < len(columns):
-        hidden = [headers.get(c, c.replace("_", " ")) for c in columns[len(shown):]]
+        hidden = [headers.get(c, c.replace("_", " ")) for c in columns if c not in shown]
         click.echo(f"({len(hidden)} column(s) not shown: {', '.join(hidden)}; use --wide or --columns)", err=True)
     if sys.stdout.isatty() and len(lines) > shutil.get_terminal_size().lines - 2:
         click.echo_via_pager(text + "\n")
@@ -90,9 +118,9 @@ def print_table(rows: Sequence[dict[str, Any]], columns: Sequence[str], headers:
         click.echo(text)
 
 
-def _minimum(out: Any, table: Any) -> int:
-    """The narrowest the table can be without cropping a header or a short value (2 spaces between columns)."""
-    return sum(c.min_width or 1 for c in table.columns) + 2 * (len(table.columns) - 1)
+def _main_column(rows: Sequence[dict[str, Any]], columns: Sequence[str], headers: dict[str, str]) -> str | None:
+    lengths = {c: max([len(human(c, row.get(c))) for row in rows] + [len(headers.get(c, c))]) for c in columns}
+    return max(columns, key=lengths.__getitem__) if columns else None
 
 
 def _render_lines(out: Any, table: Any) -> list[str]:

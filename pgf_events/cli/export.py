@@ -112,8 +112,8 @@ def sdtm(state: Any, directory: str, as_of: str | None) -> None:
     Example:
       pgf export sdtm sdtm/ --as-of 2025-12-31
     """
-    from pgf_events.exports.sdtm import DATASETS, build_sdtm  # noqa: PLC0415
     from pgf_events.exports.package import write_package  # noqa: PLC0415
+    from pgf_events.exports.sdtm import DATASETS, build_sdtm  # noqa: PLC0415
 
     cutoff = _cutoff(as_of)
     app = state.app(must_exist=True)

@@ -7,8 +7,8 @@ from typing import Any
 import click
 
 from pgf_events.cli._human import key_label
-from pgf_events.cli._summary import summary_lines
 from pgf_events.cli._output import emit_json, output_options, render
+from pgf_events.cli._summary import summary_lines
 from pgf_events.cli.history import as_of_option, cutoff_option
 from pgf_events.cli.projections import open_store
 from pgf_events.domain.parsing import parse_as_of, parse_date

@@ -7,6 +7,7 @@ Every axis says which day numbering it uses. matplotlib is imported only when a 
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -219,10 +220,10 @@ def plot_consort(path: str, report: Mapping[str, Any], params: Protocol) -> None
         ax.text(x, y, text, ha="center", va="center", fontsize=10, bbox=style, transform=ax.transAxes)
     for x, y, text in side:
         ax.text(x, y, text, ha="left", va="center", fontsize=10, bbox=style, transform=ax.transAxes)
-    for (x0, y0, _), (x1, y1, _) in zip(boxes, boxes[1:], strict=False):
+    for (x0, y0, _), (x1, y1, _) in itertools.pairwise(boxes):
         ax.annotate("", xy=(x1, y1 + 0.04), xytext=(x0, y0 - 0.04), xycoords="axes fraction",
                     arrowprops={"arrowstyle": "->"})
-    for (x, y, _), source in zip(side, (boxes[1], boxes[4]), strict=True):
+    for x, y, _ in side:  # from the main column to each side box
         ax.annotate("", xy=(x - 0.015, y), xytext=(0.5, y), xycoords="axes fraction",
                     arrowprops={"arrowstyle": "->"})
     ax.set_title(f"CONSORT flow ({report['protocol_version']}"
