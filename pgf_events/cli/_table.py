@@ -20,7 +20,7 @@ DEFAULT_WIDTH = 100  # when stdout is not a terminal (a pipe, a file, a test)
 WIDE = 10_000  # --wide: as wide as the content
 SHORT = 16  # a column whose values all fit in this many characters never wraps
 MAX_SIDE = 18  # a long text column other than the main one wraps at this width
-MAIN_MIN = 28  # ... while the main one (the most to say) gets the rest, at least this much
+MAIN_MIN = 16  # ... while the main one (the most to say) gets the rest, at least this much
 
 
 def width() -> int:
