@@ -77,10 +77,10 @@ def in_range(low: float, high: float, unit: str | None = "") -> Callable[[Any, a
 
 
 def choice(*choices: str) -> Parse:
-    def parse(value: Any, name: str) -> Any:
+    """A parser accepting one of ``choices``; the choices stay readable on it (``.choices``: ODM CodeLists)."""
+    def parse(value: Any, name: str) -> str:
         return p.parse_choice(value, name, choices)
-
-    parse.choices = choices  # type: ignore[attr-defined]  # for shell completion of the option's values
+    parse.choices = choices  # type: ignore[attr-defined]
     return parse
 
 
