@@ -12,6 +12,7 @@ from typing import Any
 
 from pgf_events.domain.parsing import printable
 
+ISO_TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d(:\d\d(\.\d+)?)?Z")
 SNAKE = re.compile(r"[a-z]+(?:_[a-z0-9]+)+")
 ROMAN = {0: "0", 1: "I", 2: "II", 3: "III", 4: "IV"}
 ENDPOINT_SHORT = {"neutrophil_engraftment": "anc", "rbc_recovery": "rbc", "platelet_response": "plt"}
@@ -68,6 +69,8 @@ def plain(value: Any) -> str:
         return "; ".join(f"{ENDPOINT_SHORT.get(k, plain(k))}: {plain(v).replace('_', ' ')}" for k, v in value.items())
     if isinstance(value, (list, tuple)):
         return ", ".join(plain(v) for v in value)
+    if isinstance(value, str) and ISO_TIME.fullmatch(value):  # 2024-04-06T12:54:00Z -> 2024-04-06 12:54Z
+        return f"{value[:10]} {value[11:16]}Z"
     if isinstance(value, str) and SNAKE.fullmatch(value):  # a coded value: last_known_alive -> last known alive
         return value.replace("_", " ")
     if isinstance(value, str):  # text that could fake a line or reorder one is escaped

@@ -30,7 +30,7 @@ def _walk(summary: dict[str, Any], prefix: str, out: dict[str, list[dict[str, An
     for key, value in summary.items():
         metric = f"{prefix}{key}"
         if isinstance(value, list) and (not value or isinstance(value[0], dict)):
-            out[metric.replace(".", "_")] = [_flat_item(item) for item in value]
+            out[metric.replace(".", "_")] = [flat_item(item) for item in value]
         elif isinstance(value, dict) and any(isinstance(v, (dict, list)) for v in value.values()):
             leaves = {k: v for k, v in value.items() if not isinstance(v, (dict, list))}
             if leaves:
@@ -42,7 +42,7 @@ def _walk(summary: dict[str, Any], prefix: str, out: dict[str, list[dict[str, An
             out["summary"].append({"metric": metric, "value": value})
 
 
-def _flat_item(item: dict[str, Any]) -> dict[str, Any]:
+def flat_item(item: dict[str, Any]) -> dict[str, Any]:
     """A listing line for CSV: reporting clocks become ``<clock>_due``, ``_reported`` and ``_met`` columns."""
     flat: dict[str, Any] = {}
     for key, value in item.items():

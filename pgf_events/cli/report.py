@@ -20,6 +20,8 @@ LISTINGS = {"deviations", "discontinued", "saes", "by_term_grade", "lab_worsenin
 
 # Reports that are not a projection's rows: the deviation log (pgf_events.projections.deviations).
 EXTRA_REPORTS = ("deviations",)
+# A listing's human columns where it has more than a terminal holds (--csv --listing NAME has them all).
+LISTING_COLUMNS = {"saes": ["subject", "ref", "term", "grade", "onset", "susar", "sponsor_due", "met"]}
 
 
 @click.command()
@@ -142,5 +144,8 @@ def print_human(name: str, doc: dict[str, Any]) -> None:
     for key, value in listings:
         if value:
             click.echo(f"\n{key_label(key)}:")
-            render([{k: v for k, v in item.items() if k not in ("refs", "clocks")} for item in value], None,
-                   choosable=False)
+            from pgf_events.cli._report_out import flat_item  # noqa: PLC0415
+
+            leaf = key.rsplit(".", 1)[-1]
+            render([{k: v for k, v in flat_item(item).items() if k != "refs" and not k.endswith("_reported")}
+                    for item in value], None, LISTING_COLUMNS.get(leaf), choosable=False)
