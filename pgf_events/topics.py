@@ -48,6 +48,9 @@ STORED_TOPICS: dict[str, type] = {
     "pgf_events.domain.users:UserDirectory.Opened": UserDirectory.Opened,
     "pgf_events.domain.users:UserDirectory.RoleGranted": UserDirectory.RoleGranted,
     "pgf_events.domain.users:UserDirectory.RoleRevoked": UserDirectory.RoleRevoked,
+    "pgf_events.domain.users:UserDirectory.KeyRegistered": UserDirectory.KeyRegistered,
+    "pgf_events.domain.users:UserDirectory.KeyApproved": UserDirectory.KeyApproved,
+    "pgf_events.domain.users:UserDirectory.KeyRevoked": UserDirectory.KeyRevoked,
 }
 
 

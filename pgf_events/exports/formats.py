@@ -9,12 +9,13 @@ exclusive temporary name, so a planted symlink is never followed), so a failed e
 
 from __future__ import annotations
 
-import json
 import os
 import tempfile
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import IO, Any
+
+import orjson
 
 from pgf_events import __version__
 from pgf_events.exports.spec import SAS_EPOCH, Dataset, Var, ascii_safe, cell
@@ -72,14 +73,15 @@ def lengths(ds: Dataset, table: list[list[Any]]) -> dict[str, int]:
         if v.numeric:
             out[v.name] = 8
         else:
-            out[v.name] = max([1, *(len(ascii_safe(str(r[i])).encode("ascii")) for r in table if r[i] is not None)])
+            out[v.name] = max([1, *(len(ascii_safe(r[i])) for r in table if r[i] is not None)])
     return out
 
 
 def dataset_json(ds: Dataset, table: list[list[Any]], *, study_oid: str, mdv_oid: str,
-                 now: datetime | None = None, last_modified: datetime | None = None) -> dict[str, Any]:
+                 now: datetime | None = None, last_modified: datetime | None = None,
+                 size: dict[str, int] | None = None) -> dict[str, Any]:
     now = now or datetime.now(UTC)
-    size = lengths(ds, table)
+    size = size or lengths(ds, table)
     columns = []
     for i, v in enumerate(ds.variables):
         column: dict[str, Any] = {"itemOID": item_oid(ds, v), "name": v.name, "label": v.label,
@@ -110,8 +112,8 @@ def item_oid(ds: Dataset, v: Var) -> str:
 
 
 def write_json(files: Files, ds: Dataset, doc: dict[str, Any]) -> None:
-    with files.open(f"{ds.name.lower()}.json") as f:
-        json.dump(doc, f, ensure_ascii=False, separators=(",", ":"))
+    with open(files.path(f"{ds.name.lower()}.json"), "wb") as f:
+        f.write(orjson.dumps(doc))  # UTF-8, compact; the same document json.dump writes, several times faster
 
 
 def need_pyreadstat() -> Any:

@@ -11,6 +11,7 @@ data at write time (the longest value, at least 1; 8 bytes for numbers), as the 
 
 from __future__ import annotations
 
+import functools
 import unicodedata
 from collections.abc import Mapping, Sequence
 from datetime import date
@@ -80,6 +81,11 @@ _ASCII = str.maketrans({"µ": "u", "×": "x", "–": "-", "—": "-", "’": "'"
 
 def ascii_safe(value: str) -> str:
     """The ASCII text SAS XPT v5 requires: known symbols spelled out, accents dropped, anything else ``?``."""
+    return value if value.isascii() else _fold(value)
+
+
+@functools.lru_cache(maxsize=4096)
+def _fold(value: str) -> str:
     text = value.translate(_ASCII)
     folded = unicodedata.normalize("NFKD", text)
     return "".join(c if ord(c) < 128 else ("" if unicodedata.combining(c) else "?") for c in folded)

@@ -13,11 +13,10 @@ import pytest
 
 from pgf_events.application import TrialConduct
 from pgf_events.audit.odm import write_odm
-from pgf_events.audit.signatures import sign
 from pgf_events.audit.trail import trail_rows
 from pgf_events.exports.sdtm import DATASETS
 from tests.conftest import Pgf, enrol_via_cli
-from tests.helpers import USER, enrolled, infuse, register
+from tests.helpers import sign, USER, enrolled, infuse, register
 
 NS = {"odm": "http://www.cdisc.org/ns/odm/v1.3"}
 
