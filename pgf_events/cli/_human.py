@@ -12,6 +12,7 @@ from typing import Any
 
 from pgf_events.domain.parsing import printable
 
+HASH = re.compile(r"[0-9a-f]{40,}")
 ISO_TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d(:\d\d(\.\d+)?)?Z")
 SNAKE = re.compile(r"[a-z]+(?:_[a-z0-9]+)+")
 ROMAN = {0: "0", 1: "I", 2: "II", 3: "III", 4: "IV"}
@@ -69,6 +70,8 @@ def plain(value: Any) -> str:
         return "; ".join(f"{ENDPOINT_SHORT.get(k, plain(k))}: {plain(v).replace('_', ' ')}" for k, v in value.items())
     if isinstance(value, (list, tuple)):
         return ", ".join(plain(v) for v in value)
+    if isinstance(value, str) and HASH.fullmatch(value):  # a SHA-256 for people: its first 12 digits
+        return value[:12] + "…"
     if isinstance(value, str) and ISO_TIME.fullmatch(value):  # 2024-04-06T12:54:00Z -> 2024-04-06 12:54Z
         return f"{value[:10]} {value[11:16]}Z"
     if isinstance(value, str) and SNAKE.fullmatch(value):  # a coded value: last_known_alive -> last known alive
