@@ -2,11 +2,11 @@
 
 Every rule reads its thresholds, windows and doses from a :class:`Protocol`, never from
 literals, so a reviewer can re-derive any value from (events, protocol). The defaults are the
-ones named in ``clinical-rules.md`` (v2); a TOML file may override any of them
+ones named in ``docs/rules.md`` (v2); a TOML file may override any of them
 (``pgf --protocol FILE``). A file that does not name its own ``version`` gets its base version
 suffixed with a digest of its overrides, so two different parameter sets never share a version.
 
-Versions. ``NCT06171906-v2`` (the default) implements every "(v2)" rule of clinical-rules.md.
+Versions. ``NCT06171906-v2`` (the default) implements every "(v2)" rule of docs/rules.md.
 ``NCT06171906-v1`` is the same code with the v1 parameter values where v1 behaviour was (or is now)
 a parameter: the fixed 7-day platelet window with 3 counts (``plt_rule = "window"``), no NR on an
 early exit, baseline-met lineages counted as responders, relapse censored at the last date known
@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import zoneinfo
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -40,13 +42,29 @@ def _non_negative(instance: Any, attribute: attrs.Attribute, value: Any) -> None
         raise ValueError(f"{attribute.name} must not be negative, not {value!r}")
 
 
-_int = [v.instance_of(int), _non_negative]
-_num = [v.instance_of((int, float)), _non_negative]
+def _zones(value: Any) -> tuple[tuple[str, str], ...]:
+    """``{site: zone}`` (a TOML table) or pairs -> sorted pairs, so the protocol stays hashable."""
+    items = value.items() if isinstance(value, Mapping) else value
+    return tuple(sorted((str(site), str(zone)) for site, zone in items))
+
+
+def _known_zones(instance: Any, attribute: attrs.Attribute, value: tuple[tuple[str, str], ...]) -> None:
+    for site, zone in value:
+        try:
+            zoneinfo.ZoneInfo(zone)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"site_timezones: {zone!r} (site {site}) is not an IANA time zone") from None
+    if "*" not in dict(value):
+        raise ValueError('site_timezones needs a "*" entry: the zone of every site not listed')
+
+
+_int: list[Any] = [v.instance_of(int), _non_negative]
+_num: list[Any] = [v.instance_of((int, float)), _non_negative]
 
 
 @attrs.frozen(kw_only=True)
 class Protocol:
-    """All named parameters of the MSC-for-PGF protocol, with clinical-rules.md defaults."""
+    """All named parameters of the MSC-for-PGF protocol, with docs/rules.md defaults."""
 
     trial: str = attrs.field(default="NCT06171906", validator=v.instance_of(str))
     version: str = attrs.field(default=BASE_VERSION, validator=v.instance_of(str))
@@ -110,6 +128,10 @@ class Protocol:
     susar_fatal_days: int = attrs.field(default=7, validator=[v.instance_of(int), _positive])
     susar_fatal_followup_days: int = attrs.field(default=8, validator=[v.instance_of(int), _positive])
     susar_other_days: int = attrs.field(default=15, validator=[v.instance_of(int), _positive])
+    # Site time (v2): a time typed without an offset is local time at the patient's site; "*" is
+    # every site not listed (both Chongqing sites: China Standard Time).
+    site_timezones: tuple[tuple[str, str], ...] = attrs.field(
+        default=(("*", "Asia/Shanghai"),), converter=_zones, validator=_known_zones)
 
     # Audit exception reports.
     late_entry_days: int = attrs.field(default=7, validator=_int)
@@ -120,6 +142,11 @@ class Protocol:
             raise ValueError("age_min_years must not exceed age_max_years")
         if self.plt_pr_threshold > self.plt_cr_threshold:
             raise ValueError("plt_pr_threshold must not exceed plt_cr_threshold")
+
+    def site_zone(self, site: str | None) -> zoneinfo.ZoneInfo:
+        """The IANA zone of ``site`` (the ``*`` entry for a site not listed)."""
+        zones = dict(self.site_timezones)
+        return zoneinfo.ZoneInfo(zones.get(site or "*", zones["*"]))
 
     @classmethod
     def preset(cls, name: str) -> Protocol:

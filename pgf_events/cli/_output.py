@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from datetime import date, datetime
+from datetime import datetime
 from typing import Any
 
 import click
 from defusedcsv import csv  # a cell that looks like a formula (= + - @ | %) gets a leading '
 
 from pgf_events.domain.parsing import printable
+from pgf_events.formatting import to_json
 
 TABULAR = ("csv", "tsv", "jsonl")  # machine forms of a table, besides --json
 
@@ -58,20 +58,6 @@ def table_choice(key: str) -> Any:
 
 # Shared with commands built without decorators (pgf record <kind>). fmt None means a human table.
 JSON_OPTION: tuple[tuple[str, ...], dict[str, Any]] = (("--json", "fmt"), {"flag_value": "json", "help": "Print one JSON document."})
-
-
-def to_json(obj: Any) -> str:
-    return json.dumps(obj, default=_default, ensure_ascii=False, indent=2)
-
-
-def _default(value: Any) -> Any:
-    if isinstance(value, datetime):
-        return value.isoformat().replace("+00:00", "Z")
-    if isinstance(value, date):
-        return value.isoformat()
-    if isinstance(value, (set, tuple)):
-        return list(value)
-    raise TypeError(f"cannot encode {type(value).__name__}")
 
 
 def emit_json(obj: Any) -> None:

@@ -1,6 +1,6 @@
 """A patient's follow-up timeline and the time-to-event observations the cohort estimators use.
 
-Conventions (clinical-rules.md, "Survival"):
+Conventions (docs/rules.md, "Survival"):
 - origin: MSC D1 or the transplant date (``survival_origin``); both are reported. From the
   transplant, with ``transplant_delayed_entry`` (v2), every observation carries ``entry``, the days
   from transplant to MSC D1: patients enter the risk set at D1 (left truncation), and the estimate
@@ -137,9 +137,11 @@ def survival(t: Timeline, params: Protocol) -> dict[str, Any]:
         entry = None
         if origin == "transplant" and t.delayed_entry and t.msc_d1 is not None:
             entry = max(0, (t.msc_d1 - t.transplant_date).days)
-        out = {"origin_date": start.isoformat() if start else None,
-               "os": _entered(_os(t, start), entry), "dfs": _entered(_dfs(t, start), entry),
-               "relapse": _entered(_relapse(t, origin), entry)}
+        out: dict[str, Any] = {
+            "origin_date": start.isoformat() if start else None,
+            "os": _entered(_os(t, start), entry), "dfs": _entered(_dfs(t, start), entry),
+            "relapse": _entered(_relapse(t, origin), entry),
+        }
         if origin == "transplant":
             out["delayed_entry"] = entry is not None
             out["label"] = ("from transplant (day 0), conditional on reaching MSC treatment: entry at MSC D1"

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 from pgf_events.domain.errors import PgfError
 
@@ -29,9 +30,13 @@ def check_path(path: str) -> Path:
     return p
 
 
-def save(fig: object, path: str) -> None:
-    """``fig.savefig`` with an OS error as one line."""
+def save(fig: Any, path: str) -> None:
+    """Write the figure whole or not at all, never through a symlink planted at ``path`` (issue 13);
+    the format follows the extension. An OS error is one line."""
+    from pgf_events.audit.files import atomic_binary_file  # noqa: PLC0415 - only when a figure is drawn
+
     try:
-        fig.savefig(path, dpi=120)  # type: ignore[attr-defined]
+        with atomic_binary_file(path) as out:
+            fig.savefig(out, dpi=120, format=Path(path).suffix.lower().lstrip("."))
     except OSError as e:
         raise PgfError(f"cannot write {path}: {e.strerror or e}") from None

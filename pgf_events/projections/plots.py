@@ -70,10 +70,19 @@ def plot_status(path: str, patient: Patient, status: Mapping[str, Any], params: 
     endpoints = status["endpoints"]
     d1 = _day(endpoints.get("msc_d1"))
     origin = d1 or date.fromisoformat(status["transplant_date"])
-    x_label = "days from MSC D1" if d1 else "days from transplant"
+    transplant = date.fromisoformat(status["transplant_date"])
+    x_label = "days since MSC D1 (D1 = 0)" if d1 else "days from transplant (day 0)"
 
     def x(day: date) -> int:
         return (day - origin).days
+
+    def named(day: date) -> str:
+        """Both day numbers (v2): the MSC D-number (D1 = first infusion, no D0) and day post-transplant."""
+        post = f"day +{(day - transplant).days} post-transplant"
+        if d1 is None:
+            return post
+        n = (day - d1).days
+        return f"MSC D{n + 1 if n >= 0 else n}, {post}"
 
     labs = sorted(((r.date, r) for _, r in patient.active(vo.LabPanel)), key=lambda item: item[0])  # same-day labs
     infusions = sorted(r.date for _, r in patient.active(vo.Infusion))
@@ -128,14 +137,14 @@ def plot_status(path: str, patient: Patient, status: Mapping[str, Any], params: 
         when = _day(endpoints.get(end_key))
         if when:
             ax.axvline(x(when), color="black", linestyle="-.", linewidth=1.3,
-                       label=f"{end_label}: {when} (day {x(when)})")
+                       label=f"{end_label}: {when} ({named(when)})")
         nr = endpoints.get("platelet") if field == "plt" and endpoints.get("platelet_response") == "NR" else None
         if nr:
             ax.axvline(x(date.fromisoformat(nr["date"])), color="black", linestyle=":", linewidth=1.3,
-                       label=f"platelet NR: evaluated {nr['date']} (day {x(date.fromisoformat(nr['date']))})")
+                       label=f"platelet NR: {nr['date']} ({named(date.fromisoformat(nr['date']))})")
         death = _day(status.get("death_date"))
         if death and field == "anc":
-            ax.axvline(x(death), color="black", linewidth=1.6, label=f"death: {death} (day {x(death)})")
+            ax.axvline(x(death), color="black", linewidth=1.6, label=f"death: {death} ({named(death)})")
         elif death:
             ax.axvline(x(death), color="black", linewidth=1.6)
         if ax.get_legend_handles_labels()[0]:

@@ -46,7 +46,7 @@ def test_late_entries_exceed_the_protocol_parameter(live: TrialConduct) -> None:
 def _engrafted(app: TrialConduct) -> None:
     enrolled(app, "S001")
     infuse(app, "S001", "2025-02-25")  # 5: MSC D1, the endpoint anchor
-    for n, (day, anc) in enumerate((("2025-03-01", 0.6), ("2025-03-02", 0.7), ("2025-03-03", 0.8),
+    for _n, (day, anc) in enumerate((("2025-03-01", 0.6), ("2025-03-02", 0.7), ("2025-03-03", 0.8),
                                     ("2025-06-01", 2.0)), start=6):
         app.record("lab", "S001", {"date": day, "anc": anc}, user=USER)  # 6..9
 
@@ -119,7 +119,8 @@ def test_sae_dates_edited(app: TrialConduct) -> None:
     app.correct("S001#6", {"onset": "2025-03-03"}, "not serious", user=USER)  # 9
     (row,) = of_kind(app, "sae_date_edit")
     assert (row["refs"], row["user"], row["reason"]) == (["S001#7", "S001#5"], "monitor1", "first e-mail from the site")
-    assert row["detail"] == "corrects S001#5 (ae): aware 2025-03-05T09:00Z -> 2025-03-04T22:10Z"
+    # times typed without an offset are China Standard Time at the site (UTC+8): stored in UTC
+    assert row["detail"] == "corrects S001#5 (ae): aware 2025-03-05T01:00Z -> 2025-03-04T14:10Z"
 
 
 def test_first_entry_of_a_user_at_a_site(app: TrialConduct) -> None:

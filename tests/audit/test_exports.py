@@ -16,7 +16,7 @@ from pgf_events.audit.odm import write_odm
 from pgf_events.audit.trail import trail_rows
 from pgf_events.exports.sdtm import DATASETS
 from tests.conftest import Pgf, enrol_via_cli
-from tests.helpers import sign, USER, enrolled, infuse, register
+from tests.helpers import USER, enrolled, infuse, register, sign
 
 NS = {"odm": "http://www.cdisc.org/ns/odm/v1.3"}
 
@@ -53,7 +53,7 @@ def test_the_audit_trail_has_one_row_per_changed_field(app: TrialConduct) -> Non
     rows = list(trail_rows(app))
     assert len({r["ref"] for r in rows}) == 15 + 3  # every event has at least one row
     lab = {r["field"]: r for r in rows if r["ref"] == "S001#8"}
-    assert set(lab) == {"date", "anc", "plt", "hb"}  # the fields it gives, empty ones left out
+    assert set(lab) == {"date", "anc", "plt", "hb", "hb_as_entered"}  # the fields it gives (and Hb as entered)
     anc = lab["anc"]
     assert (anc["type"], anc["kind"], anc["clinical_date"], anc["user"], anc["source"], anc["site"]) == (
         "LabResulted", "lab", "2025-03-01", USER, "LIS report 123", "PKU")
@@ -147,7 +147,8 @@ def test_odm_insert_items_carry_their_audit_record(app: TrialConduct) -> None:
         "SE.LAB", "8", "Insert")
     items = {i.get("ItemOID"): i for i in lab.iter(f"{{{NS['odm']}}}ItemData")}
     assert {oid: i.get("Value") for oid, i in items.items()} == {
-        "IT.LAB.DATE": "2025-03-01", "IT.LAB.ANC": "0.4", "IT.LAB.PLT": "18", "IT.LAB.HB": "72"}
+        "IT.LAB.DATE": "2025-03-01", "IT.LAB.ANC": "0.4", "IT.LAB.PLT": "18", "IT.LAB.HB": "72",
+        "IT.LAB.HB_AS_ENTERED": "72 g/L"}  # v2: the value as entered travels beside the standardised one
     assert {i.get("TransactionType") for i in items.values()} == {"Insert"}
     record = audit(items["IT.LAB.ANC"])
     assert record["user"] == f"USR.{USER}" and record["location"] == "LOC.PKU"
@@ -230,3 +231,14 @@ def test_export_commands_write_files(pgf: Pgf, tmp_path: Path, odm_schema: Any) 
         ["define.xml", *(f"{n.lower()}.{ext}" for n in DATASETS for ext in ("json", "xpt"))])
     assert pgf("export", "odm", str(tmp_path / "nowhere" / "x.xml")).exit_code == 2
     pgf.rejected("export", "sdtm", str(tmp_path / "x"), "--as-of", "yesterday", contains="as")
+
+
+def test_an_acknowledged_deviation_is_in_the_odm_audit_record_and_the_trail(app: TrialConduct, odm_schema: Any) -> None:
+    enrolled(app, "S001")
+    infuse(app, "S001", "2025-02-25")
+    infuse(app, "S001", "2025-02-28", deviation="patient travelling")
+    text, root = odm(app)
+    odm_schema.validate(text)
+    reasons = [e.text for e in root.iter(f"{{{NS['odm']}}}ReasonForChange")]
+    assert "protocol deviation acknowledged: patient travelling" in reasons
+    assert {r["deviation"] for r in trail_rows(app) if r["ref"] == "S001#6"} == {"patient travelling"}
