@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -12,7 +13,7 @@ import click
 from defusedcsv import csv  # a cell that looks like a formula (= + - @ | %) gets a leading '
 
 from pgf_events.domain.parsing import printable
-from pgf_events.formatting import to_json
+from pgf_events.formatting import json_default, to_json
 
 TABULAR = ("csv", "tsv", "jsonl")  # machine forms of a table, besides --json
 
@@ -105,7 +106,7 @@ def render(rows: Sequence[dict[str, Any]], fmt: str | None, columns: Sequence[st
         return
     if fmt == "jsonl":
         for row in rows:
-            click.echo(json.dumps({c: row.get(c) for c in columns} if wanted else row, default=_default,
+            click.echo(json.dumps({c: row.get(c) for c in columns} if wanted else row, default=json_default,
                                   ensure_ascii=False))
         return
     if fmt in ("csv", "tsv"):
@@ -113,7 +114,7 @@ def render(rows: Sequence[dict[str, Any]], fmt: str | None, columns: Sequence[st
         return
     from pgf_events.cli._table import print_table  # noqa: PLC0415 - rich loads only for human tables
 
-    print_table(rows, columns, headers, title=title)
+    print_table(rows, columns, headers, title=title, wide=bool(table_choice("pgf.wide")))
 
 
 def _column(name: str, available: Sequence[str], headers: dict[str, str]) -> str:

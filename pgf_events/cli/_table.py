@@ -93,10 +93,7 @@ def _numeric(text: str) -> bool:
 
 
 def print_table(rows: Sequence[dict[str, Any]], columns: Sequence[str], headers: dict[str, str], *,
-                title: str | None = None) -> None:
-    from pgf_events.cli._output import table_choice  # noqa: PLC0415
-
-    wide = bool(table_choice("pgf.wide"))
+                title: str | None = None, wide: bool = False) -> None:
     out = console(wide=wide)
     shown = list(columns)
     table = build_table(rows, shown, headers, wide=wide, title=title, available=out.width)
