@@ -9,6 +9,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from pgf_events.audit.files import atomic_binary_file
 from pgf_events.domain.errors import PgfError
 
 FORMATS = (".png", ".pdf", ".svg")
@@ -33,8 +34,6 @@ def check_path(path: str) -> Path:
 def save(fig: Any, path: str) -> None:
     """Write the figure whole or not at all, never through a symlink planted at ``path`` (issue 13);
     the format follows the extension. An OS error is one line."""
-    from pgf_events.audit.files import atomic_binary_file  # noqa: PLC0415 - only when a figure is drawn
-
     try:
         with atomic_binary_file(path) as out:
             fig.savefig(out, dpi=120, format=Path(path).suffix.lower().lstrip("."))
