@@ -120,11 +120,13 @@ class TrialConduct(Application[Any]):
         return self.execute([Command("record", subject=subject, kind=kind, fields=fields, source=source)], user=user)[0]
 
     def correct(self, ref: str, changes: Mapping[str, Any], reason: str, *, user: str,
-                source: str | None = None) -> Result:
-        return self.execute([Command("correct", ref=ref, fields=changes, reason=reason, source=source)], user=user)[0]
+                source: str | None = None, answers: str | None = None) -> Result:
+        command = Command("correct", ref=ref, fields=changes, reason=reason, source=source, answers=answers)
+        return self.execute([command], user=user)[0]
 
-    def void(self, ref: str, reason: str, *, user: str, source: str | None = None) -> Result:
-        return self.execute([Command("void", ref=ref, reason=reason, source=source)], user=user)[0]
+    def void(self, ref: str, reason: str, *, user: str, source: str | None = None,
+             answers: str | None = None) -> Result:
+        return self.execute([Command("void", ref=ref, reason=reason, source=source, answers=answers)], user=user)[0]
 
     def import_batch(self, commands: Sequence[Command], *, digest: str, file_name: str, user: str,
                      progress: Callable[[int], None] | None = None) -> list[Result] | ImportBatch:

@@ -52,6 +52,7 @@ class Command:
     reason: str | None = None
     source: str | None = None
     line: int | None = None
+    answers: str | None = None  # a query (S001-Q1) this correction or void answers
 
 
 @attrs.frozen
@@ -96,6 +97,8 @@ class UnitOfWork:
         self.patients: dict[str, Patient] = {}
         self._results: list[tuple[Patient, int, str]] = []
         self._contexts: dict[str | None, Context] = {}
+        self.reviews: dict[str, Any] = {}  # the review streams (queries, freeze) of the patients written to
+        self._lock_checked = False
 
     def _context(self, source: str | None) -> Context:
         try:  # one Context per source text: a visit sheet repeats a handful of sources
@@ -112,9 +115,34 @@ class UnitOfWork:
     def _load(self, subject: str) -> Patient:
         if subject not in self.patients:
             self.patients[subject] = self.app.patient(subject)
+            from pgf_events.monitoring import check_not_frozen, review_of  # noqa: PLC0415 - cycle
+
+            self.reviews[subject] = review_of(self.app, subject, create=False)
+            check_not_frozen(self.reviews[subject])
         return self.patients[subject]
 
+    def _answer(self, command: Command, patient: Patient) -> None:
+        """The correction or void just applied answers the query ``command.answers``."""
+        if not command.answers:
+            return
+        from pgf_events.domain.review import parse_qid  # noqa: PLC0415 - cycle
+        from pgf_events.monitoring import review_of  # noqa: PLC0415
+
+        subject, _ = parse_qid(command.answers)
+        if subject != patient.subject:
+            raise ValidationError(f"--answers {command.answers}: that query is not about patient {patient.subject}")
+        review = self.reviews.get(subject) or review_of(self.app, subject)
+        self.reviews[subject] = review
+        what = "corrected" if command.action == "correct" else "voided"
+        review.answer(command.answers.strip().upper(), f"{what}: {command.reason}", self.user,
+                      answer_ref=make_ref(patient.subject, patient.version))
+
     def apply(self, command: Command) -> None:
+        if not self._lock_checked:
+            from pgf_events.monitoring import check_not_locked  # noqa: PLC0415 - cycle
+
+            check_not_locked(self.app)
+            self._lock_checked = True
         ctx = self._context(command.source)
         if command.action == "record":
             subject = normalise_subject(command.subject)
@@ -136,11 +164,13 @@ class UnitOfWork:
             subject, version = parse_ref(command.ref)
             patient = self._load(subject)
             patient.correct(version, dict(command.fields), command.reason or "", ctx)
+            self._answer(command, patient)
             self._results.append((patient, patient.version, "correct"))
         elif command.action == "void":
             subject, version = parse_ref(command.ref)
             patient = self._load(subject)
             patient.void(version, command.reason or "", ctx)
+            self._answer(command, patient)
             self._results.append((patient, patient.version, "void"))
         else:
             raise ValidationError(f"unknown action {command.action!r}")
@@ -149,8 +179,12 @@ class UnitOfWork:
         """Save every changed patient, and any extra aggregate (an ImportBatch), in one transaction."""
         changed = [p for p in self.patients.values() if p.pending_events]
         self._events = {(p.subject, e.originator_version): e for p in changed for e in p.pending_events}
+        from pgf_events.monitoring import auto_queries  # noqa: PLC0415 - cycle
+
+        auto_queries(self.app, changed, self.reviews, self.now)
+        reviews = [r for r in self.reviews.values() if r is not None and r.pending_events]
         if changed or extra:
-            self.app.save(*changed, *extra)
+            self.app.save(*changed, *reviews, *extra)
 
     def results(self) -> list[Result]:
         out = []

@@ -85,7 +85,10 @@ def sign(app: Any, subject: str, meaning: str, *, user: str, source: str | None 
         raise ValidationError(f"--meaning must be one of {', '.join(SIGNATURE_MEANINGS)}, not {meaning!r}")
     if source is not None:
         source = vo.p.parse_text(source, "source", 200)
+    from pgf_events.monitoring import check_not_locked  # noqa: PLC0415 - monitoring imports the app layer
+
     for attempt in range(MAX_ATTEMPTS):
+        check_not_locked(app)
         patient = app.patient(subject)
         digest = stream_digest(app, patient.id, patient.version)
         now: datetime = app.clock()

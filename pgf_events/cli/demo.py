@@ -57,7 +57,10 @@ def run_demo(state: Any, *, patients: int, seed: int) -> None:
             results = _record(app, state.user, s.code, commands_for(s))
             counts.update(r.kind for r in results)
             bar.update(1)
-    _summary(app.store.display, seed, subjects, counts, time.perf_counter() - started)
+    from pgf_events.projections.review import review_events  # noqa: PLC0415
+
+    monitoring = sum(len(review_events(app, s.code)) for s in subjects)  # automatic queries (edit checks)
+    _summary(app.store.display, seed, subjects, counts, time.perf_counter() - started, monitoring)
     _endpoint_report(app)
 
 
@@ -96,8 +99,9 @@ def _record(app: Any, user: str, code: str, commands: list[Command]) -> list[Res
     return results
 
 
-def _summary(store: str, seed: int, subjects: list[Subject], counts: Counter[str], seconds: float) -> None:
-    total = sum(counts.values())
+def _summary(store: str, seed: int, subjects: list[Subject], counts: Counter[str], seconds: float,
+             monitoring: int = 0) -> None:
+    total = sum(counts.values()) + monitoring
     groups = {"patients enrolled": [s.code for s in subjects if s.failure is None],
               "screen failures": [s.code for s in subjects if s.failure is not None]}
     lines = [f"Demo cohort recorded in {store} (seed {seed})"]
@@ -106,6 +110,7 @@ def _summary(store: str, seed: int, subjects: list[Subject], counts: Counter[str
     rule = f"  {'-' * 12}  {'-' * 6}"
     lines += ["", f"  {'kind':<12}  {'events':>6}", rule]
     lines += [f"  {kind:<12}  {counts[kind]:>6}" for kind in sorted(counts, key=DAY_ORDER.__getitem__)]
+    lines += [f"  {'monitoring':<12}  {monitoring:>6}"] if monitoring else []
     lines += [rule, f"  {'total':<12}  {total:>6}", "",
               f"  corrections {counts['correct']}, voids {counts['void']}",
               f"  wall time {seconds:.2f} s, {total / max(seconds, 1e-6):.0f} events/s"]

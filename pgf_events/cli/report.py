@@ -17,7 +17,7 @@ LISTINGS = {"deviations", "discontinued", "saes", "by_term_grade", "lab_worsenin
 
 
 @click.command()
-@click.argument("name", type=click.Choice(PROJECTIONS))
+@click.argument("name", type=click.Choice([*PROJECTIONS, "sdv"]))
 @as_of_option
 @cutoff_option
 @output_options(csv_ok=True)
@@ -26,7 +26,7 @@ LISTINGS = {"deviations", "discontinued", "saes", "by_term_grade", "lab_worsenin
 @click.pass_obj
 def report(state: Any, name: str, as_of: str | None, cutoff: str | None, fmt: str | None,
            plot_file: str | None) -> None:
-    """Print a cohort report: eligibility, dosing, endpoints, safety, survival, gvhd or infections.
+    """Print a cohort report: eligibility, dosing, endpoints, safety, survival, gvhd, infections or sdv.
 
     \b
     Example:
@@ -35,7 +35,11 @@ def report(state: Any, name: str, as_of: str | None, cutoff: str | None, fmt: st
       pgf report survival --plot km.png
       pgf report dosing --as-of 2025-06-30 --csv
       pgf report endpoints --cutoff 2025-06-30    # DSMB data cut-off
+      pgf report sdv --csv                        # source data verification per patient
     """
+    if name == "sdv":
+        _sdv(state, fmt)
+        return
     from pgf_events.projections.queries import cohort_report  # noqa: PLC0415
 
     if plot_file and name != "survival":
@@ -64,6 +68,20 @@ def report(state: Any, name: str, as_of: str | None, cutoff: str | None, fmt: st
         render(doc["rows"], "csv", list(doc["rows"][0]) if doc["rows"] else list(SECTIONS[name].columns))
         return
     print_human(name, doc)
+
+
+def _sdv(state: Any, fmt: str | None) -> None:
+    from pgf_events.monitoring import sdv_report  # noqa: PLC0415
+
+    doc = sdv_report(state.app(must_exist=True))
+    if fmt == "json":
+        emit_json(doc)
+        return
+    columns = ["subject", "site", "required", "verified", "not_yet", "invalidated", "extra_verified", "frozen"]
+    render(doc["patients"], fmt, columns)
+    if fmt is None:
+        click.echo(f"\nplan: {', '.join(doc['plan'])}")
+        render(doc["sites"], None, ["site", "patients", "required", "verified", "not_yet", "invalidated"])
 
 
 def print_human(name: str, doc: dict[str, Any]) -> None:

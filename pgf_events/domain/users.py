@@ -1,7 +1,8 @@
 """Users and roles, kept as events in their own aggregate (one directory per store).
 
 Roles: coordinator and investigator record; only investigators sign; monitors and auditors read;
-admins manage users. A store with no directory yet is open (as a file anyone can open is); the
+monitors also raise and close queries and verify against source; data managers raise and close
+queries, freeze patients and lock the database; admins manage users (and unlock). A store with no directory yet is open (as a file anyone can open is); the
 first grant must make someone an admin, and from then on every command is checked.
 """
 
@@ -14,15 +15,22 @@ from eventsourcing.domain import Aggregate
 from pgf_events.domain.errors import RuleViolation, ValidationError
 from pgf_events.domain.parsing import parse_text
 
-ROLES = ("coordinator", "investigator", "monitor", "auditor", "admin")
+ROLES = ("coordinator", "investigator", "monitor", "data-manager", "auditor", "admin")
 DIRECTORY_ID = uuid5(UUID("5d0f0c1a-3b2e-4c8e-9f1a-7e6d5c4b3a29"), "pgf-user-directory")
 
 # What each kind of command needs: any one of these roles.
 PERMISSIONS: dict[str, frozenset[str]] = {
     "record": frozenset({"coordinator", "investigator"}),
     "sign": frozenset({"investigator"}),
-    "read": frozenset({"coordinator", "investigator", "monitor", "auditor"}),
+    "read": frozenset({"coordinator", "investigator", "monitor", "data-manager", "auditor"}),
     "admin": frozenset({"admin"}),
+    # Monitoring (issue 15): who raises, answers and closes queries, verifies, freezes and locks.
+    "query-open": frozenset({"monitor", "investigator", "data-manager"}),
+    "query-answer": frozenset({"coordinator", "investigator"}),
+    "query-close": frozenset({"monitor", "data-manager"}),
+    "sdv": frozenset({"monitor"}),
+    "freeze": frozenset({"data-manager"}),
+    "lock": frozenset({"data-manager", "admin"}),
     "directory": frozenset({"admin", "auditor"}),
 }
 
@@ -35,6 +43,9 @@ COMMAND_NEEDS: dict[str, str] = {
     "follow": "read", "serve": "read", "projections": "read",
     "users list": "directory", "users grant": "admin", "users revoke": "admin", "backup": "admin",
     "db": "admin",
+    "query open": "query-open", "query answer": "query-answer", "query close": "query-close",
+    "query reopen": "query-close", "queries": "read", "sdv": "sdv", "freeze": "freeze", "unfreeze": "freeze",
+    "lock": "lock", "unlock": "admin", "due": "read",
 }
 # Commands that never open a store, so need no role.
 NO_STORE = frozenset({"keygen"})

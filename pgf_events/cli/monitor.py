@@ -1,0 +1,186 @@
+"""Monitoring commands: ``pgf query ...``, ``pgf queries``, ``pgf sdv``, ``pgf freeze``/``unfreeze``,
+``pgf lock``/``unlock`` (the use cases are in :mod:`pgf_events.monitoring`)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from pgf_events.cli._output import emit_json, output_options, render
+
+
+@click.group()
+def query() -> None:
+    """Raise, answer, close and reopen data queries on recorded events.
+
+    \b
+    Example:
+      pgf query open S001#5 --field anc --text "ANC 45 looks like a unit error"
+      pgf query answer S001-Q1 --text "checked: lab report says 4.5"
+      pgf query close S001-Q1
+      pgf query reopen S001-Q1 --text "the correction is still missing"
+    """
+
+
+@query.command("open")
+@click.argument("ref", metavar="SUBJECT#N")
+@click.option("--field", metavar="NAME", help="The field of that event the query is about.")
+@click.option("--text", required=True, help="The question for the site.")
+@output_options()
+@click.pass_obj
+def open_(state: Any, ref: str, field: str | None, text: str, fmt: str | None) -> None:
+    """Raise a query on an event; prints the query id (S001-Q1).
+
+    \b
+    Example:
+      pgf query open S001#5 --field anc --text "ANC 45 looks like a unit error"
+    """
+    from pgf_events.monitoring import open_query  # noqa: PLC0415
+
+    app = state.app(must_exist=True)
+    qid = open_query(app, ref, text, user=state.user, field=field)
+    emit_json({"qid": qid, "ref": ref, "status": "open"}) if fmt == "json" else click.echo(qid)
+
+
+def _query_action(name: str, text_required: bool, help_text: str, example: str) -> click.Command:
+    @click.command(name, help=f"{help_text}\n\n\b\nExample:\n  {example}")
+    @click.argument("qid", metavar="QID")
+    @click.option("--text", required=text_required, help="The message recorded with it.")
+    @click.pass_obj
+    def command(state: Any, qid: str, text: str | None) -> None:
+        from pgf_events import monitoring  # noqa: PLC0415
+
+        app = state.app(must_exist=True)
+        action = {"answer": monitoring.answer_query, "close": monitoring.close_query,
+                  "reopen": monitoring.reopen_query}[name]
+        action(app, qid, text, user=state.user)
+        click.echo(f"{qid.strip().upper()} {'answered' if name == 'answer' else name + 'd'}")
+
+    return command
+
+
+query.add_command(_query_action("answer", True, "Answer a query (or correct the event with --answers QID).",
+                                'pgf query answer S001-Q1 --text "checked: the lab report says 4.5"'))
+query.add_command(_query_action("close", False, "Close a query (resolved).", "pgf query close S001-Q1"))
+query.add_command(_query_action("reopen", True, "Reopen a closed query.",
+                                'pgf query reopen S001-Q1 --text "the correction is still missing"'))
+
+
+@click.command()
+@click.option("--subject", metavar="S", help="Only this patient's queries.")
+@click.option("--status", type=click.Choice(["open", "answered", "closed"]), help="Only queries in this status.")
+@click.option("--site", metavar="S", help="Only patients of this site.")
+@output_options(csv_ok=True)
+@click.pass_obj
+def queries(state: Any, subject: str | None, status: str | None, site: str | None, fmt: str | None) -> None:
+    """List data queries with their status and age in days (open ones first, oldest first).
+
+    \b
+    Example:
+      pgf queries --status open
+      pgf queries --site XQ --csv
+    """
+    from pgf_events.commands import normalise_subject  # noqa: PLC0415
+    from pgf_events.monitoring import all_reviews, query_rows  # noqa: PLC0415
+
+    app = state.app(must_exist=True)
+    subjects = [normalise_subject(subject)] if subject else app.subjects()
+    if subject:
+        app.patient(subjects[0])
+    sites = {s: app.patient(s).registration.site for s in subjects}
+    rows = [r for r in query_rows(app, all_reviews(app, subjects), sites)
+            if (status is None or r["status"] == status) and (site is None or r["site"] == site)]
+    order = {"open": 0, "answered": 1, "closed": 2}
+    rows.sort(key=lambda r: (order[r["status"]], -r["age_days"], r["qid"]))
+    if fmt != "json":
+        for r in rows:
+            r.pop("thread")
+    render(rows, fmt, None if fmt else ("qid", "site", "ref", "field", "status", "age_days", "check", "last"))
+
+
+@click.command()
+@click.argument("refs", nargs=-1, required=True, metavar="SUBJECT#N...")
+@click.pass_obj
+def sdv(state: Any, refs: tuple[str, ...]) -> None:
+    """Mark events verified against source documents (a later correction or void unverifies them).
+
+    \b
+    Example:
+      pgf sdv S001#2 S001#3 S001#5
+    """
+    from pgf_events.monitoring import verify_source  # noqa: PLC0415
+
+    app = state.app(must_exist=True)
+    for ref in verify_source(app, refs, user=state.user):
+        click.echo(f"{ref} verified")
+
+
+def _freeze_command(unfreeze: bool) -> click.Command:
+    name = "unfreeze" if unfreeze else "freeze"
+    doc = ("Unfreeze a patient so records and changes are accepted again." if unfreeze else
+           "Freeze a reviewed patient: further records, corrections and voids are refused until unfrozen.")
+
+    @click.command(name, help=f"{doc}\n\n\b\nExample:\n  pgf {name} S001 --reason \"...\"")
+    @click.argument("subject")
+    @click.option("--reason", required=True, help="Why (mandatory).")
+    @click.pass_obj
+    def command(state: Any, subject: str, reason: str) -> None:
+        from pgf_events.monitoring import freeze  # noqa: PLC0415
+
+        app = state.app(must_exist=True)
+        freeze(app, subject, reason, user=state.user, unfreeze=unfreeze)
+        click.echo(f"{subject.strip().upper()} {name}d" if unfreeze else f"{subject.strip().upper()} frozen")
+
+    return command
+
+
+freeze = _freeze_command(False)
+unfreeze = _freeze_command(True)
+
+
+@click.command()
+@click.option("--reason", required=True, help="Why the database is locked (e.g. final analysis).")
+@output_options()
+@click.pass_obj
+def lock(state: Any, reason: str, fmt: str | None) -> None:
+    """Lock the database for analysis: every write is refused until an admin unlocks it.
+
+    The lock records the chain checkpoint at that moment ('pgf audit verify --checkpoint' later
+    proves the locked data unchanged); it is printed.
+
+    \b
+    Example:
+      pgf lock --reason "final analysis, data cut-off 2026-06-30"
+    """
+    from pgf_events.audit.chain import Checkpoint  # noqa: PLC0415
+    from pgf_events.audit.verify import chain_reader  # noqa: PLC0415
+    from pgf_events.domain.errors import StoreError  # noqa: PLC0415
+    from pgf_events.monitoring import lock as lock_store  # noqa: PLC0415
+
+    app = state.app(must_exist=True)
+
+    def checkpoint() -> str:
+        head = chain_reader(app).chain_head()
+        if head is None:
+            raise StoreError("the store holds no events yet; there is nothing to lock")
+        return str(Checkpoint.of(head.position, head.hash))
+
+    digest = lock_store(app, reason, user=state.user, checkpoint=checkpoint)
+    emit_json({"locked": True, "checkpoint": digest}) if fmt == "json" else click.echo(f"locked at checkpoint {digest}")
+
+
+@click.command()
+@click.option("--reason", required=True, help="Why the database is unlocked (mandatory).")
+@click.pass_obj
+def unlock(state: Any, reason: str) -> None:
+    """Unlock the database (admins only).
+
+    \b
+    Example:
+      pgf unlock --reason "late SAE follow-up received after lock"
+    """
+    from pgf_events.monitoring import unlock as unlock_store  # noqa: PLC0415
+
+    unlock_store(state.app(must_exist=True), reason, user=state.user)
+    click.echo("unlocked")

@@ -1,0 +1,280 @@
+"""Monitoring use cases on the application: queries, source data verification, freeze and lock.
+
+Each function loads the aggregates it needs, lets them check the rule, and saves their new events
+in one transaction (re-running on a concurrent write). Writes to patients go through
+:func:`check_writable`, which names the database lock or the patient's freeze that refuses them.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any
+
+from eventsourcing.application import AggregateNotFoundError
+from eventsourcing.persistence import IntegrityError
+
+from pgf_events.commands import normalise_subject, parse_ref
+from pgf_events.domain.errors import ConcurrencyError, RuleViolation, ValidationError
+from pgf_events.domain.lock import LOCK_ID, StoreLock
+from pgf_events.domain.review import Query, Review, parse_qid, review_id
+
+if TYPE_CHECKING:
+    from pgf_events.application import TrialConduct
+
+MAX_ATTEMPTS = 8
+
+
+def _project(aggregate: Any, events: Iterable[Any]) -> Any:
+    for event in events:
+        aggregate = event.mutate(aggregate)
+    return aggregate
+
+
+def store_lock(app: TrialConduct) -> StoreLock | None:
+    try:
+        return app.repository.get(LOCK_ID, projector_func=_project)  # type: ignore[no-any-return]
+    except AggregateNotFoundError:
+        return None
+
+
+def review_of(app: TrialConduct, subject: str, *, create: bool = True) -> Review | None:
+    """The patient's review stream (a new, unsaved one if nothing was reviewed yet)."""
+    patient_uuid = app.patient_id(subject)
+    try:
+        return app.repository.get(review_id(patient_uuid), projector_func=_project)  # type: ignore[no-any-return]
+    except AggregateNotFoundError:
+        return Review.start(subject, patient_uuid) if create else None
+
+
+def check_not_locked(app: TrialConduct) -> None:
+    lock = store_lock(app)
+    if lock is not None:
+        lock.check_writable()
+
+
+def check_not_frozen(review: Review | None) -> None:
+    if review is not None and review.frozen is not None:
+        raise RuleViolation(f"patient {review.subject} is {review.frozen_note()}; a data manager must "
+                            f"'pgf unfreeze {review.subject} --reason ...' before it changes")
+
+
+def _save(app: TrialConduct, work: Callable[[], list[Any]]) -> None:
+    """Run ``work`` (which loads aggregates and changes them) and save its result, retrying on conflicts."""
+    for attempt in range(MAX_ATTEMPTS):
+        check_not_locked(app)
+        aggregates = [a for a in work() if a.pending_events]
+        try:
+            app.save(*aggregates)
+            return
+        except IntegrityError:
+            time.sleep(random.uniform(0.005, 0.05) * (attempt + 1))
+    raise ConcurrencyError("could not save: others kept writing to the same patient; nothing was written, try again")
+
+
+def _existing_ref(app: TrialConduct, ref: str) -> tuple[str, int, Any]:
+    subject, version = parse_ref(ref)
+    patient = app.patient(subject)
+    entry = patient._existing(version)  # noqa: SLF001 - raises EventNotFoundError naming the patient
+    return subject, version, entry
+
+
+# ---------------------------------------------------------------------- queries
+
+def open_query(app: TrialConduct, ref: str, text: str, *, user: str, field: str | None = None) -> str:
+    subject, version, entry = _existing_ref(app, ref)
+    if field is not None:
+        field = field.strip().replace("-", "_")
+        record = entry.record
+        if record is None or not hasattr(record, field):
+            raise ValidationError(f"{subject}#{version} ({entry.kind}) has no field {field!r}")
+    qid: list[str] = []
+
+    def work() -> list[Any]:
+        review = review_of(app, subject)
+        assert review is not None
+        qid[:] = [review.open_query(f"{subject}#{version}", field, text, user)]
+        return [review]
+
+    _save(app, work)
+    return qid[0]
+
+
+def _on_query(app: TrialConduct, qid: str, action: Callable[[Review, str], None]) -> None:
+    subject, _ = parse_qid(qid)
+    qid = qid.strip().upper()
+    if not app.has_patient(subject):
+        raise ValidationError(f"there is no query {qid}")
+
+    def work() -> list[Any]:
+        review = review_of(app, subject)
+        assert review is not None
+        action(review, qid)
+        return [review]
+
+    _save(app, work)
+
+
+def answer_query(app: TrialConduct, qid: str, text: str, *, user: str) -> None:
+    _on_query(app, qid, lambda r, q: r.answer(q, text, user))
+
+
+def close_query(app: TrialConduct, qid: str, text: str | None, *, user: str) -> None:
+    _on_query(app, qid, lambda r, q: r.close(q, text, user))
+
+
+def reopen_query(app: TrialConduct, qid: str, text: str, *, user: str) -> None:
+    _on_query(app, qid, lambda r, q: r.reopen(q, text, user))
+
+
+def all_reviews(app: TrialConduct, subjects: Iterable[str] | None = None) -> list[Review]:
+    out = []
+    for subject in app.subjects() if subjects is None else subjects:
+        review = review_of(app, subject, create=False)
+        if review is not None:
+            out.append(review)
+    return out
+
+
+def query_rows(app: TrialConduct, reviews: Iterable[Review], sites: dict[str, str]) -> list[dict[str, Any]]:
+    """One row per query: id, subject, site, ref, field, status, age in days, who/when, last message."""
+    now = app.clock()
+    rows = []
+    for review in reviews:
+        for query in review.queries.values():
+            rows.append(query_row(query, review.subject, sites.get(review.subject, ""), now))
+    return rows
+
+
+def query_row(query: Query, subject: str, site: str, now: Any) -> dict[str, Any]:
+    end = query.closed_at or now
+    last = query.thread[-1]
+    return {
+        "qid": query.qid, "subject": subject, "site": site, "ref": query.ref, "field": query.field,
+        "status": query.status, "age_days": max(0, (end - query.opened_at).days),
+        "opened_by": query.opened_by, "opened_at": query.opened_at, "check": query.check,
+        "text": query.text, "last": f"{last['action']} by {last['by']}" + (f": {last['text']}" if last["text"] else ""),
+        "thread": query.thread,
+    }
+
+
+# ---------------------------------------------------------------------- SDV, freeze, lock
+
+def verify_source(app: TrialConduct, refs: Iterable[str], *, user: str) -> list[str]:
+    by_subject: dict[str, list[str]] = {}
+    for ref in refs:
+        subject, version, entry = _existing_ref(app, ref)
+        if entry.record is None:
+            raise ValidationError(f"{subject}#{version} is a {entry.kind}, not a record; verify the record it changes")
+        by_subject.setdefault(subject, []).append(f"{subject}#{version}")
+    if not by_subject:
+        raise ValidationError("name at least one event to verify, e.g. S001#3")
+
+    def work() -> list[Any]:
+        out = []
+        for subject, subject_refs in by_subject.items():
+            review = review_of(app, subject)
+            assert review is not None
+            review.verify(subject_refs, app.patient(subject).version, user)
+            out.append(review)
+        return out
+
+    _save(app, work)
+    return [r for rs in by_subject.values() for r in rs]
+
+
+def freeze(app: TrialConduct, subject: str, reason: str, *, user: str, unfreeze: bool = False) -> None:
+    subject = normalise_subject(subject)
+    app.patient(subject)  # raises PatientNotFoundError
+
+    def work() -> list[Any]:
+        review = review_of(app, subject)
+        assert review is not None
+        (review.unfreeze if unfreeze else review.freeze)(reason, user)
+        return [review]
+
+    _save(app, work)
+
+
+def lock(app: TrialConduct, reason: str, *, user: str, checkpoint: Callable[[], str]) -> str:
+    digest = ""
+    for attempt in range(MAX_ATTEMPTS):
+        current = store_lock(app) or StoreLock.create()
+        digest = checkpoint()
+        current.lock(reason, user, digest)
+        try:
+            app.save(current)
+            return digest
+        except IntegrityError:
+            time.sleep(random.uniform(0.005, 0.05) * (attempt + 1))
+    raise ConcurrencyError("could not save the lock; try again")
+
+
+def unlock(app: TrialConduct, reason: str, *, user: str) -> None:
+    current = store_lock(app)
+    if current is None:
+        raise RuleViolation("the database is not locked")
+    current.unlock(reason, user)
+    app.save(current)
+
+
+# ---------------------------------------------------------------------- automatic queries
+
+AUTO_USER = "pgf-edit-check"
+
+
+def auto_queries(app: TrialConduct, patients: Iterable[Any], reviews: dict[str, Review | None],
+                 now: Any) -> list[Review]:
+    """Raise a query for each new edit-check finding and close those whose finding is gone.
+
+    Called by the unit of work for every patient it changed, so the queries are saved with the
+    records that raised or resolved them. Returns the reviews with new events.
+    """
+    from pgf_events.domain.rules.editchecks import edit_checks  # noqa: PLC0415
+
+    out = []
+    for patient in patients:
+        findings = {f.key: f for f in edit_checks(patient, app.protocol)}
+        review = reviews.get(patient.subject)
+        if review is None:
+            if not findings:
+                continue
+            review = review_of(app, patient.subject)
+            assert review is not None
+            reviews[patient.subject] = review
+        raised = {q.check: q for q in review.queries.values() if q.check}
+        for key, finding in findings.items():
+            if key not in raised:
+                review.open_query(finding.ref, finding.field, finding.text, AUTO_USER, check=key)
+        for key, query in raised.items():
+            if key not in findings and query.status != "closed":
+                review.close(query.qid, "resolved: the edit check no longer finds this", AUTO_USER)
+        if review.pending_events:
+            out.append(review)
+    return out
+
+
+# ---------------------------------------------------------------------- SDV report
+
+def sdv_report(app: TrialConduct, site: str | None = None) -> dict[str, Any]:
+    """Per patient and per site: required / verified / not yet / invalidated under the risk-based plan."""
+    from pgf_events.domain.rules import sdv  # noqa: PLC0415
+
+    patients, records, sites = [], [], {}
+    for subject in app.subjects():
+        patient = app.patient(subject)
+        where = patient.registration.site
+        if site is not None and where != site:
+            continue
+        review = review_of(app, subject, create=False)
+        rows = sdv.sdv_status(patient, review.verified if review else {}, app.protocol)
+        records.extend({"subject": subject, "site": where, **r} for r in rows)
+        counts = sdv.summary(rows)
+        patients.append({"subject": subject, "site": where, **counts,
+                         "frozen": bool(review and review.frozen)})
+        total = sites.setdefault(where, {"site": where, "patients": 0, **dict.fromkeys(counts, 0)})
+        total["patients"] += 1
+        for key, value in counts.items():
+            total[key] += value
+    return {"plan": list(sdv.DEFAULT_PLAN), "patients": patients, "sites": list(sites.values()), "records": records}
