@@ -116,28 +116,39 @@ class TrialConduct(Application[Any]):
     # ------------------------------------------------------------------ writing
 
     def record(self, kind: str, subject: str, fields: Mapping[str, Any], *, user: str,
-               source: str | None = None) -> Result:
-        return self.execute([Command("record", subject=subject, kind=kind, fields=fields, source=source)], user=user)[0]
+               source: str | None = None, deviation: str | None = None, key: str | None = None) -> Result:
+        return self.execute([Command("record", subject=subject, kind=kind, fields=fields, source=source,
+                                     deviation=deviation, key=key)], user=user)[0]
 
     def correct(self, ref: str, changes: Mapping[str, Any], reason: str, *, user: str,
-                source: str | None = None, answers: str | None = None) -> Result:
-        command = Command("correct", ref=ref, fields=changes, reason=reason, source=source, answers=answers)
-        return self.execute([command], user=user)[0]
+                source: str | None = None, deviation: str | None = None, answers: str | None = None) -> Result:
+        return self.execute([Command("correct", ref=ref, fields=changes, reason=reason, source=source,
+                                     deviation=deviation, answers=answers)], user=user)[0]
 
     def void(self, ref: str, reason: str, *, user: str, source: str | None = None,
-             answers: str | None = None) -> Result:
-        return self.execute([Command("void", ref=ref, reason=reason, source=source, answers=answers)], user=user)[0]
+             deviation: str | None = None, answers: str | None = None) -> Result:
+        return self.execute([Command("void", ref=ref, reason=reason, source=source, deviation=deviation,
+                                     answers=answers)], user=user)[0]
 
     def import_batch(self, commands: Sequence[Command], *, digest: str, file_name: str, user: str,
-                     progress: Callable[[int], None] | None = None) -> list[Result] | ImportBatch:
-        """Execute an imported file once: returns its results, or the earlier ImportBatch if already done."""
+                     progress: Callable[[int], None] | None = None,
+                     legacy_digest: str | None = None) -> list[Result] | ImportBatch:
+        """Execute an imported file once: returns its results, or the earlier ImportBatch if already done.
+
+        ``digest`` identifies the file by meaning (``cli.batch.command_digest``); ``legacy_digest`` (the
+        SHA-256 of its bytes) finds a batch imported before batches were keyed by meaning.
+        """
         from pgf_events.domain.imports import ImportBatch, import_id  # noqa: PLC0415 - imports only
 
         def already() -> ImportBatch | None:
-            try:
-                return self.repository.get(import_id(digest), projector_func=_project)
-            except AggregateNotFoundError:
-                return None
+            for d in (digest, legacy_digest):
+                if d is None:
+                    continue
+                try:
+                    return self.repository.get(import_id(d), projector_func=_project)
+                except AggregateNotFoundError:
+                    pass
+            return None
 
         done = already()
         if done is not None:
@@ -170,7 +181,7 @@ class TrialConduct(Application[Any]):
     def _execute(self, commands: list[Command], user: str, progress: Callable[[int], None] | None,
                  dry_run: bool, extra: Callable[[int], list[Any]] | None) -> list[Result]:
         for attempt in range(MAX_ATTEMPTS):
-            unit = UnitOfWork(self, user)
+            unit = UnitOfWork(self, user, defer_changes=len(commands) > 1)
             errors: list[tuple[int | None, str]] = []
             for command in commands:
                 try:
@@ -181,6 +192,7 @@ class TrialConduct(Application[Any]):
                     errors.append((command.line, str(e)))
                 if progress:
                     progress(1)
+            errors.extend(unit.settle())
             if errors:
                 raise BatchRejected(errors)
             if dry_run:

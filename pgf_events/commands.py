@@ -53,6 +53,8 @@ class Command:
     source: str | None = None
     line: int | None = None
     answers: str | None = None  # a query (S001-Q1) this correction or void answers
+    deviation: str | None = None  # the acknowledgement a protocol deviation needs (--deviation)
+    key: str | None = None  # an idempotency key (--key): a retry returns the original reference
 
 
 @attrs.frozen
@@ -90,15 +92,20 @@ class BatchRejected(DomainError):
 class UnitOfWork:
     """Aggregates loaded once, changed by many commands, saved together."""
 
-    def __init__(self, app: TrialConduct, user: str):
+    def __init__(self, app: TrialConduct, user: str, defer_changes: bool = False):
         self.app = app
         self.user = user
         self.now = app.clock()
         self.patients: dict[str, Patient] = {}
-        self._results: list[tuple[Patient, int, str]] = []
+        self._results: list[tuple[Patient, int, str] | Result] = []
         self._contexts: dict[str | None, Context] = {}
         self.reviews: dict[str, Any] = {}  # the review streams (queries, freeze) of the patients written to
         self._lock_checked = False
+        self._keys: dict[str, Any] = {}  # idempotency keys used by this unit (IdempotencyKey)
+        # In a batch of several commands, corrections and voids are checked as a unit (after all of
+        # them apply: settle), so related changes that are only consistent together can be made.
+        self.defer_changes = defer_changes
+        self._deferred: dict[str, int | None] = {}  # subject -> line of its last deferred change
 
     def _context(self, source: str | None) -> Context:
         try:  # one Context per source text: a visit sheet repeats a handful of sources
@@ -148,6 +155,12 @@ class UnitOfWork:
             subject = normalise_subject(command.subject)
             spec = kinds.kind(command.kind)
             record = spec.record.from_input(command.fields)
+            key = None
+            if command.key is not None:
+                key, replayed = self._replayed(command, subject, record)
+                if replayed is not None:
+                    self._results.append(replayed)
+                    return
             if command.kind == "register":
                 if subject in self.patients or self.app.has_patient(subject):
                     raise DuplicatePatientError(subject)
@@ -156,27 +169,71 @@ class UnitOfWork:
             else:
                 patient = self._load(subject)
                 if spec.command:
-                    getattr(patient, spec.command)(record, ctx)
+                    getattr(patient, spec.command)(record, ctx, command.deviation)
                 else:
-                    patient.record(spec.event, record, ctx)
+                    patient.record(spec.event, record, ctx, command.deviation)
             self._results.append((patient, patient.version, command.kind))
+            if key is not None:
+                from pgf_events.domain.imports import IdempotencyKey  # noqa: PLC0415 - keyed commands only
+
+                self._keys[key[0]] = IdempotencyKey.use(key[0], key[1], make_ref(subject, patient.version),
+                                                        command.kind, self.user)
         elif command.action == "correct":
             subject, version = parse_ref(command.ref)
             patient = self._load(subject)
-            patient.correct(version, dict(command.fields), command.reason or "", ctx)
+            patient.correct(version, dict(command.fields), command.reason or "", ctx, command.deviation,
+                            defer=self.defer_changes)
+            if self.defer_changes:
+                self._deferred[subject] = command.line
             self._answer(command, patient)
             self._results.append((patient, patient.version, "correct"))
         elif command.action == "void":
             subject, version = parse_ref(command.ref)
             patient = self._load(subject)
-            patient.void(version, command.reason or "", ctx)
+            patient.void(version, command.reason or "", ctx, command.deviation, defer=self.defer_changes)
+            if self.defer_changes:
+                self._deferred[subject] = command.line
             self._answer(command, patient)
             self._results.append((patient, patient.version, "void"))
         else:
             raise ValidationError(f"unknown action {command.action!r}")
 
+    def _replayed(self, command: Command, subject: str, record: Any) -> tuple[tuple[str, str], Result | None]:
+        """(key, fingerprint) of a keyed command, and the original Result if the key was already used for it."""
+        from eventsourcing.application import AggregateNotFoundError  # noqa: PLC0415
+
+        from pgf_events.domain.imports import IdempotencyKey, fingerprint, key_id  # noqa: PLC0415
+
+        key = parse_text(command.key, "key", 200)
+        mark = fingerprint({"record": command.kind, "subject": subject, "fields": record.as_input(),
+                            "source": command.source, "deviation": command.deviation})
+        used: IdempotencyKey | None = self._keys.get(key)
+        if used is None:
+            try:
+                used = self.app.repository.get(key_id(key))
+            except AggregateNotFoundError:
+                return (key, mark), None
+        if used.fingerprint != mark:
+            raise ValidationError(
+                f"--key {key} was already used for another command ({used.kind} {used.ref}); "
+                "a retry must repeat the same command, a new command needs a new key"
+            )
+        ref_subject, version = parse_ref(used.ref)
+        return (key, mark), Result(ref=used.ref, subject=ref_subject, version=version, kind=used.kind,
+                                   recorded_at=used.created_on, recorded_by=used.recorded_by)
+
+    def settle(self) -> list[tuple[int | None, str]]:
+        """Check each patient's deferred changes as a unit; errors name the patient's last change line."""
+        errors: list[tuple[int | None, str]] = []
+        for subject, line in self._deferred.items():
+            try:
+                self.patients[subject].settle(self._context(None))
+            except DomainError as e:
+                errors.append((line, str(e)))
+        return errors
+
     def commit(self, extra: Sequence[Any] = ()) -> None:
-        """Save every changed patient, and any extra aggregate (an ImportBatch), in one transaction."""
+        """Save every changed patient, and any extra aggregate (an ImportBatch, keys), in one transaction."""
         changed = [p for p in self.patients.values() if p.pending_events]
         self._events = {(p.subject, e.originator_version): e for p in changed for e in p.pending_events}
         from pgf_events.monitoring import auto_queries  # noqa: PLC0415 - cycle
@@ -185,10 +242,17 @@ class UnitOfWork:
         reviews = [r for r in self.reviews.values() if r is not None and r.pending_events]
         if changed or extra:
             self.app.save(*changed, *reviews, *extra)
+        keys = [k for k in self._keys.values() if k.pending_events]
+        if changed or extra or keys:
+            self.app.save(*changed, *extra, *keys)
 
     def results(self) -> list[Result]:
         out = []
-        for patient, version, kind in self._results:
+        for item in self._results:
+            if isinstance(item, Result):
+                out.append(item)
+                continue
+            patient, version, kind = item
             event = self._events.get((patient.subject, version))
             changes = getattr(event, "changes", {}) if event is not None else {}
             out.append(Result(

@@ -36,6 +36,7 @@ from datetime import date, timedelta
 from typing import Any
 
 from pgf_events.commands import Command
+from pgf_events.demo_deviations import acknowledge_deviations
 from pgf_events.demo_tables import (
     CHRONIC_PATTERNS,
     COMMON_AES,
@@ -178,6 +179,7 @@ def labs(s: Subject) -> None:
         panel = {"date": day, "anc": anc, "plt": plt, "hb": hb, "wbc": round(anc + rng.uniform(0.2, 1.0), 2)}
         if t % 28 == 0 or day == s.screen_day:
             panel["bilirubin"] = round(rng.uniform(6, 20), 1)
+            panel["bilirubin_unit"] = "µmol/L"
         s.add(day, "lab", **panel)
         if plt < 10:
             s.add(day, "transfusion", date=day, product="platelets", units=1)
@@ -231,7 +233,8 @@ def safety(s: Subject) -> None:
         day = s.d1 + _days(offset)
         if day > s.obs_end:
             break
-        gvhd = {"date": day, "skin_bsa": 0, "bilirubin": round(rng.uniform(6, 20), 1), "upper_gi": False,
+        gvhd = {"date": day, "skin_bsa": 0, "bilirubin": round(rng.uniform(6, 20), 1), "bilirubin_unit": "µmol/L",
+                "upper_gi": False,
                 "stool_ml": 50 * rng.randint(0, 6)}
         if n == flare:
             gvhd["skin_bsa"] = rng.randint(10, 60)
@@ -334,7 +337,7 @@ def commands_for(s: Subject) -> list[Command]:
             fields = {k: _value(v) for k, v in item.fields.items() if v is not None}
             commands.append(Command("record", subject=s.code, kind=item.kind, fields=fields,
                                     source=SOURCES.get(item.kind, "CRF")))
-    return commands
+    return acknowledge_deviations(commands)
 
 
 def plan_cohort(patients: int, seed: int) -> list[Subject]:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from eventsourcing import utils
 
-from pgf_events.domain.imports import ImportBatch
+from pgf_events.domain.imports import IdempotencyKey, ImportBatch
 from pgf_events.domain.lock import StoreLock
 from pgf_events.domain.patient import Patient
 from pgf_events.domain.review import Review
@@ -44,6 +44,8 @@ STORED_TOPICS: dict[str, type] = {
     "pgf_events.domain.patient:Patient.Signed": Patient.Signed,
     "pgf_events.domain.imports:ImportBatch": ImportBatch,
     "pgf_events.domain.imports:ImportBatch.Imported": ImportBatch.Imported,
+    "pgf_events.domain.imports:IdempotencyKey": IdempotencyKey,
+    "pgf_events.domain.imports:IdempotencyKey.Used": IdempotencyKey.Used,
     "pgf_events.domain.users:UserDirectory": UserDirectory,
     "pgf_events.domain.users:UserDirectory.Opened": UserDirectory.Opened,
     "pgf_events.domain.users:UserDirectory.RoleGranted": UserDirectory.RoleGranted,

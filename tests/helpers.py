@@ -25,5 +25,7 @@ def enrolled(app: TrialConduct, subject: str = "S001", enrol_date: str = "2025-0
     app.record("enrol", subject, {"date": enrol_date}, user=USER)
 
 
-def infuse(app: TrialConduct, subject: str, day: str, cells: float = 6.1e7, weight: float = 61) -> str:
-    return app.record("infusion", subject, {"date": day, "cells": cells, "weight_kg": weight}, user=USER).ref
+def infuse(app: TrialConduct, subject: str, day: str, cells: float = 6.1e7, weight: float = 61,
+           deviation: str | None = None) -> str:
+    return app.record("infusion", subject, {"date": day, "cells": cells, "weight_kg": weight}, user=USER,
+                      deviation=deviation).ref

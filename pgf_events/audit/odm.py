@@ -122,11 +122,21 @@ def site_oid(name: str) -> str:
     return "LOC." + _UNSAFE.sub("_", name)
 
 
+# Characters XML 1.0 cannot carry at all, even escaped (its Char production). Entry refuses them
+# (parsing.check_clean); text stored before that rule existed is exported with U+FFFD in their
+# place, so the file is always well-formed.
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+
+
+def xml_text(value: Any) -> str:
+    return _NOT_XML.sub("\ufffd", str(value))
+
+
 def _el(parent: ET.Element | None, tag: str, text: str | None = None, **attributes: Any) -> ET.Element:
-    attrib = {k: str(v) for k, v in attributes.items() if v is not None}
+    attrib = {k: xml_text(v) for k, v in attributes.items() if v is not None}
     element = ET.Element(tag, attrib) if parent is None else ET.SubElement(parent, tag, attrib)
     if text is not None:
-        element.text = text
+        element.text = xml_text(text)
     return element
 
 

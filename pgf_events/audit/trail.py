@@ -7,10 +7,11 @@ a signature what it covers. Nothing is filtered: voided and corrected records st
 
 from __future__ import annotations
 
-import csv
 from collections.abc import Iterator
 from datetime import datetime
 from typing import IO, Any
+
+from defusedcsv import csv  # a cell that looks like a formula (= + - @ | %) gets a leading '
 
 from pgf_events.audit.source import patient_streams, utc
 from pgf_events.projections.history import _show, describe, history_rows

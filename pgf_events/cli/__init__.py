@@ -47,7 +47,11 @@ class PgfGroup(click.Group):
 
 
 def _fail(message: str, code: int) -> None:
-    message = " ".join(str(message).split())
+    from pgf_events.domain.parsing import printable  # noqa: PLC0415 - only on the error path
+
+    # One line, and printable whatever the input held (e.g. invalid UTF-8 in an argument arrives
+    # as lone surrogates, which a terminal cannot even encode).
+    message = printable(" ".join(str(message).split()))
     click.echo(f"Error: {message}", err=True)
     sys.exit(code)
 

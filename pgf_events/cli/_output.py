@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import json
 import sys
 from collections.abc import Callable, Sequence
@@ -10,6 +9,9 @@ from datetime import date, datetime
 from typing import Any
 
 import click
+from defusedcsv import csv  # a cell that looks like a formula (= + - @ | %) gets a leading '
+
+from pgf_events.domain.parsing import printable
 
 
 def output_options(*, csv_ok: bool = False) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
@@ -46,6 +48,9 @@ def emit_json(obj: Any) -> None:
 
 
 def cell(value: Any) -> str:
+    """A value as table text; text that could fake a line or reorder one (stored before entry refused it) is escaped."""
+    if isinstance(value, str):
+        return printable(value)
     if value is None:
         return ""
     if isinstance(value, bool):

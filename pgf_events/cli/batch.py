@@ -14,13 +14,16 @@ from pgf_events.application import BatchRejected, Command
 from pgf_events.cli._output import emit_json, output_options, progress
 from pgf_events.domain.errors import PgfError, ValidationError
 from pgf_events.domain.kinds import KINDS
+from pgf_events.domain.parsing import printable
 
 MAX_ERRORS_SHOWN = 50
+# A line is an object whose values may be an object ("set", "criterion") of lists at most: three
+# levels. Anything deeper is refused before it can exhaust the parser's stack.
+MAX_DEPTH = 3
 
 
-def parse_line(number: int, text: str) -> Command:
-    """One JSON object -> a Command. Record lines: {"record": KIND, "subject": ..., options...};
-    change lines: {"record": "correct"|"void", "ref": "S001#3", "set": {...}, "reason": ...}."""
+def load_json(text: str) -> Any:
+    """One JSON value, bounded: nesting depth, number size; every failure one ValidationError."""
     try:
         obj = orjson.loads(text)  # fast; what it refuses (NaN, huge integers, errors) goes to json below
     except orjson.JSONDecodeError:
@@ -28,6 +31,29 @@ def parse_line(number: int, text: str) -> Command:
             obj = json.loads(text)
         except json.JSONDecodeError as e:
             raise ValidationError(f"not valid JSON ({e.msg} at column {e.colno})") from None
+        except RecursionError:
+            raise ValidationError(f"the JSON is nested more than {MAX_DEPTH} levels deep") from None
+        except ValueError:  # an integer of more than 4,300 digits (Python's int-to-str limit)
+            raise ValidationError("the line holds a number too long to be a value") from None
+    _check_depth(obj)
+    return obj
+
+
+def _check_depth(obj: Any) -> None:
+    level: list[Any] = [obj]
+    for _ in range(MAX_DEPTH):
+        level = [v for o in level if isinstance(o, (dict, list))
+                 for v in (o.values() if isinstance(o, dict) else o)]
+        if not level:
+            return
+    if any(isinstance(o, (dict, list)) for o in level):
+        raise ValidationError(f"the JSON is nested more than {MAX_DEPTH} levels deep")
+
+
+def parse_line(number: int, text: str) -> Command:
+    """One JSON object -> a Command. Record lines: {"record": KIND, "subject": ..., options...};
+    change lines: {"record": "correct"|"void", "ref": "S001#3", "set": {...}, "reason": ...}."""
+    obj = load_json(text)
     if not isinstance(obj, dict):
         raise ValidationError("each line must be a JSON object")
     obj = dict(obj)
@@ -36,20 +62,25 @@ def parse_line(number: int, text: str) -> Command:
             obj["record"], obj["ref"] = action, obj.pop(action)
     kind = obj.pop("record", None)
     source = obj.pop("source", None)
+    deviation = obj.pop("deviation", None)
+    key = obj.pop("key", None)
     if kind in ("correct", "void"):
         ref, reason, changes = obj.pop("ref", None), obj.pop("reason", None), obj.pop("set", None)
         if obj:
             raise ValidationError(f"a {kind} line has no key {', '.join(sorted(obj))}")
         if kind == "correct":
             if isinstance(changes, list):
-                from pgf_events.cli.edit import parse_sets  # noqa: PLC0415
+                from pgf_events.cli.edit import parse_sets
 
                 changes = parse_sets(tuple(changes))
             if not isinstance(changes, dict) or not changes:
                 raise ValidationError('a correct line needs "set": {"FIELD": VALUE, ...}')
         elif changes is not None:
             raise ValidationError('a void line takes no "set"')
-        return Command(kind, ref=ref or "", fields=changes or {}, reason=reason, source=source, line=number)
+        if key is not None:
+            raise ValidationError(f'a {kind} line takes no "key" (a correction or void is never repeated by a retry)')
+        return Command(kind, ref=ref or "", fields=changes or {}, reason=reason, source=source, line=number,
+                       deviation=deviation)
     if not isinstance(kind, str) or kind not in KINDS:
         raise ValidationError(
             f'"record" must be one of {", ".join(list(KINDS) + ["correct", "void"])}, not {kind!r}'
@@ -58,7 +89,8 @@ def parse_line(number: int, text: str) -> Command:
     if subject is None:
         raise ValidationError('the line has no "subject"')
     fields = {k.replace("-", "_"): v for k, v in obj.items()}
-    return Command("record", subject=subject, kind=kind, fields=fields, source=source, line=number)
+    return Command("record", subject=subject, kind=kind, fields=fields, source=source, line=number,
+                   deviation=deviation, key=key)
 
 
 def command_line(command: Command) -> str:
@@ -70,9 +102,22 @@ def command_line(command: Command) -> str:
         obj["reason"] = command.reason
     else:
         obj = {"record": command.kind, "subject": command.subject, **command.fields}
-    if command.source is not None:
-        obj["source"] = command.source
+    for name in ("source", "deviation", "key"):
+        if getattr(command, name) is not None:
+            obj[name] = getattr(command, name)
     return json.dumps(obj, ensure_ascii=False, default=str)
+
+
+def command_digest(commands: list[Command]) -> str:
+    """SHA-256 of what the commands mean: the same records in the same order give the same digest,
+    whatever the line endings, blank lines, key order or JSON whitespace of the file."""
+    from pgf_events.domain.imports import fingerprint
+
+    return fingerprint([
+        [c.action, c.subject.strip().upper() if isinstance(c.subject, str) else c.subject, c.kind, c.fields,
+         c.ref, c.reason, c.source, c.deviation, c.key]
+        for c in commands
+    ])
 
 
 def read_commands(lines: Any) -> tuple[list[Command], list[tuple[int | None, str]]]:
@@ -90,7 +135,7 @@ def read_commands(lines: Any) -> tuple[list[Command], list[tuple[int | None, str
 
 def report_errors(errors: list[tuple[int | None, str]], total: int) -> None:
     for number, message in errors[:MAX_ERRORS_SHOWN]:
-        click.echo(f"line {number}: {message}", err=True)
+        click.echo(printable(f"line {number}: {message}"), err=True)
     if len(errors) > MAX_ERRORS_SHOWN:
         click.echo(f"... and {len(errors) - MAX_ERRORS_SHOWN} more failing lines", err=True)
     noun = "line" if total == 1 else "lines"
@@ -115,12 +160,13 @@ def import_(state: Any, file: Any, fmt: str | None) -> None:
     """
     name = "standard input" if getattr(file, "name", "-") in ("-", "<stdin>") else str(file.name)
     data = file.read()
-    digest = hashlib.sha256(data).hexdigest()
+    legacy_digest = hashlib.sha256(data).hexdigest()  # how batches imported before issue 13 were keyed
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError:
         raise ValidationError(f"{name} is not UTF-8 text") from None
     commands, errors = read_commands(text.splitlines())
+    digest = command_digest(commands)
     total = len(commands) + len(errors)
     if total == 0:
         raise ValidationError(f"{name} holds no records")
@@ -136,7 +182,7 @@ def import_(state: Any, file: Any, fmt: str | None) -> None:
                 errors.sort(key=lambda e: e[0] or 0)
                 report_errors(errors, total)
             outcome = app.import_batch(commands, digest=digest, file_name=name, user=state.user,
-                                       progress=bar.update)
+                                       progress=bar.update, legacy_digest=legacy_digest)
         except BatchRejected as rejected:
             report_errors(rejected.errors, total)
     if not isinstance(outcome, list):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from collections import Counter
 from typing import Any
@@ -45,6 +46,13 @@ def run_demo(state: Any, *, patients: int, seed: int) -> None:
     started = time.perf_counter()
     subjects = plan_cohort(patients, seed)
     app = state.app()
+    others = [code for code in app.subjects() if not re.fullmatch(r"SF?\d+", code)]
+    if others:  # synthetic patients never go into a store that holds anyone else (issue 13)
+        shown = ", ".join(others[:3]) + (", ..." if len(others) > 3 else "")
+        raise PgfError(
+            f"the store {app.store.display} holds {len(others)} subject(s) that are not demo subjects ({shown}); "
+            "the demo writes synthetic patients only into a new store, e.g. --db sqlite:///demo.db"
+        )
     taken = [s.code for s in subjects if app.has_patient(s.code)]
     if taken:
         raise PgfError(

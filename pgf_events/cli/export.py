@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import click
 
@@ -25,22 +22,10 @@ def _cutoff(as_of: str | None) -> datetime | None:
     return parse_as_of(as_of) if as_of else None
 
 
-@contextmanager
-def _output(path: str) -> Iterator[IO[str]]:
-    """A file written whole or not at all ('-' is stdout)."""
-    if path == "-":
-        yield sys.stdout
-        return
-    target = Path(path)
-    if not target.parent.exists():
-        raise click.BadParameter(f"the folder {target.parent} does not exist", param_hint="FILE")
-    partial = target.with_name(target.name + ".partial")
-    try:
-        with open(partial, "w", encoding="utf-8", newline="") as f:
-            yield f
-        partial.replace(target)
-    finally:
-        partial.unlink(missing_ok=True)
+def _check_folder(path: str) -> None:
+    """A usage error (exit 2) for a file in a folder that does not exist; '-' is stdout."""
+    if path != "-" and not Path(path).parent.is_dir():
+        raise click.BadParameter(f"the folder {Path(path).parent} does not exist", param_hint="FILE")
 
 
 @click.group()
@@ -68,11 +53,13 @@ def audit_trail(state: Any, file: str, as_of: str | None) -> None:
       pgf export audit-trail trail.csv
       pgf export audit-trail - --as-of 2025-03-31 | less
     """
+    from pgf_events.audit.files import atomic_text_file  # noqa: PLC0415
     from pgf_events.audit.trail import write_trail  # noqa: PLC0415
 
     cutoff = _cutoff(as_of)
+    _check_folder(file)
     app = state.app(must_exist=True)
-    with _output(file) as out:
+    with atomic_text_file(file) as out:
         count = write_trail(app, out, cutoff)
     click.echo(f"{count} events written to {file}", err=True)
 
@@ -88,11 +75,13 @@ def odm(state: Any, file: str, as_of: str | None) -> None:
     Example:
       pgf export odm trial.xml
     """
+    from pgf_events.audit.files import atomic_text_file  # noqa: PLC0415
     from pgf_events.audit.odm import write_odm  # noqa: PLC0415
 
     cutoff = _cutoff(as_of)
+    _check_folder(file)
     app = state.app(must_exist=True)
-    with _output(file) as out:
+    with atomic_text_file(file) as out:
         count = write_odm(app, out, cutoff)
     click.echo(f"{count} transactions written to {file}", err=True)
 

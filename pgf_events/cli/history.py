@@ -18,6 +18,12 @@ def as_of_option(f: Any) -> Any:
     )(f)
 
 
+def _reason(row: dict[str, Any]) -> str | None:
+    """The reason column: a change's reason, and a deviation's acknowledgement after it."""
+    parts = [row["reason"], f"deviation: {row['deviation']}" if row.get("deviation") else None]
+    return "; ".join(p for p in parts if p) or None
+
+
 def cutoff_option(f: Any) -> Any:
     return click.option(
         "--cutoff", metavar="DATE",
@@ -52,7 +58,7 @@ def history(state: Any, subject: str, as_of: str | None, fmt: str | None) -> Non
         {
             "ref": r["ref"], "type": r["type"], "clinical date": r["clinical_date"],
             "recorded (UTC)": r["recorded_at"], "by": r["recorded_by"], "source": r["source"],
-            "what": describe(r), "reason": r["reason"], "status": r["status"],
+            "what": describe(r), "reason": _reason(r), "status": r["status"],
         }
         for r in rows
     ] + [
@@ -67,6 +73,6 @@ def history(state: Any, subject: str, as_of: str | None, fmt: str | None) -> Non
     if fmt == "csv":
         render([{**r, "data": r["data"]} for r in rows], "csv",
                ["ref", "type", "kind", "clinical_date", "recorded_at", "recorded_by", "source", "reason",
-                "supersedes", "status", "data"])
+                "supersedes", "status", "data", "deviation"])
         return
     render(table, None)

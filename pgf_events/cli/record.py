@@ -63,10 +63,12 @@ def _make_command(kind: str) -> click.Command:
     help_text, example = spec.summary, spec.example
 
     @click.pass_obj
-    def callback(state: Any, subject: str, source: str | None, fmt: str | None, **fields: Any) -> None:
+    def callback(state: Any, subject: str, source: str | None, deviation: str | None, key: str | None,
+                 fmt: str | None, **fields: Any) -> None:
         fields = {k: (list(v) if isinstance(v, tuple) else v) for k, v in fields.items()}
         fields = {k: v for k, v in fields.items() if v is not None and v != []}
-        result = state.app().record(kind, subject, fields, user=state.user, source=source)
+        result = state.app().record(kind, subject, fields, user=state.user, source=source, deviation=deviation,
+                                    key=key)
         if fmt == "json":
             emit_json(result.as_json())
         else:
@@ -82,6 +84,14 @@ def _make_command(kind: str) -> click.Command:
         command.params.append(click.Option([name], help=help_, **extra))
     command.params.append(click.Option(["--source"], help="Source document reference (e.g. lab report id).",
                                        metavar="TEXT"))
+    command.params.append(click.Option(
+        ["--deviation"], metavar="WHY",
+        help="Acknowledge the protocol deviation this record is (e.g. a dose outside its window or tolerance), "
+             "with why; stored with the event and listed by 'pgf report deviations'."))
+    command.params.append(click.Option(
+        ["--key"], metavar="TEXT",
+        help="Idempotency key: a retry with the same key (e.g. after a crash) prints the original reference "
+             "and writes nothing."))
     command.params.append(click.Option(list(JSON_OPTION[0]), **JSON_OPTION[1]))
     return command
 

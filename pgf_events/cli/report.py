@@ -16,8 +16,12 @@ from pgf_events.projections.slices import PROJECTIONS
 LISTINGS = {"deviations", "discontinued", "saes", "by_term_grade", "lab_worsening_by_term_grade"}
 
 
+# Reports that are not a projection's rows: the deviation log (pgf_events.projections.deviations).
+EXTRA_REPORTS = ("deviations", "sdv")  # sdv: source data verification (pgf_events.monitoring)
+
+
 @click.command()
-@click.argument("name", type=click.Choice([*PROJECTIONS, "sdv"]))
+@click.argument("name", type=click.Choice(PROJECTIONS + EXTRA_REPORTS))
 @as_of_option
 @cutoff_option
 @output_options(csv_ok=True)
@@ -26,7 +30,7 @@ LISTINGS = {"deviations", "discontinued", "saes", "by_term_grade", "lab_worsenin
 @click.pass_obj
 def report(state: Any, name: str, as_of: str | None, cutoff: str | None, fmt: str | None,
            plot_file: str | None) -> None:
-    """Print a cohort report: eligibility, dosing, endpoints, safety, survival, gvhd, infections or sdv.
+    """Print a cohort report: eligibility, dosing, endpoints, safety, survival, gvhd, infections, deviations or sdv.
 
     \b
     Example:
@@ -35,11 +39,9 @@ def report(state: Any, name: str, as_of: str | None, cutoff: str | None, fmt: st
       pgf report survival --plot km.png
       pgf report dosing --as-of 2025-06-30 --csv
       pgf report endpoints --cutoff 2025-06-30    # DSMB data cut-off
+      pgf report deviations --csv
       pgf report sdv --csv                        # source data verification per patient
     """
-    if name == "sdv":
-        _sdv(state, fmt)
-        return
     from pgf_events.projections.queries import cohort_report  # noqa: PLC0415
 
     if plot_file and name != "survival":
@@ -47,6 +49,12 @@ def report(state: Any, name: str, as_of: str | None, cutoff: str | None, fmt: st
     known = parse_as_of(as_of) if as_of else None
     data_cutoff = parse_date(cutoff, "cutoff") if cutoff else None
     app = state.app(must_exist=True)
+    if name == "deviations":
+        _deviations(app, known, data_cutoff, fmt)
+        return
+    if name == "sdv":
+        _sdv(app, fmt)
+        return
     derived = known is not None or data_cutoff is not None
     store = None if derived else open_store(state)
     doc = cohort_report(app, name, as_of=known, cutoff=data_cutoff, store=store)
@@ -70,10 +78,10 @@ def report(state: Any, name: str, as_of: str | None, cutoff: str | None, fmt: st
     print_human(name, doc)
 
 
-def _sdv(state: Any, fmt: str | None) -> None:
+def _sdv(app: Any, fmt: str | None) -> None:
     from pgf_events.monitoring import sdv_report  # noqa: PLC0415
 
-    doc = sdv_report(state.app(must_exist=True))
+    doc = sdv_report(app)
     if fmt == "json":
         emit_json(doc)
         return
@@ -82,6 +90,27 @@ def _sdv(state: Any, fmt: str | None) -> None:
     if fmt is None:
         click.echo(f"\nplan: {', '.join(doc['plan'])}")
         render(doc["sites"], None, ["site", "patients", "required", "verified", "not_yet", "invalidated"])
+
+
+def _deviations(app: Any, known: Any, data_cutoff: Any, fmt: str | None) -> None:
+    from pgf_events.projections.deviations import COLUMNS as DEVIATION_COLUMNS  # noqa: PLC0415
+    from pgf_events.projections.deviations import deviation_report  # noqa: PLC0415
+
+    doc = deviation_report(app, known, data_cutoff)
+    if fmt == "json":
+        emit_json(doc)
+        return
+    if fmt == "csv":
+        render(doc["rows"], "csv", DEVIATION_COLUMNS)
+        return
+    head = f"deviations report ({doc['protocol_version']}"
+    click.echo(head + (f", as of {doc['as_of']})" if doc["as_of"] else ")"))
+    if doc["rows"]:
+        shown = ["subject", "kind", "date", "ref", "status", "reason", "acknowledged_by", "acknowledged_in"]
+        render([{c: r[c] for c in shown} for r in doc["rows"]], None, shown)
+    click.echo("")
+    for key, value in _flatten(doc["summary"]):
+        click.echo(f"{key}: {value}")
 
 
 def print_human(name: str, doc: dict[str, Any]) -> None:

@@ -62,8 +62,16 @@ def date_field(help: str, *, required: bool = True) -> Any:  # noqa: A002
                  **({} if required else {"default": None}))
 
 
+COUNT_UNITS = ("10^9/L", "x10^9/L")  # cell counts: a value above range may be a count per µL
+
+
 def in_range(low: float, high: float, unit: str | None = "") -> Callable[[Any, attrs.Attribute, Any], None]:
     def check(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
+        if unit in COUNT_UNITS and value > high:
+            raise ValidationError(
+                f"{p.label(attribute.name)} {value:g} {unit} is out of range {low:g}–{high:g} {unit}; if it was "
+                f"counted per µL, enter {value / 1000:g} ({value:g}/µL = {value / 1000:g} x10^9/L)"
+            )
         p.check_in_range(value, attribute.name, low, high, unit or "")
     return check
 
@@ -103,7 +111,10 @@ def criteria(value: Any, name: str) -> dict[str, bool]:
             raise ValidationError(f"{code} is derived from {v.DERIVED_CRITERIA[code]}; it cannot be typed")
         if code not in v.TYPED_CRITERIA:
             raise ValidationError(f"unknown criterion {code!r}; typed criteria are {', '.join(v.TYPED_CRITERIA)}")
-        out[code] = p.parse_bool(answer, f"criterion {code}")
+        parsed = p.parse_bool(answer, f"criterion {code}")
+        if out.get(code, parsed) != parsed:
+            raise ValidationError(f"--criterion {code} is given twice with different answers (yes and no); give it once")
+        out[code] = parsed
     return dict(sorted(out.items()))
 
 
@@ -121,6 +132,8 @@ def organs(value: Any, name: str) -> dict[str, int]:
         organ = p.parse_choice(str(organ), "organ", v.CHRONIC_ORGANS)
         number = p.parse_int(score, f"organ {organ}")
         p.check_in_range(number, f"organ_{organ}_score", 0, 3, "")
+        if out.get(organ, number) != number:
+            raise ValidationError(f"--organ {organ} is given twice with different scores; give it once")
         out[organ] = number
     return dict(sorted(out.items()))
 
@@ -136,6 +149,9 @@ def convert_units(raw: dict[str, Any]) -> dict[str, Any]:
             raise ValidationError(
                 f"--hb {hb:g} g/L is out of range 20–250 g/L; if it was measured in g/dL add --hb-unit g/dL"
             )
+    if "bilirubin" in raw and "bilirubin_unit" not in raw:
+        # 2.5 is a normal value in mg/dL and a low one in µmol/L: the unit is never guessed.
+        raise ValidationError("--bilirubin needs its unit: add --bilirubin-unit µmol/L or --bilirubin-unit mg/dL")
     bili_unit = p.parse_choice(
         raw.pop("bilirubin_unit"), "bilirubin_unit", v.BILIRUBIN_UNITS
     ) if "bilirubin_unit" in raw else "µmol/L"

@@ -50,7 +50,9 @@ class Kind:
     summary: str  # one line of ``pgf record --help``
     example: str
     day_rank: int  # order among records of the same clinical day (demo; a transfusion follows its count)
-    command: str | None = None  # the Patient method holding this kind's own rules; None: Patient.record
+    # The Patient method recording this kind; None: Patient.record. Every kind's rules are the entry
+    # rules (domain/rules/entry.py), so only the registration, which creates the stream, has its own.
+    command: str | None = None
     sdtm: tuple[str, ...] = ()  # the SDTM datasets the kind feeds
     findings: tuple[Finding, ...] = ()  # for a findings dataset (LB): one test per field
 
@@ -77,11 +79,11 @@ KINDS: dict[str, Kind] = _kinds(
     Kind("enrol", vo.Enrolment, Patient.Enrolled, "Enrolment",
          "Enrol an eligible, consented patient.",
          "pgf record enrol S001 --date 2025-02-24 --pgf-type secondary --pgf-diagnosis-date 2025-02-15",
-         day_rank=3, command="enrol", sdtm=("DM", "DS", "MH")),
+         day_rank=3, sdtm=("DM", "DS", "MH")),
     Kind("infusion", vo.Infusion, Patient.Infused, "MSC infusion",
          "Record an MSC infusion (at most 4 doses, at least 5 days apart).",
          "pgf record infusion S001 --date 2025-02-25 --cells 6.1e7 --weight-kg 61 --lot UC-2025-014",
-         day_rank=6, command="infuse", sdtm=("DM", "EX", "DS", "VS"),
+         day_rank=6, sdtm=("DM", "EX", "DS", "VS"),
          findings=(Finding("weight_kg", "WEIGHT", "Weight", "", "kg", domain="VS"),)),
     Kind("transfusion", vo.Transfusion, Patient.Transfused, "Transfusion",
          "Record a red-cell or platelet transfusion.",
@@ -107,7 +109,8 @@ KINDS: dict[str, Kind] = _kinds(
          day_rank=8, sdtm=("AE", "MB")),
     Kind("gvhd", vo.GvhdAssessment, Patient.GvhdAssessed, "GVHD assessment",
          "Record a GVHD assessment: acute raw measures (MAGIC staging is derived) or chronic organ scores.",
-         "pgf record gvhd S001 --date 2025-03-12 --skin-bsa 30 --bilirubin 25 --upper-gi no --stool-ml 600\n"
+         "pgf record gvhd S001 --date 2025-03-12 --skin-bsa 30 --bilirubin 25 \\\n"
+         "      --bilirubin-unit umol/L --upper-gi no --stool-ml 600\n"
          "  pgf record gvhd S001 --date 2025-09-01 --chronic --organ skin=1 --organ mouth=2", day_rank=7, sdtm=("XG",),
          findings=(Finding("skin_bsa", "SKINBSA", "Skin Rash Body Surface Area", "ACUTE GVHD", "%", domain="XG"),
                    Finding("bullae", "BULLAE", "Bullae or Desquamation", "ACUTE GVHD", "", domain="XG"),
@@ -124,12 +127,11 @@ KINDS: dict[str, Kind] = _kinds(
          "pgf record contact S001 --date 2026-01-10 --status alive --disease free", day_rank=11, sdtm=("RS", "SV")),
     Kind("death", vo.Death, Patient.Died, "Death",
          "Record the patient's death (nothing clinical can be dated after it).",
-         "pgf record death S001 --date 2025-08-14 --cause 'relapse'", day_rank=13, command="record_death",
-         sdtm=("DM", "DS", "DD")),
+         "pgf record death S001 --date 2025-08-14 --cause 'relapse'", day_rank=13, sdtm=("DM", "DS", "DD")),
     Kind("withdraw", vo.Withdrawal, Patient.Withdrawn, "Withdrawal",
          "Withdraw the patient from treatment (no further infusions).",
          "pgf record withdraw S001 --date 2025-03-20 --reason 'consent withdrawn'", day_rank=12,
-         command="withdraw", sdtm=("DS",)),
+         sdtm=("DS",)),
 )
 
 # Events that are not records of a kind: they supersede or sign records.

@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import math
 import re
+import unicodedata
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -17,7 +18,23 @@ from pgf_events.domain.errors import ValidationError
 EARLIEST_DATE = date(1900, 1, 1)
 _DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _DATETIME_RE = re.compile(r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?$")
-_CONTROL_RE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+# What free text may never hold (clinical-rules.md, "Rules at entry"; issue 13): C0 and C1 control
+# characters (newline and tab included: one value is one line in every listing), the Unicode line
+# and paragraph separators, bidirectional embeddings/overrides/isolates (they reorder what a
+# reviewer sees), non-characters (U+FDD0..U+FDEF and U+xxFFFE/U+xxFFFF: not allowed in XML) and
+# lone surrogates (not encodable as UTF-8; how invalid UTF-8 in a command-line argument arrives).
+_FORBIDDEN: tuple[tuple[str, str], ...] = (
+    ("\x00-\x1f\x7f-\x9f", "a control character"),
+    ("\u2028\u2029", "a line or paragraph separator"),
+    ("\u202a-\u202e\u2066-\u2069", "a bidirectional override"),
+    ("\ud800-\udfff", "a lone surrogate (invalid UTF-8)"),
+    ("\ufdd0-\ufdef" + "".join(chr(plane + 0xFFFE) + chr(plane + 0xFFFF) for plane in range(0, 0x110000, 0x10000)),
+     "a Unicode non-character"),
+)
+_FORBIDDEN_RE = re.compile("[" + "".join(chars for chars, _ in _FORBIDDEN) + "]")
+_WHAT = [(re.compile(f"[{chars}]"), what) for chars, what in _FORBIDDEN]
+MAX_NUMBER_CHARS = 40  # "6.1e8", "0.000123456789...": no real value needs more
+MAX_MAGNITUDE = 1e15  # above every range any field allows; keeps float(int) from overflowing
 
 
 def label(name: str) -> str:
@@ -69,9 +86,15 @@ def parse_datetime(value: Any, name: str) -> datetime:
 def parse_number(value: Any, name: str, unit: str = "") -> float:
     if isinstance(value, bool) or value is None:
         raise ValidationError(f"{label(name)} must be a number, not {_show(value)}")
-    if isinstance(value, (int, float)):
+    if isinstance(value, int):
+        if abs(value) > MAX_MAGNITUDE:
+            raise ValidationError(f"{label(name)} is too large a number ({_show(value)})")
         number = float(value)
+    elif isinstance(value, float):
+        number = value
     elif isinstance(value, str):
+        if len(value.strip()) > MAX_NUMBER_CHARS:
+            raise ValidationError(f"{label(name)} must be a number of at most {MAX_NUMBER_CHARS} characters")
         try:
             number = float(value.strip())
         except ValueError:
@@ -80,6 +103,8 @@ def parse_number(value: Any, name: str, unit: str = "") -> float:
         raise ValidationError(f"{label(name)} must be a number, not {_show(value)}")
     if not math.isfinite(number):
         raise ValidationError(f"{label(name)} must be a finite number, not {_show(value)}")
+    if abs(number) > MAX_MAGNITUDE:
+        raise ValidationError(f"{label(name)} is too large a number ({_show(value)})")
     return number
 
 
@@ -101,16 +126,34 @@ def parse_bool(value: Any, name: str) -> bool:
 
 
 def parse_text(value: Any, name: str, max_length: int = 200) -> str:
+    """Free text: one line of printable Unicode, NFC-normalised, at most ``max_length`` characters."""
     if not isinstance(value, (str, int, float)) or isinstance(value, bool):
         raise ValidationError(f"{label(name)} must be text, not {_show(value)}")
-    text = str(value).strip()
+    text = str(value)
+    check_clean(text, name)
+    text = unicodedata.normalize("NFC", text).strip()
     if not text:
         raise ValidationError(f"{label(name)} must not be empty")
     if len(text) > max_length:
         raise ValidationError(f"{label(name)} is longer than {max_length} characters")
-    if _CONTROL_RE.search(text):
-        raise ValidationError(f"{label(name)} contains control characters")
     return text
+
+
+def check_clean(text: str, name: str) -> None:
+    """Refuse text holding a character no record may hold, naming the field, the kind and the position."""
+    bad = _FORBIDDEN_RE.search(text)
+    if bad is None:
+        return
+    what = next(w for pattern, w in _WHAT if pattern.match(bad.group()))
+    raise ValidationError(
+        f"{label(name)} contains {what} (U+{ord(bad.group()):04X} at position {bad.start() + 1}); "
+        "free text must be one line of printable characters"
+    )
+
+
+def printable(text: str) -> str:
+    """``text`` with every character :func:`check_clean` refuses shown as an escape (for output of old data)."""
+    return _FORBIDDEN_RE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
 
 
 def parse_choice(value: Any, name: str, choices: tuple[str, ...]) -> str:
@@ -141,7 +184,9 @@ def _fmt(number: float) -> str:
 
 
 def _show(value: Any) -> str:
-    text = repr(value) if not isinstance(value, str) else f"'{value}'"
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) > MAX_MAGNITUDE:
+        return f"an integer of about {int(value.bit_length() * 0.30103) + 1} digits"
+    text = repr(value) if not isinstance(value, str) else f"'{printable(value)}'"
     return text if len(text) <= 40 else text[:37] + "...'"
 
 

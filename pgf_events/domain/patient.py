@@ -19,11 +19,13 @@ from uuid import UUID, uuid5
 import attrs
 from eventsourcing.domain import Aggregate
 
+from pgf_events.domain import integrity
 from pgf_events.domain import values as vo
 from pgf_events.domain.entries import CORRECTION, SIGN, VOID, Entry, EntryLog
 from pgf_events.domain.errors import RuleViolation, ValidationError
 from pgf_events.domain.parsing import latest_valid_date, parse_text
 from pgf_events.domain.rules import eligibility
+from pgf_events.domain.rules.entry import Item, Prior
 from pgf_events.protocol import Protocol
 
 PATIENT_NAMESPACE = UUID("6f1c1d4e-5a0b-4f7e-9a49-2f0c8e3b7d11")
@@ -76,9 +78,14 @@ class Patient(Aggregate, EntryLog):
         record: Any
         recorded_by: str
         source: str | None
+        # A protocol deviation's acknowledgement (``--deviation``) and the deviations it covers,
+        # [{"kind": ..., "ref": ...}]. Optional: events stored before issue 13 have neither.
+        deviation: str | None = None
+        acknowledged: list[dict[str, str]] | None = None
 
         def apply(self, aggregate: Patient) -> None:
             aggregate._add_record(self.originator_version, self.record)
+            aggregate._acknowledge(self.acknowledged)
 
     class Screened(Recorded):
         record: vo.Screening
@@ -127,18 +134,24 @@ class Patient(Aggregate, EntryLog):
         reason: str
         recorded_by: str
         source: str | None
+        deviation: str | None = None  # as on Recorded
+        acknowledged: list[dict[str, str]] | None = None
 
         def apply(self, aggregate: Patient) -> None:
             aggregate._add_change(self.originator_version, CORRECTION, self.supersedes, self.reason, self.changes)
+            aggregate._acknowledge(self.acknowledged)
 
     class Voided(Event):
         supersedes: str
         reason: str
         recorded_by: str
         source: str | None
+        deviation: str | None = None  # as on Recorded
+        acknowledged: list[dict[str, str]] | None = None
 
         def apply(self, aggregate: Patient) -> None:
             aggregate._add_change(self.originator_version, VOID, self.supersedes, self.reason, {})
+            aggregate._acknowledge(self.acknowledged)
 
     class Signed(Event):
         """An electronic signature (not a clinical record) over the stream as it stood at ``stream_version``.
@@ -165,6 +178,10 @@ class Patient(Aggregate, EntryLog):
         # Rules ask "the death", "the enrolment", "the infusions" on every command: an index makes
         # that O(records of that kind) instead of a scan of the whole stream (O(n^2) per patient).
         self._kinds: dict[str, list[int]] = {}
+        # Deviation kinds acknowledged per record reference (from every event's ``acknowledged``).
+        self.acknowledged: dict[str, set[str]] = {}
+        self._prior: Prior | None = None  # the standing records as the entry rules see them (cached)
+        self._batch: integrity.Batch | None = None  # changes whose whole-stream check waits for settle()
         self._add_record(1, record)
 
     @staticmethod
@@ -183,71 +200,11 @@ class Patient(Aggregate, EntryLog):
             recorded_by=ctx.recorded_by, source=ctx.source,
         )
 
-    def record(self, event_class: type[Recorded], record: vo.Record, ctx: Context) -> None:
-        """Record a clinical fact whose kind has no rule beyond the ones every record obeys."""
-        self._record(event_class, record, ctx)
-
-    def enrol(self, record: vo.Enrolment, ctx: Context) -> None:
-        if self.enrolment is not None:
-            raise RuleViolation(f"patient {self.subject} is already enrolled ({self.ref(self.enrolment[0])})")
-        if self.withdrawal is not None:
-            raise RuleViolation(f"patient {self.subject} was withdrawn on {self.withdrawal[1].date}")
-        result = self.eligibility(ctx.protocol)
-        if result.status == "ineligible":
-            why = "; ".join(result.reasons[c] for c in result.unmet)
-            raise RuleViolation(f"patient {self.subject} is not eligible: {why}")
-        if result.status == "pending":
-            raise RuleViolation(
-                f"patient {self.subject} cannot be enrolled while eligibility is pending "
-                f"(not yet assessed: {', '.join(result.unassessed)})"
-            )
-        consents = self.active(vo.Consent)
-        if not any(c.date <= record.date for _, c in consents):
-            raise RuleViolation(f"the enrolment date {record.date} is before informed consent")
-        self._record(self.Enrolled, record, ctx)
-
-    def infuse(self, record: vo.Infusion, ctx: Context) -> None:
-        if self.enrolment is None:
-            raise RuleViolation(f"patient {self.subject} is not enrolled; infusions need an enrolment first")
-        enrolled_on = self.enrolment[1].date
-        if record.date < enrolled_on:
-            raise RuleViolation(f"the infusion date {record.date} is before enrolment on {enrolled_on}")
-        if self.withdrawal is not None and record.date >= self.withdrawal[1].date:
-            raise RuleViolation(f"patient {self.subject} was withdrawn on {self.withdrawal[1].date}; no further infusions")
-        if self.death is not None and record.date > self.death[1].date:
-            raise RuleViolation(f"patient {self.subject} died on {self.death[1].date}; no further infusions")
-        infusions = self.active(vo.Infusion)
-        limit = ctx.protocol.planned_doses
-        if len(infusions) >= limit:
-            raise RuleViolation(f"all {limit} protocol doses are already recorded for {self.subject}")
-        gap = ctx.protocol.min_dose_gap_days
-        for version, other in infusions:
-            days = abs((record.date - other.date).days)
-            if days < gap:
-                raise RuleViolation(
-                    f"the infusion on {record.date} is {days} day(s) from the one on {other.date} "
-                    f"({self.ref(version)}); doses must be at least {gap} days apart"
-                )
-        self._record(self.Infused, record, ctx)
-
-    def record_death(self, record: vo.Death, ctx: Context) -> None:
-        if self.death is not None:
-            raise RuleViolation(f"patient {self.subject}'s death is already recorded ({self.ref(self.death[0])})")
-        later = [
-            (v, r, name, day) for v, r in self.clinical_records()
-            for name, day in r.clinical_dates() if day > record.date
-        ]
-        if later:
-            version, other, name, day = later[0]
-            raise RuleViolation(
-                f"{self.ref(version)} ({other.KIND}) has {name} {day}, after the death date {record.date}"
-            )
-        self._record(self.Died, record, ctx)
-
-    def withdraw(self, record: vo.Withdrawal, ctx: Context) -> None:
-        if self.withdrawal is not None:
-            raise RuleViolation(f"patient {self.subject} is already withdrawn ({self.ref(self.withdrawal[0])})")
-        self._record(self.Withdrawn, record, ctx)
+    def record(self, event_class: type[Recorded], record: vo.Record, ctx: Context,
+               deviation: str | None = None) -> None:
+        """Record a clinical fact. Every kind's rules are the entry rules (rules/entry.py): impossible
+        facts are refused, protocol deviations need ``deviation`` (the --deviation acknowledgement)."""
+        self._record(event_class, record, ctx, deviation)
 
     def sign(self, meaning: str, stream_hash: str, ctx: Context) -> None:
         """Sign the stream as it stands now; ``stream_hash`` is computed over the stored events."""
@@ -258,7 +215,8 @@ class Patient(Aggregate, EntryLog):
             stream_hash=stream_hash, recorded_by=ctx.recorded_by, source=ctx.source,
         )
 
-    def correct(self, version: int, changes: Mapping[str, Any], reason: str, ctx: Context) -> dict[str, Any]:
+    def correct(self, version: int, changes: Mapping[str, Any], reason: str, ctx: Context,
+                deviation: str | None = None, defer: bool = False) -> dict[str, Any]:
         """Supersede fields of an event (or of a correction, which chains). Returns the canonical changes."""
         reason = parse_text(reason, "reason", 500)
         entry = self._existing(version)
@@ -283,15 +241,16 @@ class Patient(Aggregate, EntryLog):
             new, diff = root.record.corrected(changes)
             if not diff:
                 raise ValidationError(f"the correction changes nothing in {self.ref(version)}")
-        _check_not_future(new, ctx)
-        self._check_dates_in_life(new, exclude=root.version)
+        effective = {**entry.changes, **diff} if entry.kind == CORRECTION else diff
+        acknowledged = self._check_change(version, effective, ctx, deviation, defer)
         self.trigger_event(
             self.Corrected, supersedes=self.ref(version), changes=diff, reason=reason,
-            recorded_by=ctx.recorded_by, source=ctx.source,
+            recorded_by=ctx.recorded_by, source=ctx.source, **integrity.ack_fields(deviation, acknowledged, defer),
         )
         return diff
 
-    def void(self, version: int, reason: str, ctx: Context) -> None:
+    def void(self, version: int, reason: str, ctx: Context, deviation: str | None = None,
+             defer: bool = False) -> None:
         reason = parse_text(reason, "reason", 500)
         entry = self._existing(version)
         _check_not_signature(self, entry)
@@ -299,10 +258,28 @@ class Patient(Aggregate, EntryLog):
             raise RuleViolation("the registration cannot be voided; correct its fields instead")
         if entry.voided:
             raise RuleViolation(f"{self.ref(version)} is already voided")
+        acknowledged = self._check_change(version, None, ctx, deviation, defer)
         self.trigger_event(
-            self.Voided, supersedes=self.ref(version), reason=reason,
-            recorded_by=ctx.recorded_by, source=ctx.source,
+            self.Voided, supersedes=self.ref(version), reason=reason, recorded_by=ctx.recorded_by, source=ctx.source,
+            **integrity.ack_fields(deviation, acknowledged, defer),
         )
+
+    def _check_change(self, version: int, changes: dict[str, Any] | None, ctx: Context, deviation: str | None,
+                      defer: bool) -> list[dict[str, str]]:
+        """Re-check the whole stream with a correction (``changes``) or void applied, now or, with
+        ``defer`` (several related changes of one batch), once all apply: see :meth:`settle`."""
+        if not defer:
+            return integrity.check_change(self, version, changes, ctx, deviation, changed_fields=changes or ())
+        if self._batch is None:
+            self._batch = integrity.Batch(integrity.items(self))
+        self._batch.change(self, version, changes)
+        return []
+
+    def settle(self, ctx: Context) -> None:
+        """Check the deferred changes as a unit (raises like a single change would); then forget them."""
+        batch, self._batch = self._batch, None
+        if batch is not None:
+            integrity.settle(self, batch, ctx)
 
     # ------------------------------------------------------------------ queries
 
@@ -354,34 +331,32 @@ class Patient(Aggregate, EntryLog):
 
     # ------------------------------------------------------------------ rules shared by all records
 
-    def _record(self, event_class: type[Recorded], record: vo.Record, ctx: Context) -> None:
-        _check_not_future(record, ctx)
-        self._check_dates_in_life(record)
-        self.trigger_event(event_class, record=record, recorded_by=ctx.recorded_by, source=ctx.source)
+    def _record(self, event_class: type[Recorded], record: vo.Record, ctx: Context,
+                deviation: str | None = None) -> None:
+        acknowledged = integrity.check_new(self, record, ctx, deviation)
+        self.trigger_event(event_class, record=record, recorded_by=ctx.recorded_by, source=ctx.source,
+                           **integrity.ack_fields(deviation, acknowledged))
 
-    def _check_dates_in_life(self, record: vo.Record, exclude: int | None = None) -> None:
-        if isinstance(record, vo.Registration):
-            birth = record.birth_date
-            for version, other in self.clinical_records():
-                for name, day in other.dates():
-                    if day < birth:
-                        raise ValidationError(
-                            f"{self.ref(version)} has {name} {day}, before the birth date {birth}"
-                        )
-            return
-        birth = self.registration.birth_date
-        for name, day in record.dates():
-            if day < birth:
-                raise ValidationError(f"--{name.replace('_', '-')} {day} is before the birth date {birth}")
-        death = self.death
-        if death is not None and death[0] != exclude and not isinstance(record, vo.Death):
-            after = [(name, day) for name, day in record.clinical_dates() if day > death[1].date]
-            if after:
-                name, day = after[0]
-                raise RuleViolation(
-                    f"patient {self.subject} died on {death[1].date}; nothing clinical can be dated after that "
-                    f"(--{name.replace('_', '-')} {day}; correct or void {self.ref(death[0])} if the death is wrong)"
-                )
+    def prior(self) -> Prior:
+        """The standing records as the entry rules see them, kept up to date as records are added."""
+        if self._prior is None:
+            self._prior = integrity.prior_of(self)
+        return self._prior
+
+    def _add_record(self, version: int, record: vo.Record) -> None:
+        super()._add_record(version, record)
+        if self._prior is not None:
+            self._prior.append(Item(self.ref(version), record))
+
+    def _add_change(self, version: int, kind: str, supersedes: str, reason: str, changes: dict[str, Any]) -> None:
+        self._prior = None
+        super()._add_change(version, kind, supersedes, reason, changes)
+
+    def _acknowledge(self, acknowledged: list[dict[str, str]] | None) -> None:
+        if acknowledged:
+            for a in acknowledged:
+                self.acknowledged.setdefault(a["ref"], set()).add(a["kind"])
+            self._prior = None
 
 
 def _check_not_signature(patient: Patient, entry: Entry) -> None:

@@ -116,6 +116,12 @@ class Record:
         """The fields as a dict (values not copied), in declaration order."""
         return {name: getattr(self, name) for name in _spec(type(self)).names}
 
+    def _stored_units(self, changes: Mapping[str, Any]) -> dict[str, Any]:
+        """The units of the stored (standardised) values a correction keeps, so they need not be retyped."""
+        if getattr(self, "bilirubin", None) is not None and "bilirubin" not in changes:
+            return {"bilirubin_unit": "µmol/L"}
+        return {}
+
     def corrected(self, changes: Mapping[str, Any]) -> tuple[Record, dict[str, Any]]:
         """The record with ``changes`` applied and revalidated, and the canonical changed fields."""
         unknown = sorted(set(changes) - _spec(type(self)).allowed)
@@ -124,7 +130,7 @@ class Record:
                 f"a {self.KIND} record has no field {', '.join(unknown)}; "
                 f"its fields are {', '.join(self.field_names())}"
             )
-        merged = {**self.as_input(), **changes}
+        merged = {**self._stored_units(changes), **self.as_input(), **changes}
         new = type(self).from_input(merged)
         old_values, new_values = self.as_input(), new.as_input()
         diff = {k: new_values[k] for k in self.field_names() if new_values[k] != old_values[k]}

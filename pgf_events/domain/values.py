@@ -48,7 +48,7 @@ __all__ = ["BILIRUBIN_UMOL_PER_MG_DL", "CHRONIC_ORGANS", "DERIVED_CRITERIA", "HB
            "RELATEDNESS", "SERIOUSNESS", "TYPED_CRITERIA", "Record"]
 
 COUNT_UNIT, SHOWN_COUNT_UNIT = "10^9/L", "x10^9/L"
-BILIRUBIN_HELP = "Total bilirubin, µmol/L unless --bilirubin-unit mg/dL."
+BILIRUBIN_HELP = "Total bilirubin; needs --bilirubin-unit (µmol/L or mg/dL)."
 
 
 def _kps(instance: Any, attribute: attrs.Attribute, value: int) -> None:
@@ -152,7 +152,8 @@ class LabPanel(Record):
     KIND: ClassVar[str] = "lab"
     INPUT_OPTIONS: ClassVar[Mapping[str, InputOption]] = {
         "hb_unit": InputOption("g/L (default) or g/dL (converted x10).", "g/L|g/dL", after="hb"),
-        "bilirubin_unit": InputOption("µmol/L (default) or mg/dL (converted x17.1).", "UNIT", after="bilirubin"),
+        "bilirubin_unit": InputOption("µmol/L or mg/dL (converted x17.1); required with --bilirubin.", "UNIT",
+                                      after="bilirubin"),
     }
     date: date = date_field("Sample date")
     anc: float | None = optional(p.parse_number, range=(0, 100), unit=COUNT_UNIT, shown_unit=SHOWN_COUNT_UNIT,
@@ -214,7 +215,7 @@ class Infection(Record):
 class GvhdAssessment(Record):
     KIND: ClassVar[str] = "gvhd"
     INPUT_OPTIONS: ClassVar[Mapping[str, InputOption]] = {
-        "bilirubin_unit": InputOption("µmol/L (default) or mg/dL.", "UNIT", after="bilirubin"),
+        "bilirubin_unit": InputOption("µmol/L or mg/dL; required with --bilirubin.", "UNIT", after="bilirubin"),
     }
     ACUTE: ClassVar[tuple[str, ...]] = ("skin_bsa", "bilirubin", "upper_gi", "stool_ml")
     date: date = date_field("Assessment date")

@@ -42,6 +42,7 @@ def history_rows(events: Iterable[Any], as_of: datetime | None = None) -> list[d
             "source": event.source,
             "reason": getattr(event, "reason", None),
             "supersedes": getattr(event, "supersedes", None),
+            "deviation": getattr(event, "deviation", None),  # a protocol deviation's acknowledgement
             "data": {},
             "status": "",
         }

@@ -83,8 +83,10 @@ def test_eligibility_data_edited_after_enrolment(app: TrialConduct) -> None:
     app.record("screen", "S001", ELIGIBLE_SCREEN, user=USER)  # 3
     app.correct("S001#3", {"kps": "90"}, "before enrolment: fine", user=USER)  # 4
     app.record("enrol", "S001", {"date": "2025-02-24"}, user=USER)  # 5
-    app.correct("S001#3", {"criterion": ["EX6=yes"]}, "infection found on review", user="monitor1")  # 6
-    app.correct("S001#1", {"birth_date": "1950-01-01"}, "passport checked", user="monitor1")  # 7
+    app.correct("S001#3", {"criterion": ["EX6=yes"]}, "infection found on review", user="monitor1",
+                deviation="enrolled with an active infection missed at screening")  # 6
+    app.correct("S001#1", {"birth_date": "1950-01-01"}, "passport checked", user="monitor1",
+                deviation="age above the limit found after enrolment")  # 7
     app.correct("S001#1", {"weight_kg": "62"}, "scale recalibrated", user="monitor1")  # 8: not eligibility data
     rows = of_kind(app, "eligibility_after_enrolment")
     assert [(r["refs"], r["user"]) for r in rows] == [(["S001#6", "S001#3"], "monitor1"), (["S001#7", "S001#1"], "monitor1")]

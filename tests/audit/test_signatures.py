@@ -37,7 +37,8 @@ def test_any_later_event_invalidates_a_signature_but_another_signature_does_not(
     rows = signatures(app.stream("S001"))
     assert [(r["ref"], r["meaning"], r["valid"], r["invalidated_by"]) for r in rows] == [
         ("S001#5", "review", True, None), ("S001#6", "approval", True, None)]
-    app.correct("S001#3", {"kps": "90"}, "source verification", user=USER)  # 7
+    app.correct("S001#3", {"kps": "90"}, "source verification", user=USER,
+                deviation="KPS re-read from the source after enrolment")  # 7
     sign(app, "S001", "review", user="dr.li")  # 8
     rows = signatures(app.stream("S001"))
     assert [(r["ref"], r["valid"], r["invalidated_by"]) for r in rows] == [

@@ -17,7 +17,8 @@ GOOD = {
     "ae": ["--onset", "2025-03-04", "--term", "febrile neutropenia", "--grade", "3", "--serious", "hospitalisation",
            "--related", "unlikely", "--aware", "2025-03-04T09:30", "--end", "2025-03-09", "--outcome", "recovered"],
     "infection": ["--onset", "2025-03-10", "--site", "lung", "--grade", "3", "--organism", "Aspergillus"],
-    "gvhd": ["--date", "2025-03-12", "--skin-bsa", "30", "--bullae", "--bilirubin", "25", "--upper-gi", "no",
+    "gvhd": ["--date", "2025-03-12", "--skin-bsa", "30", "--bullae", "--bilirubin", "25", "--bilirubin-unit", "µmol/L",
+             "--upper-gi", "no",
              "--stool-ml", "600", "--severe-pain"],
     "relapse": ["--date", "2025-10-02"],
     "contact": ["--date", "2025-11-10", "--status", "alive", "--disease", "relapsed"],
@@ -64,7 +65,8 @@ BAD = [
     (["lab", "S001", "--date", "2025-03-01", "--plt", "2500"], "out of range 0–2000"),
     (["lab", "S001", "--date", "2025-03-01", "--hb", "9.1"], "add --hb-unit g/dL"),
     (["lab", "S001", "--date", "2025-03-01", "--hb", "9", "--hb-unit", "mmol/L"], "must be one of g/L, g/dL"),
-    (["lab", "S001", "--date", "2025-03-01", "--bilirubin", "1200"], "out of range 0–1000"),
+    (["lab", "S001", "--date", "2025-03-01", "--bilirubin", "1200", "--bilirubin-unit", "umol/L"],
+     "out of range 0–1000"),
     (["lab", "S001", "--date", "2025-03-01", "--anc", "nan"], "finite number"),
     (["lab", "S001", "--date", "2025-03-01", "--anc", "0,4"], "must be a number"),
     (["lab", "S001", "--date", "2025-03-01"], "at least one value"),
@@ -83,7 +85,7 @@ BAD = [
     (["transfusion", "S001", "--date", "2025-03-01", "--product", "plasma"], "must be one of rbc, platelets"),
     (["contact", "S001", "--date", "2025-03-01", "--status", "dead"], "must be one of alive"),
     (["infusion", "S001", "--date", "2025-03-01", "--cells", "6e7", "--weight-kg", "61"], "not enrolled"),
-    (["enrol", "S001", "--date", "2025-03-01"], "eligibility is pending"),
+    (["enrol", "S001", "--date", "2025-03-01"], "no informed consent (IN6)"),
     (["withdraw", "S001", "--date", "2025-03-01", "--reason", " "], "--reason must not be empty"),
     (["register", "S002", "--site", "PKU", "--birth-date", "1980-02-03", "--sex", "F", "--weight-kg", "15",
       "--transplant-date", "2025-01-10"], "out of range 20–250 kg"),
@@ -107,10 +109,10 @@ def test_infusion_rules_through_the_cli(pgf: Pgf) -> None:
     enrol_via_cli(pgf)
     infuse = ["record", "infusion", "S001", "--cells", "6.1e7", "--weight-kg", "61", "--date"]
     pgf.ok(*infuse, "2025-02-25")
-    pgf.rejected(*infuse, "2025-02-28", contains="at least 5 days apart")
+    pgf.rejected(*infuse, "2025-02-28", contains="is 3 days after S001#5 (minimum 5)")
     for day in ("2025-03-04", "2025-03-11", "2025-03-18"):
         pgf.ok(*infuse, day)
-    pgf.rejected(*infuse, "2025-03-25", contains="all 4 protocol doses")
+    pgf.rejected(*infuse, "2025-03-25", contains="would be dose 5 of 4 planned")
 
 
 def test_death_then_nothing_clinical_after_it(pgf: Pgf) -> None:
@@ -139,9 +141,10 @@ def test_bad_store_urls_are_one_line_errors(tmp_path) -> None:
 def test_protocol_file_changes_the_rules(pgf: Pgf, tmp_path) -> None:
     enrol_via_cli(pgf)
     path = tmp_path / "p.toml"
-    path.write_text("min_dose_gap_days = 2\n")
+    path.write_text("min_dose_gap_days = 2\ndose_interval_days = 3\n")
     infuse = ["record", "infusion", "S001", "--cells", "6.1e7", "--weight-kg", "61", "--date"]
     pgf.ok(*infuse, "2025-02-25")
+    pgf.rejected(*infuse, "2025-02-28", contains="(minimum 5)")
     pgf.ok("--protocol", str(path), *infuse, "2025-02-28")
     path.write_text("min_dose_gap = 2\n")
     pgf.rejected("--protocol", str(path), *infuse, "2025-03-05", contains="unknown protocol parameter")

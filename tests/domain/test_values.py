@@ -20,14 +20,16 @@ def rejects(kind: str, fields: dict, contains: str) -> None:
 
 @pytest.mark.parametrize("field,low,high", [("anc", 0, 100), ("plt", 0, 2000), ("hb", 20, 250), ("bilirubin", 0, 1000)])
 def test_lab_value_range_edges_are_accepted(field: str, low: float, high: float) -> None:
-    assert getattr(build_record("lab", {**LAB, field: low}), field) == low
-    assert getattr(build_record("lab", {**LAB, field: high}), field) == high
+    unit = {"bilirubin_unit": "µmol/L"} if field == "bilirubin" else {}
+    assert getattr(build_record("lab", {**LAB, field: low, **unit}), field) == low
+    assert getattr(build_record("lab", {**LAB, field: high, **unit}), field) == high
 
 
 @pytest.mark.parametrize("field,value", [("anc", 100.01), ("anc", -0.1), ("plt", 2001), ("hb", 251), ("hb", 19.9),
                                          ("bilirubin", 1001)])
 def test_lab_value_out_of_range_is_rejected(field: str, value: float) -> None:
-    rejects("lab", {**LAB, field: value}, "out of range")
+    unit = {"bilirubin_unit": "µmol/L"} if field == "bilirubin" else {}
+    rejects("lab", {**LAB, field: value, **unit}, "out of range")
 
 
 def test_hb_in_g_per_dl_is_converted_to_g_per_l() -> None:

@@ -21,7 +21,7 @@ def rich_scenario(app: TrialConduct) -> dict[str, Any]:
     app.record("infection", "S003", {"onset": "2025-03-06", "site": "lung", "grade": 3, "organism": "Aspergillus"},
                user=USER)
     app.record("infection", "S003", {"onset": "2025-03-08", "site": "blood", "grade": 2}, user=USER)
-    app.record("gvhd", "S003", {"date": "2025-03-20", "skin_bsa": 30, "bilirubin": 25, "upper_gi": "no",
+    app.record("gvhd", "S003", {"date": "2025-03-20", "skin_bsa": 30, "bilirubin": 25, "bilirubin_unit": "µmol/L", "upper_gi": "no",
                                 "stool_ml": 600}, user=USER)
     app.record("gvhd", "S003", {"date": "2025-09-01", "chronic": True, "organ": {"skin": 1, "mouth": 2}}, user=USER)
     app.record("ae", "S003", {"onset": "2025-04-02", "term": "rash", "grade": 1, "outcome": "recovering"}, user=USER)

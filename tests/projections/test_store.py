@@ -160,7 +160,7 @@ def test_rebuilding_one_projection_leaves_the_others_alone(app_on: TrialConduct,
 def test_another_protocol_rebuilds_the_projections(store_url: str) -> None:
     first = _open(store_url)
     treated(first)
-    infuse(first, "S001", "2025-03-11")  # day 11: late with a ±2-day window, on time with ±4
+    infuse(first, "S001", "2025-03-11", deviation="clinic closed")  # day 11: late with a ±2-day window, on time with ±4
     lab(first, "2025-03-12", anc=0.4)
     one = ProjectionStore(first)
     one.catch_up()

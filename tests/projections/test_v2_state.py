@@ -54,7 +54,7 @@ def test_endpoint_dates_carry_the_msc_d_number(app: TrialConduct) -> None:
 def test_baseline_infection_and_gvhd_are_prevalent_not_incident(app: TrialConduct) -> None:
     treated(app)  # D1 2025-03-01, enrolled 2025-02-24
     _record(app, "infection", {"onset": "2025-02-26", "site": "lung", "grade": 3})
-    _record(app, "gvhd", {"date": "2025-02-27", "skin_bsa": 60, "bilirubin": 10, "upper_gi": "no", "stool_ml": 0})
+    _record(app, "gvhd", {"date": "2025-02-27", "skin_bsa": 60, "bilirubin": 10, "bilirubin_unit": "µmol/L", "upper_gi": "no", "stool_ml": 0})
     _record(app, "infection", {"onset": "2025-03-20", "site": "blood", "grade": 3, "organism": "CMV"})
     doc = state_of(app).as_json()
     assert doc["infections"] == 1 and [e["onset"] for e in doc["infection_episodes"]] == ["2025-03-20"]
