@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from pgf_events.domain import kinds
-from pgf_events.domain.errors import DomainError, DuplicatePatientError, ValidationError
+from pgf_events.domain.errors import DomainError, DuplicatePatientError, RuleViolation, ValidationError
 from pgf_events.domain.parsing import parse_text
 from pgf_events.domain.patient import Context, Patient, make_ref
 from pgf_events.formatting import iso, jsonable
@@ -128,20 +128,29 @@ class UnitOfWork:
             check_not_frozen(self.reviews[subject])
         return self.patients[subject]
 
-    def _answer(self, command: Command, patient: Patient) -> None:
-        """The correction or void just applied answers the query ``command.answers``."""
+    def _answering(self, command: Command, subject: str) -> Any:
+        """The review holding the query ``command.answers`` (checked before the change is applied), or None."""
         if not command.answers:
-            return
+            return None
         from pgf_events.domain.review import parse_qid  # noqa: PLC0415 - cycle
         from pgf_events.monitoring import review_of  # noqa: PLC0415
 
-        subject, _ = parse_qid(command.answers)
-        if subject != patient.subject:
-            raise ValidationError(f"--answers {command.answers}: that query is not about patient {patient.subject}")
+        qid_subject, _ = parse_qid(command.answers)
+        if qid_subject != subject:
+            raise ValidationError(f"--answers {command.answers}: that query is not about patient {subject}")
         review = self.reviews.get(subject) or review_of(self.app, subject)
         self.reviews[subject] = review
+        query = review.query(command.answers)
+        if query.status == "closed":
+            raise RuleViolation(f"query {query.qid} is closed; reopen it before answering")
+        return review
+
+    def _answer(self, command: Command, review: Any, patient: Patient) -> None:
+        """The correction or void just applied answers the query ``command.answers``."""
+        if review is None:
+            return
         what = "corrected" if command.action == "correct" else "voided"
-        review.answer(command.answers.strip().upper(), f"{what}: {command.reason}", self.user,
+        review.answer(command.answers.strip().upper(), f"{what}: {command.reason}", self.user,  # type: ignore[union-attr]
                       answer_ref=make_ref(patient.subject, patient.version))
 
     def apply(self, command: Command) -> None:
@@ -181,19 +190,21 @@ class UnitOfWork:
         elif command.action == "correct":
             subject, version = parse_ref(command.ref)
             patient = self._load(subject)
+            review = self._answering(command, subject)
             patient.correct(version, dict(command.fields), command.reason or "", ctx, command.deviation,
                             defer=self.defer_changes)
             if self.defer_changes:
                 self._deferred[subject] = command.line
-            self._answer(command, patient)
+            self._answer(command, review, patient)
             self._results.append((patient, patient.version, "correct"))
         elif command.action == "void":
             subject, version = parse_ref(command.ref)
             patient = self._load(subject)
+            review = self._answering(command, subject)
             patient.void(version, command.reason or "", ctx, command.deviation, defer=self.defer_changes)
             if self.defer_changes:
                 self._deferred[subject] = command.line
-            self._answer(command, patient)
+            self._answer(command, review, patient)
             self._results.append((patient, patient.version, "void"))
         else:
             raise ValidationError(f"unknown action {command.action!r}")

@@ -56,16 +56,18 @@ def test_the_whole_monitoring_loop(pgf_any: Pgf) -> None:
 
 def test_a_correction_unverifies_a_verified_record(pgf: Pgf) -> None:
     enrol_via_cli(pgf)
-    pgf.ok("sdv", "S001#2", "S001#3")
-    pgf.ok("correct", "S001#2", "--set", "date=2025-02-17", "--reason", "consent signed a day earlier")
+    pgf.ok("record", "infusion", "S001", "--date", "2025-02-25", "--cells", "6.1e7", "--weight-kg", "61")
+    pgf.ok("record", "lab", "S001", "--date", "2025-03-01", "--anc", "0.4", "--plt", "18")  # S001#6
+    pgf.ok("sdv", "S001#2", "S001#6")
+    pgf.ok("correct", "S001#6", "--set", "anc=0.6", "--reason", "transcription error")
     rows = json.loads(pgf.ok("report", "sdv", "--json").stdout)["records"]
     status = {r["ref"]: r for r in rows}
-    assert status["S001#2"]["status"] == "invalidated" and status["S001#2"]["changed_by"] == "S001#5"
-    assert status["S001#3"]["status"] == "verified"
-    assert status["S001#4"]["status"] == "not yet" and status["S001#4"]["required"]
-    pgf.ok("sdv", "S001#2")
+    assert status["S001#6"]["status"] == "invalidated" and status["S001#6"]["changed_by"] == "S001#7"
+    assert status["S001#2"]["status"] == "verified"
+    assert status["S001#3"]["status"] == "not yet" and status["S001#3"]["required"]
+    pgf.ok("sdv", "S001#6")
     rows = json.loads(pgf.ok("report", "sdv", "--json").stdout)["records"]
-    assert {r["ref"]: r["status"] for r in rows}["S001#2"] == "verified"
+    assert {r["ref"]: r["status"] for r in rows}["S001#6"] == "verified"
 
 
 def test_query_commands_reject_bad_input(pgf: Pgf) -> None:
@@ -78,7 +80,7 @@ def test_query_commands_reject_bad_input(pgf: Pgf) -> None:
     pgf.rejected("query", "reopen", "S001-Q1", "--text", "x", contains="only a closed query")
     pgf.ok("query", "close", "S001-Q1")
     pgf.rejected("query", "answer", "S001-Q1", "--text", "x", contains="reopen it before answering")
-    pgf.rejected("correct", "S001#2", "--set", "date=2025-02-17", "--reason", "x", "--answers", "S002-Q1",
+    pgf.rejected("correct", "S001#3", "--set", "kps=90", "--reason", "x", "--answers", "S002-Q1",
                  contains="not about patient S001")
     pgf.rejected("freeze", "S404", "--reason", "x", contains="S404")
     pgf.rejected("unfreeze", "S001", "--reason", "x", contains="not frozen")
