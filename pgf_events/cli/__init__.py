@@ -107,7 +107,7 @@ COMMANDS: dict[str, str] = {
     "follow": "follow:follow", "serve": "serve:serve",  # the downstream feed (issue 5)
     # Monitoring (issue 15)
     "query": "monitor:query", "queries": "monitor:queries", "sdv": "monitor:sdv", "freeze": "monitor:freeze",
-    "unfreeze": "monitor:unfreeze", "lock": "monitor:lock", "unlock": "monitor:unlock",
+    "unfreeze": "monitor:unfreeze", "lock": "monitor:lock", "unlock": "monitor:unlock", "due": "due:due",
 }
 
 
