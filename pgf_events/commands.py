@@ -121,11 +121,14 @@ class UnitOfWork:
 
     def _load(self, subject: str) -> Patient:
         if subject not in self.patients:
-            self.patients[subject] = self.app.patient(subject)
             from pgf_events.monitoring import check_not_frozen, review_of  # noqa: PLC0415 - cycle
 
-            self.reviews[subject] = review_of(self.app, subject, create=False)
-            check_not_frozen(self.reviews[subject])
+            # The review first: the patient's version read next is what the save is checked against,
+            # so nothing slower than needed sits between that read and the save.
+            review = review_of(self.app, subject, create=False)
+            self.patients[subject] = self.app.patient(subject)
+            self.reviews[subject] = review
+            check_not_frozen(review)
         return self.patients[subject]
 
     def _answering(self, command: Command, subject: str) -> Any:

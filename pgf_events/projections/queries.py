@@ -23,6 +23,7 @@ from pgf_events.domain.errors import DomainError, PatientNotFoundError
 from pgf_events.domain.patient import Patient
 from pgf_events.projections.derive import derive_patient, fold, iso
 from pgf_events.projections.slices import all_slices, status_document
+from pgf_events.topics import PATIENT_TOPIC_PREFIX
 
 if TYPE_CHECKING:
     from pgf_events.projections.store import ProjectionStore
@@ -60,6 +61,8 @@ def patients_as_of(app: TrialConduct, as_of: datetime) -> Iterator[tuple[Patient
     while True:
         batch = app.recorder.select_notifications(start=start, limit=1000)
         for n in batch:
+            if not n.topic.startswith(PATIENT_TOPIC_PREFIX):
+                continue  # reviews, the user directory, import batches, keys, the lock: no patient
             event = app.mapper.to_domain_event(n)
             streams.setdefault(event.originator_id, []).append(event)
         if len(batch) < 1000:

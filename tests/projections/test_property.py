@@ -11,6 +11,7 @@ from hypothesis import event as note
 from hypothesis import strategies as st
 
 from pgf_events.application import TrialConduct
+from pgf_events.topics import PATIENT_TOPIC_PREFIX
 from pgf_events.domain.errors import PgfError
 from pgf_events.projections.cohort import build_report
 from pgf_events.projections.derive import derive_patient, fold
@@ -96,7 +97,9 @@ def _derived(app: TrialConduct, events: list[Any]) -> dict[str, dict[str, Any]]:
 
 
 def _log(app: TrialConduct) -> list[Any]:
-    return [app.mapper.to_domain_event(n) for n in app.recorder.select_notifications(start=1, limit=100000)]
+    """The patient events of the log (automatic queries put review events beside them)."""
+    return [app.mapper.to_domain_event(n) for n in app.recorder.select_notifications(start=1, limit=100000)
+            if n.topic.startswith(PATIENT_TOPIC_PREFIX)]
 
 
 @settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
