@@ -106,3 +106,21 @@ def test_automatic_queries_are_raised_once_and_closed_when_resolved(pgf: Pgf) ->
     pgf.ok("record", "lab", "S001", "--date", "2025-03-12", "--anc", "0.7")
     missed = [q for q in _queries(pgf, "--status", "open") if q["check"].startswith("missed_dose")]
     assert [q["check"] for q in missed] == ["missed_dose:2"]
+
+
+def test_queries_sdv_freeze_and_lock_are_in_the_audit_trail(pgf: Pgf, tmp_path: object) -> None:
+    import csv
+
+    enrol_via_cli(pgf)
+    qid = pgf.ok("query", "open", "S001#2", "--text", "consent version?").stdout.strip()
+    pgf.ok("query", "answer", qid, "--text", "v2.1, as on the signed form")
+    pgf.ok("sdv", "S001#2")
+    pgf.ok("freeze", "S001", "--reason", "reviewed")
+    pgf.ok("lock", "--reason", "interim analysis")
+    path = f"{tmp_path}/trail.csv"
+    pgf.ok("export", "audit-trail", path)
+    with open(path, encoding="utf-8") as f:
+        rows = [r for r in csv.DictReader(f) if r["kind"] == "monitoring"]
+    assert [r["type"] for r in rows] == ["QueryOpened", "QueryAnswered", "SourceVerified", "Frozen", "Locked"]
+    assert rows[0]["ref"] == qid and rows[0]["supersedes"] == "S001#2" and rows[0]["site"] == "PKU"
+    assert rows[3]["reason"] == "reviewed" and "checkpoint" in rows[4]["what"]
