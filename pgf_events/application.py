@@ -42,6 +42,7 @@ from pgf_events.domain.patient import Patient, patient_id
 from pgf_events.domain.users import DIRECTORY_ID, PERMISSIONS, UserDirectory
 from pgf_events.gc_tuning import fewer_collections
 from pgf_events.protocol import DEFAULT_PROTOCOL, Protocol
+from pgf_events.signing import SigningUseCases
 from pgf_events.store import CIPHER_ENV, StoreConfig, parse_url, prepare
 from pgf_events.topics import topic_of
 
@@ -53,7 +54,7 @@ __all__ = ["BatchRejected", "Command", "Result", "TrialConduct", "UnitOfWork", "
 MAX_ATTEMPTS = 8
 
 
-class TrialConduct(Application[Any]):
+class TrialConduct(SigningUseCases, Application[Any]):
     name = "pgf"
     is_snapshotting_enabled = False
 

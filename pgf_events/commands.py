@@ -4,6 +4,7 @@ that applies a batch of them to the aggregates before one save (:class:`TrialCon
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping, Sequence
 from datetime import datetime
@@ -13,7 +14,7 @@ import attrs
 
 from pgf_events.domain import kinds
 from pgf_events.domain.errors import DomainError, DuplicatePatientError, RuleViolation, ValidationError
-from pgf_events.domain.parsing import parse_text
+from pgf_events.domain.parsing import parse_datetime, parse_text, site_local
 from pgf_events.domain.patient import Context, Patient, make_ref
 from pgf_events.formatting import iso, jsonable
 
@@ -166,7 +167,10 @@ class UnitOfWork:
         if command.action == "record":
             subject = normalise_subject(command.subject)
             spec = kinds.kind(command.kind)
-            record = spec.record.from_input(command.fields)
+            fields = command.fields
+            if command.kind != "register" and _typed_times(spec.record, fields):
+                fields = self._site_local(self._load(subject), spec.record, fields)
+            record = spec.record.from_input(fields)
             key = None
             if command.key is not None:
                 key, replayed = self._replayed(command, subject, record)
@@ -194,7 +198,13 @@ class UnitOfWork:
             subject, version = parse_ref(command.ref)
             patient = self._load(subject)
             review = self._answering(command, subject)
-            patient.correct(version, dict(command.fields), command.reason or "", ctx, command.deviation,
+            root = patient.entries.get(version)
+            while root is not None and root.record is None and root.target is not None:  # a correction's record
+                root = patient.entries.get(root.target)
+            fields = command.fields
+            if root is not None and root.record is not None:
+                fields = self._site_local(patient, type(root.record), fields)
+            patient.correct(version, dict(fields), command.reason or "", ctx, command.deviation,
                             defer=self.defer_changes)
             if self.defer_changes:
                 self._deferred[subject] = command.line
@@ -211,6 +221,14 @@ class UnitOfWork:
             self._results.append((patient, patient.version, "void"))
         else:
             raise ValidationError(f"unknown action {command.action!r}")
+
+    def _site_local(self, patient: Patient, record: type, fields: Mapping[str, Any]) -> Mapping[str, Any]:
+        """Times typed without an offset are local time at the patient's site (``site_timezones``)."""
+        names = _time_fields(record)
+        if not _typed_times(record, fields):
+            return fields
+        zone = self.app.protocol.site_zone(patient.registration.site)
+        return {k: site_local(v, zone) if k in names else v for k, v in fields.items()}
 
     def _replayed(self, command: Command, subject: str, record: Any) -> tuple[tuple[str, str], Result | None]:
         """(key, fingerprint) of a keyed command, and the original Result if the key was already used for it."""
@@ -274,6 +292,16 @@ class UnitOfWork:
                 recorded_at=getattr(event, "timestamp", None), recorded_by=self.user, changes=changes,
             ))
         return out
+
+
+@functools.cache
+def _time_fields(record: type) -> frozenset[str]:
+    return frozenset(a.name for a in attrs.fields(record) if a.metadata.get("parse") is parse_datetime)
+
+
+def _typed_times(record: type, fields: Mapping[str, Any]) -> bool:
+    """Whether any date-time field was typed as text (only those can lack an offset)."""
+    return any(isinstance(fields.get(n), str) for n in _time_fields(record))
 
 
 def check_user(user: Any) -> str:

@@ -3,24 +3,21 @@
 The model (see docs/rules.md for the rules every record must pass; the tables it draws from are in
 :mod:`pgf_events.demo_tables`):
 
-* Calendar. Fixed, never today's date: transplants (day 0) are spread over 2024-01..2025-03, PGF is
-  diagnosed on day +28..+45, then registration, consent, screening (~day +30..+50), enrolment and
-  MSC D1 follow within days. Follow-up runs ~1 year from D1, so every clinical date is in the past.
+* Calendar. Fixed, never today's date: transplants (day 0) are spread over 2024-01..2025-03, primary
+  PGF is diagnosed on day +28..+45 and about half of secondary PGF later (day +40..+120), then
+  registration, consent, screening, enrolment and MSC D1 follow within days. Follow-up runs ~1 year
+  from D1 up to the data end (``demo_course.DATA_CUTOFF``), so every clinical date is in the past.
 * Randomness. Every subject draws from its own ``random.Random(f"{seed}/{code}")``: one seed gives
   one cohort, event for event.
 * Cohort. ``patients`` enrolled subjects ``S001``... plus ~15% screen failures ``SF01``... who are
   registered, consented and screened with one failing criterion (age 63, KPS 60, survival 3 months,
   EX1/EX6/EX7 = yes) and never enrolled.
-* Graft quality. A latent ``u`` in [0, 1] per patient drives correlated outcomes: ANC, Hb and PLT
-  follow a logistic rise from PGF-level baselines to a plateau (responders) or stay low
-  (non-responders, transfusion dependent). Labs: 2-3 a week for 8 weeks, weekly to D1+91, then
-  monthly; platelets are transfused below 10, red cells below 67 g/L (a transfused unit lifts Hb
-  ~10 g/L and fades over 25 days). Poor grafts die more often (~15-20% within a year).
+* Clinical course after enrolment (counts, transfusions with their increments, infections, GVHD,
+  adverse events, relapse, death, loss to follow-up): :mod:`pgf_events.demo_course`; each figure
+  and its published source are in docs/demo.md.
 * Dosing. 4 weekly doses of 1e6 cells/kg x that day's weight (±5% dose spread, ~5% ±15%
   deviations), mostly on target, some early/late within or outside the ±2-day window, a few missed
   doses, a few withdrawals after 1-2 doses.
-* Safety and follow-up. AEs (some serious, with awareness times), infections, MAGIC acute GVHD
-  assessments with raw measures, some chronic GVHD, relapses, deaths and 3-monthly contacts.
 * Data issues. A few transcription errors later corrected, and duplicate or misfiled entries
   voided, each with a reason (they exercise the audit trail; the effective data match the model).
 
@@ -30,30 +27,24 @@ reference ``SUBJECT#N`` is its position in that batch, so corrections can name t
 
 from __future__ import annotations
 
-import math
 import random
 from datetime import date, timedelta
 from typing import Any
 
+from pgf_events import demo_course
 from pgf_events.commands import Command
 from pgf_events.demo_deviations import acknowledge_deviations
 from pgf_events.demo_tables import (
-    CHRONIC_PATTERNS,
-    COMMON_AES,
     DIAGNOSES,
     DONORS,
-    FATAL,
     FIRST_TRANSPLANT,
-    INFECTIONS,
     LAST_TRANSPLANT,
-    SAES,
     SCREEN_FAILURE_SHARE,
     SCREEN_FAILURES,
     SITES,
     SOURCES,
     TYPED_OK,
     WITHDRAWAL_REASONS,
-    Curve,
     Item,
     Subject,
 )
@@ -69,7 +60,10 @@ def _days(n: int) -> timedelta:
 def baseline(s: Subject) -> None:
     """Registration, consent, screening and (unless a screen failure) enrolment."""
     rng = s.rng
-    pgf_diagnosed = s.transplant + _days(rng.randint(28, 45))
+    secondary = rng.random() < 0.45
+    # Primary PGF shows by day +28..+45; secondary PGF (after initial engraftment) often later.
+    pgf_diagnosed = s.transplant + _days(rng.randint(40, 120) if secondary and rng.random() < 0.5
+                                         else rng.randint(28, 45))
     registered = pgf_diagnosed + _days(rng.randint(0, 2))
     consented = registered + _days(rng.choice((0, 0, 1)))
     s.screen_day = consented + _days(rng.randint(0, 3))
@@ -89,38 +83,8 @@ def baseline(s: Subject) -> None:
     if s.failure is None:
         enrolled = s.screen_day + _days(rng.randint(1, 4))
         s.d1 = enrolled + _days(rng.randint(0, 3))
-        s.add(enrolled, "enrol", date=enrolled, pgf_type="primary" if rng.random() < 0.55 else "secondary",
+        s.add(enrolled, "enrol", date=enrolled, pgf_type="secondary" if secondary else "primary",
               pgf_diagnosis_date=pgf_diagnosed)
-
-
-def fate(s: Subject) -> None:
-    """Graft quality, blood count curves, death, relapse, withdrawal and the follow-up horizon."""
-    rng = s.rng
-    u = rng.random()
-
-    def lineage(cut: float) -> bool:
-        return u + rng.gauss(0, 0.08) > cut
-
-    s.curves["anc"] = Curve(rng.uniform(0.05, 0.4), rng.uniform(1.5, 4.0), rng.randint(7, 35), 4) \
-        if lineage(0.25) else Curve(rng.uniform(0.05, 0.3), rng.uniform(0.15, 0.4), 20, 10)
-    plt_band = (60, 160) if lineage(0.55) else (27, 40) if lineage(0.35) else (6, 16)
-    s.curves["plt"] = Curve(rng.uniform(4, 16), rng.uniform(*plt_band), rng.randint(14, 45), 5)
-    s.curves["hb"] = Curve(rng.uniform(52, 68), rng.uniform(95, 130), rng.randint(14, 50), 8) \
-        if lineage(0.4) else Curve(rng.uniform(50, 62), rng.uniform(50, 62), 20, 10)
-    s.end = s.d1 + _days(365 + rng.randint(0, 21))
-    if rng.random() < (0.3 if u < 0.3 else 0.08):
-        s.death = s.d1 + _days(rng.randint(30, 340))
-        s.cause = rng.choice([c for c in FATAL if c != "intracranial haemorrhage" or plt_band[0] < 20])
-    if s.diagnosis != "aplastic anaemia" and rng.random() < 0.12:
-        s.relapse = s.d1 + _days(rng.randint(45, 300))
-        if s.death and s.relapse >= s.death:
-            s.relapse = None
-        elif not s.death and rng.random() < 0.4 and s.relapse + _days(120) < s.end:
-            s.death, s.cause = s.relapse + _days(rng.randint(20, 120)), f"relapse of {s.diagnosis}"
-    if not s.death and rng.random() < 0.07:
-        s.withdraw_after = rng.randint(1, 2)
-    s.end = s.death or s.end
-    s.obs_end = s.end
 
 
 def dosing(s: Subject) -> None:
@@ -148,125 +112,6 @@ def dosing(s: Subject) -> None:
     if s.withdraw_after and previous:
         s.obs_end = previous + _days(rng.randint(2, 5))
         s.add(s.obs_end, "withdraw", date=s.obs_end, reason=rng.choice(WITHDRAWAL_REASONS))
-
-
-def _lab_days(s: Subject) -> list[date]:
-    rng = s.rng
-    days = {s.screen_day}
-    for week in range(8):
-        for offset in rng.choice(((0, 3), (0, 2, 4), (0, 3, 5), (1, 4))):
-            days.add(s.d1 + _days(7 * week + offset))
-    for week in range(8, 13):
-        days.add(s.d1 + _days(7 * week + rng.randint(0, 2)))
-    day = s.d1 + _days(91)
-    while day <= s.obs_end:
-        days.add(day)
-        day += _days(rng.randint(26, 35))
-    return sorted(d for d in days if d <= s.obs_end)
-
-
-def labs(s: Subject) -> None:
-    """Blood counts along the patient's curves; transfusions while counts are low."""
-    rng = s.rng
-    rbc: list[tuple[date, int]] = []
-    for day in _lab_days(s):
-        t = (day - s.d1).days
-        marrow = 0.4 if s.relapse and day >= s.relapse else 1.0
-        anc = max(0.01, round(s.curves["anc"].at(t) * marrow * math.exp(rng.gauss(0, 0.15)), 2))
-        plt = max(1, round(s.curves["plt"].at(t) * marrow * math.exp(rng.gauss(0, 0.12))))
-        boost = sum(10 * units * max(0.0, 1 - (day - given).days / 25) for given, units in rbc)
-        hb = min(160, max(40, round(s.curves["hb"].at(t) - 20 * (1 - marrow) + boost + rng.gauss(0, 3))))
-        panel = {"date": day, "anc": anc, "plt": plt, "hb": hb, "wbc": round(anc + rng.uniform(0.2, 1.0), 2)}
-        if t % 28 == 0 or day == s.screen_day:
-            panel["bilirubin"] = round(rng.uniform(6, 20), 1)
-            panel["bilirubin_unit"] = "µmol/L"
-        s.add(day, "lab", **panel)
-        if plt < 10:
-            s.add(day, "transfusion", date=day, product="platelets", units=1)
-        if hb < 67:
-            units = 2 if hb < 60 else 1
-            rbc.append((day, units))
-            s.add(day, "transfusion", date=day, product="rbc", units=units)
-
-
-def _ae(s: Subject, onset: date, term: str, grade: int, duration: int, **extra: Any) -> Item | None:
-    if onset > s.obs_end:
-        return None
-    end = min(onset + _days(duration), s.end)
-    return s.add(onset, "ae", onset=onset, term=term, grade=grade, end=end, **extra)
-
-
-def _aware(s: Subject, onset: date) -> str:
-    return f"{onset + _days(s.rng.choice((0, 0, 1))):%Y-%m-%d}T{s.rng.randint(7, 22):02d}:{s.rng.randint(0, 59):02d}"
-
-
-def safety(s: Subject) -> None:
-    """Adverse events (incl. SAEs and a fatal AE), infections, acute and chronic GVHD assessments."""
-    rng = s.rng
-    for item in [i for i in s.items if i.kind == "infusion"]:
-        if rng.random() < 0.08:
-            _ae(s, item.day, "infusion-related reaction", 1, 1, related="probable", outcome="recovered")
-    for _ in range(rng.choice((0, 1, 1, 2, 2, 3))):
-        term, low, high = rng.choice(COMMON_AES)
-        _ae(s, s.d1 + _days(rng.randint(0, 120)), term, rng.randint(low, high), rng.randint(2, 21),
-            related=rng.choice(("not", "not", "unlikely", "possible")), outcome=rng.choice(("recovered", "recovering")))
-    if rng.random() < 0.18:
-        term, grade, serious = rng.choice(SAES)
-        onset = s.d1 + _days(rng.randint(3, 150))
-        _ae(s, onset, term, grade, rng.randint(5, 25), serious=list(serious), aware=_aware(s, onset),
-            related=rng.choice(("not", "not", "unlikely", "possible")), outcome="recovered")
-    for _ in range(int(rng.random() < 0.45) + int(rng.random() < 0.15)):
-        onset = s.d1 + _days(min(rng.randint(0, 60), rng.randint(0, 240)))
-        if onset <= s.obs_end:
-            site, organism = rng.choice(INFECTIONS)
-            s.add(onset, "infection", onset=onset, site=site, grade=rng.choice((2, 2, 3, 3, 4)), organism=organism)
-    if s.death and s.cause in FATAL:
-        term, infection = FATAL[s.cause]
-        if infection:
-            onset = s.death - _days(infection[2])
-            s.add(onset, "infection", onset=onset, site=infection[0], grade=4, organism=infection[1])
-        onset = s.death - _days(rng.randint(0, 3))
-        _ae(s, onset, term, 5, 99, serious=["death", "hospitalisation"], aware=_aware(s, s.death),
-            related=rng.choice(("not", "unlikely")), outcome="fatal")
-    flare = rng.choice((1, 2, 3)) if rng.random() < 0.25 else None
-    for n, offset in enumerate((0, 14, 28, 56, 84)):
-        day = s.d1 + _days(offset)
-        if day > s.obs_end:
-            break
-        gvhd = {"date": day, "skin_bsa": 0, "bilirubin": round(rng.uniform(6, 20), 1), "bilirubin_unit": "µmol/L",
-                "upper_gi": False,
-                "stool_ml": 50 * rng.randint(0, 6)}
-        if n == flare:
-            gvhd["skin_bsa"] = rng.randint(10, 60)
-            gvhd["upper_gi"] = rng.random() < 0.3
-            if rng.random() < 0.3:
-                gvhd["stool_ml"] = 50 * rng.randint(12, 26)
-            if rng.random() < 0.2:
-                gvhd["bilirubin"] = round(rng.uniform(35, 70), 1)
-        elif flare is not None and n == flare + 1:
-            gvhd["skin_bsa"] = rng.randint(0, 10)
-        s.add(day, "gvhd", **gvhd)
-    if rng.random() < 0.15:
-        day = s.d1 + _days(rng.randint(120, 270))
-        if day <= s.obs_end:
-            s.add(day, "gvhd", date=day, chronic=True, organ=dict(rng.choice(CHRONIC_PATTERNS)))
-
-
-def follow_up(s: Subject) -> None:
-    """Relapse, contacts every ~3 months (last known alive, disease status), and death."""
-    rng = s.rng
-    if s.relapse:
-        s.add(s.relapse, "relapse", date=s.relapse)
-    for quarter in (1, 2, 3, 4):
-        day = s.end if quarter == 4 else s.d1 + _days(91 * quarter + rng.randint(-7, 7))
-        if s.death and day >= s.death:
-            break
-        contact: dict[str, Any] = {"date": day, "status": "alive"}
-        if s.diagnosis != "aplastic anaemia":
-            contact["disease"] = "relapsed" if s.relapse and s.relapse <= day else "free"
-        s.add(day, "contact", **contact)
-    if s.death:
-        s.add(s.death, "death", date=s.death, cause=s.cause)
 
 
 def data_issues(s: Subject) -> None:
@@ -321,8 +166,7 @@ def commands_for(s: Subject) -> list[Command]:
     """The subject's items in clinical order, as commands; ``SUBJECT#N`` is an item's position + 1."""
     baseline(s)
     if s.failure is None:
-        for phase in (fate, dosing, labs, safety, follow_up):
-            phase(s)
+        demo_course.clinical_course(s, dosing)
         s.items = [i for i in s.items if i.day <= s.end]
         data_issues(s)
     order = {id(item): n for n, item in enumerate(s.items)}

@@ -21,6 +21,21 @@ SCREEN_FAILURES = (
     (63, {}), (40, {"kps": 60}), (35, {"criterion": {"EX6": "yes"}}), (50, {"criterion": {"EX7": "yes"}}),
     (45, {"expected_survival_months": 3}), (55, {"criterion": {"EX1": "yes"}}),
 )
+FATAL_INFECTIONS = (  # cause of death, fatal AE term, infection (site, organism), days from onset to death
+    ("septic shock", "sepsis", ("blood", "Klebsiella pneumoniae"), 4),
+    ("invasive pulmonary aspergillosis", "lung infection", ("lung", "Aspergillus fumigatus"), 16),
+    ("cytomegalovirus pneumonia", "lung infection", ("lung", "cytomegalovirus"), 12),
+    ("septic shock", "sepsis", ("blood", "Pseudomonas aeruginosa"), 3),
+)
+INFECTIONS = (  # after D1: site, organism (None: not identified)
+    ("blood", "Escherichia coli"), ("blood", "Klebsiella pneumoniae"), ("blood", "Staphylococcus epidermidis"),
+    ("lung", "Pseudomonas aeruginosa"), ("lung", None), ("lung", "Aspergillus fumigatus"),
+    ("urinary tract", "Enterococcus faecium"), ("upper respiratory tract", "respiratory syncytial virus"),
+    ("gastrointestinal", "Clostridioides difficile"), ("oral mucosa", "herpes simplex virus"),
+    ("skin and soft tissue", None), ("urinary tract", "BK polyomavirus"),
+)
+CHRONIC_PATTERNS = ({"skin": 1, "mouth": 2}, {"mouth": 1, "eyes": 1}, {"skin": 1}, {"lungs": 1},
+                    {"skin": 2, "joints": 1}, {"mouth": 1}, {"eyes": 2}, {"liver": 1, "mouth": 1})
 COMMON_AES = (  # term, lowest and highest grade
     ("fever", 1, 2), ("nausea", 1, 2), ("diarrhoea", 1, 2), ("fatigue", 1, 2), ("rash maculo-papular", 1, 2),
     ("headache", 1, 1), ("hypokalaemia", 1, 3), ("alanine aminotransferase increased", 1, 3),
@@ -31,21 +46,11 @@ SAES = (  # term, grade, seriousness criteria
     ("sepsis", 4, ("life-threatening", "hospitalisation")), ("gastrointestinal haemorrhage", 3, ("hospitalisation",)),
     ("acute kidney injury", 3, ("hospitalisation", "important-medical-event")),
 )
-INFECTIONS = (  # site, organism (None: not identified)
-    ("blood", "Escherichia coli"), ("blood", "Klebsiella pneumoniae"), ("blood", "Staphylococcus epidermidis"),
-    ("lung", "Pseudomonas aeruginosa"), ("lung", None), ("blood", "cytomegalovirus"),
-    ("urinary tract", "Enterococcus faecium"), ("upper respiratory tract", "respiratory syncytial virus"),
-    ("gastrointestinal", "Clostridioides difficile"), ("oral mucosa", "herpes simplex virus"),
-    ("skin and soft tissue", None),
+OTHER_DEATHS = (  # cause, fatal AE term, needs low platelets
+    ("intracranial haemorrhage", "intracranial haemorrhage", True),
+    ("multi-organ failure", "multi-organ failure", False),
+    ("acute GVHD of the gut", "graft versus host disease", False),
 )
-FATAL = {  # cause of death -> fatal AE term and the infection leading to it (site, organism, days before)
-    "septic shock": ("septic shock", ("blood", "Klebsiella pneumoniae", 4)),
-    "invasive pulmonary aspergillosis": ("lung infection", ("lung", "Aspergillus fumigatus", 16)),
-    "intracranial haemorrhage": ("intracranial haemorrhage", None),
-    "multi-organ failure": ("multi-organ failure", None),
-}
-CHRONIC_PATTERNS = ({"skin": 1, "mouth": 2}, {"mouth": 1, "eyes": 1}, {"skin": 1}, {"lungs": 1},
-                    {"skin": 2, "joints": 1}, {"mouth": 1})
 WITHDRAWAL_REASONS = ("patient decision: withdrew consent for further MSC infusions",
                       "investigator decision: uncontrolled infection, MSC treatment stopped")
 SOURCES = {"register": "screening log", "consent": "signed ICF", "screen": "eligibility checklist",
@@ -70,7 +75,7 @@ class Curve:
 
     base: float
     plateau: float
-    start: int
+    start: float
     width: float
 
     def at(self, t: int) -> float:
@@ -95,7 +100,6 @@ class Subject:
     cause: str | None = None
     relapse: date | None = None
     withdraw_after: int | None = None  # doses given before withdrawal
-    curves: dict[str, Curve] = attrs.field(factory=dict)
 
     def add(self, day: date, kind: str, **fields: Any) -> Item:
         item = Item(day, kind, fields)

@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import zoneinfo
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +40,22 @@ def _positive(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
 def _non_negative(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
     if value < 0:
         raise ValueError(f"{attribute.name} must not be negative, not {value!r}")
+
+
+def _zones(value: Any) -> tuple[tuple[str, str], ...]:
+    """``{site: zone}`` (a TOML table) or pairs -> sorted pairs, so the protocol stays hashable."""
+    items = value.items() if isinstance(value, Mapping) else value
+    return tuple(sorted((str(site), str(zone)) for site, zone in items))
+
+
+def _known_zones(instance: Any, attribute: attrs.Attribute, value: tuple[tuple[str, str], ...]) -> None:
+    for site, zone in value:
+        try:
+            zoneinfo.ZoneInfo(zone)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"site_timezones: {zone!r} (site {site}) is not an IANA time zone") from None
+    if "*" not in dict(value):
+        raise ValueError('site_timezones needs a "*" entry: the zone of every site not listed')
 
 
 _int = [v.instance_of(int), _non_negative]
@@ -134,6 +152,10 @@ class Protocol:
     susar_fatal_days: int = attrs.field(default=7, validator=[v.instance_of(int), _positive])
     susar_fatal_followup_days: int = attrs.field(default=8, validator=[v.instance_of(int), _positive])
     susar_other_days: int = attrs.field(default=15, validator=[v.instance_of(int), _positive])
+    # Site time (v2): a time typed without an offset is local time at the patient's site; "*" is
+    # every site not listed (both Chongqing sites: China Standard Time).
+    site_timezones: tuple[tuple[str, str], ...] = attrs.field(
+        default=(("*", "Asia/Shanghai"),), converter=_zones, validator=_known_zones)
 
     # Monitoring (pgf due, pgf report sdv): the blood-count schedule (see lab_schedule).
     lab_schedule: str = attrs.field(default="2/7 until 57; 1/7 until 100; 1/30 until 365",
@@ -148,6 +170,11 @@ class Protocol:
             raise ValueError("age_min_years must not exceed age_max_years")
         if self.plt_pr_threshold > self.plt_cr_threshold:
             raise ValueError("plt_pr_threshold must not exceed plt_cr_threshold")
+
+    def site_zone(self, site: str | None) -> zoneinfo.ZoneInfo:
+        """The IANA zone of ``site`` (the ``*`` entry for a site not listed)."""
+        zones = dict(self.site_timezones)
+        return zoneinfo.ZoneInfo(zones.get(site or "*", zones["*"]))
 
     @classmethod
     def preset(cls, name: str) -> Protocol:

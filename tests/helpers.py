@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import weakref
 from typing import Any
 
 from pgf_events.application import TrialConduct
@@ -29,3 +30,21 @@ def infuse(app: TrialConduct, subject: str, day: str, cells: float = 6.1e7, weig
            deviation: str | None = None) -> str:
     return app.record("infusion", subject, {"date": day, "cells": cells, "weight_kg": weight}, user=USER,
                       deviation=deviation).ref
+
+
+_KEYS: weakref.WeakKeyDictionary[TrialConduct, dict[str, Any]] = weakref.WeakKeyDictionary()
+
+
+def sign(app: TrialConduct, subject: str, meaning: str, *, user: str) -> dict[str, Any]:
+    """Sign as ``user`` with a key registered by them and approved by an admin (made on first use)."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from pgf_events.domain.esign import public_pem
+
+    keys = _KEYS.setdefault(app, {})
+    if user not in keys:
+        private = Ed25519PrivateKey.generate()
+        key_id = app.register_key(public_pem(private.public_key()), user=user)
+        app.approve_key(key_id, by="admin.keys")
+        keys[user] = private
+    return app.sign(subject, meaning, user=user, private_key=keys[user])

@@ -1,40 +1,37 @@
-"""Electronic signatures: a ``Signed`` event binding signer, meaning, UTC time and the stream's hash.
+"""Reading electronic signatures: which are still valid, and does each one verify offline.
 
-``pgf sign S001 --meaning review`` records ``Patient.Signed`` with the chain hash of S001's
-stored events 1..N as they stand (N = the version just before the signature). The signature stays
-valid while nothing else is added to the patient: the first later event that is not itself a
-signature (a record, a correction, a void) invalidates it. Signatures do not invalidate each
-other, so an investigator's review followed by an approval leaves both valid.
+``pgf sign`` (the use case is :meth:`TrialConduct.sign`, in :mod:`pgf_events.signing`) records
+``Patient.Signed`` with the chain hash of the patient's stored events 1..N as they stand, and the
+signer's Ed25519 signature over that head, the meaning and the time. A signature stays valid
+while nothing else is added to the patient: the first later event that is not itself a signature
+(a record, a correction, a void) invalidates it. Signatures do not invalidate each other.
 
-Identity: the signer is the acting ``--user`` (or ``PGF_USER``, or the OS login), and on
-PostgreSQL the database login that wrote the event; the CLI does not re-authenticate the signer.
+:func:`check_hashes` checks each one offline: the stored events still hash to what was signed
+(``hash_ok``), and the signature verifies with the public key registered (and approved) in the
+user directory for its signer (``signature``: ``verified``, ``INVALID``, ``unregistered key``,
+``key of another user``, ``key not approved``, or ``legacy`` for signatures stored before keys).
 """
 
 from __future__ import annotations
 
-import random
-import time
 from collections.abc import Iterable
-from datetime import datetime
 from typing import Any
-from uuid import UUID
 
-from eventsourcing.persistence import IntegrityError
+from pgf_events.domain import esign
+from pgf_events.domain.patient import Patient, make_ref
+from pgf_events.domain.users import UserDirectory
+from pgf_events.signing import signed_statement, stream_digest
 
-from pgf_events.audit.chain import stream_hash
-from pgf_events.domain import values as vo
-from pgf_events.domain.errors import ConcurrencyError, ValidationError
-from pgf_events.domain.patient import SIGN, SIGNATURE_MEANINGS, Context, Patient, make_ref
-
-MAX_ATTEMPTS = 8
+LEGACY = "legacy"
+VERIFIED = "verified"
 
 
 def signatures(patient_events: Iterable[Any]) -> list[dict[str, Any]]:
     """Every signature in a patient's events (oldest first), valid or invalidated. Pure.
 
     Each: ``ref``, ``signer``, ``meaning``, ``signed_at`` (UTC), ``stream_version`` (the last event
-    it covers), ``stream_hash``, ``valid`` and ``invalidated_by`` (the ref of the first later
-    event that is not a signature, or None).
+    it covers), ``stream_hash``, ``key_id`` (None: a legacy signature, stored before keys), ``valid``
+    and ``invalidated_by`` (the ref of the first later event that is not a signature, or None).
     """
     out: list[dict[str, Any]] = []
     subject = ""
@@ -46,7 +43,7 @@ def signatures(patient_events: Iterable[Any]) -> list[dict[str, Any]]:
             out.append({
                 "ref": make_ref(subject, version), "signer": event.recorded_by, "meaning": event.meaning,
                 "signed_at": event.signed_at, "stream_version": event.stream_version,
-                "stream_hash": event.stream_hash, "valid": True, "invalidated_by": None,
+                "stream_hash": event.stream_hash, "key_id": event.key_id, "valid": True, "invalidated_by": None,
             })
             continue
         for signature in out:
@@ -56,52 +53,30 @@ def signatures(patient_events: Iterable[Any]) -> list[dict[str, Any]]:
     return out
 
 
-def stream_digest(app: Any, originator_id: UUID, version: int) -> str:
-    """The chain hash (hex) over one patient's stored events 1..version, exactly as stored."""
-    stored = app.recorder.select_events(originator_id, lte=version)
-    return stream_hash([
-        (s.originator_id if isinstance(s.originator_id, UUID) else UUID(str(s.originator_id)),
-         s.originator_version, s.topic, s.state)
-        for s in stored
-    ]).hex()
+def signature_status(event: Any, subject: str, directory: UserDirectory | None) -> str:
+    """Does one stored signature verify offline with its signer's registered public key?"""
+    if event.key_id is None and event.signature is None:
+        return LEGACY
+    key = directory.keys.get(event.key_id or "") if directory is not None else None
+    if key is None:
+        return "unregistered key"
+    if key.user != event.recorded_by:
+        return "key of another user"
+    if not key.approved_by:
+        return "key not approved"
+    return VERIFIED if esign.verifies(key.public_key, signed_statement(event, subject), event.signature) else "INVALID"
 
 
 def check_hashes(app: Any, subject: str) -> list[dict[str, Any]]:
-    """:func:`signatures` plus ``hash_ok``: does the stored stream still hash to what was signed?"""
+    """:func:`signatures` plus ``hash_ok`` (the stored stream still hashes to what was signed) and
+    ``signature`` (:func:`signature_status`)."""
     patient = app.patient(subject)
-    rows = signatures(app.stream(subject))
+    events = app.stream(subject)
+    directory = app.directory()
+    signed = {e.originator_version: e for e in events if isinstance(e, Patient.Signed)}
+    rows = signatures(events)
     for row in rows:
         row["hash_ok"] = stream_digest(app, patient.id, row["stream_version"]) == row["stream_hash"]
+        version = int(row["ref"].rsplit("#", 1)[1])
+        row["signature"] = signature_status(signed[version], patient.subject, directory)
     return rows
-
-
-def sign(app: Any, subject: str, meaning: str, *, user: str, source: str | None = None) -> dict[str, Any]:
-    """Record a signature over the patient's stream as it stands; re-read and retry if someone writes first."""
-    try:
-        user = vo.p.parse_text(user, "user", 64)
-    except ValidationError:
-        raise ValidationError("--user (or PGF_USER) must name who is signing") from None
-    if meaning not in SIGNATURE_MEANINGS:
-        raise ValidationError(f"--meaning must be one of {', '.join(SIGNATURE_MEANINGS)}, not {meaning!r}")
-    if source is not None:
-        source = vo.p.parse_text(source, "source", 200)
-    from pgf_events.monitoring import check_not_locked  # noqa: PLC0415 - monitoring imports the app layer
-
-    for attempt in range(MAX_ATTEMPTS):
-        check_not_locked(app)
-        patient = app.patient(subject)
-        digest = stream_digest(app, patient.id, patient.version)
-        now: datetime = app.clock()
-        patient.sign(meaning, digest, Context(recorded_by=user, now=now, protocol=app.protocol, source=source))
-        try:
-            app.save(patient)
-        except IntegrityError:
-            time.sleep(random.uniform(0.005, 0.05) * (attempt + 1))
-            continue
-        return {
-            "ref": patient.ref(patient.version), "subject": patient.subject, "kind": SIGN, "signer": user,
-            "meaning": meaning, "signed_at": now, "stream_version": patient.version - 1, "stream_hash": digest,
-        }
-    raise ConcurrencyError(
-        f"could not sign after {MAX_ATTEMPTS} attempts because others kept writing to {subject}; nothing was written"
-    )

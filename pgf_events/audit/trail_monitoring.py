@@ -27,13 +27,13 @@ def monitoring_trail_rows(app: Any, as_of: datetime | None = None) -> Iterator[d
             break
         if isinstance(event, StoreLock.Locked):
             yield _row("lock", "", "", "Locked", event.timestamp, event.by, event.reason, None,
-                       f"database locked at checkpoint {event.checkpoint}")
+                       f"database locked; signed checkpoint {event.checkpoint}")
         elif isinstance(event, StoreLock.Unlocked):
             yield _row("lock", "", "", "Unlocked", event.timestamp, event.by, event.reason, None, "database unlocked")
 
 
 def _row(ref: str, subject: str, site: str, type_: str, at: datetime, by: str, reason: str | None,
          about: str | None, what: str) -> dict[str, Any]:
-    return {"ref": ref, "subject": subject, "site": site, "type": type_, "kind": "monitoring", "clinical_date": "",
-            "recorded_utc": utc(at), "user": by, "source": "", "reason": reason or "", "supersedes": about or "",
-            "old_to_new": "", "what": what, "status": ""}
+    return {"ref": ref, "subject": subject, "site": site, "type": type_, "kind": "monitoring", "record": "",
+            "field": "", "old_value": "", "new_value": "", "clinical_date": "", "recorded_utc": utc(at), "user": by,
+            "role": "", "reason": reason or "", "source": "", "supersedes": about or "", "what": what, "status": ""}

@@ -103,7 +103,7 @@ COMMANDS: dict[str, str] = {
     "history": "history:history", "status": "status:status", "report": "report:report",
     "projections": "projections:projections", "sign": "sign:sign", "audit": "audit:audit",
     "export": "export:export", "db": "audit:db", "users": "users:users", "backup": "admin:backup",
-    "keygen": "admin:keygen", "demo": "demo:demo",
+    "keygen": "admin:keygen", "demo": "demo:demo", "keys": "keys:keys",
     "follow": "follow:follow", "serve": "serve:serve",  # the downstream feed (issue 5)
     # Monitoring (issue 15)
     "query": "monitor:query", "queries": "monitor:queries", "sdv": "monitor:sdv", "freeze": "monitor:freeze",

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import click
 
 from pgf_events.cli._output import emit_json, output_options, progress, render
-from pgf_events.domain.errors import PgfError, StoreError, ValidationError
+from pgf_events.cli.keys import key_option
+from pgf_events.domain.errors import PgfError, ValidationError
 
 
 class ChainBroken(PgfError):
@@ -21,14 +23,15 @@ def audit() -> None:
     \b
     Example:
       pgf audit verify
-      pgf audit checkpoint > checkpoint.txt
+      pgf audit checkpoint --append-to /secure/pgf-checkpoints.jsonl
       pgf audit exceptions --csv
     """
 
 
 @audit.command()
-@click.option("--checkpoint", "checkpoint_text", metavar="DIGEST",
-              help="Also prove the log still extends this digest from 'pgf audit checkpoint'.")
+@click.option("--checkpoint", "checkpoint_text", metavar="FILE",
+              help="Also check every signed statement in FILE (from 'pgf audit checkpoint --append-to FILE'): "
+                   "its signature, and that the log still extends it. An old short digest is accepted too.")
 @click.option("--deep", is_flag=True,
               help="Also replay the log and compare it with the read-model tables (pgf projections verify).")
 @output_options()
@@ -37,24 +40,29 @@ def verify(state: Any, checkpoint_text: str | None, deep: bool, fmt: str | None)
     """Recompute the tamper-evident chain over every stored event.
 
     Exit 0 with a summary when intact; exit 1 naming the first broken event (subject and
-    reference) when anything was modified, deleted, inserted, reordered or truncated.
+    reference) when anything was modified, deleted, inserted, reordered or truncated, or naming
+    the first checkpoint statement that is forged or that the log no longer extends.
 
     \b
     Example:
       pgf audit verify
-      pgf audit verify --checkpoint 1234-0123456789abcdef0123 --json
+      pgf audit verify --checkpoint /secure/pgf-checkpoints.jsonl --json
       pgf audit verify --deep
     """
+    from pgf_events.audit import checkpoints  # noqa: PLC0415
     from pgf_events.audit.chain import Checkpoint  # noqa: PLC0415
     from pgf_events.audit.verify import chain_reader, describe_break  # noqa: PLC0415
     from pgf_events.audit.verify import verify as run  # noqa: PLC0415
 
-    checkpoint = None
+    checkpoint, statements = None, None
     if checkpoint_text is not None:
-        try:
-            checkpoint = Checkpoint.parse(checkpoint_text)
-        except ValueError as e:
-            raise click.BadParameter(str(e), param_hint="--checkpoint") from None
+        statements = _statements(checkpoint_text)
+        if statements is None:
+            try:
+                checkpoint = Checkpoint.parse(checkpoint_text)
+            except ValueError as e:
+                raise click.BadParameter(f"{checkpoint_text!r} is neither a readable file of signed checkpoint "
+                                         f"statements nor a digest: {e}", param_hint="--checkpoint") from None
     app = state.app(must_exist=True)
     reader = chain_reader(app)
     with progress(reader.max_position(), "verifying") as bar:
@@ -73,6 +81,10 @@ def verify(state: Any, checkpoint_text: str | None, deep: bool, fmt: str | None)
         "checkpoint": {"digest": str(checkpoint), "extended": result.ok} if checkpoint else None,
         "first_broken": describe_break(app, result.broken) if result.broken else None,
     }
+    checked = checkpoints.check(app, reader, result, statements) if statements is not None else None
+    if checked is not None:
+        summary["statements"] = [c.as_json() for c in checked]
+    failed = next((c for c in checked or [] if not c.ok), None)
     models = None
     if deep:
         from pgf_events.cli.projections import open_store  # noqa: PLC0415
@@ -88,42 +100,87 @@ def verify(state: Any, checkpoint_text: str | None, deep: bool, fmt: str | None)
         click.echo(f"verified in {result.seconds:.2f} s ({summary['events_per_second']} events/s)")
         if checkpoint:
             click.echo(f"the log extends checkpoint {checkpoint}")
+        if checked is not None and failed is None:
+            click.echo(f"{len(checked)} signed checkpoint statement(s): every signature verifies and the log extends "
+                       "each one")
         if result.backfilled:
             click.echo(f"note: {result.backfilled} link(s) were built when this store was upgraded to the chain; "
                        "they prove nothing changed since then, not before")
         if models is not None and models.ok:
             click.echo(f"read models intact: {models.rows} row(s) in {len(models.projections)} projection(s) "
                        f"match a replay of the log up to position {models.position}")
+    if failed is not None:
+        raise ChainBroken(f"checkpoint {failed.name}: {failed.detail}")
     if not result.ok:
         raise ChainBroken(summary["first_broken"]["message"])
     if models is not None and models.difference is not None:
         raise ChainBroken(models.difference.message)
 
 
+def _statements(text: str) -> list[tuple[int, dict[str, Any] | None, str | None]] | None:
+    """The statements in file ``text``; None when ``text`` is not a file (an old digest, then)."""
+    from pathlib import Path  # noqa: PLC0415
+
+    from pgf_events.audit import checkpoints  # noqa: PLC0415
+
+    path = Path(text).expanduser()
+    if not path.is_file():
+        return None
+    try:
+        found = checkpoints.parse(path.read_text(encoding="utf-8").splitlines())
+    except (OSError, UnicodeDecodeError) as e:
+        raise ValidationError(f"cannot read the checkpoint file {path}: {getattr(e, 'strerror', None) or e}") from None
+    if not found:
+        raise ValidationError(f"the checkpoint file {path} holds no statements")
+    return found
+
+
 @audit.command()
+@click.option("--append-to", "append_to", metavar="FILE", type=click.Path(dir_okay=False),
+              help="Also append the signed statement to FILE (keep it outside the database).")
+@key_option
 @output_options()
 @click.pass_obj
-def checkpoint(state: Any, fmt: str | None) -> None:
-    """Print the chain head as a short digest to keep outside the database.
+def checkpoint(state: Any, append_to: str | None, key_file: str, passphrase_file: str | None,
+               fmt: str | None) -> None:
+    """Verify the chain, then sign a statement of its head with your key (one JSON line).
 
-    Later, 'pgf audit verify --checkpoint DIGEST' proves the log still extends it.
+    The statement names the position, the chain hash there, the database's time and the store;
+    keep it outside the database (--append-to). Later, 'pgf audit verify --checkpoint FILE'
+    proves every statement genuine and the log still extending it.
 
     \b
     Example:
-      pgf audit checkpoint >> ~/pgf-checkpoints.txt
+      pgf audit checkpoint --append-to /secure/pgf-checkpoints.jsonl
+      pgf audit checkpoint --passphrase-file /run/secrets/pgf-pass --append-to checkpoints.jsonl
     """
+    from pgf_events.audit import checkpoints  # noqa: PLC0415
     from pgf_events.audit.chain import Checkpoint  # noqa: PLC0415
-    from pgf_events.audit.verify import chain_reader  # noqa: PLC0415
+    from pgf_events.audit.verify import chain_reader, describe_break  # noqa: PLC0415
+    from pgf_events.audit.verify import verify as run  # noqa: PLC0415
+    from pgf_events.cli.keys import load_signing_key  # noqa: PLC0415
 
     app = state.app(must_exist=True)
-    head = chain_reader(app).chain_head()
-    if head is None:
-        raise StoreError("the store holds no events yet, so there is no chain head to checkpoint")
-    digest = Checkpoint.of(head.position, head.hash)
+    reader = chain_reader(app)
+    result = run(reader)
+    if result.broken:
+        raise ChainBroken(f"no checkpoint taken: {describe_break(app, result.broken)['message']}")
+    private_key = load_signing_key(key_file, passphrase_file)
+    signed = checkpoints.take(app, reader, result, user=state.acting_user(), private_key=private_key)
+    line = json.dumps(signed, sort_keys=True, separators=(",", ":"))
+    if append_to:
+        try:
+            with open(append_to, "a", encoding="utf-8") as f:
+                f.write(line + "\n")
+        except OSError as e:
+            raise ValidationError(f"cannot append to {append_to}: {e.strerror or e}") from None
     if fmt == "json":
-        emit_json({"checkpoint": str(digest), "position": head.position, "hash": head.hash.hex()})
+        assert result.head is not None
+        emit_json({**signed, "checkpoint": str(Checkpoint.of(result.head.position, result.head.hash))})
     else:
-        click.echo(str(digest))
+        click.echo(line)
+    if append_to:
+        click.echo(f"appended to {append_to}", err=True)
 
 
 @audit.command()
@@ -172,7 +229,8 @@ def exceptions(state: Any, kinds: tuple[str, ...], as_of: str | None, fmt: str |
 @output_options(csv_ok=True)
 @click.pass_obj
 def signatures_(state: Any, subjects: tuple[str, ...], fmt: str | None) -> None:
-    """List electronic signatures: valid or invalidated, and whether the signed events still hash alike.
+    """List electronic signatures: valid or invalidated, whether the signed events still hash alike,
+    and whether each signature verifies with its signer's registered key (legacy: made before keys).
 
     \b
     Example:
@@ -188,7 +246,7 @@ def signatures_(state: Any, subjects: tuple[str, ...], fmt: str | None) -> None:
         for row in check_hashes(app, subject)
     ]
     render(rows, fmt, ["subject", "ref", "signer", "meaning", "signed_at", "stream_version", "valid",
-                       "invalidated_by", "hash_ok", "stream_hash"])
+                       "invalidated_by", "hash_ok", "signature", "key_id", "stream_hash"])
 
 
 @click.group()

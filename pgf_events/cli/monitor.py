@@ -3,11 +3,13 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import click
 
 from pgf_events.cli._output import emit_json, output_options, render
+from pgf_events.cli.keys import key_option
 
 
 @click.group()
@@ -141,33 +143,40 @@ unfreeze = _freeze_command(True)
 
 @click.command()
 @click.option("--reason", required=True, help="Why the database is locked (e.g. final analysis).")
+@key_option
 @output_options()
 @click.pass_obj
-def lock(state: Any, reason: str, fmt: str | None) -> None:
+def lock(state: Any, reason: str, key_file: str, passphrase_file: str | None, fmt: str | None) -> None:
     """Lock the database for analysis: every write is refused until an admin unlocks it.
 
-    The lock records the chain checkpoint at that moment ('pgf audit verify --checkpoint' later
-    proves the locked data unchanged); it is printed.
+    The chain is verified and a checkpoint of its head signed with your key (as 'pgf audit
+    checkpoint' does); the signed statement is kept in the lock event and printed: keep it, and
+    'pgf audit verify --checkpoint FILE' later proves the locked data unchanged.
 
     \b
     Example:
-      pgf lock --reason "final analysis, data cut-off 2026-06-30"
+      pgf lock --reason "final analysis, data cut-off 2026-06-30" --passphrase-file /run/secrets/pgf-pass
     """
-    from pgf_events.audit.chain import Checkpoint  # noqa: PLC0415
-    from pgf_events.audit.verify import chain_reader  # noqa: PLC0415
-    from pgf_events.domain.errors import StoreError  # noqa: PLC0415
+    from pgf_events.audit import checkpoints  # noqa: PLC0415
+    from pgf_events.audit.verify import chain_reader, describe_break  # noqa: PLC0415
+    from pgf_events.audit.verify import verify as run  # noqa: PLC0415
+    from pgf_events.cli.audit import ChainBroken  # noqa: PLC0415
+    from pgf_events.cli.keys import load_signing_key  # noqa: PLC0415
     from pgf_events.monitoring import lock as lock_store  # noqa: PLC0415
 
     app = state.app(must_exist=True)
+    private_key = load_signing_key(key_file, passphrase_file)
 
     def checkpoint() -> str:
-        head = chain_reader(app).chain_head()
-        if head is None:
-            raise StoreError("the store holds no events yet; there is nothing to lock")
-        return str(Checkpoint.of(head.position, head.hash))
+        reader = chain_reader(app)
+        result = run(reader)
+        if result.broken:
+            raise ChainBroken(f"not locked: {describe_break(app, result.broken)['message']}")
+        signed = checkpoints.take(app, reader, result, user=state.acting_user(), private_key=private_key)
+        return json.dumps(signed, sort_keys=True, separators=(",", ":"))
 
-    digest = lock_store(app, reason, user=state.user, checkpoint=checkpoint)
-    emit_json({"locked": True, "checkpoint": digest}) if fmt == "json" else click.echo(f"locked at checkpoint {digest}")
+    line = lock_store(app, reason, user=state.user, checkpoint=checkpoint)
+    emit_json({"locked": True, "checkpoint": json.loads(line)}) if fmt == "json" else click.echo(line)
 
 
 @click.command()

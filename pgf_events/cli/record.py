@@ -31,6 +31,8 @@ def options(kind: str) -> list[tuple[str, str, dict[str, Any]]]:
     out: list[tuple[str, str, dict[str, Any]]] = []
     for a in attrs.fields(record):
         meta = a.metadata
+        if meta.get("derived"):
+            continue
         extra: dict[str, Any] = {}
         if a.default is attrs.NOTHING:
             extra["required"] = True

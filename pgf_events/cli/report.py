@@ -104,7 +104,8 @@ def _deviations(app: Any, known: Any, data_cutoff: Any, fmt: str | None) -> None
         render(doc["rows"], "csv", DEVIATION_COLUMNS)
         return
     head = f"deviations report ({doc['protocol_version']}"
-    click.echo(head + (f", as of {doc['as_of']})" if doc["as_of"] else ")"))
+    head += f", as of {doc['as_of']}" if doc["as_of"] else ""
+    click.echo(head + (f", data cut-off {doc['cutoff']})" if doc.get("cutoff") else ")"))
     if doc["rows"]:
         shown = ["subject", "kind", "date", "ref", "status", "reason", "acknowledged_by", "acknowledged_in"]
         render([{c: r[c] for c in shown} for r in doc["rows"]], None, shown)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import os
 import signal
 import socket
 import threading
@@ -11,6 +12,7 @@ from typing import Any
 import click
 
 EXTRA_HINT = "pip install 'pgf-events[serve]'"
+TOKEN_ENV = "PGF_SERVE_TOKEN"  # a token chosen by the caller instead of a random one (automation)
 
 
 @click.command()
@@ -21,45 +23,73 @@ EXTRA_HINT = "pip install 'pgf-events[serve]'"
               help="Send an SSE comment on /changes after this long without a change.")
 @click.option("--interval", type=click.FloatRange(min=0.01, max=60), default=0.2, show_default=True,
               metavar="SECONDS", help="SQLite: seconds between polls for new events.")
+@click.option("--allow-host", "allow_hosts", multiple=True, metavar="NAME",
+              help="Also accept requests whose Host header is NAME (repeatable; DNS-rebinding defence).")
 @click.pass_obj
-def serve(state: Any, host: str, port: int, keepalive: float, interval: float) -> None:
+def serve(state: Any, host: str, port: int, keepalive: float, interval: float, allow_hosts: tuple[str, ...]) -> None:
     """Serve patient status, reports and the change feed (SSE) over HTTP, read-only, until Ctrl-C.
 
     Endpoints: /patients/{subject}, /reports/{name}, /changes?after=N (Server-Sent
-    Events, honours Last-Event-ID), /health, /openapi.json. Clients are not
-    authenticated: the server answers as --user, whose role is checked at start.
+    Events, honours Last-Event-ID), /health, /openapi.json. Every request is
+    authenticated: on PostgreSQL with the user's database login and password (HTTP
+    Basic, checked by logging in to the database; the login needs a read role); on
+    SQLite only on localhost, for the OS account that started the server, with the
+    one-time token printed at start (Authorization: Bearer TOKEN, or ?token=).
+    Requests whose Host header is not this server's (or --allow-host) get 400.
 
     \b
     Example:
       pgf serve
       pgf serve --port 9000
-      curl -N 'http://127.0.0.1:8765/changes?after=0'
+      curl -N -H "Authorization: Bearer $TOKEN" 'http://127.0.0.1:8765/changes?after=0'
+      curl -u li.na 'https://trial.example/reports/survival'     # PostgreSQL, behind TLS
     """
     try:
         import uvicorn
 
         from pgf_events.serve.app import build_app
+        from pgf_events.serve.auth import TokenAuth
     except ModuleNotFoundError as e:
         raise click.ClickException(f"pgf serve needs the optional 'serve' extra ({e.name} is missing): "
                                    f"{EXTRA_HINT}") from None
     from pgf_events.feed import ChangeFeed
 
-    feed = ChangeFeed(state.app(must_exist=True), interval=interval,
-                      notify=lambda message: click.echo(message, err=True))
+    app = state.app(must_exist=True)
+    auth, how = _authenticator(app, state, host)
+    feed = ChangeFeed(app, interval=interval, notify=lambda message: click.echo(message, err=True))
     click.get_current_context().call_on_close(feed.close)
     sock = _listen(host, port)
     url = _url(host, sock.getsockname()[1])
     config = uvicorn.Config(None, log_level="warning", lifespan="on", access_log=False,  # type: ignore[arg-type]
                             timeout_graceful_shutdown=5)
     server = uvicorn.Server(config)
+    hosts = sorted({host, "localhost", "127.0.0.1", "::1", *allow_hosts})
     config.app = build_app(feed, keepalive=keepalive, interval=interval, closing=lambda: server.should_exit,
-                           server_url=url)
+                           server_url=url, auth=auth, allowed_hosts=hosts)
     if not _loopback(host):
-        click.echo(f"warning: listening on {host}: anyone who can reach it can read the trial's data "
-                   "(the server does not authenticate clients)", err=True)
-    click.echo(f"pgf serve: {url} (read-only; as user {state.user!r}; Ctrl-C stops)", err=True)
+        click.echo(f"warning: listening on {host} over plain HTTP: passwords cross the network in the clear; "
+                   "put a TLS proxy in front", err=True)
+    if isinstance(auth, TokenAuth):
+        click.echo(f"pgf serve: {url}/?token={auth.token} (read-only; as {auth.user!r}; Ctrl-C stops)\n"
+                   f"  clients send: Authorization: Bearer {auth.token}   (or ?token=... on the URL)", err=True)
+    else:
+        click.echo(f"pgf serve: {url} (read-only; {how}; Ctrl-C stops)", err=True)
     with _quiet_signals():
         server.run(sockets=[sock])
+
+
+def _authenticator(app: Any, state: Any, host: str) -> tuple[Any, str]:
+    """Who may ask: database logins on PostgreSQL; on SQLite, the OS account that started the server."""
+    from pgf_events.serve.auth import PostgresLoginAuth, TokenAuth
+
+    if app.store.backend == "postgresql":
+        return (PostgresLoginAuth(app.store.env, lambda login: app.authorise(login, "read")),
+                "clients log in with their database login and password (HTTP Basic)")
+    if not _loopback(host):
+        raise click.ClickException(
+            f"on a SQLite store pgf serve listens on localhost only (not {host}): it answers the OS account that "
+            "started it, which a remote client cannot prove to be; use PostgreSQL for network access")
+    return TokenAuth(state.acting_user(), os.environ.get(TOKEN_ENV) or None), "token"
 
 
 def _listen(host: str, port: int) -> socket.socket:

@@ -36,8 +36,9 @@ class InputOption:
 def field(parse: Parse, *, default: Any = attrs.NOTHING, validator: Any = None, help: str = "",  # noqa: A002
           unit: str | None = None, range: tuple[float, float] | None = None,  # noqa: A002
           shown_unit: str | None = None, metavar: str | None = None, multiple: bool = False,
-          flag: bool = False) -> Any:
-    """A field; ``range`` adds a range check whose message names ``shown_unit`` (default ``unit``)."""
+          flag: bool = False, derived: bool = False) -> Any:
+    """A field; ``range`` adds a range check whose message names ``shown_unit`` (default ``unit``).
+    ``derived``: filled by the class's ``_normalise`` (e.g. a value as entered), never a CLI option."""
     validators = [validator] if validator else []
     if range is not None:
         validators.insert(0, in_range(range[0], range[1], unit if shown_unit is None else shown_unit))
@@ -48,7 +49,7 @@ def field(parse: Parse, *, default: Any = attrs.NOTHING, validator: Any = None, 
             combined = attrs.validators.optional(combined)
     return attrs.field(default=default, validator=combined, metadata={
         "parse": parse, "unit": unit, "range": range, "help": help, "metavar": metavar,
-        "multiple": multiple, "flag": flag,
+        "multiple": multiple, "flag": flag, "derived": derived,
     })
 
 
@@ -77,7 +78,26 @@ def in_range(low: float, high: float, unit: str | None = "") -> Callable[[Any, a
 
 
 def choice(*choices: str) -> Parse:
-    return lambda value, name: p.parse_choice(value, name, choices)
+    """A parser accepting one of ``choices``; the choices stay readable on it (``.choices``: ODM CodeLists)."""
+    def parse(value: Any, name: str) -> str:
+        return p.parse_choice(value, name, choices)
+    parse.choices = choices  # type: ignore[attr-defined]
+    return parse
+
+
+def cdisc_term(terms: tuple[str, ...], synonyms: Mapping[str, str] | None = None) -> Parse:
+    """A CDISC term, case-insensitive, '-' or '_' for spaces and '/' optional between the halves
+    ('recovered-resolved'); ``synonyms`` maps older free-text words to a term."""
+    def key(text: str) -> str:
+        return " ".join(text.lower().replace("-", " ").replace("_", " ").replace("/", " ").split())
+
+    table = {key(t): t for t in terms} | {key(k): t for k, t in (synonyms or {}).items()}
+
+    def parse(value: Any, name: str) -> str:
+        if isinstance(value, str) and key(value) in table:
+            return table[key(value)]
+        raise ValidationError(f"{p.label(name)} must be one of {', '.join(terms)}, not {value!r}")
+    return parse
 
 
 def text(max_length: int = 200) -> Parse:
@@ -138,9 +158,21 @@ def organs(value: Any, name: str) -> dict[str, int]:
     return dict(sorted(out.items()))
 
 
+def _keep_as_entered(raw: dict[str, Any], name: str, unit: str) -> None:
+    """v2: the value and unit exactly as entered (``7.2 g/dL``) beside the standardised value; a
+    record corrected without a new value keeps what was entered first."""
+    key = f"{name}_as_entered"
+    if name in raw and key not in raw:
+        value = raw[name]
+        text = value.strip() if isinstance(value, str) else f"{value:g}" if isinstance(value, (int, float)) else None
+        if text:
+            raw[key] = f"{text} {unit}"
+
+
 def convert_units(raw: dict[str, Any]) -> dict[str, Any]:
     """Fold ``hb_unit`` and ``bilirubin_unit`` into ``hb`` (g/L) and ``bilirubin`` (µmol/L)."""
     hb_unit = p.parse_choice(raw.pop("hb_unit"), "hb_unit", v.HB_UNITS) if "hb_unit" in raw else "g/L"
+    _keep_as_entered(raw, "hb", hb_unit)
     if "hb" in raw and hb_unit == "g/dL":
         raw["hb"] = round(p.parse_number(raw["hb"], "hb") * v.HB_G_PER_L_PER_G_PER_DL, 6)
     elif "hb" in raw:
@@ -155,6 +187,7 @@ def convert_units(raw: dict[str, Any]) -> dict[str, Any]:
     bili_unit = p.parse_choice(
         raw.pop("bilirubin_unit"), "bilirubin_unit", v.BILIRUBIN_UNITS
     ) if "bilirubin_unit" in raw else "µmol/L"
+    _keep_as_entered(raw, "bilirubin", bili_unit)
     if "bilirubin" in raw and bili_unit == "mg/dL":
         raw["bilirubin"] = round(p.parse_number(raw["bilirubin"], "bilirubin") * v.BILIRUBIN_UMOL_PER_MG_DL, 6)
     return raw

@@ -1,8 +1,8 @@
 """The database lock: one store-level aggregate whose events lock and unlock the whole store.
 
-``pgf lock --reason`` (for analysis) records ``Locked`` with the chain checkpoint taken at that
-moment (position and head hash, the same digest ``pgf audit checkpoint`` prints), so the analysed
-data can later be proved unchanged (``pgf audit verify --checkpoint``). While locked every write
+``pgf lock --reason`` (for analysis) records ``Locked`` with the signed chain checkpoint taken at
+that moment (the JSON statement ``pgf audit checkpoint`` prints: position, chain hash, signer, key,
+signature), so the analysed data can later be proved unchanged (``pgf audit verify --checkpoint``). While locked every write
 to a patient (records, corrections, voids, signatures, queries, verifications, freezes) is refused
 with a message naming the lock; ``pgf unlock --reason`` (admins only) lifts it.
 """
@@ -63,8 +63,8 @@ class StoreLock(Aggregate):
 
     def note(self) -> str:
         assert self.locked is not None
-        by, at, reason, checkpoint = self.locked
-        return f"locked by {by} on {at:%Y-%m-%d %H:%M}Z at checkpoint {checkpoint}: {reason}"
+        by, at, reason, _ = self.locked
+        return f"locked by {by} on {at:%Y-%m-%d %H:%M}Z: {reason}"
 
     def check_writable(self) -> None:
         if self.locked is not None:

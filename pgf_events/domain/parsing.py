@@ -10,7 +10,7 @@ import functools
 import math
 import re
 import unicodedata
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta, tzinfo
 from typing import Any
 
 from pgf_events.domain.errors import ValidationError
@@ -188,6 +188,21 @@ def _show(value: Any) -> str:
         return f"an integer of about {int(value.bit_length() * 0.30103) + 1} digits"
     text = repr(value) if not isinstance(value, str) else f"'{printable(value)}'"
     return text if len(text) <= 40 else text[:37] + "...'"
+
+
+def site_local(value: Any, zone: tzinfo) -> Any:
+    """A date-time typed without an offset is local time at the site (v2): give it the site's
+    offset at that moment. Anything else (a date, a time with an offset, not text) is left as is."""
+    if not isinstance(value, str) or not _DATETIME_RE.match(value.strip()) or _HAS_OFFSET.search(value.strip()):
+        return value
+    try:
+        local = datetime.fromisoformat(value.strip().replace(" ", "T")).replace(tzinfo=zone)
+    except ValueError:
+        return value  # parse_datetime names the error
+    return local.isoformat()
+
+
+_HAS_OFFSET = re.compile(r"(Z|[+-]\d{2}:?\d{2})$")
 
 
 def parse_as_of(value: Any) -> datetime:

@@ -154,19 +154,20 @@ class Patient(Aggregate, EntryLog):
             aggregate._acknowledge(self.acknowledged)
 
     class Signed(Event):
-        """An electronic signature (not a clinical record) over the stream as it stood at ``stream_version``.
+        """An e-signature over the stream at ``stream_version``: what is signed, :mod:`pgf_events.signing`;
+        validity, :mod:`pgf_events.audit.signatures` (version 1, before keys, reads back as legacy)."""
 
-        ``stream_hash`` is the chain hash over this patient's stored events 1..stream_version
-        (:func:`pgf_events.audit.chain.stream_hash`); any later event other than a signature
-        invalidates it (:func:`pgf_events.audit.signatures.signatures`).
-        """
-
+        class_version = 2
         meaning: str
         signed_at: datetime
         stream_version: int
         stream_hash: str
         recorded_by: str
         source: str | None
+        key_id: str | None
+        signature: str | None
+
+        upcast_v1_v2 = staticmethod(lambda state: state.update(key_id=None, signature=None))  # before keys
 
         def apply(self, aggregate: Patient) -> None:
             aggregate.entries[self.originator_version] = Entry(version=self.originator_version, kind=SIGN)
@@ -206,14 +207,13 @@ class Patient(Aggregate, EntryLog):
         facts are refused, protocol deviations need ``deviation`` (the --deviation acknowledgement)."""
         self._record(event_class, record, ctx, deviation)
 
-    def sign(self, meaning: str, stream_hash: str, ctx: Context) -> None:
-        """Sign the stream as it stands now; ``stream_hash`` is computed over the stored events."""
+    def sign(self, meaning: str, stream_hash: str, ctx: Context, *, key_id: str, signature: str) -> None:
+        """Sign the stream as it stands now (hash and Ed25519 signature made by the application)."""
         if meaning not in SIGNATURE_MEANINGS:
             raise ValidationError(f"--meaning must be one of {', '.join(SIGNATURE_MEANINGS)}, not {meaning!r}")
-        self.trigger_event(
-            self.Signed, meaning=meaning, signed_at=ctx.now, stream_version=self.version,
-            stream_hash=stream_hash, recorded_by=ctx.recorded_by, source=ctx.source,
-        )
+        self.trigger_event(self.Signed, meaning=meaning, signed_at=ctx.now, stream_version=self.version,
+                           stream_hash=stream_hash, recorded_by=ctx.recorded_by, source=ctx.source, key_id=key_id,
+                           signature=signature)
 
     def correct(self, version: int, changes: Mapping[str, Any], reason: str, ctx: Context,
                 deviation: str | None = None, defer: bool = False) -> dict[str, Any]:

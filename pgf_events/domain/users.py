@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from uuid import UUID, uuid5
 
+import attrs
 from eventsourcing.domain import Aggregate
 
 from pgf_events.domain.errors import RuleViolation, ValidationError
@@ -31,6 +32,7 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "sdv": frozenset({"monitor"}),
     "freeze": frozenset({"data-manager"}),
     "lock": frozenset({"data-manager", "admin"}),
+    "member": frozenset(ROLES),  # anyone holding a role (registering their own signing key)
     "directory": frozenset({"admin", "auditor"}),
 }
 
@@ -46,9 +48,10 @@ COMMAND_NEEDS: dict[str, str] = {
     "query open": "query-open", "query answer": "query-answer", "query close": "query-close",
     "query reopen": "query-close", "queries": "read", "sdv": "sdv", "freeze": "freeze", "unfreeze": "freeze",
     "lock": "lock", "unlock": "admin", "due": "read",
+    "keys register": "member", "keys approve": "admin", "keys revoke": "admin", "keys list": "directory",
 }
 # Commands that never open a store, so need no role.
-NO_STORE = frozenset({"keygen"})
+NO_STORE = frozenset({"keygen", "keys generate"})
 
 
 def need_of(command_path: str) -> str:
@@ -85,9 +88,37 @@ class UserDirectory(Aggregate):
         def apply(self, directory: UserDirectory) -> None:
             directory.roles[self.user].discard(self.role)
 
+    class KeyRegistered(Event):
+        """A user's Ed25519 public key (PEM), registered by its owner; usable once an admin approves it."""
+
+        user: str
+        key_id: str
+        public_key: str
+        reason: str | None
+
+        def apply(self, directory: UserDirectory) -> None:
+            directory.keys[self.key_id] = SigningKey(self.user, self.key_id, self.public_key)
+
+    class KeyApproved(Event):
+        key_id: str
+        approved_by: str
+        reason: str | None
+
+        def apply(self, directory: UserDirectory) -> None:
+            directory.keys[self.key_id].approved_by = self.approved_by
+
+    class KeyRevoked(Event):
+        key_id: str
+        revoked_by: str
+        reason: str | None
+
+        def apply(self, directory: UserDirectory) -> None:
+            directory.keys[self.key_id].revoked_by = self.revoked_by
+
     def __init__(self, opened_by: str):
         self.opened_by = opened_by
         self.roles: dict[str, set[str]] = {}
+        self.keys: dict[str, SigningKey] = {}
 
     @classmethod
     def open(cls, opened_by: str) -> UserDirectory:
@@ -109,12 +140,68 @@ class UserDirectory(Aggregate):
             raise RuleViolation(f"{user} is the last admin; grant another admin first")
         self.trigger_event(self.RoleRevoked, user=user, role=role, revoked_by=by, reason=reason)
 
+    def register_key(self, user: str, key_id: str, public_key: str, reason: str | None = None) -> None:
+        """Register ``user``'s own public key (the caller is ``user``: nobody registers a key for someone else)."""
+        user = _user(user)
+        if key_id in self.keys:
+            owner = self.keys[key_id].user
+            raise RuleViolation(f"key {key_id} is already registered (to {owner})")
+        self.trigger_event(self.KeyRegistered, user=user, key_id=key_id, public_key=public_key, reason=reason)
+
+    def approve_key(self, key_id: str, by: str, reason: str | None = None) -> None:
+        key = self._key(key_id)
+        if key.revoked_by:
+            raise RuleViolation(f"key {key_id} of {key.user} was revoked by {key.revoked_by}")
+        if key.approved_by:
+            raise RuleViolation(f"key {key_id} of {key.user} is already approved (by {key.approved_by})")
+        if by == key.user:
+            raise RuleViolation(f"{by} cannot approve their own key: another admin must approve it")
+        self.trigger_event(self.KeyApproved, key_id=key_id, approved_by=by, reason=reason)
+
+    def revoke_key(self, key_id: str, by: str, reason: str | None = None) -> None:
+        key = self._key(key_id)
+        if key.revoked_by:
+            raise RuleViolation(f"key {key_id} of {key.user} is already revoked")
+        self.trigger_event(self.KeyRevoked, key_id=key_id, revoked_by=by, reason=reason)
+
+    def _key(self, key_id: str) -> SigningKey:
+        if key_id not in self.keys:
+            raise RuleViolation(f"key {key_id} is not registered in this store's user directory")
+        return self.keys[key_id]
+
+    def signing_key(self, key_id: str, user: str) -> SigningKey:
+        """The registered, approved, unrevoked key ``key_id`` of ``user``; RuleViolation naming what is wrong."""
+        key = self._key(key_id)
+        if key.user != user:
+            raise RuleViolation(f"key {key_id} belongs to {key.user}, not to {user}: sign with your own key")
+        if key.revoked_by:
+            raise RuleViolation(f"key {key_id} of {user} was revoked by {key.revoked_by}")
+        if not key.approved_by:
+            raise RuleViolation(f"key {key_id} of {user} is registered but not yet approved by an admin "
+                                f"(pgf keys approve {user} {key_id})")
+        return key
+
     def roles_of(self, user: str) -> set[str]:
         return set(self.roles.get(user, set()))
 
     @property
     def controlled(self) -> bool:
         return any(self.roles.values())
+
+
+@attrs.define
+class SigningKey:
+    """A user's registered public key; usable for signing once approved and while not revoked."""
+
+    user: str
+    key_id: str
+    public_key: str  # PEM
+    approved_by: str | None = None
+    revoked_by: str | None = None
+
+    @property
+    def usable(self) -> bool:
+        return bool(self.approved_by) and not self.revoked_by
 
 
 def _user(user: str) -> str:

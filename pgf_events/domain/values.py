@@ -8,15 +8,17 @@ enters it (:mod:`pgf_events.domain.fields`); the record-kind registry
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import date, datetime
+from datetime import date, datetime, time, timedelta, timezone
 from typing import Any, ClassVar
 
 import attrs
 
 from pgf_events.domain import parsing as p
+from pgf_events.domain import vocabulary as v
 from pgf_events.domain.errors import ValidationError
 from pgf_events.domain.fields import (
     InputOption,
+    cdisc_term,
     choice,
     convert_units,
     criteria,
@@ -48,6 +50,7 @@ __all__ = ["BILIRUBIN_UMOL_PER_MG_DL", "CHRONIC_ORGANS", "DERIVED_CRITERIA", "HB
            "RELATEDNESS", "SERIOUSNESS", "TYPED_CRITERIA", "Record"]
 
 COUNT_UNIT, SHOWN_COUNT_UNIT = "10^9/L", "x10^9/L"
+EARLIEST_ZONE = timezone(timedelta(hours=14))  # the first place on Earth where a day begins
 BILIRUBIN_HELP = "Total bilirubin; needs --bilirubin-unit (µmol/L or mg/dL)."
 
 
@@ -166,10 +169,21 @@ class LabPanel(Record):
                                  metavar="X", help="White cells, 10^9/L.")
     bilirubin: float | None = optional(p.parse_number, range=(0, 1000), unit="µmol/L", metavar="X",
                                        help=BILIRUBIN_HELP)
+    hb_as_entered: str | None = optional(text(40), derived=True, help="Hb exactly as entered, e.g. 7.2 g/dL.")
+    bilirubin_as_entered: str | None = optional(text(40), derived=True, help="Bilirubin as entered.")
 
     @classmethod
     def _normalise(cls, raw: dict[str, Any]) -> dict[str, Any]:
         return convert_units(dict(raw))
+
+    def corrected(self, changes: Mapping[str, Any]) -> tuple[Record, dict[str, Any]]:
+        """A corrected value is entered anew: its as-entered text follows it (unless given itself)."""
+        base = self
+        if "hb" in changes and "hb_as_entered" not in changes:
+            base = attrs.evolve(base, hb_as_entered=None)
+        if "bilirubin" in changes and "bilirubin_as_entered" not in changes:
+            base = attrs.evolve(base, bilirubin_as_entered=None)
+        return Record.corrected(base, changes)
 
     def __attrs_post_init__(self) -> None:
         if self.anc is None and self.plt is None and self.hb is None and self.wbc is None and self.bilirubin is None:
@@ -188,14 +202,22 @@ class AdverseEvent(Record):
     related: str | None = optional(choice(*RELATEDNESS), metavar="LEVEL",
                                    help=f"Relatedness to MSC: {', '.join(RELATEDNESS)}.")
     aware: datetime | None = optional(p.parse_datetime, metavar="DATE/TIME",
-                                      help="When the site became aware (YYYY-MM-DD or YYYY-MM-DDTHH:MM, UTC unless offset).")
+                                      help="When the site became aware (YYYY-MM-DD or YYYY-MM-DDTHH:MM, "
+                                           "site time unless an offset is given).")
     end: date | None = date_field("Resolution date", required=False)
-    outcome: str | None = optional(text(200), help="Outcome, e.g. recovered, recovering, fatal.")
+    outcome: str | None = optional(cdisc_term(v.AE_OUTCOMES, v.LEGACY_AE_OUTCOMES), metavar="TERM",
+                                   help=f"Outcome (CDISC AEOUT): {'; '.join(v.AE_OUTCOMES)}.")
+    expected: bool | None = optional(p.parse_bool, metavar="yes|no",
+                                     help="Expected per the reference safety information (missing: unexpected).")
+    action: str | None = optional(cdisc_term(v.AE_ACTIONS), metavar="TERM",
+                                  help=f"Action taken with MSC (CDISC AEACN): {'; '.join(v.AE_ACTIONS)}.")
 
     def __attrs_post_init__(self) -> None:
         if self.end and self.end < self.onset:
             raise ValidationError("--end is before --onset")
-        if self.aware and self.aware.date() < self.onset:
+        # Onset is a site-local date and aware a UTC time: it cannot be before the onset day began
+        # anywhere (UTC+14); the site's own zone is applied when the time is typed.
+        if self.aware and self.aware < datetime.combine(self.onset, time.min, tzinfo=EARLIEST_ZONE):
             raise ValidationError("--aware is before --onset")
         if self.grade == 5 and "death" not in self.serious:
             raise ValidationError("a grade 5 (fatal) adverse event must be --serious death")

@@ -23,6 +23,27 @@ SERIOUSNESS = (
     "important-medical-event",
 )
 RELATEDNESS = ("not", "unlikely", "possible", "probable", "definite")
+# CDISC controlled terminology: action taken with the study treatment (AEACN) and outcome (AEOUT).
+# DOSE DELAYED is the sponsor extension for an MSC infusion postponed because of the event.
+AE_ACTIONS = ("DOSE NOT CHANGED", "DRUG INTERRUPTED", "DRUG WITHDRAWN", "DOSE DELAYED", "NOT APPLICABLE", "UNKNOWN")
+AE_OUTCOMES = ("RECOVERED/RESOLVED", "RECOVERING/RESOLVING", "NOT RECOVERED/NOT RESOLVED",
+               "RECOVERED/RESOLVED WITH SEQUELAE", "FATAL", "UNKNOWN")
+# Free-text outcomes written before the CDISC terms (stores keep them; reports show the term).
+LEGACY_AE_OUTCOMES = {
+    "recovered": "RECOVERED/RESOLVED", "resolved": "RECOVERED/RESOLVED",
+    "recovering": "RECOVERING/RESOLVING", "resolving": "RECOVERING/RESOLVING",
+    "not recovered": "NOT RECOVERED/NOT RESOLVED", "not resolved": "NOT RECOVERED/NOT RESOLVED",
+    "ongoing": "NOT RECOVERED/NOT RESOLVED", "recovered with sequelae": "RECOVERED/RESOLVED WITH SEQUELAE",
+    "sequelae": "RECOVERED/RESOLVED WITH SEQUELAE", "fatal": "FATAL", "death": "FATAL", "unknown": "UNKNOWN",
+}
+
+
+def ae_outcome_term(outcome: str | None) -> str | None:
+    """The CDISC AEOUT term of a stored outcome: the term itself, or the term of an older free text
+    (None when the text names no term: reports then show the text as recorded)."""
+    if outcome is None or outcome in AE_OUTCOMES:
+        return outcome
+    return LEGACY_AE_OUTCOMES.get(" ".join(outcome.lower().split()))
 CHRONIC_ORGANS = ("skin", "mouth", "eyes", "gi", "liver", "lungs", "joints", "genital")
 PRODUCTS = ("rbc", "platelets")
 SEXES = ("M", "F")

@@ -18,7 +18,8 @@ from pgf_events import __version__
 from pgf_events.exports.formats import item_oid
 from pgf_events.exports.spec import CODELISTS, Dataset
 
-DEFINE_TYPES = {"text": "text", "integer": "integer", "float": "float", "date": "date", "datetime": "datetime"}
+DEFINE_TYPES = {"text": "text", "integer": "integer", "float": "float", "date": "date", "datetime": "datetime",
+                "sasdate": "integer"}
 STANDARDS = {"SDTMIG": ("SDTMIG", "3.4", "SDTM"), "ADaMIG": ("ADaMIG", "1.3", "ADaM")}
 CT_VERSION = "2024-09-27"
 
@@ -70,7 +71,7 @@ def define_xml(datasets: Mapping[str, Dataset], lengths: Mapping[str, Mapping[st
         for v in ds.variables:
             item = D.ItemDef(OID=item_oid(ds, v), Name=v.name, DataType=DEFINE_TYPES[v.type],
                              Length=None if v.type in ("date", "datetime") else lengths[ds.name][v.name],
-                             SASFieldName=v.name)
+                             SASFieldName=v.name, DisplayFormat="DATE9." if v.type == "sasdate" else None)
             item.Description = _text(v.label)
             if v.codelist:
                 item.CodeListRef = D.CodeListRef(CodeListOID=v.codelist)

@@ -3,23 +3,26 @@ measured lengths both they and define.xml declare.
 
 XPT v5 is ASCII: text is made ASCII-safe (:func:`pgf_events.exports.spec.ascii_safe`); Dataset-JSON
 keeps the UTF-8 text as recorded. Every file of an export is written to a temporary name and renamed
-only when all of them are written (:class:`Files`), so a failed export leaves the old files.
+only when all of them are written (:class:`Files`, as :mod:`pgf_events.audit.files` does for text: an
+exclusive temporary name, so a planted symlink is never followed), so a failed export leaves the old files.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import tempfile
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import IO, Any
 
+import orjson
+
 from pgf_events import __version__
-from pgf_events.exports.spec import Dataset, Var, ascii_safe, cell
+from pgf_events.exports.spec import SAS_EPOCH, Dataset, Var, ascii_safe, cell
 
 EXTRA = "export"  # the pyproject extra that brings pyreadstat and pandas
-JSON_TYPES = {"text": "string", "integer": "integer", "float": "double", "date": "date", "datetime": "datetime"}
+JSON_TYPES = {"text": "string", "integer": "integer", "float": "double", "date": "date", "datetime": "datetime",
+              "sasdate": "date"}
 
 
 class Files:
@@ -42,13 +45,19 @@ class Files:
     def open(self, name: str) -> IO[str]:
         return open(self.path(name), "w", encoding="utf-8", newline="")
 
-    def __exit__(self, exc_type: object, *_: object) -> None:
+    def __exit__(self, exc_type: object, *exc: object) -> None:
         try:
             if exc_type is None:
+                for temp, _target in self.pending:  # on disk before any is renamed into place
+                    fd = os.open(temp, os.O_RDONLY)
+                    try:
+                        os.fsync(fd)
+                    finally:
+                        os.close(fd)
                 for temp, target in self.pending:
                     os.replace(temp, target)
         finally:
-            for temp, _ in self.pending:
+            for temp, _target in self.pending:
                 if os.path.lexists(temp):
                     os.unlink(temp)
 
@@ -64,20 +73,23 @@ def lengths(ds: Dataset, table: list[list[Any]]) -> dict[str, int]:
         if v.numeric:
             out[v.name] = 8
         else:
-            out[v.name] = max([1, *(len(ascii_safe(str(r[i])).encode("ascii")) for r in table if r[i] is not None)])
+            out[v.name] = max([1, *(len(ascii_safe(r[i])) for r in table if r[i] is not None)])
     return out
 
 
 def dataset_json(ds: Dataset, table: list[list[Any]], *, study_oid: str, mdv_oid: str,
-                 now: datetime | None = None, last_modified: datetime | None = None) -> dict[str, Any]:
+                 now: datetime | None = None, last_modified: datetime | None = None,
+                 size: dict[str, int] | None = None) -> dict[str, Any]:
     now = now or datetime.now(UTC)
-    size = lengths(ds, table)
+    size = size or lengths(ds, table)
     columns = []
     for i, v in enumerate(ds.variables):
         column: dict[str, Any] = {"itemOID": item_oid(ds, v), "name": v.name, "label": v.label,
                                   "dataType": JSON_TYPES[v.type]}
         if not v.numeric:
             column["length"] = size[v.name]
+        if v.type == "sasdate":
+            column.update(targetDataType="integer", displayFormat="DATE9.")
         if v.name in ds.keys:
             column["keySequence"] = ds.keys.index(v.name) + 1
         columns.append(column)
@@ -100,8 +112,8 @@ def item_oid(ds: Dataset, v: Var) -> str:
 
 
 def write_json(files: Files, ds: Dataset, doc: dict[str, Any]) -> None:
-    with files.open(f"{ds.name.lower()}.json") as f:
-        json.dump(doc, f, ensure_ascii=False, separators=(",", ":"))
+    with open(files.path(f"{ds.name.lower()}.json"), "wb") as f:
+        f.write(orjson.dumps(doc))  # UTF-8, compact; the same document json.dump writes, several times faster
 
 
 def need_pyreadstat() -> Any:
@@ -122,11 +134,16 @@ def write_xpt(files: Files, ds: Dataset, table: list[list[Any]]) -> None:
     data: dict[str, Any] = {}
     for i, v in enumerate(ds.variables):
         column = [r[i] for r in table]
-        if v.numeric:
+        if v.type == "sasdate":
+            data[v.name] = pd.Series([float("nan") if x is None else float((date.fromisoformat(x) - SAS_EPOCH).days)
+                                      for x in column], dtype="float64")
+        elif v.numeric:
             data[v.name] = pd.Series([float("nan") if x is None else float(x) for x in column], dtype="float64")
         else:
             data[v.name] = pd.Series(["" if x is None else ascii_safe(str(x)) for x in column], dtype="object")
     frame = pd.DataFrame(data, columns=list(ds.names))
     name = ds.name if len(ds.name) <= 8 else ds.name[:8]
+    formats = {v.name: "DATE9" for v in ds.variables if v.type == "sasdate"}
     pyreadstat.write_xport(frame, files.path(f"{ds.name.lower()}.xpt"), file_label=ds.label[:40],
-                           column_labels=[v.label for v in ds.variables], table_name=name, file_format_version=5)
+                           column_labels=[v.label for v in ds.variables], table_name=name, file_format_version=5,
+                           variable_format=formats or None)

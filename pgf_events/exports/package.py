@@ -25,7 +25,7 @@ def write_package(directory: Path, datasets: Mapping[str, Dataset], rows: Mappin
             table = values(ds, rows.get(name, []))
             measured[name] = lengths(ds, table)
             write_json(files, ds, dataset_json(ds, table, study_oid=f"ST.{trial}", mdv_oid=mdv, now=now,
-                                               last_modified=as_of))
+                                               last_modified=as_of, size=measured[name]))
             write_xpt(files, ds, table)
         with files.open("define.xml") as f:
             f.write(define_xml(datasets, measured, trial=trial, standard=standard, now=now))

@@ -3,20 +3,24 @@ with class, structure and keys. Every writer (Dataset-JSON, XPT, define.xml) rea
 
 Variables are declared as one compact line each, ``"NAME|Label|type|origin"`` with type one of
 ``text``, ``integer``, ``float``, ``date``, ``datetime`` (dates are ISO 8601 text in XPT, ``date``
-in Dataset-JSON) and origin one of the Define-XML origin types (``Collected``, ``Derived``,
+in Dataset-JSON) and ``sasdate`` (an ADaM numeric date: days since 1960-01-01 with DATE9. in XPT,
+an ISO date with targetDataType integer in Dataset-JSON) and origin one of the Define-XML origin types (``Collected``, ``Derived``,
 ``Assigned``, ``Protocol``, ``Predecessor``). Lengths are not declared: they are measured from the
 data at write time (the longest value, at least 1; 8 bytes for numbers), as the FDA guide asks.
 """
 
 from __future__ import annotations
 
+import functools
 import unicodedata
 from collections.abc import Mapping, Sequence
+from datetime import date
 from typing import Any
 
 import attrs
 
-TYPES = ("text", "integer", "float", "date", "datetime")
+TYPES = ("text", "integer", "float", "date", "datetime", "sasdate")  # sasdate: ADaM numeric date (DATE9.)
+SAS_EPOCH = date(1960, 1, 1)
 ORIGINS = ("Collected", "Derived", "Assigned", "Protocol", "Predecessor")
 
 
@@ -30,7 +34,7 @@ class Var:
 
     @property
     def numeric(self) -> bool:
-        return self.type in ("integer", "float")
+        return self.type in ("integer", "float", "sasdate")
 
 
 @attrs.frozen
@@ -77,6 +81,11 @@ _ASCII = str.maketrans({"µ": "u", "×": "x", "–": "-", "—": "-", "’": "'"
 
 def ascii_safe(value: str) -> str:
     """The ASCII text SAS XPT v5 requires: known symbols spelled out, accents dropped, anything else ``?``."""
+    return value if value.isascii() else _fold(value)
+
+
+@functools.lru_cache(maxsize=4096)
+def _fold(value: str) -> str:
     text = value.translate(_ASCII)
     folded = unicodedata.normalize("NFKD", text)
     return "".join(c if ord(c) < 128 else ("" if unicodedata.combining(c) else "?") for c in folded)
@@ -86,6 +95,8 @@ def cell(var: Var, value: Any) -> Any:
     """A value as the dataset carries it: None stays None, numbers stay numbers, the rest is text."""
     if value is None or value == "":
         return None
+    if var.type == "sasdate":
+        return value.isoformat() if isinstance(value, date) else str(value)
     if var.type == "integer":
         return int(value)
     if var.type == "float":

@@ -35,9 +35,13 @@ def check_projection(projection: str | None) -> str | None:
     return projection
 
 
+MAX_POSITION = 2**63 - 1  # positions are BIGINT in both backends
+
+
 def check_position(after: Any) -> int:
-    if isinstance(after, bool) or not isinstance(after, int) or after < 0:
-        raise ValidationError(f"a feed position must be a whole number >= 0, not {after!r}")
+    if isinstance(after, bool) or not isinstance(after, int) or not 0 <= after <= MAX_POSITION:
+        shown = after if not isinstance(after, int) or after.bit_length() < 80 else f"a {len(str(after))}-digit number"
+        raise ValidationError(f"a feed position must be a whole number from 0 to {MAX_POSITION}, not {shown!r}")
     return after
 
 

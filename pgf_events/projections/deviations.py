@@ -77,7 +77,8 @@ def _row(subject: str, site: str, kind: str, day: Any, ref: str | None, status: 
 
 def deviation_report(app: Any, as_of: datetime | None = None, cutoff: date | None = None) -> dict[str, Any]:
     """The log as one document; ``cutoff`` (a clinical date) leaves out deviations dated after it."""
-    rows = [r for r in deviation_rows(app, as_of) if cutoff is None or r["date"] is None or r["date"] <= cutoff]
+    day = cutoff.isoformat() if cutoff is not None else None  # rows carry ISO dates: compare as text
+    rows = [r for r in deviation_rows(app, as_of) if day is None or r["date"] is None or str(r["date"]) <= day]
     by_patient = Counter(r["subject"] for r in rows)
     return {
         "report": "deviations", "as_of": as_of, "cutoff": cutoff, "protocol_version": app.protocol.version,

@@ -137,9 +137,11 @@ def survival(t: Timeline, params: Protocol) -> dict[str, Any]:
         entry = None
         if origin == "transplant" and t.delayed_entry and t.msc_d1 is not None:
             entry = max(0, (t.msc_d1 - t.transplant_date).days)
-        out = {"origin_date": start.isoformat() if start else None,
-               "os": _entered(_os(t, start), entry), "dfs": _entered(_dfs(t, start), entry),
-               "relapse": _entered(_relapse(t, origin), entry)}
+        out: dict[str, Any] = {
+            "origin_date": start.isoformat() if start else None,
+            "os": _entered(_os(t, start), entry), "dfs": _entered(_dfs(t, start), entry),
+            "relapse": _entered(_relapse(t, origin), entry),
+        }
         if origin == "transplant":
             out["delayed_entry"] = entry is not None
             out["label"] = ("from transplant (day 0), conditional on reaching MSC treatment: entry at MSC D1"

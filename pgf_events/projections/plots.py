@@ -69,10 +69,19 @@ def plot_status(path: str, patient: Patient, status: Mapping[str, Any], params: 
     endpoints = status["endpoints"]
     d1 = _day(endpoints.get("msc_d1"))
     origin = d1 or date.fromisoformat(status["transplant_date"])
-    x_label = "days from MSC D1" if d1 else "days from transplant"
+    transplant = date.fromisoformat(status["transplant_date"])
+    x_label = "days since MSC D1 (D1 = 0)" if d1 else "days from transplant (day 0)"
 
     def x(day: date) -> int:
         return (day - origin).days
+
+    def named(day: date) -> str:
+        """Both day numbers (v2): the MSC D-number (D1 = first infusion, no D0) and day post-transplant."""
+        post = f"day +{(day - transplant).days} post-transplant"
+        if d1 is None:
+            return post
+        n = (day - d1).days
+        return f"MSC D{n + 1 if n >= 0 else n}, {post}"
 
     labs = sorted((r.date, r) for _, r in patient.active(vo.LabPanel))
     infusions = sorted(r.date for _, r in patient.active(vo.Infusion))
@@ -127,14 +136,14 @@ def plot_status(path: str, patient: Patient, status: Mapping[str, Any], params: 
         when = _day(endpoints.get(end_key))
         if when:
             ax.axvline(x(when), color="black", linestyle="-.", linewidth=1.3,
-                       label=f"{end_label}: {when} (day {x(when)})")
+                       label=f"{end_label}: {when} ({named(when)})")
         nr = endpoints.get("platelet") if field == "plt" and endpoints.get("platelet_response") == "NR" else None
         if nr:
             ax.axvline(x(date.fromisoformat(nr["date"])), color="black", linestyle=":", linewidth=1.3,
-                       label=f"platelet NR: evaluated {nr['date']} (day {x(date.fromisoformat(nr['date']))})")
+                       label=f"platelet NR: {nr['date']} ({named(date.fromisoformat(nr['date']))})")
         death = _day(status.get("death_date"))
         if death and field == "anc":
-            ax.axvline(x(death), color="black", linewidth=1.6, label=f"death: {death} (day {x(death)})")
+            ax.axvline(x(death), color="black", linewidth=1.6, label=f"death: {death} ({named(death)})")
         elif death:
             ax.axvline(x(death), color="black", linewidth=1.6)
         if ax.get_legend_handles_labels()[0]:
@@ -159,14 +168,17 @@ def plot_status(path: str, patient: Patient, status: Mapping[str, Any], params: 
     plt.close(fig)
 
 
-def km_steps(observations: Sequence[tuple[int, int]]) -> tuple[list[float], list[float], list[tuple[int, float]]]:
-    """Product-limit step function: (times, S after each time, [(censor time, S there)])."""
+def km_steps(observations: Sequence[tuple[int, int]],
+             entry: Sequence[float] | None = None) -> tuple[list[float], list[float], list[tuple[int, float]]]:
+    """Product-limit step function: (times, S after each time, [(censor time, S there)]); with
+    ``entry``, delayed entry as in :func:`pgf_events.domain.rules.survival.kaplan_meier`."""
     times, surv, censored = [0.0], [1.0], []
     s = 1.0
+    entries = list(entry) if entry is not None else [-1.0] * len(observations)
     for t in sorted({t for t, _ in observations}):
-        at_risk = sum(1 for u, _ in observations if u >= t)
+        at_risk = sum(1 for (u, _), e in zip(observations, entries, strict=True) if u >= t and (e < t or e == t == u))
         events = sum(1 for u, e in observations if u == t and e == 1)
-        if events:
+        if events and at_risk:
             s *= 1 - events / at_risk
             times.append(float(t))
             surv.append(s)
@@ -187,7 +199,8 @@ def plot_survival(path: str, report: Mapping[str, Any], params: Protocol) -> Non
     fig.subplots_adjust(left=0.12, right=0.97, top=0.9, bottom=0.3)
     for label, key, colour in curves:
         obs = [(r[f"{key}_days"], r[f"{key}_event"]) for r in rows]
-        times, surv, censored = km_steps(obs)
+        entry = [r.get("entry_days") or 0 for r in rows] if any(r.get("entry_days") for r in rows) else None
+        times, surv, censored = km_steps(obs, entry)
         times.append(float(longest if not obs else max(t for t, _ in obs)))
         surv.append(surv[-1])
         one = report["summary"][f"{key}_1y"]
@@ -206,8 +219,11 @@ def plot_survival(path: str, report: Mapping[str, Any], params: Protocol) -> Non
     ax.set_xlim(0, longest)
     ax.set_ylim(0, 1.03)
     ax.set_xticks(ticks)
-    origin = "first MSC infusion" if params.survival_origin == "first_infusion" else "transplant"
+    origin = "first MSC infusion (MSC D1 = day 0)" if params.survival_origin == "first_infusion" \
+        else "transplant (day 0)"
     ax.set_xlabel(f"days from {origin}")
+    if report["summary"].get("label"):
+        fig.text(0.5, 0.93, report["summary"]["label"], ha="center", fontsize=8.5, color="dimgrey")
     ax.set_ylabel("probability")
     ax.grid(True, alpha=0.25)
     ax.legend(loc="lower left", fontsize=9)
@@ -218,7 +234,7 @@ def plot_survival(path: str, report: Mapping[str, Any], params: Protocol) -> Non
         y = -0.27 - 0.07 * i
         ax.text(-0.1, y, label, transform=ax.transAxes, fontsize=9, color=colour, ha="left")
         for t in ticks:
-            n = sum(1 for r in rows if r[f"{key}_days"] >= t)
+            n = sum(1 for r in rows if r[f"{key}_days"] >= t and (r.get("entry_days") or 0) < max(t, 1e-9))
             ax.text(t, y, str(n), transform=ax.get_xaxis_transform(), fontsize=9, ha="center", color=colour)
     fig.savefig(path, dpi=120)
     plt.close(fig)

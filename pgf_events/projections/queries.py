@@ -13,7 +13,7 @@ events, however far behind the read models are, and the command needs no SQLAlch
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
@@ -137,4 +137,4 @@ def cohort_report(app: TrialConduct, name: str, *, as_of: datetime | None = None
 
 
 def _all_patients(app: TrialConduct) -> Iterator[tuple[Patient, dict[int, datetime]]]:
-    return patients_as_of(app, datetime.max.replace(tzinfo=timezone.utc))
+    return patients_as_of(app, datetime.max.replace(tzinfo=UTC))

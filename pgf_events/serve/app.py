@@ -7,13 +7,15 @@ lock (a :class:`ProjectionStore` keeps per-process caches), reads run side by si
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
@@ -22,8 +24,10 @@ from pgf_events import __version__
 from pgf_events.cli._output import to_json
 from pgf_events.domain.errors import PatientNotFoundError, PgfError, StoreError, ValidationError
 from pgf_events.feed import ChangeFeed, check_position, check_projection
+from pgf_events.feed.api import MAX_POSITION
 from pgf_events.projections.slices import PROJECTIONS
 from pgf_events.projections.verify import last_check, verified_note
+from pgf_events.serve.auth import Authenticate
 from pgf_events.serve.openapi import openapi_document
 from pgf_events.serve.pulse import Pulse
 
@@ -46,8 +50,10 @@ def _error(status: int, message: str) -> JSON:
 
 
 def build_app(feed: ChangeFeed, *, keepalive: float = KEEPALIVE_SECONDS, interval: float | None = None,
-              closing: Callable[[], bool] = lambda: False, server_url: str | None = None) -> Starlette:
-    """``closing`` tells open streams that the server is shutting down (uvicorn's ``should_exit``)."""
+              closing: Callable[[], bool] = lambda: False, server_url: str | None = None,
+              auth: Callable[[Request], str] | None = None, allowed_hosts: Sequence[str] | None = None) -> Starlette:
+    """``closing`` tells open streams that the server is shutting down (uvicorn's ``should_exit``);
+    ``auth`` authenticates each request (:mod:`.auth`); ``allowed_hosts`` is the Host-header allowlist."""
 
     async def in_thread(fn: Callable[..., Any], *args: Any) -> Any:
         return await run_in_threadpool(fn, *args)
@@ -143,7 +149,12 @@ def build_app(feed: ChangeFeed, *, keepalive: float = KEEPALIVE_SECONDS, interva
         Route("/changes", changes), Route("/openapi.json", openapi),
     ]
     assert tuple(r.path for r in routes) == PATHS
-    return Starlette(routes=routes, lifespan=lifespan,
+    middleware = []
+    if allowed_hosts is not None:  # DNS rebinding: a page on evil.example resolving to 127.0.0.1 sends its own Host
+        middleware.append(Middleware(TrustedHostMiddleware, allowed_hosts=list(allowed_hosts)))
+    if auth is not None:
+        middleware.append(Middleware(Authenticate, check=auth))
+    return Starlette(routes=routes, lifespan=lifespan, middleware=middleware,
                      exception_handlers={HTTPException: not_found, PgfError: pgf_error})
 
 
@@ -153,7 +164,9 @@ def _verified(doc: dict[str, Any], check: dict[str, Any] | None) -> JSON:
 
 
 def _position(text: str, name: str) -> int:
+    shown = text if len(text) <= 40 else text[:37] + "..."
     try:
         return check_position(int(text.strip()))
-    except ValueError:
-        raise ValidationError(f"{name} must be a feed position (a whole number >= 0), not {text!r}") from None
+    except (ValueError, ValidationError):  # not a number, or out of range (negative, beyond BIGINT)
+        raise ValidationError(f"{name} must be a feed position (a whole number from 0 to {MAX_POSITION}), "
+                              f"not {shown!r}") from None

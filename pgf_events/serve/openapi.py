@@ -11,9 +11,13 @@ DESCRIPTION = """\
 Read-only HTTP access to one pgf-events trial store: a patient's derived status, each cohort report,
 and the change feed of the projections as Server-Sent Events.
 
-**No authentication.** The server does not identify its clients: it answers as the user who started
-`pgf serve` (that user's read role is checked once, at start) and binds to 127.0.0.1 unless told
-otherwise. Put it behind an authenticating proxy before exposing it beyond this machine.
+**Authentication.** Every path but this document is authenticated with the store's own identities.
+On PostgreSQL: HTTP Basic with your database login and password (checked by logging in to the
+database; the login needs a read role in the store). On SQLite the server listens on localhost only and
+answers the OS account that started it: send the one-time token it printed at start as
+`Authorization: Bearer TOKEN` (or `?token=TOKEN`). 401 without valid credentials, 403 without a read
+role, 400 for a Host header that is not the server's (DNS-rebinding defence) or a position out of range.
+Report and patient answers carry `X-Read-Models-Verified`: when the read models were last verified.
 
 **Change feed.** Every change has a `position` derived from the event log (notification id x 8 +
 projection index): strictly increasing, stable across restarts. A client that stores the last position
@@ -121,6 +125,11 @@ def openapi_document(server_url: str | None = None) -> dict[str, Any]:
             "Error": {"type": "object", "required": ["error"], "properties": {"error": {"type": "string"}}},
         }},
     }
+    doc["components"]["securitySchemes"] = {  # type: ignore[index]
+        "databaseLogin": {"type": "http", "scheme": "basic", "description": "PostgreSQL stores: database login"},
+        "startToken": {"type": "http", "scheme": "bearer", "description": "SQLite stores: the token printed at start"},
+    }
+    doc["security"] = [{"databaseLogin": []}, {"startToken": []}]
     if server_url:
         doc["servers"] = [{"url": server_url}]
     return doc

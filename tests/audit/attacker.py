@@ -87,3 +87,20 @@ class Attacker:
             f"SELECT originator_id, ?, topic, state FROM {self.events} WHERE {self.pos} = ?",
             (new_version, position),
         )
+
+    def rechain(self) -> None:
+        """Recompute every link and the head over the events as they now are (triggers dropped first):
+        the chain alone then verifies a rewritten log."""
+        from uuid import UUID
+
+        from pgf_events.audit.chain import GENESIS, link_hash
+
+        rows = self.sql(f"SELECT {self.pos}, originator_id, originator_version, topic, state FROM {self.events} ORDER BY 1")
+        self.sql(f"DELETE FROM {self.chain}")
+        h = GENESIS
+        for position, oid, version, topic, raw in rows:
+            oid = oid if isinstance(oid, UUID) else UUID(oid)
+            h = link_hash(h, oid, version, topic, bytes(raw))
+            self.sql(f"INSERT INTO {self.chain} (position, originator_id, originator_version, hash, backfilled) "
+                     "VALUES (?, ?, ?, ?, ?)", (position, oid.hex if self.sqlite else oid, version, h, False))
+        self.sql(f"UPDATE {self.head} SET hash = ?", (h,))

@@ -119,7 +119,8 @@ def test_sae_dates_edited(app: TrialConduct) -> None:
     app.correct("S001#6", {"onset": "2025-03-03"}, "not serious", user=USER)  # 9
     (row,) = of_kind(app, "sae_date_edit")
     assert (row["refs"], row["user"], row["reason"]) == (["S001#7", "S001#5"], "monitor1", "first e-mail from the site")
-    assert row["detail"] == "corrects S001#5 (ae): aware 2025-03-05T09:00Z -> 2025-03-04T22:10Z"
+    # times typed without an offset are China Standard Time at the site (UTC+8): stored in UTC
+    assert row["detail"] == "corrects S001#5 (ae): aware 2025-03-05T01:00Z -> 2025-03-04T14:10Z"
 
 
 def test_first_entry_of_a_user_at_a_site(app: TrialConduct) -> None:

@@ -54,7 +54,8 @@ def test_a_checkpoint_is_checked_on_the_fast_path_too(store: tuple[str, TrialCon
     reader = chain_reader(app)
     early = verify(reader).current_checkpoint
     assert early is not None
-    app.record("lab", "S001", {"date": "2025-09-01", "anc": 2.0}, user="tester")
+    alive = next(s for s in app.subjects() if app.patient(s).death is None)
+    app.record("lab", alive, {"date": "2025-09-01", "anc": 2.0}, user="tester")
     assert verify(reader, early).ok
     wrong = Checkpoint(early.position, "0" * 20)
     assert _summary(verify(reader, wrong)) == _summary(verify(Precise(reader), wrong))

@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 
 from pgf_events.application import TrialConduct
 from pgf_events.audit.chain import stream_hash
-from pgf_events.audit.signatures import check_hashes, sign, signatures, stream_digest
+from pgf_events.audit.signatures import check_hashes, signatures
+from pgf_events.signing import stream_digest
 from pgf_events.domain.errors import PatientNotFoundError, RuleViolation, ValidationError
 from tests.audit.attacker import Attacker
 from tests.conftest import Pgf, enrol_via_cli
-from tests.helpers import USER, enrolled
+from tests.audit.keys import CliSigner
+from tests.helpers import USER, enrolled, sign
 
 
 def test_a_signature_binds_signer_meaning_time_and_the_stream_hash(app: TrialConduct) -> None:
@@ -67,11 +70,17 @@ def test_a_signature_cannot_be_corrected_or_voided(app: TrialConduct) -> None:
 
 
 def test_signing_checks_its_input(app: TrialConduct) -> None:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
     enrolled(app, "S001")
+    key = Ed25519PrivateKey.generate()
     with pytest.raises(ValidationError, match="--meaning"):
-        sign(app, "S001", "authorship", user="dr.li")
+        app.sign("S001", "authorship", user="dr.li", private_key=key)
     with pytest.raises(ValidationError, match="--user"):
-        sign(app, "S001", "review", user="  ")
+        app.sign("S001", "review", user="  ", private_key=key)
+    with pytest.raises(RuleViolation, match="not registered"):
+        app.sign("S001", "review", user="dr.li", private_key=key)
+    sign(app, "S001", "review", user="dr.li")
     with pytest.raises(PatientNotFoundError):
         sign(app, "S999", "review", user="dr.li")
 
@@ -93,10 +102,11 @@ def test_a_changed_signed_event_fails_the_hash_check(sqlite_url: str) -> None:
     app.close()
 
 
-def test_sign_from_the_cli_and_see_it_in_history(pgf: Pgf) -> None:
+def test_sign_from_the_cli_and_see_it_in_history(pgf: Pgf, tmp_path: Path) -> None:
     enrol_via_cli(pgf)
-    assert pgf.ok("sign", "S001", "--meaning", "review", user="dr.li").stdout.strip() == "S001#5"
-    doc = json.loads(pgf.ok("sign", "S001", "--meaning", "approval", "--json", user="dr.wang").stdout)
+    li, wang = CliSigner(pgf, tmp_path, "dr.li"), CliSigner(pgf, tmp_path, "dr.wang")
+    assert li.sign("S001", "--meaning", "review").stdout.strip() == "S001#5"
+    doc = json.loads(wang.sign("S001", "--meaning", "approval", "--json").stdout)
     assert (doc["ref"], doc["signer"], doc["meaning"], doc["stream_version"]) == ("S001#6", "dr.wang", "approval", 5)
     assert datetime.fromisoformat(doc["signed_at"]) <= datetime.now(UTC)
     pgf.ok("record", "lab", "S001", "--date", "2025-03-01", "--anc", "0.4")
@@ -104,20 +114,19 @@ def test_sign_from_the_cli_and_see_it_in_history(pgf: Pgf) -> None:
     assert history["S001#5"]["type"] == "Signed" and history["S001#5"]["status"] == "invalidated by S001#7"
     assert history["S001#6"]["data"]["meaning"] == "approval"
     listed = json.loads(pgf.ok("audit", "signatures", "S001", "--json").stdout)
-    assert [(r["ref"], r["valid"], r["hash_ok"]) for r in listed] == [("S001#5", False, True), ("S001#6", False, True)]
+    assert [(r["ref"], r["valid"], r["hash_ok"], r["signature"]) for r in listed] == [
+        ("S001#5", False, True, "verified"), ("S001#6", False, True, "verified")]
     assert pgf("sign", "S001", "--meaning", "authorship").exit_code == 2
-    pgf.rejected("sign", "S404", "--meaning", "review", contains="not registered")
+    li.rejected("S404", "--meaning", "review", contains="not registered")
     pgf.ok("audit", "verify")
 
 
-def test_status_shows_each_signature_valid_or_invalidated(sqlite_url: str) -> None:
-    import json
-
-    from tests.conftest import REGISTER, Pgf
+def test_status_shows_each_signature_valid_or_invalidated(sqlite_url: str, tmp_path: Path) -> None:
+    from tests.conftest import REGISTER
 
     pgf = Pgf(sqlite_url)
     pgf.ok("record", "register", "S001", *REGISTER)
-    pgf.ok("sign", "S001", "--meaning", "review")
+    CliSigner(pgf, tmp_path, pgf.user).sign("S001", "--meaning", "review")
     doc = json.loads(pgf.ok("status", "S001", "--json").stdout)
     assert [(s["ref"], s["meaning"], s["valid"]) for s in doc["signatures"]] == [("S001#2", "review", True)]
     pgf.ok("record", "lab", "S001", "--date", "2025-03-01", "--anc", "1")

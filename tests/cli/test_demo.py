@@ -123,7 +123,7 @@ def test_default_cohort_is_plausible(default_run: tuple[Pgf, str, float]) -> Non
             assert max(dates) < date(2026, 7, 1)
             assert date(2024, 1, 1) <= patient.registration.transplant_date <= date(2025, 3, 31)
             deaths += patient.death is not None
-        assert 0.05 <= deaths / 68 <= 0.3
+        assert 0.2 <= deaths / 68 <= 0.5  # PGF: 1-year OS ~55-70% (docs/demo.md)
     finally:
         app.close()
 

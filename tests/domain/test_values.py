@@ -160,7 +160,7 @@ def test_correction_is_revalidated_and_holds_only_changed_fields() -> None:
     new, diff = lab.corrected({"anc": "0.6", "plt": "18"})
     assert diff == {"anc": 0.6} and new.plt == 18
     _, diff = lab.corrected({"hb": "7", "hb_unit": "g/dL"})
-    assert diff == {"hb": 70.0}
+    assert diff == {"hb": 70.0, "hb_as_entered": "7 g/dL"}  # v2: the value as entered follows it
     with pytest.raises(ValidationError, match="out of range"):
         lab.corrected({"anc": "500"})
     with pytest.raises(ValidationError, match="has no field kps"):

@@ -89,8 +89,8 @@ def test_ae_outcomes_are_cdisc_terms(sdtm: Any) -> None:
 def test_lb_ranges_indicator_baseline_and_values_as_entered(sdtm: Any) -> None:
     lb = by_subject(sdtm["LB"], "S003")
     hgb = next(r for r in lb if r["LBTESTCD"] == "HGB")
-    assert (hgb["LBORRES"], hgb["LBORRESU"], hgb["LBSTRESN"], hgb["LBSTRESU"]) in (
-        ("7.2", "g/dL", 72.0, "g/L"), ("72", "g/L", 72.0, "g/L"))  # as entered once the record keeps the text
+    assert (hgb["LBORRES"], hgb["LBORRESU"], hgb["LBSTRESN"], hgb["LBSTRESU"]) == (
+        "7.2", "g/dL", 72.0, "g/L")  # as entered: the record keeps the text (issue 14)
     assert (hgb["LBSTNRLO"], hgb["LBSTNRHI"], hgb["LBNRIND"]) == (115, 150, "LOW")  # the female range
     assert {r["LBLOBXFL"] for r in lb} == {"Y"}  # the only labs, taken the day before D1
     neut = next(r for r in lb if r["LBTESTCD"] == "NEUT")
@@ -163,6 +163,18 @@ def test_every_file_validates_with_tools_others_wrote(sdtm: Any, tmp_path: Path)
         assert list(second.columns) == list(ds.names) and len(second) == counts[name]
     base = os.path.join(os.path.dirname(odmlib.__file__), "schemas", "define", "2.1", "define2-1-0.xsd")
     xmlschema.XMLSchema(base).validate(str(tmp_path / "define.xml"))
+    import xml.etree.ElementTree as ET
+    define = ET.parse(tmp_path / "define.xml").getroot()
+    declared = {i.get("OID"): i for i in define.iter("{http://www.cdisc.org/ns/odm/v1.3}ItemDef")}
+    for name, ds in DATASETS.items():  # define.xml declares the types and lengths the files carry
+        doc = json.loads((tmp_path / f"{name.lower()}.json").read_text())
+        _, meta = pyreadstat.read_xport(str(tmp_path / f"{name.lower()}.xpt"), metadataonly=True)
+        for v, column in zip(ds.variables, doc["columns"], strict=True):
+            item = declared[column["itemOID"]]
+            if v.numeric:
+                assert meta.readstat_variable_types[v.name] == "double" and item.get("DataType") in ("integer", "float")
+            elif v.type == "text":
+                assert item.get("Length") == str(column["length"]) == str(meta.variable_storage_width[v.name])
     from odmlib.define_loader import XMLDefineLoader
     from odmlib.loader import ODMLoader
     loader = ODMLoader(XMLDefineLoader(model_package="define_2_1", ns_uri="http://www.cdisc.org/ns/def/v2.1"))
@@ -183,3 +195,32 @@ def test_export_sdtm_cli_and_as_of(pgf_any: Pgf, tmp_path: Path) -> None:
     assert json.loads((tmp_path / "early" / "dm.json").read_text())["records"] == 0
     pgf_any.rejected("export", "sdtm", str(tmp_path / "x"), "--as-of", "yesterday", contains="as")
     assert not (tmp_path / "x").exists()
+
+
+def test_a_missing_export_extra_is_one_error_line_and_nothing_written(pgf: Pgf, tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    from tests.conftest import enrol_via_cli
+    enrol_via_cli(pgf)
+    monkeypatch.setitem(sys.modules, "pyreadstat", None)
+    pgf.rejected("export", "submission", str(tmp_path / "sub"), contains="pip install 'pgf-events[export]'")
+    assert not (tmp_path / "sub").exists()
+
+
+def test_a_patient_followed_to_the_horizon_completes_and_no_ae_follows_the_last_ds() -> None:
+    from datetime import UTC, datetime
+
+    from pgf_events.store import parse_url
+    app = TrialConduct(parse_url("memory://"), clock=lambda: datetime(2026, 6, 1, tzinfo=UTC))
+    enrolled(app, "S005")
+    infuse(app, "S005", "2025-02-25")
+    app.record("ae", "S005", {"onset": "2026-02-20", "term": "fatigue", "grade": 1}, user=USER)
+    app.record("contact", "S005", {"date": "2026-03-01", "status": "alive", "disease": "free"}, user=USER)
+    rows = build_sdtm(app)[0]
+    app.close()
+    ds = [(r["DSDECOD"], r["DSSCAT"], str(r["DSSTDTC"])) for r in rows["DS"]]
+    assert ds[-1] == ("COMPLETED", "STUDY PARTICIPATION", "2026-03-01")  # 369 days after D1 >= 365
+    last = max(r["DSSTDTC"] for r in rows["DS"])
+    assert all(r["AESTDTC"] <= last for r in rows["AE"])
+    assert rows["DM"][0]["RFPENDTC"] == last

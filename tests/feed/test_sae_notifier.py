@@ -40,7 +40,7 @@ def _build(url: str) -> None:
             lambda s: app.record("lab", s, {"date": "2025-03-04", "anc": 0.6, "plt": 20, "hb": 70}, user=USER),
             lambda s: app.record("ae", s, _sae("2025-03-05", "pneumonia", serious="life-threatening",
                                                related="probable"), user=USER),
-            lambda s: app.correct(f"{s}#6", {"aware": "2025-03-03T15:00"}, "awareness time per site log",
+            lambda s: app.correct(f"{s}#6", {"aware": "2025-03-03T15:00Z"}, "awareness time per site log",
                                   user=USER),
             lambda s: app.record("ae", s, {"onset": "2025-03-06", "term": "rash", "grade": 1}, user=USER),
             lambda s: app.void(f"{s}#8", "entered for the wrong patient", user=USER) if s in SUBJECTS[::2] else None,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 import signal
@@ -25,6 +26,20 @@ pytest.importorskip("uvicorn")
 TIMEOUT = httpx.Timeout(30.0)
 
 
+def credentials(url: str, started: str) -> str:
+    """The Authorization header: the one-time token printed at start (SQLite), or the store URL's
+    database login and password in HTTP Basic (PostgreSQL; a server that trusts local logins takes any)."""
+    if url.startswith("postgresql"):
+        from pgf_events.store import parse_url
+
+        env = parse_url(url).env
+        login, password = env["POSTGRES_USER"], env["POSTGRES_PASSWORD"] or "any-password"
+        return "Basic " + base64.b64encode(f"{login}:{password}".encode()).decode()
+    token = re.search(r"Authorization: Bearer (\S+)", started)
+    assert token, started
+    return f"Bearer {token.group(1)}"
+
+
 class Server:
     def __init__(self, url: str, tmp_path: Path, *args: str):
         self.err = tmp_path / "serve.err"
@@ -35,6 +50,7 @@ class Server:
                              or self.proc.poll() is not None, timeout=60, what="the server's address")
             assert not isinstance(found, bool), self.err.read_text()
             self.base = found.group(0)
+            self.headers = {"Authorization": credentials(url, self.err.read_text())}
             wait_for(self._healthy, timeout=60, what="the server to answer /health")
         except BaseException:
             self.proc.kill()
@@ -43,19 +59,21 @@ class Server:
 
     def _healthy(self) -> bool:
         try:
-            return httpx.get(self.base + "/health", timeout=TIMEOUT).status_code == 200
+            return httpx.get(self.base + "/health", headers=self.headers, timeout=TIMEOUT).status_code == 200
         except httpx.TransportError:
             return False
 
-    def get(self, path: str, **kw: Any) -> Any:
-        return httpx.get(self.base + path, timeout=TIMEOUT, **kw)
+    def get(self, path: str, *, headers: dict[str, str] | None = None, auth: bool = True, **kw: Any) -> Any:
+        sent = {**(self.headers if auth else {}), **(headers or {})}
+        return httpx.get(self.base + path, headers=sent, timeout=TIMEOUT, **kw)
 
     def events(self, path: str, *, count: int, headers: dict[str, str] | None = None,
                comments: int = 0) -> tuple[list[dict[str, Any]], list[str]]:
         """Read ``count`` events (and at least ``comments`` comment lines) from an SSE stream, then hang up."""
         got: list[dict[str, Any]] = []
         notes: list[str] = []
-        with httpx.stream("GET", self.base + path, headers=headers, timeout=TIMEOUT) as response:
+        with httpx.stream("GET", self.base + path, headers={**self.headers, **(headers or {})},
+                          timeout=TIMEOUT) as response:
             assert response.status_code == 200, response.read()
             assert response.headers["content-type"].startswith("text/event-stream")
             for item in sse_events(response.iter_lines()):
@@ -103,7 +121,7 @@ def test_sse_feed_resumes_from_last_event_id_and_streams_live(server: tuple[Serv
 
     # Live: a stream caught up at the end receives an event recorded after it connected, then keep-alives.
     got: list[dict[str, Any]] = []
-    with httpx.stream("GET", srv.base + "/changes", params={"after": snapshot[-1]["position"],
+    with httpx.stream("GET", srv.base + "/changes", headers=srv.headers, params={"after": snapshot[-1]["position"],
                                                             "projection": "safety"}, timeout=TIMEOUT) as response:
         lines = sse_events(response.iter_lines())
         assert next(lines).get("retry") == "1000"  # the stream is open (headers and first bytes sent)
@@ -123,7 +141,7 @@ def test_sse_feed_resumes_from_last_event_id_and_streams_live(server: tuple[Serv
 
 def test_server_stops_cleanly_with_a_stream_open(server: tuple[Server, TrialConduct]) -> None:
     srv, _ = server
-    with httpx.stream("GET", srv.base + "/changes", timeout=TIMEOUT) as response:
+    with httpx.stream("GET", srv.base + "/changes", headers=srv.headers, timeout=TIMEOUT) as response:
         next(response.iter_lines())
         assert stop(srv.proc, signal.SIGINT, timeout=60) == 0
     assert "Traceback" not in srv.err.read_text()

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 
+from pathlib import Path
+
+from tests.audit.keys import CliSigner
 from tests.conftest import Pgf, enrol_via_cli
 
 LAB = ["--anc", "0.4", "--plt", "18", "--hb", "72"]
@@ -45,7 +48,7 @@ def test_due_lists_the_missed_dose_the_overdue_labs_and_the_running_sae_clock(pg
                                                    key=["overdue", "due", "open", "upcoming", "unsigned"].index)
 
 
-def test_due_later_finds_the_clock_overdue_and_the_open_query(pgf: Pgf) -> None:
+def test_due_later_finds_the_clock_overdue_and_the_open_query(pgf: Pgf, tmp_path: Path) -> None:
     _setup(pgf)
     pgf.ok("record", "infusion", "S001", "--date", "2025-03-04", "--cells", "6.1e7", "--weight-kg", "61")
     pgf.ok("record", "lab", "S001", "--date", "2025-03-07", *LAB)
@@ -56,7 +59,7 @@ def test_due_later_finds_the_clock_overdue_and_the_open_query(pgf: Pgf) -> None:
     assert [i["qid"] for i in items if i["what"] == "query"] == [qid]
     late = _due(pgf, "--on", "2025-03-20")
     assert [i["status"] for i in late if i["what"] == "sae"] == ["overdue"]
-    pgf.ok("sign", "S001", "--meaning", "review", user="dr.li")
+    CliSigner(pgf, tmp_path, "dr.li").sign("S001", "--meaning", "review")
     assert not [i for i in _due(pgf, "--on", "2025-03-08") if i["what"] == "signature"]
 
 

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import json
 
+from pathlib import Path
+
+from tests.audit.keys import CliSigner
 from tests.conftest import Pgf, enrol_via_cli
 
 
@@ -12,8 +15,9 @@ def _queries(pgf: Pgf, *args: str) -> list[dict]:
     return json.loads(pgf.ok("queries", "--json", *args).stdout)
 
 
-def test_the_whole_monitoring_loop(pgf_any: Pgf) -> None:
+def test_the_whole_monitoring_loop(pgf_any: Pgf, tmp_path: Path) -> None:
     pgf = pgf_any
+    investigator, data_manager = CliSigner(pgf, tmp_path, "dr.li"), CliSigner(pgf, tmp_path, "dm.wu")
     enrol_via_cli(pgf)
     pgf.ok("record", "infusion", "S001", "--date", "2025-02-25", "--cells", "6.1e7", "--weight-kg", "61")
     lab = pgf.ok("record", "lab", "S001", "--date", "2025-03-01", "--anc", "0.4", "--plt", "18").stdout.strip()
@@ -32,14 +36,16 @@ def test_the_whole_monitoring_loop(pgf_any: Pgf) -> None:
     sdv = json.loads(pgf.ok("report", "sdv", "--json").stdout)
     patient = sdv["patients"][0]
     assert patient["subject"] == "S001" and patient["not_yet"] == 0 and patient["verified"] == patient["required"]
-    pgf.ok("sign", "S001", "--meaning", "review")
-    pgf.ok("freeze", "S001", "--reason", "reviewed and signed")
-    pgf.rejected("record", "lab", "S001", "--date", "2025-03-02", "--anc", "0.5", contains="frozen by")
-    pgf.ok("lock", "--reason", "final analysis")
+    investigator.sign("S001", "--meaning", "review")
+    pgf.ok("freeze", "S001", "--reason", "reviewed and signed", user="dm.wu")
+    pgf.rejected("record", "lab", "S001", "--date", "2025-03-02", "--anc", "0.5", contains="frozen by dm.wu")
+    locked = json.loads(pgf.ok("lock", "--reason", "final analysis", *data_manager.args(), user="dm.wu").stdout)
+    assert locked["statement"]["signer"] == "dm.wu" and locked["signature"]
     for args in (["record", "lab", "S001", "--date", "2025-03-02", "--anc", "0.5"],
                  ["correct", lab, "--set", "anc=0.5", "--reason", "x"],
                  ["void", lab, "--reason", "x"],
-                 ["sign", "S001", "--meaning", "approval"],
+                 ["sign", "S001", "--meaning", "approval", *investigator.args()],
+                 ["lock", "--reason", "again", *data_manager.args()],
                  ["query", "open", lab, "--text", "again?"],
                  ["query", "reopen", qid, "--text", "again"],
                  ["sdv", "S001#2"],
@@ -52,6 +58,8 @@ def test_the_whole_monitoring_loop(pgf_any: Pgf) -> None:
     pgf.ok("record", "lab", "S001", "--date", "2025-03-02", "--anc", "0.5")
     history = pgf.ok("history", "S001").stdout
     assert "S001-Q1" in history and "frozen" in history
+    signatures = json.loads(pgf.ok("audit", "signatures", "S001", "--json").stdout)
+    assert signatures[0]["invalidated_by"] == "S001#8"  # the lab after unfreezing, not the monitoring
 
 
 def test_a_correction_unverifies_a_verified_record(pgf: Pgf) -> None:
@@ -108,15 +116,16 @@ def test_automatic_queries_are_raised_once_and_closed_when_resolved(pgf: Pgf) ->
     assert [q["check"] for q in missed] == ["missed_dose:2"]
 
 
-def test_queries_sdv_freeze_and_lock_are_in_the_audit_trail(pgf: Pgf, tmp_path: object) -> None:
+def test_queries_sdv_freeze_and_lock_are_in_the_audit_trail(pgf: Pgf, tmp_path: Path) -> None:
     import csv
 
     enrol_via_cli(pgf)
+    data_manager = CliSigner(pgf, tmp_path, "dm.wu")
     qid = pgf.ok("query", "open", "S001#2", "--text", "consent version?").stdout.strip()
     pgf.ok("query", "answer", qid, "--text", "v2.1, as on the signed form")
     pgf.ok("sdv", "S001#2")
     pgf.ok("freeze", "S001", "--reason", "reviewed")
-    pgf.ok("lock", "--reason", "interim analysis")
+    pgf.ok("lock", "--reason", "interim analysis", *data_manager.args(), user="dm.wu")
     path = f"{tmp_path}/trail.csv"
     pgf.ok("export", "audit-trail", path)
     with open(path, encoding="utf-8") as f:

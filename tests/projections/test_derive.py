@@ -145,7 +145,7 @@ def test_sae_sponsor_clock_uses_the_recorded_time(app: TrialConduct) -> None:
     treated(app)
     ref = app.record("ae", "S001", {"onset": "2025-03-10", "term": "pneumonia", "grade": 3,
                                     "serious": "hospitalisation", "related": "not",
-                                    "aware": "2025-03-10T09:00"}, user=USER).ref
+                                    "aware": "2025-03-10T09:00Z"}, user=USER).ref
     patient, recorded = fold(app.stream("S001"))
     assert patient is not None
     version = int(ref.split("#")[1])

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from pgf_events.application import TrialConduct
 from tests.conftest import Pgf, enrol_via_cli
 from tests.helpers import USER, infuse
@@ -109,6 +111,21 @@ def test_report_cutoff_and_as_of_are_independent(pgf: Pgf) -> None:
     pgf.rejected("report", "endpoints", "--cutoff", "2025-13-01", contains="not a real calendar date")
     pgf.rejected("status", "S001", "--cutoff", "2025-01-01", contains="after the data cut-off")
     assert "entered the trial on 2025-02-18" in pgf("status", "S001", "--cutoff", "2025-01-01").stderr
+
+
+@pytest.mark.parametrize("name", ["eligibility", "dosing", "endpoints", "safety", "survival", "gvhd", "infections",
+                                  "deviations"])
+def test_every_report_takes_a_cutoff(pgf: Pgf, name: str) -> None:
+    _cli_patient(pgf)
+    pgf.ok("record", "infusion", "S001", "--date", "2025-03-04", "--cells", "6.1e7", "--weight-kg", "61",
+           "--deviation", "given early by the site")
+    doc = json.loads(pgf.ok("report", name, "--json", "--cutoff", "2025-03-03").stdout)
+    assert doc["cutoff"] == "2025-03-03"
+    if name == "deviations":  # the infusion of 2025-03-04 is after the cut-off
+        assert all(r["date"] <= "2025-03-03" for r in doc["rows"])
+        later = json.loads(pgf.ok("report", name, "--json", "--cutoff", "2025-03-05").stdout)
+        assert len(later["rows"]) > len(doc["rows"])
+    assert "data cut-off 2025-03-03" in pgf.ok("report", name, "--cutoff", "2025-03-03").stdout
 
 
 def test_v1_protocol_is_selectable_by_name(pgf: Pgf) -> None:

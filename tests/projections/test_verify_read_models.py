@@ -116,3 +116,25 @@ def test_first_difference_names_the_key_path() -> None:
     assert first_difference({"a": {"b": [1, 2]}}, {"a": {"b": [1, 2]}}) is None
     assert first_difference({"a": {"b": [1, 3]}}, {"a": {"b": [1, 2]}}) == "a.b[1] is 3 in the table but 2 replayed from the log"
     assert first_difference({"a": 1}, {"a": 1, "c": 2}) == "c is missing from the table"
+
+
+def test_in_an_encrypted_store_a_sealed_row_copied_over_another_is_caught(pgf_any: Pgf,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    from click.testing import CliRunner
+
+    from pgf_events.cli import cli
+
+    monkeypatch.setenv("PGF_CIPHER_KEY", CliRunner().invoke(cli, ["keygen"]).stdout.strip())
+    pgf_any.ok("demo", "--patients", "4", "--seed", "3")
+    pgf_any.ok("projections", "verify")
+    editor = RowEditor(pgf_any.url)
+    try:  # no key needed: copy one subject's sealed survival row over another's
+        rows = editor.sql(f"SELECT subject, data FROM {editor.view('survival')} ORDER BY subject")
+        assert all("sealed" in (r[1] if isinstance(r[1], dict) else json.loads(r[1])) for r in rows)
+        value = "?" if editor.sqlite else "CAST(? AS json)"
+        data = rows[0][1] if isinstance(rows[0][1], str) else json.dumps(rows[0][1])
+        editor.sql(f"UPDATE {editor.view('survival')} SET data = {value} WHERE subject = ?", (data, rows[1][0]))
+    finally:
+        editor.close()
+    result = pgf_any("projections", "verify")
+    assert result.exit_code == 1 and "read model survival differs from the event log at subject " in result.stderr

@@ -19,6 +19,7 @@ from pgf_events.domain.kinds import EVENT_KINDS
 from pgf_events.projections.derive import derive_patient, fold
 from pgf_events.store import parse_url
 from pgf_events.transcodings import FastJSONTranscoder, FastMapper
+from tests.audit.keys import CliSigner
 from tests.conftest import Pgf
 
 
@@ -46,7 +47,7 @@ def demo_store(tmp_path_factory: pytest.TempPathFactory) -> str:
     tmp = tmp_path_factory.mktemp("demo")
     pgf = Pgf(f"sqlite:///{tmp}/demo.db", user=getpass.getuser())
     pgf.ok("demo", "--patients", "6", "--seed", "5")
-    pgf.ok("sign", "S001", "--meaning", "review")
+    CliSigner(pgf, tmp, pgf.user).sign("S001", "--meaning", "review")  # and key registration, approval
     (tmp / "one.jsonl").write_text('{"record":"lab","subject":"S002","date":"2025-06-01","anc":1.5}\n')
     ref = json.loads(pgf.ok("import", str(tmp / "one.jsonl"), "--json").stdout)["refs"][0]
     pgf.ok("void", ref, "--reason", "entered on the wrong patient")
@@ -64,6 +65,8 @@ def test_the_fast_transcoder_writes_the_same_bytes_for_every_kind_of_event(demo_
         event = app.mapper.to_domain_event(notification)
         state = dict(vars(event))
         state.pop("originator_id"), state.pop("originator_version")
+        if getattr(type(event), "class_version", 1) > 1:  # as the library's mapper writes it (Signed v2)
+            state["class_version"] = type(event).class_version
         assert app.mapper.transcoder.encode(state) == standard.encode(state) == notification.state
         assert app.mapper.transcoder.decode(notification.state) == standard.decode(notification.state)
         topics.add(notification.topic.rsplit(".", 1)[-1])

@@ -114,12 +114,14 @@ def lineage_outcomes(
                            ("platelet_response", _plt_at_baseline(labs, transfusions, params, msc_d1))):
             if refs is not None:
                 baseline[name] = refs
-    when = {"anchor": anchor, "transplant_day": transplant_day, "msc_d1": msc_d1}
     exit_day = exit_event[0] if exit_event else None
-    anc = None if "neutrophil_engraftment" in baseline else hemogram.neutrophil_engraftment(labs, params, **when)
-    rbc = None if "rbc_recovery" in baseline else hemogram.red_cell_recovery(labs, transfusions, params, **when)
+    anc = None if "neutrophil_engraftment" in baseline else hemogram.neutrophil_engraftment(
+        labs, params, anchor=anchor, transplant_day=transplant_day, msc_d1=msc_d1)
+    rbc = None if "rbc_recovery" in baseline else hemogram.red_cell_recovery(
+        labs, transfusions, params, anchor=anchor, transplant_day=transplant_day, msc_d1=msc_d1)
     plt = None if "platelet_response" in baseline else hemogram.platelet_response(
-        labs, transfusions, params, as_of=as_of, exit_day=exit_day, **when)
+        labs, transfusions, params, anchor=anchor, as_of=as_of, msc_d1=msc_d1, transplant_day=transplant_day,
+        exit_day=exit_day)
 
     reasons = dict.fromkeys(baseline, "met_at_baseline")
     evaluation = (msc_d1 or anchor) + timedelta(days=params.nr_evaluation_day)

@@ -80,14 +80,14 @@ def _entries(entry: Sequence[float] | None, rows: list[tuple[float, int]]) -> li
     entries = [float(e) for e in entry]
     if len(entries) != len(rows):
         raise ValueError(f"{len(entries)} entry times for {len(rows)} observations")
-    for e, (t, _) in zip(entries, rows):
+    for e, (t, _) in zip(entries, rows, strict=True):
         if not math.isfinite(e) or e < 0 or e > t:
             raise ValueError(f"entry time must be a finite number between 0 and the observation time, not {e!r}")
     return entries
 
 
 def _at_risk(rows: list[tuple[float, int]], entries: list[float], t: float) -> int:
-    return sum(1 for (u, _), e in zip(rows, entries) if u >= t and (e < t or e == t == u))
+    return sum(1 for (u, _), e in zip(rows, entries, strict=True) if u >= t and (e < t or e == t == u))
 
 
 def _table(rows: list[tuple[float, int]], horizon: float,

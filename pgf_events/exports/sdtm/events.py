@@ -13,6 +13,8 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from datetime import date
+from typing import Any
+
 from pgf_events.domain import values as vo
 from pgf_events.exports.sdtm.subject import Subject
 
@@ -59,13 +61,11 @@ def outcome(text: str | None, grade: int, end: date | None) -> str:
 
 
 def ae(s: Subject) -> None:
-    events: list[tuple[date, int, Callable[[], None]]] = []
-    for version, a in s.p.active(vo.AdverseEvent):
-        events.append((a.onset, version, lambda v=version, a=a: _adverse_event(s, v, a)))
-    for version, i in s.p.active(vo.Infection):
-        events.append((i.onset, version, lambda v=version, i=i: _infection(s, v, i)))
-    for _, _, emit in sorted(events, key=lambda e: (e[0], e[1])):
-        emit()
+    events: list[tuple[date, int, Callable[[Subject, int, Any], None], Any]] = []
+    events += [(a.onset, version, _adverse_event, a) for version, a in s.p.active(vo.AdverseEvent)]
+    events += [(i.onset, version, _infection, i) for version, i in s.p.active(vo.Infection)]
+    for _, version, emit, record in sorted(events, key=lambda e: (e[0], e[1])):
+        emit(s, version, record)
 
 
 def _adverse_event(s: Subject, version: int, a: vo.AdverseEvent) -> None:
@@ -84,7 +84,7 @@ def infection_term(i: vo.Infection) -> str:
 
 def _infection(s: Subject, version: int, i: vo.Infection) -> None:
     fatal = i.grade == 5
-    flags = {flag: "N" for flag in SERIOUSNESS_FLAGS.values()}
+    flags = dict.fromkeys(SERIOUSNESS_FLAGS.values(), "N")
     flags["AESDTH"] = "Y" if fatal else "N"
     term = infection_term(i)
     s.add("AE", AESPID=s.ref(version), AETERM=term, AEDECOD=term.upper(), AECAT="INFECTION",

@@ -4,7 +4,7 @@ row and the cohort summary (events by term and grade, clocks met/missed)."""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import date, datetime
+from datetime import date, datetime, time
 from typing import Any
 
 from pgf_events.domain import values as vo
@@ -12,7 +12,8 @@ from pgf_events.domain.entries import CORRECTION
 from pgf_events.domain.patient import Patient
 from pgf_events.domain.rules import ctcae
 from pgf_events.domain.rules.inputs import LabPoint
-from pgf_events.domain.rules.safety import sae_clocks
+from pgf_events.domain.rules.safety import RELATED, sae_clocks
+from pgf_events.domain.vocabulary import ae_outcome_term
 from pgf_events.formatting import iso
 from pgf_events.projections.sections.base import Section
 from pgf_events.projections.stats import Row, rate
@@ -32,19 +33,25 @@ HEADERS = {"adverse_events": "AEs", "lab_adverse_events": "lab AEs"}
 def derive(patient: Patient, labs: list[LabPoint], params: Protocol, msc_d1: date | None,
             recorded_at: Mapping[int, datetime], known_at: datetime | None, as_of: date) -> dict[str, Any]:
     events = []
+    zone = params.site_zone(patient.registration.site)
     for v, r in sorted(patient.active(vo.AdverseEvent), key=lambda vr: (vr[1].onset, vr[0])):
         item: dict[str, Any] = {
             "ref": patient.ref(v), "term": r.term, "grade": r.grade, "onset": iso(r.onset), "end": iso(r.end),
-            "serious": list(r.serious), "related": r.related, "aware": iso(r.aware), "outcome": r.outcome,
-            "clocks": None,
+            "serious": list(r.serious), "related": r.related, "expected": r.expected, "aware": iso(r.aware),
+            "action": r.action, "outcome": r.outcome, "outcome_term": ae_outcome_term(r.outcome), "clocks": None,
         }
         if r.serious:
+            # v2: without an awareness time the clocks run from the onset at 00:00 site time, flagged;
+            # a missing expectedness is treated as unexpected (conservative) and listed.
+            awareness = r.aware or datetime.combine(r.onset, time.min, tzinfo=zone)
             clocks = sae_clocks(
-                r.aware or r.onset, params, seriousness=r.serious, relatedness=r.related,
+                awareness, params, seriousness=r.serious, relatedness=r.related, expected=r.expected is True,
                 sponsor_reported=_reported_serious(patient, v, recorded_at),
                 as_of=known_at or as_of, refs=(patient.ref(v),),
             )
             item["susar"] = clocks.susar
+            item["awareness_missing"] = r.aware is None
+            item["expectedness_missing"] = r.expected is None and r.related in RELATED
             item["clocks"] = [
                 {"name": c.name, "due": iso(c.due), "reported": iso(c.reported), "met": c.met}
                 for c in (clocks.sponsor, clocks.regulator, clocks.regulator_complete) if c is not None
@@ -108,7 +115,9 @@ def summary(rows: Sequence[Row], params: Protocol) -> dict[str, Any]:
     reported = [(s["subject"], ae) for s in rows for ae in s["safety"]["adverse_events"]]
     labs = [(s["subject"], lab) for s in rows for lab in s["safety"]["lab_adverse_events"]]
     saes = [{"subject": subj, **{k: ae[k] for k in ("ref", "term", "grade", "onset", "aware", "serious", "related")},
-             "susar": ae.get("susar", False), "clocks": ae["clocks"],
+             "expected": ae.get("expected"), "susar": ae.get("susar", False),
+             "expectedness_missing": ae.get("expectedness_missing", False),
+             "awareness_missing": ae.get("awareness_missing", False), "clocks": ae["clocks"],
              "met": _all_met(ae["clocks"])}
             for subj, ae in reported if ae["serious"]]
     clocks = [c for sae in saes for c in sae["clocks"]]
@@ -119,6 +128,8 @@ def summary(rows: Sequence[Row], params: Protocol) -> dict[str, Any]:
         "by_term_grade": _by_term_grade([(s, ae["term"], ae["grade"]) for s, ae in reported], "reported"),
         "lab_worsening_by_term_grade": _by_term_grade([(s, lab["term"], lab["grade"]) for s, lab in labs], "lab"),
         "serious_adverse_events": len(saes), "susars": sum(1 for x in saes if x["susar"]),
+        "expectedness_missing": [x["ref"] for x in saes if x["expectedness_missing"]],
+        "awareness_missing": [x["ref"] for x in saes if x["awareness_missing"]],
         "clocks": {"met": sum(1 for c in clocks if c["met"] is True),
                    "missed": sum(1 for c in clocks if c["met"] is False),
                    "pending": sum(1 for c in clocks if c["met"] is None)},

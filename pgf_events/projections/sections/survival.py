@@ -29,7 +29,7 @@ def row(s: Row) -> dict[str, Any]:
             "os_days": os_["time"] if os_ else None, "os_event": os_["status"] if os_ else None,
             "dfs_days": dfs["time"] if dfs else None, "dfs_event": dfs["status"] if dfs else None,
             "dfs_censor": v["dfs_censor"], "relapse_date": s["relapse_date"], "death_date": s["death_date"],
-            "last_alive_date": v.get("last_alive_date"),
+            "last_alive_date": v.get("last_alive_date"), "entry_days": os_.get("entry") if os_ else None,
             "last_disease_assessment_date": v.get("last_disease_assessment_date"),
             "os_days_from_transplant": tx["os"]["time"], "dfs_days_from_transplant": tx["dfs"]["time"],
             "refs": sorted({r for o in (os_, dfs) if o for r in o["refs"]})}
