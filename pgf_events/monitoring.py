@@ -201,6 +201,8 @@ def lock(app: TrialConduct, reason: str, *, user: str, checkpoint: Callable[[], 
     digest = ""
     for attempt in range(MAX_ATTEMPTS):
         current = store_lock(app) or StoreLock.create()
+        if current.locked is not None:  # before the (slow, key-checking) checkpoint
+            raise RuleViolation(f"the database is already locked ({current.note()})")
         digest = checkpoint()
         current.lock(reason, user, digest)
         try:

@@ -45,7 +45,6 @@ def test_the_whole_monitoring_loop(pgf_any: Pgf, tmp_path: Path) -> None:
                  ["correct", lab, "--set", "anc=0.5", "--reason", "x"],
                  ["void", lab, "--reason", "x"],
                  ["sign", "S001", "--meaning", "approval", *investigator.args()],
-                 ["lock", "--reason", "again", *data_manager.args()],
                  ["query", "open", lab, "--text", "again?"],
                  ["query", "reopen", qid, "--text", "again"],
                  ["sdv", "S001#2"],
@@ -53,13 +52,14 @@ def test_the_whole_monitoring_loop(pgf_any: Pgf, tmp_path: Path) -> None:
                  ["record", "register", "S002", "--site", "PKU", "--birth-date", "1980-02-03", "--sex", "F",
                   "--weight-kg", "61", "--transplant-date", "2025-01-10"]):
         pgf.rejected(*args, contains="database is locked")
+    pgf.rejected("lock", "--reason", "again", *data_manager.args(), user="dm.wu", contains="already locked (locked by dm.wu")
     pgf.ok("unlock", "--reason", "late SAE follow-up")
     pgf.ok("unfreeze", "S001", "--reason", "late SAE follow-up")
     pgf.ok("record", "lab", "S001", "--date", "2025-03-02", "--anc", "0.5")
     history = pgf.ok("history", "S001").stdout
     assert "S001-Q1" in history and "frozen" in history
     signatures = json.loads(pgf.ok("audit", "signatures", "S001", "--json").stdout)
-    assert signatures[0]["invalidated_by"] == "S001#8"  # the lab after unfreezing, not the monitoring
+    assert signatures[0]["invalidated_by"] == "S001#9"  # the lab after unfreezing, not the monitoring
 
 
 def test_a_correction_unverifies_a_verified_record(pgf: Pgf) -> None:
