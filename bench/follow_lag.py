@@ -37,7 +37,6 @@ PATIENTS = 5
 DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432/test"
 from pgf_events.feed.wakers import DEFAULT_INTERVAL as INTERVAL  # noqa: E402 - pgf follow's polling interval on SQLite
 
-
 # ------------------------------------------------------------------ the writer process
 
 def _writer(url: str, events: int, rate: float) -> None:

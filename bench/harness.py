@@ -23,7 +23,6 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 import data  # noqa: E402
 
-
 # ---------------------------------------------------------------------------------------- machine
 
 def machine() -> dict[str, Any]:

@@ -11,11 +11,9 @@ from __future__ import annotations
 
 import base64
 import json
-import random
-import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError, Application
@@ -38,20 +36,19 @@ from pgf_events.domain.errors import (
     PgfError,
     StoreError,
 )
+from pgf_events.domain.imports import ImportBatch, import_id
 from pgf_events.domain.patient import Patient, patient_id
 from pgf_events.domain.users import DIRECTORY_ID, PERMISSIONS, UserDirectory
 from pgf_events.gc_tuning import fewer_collections
+from pgf_events.log import notifications
 from pgf_events.protocol import DEFAULT_PROTOCOL, Protocol
+from pgf_events.retry import MAX_ATTEMPTS, retry
 from pgf_events.signing import SigningUseCases
 from pgf_events.store import CIPHER_ENV, StoreConfig, parse_url, prepare
 from pgf_events.topics import topic_of
 
-if TYPE_CHECKING:
-    from pgf_events.domain.imports import ImportBatch
-
 # Re-exported: callers build commands and read results through the application module.
 __all__ = ["BatchRejected", "Command", "Result", "TrialConduct", "UnitOfWork", "normalise_subject", "parse_ref"]
-MAX_ATTEMPTS = 8
 
 
 class TrialConduct(SigningUseCases, Application[Any]):
@@ -139,8 +136,6 @@ class TrialConduct(SigningUseCases, Application[Any]):
         ``digest`` identifies the file by meaning (``cli.batch.command_digest``); ``legacy_digest`` (the
         SHA-256 of its bytes) finds a batch imported before batches were keyed by meaning.
         """
-        from pgf_events.domain.imports import ImportBatch, import_id  # noqa: PLC0415 - imports only
-
         def already() -> ImportBatch | None:
             for d in (digest, legacy_digest):
                 if d is None:
@@ -181,7 +176,7 @@ class TrialConduct(SigningUseCases, Application[Any]):
 
     def _execute(self, commands: list[Command], user: str, progress: Callable[[int], None] | None,
                  dry_run: bool, extra: Callable[[int], list[Any]] | None) -> list[Result]:
-        for attempt in range(MAX_ATTEMPTS):
+        def attempt() -> list[Result]:
             unit = UnitOfWork(self, user, defer_changes=len(commands) > 1)
             errors: list[tuple[int | None, str]] = []
             for command in commands:
@@ -198,21 +193,17 @@ class TrialConduct(SigningUseCases, Application[Any]):
                 raise BatchRejected(errors)
             if dry_run:
                 return []
-            try:
-                unit.commit(extra(len(commands)) if extra else [])
-            except (IntegrityError, OperationalError) as e:
-                if attempt == MAX_ATTEMPTS - 1:
-                    raise ConcurrencyError(
-                        f"could not save after {MAX_ATTEMPTS} attempts because other users kept writing "
-                        f"to the same patients ({type(e).__name__}); nothing was written, try again"
-                    ) from None
-                self.conflicts_retried += 1
-                time.sleep(random.uniform(0.005, 0.05) * (attempt + 1))
-                if progress:
-                    progress(-len(commands))
-                continue
+            unit.commit(extra(len(commands)) if extra else [])
             return unit.results()
-        raise AssertionError("unreachable")
+
+        def retried() -> None:
+            self.conflicts_retried += 1
+            if progress:
+                progress(-len(commands))
+
+        return retry(attempt, on=(IntegrityError, OperationalError), retried=retried, failure=lambda e: (
+            f"could not save after {MAX_ATTEMPTS} attempts because other users kept writing "
+            f"to the same patients ({type(e).__name__}); nothing was written, try again"))
 
     # ------------------------------------------------------------------ reading
 
@@ -262,27 +253,19 @@ class TrialConduct(SigningUseCases, Application[Any]):
 
     def change_role(self, action: str, user: str, role: str, *, by: str, reason: str | None = None) -> None:
         by = check_user(by)
-        for attempt in range(MAX_ATTEMPTS):
+
+        def attempt() -> None:
             directory = self.directory() or UserDirectory.open(by)
             getattr(directory, action)(user, role, by, reason)
-            try:
-                self.save(directory)
-                return
-            except IntegrityError:
-                time.sleep(random.uniform(0.005, 0.05) * (attempt + 1))
-        raise ConcurrencyError("could not save the role change; try again")
+            self.save(directory)
+
+        retry(attempt, on=(IntegrityError,), failure=lambda e: "could not save the role change; try again")
 
     def subjects(self) -> list[str]:
         """Every registered subject code, in registration order (read from the notification log)."""
-        topic = topic_of(Patient.Registered)
-        out: list[str] = []
-        start = 1
-        while True:
-            batch = self.recorder.select_notifications(start=start, limit=1000, topics=[topic])
-            out.extend(self.mapper.to_domain_event(n).subject for n in batch)
-            if len(batch) < 1000:
-                return out
-            start = batch[-1].id + 1
+        to_event = self.mapper.to_domain_event
+        registered = notifications(self.recorder, topics=[topic_of(Patient.Registered)])
+        return [to_event(n).subject for n in registered]  # type: ignore[attr-defined]
 
 
 def _project(aggregate: Any, events: Iterable[Any]) -> Any:

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from pgf_events.domain import kinds
+from pgf_events.domain import integrity, kinds
 from pgf_events.domain.errors import DomainError, DuplicatePatientError, RuleViolation, ValidationError
 from pgf_events.domain.parsing import parse_datetime, parse_text, site_local
 from pgf_events.domain.patient import Context, Patient, make_ref
@@ -122,7 +122,7 @@ class UnitOfWork:
 
     def _load(self, subject: str) -> Patient:
         if subject not in self.patients:
-            from pgf_events.monitoring import check_not_frozen, review_of  # noqa: PLC0415 - cycle
+            from pgf_events.guards import check_not_frozen, review_of  # noqa: PLC0415 - loaded on first write
 
             # The review first: the patient's version read next is what the save is checked against,
             # so nothing slower than needed sits between that read and the save.
@@ -136,8 +136,8 @@ class UnitOfWork:
         """The review holding the query ``command.answers`` (checked before the change is applied), or None."""
         if not command.answers:
             return None
-        from pgf_events.domain.review import parse_qid  # noqa: PLC0415 - cycle
-        from pgf_events.monitoring import review_of  # noqa: PLC0415
+        from pgf_events.domain.review import parse_qid  # noqa: PLC0415 - loaded on first write
+        from pgf_events.guards import review_of  # noqa: PLC0415
 
         qid_subject, _ = parse_qid(command.answers)
         if qid_subject != subject:
@@ -159,7 +159,7 @@ class UnitOfWork:
 
     def apply(self, command: Command) -> None:
         if not self._lock_checked:
-            from pgf_events.monitoring import check_not_locked  # noqa: PLC0415 - cycle
+            from pgf_events.guards import check_not_locked  # noqa: PLC0415 - loaded on first write
 
             check_not_locked(self.app)
             self._lock_checked = True
@@ -180,6 +180,9 @@ class UnitOfWork:
             if command.kind == "register":
                 if subject in self.patients or self.app.has_patient(subject):
                     raise DuplicatePatientError(subject)
+                if command.deviation is not None:  # a registration is never a protocol deviation
+                    integrity.clean_deviation(command.deviation)
+                    raise ValidationError(integrity.NO_DEVIATION)
                 patient = Patient.register(subject, record, ctx, id=self.app.patient_id(subject))  # type: ignore[arg-type]
                 self.patients[subject] = patient
             else:
@@ -268,7 +271,7 @@ class UnitOfWork:
         """Save every changed patient, and any extra aggregate (an ImportBatch, keys), in one transaction."""
         changed = [p for p in self.patients.values() if p.pending_events]
         self._events = {(p.subject, e.originator_version): e for p in changed for e in p.pending_events}
-        from pgf_events.monitoring import auto_queries  # noqa: PLC0415 - cycle
+        from pgf_events.guards import auto_queries  # noqa: PLC0415 - loaded on first write
 
         auto_queries(self.app, changed, self.reviews, self.now)
         reviews = [r for r in self.reviews.values() if r is not None and r.pending_events]

@@ -75,7 +75,7 @@ def baseline(s: Subject) -> None:
     s.add(registered, "register", site=rng.choice(SITES), birth_date=birth, sex=sex, weight_kg=s.weight,
           transplant_date=s.transplant, donor_type=s.pick(DONORS), diagnosis=s.diagnosis, date=registered)
     s.add(consented, "consent", date=consented, version="ICF v2.1")
-    screening = {"date": s.screen_day, "kps": rng.choice((70, 80, 80, 90)),
+    screening: dict[str, Any] = {"date": s.screen_day, "kps": rng.choice((70, 80, 80, 90)),
                  "expected_survival_months": rng.randint(6, 24), "criterion": dict(TYPED_OK)}
     screening.update({k: v for k, v in overrides.items() if k != "criterion"})
     screening["criterion"].update(overrides.get("criterion", {}))

@@ -17,7 +17,7 @@ DIAGNOSES = {"AML": 36, "ALL": 20, "MDS": 16, "aplastic anaemia": 12, "CML": 4, 
 DONORS = {"haploidentical": 55, "matched sibling": 25, "matched unrelated": 15, "mismatched unrelated": 5}
 TYPED_OK = {"IN1": "yes", "IN4": "yes", "IN5": "yes", **{f"EX{i}": "no" for i in range(1, 9)}}
 # Screen-failure reasons, used in turn: (age, screening overrides).
-SCREEN_FAILURES = (
+SCREEN_FAILURES: tuple[tuple[int, dict[str, Any]], ...] = (
     (63, {}), (40, {"kps": 60}), (35, {"criterion": {"EX6": "yes"}}), (50, {"criterion": {"EX7": "yes"}}),
     (45, {"expected_survival_months": 3}), (55, {"criterion": {"EX1": "yes"}}),
 )

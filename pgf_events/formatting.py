@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -41,3 +42,27 @@ def jsonable(value: Any) -> Any:
     if isinstance(value, tuple):
         return list(value)
     return value
+
+
+def to_json(obj: Any) -> str:
+    """One JSON document as ``--json`` prints it and ``pgf serve`` sends it (indented, UTF-8 text)."""
+    return json.dumps(obj, default=json_default, ensure_ascii=False, indent=2)
+
+
+def show(value: Any) -> str:
+    """A value as the history and the audit reports write it in a sentence (``old -> new``)."""
+    if value is None:
+        return "(none)"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, datetime):
+        return value.strftime("%Y-%m-%dT%H:%MZ")
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k}={show(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, (list, tuple)):
+        return "[" + ",".join(show(v) for v in value) + "]"
+    return str(value)

@@ -12,52 +12,20 @@ import time
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
-from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.persistence import IntegrityError
 
 from pgf_events.commands import normalise_subject, parse_ref
 from pgf_events.domain.errors import ConcurrencyError, RuleViolation, ValidationError
-from pgf_events.domain.lock import LOCK_ID, StoreLock
-from pgf_events.domain.review import Query, Review, parse_qid, review_id
+from pgf_events.domain.lock import StoreLock
+from pgf_events.domain.review import Query, Review, parse_qid
+from pgf_events.guards import check_not_frozen, check_not_locked, review_of, store_lock
+
+__all__ = ["check_not_frozen", "check_not_locked", "review_of", "store_lock"]  # re-exported for the CLI
 
 if TYPE_CHECKING:
     from pgf_events.application import TrialConduct
 
 MAX_ATTEMPTS = 8
-
-
-def _project(aggregate: Any, events: Iterable[Any]) -> Any:
-    for event in events:
-        aggregate = event.mutate(aggregate)
-    return aggregate
-
-
-def store_lock(app: TrialConduct) -> StoreLock | None:
-    try:
-        return app.repository.get(LOCK_ID, projector_func=_project)  # type: ignore[no-any-return]
-    except AggregateNotFoundError:
-        return None
-
-
-def review_of(app: TrialConduct, subject: str, *, create: bool = True) -> Review | None:
-    """The patient's review stream (a new, unsaved one if nothing was reviewed yet)."""
-    patient_uuid = app.patient_id(subject)
-    try:
-        return app.repository.get(review_id(patient_uuid), projector_func=_project)  # type: ignore[no-any-return]
-    except AggregateNotFoundError:
-        return Review.start(subject, patient_uuid) if create else None
-
-
-def check_not_locked(app: TrialConduct) -> None:
-    lock = store_lock(app)
-    if lock is not None:
-        lock.check_writable()
-
-
-def check_not_frozen(review: Review | None) -> None:
-    if review is not None and review.frozen is not None:
-        raise RuleViolation(f"patient {review.subject} is {review.frozen_note()}; a data manager must "
-                            f"'pgf unfreeze {review.subject} --reason ...' before it changes")
 
 
 def _save(app: TrialConduct, work: Callable[[], list[Any]]) -> None:
@@ -219,42 +187,6 @@ def unlock(app: TrialConduct, reason: str, *, user: str) -> None:
         raise RuleViolation("the database is not locked")
     current.unlock(reason, user)
     app.save(current)
-
-
-# ---------------------------------------------------------------------- automatic queries
-
-AUTO_USER = "pgf-edit-check"
-
-
-def auto_queries(app: TrialConduct, patients: Iterable[Any], reviews: dict[str, Review | None],
-                 now: Any) -> list[Review]:
-    """Raise a query for each new edit-check finding and close those whose finding is gone.
-
-    Called by the unit of work for every patient it changed, so the queries are saved with the
-    records that raised or resolved them. Returns the reviews with new events.
-    """
-    from pgf_events.domain.rules.editchecks import edit_checks  # noqa: PLC0415
-
-    out = []
-    for patient in patients:
-        findings = {f.key: f for f in edit_checks(patient, app.protocol)}
-        review = reviews.get(patient.subject)
-        if review is None:
-            if not findings:
-                continue
-            review = review_of(app, patient.subject)
-            assert review is not None
-            reviews[patient.subject] = review
-        raised = {q.check: q for q in review.queries.values() if q.check}
-        for key, finding in findings.items():
-            if key not in raised:
-                review.open_query(finding.ref, finding.field, finding.text, AUTO_USER, check=key)
-        for key, query in raised.items():
-            if key not in findings and query.status != "closed":
-                review.close(query.qid, "resolved: the edit check no longer finds this", AUTO_USER)
-        if review.pending_events:
-            out.append(review)
-    return out
 
 
 # ---------------------------------------------------------------------- SDV report

@@ -2,11 +2,11 @@
 
 Every rule reads its thresholds, windows and doses from a :class:`Protocol`, never from
 literals, so a reviewer can re-derive any value from (events, protocol). The defaults are the
-ones named in ``clinical-rules.md`` (v2); a TOML file may override any of them
+ones named in ``docs/rules.md`` (v2); a TOML file may override any of them
 (``pgf --protocol FILE``). A file that does not name its own ``version`` gets its base version
 suffixed with a digest of its overrides, so two different parameter sets never share a version.
 
-Versions. ``NCT06171906-v2`` (the default) implements every "(v2)" rule of clinical-rules.md.
+Versions. ``NCT06171906-v2`` (the default) implements every "(v2)" rule of docs/rules.md.
 ``NCT06171906-v1`` is the same code with the v1 parameter values where v1 behaviour was (or is now)
 a parameter: the fixed 7-day platelet window with 3 counts (``plt_rule = "window"``), no NR on an
 early exit, baseline-met lineages counted as responders, relapse censored at the last date known
@@ -58,8 +58,8 @@ def _known_zones(instance: Any, attribute: attrs.Attribute, value: tuple[tuple[s
         raise ValueError('site_timezones needs a "*" entry: the zone of every site not listed')
 
 
-_int = [v.instance_of(int), _non_negative]
-_num = [v.instance_of((int, float)), _non_negative]
+_int: list[Any] = [v.instance_of(int), _non_negative]
+_num: list[Any] = [v.instance_of((int, float)), _non_negative]
 
 
 def lab_schedule(text: str) -> tuple[tuple[int, int, int], ...]:
@@ -88,7 +88,7 @@ def _schedule(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
 
 @attrs.frozen(kw_only=True)
 class Protocol:
-    """All named parameters of the MSC-for-PGF protocol, with clinical-rules.md defaults."""
+    """All named parameters of the MSC-for-PGF protocol, with docs/rules.md defaults."""
 
     trial: str = attrs.field(default="NCT06171906", validator=v.instance_of(str))
     version: str = attrs.field(default=BASE_VERSION, validator=v.instance_of(str))

@@ -94,7 +94,7 @@ class SigningUseCases:
         if source is not None:
             source = parse_text(source, "source", 200)
         key_id = esign.key_id(private_key.public_key())
-        from pgf_events.monitoring import check_not_locked  # noqa: PLC0415 - monitoring imports the app layer
+        from pgf_events.guards import check_not_locked  # noqa: PLC0415
 
         for attempt in range(MAX_ATTEMPTS):
             check_not_locked(self)

@@ -11,10 +11,10 @@ import base64
 import binascii
 import os
 from pathlib import Path
+from urllib.parse import SplitResult, parse_qs, unquote, urlsplit
 from uuid import uuid4
 
 import attrs
-from urllib.parse import SplitResult, parse_qs, unquote, urlsplit
 
 from pgf_events.domain.errors import StoreError
 

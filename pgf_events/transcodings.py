@@ -139,14 +139,14 @@ class FastMapper(Mapper[Any]):
                 f"originator_id '{originator_id}' and originator_version {originator_version}: {e}"
             ) from e
         if type(originator_id) is not UUID:
-            originator_id = find_id_convertor(cls, type(originator_id))(originator_id)
+            originator_id = find_id_convertor(cls, type(originator_id))(originator_id)  # type: ignore[arg-type]
         event_state["originator_id"] = originator_id
         event_state["originator_version"] = originator_version
         from_version = event_state.pop("class_version", 1)
         while from_version < class_version:
             getattr(cls, f"upcast_v{from_version}_v{from_version + 1}")(event_state)
             from_version += 1
-        domain_event = object.__new__(cls)
+        domain_event: Any = object.__new__(cls)
         object.__setattr__(domain_event, "__dict__", event_state)
         return domain_event
 

@@ -8,11 +8,11 @@ from typing import Any
 from pgf_events.application import TrialConduct
 
 USER = "coordinator1"
-REGISTRATION = dict(site="PKU", birth_date="1980-02-03", sex="F", weight_kg=61, transplant_date="2025-01-10")
-ELIGIBLE_SCREEN = dict(
-    date="2025-02-20", kps=80, expected_survival_months=12,
-    criterion={"IN1": "yes", "IN4": "yes", "IN5": "yes", **{f"EX{n}": "no" for n in range(1, 9)}},
-)
+REGISTRATION = {"site": "PKU", "birth_date": "1980-02-03", "sex": "F", "weight_kg": 61, "transplant_date": "2025-01-10"}
+ELIGIBLE_SCREEN = {
+    "date": "2025-02-20", "kps": 80, "expected_survival_months": 12,
+    "criterion": {"IN1": "yes", "IN4": "yes", "IN5": "yes", **{f"EX{n}": "no" for n in range(1, 9)}},
+}
 
 
 def register(app: TrialConduct, subject: str = "S001", **overrides: Any) -> str:

@@ -27,7 +27,7 @@ from pgf_events.domain import values as vo
 from pgf_events.domain.kinds import EVENT_KINDS
 from pgf_events.domain.kinds import KINDS as RECORD_KINDS
 from pgf_events.domain.patient import CORRECTION, VOID, Patient
-from pgf_events.projections.history import _show
+from pgf_events.formatting import show
 from pgf_events.protocol import Protocol
 
 KINDS = ("late_entry", "endpoint_edit", "eligibility_after_enrolment", "dose_after_infusion", "sae_date_edit",
@@ -146,7 +146,7 @@ class PatientExceptions:
                 detail = f"{what}: the infusion of {_day(getattr(old, 'date', None))} no longer counts"
             else:
                 detail = f"{what}: " + "; ".join(
-                    f"{f} {_show(getattr(old, f, None))} -> {_show(getattr(new, f, None))}"
+                    f"{f} {show(getattr(old, f, None))} -> {show(getattr(new, f, None))}"
                     for f in sorted(changed & {"cells", "weight_kg"})
                 )
             yield _row("dose_after_infusion", self.subject, refs, event, detail)
@@ -156,7 +156,7 @@ class PatientExceptions:
             dates = sorted(changed & set(SAE_DATE_FIELDS))
             if dates:
                 yield _row("sae_date_edit", self.subject, refs, event, f"{what}: " + "; ".join(
-                    f"{f} {_show(getattr(old, f, None))} -> {_show(getattr(new, f, None))}" for f in dates))
+                    f"{f} {show(getattr(old, f, None))} -> {show(getattr(new, f, None))}" for f in dates))
 
 
 def exception_rows(app: Any, as_of: datetime | None = None, kinds: tuple[str, ...] = KINDS) -> list[dict[str, Any]]:

@@ -31,7 +31,7 @@ PARALLEL_MIN_EVENTS = 200_000  # below this, starting a second process costs mor
 
 
 class Segment(NamedTuple):
-    count: int
+    count: int  # type: ignore[assignment]  # shadows tuple.count, as a NamedTuple field may
     backfilled: int
     last: int  # position of its last event (0 if none)
     digest: bytes  # the running hash after its last event

@@ -15,7 +15,7 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
-from typing import IO, Self
+from typing import IO, Any, Self
 
 from pgf_events.domain.errors import ValidationError
 
@@ -32,12 +32,19 @@ def atomic_text_file(path: str | Path) -> Iterator[IO[str]]:
         yield out.open(Path(path).name)
 
 
+@contextmanager
+def atomic_binary_file(path: str | Path) -> Iterator[IO[bytes]]:
+    """A binary file at ``path`` (a plot, say), replaced atomically when the block ends without error."""
+    with AtomicFiles(Path(path).parent) as files:
+        yield files.open_binary(Path(path).name)
+
+
 class AtomicFiles:
     """Several files in one folder, each written to a temporary file and all renamed at the end."""
 
     def __init__(self, directory: Path):
         self.directory = directory
-        self._open: list[tuple[IO[str], str, Path]] = []
+        self._open: list[tuple[IO[Any], str, Path]] = []
 
     def __enter__(self) -> Self:
         if not self.directory.is_dir():
@@ -45,13 +52,23 @@ class AtomicFiles:
         return self
 
     def open(self, name: str) -> IO[str]:
+        fd, temp, target = self._create(name)
+        f = os.fdopen(fd, "w", encoding="utf-8", newline="")
+        self._open.append((f, temp, target))
+        return f
+
+    def open_binary(self, name: str) -> IO[bytes]:
+        fd, temp, target = self._create(name)
+        f = os.fdopen(fd, "wb")
+        self._open.append((f, temp, target))
+        return f
+
+    def _create(self, name: str) -> tuple[int, str, Path]:
         target = self.directory / name
         if target.is_dir() and not target.is_symlink():
             raise ValidationError(f"{target} is a folder, not a file")
         fd, temp = tempfile.mkstemp(prefix=f".{name}.", suffix=".partial", dir=self.directory)
-        f = os.fdopen(fd, "w", encoding="utf-8", newline="")
-        self._open.append((f, temp, target))
-        return f
+        return fd, temp, target
 
     def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
         try:

@@ -79,6 +79,9 @@ class Transactions:
         _el(record, "UserRef", UserOID=user_oid(event.recorded_by))
         _el(record, "LocationRef", LocationOID=site_oid(self.patient.registration.site))
         _el(record, "DateTimeStamp", utc(event.timestamp))
+        deviation = getattr(event, "deviation", None)  # a protocol deviation's acknowledgement (issue 13)
+        reason = "; ".join(r for r in (reason, f"protocol deviation acknowledged: {deviation}" if deviation else None)
+                           if r)
         if reason:
             _el(record, "ReasonForChange", reason)
         ref = self.patient.ref(event.originator_version)

@@ -14,43 +14,17 @@ user directory for its signer (``signature``: ``verified``, ``INVALID``, ``unreg
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from typing import Any
 
 from pgf_events.domain import esign
-from pgf_events.domain.patient import Patient, make_ref
+from pgf_events.domain.patient import Patient
 from pgf_events.domain.users import UserDirectory
+from pgf_events.projections.signatures import signatures
 from pgf_events.signing import signed_statement, stream_digest
 
+__all__ = ["check_hashes", "signature_status", "signatures"]  # signatures: the reader, re-exported
 LEGACY = "legacy"
 VERIFIED = "verified"
-
-
-def signatures(patient_events: Iterable[Any]) -> list[dict[str, Any]]:
-    """Every signature in a patient's events (oldest first), valid or invalidated. Pure.
-
-    Each: ``ref``, ``signer``, ``meaning``, ``signed_at`` (UTC), ``stream_version`` (the last event
-    it covers), ``stream_hash``, ``key_id`` (None: a legacy signature, stored before keys), ``valid``
-    and ``invalidated_by`` (the ref of the first later event that is not a signature, or None).
-    """
-    out: list[dict[str, Any]] = []
-    subject = ""
-    for event in patient_events:
-        if isinstance(event, Patient.Registered):
-            subject = event.subject
-        version = event.originator_version
-        if isinstance(event, Patient.Signed):
-            out.append({
-                "ref": make_ref(subject, version), "signer": event.recorded_by, "meaning": event.meaning,
-                "signed_at": event.signed_at, "stream_version": event.stream_version,
-                "stream_hash": event.stream_hash, "key_id": event.key_id, "valid": True, "invalidated_by": None,
-            })
-            continue
-        for signature in out:
-            if signature["valid"]:
-                signature["valid"] = False
-                signature["invalidated_by"] = make_ref(subject, version)
-    return out
 
 
 def signature_status(event: Any, subject: str, directory: UserDirectory | None) -> str:

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from pgf_events.domain.patient import Patient
+from pgf_events.formatting import utc
+
+__all__ = ["fold", "patient_streams", "utc"]
 
 
 def patient_streams(app: Any, as_of: datetime | None = None) -> Iterator[tuple[str, list[Any]]]:
@@ -23,8 +26,3 @@ def fold(events: list[Any]) -> Patient:
         patient = event.mutate(patient)
     assert patient is not None
     return patient
-
-
-def utc(value: datetime) -> str:
-    """A recorded time as ISO 8601 UTC with a Z (microseconds kept: it is an audit timestamp)."""
-    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")

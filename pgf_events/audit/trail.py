@@ -26,7 +26,7 @@ from pgf_events.projections.history import describe, history_rows
 
 COLUMNS = (
     "ref", "subject", "site", "type", "kind", "record", "field", "old_value", "new_value", "clinical_date",
-    "recorded_utc", "user", "role", "reason", "source", "supersedes", "what", "status",
+    "recorded_utc", "user", "role", "reason", "source", "supersedes", "what", "status", "deviation",
 )
 
 
@@ -85,6 +85,7 @@ def trail_rows(app: Any, as_of: datetime | None = None) -> Iterator[dict[str, An
                 "reason": getattr(event, "reason", None) or "", "source": event.source or "",
                 "supersedes": getattr(event, "supersedes", None) or "",
                 "what": describe(shown[ref]), "status": shown[ref]["status"],
+                "deviation": getattr(event, "deviation", None) or "",  # a protocol deviation's acknowledgement
             }
             if kind == SIGN:
                 yield {**base, "field": "signature", "old_value": "",

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from collections.abc import Callable, Sequence
-from datetime import date, datetime
+from datetime import datetime
 from typing import Any
 
 import click
 from defusedcsv import csv  # a cell that looks like a formula (= + - @ | %) gets a leading '
 
 from pgf_events.domain.parsing import printable
+from pgf_events.formatting import to_json
 
 
 def output_options(*, csv_ok: bool = False) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
@@ -27,20 +27,6 @@ def output_options(*, csv_ok: bool = False) -> Callable[[Callable[..., Any]], Ca
 
 # Shared with commands built without decorators (pgf record <kind>). fmt None means a human table.
 JSON_OPTION: tuple[tuple[str, ...], dict[str, Any]] = (("--json", "fmt"), {"flag_value": "json", "help": "Print one JSON document."})
-
-
-def to_json(obj: Any) -> str:
-    return json.dumps(obj, default=_default, ensure_ascii=False, indent=2)
-
-
-def _default(value: Any) -> Any:
-    if isinstance(value, datetime):
-        return value.isoformat().replace("+00:00", "Z")
-    if isinstance(value, date):
-        return value.isoformat()
-    if isinstance(value, (set, tuple)):
-        return list(value)
-    raise TypeError(f"cannot encode {type(value).__name__}")
 
 
 def emit_json(obj: Any) -> None:

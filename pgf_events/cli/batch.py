@@ -12,7 +12,9 @@ import orjson
 
 from pgf_events.application import BatchRejected, Command
 from pgf_events.cli._output import emit_json, output_options, progress
+from pgf_events.cli.edit import parse_sets
 from pgf_events.domain.errors import PgfError, ValidationError
+from pgf_events.domain.imports import fingerprint
 from pgf_events.domain.kinds import KINDS
 from pgf_events.domain.parsing import printable
 
@@ -70,8 +72,6 @@ def parse_line(number: int, text: str) -> Command:
             raise ValidationError(f"a {kind} line has no key {', '.join(sorted(obj))}")
         if kind == "correct":
             if isinstance(changes, list):
-                from pgf_events.cli.edit import parse_sets
-
                 changes = parse_sets(tuple(changes))
             if not isinstance(changes, dict) or not changes:
                 raise ValidationError('a correct line needs "set": {"FIELD": VALUE, ...}')
@@ -111,8 +111,6 @@ def command_line(command: Command) -> str:
 def command_digest(commands: list[Command]) -> str:
     """SHA-256 of what the commands mean: the same records in the same order give the same digest,
     whatever the line endings, blank lines, key order or JSON whitespace of the file."""
-    from pgf_events.domain.imports import fingerprint
-
     return fingerprint([
         [c.action, c.subject.strip().upper() if isinstance(c.subject, str) else c.subject, c.kind, c.fields,
          c.ref, c.reason, c.source, c.deviation, c.key]
@@ -121,7 +119,8 @@ def command_digest(commands: list[Command]) -> str:
 
 
 def read_commands(lines: Any) -> tuple[list[Command], list[tuple[int | None, str]]]:
-    commands, errors = [], []
+    commands: list[Command] = []
+    errors: list[tuple[int | None, str]] = []
     for number, raw in enumerate(lines, start=1):
         text = raw.strip()
         if not text:

@@ -10,6 +10,7 @@ from typing import Any
 import click
 
 from pgf_events.application import BatchRejected, Command, Result
+from pgf_events.audit.files import atomic_text_file
 from pgf_events.cli._output import progress
 from pgf_events.cli.batch import command_line
 from pgf_events.cli.report import print_human
@@ -81,7 +82,7 @@ def run_demo(state: Any, *, patients: int, seed: int) -> None:
 
 
 def _endpoint_report(app: Any) -> None:
-    """End as interface.md says: with the endpoint report, from the caught-up read models."""
+    """End as docs/interface.md says: with the endpoint report, from the caught-up read models."""
     # The read models load only here, at the end of a recording run (not for --jsonl).
     from pgf_events.projections.queries import cohort_report  # noqa: PLC0415 - deliberately lazy
     from pgf_events.projections.store import ProjectionStore  # noqa: PLC0415 - deliberately lazy
@@ -97,7 +98,7 @@ def _endpoint_report(app: Any) -> None:
 def write_jsonl(path: str, *, patients: int, seed: int) -> int:
     """Write the same cohort as ``pgf import`` lines instead of recording it; returns the line count."""
     count = 0
-    with click.open_file(path, "w", encoding="utf-8") as out:
+    with atomic_text_file(path) as out:  # whole or not at all; '-' is stdout
         for s in plan_cohort(patients, seed):
             for command in commands_for(s):
                 out.write(command_line(command) + "\n")

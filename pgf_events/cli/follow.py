@@ -38,7 +38,7 @@ def follow(state: Any, after: int, once: bool, projection: str | None, interval:
       pgf follow --projection safety --after 5334
       pgf follow | jq -c 'select(.kind == "update")'
     """
-    from pgf_events.feed import ChangeFeed
+    from pgf_events.feed import ChangeFeed  # noqa: PLC0415 - loaded when the command runs, not when --help lists it
 
     feed = ChangeFeed(state.app(must_exist=True), interval=interval,
                       notify=lambda message: click.echo(message, err=True))
@@ -47,7 +47,7 @@ def follow(state: Any, after: int, once: bool, projection: str | None, interval:
     try:
         with _stop_on_signals(stop):
             feed_changes = feed.changes(after, projection) if once else feed.follow(after, projection, stop=stop)
-            with closing(feed_changes):
+            with closing(feed_changes):  # type: ignore[type-var]  # a generator: it has close()
                 for change in feed_changes:
                     click.echo(change.to_line())  # click.echo flushes: one line at a time reaches the reader
                     if stop.is_set():

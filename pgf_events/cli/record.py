@@ -18,6 +18,7 @@ from pgf_events.domain.fields import InputOption
 from pgf_events.domain.kinds import KINDS
 from pgf_events.domain.parsing import label
 
+
 def options(kind: str) -> list[tuple[str, str, dict[str, Any]]]:
     """The ``pgf record KIND`` options, from the value class's fields: (option, help, click kwargs).
 

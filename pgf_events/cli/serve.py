@@ -45,14 +45,14 @@ def serve(state: Any, host: str, port: int, keepalive: float, interval: float, a
       curl -u li.na 'https://trial.example/reports/survival'     # PostgreSQL, behind TLS
     """
     try:
-        import uvicorn
+        import uvicorn  # noqa: PLC0415 - the optional 'serve' extra
 
-        from pgf_events.serve.app import build_app
-        from pgf_events.serve.auth import TokenAuth
+        from pgf_events.serve.app import build_app  # noqa: PLC0415 - needs starlette (the 'serve' extra)
+        from pgf_events.serve.auth import TokenAuth  # noqa: PLC0415 - needs starlette (the 'serve' extra)
     except ModuleNotFoundError as e:
         raise click.ClickException(f"pgf serve needs the optional 'serve' extra ({e.name} is missing): "
                                    f"{EXTRA_HINT}") from None
-    from pgf_events.feed import ChangeFeed
+    from pgf_events.feed import ChangeFeed  # noqa: PLC0415 - loaded when the command runs, not when --help lists it
 
     app = state.app(must_exist=True)
     auth, how = _authenticator(app, state, host)
@@ -80,7 +80,7 @@ def serve(state: Any, host: str, port: int, keepalive: float, interval: float, a
 
 def _authenticator(app: Any, state: Any, host: str) -> tuple[Any, str]:
     """Who may ask: database logins on PostgreSQL; on SQLite, the OS account that started the server."""
-    from pgf_events.serve.auth import PostgresLoginAuth, TokenAuth
+    from pgf_events.serve.auth import PostgresLoginAuth, TokenAuth  # noqa: PLC0415 - the 'serve' extra
 
     if app.store.backend == "postgresql":
         return (PostgresLoginAuth(app.store.env, lambda login: app.authorise(login, "read")),

@@ -5,7 +5,6 @@ point at it. The Patient aggregate mixes this in; only its event ``apply`` metho
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -119,14 +118,20 @@ def restore(cls: type[Record], values: Mapping[str, Any]) -> Record:
     return instance
 
 
-@functools.cache
-def _restore_plan(cls: type[Record]) -> tuple[tuple[str, Any, Callable[[], Any] | None], ...]:
+RestorePlan = tuple[tuple[str, Any, Callable[[], Any] | None], ...]
+_PLANS: dict[type, RestorePlan] = {}
+
+
+def _restore_plan(cls: type[Record]) -> RestorePlan:
     """Per field: name, the default when absent (None if required), and the default's factory if any."""
+    if cls in _PLANS:
+        return _PLANS[cls]
     plan = []
     for a in attrs.fields(cls):
         default = a.default if a.default is not attrs.NOTHING else None
         if isinstance(default, attrs.Factory):  # type: ignore[arg-type]
-            plan.append((a.name, None, default.factory))
+            plan.append((a.name, None, default.factory))  # type: ignore[union-attr]
         else:
             plan.append((a.name, default, None))
-    return tuple(plan)
+    _PLANS[cls] = tuple(plan)
+    return _PLANS[cls]

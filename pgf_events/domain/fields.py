@@ -59,8 +59,9 @@ def optional(parse: Parse, **kwargs: Any) -> Any:
 
 
 def date_field(help: str, *, required: bool = True) -> Any:  # noqa: A002
-    return field(p.parse_date, help=f"{help} ({DATE}).", metavar=DATE,
-                 **({} if required else {"default": None}))
+    if required:
+        return field(p.parse_date, help=f"{help} ({DATE}).", metavar=DATE)
+    return field(p.parse_date, default=None, help=f"{help} ({DATE}).", metavar=DATE)
 
 
 COUNT_UNITS = ("10^9/L", "x10^9/L")  # cell counts: a value above range may be a count per µL

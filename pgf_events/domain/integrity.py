@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from pgf_events.domain.patient import Context, Patient
 
 FLAG = "--deviation"
+NO_DEVIATION = f"{FLAG} acknowledges a protocol deviation, and this command makes none; leave it out"
 # The registration fields that decide eligibility (IN2, age at screening).
 ELIGIBILITY_FIELDS = {"register": ("birth_date",)}
 
@@ -117,9 +118,7 @@ def _judge(findings: list[Finding], deviation: str | None, prefix: str, own: str
         raise error(prefix + impossible[0].message)
     if not findings:
         if deviation is not None:
-            raise ValidationError(
-                f"{FLAG} acknowledges a protocol deviation, and this command makes none; leave it out"
-            )
+            raise ValidationError(NO_DEVIATION)
         return []
     if deviation is None:
         raise RuleViolation(prefix + entry.refusal([located(f) for f in findings], FLAG))

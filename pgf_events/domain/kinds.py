@@ -45,7 +45,7 @@ class Finding:
 class Kind:
     name: str  # the kind as typed: ``pgf record NAME``, ``{"record": NAME}``, ``pgf.NAME`` transcoding
     record: type[vo.Record]
-    event: type[Patient.Event]
+    event: Any  # the Patient event class: a Patient.Recorded subclass (Patient.Registered for register)
     title: str  # ODM StudyEventDef/FormDef name, history and report labels
     summary: str  # one line of ``pgf record --help``
     example: str

@@ -236,9 +236,8 @@ class Patient(Aggregate, EntryLog):
             merged = {**entry.changes, **diff}
             if merged == entry.changes:
                 raise ValidationError(f"the correction changes nothing in {self.ref(version)}")
-            new = self._record_with(root.version, replace={version: merged})
         else:
-            new, diff = root.record.corrected(changes)
+            _, diff = root.record.corrected(changes)
             if not diff:
                 raise ValidationError(f"the correction changes nothing in {self.ref(version)}")
         effective = {**entry.changes, **diff} if entry.kind == CORRECTION else diff

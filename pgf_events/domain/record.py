@@ -8,7 +8,6 @@ exactly as if it were newly entered (:meth:`Record.corrected`).
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable, Mapping
 from datetime import date, datetime
 from typing import Any, ClassVar
@@ -30,8 +29,18 @@ class _FieldSpec:
     parsers: tuple[tuple[str, Callable[[Any, str], Any], bool], ...]  # (name, parse, required)
 
 
-@functools.cache
+_SPECS: dict[type, _FieldSpec] = {}
+
+
 def _spec(cls: type[Record]) -> _FieldSpec:
+    try:
+        return _SPECS[cls]
+    except KeyError:
+        spec = _SPECS[cls] = _field_spec(cls)
+        return spec
+
+
+def _field_spec(cls: type[Record]) -> _FieldSpec:
     fields = attrs.fields(cls)
     return _FieldSpec(
         names=tuple(a.name for a in fields),

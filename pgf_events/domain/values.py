@@ -7,6 +7,7 @@ enters it (:mod:`pgf_events.domain.fields`); the record-kind registry
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Mapping
 from datetime import date, datetime, time, timedelta, timezone
 from typing import Any, ClassVar
@@ -75,7 +76,7 @@ class Registration(Record):
     date: date | None = date_field("Registration date (default: today, UTC)", required=False)
 
     @property
-    def clinical_date(self) -> date:
+    def clinical_date(self) -> dt.date:
         return self.date or self.transplant_date
 
     def __attrs_post_init__(self) -> None:
@@ -115,7 +116,7 @@ class Enrolment(Record):
     date: date = date_field("Enrolment date")
     pgf_type: str | None = optional(choice(*PGF_TYPES), help="primary or secondary poor graft function.",
                                     metavar="primary|secondary")
-    pgf_diagnosis_date: date | None = date_field("Date PGF was diagnosed", required=False)
+    pgf_diagnosis_date: dt.date | None = date_field("Date PGF was diagnosed", required=False)
 
     def __attrs_post_init__(self) -> None:
         if self.pgf_diagnosis_date and self.pgf_diagnosis_date > self.date:

@@ -107,7 +107,7 @@ class ChangeFeed:
         query = (
             sa.select(c.position, c.projection, c.subject, c.kind, c.data, c.event_ref, c.recorded_at)
             .where(c.position >= notification, c.position <= cap,
-                   sa.or_(c.position > notification, _INDEX > index))
+                   sa.or_(c.position > notification, index < _INDEX))
             .order_by(c.position, _INDEX)
             .limit(limit)
         )

@@ -1,7 +1,7 @@
 """The clinical time frame of a patient's derived state: evaluation date, cut-off, exit and day numbering
 (the dosing and endpoint derivations are in :mod:`.sections`).
 
-Clinical dates only (clinical-rules.md v2, "Time anchors"): the evaluation date, the last date
+Clinical dates only (docs/rules.md v2, "Time anchors"): the evaluation date, the last date
 known alive and every endpoint use the dates on which something happened to the patient
 (:meth:`~pgf_events.domain.values.Record.clinical_dates`), never an AE awareness time or a
 recorded time.

@@ -166,7 +166,7 @@ def derive_patient(patient: Patient, params: Protocol,
         cutoff=iso(cutoff),
         site=reg.site,
         sex=reg.sex,
-        transplant_date=iso(reg.transplant_date),
+        transplant_date=reg.transplant_date.isoformat(),
         eligibility={
             "status": result.status, "unmet": list(result.unmet), "unassessed": list(result.unassessed),
             "reasons": dict(result.reasons), "refs": list(result.refs),

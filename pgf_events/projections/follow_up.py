@@ -1,6 +1,6 @@
 """A patient's follow-up timeline and the time-to-event observations the cohort estimators use.
 
-Conventions (clinical-rules.md, "Survival"):
+Conventions (docs/rules.md, "Survival"):
 - origin: MSC D1 or the transplant date (``survival_origin``); both are reported. From the
   transplant, with ``transplant_delayed_entry`` (v2), every observation carries ``entry``, the days
   from transplant to MSC D1: patients enter the risk set at D1 (left truncation), and the estimate

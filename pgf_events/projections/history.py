@@ -8,11 +8,13 @@ only events recorded up to that time: the history as the database knew it then.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import date, datetime
+from datetime import datetime
 from typing import Any
 
 from pgf_events.domain.kinds import EVENT_KINDS
 from pgf_events.domain.patient import CORRECTION, SIGN, VOID, Patient
+from pgf_events.formatting import show
+from pgf_events.projections.signatures import signatures
 
 
 def history_rows(events: Iterable[Any], as_of: datetime | None = None) -> list[dict[str, Any]]:
@@ -57,8 +59,8 @@ def history_rows(events: Iterable[Any], as_of: datetime | None = None) -> list[d
             row["corrects"] = patient.ref(patient._root(target))
         elif kind == VOID:
             target = int(event.supersedes.rpartition("#")[2])
-            root = patient.entries[patient._root(target)]
-            row["clinical_date"] = root.record.clinical_date if root.record else None
+            root_entry = patient.entries[patient._root(target)]
+            row["clinical_date"] = root_entry.record.clinical_date if root_entry.record else None
             row["data"] = {"voided": event.supersedes, "voided_kind": patient.entries[target].kind,
                            "voided_values": _voided_values(patient, target, before)}
         elif kind == SIGN:
@@ -77,8 +79,6 @@ def history_rows(events: Iterable[Any], as_of: datetime | None = None) -> list[d
 
 
 def _mark_signatures(rows: list[dict[str, Any]], events: list[Any]) -> None:
-    from pgf_events.audit.signatures import signatures  # noqa: PLC0415
-
     by_ref = {row["ref"]: row for row in rows}
     for signature in signatures(events):
         by_ref[signature["ref"]]["status"] = (
@@ -106,15 +106,15 @@ def describe(row: dict[str, Any]) -> str:
     """One line of what an event says, for the human table."""
     data = row["data"]
     if row["kind"] == CORRECTION:
-        changes = "; ".join(f"{k}: {_show(v['old'])} -> {_show(v['new'])}" for k, v in data.items())
+        changes = "; ".join(f"{k}: {show(v['old'])} -> {show(v['new'])}" for k, v in data.items())
         return f"corrects {row['supersedes']}: {changes}"
     if row["kind"] == SIGN:
         return f"{data['meaning']} signature over {data['covers']} (hash {data['stream_hash'][:16]})"
     if row["kind"] == VOID:
-        values = ", ".join(f"{k}={_show(v)}" for k, v in data.get("voided_values", {}).items()
+        values = ", ".join(f"{k}={show(v)}" for k, v in data.get("voided_values", {}).items()
                            if v not in (None, False, (), [], {}))
         return f"voids {data['voided']} ({data['voided_kind']}{': ' + values if values else ''})"
-    return ", ".join(f"{k}={_show(v)}" for k, v in data.items() if v not in (None, False, (), [], {}))
+    return ", ".join(f"{k}={show(v)}" for k, v in data.items() if v not in (None, False, (), [], {}))
 
 
 def _voided_values(patient: Patient, target: int, before: Any) -> dict[str, Any]:
@@ -123,21 +123,3 @@ def _voided_values(patient: Patient, target: int, before: Any) -> dict[str, Any]
     if entry.kind == CORRECTION:
         return dict(entry.changes)
     return before.as_input() if before is not None else {}
-
-
-def _show(value: Any) -> str:
-    if value is None:
-        return "(none)"
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, datetime):
-        return value.strftime("%Y-%m-%dT%H:%MZ")
-    if isinstance(value, date):
-        return value.isoformat()
-    if isinstance(value, float):
-        return f"{value:g}"
-    if isinstance(value, dict):
-        return "{" + ", ".join(f"{k}={_show(v)}" for k, v in value.items()) + "}"
-    if isinstance(value, (list, tuple)):
-        return "[" + ",".join(_show(v) for v in value) + "]"
-    return str(value)

@@ -164,7 +164,7 @@ def plot_status(path: str, patient: Patient, status: Mapping[str, Any], params: 
     title = f"{status['subject']}: hemogram course"
     title += f" (as of {status['as_of']})" if status.get("as_of") else f" (data to {status['evaluation_date']})"
     fig.suptitle(f"{title}, protocol {status['protocol_version']}", fontsize=11)
-    fig.savefig(path, dpi=120)
+    _save(fig, path)
     plt.close(fig)
 
 
@@ -236,5 +236,13 @@ def plot_survival(path: str, report: Mapping[str, Any], params: Protocol) -> Non
         for t in ticks:
             n = sum(1 for r in rows if r[f"{key}_days"] >= t and (r.get("entry_days") or 0) < max(t, 1e-9))
             ax.text(t, y, str(n), transform=ax.get_xaxis_transform(), fontsize=9, ha="center", color=colour)
-    fig.savefig(path, dpi=120)
+    _save(fig, path)
     plt.close(fig)
+
+
+def _save(fig: Any, path: str) -> None:
+    """Write the PNG whole or not at all, never through a symlink planted at ``path`` (issue 13)."""
+    from pgf_events.audit.files import atomic_binary_file  # noqa: PLC0415
+
+    with atomic_binary_file(path) as out:
+        fig.savefig(out, dpi=120, format="png")

@@ -18,10 +18,13 @@ from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 from pgf_events.application import TrialConduct, normalise_subject
-from pgf_events.audit.signatures import signatures
 from pgf_events.domain.errors import DomainError, PatientNotFoundError
 from pgf_events.domain.patient import Patient
-from pgf_events.projections.derive import derive_patient, fold, iso
+from pgf_events.formatting import iso
+from pgf_events.log import notifications
+from pgf_events.projections.cohort import build_report
+from pgf_events.projections.derive import derive_patient, fold
+from pgf_events.projections.signatures import signatures
 from pgf_events.projections.slices import all_slices, status_document
 from pgf_events.topics import PATIENT_TOPIC_PREFIX
 
@@ -57,17 +60,11 @@ def fold_as_of(events: Any, as_of: datetime) -> tuple[Patient | None, dict[int, 
 def patients_as_of(app: TrialConduct, as_of: datetime) -> Iterator[tuple[Patient, dict[int, datetime]]]:
     """Every patient registered by ``as_of``, folded to what was recorded by then (log order)."""
     streams: dict[UUID, list[Any]] = {}
-    start = 1
-    while True:
-        batch = app.recorder.select_notifications(start=start, limit=1000)
-        for n in batch:
-            if not n.topic.startswith(PATIENT_TOPIC_PREFIX):
-                continue  # reviews, the user directory, import batches, keys, the lock: no patient
-            event = app.mapper.to_domain_event(n)
-            streams.setdefault(event.originator_id, []).append(event)
-        if len(batch) < 1000:
-            break
-        start = batch[-1].id + 1
+    for n in notifications(app.recorder):
+        if not n.topic.startswith(PATIENT_TOPIC_PREFIX):
+            continue  # reviews, the user directory, import batches, keys, the lock: no patient
+        event = app.mapper.to_domain_event(n)
+        streams.setdefault(event.originator_id, []).append(event)
     for events in streams.values():
         patient, recorded = fold_as_of(sorted(events, key=lambda e: e.originator_version), as_of)
         if patient is not None:
@@ -92,7 +89,7 @@ def patient_status(app: TrialConduct, subject: str, *, as_of: datetime | None = 
             raise DomainError(f"patient {subject} entered the trial on {_first_trial_date(patient)}, "
                               f"after the data cut-off {iso(cutoff)}")
         slices, version = _slices_of(patient, recorded, app, cutoff), patient.version
-    elif as_of is None:
+    elif as_of is None and store is not None:
         store.catch_up()
         found = store.patient(subject)
         if found is None:
@@ -101,6 +98,7 @@ def patient_status(app: TrialConduct, subject: str, *, as_of: datetime | None = 
         events = [e for e in app.stream(subject) if e.originator_version <= version]
         patient = fold(events)[0]
     else:
+        assert as_of is not None
         events = app.stream(subject)
         patient, recorded = fold_as_of(events, as_of)
         if patient is None:
@@ -114,6 +112,7 @@ def patient_status(app: TrialConduct, subject: str, *, as_of: datetime | None = 
     doc["signatures"] = [
         {**sig, "signed_at": iso(sig["signed_at"])} for sig in signatures(events)
     ]
+    assert patient is not None
     return {"subject": doc.pop("subject"), "as_of": iso(as_of), **doc}, patient
 
 
@@ -124,8 +123,6 @@ def cohort_report(app: TrialConduct, name: str, *, as_of: datetime | None = None
     ``as_of`` (what the store knew) and ``cutoff`` (the clinical data cut-off date) are independent;
     either one derives the rows from the log instead of reading the read models.
     """
-    from pgf_events.projections.cohort import build_report  # noqa: PLC0415 - reports only
-
     if as_of is None and cutoff is None:
         assert store is not None
         store.catch_up()

@@ -18,6 +18,7 @@ and the order of commits are unchanged.
 
 from __future__ import annotations
 
+import gc
 import multiprocessing
 import os
 from collections.abc import Iterator, Sequence
@@ -26,6 +27,9 @@ from datetime import datetime
 from typing import Any, NamedTuple
 from uuid import UUID
 
+from pgf_events.application import TrialConduct
+from pgf_events.gc_tuning import BULK_THRESHOLD
+from pgf_events.log import notifications
 from pgf_events.projections.derive import derive_patient, fold
 from pgf_events.projections.slices import all_slices
 from pgf_events.protocol import Protocol
@@ -40,7 +44,7 @@ class StreamHead(NamedTuple):
     originator_id: UUID
     version: int  # the stream's last version in the range
     position: int  # the notification id of that version
-    count: int  # how many of the stream's events lie in the range
+    count: int  # type: ignore[assignment]  # how many of the stream's events lie in the range (shadows tuple.count)
 
 
 def stream_heads(app: Any, after: int, stop: int) -> list[StreamHead]:
@@ -50,16 +54,10 @@ def stream_heads(app: Any, after: int, stop: int) -> list[StreamHead]:
         heads = [StreamHead(*row) for row in recorder.stream_heads(after, stop)]
     else:
         last: dict[UUID, StreamHead] = {}
-        start = after + 1
-        while start <= stop:
-            batch = recorder.select_notifications(start=start, limit=1000, stop=stop)
-            for n in batch:
-                seen = last.get(n.originator_id)
-                last[n.originator_id] = StreamHead(n.originator_id, n.originator_version, n.id,
-                                                   seen.count + 1 if seen else 1)
-            if len(batch) < 1000:
-                break
-            start = batch[-1].id + 1
+        for n in notifications(recorder, start=after + 1, stop=stop):
+            seen = last.get(n.originator_id)
+            last[n.originator_id] = StreamHead(n.originator_id, n.originator_version, n.id,
+                                               seen.count + 1 if seen else 1)
         heads = list(last.values())
     return sorted(heads, key=lambda head: head.position)
 
@@ -71,14 +69,7 @@ def count_between(app: Any, after: int, stop: int) -> int:
     recorder = app.recorder
     if hasattr(recorder, "count_between"):
         return int(recorder.count_between(after, stop))
-    count, start = 0, after + 1
-    while start <= stop:
-        batch = recorder.select_notifications(start=start, limit=1000, stop=stop)
-        count += len(batch)
-        if len(batch) < 1000:
-            break
-        start = batch[-1].id + 1
-    return count
+    return sum(1 for _ in notifications(recorder, start=after + 1, stop=stop))
 
 
 def chunks(heads: Sequence[StreamHead], events: int | None = None) -> Iterator[list[StreamHead]]:
@@ -170,11 +161,6 @@ _WORKER: dict[str, Any] = {}
 
 
 def _start_worker(store: Any, params: Protocol) -> None:
-    import gc  # noqa: PLC0415
-
-    from pgf_events.application import TrialConduct  # noqa: PLC0415
-    from pgf_events.gc_tuning import BULK_THRESHOLD  # noqa: PLC0415
-
     gc.set_threshold(BULK_THRESHOLD, *gc.get_threshold()[1:])
     _WORKER["app"], _WORKER["params"] = TrialConduct(store, params), params
 

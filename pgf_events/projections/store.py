@@ -46,9 +46,11 @@ from sqlalchemy.exc import DBAPIError
 
 from pgf_events.application import TrialConduct
 from pgf_events.domain.patient import Patient
+from pgf_events.formatting import iso
 from pgf_events.gc_tuning import fewer_collections
+from pgf_events.log import notifications
 from pgf_events.projections import replay
-from pgf_events.projections.derive import derive_patient, fold, iso
+from pgf_events.projections.derive import derive_patient, fold
 from pgf_events.projections.slices import PROJECTIONS, SLICE_KEYS, all_slices, collect_refs
 from pgf_events.projections.tables import (
     Codec,
@@ -386,10 +388,4 @@ class ProjectionStore:
         return out
 
     def _pending(self, position: int) -> int:
-        count, start = 0, position + 1
-        while True:
-            batch = self.app.recorder.select_notifications(start=start, limit=1000)
-            count += len(batch)
-            if len(batch) < 1000:
-                return count
-            start = batch[-1].id + 1
+        return sum(1 for _ in notifications(self.app.recorder, start=position + 1))

@@ -107,8 +107,8 @@ def engine_for(config: StoreConfig) -> Engine:
         return _sqlite_engine("sqlite://", poolclass=StaticPool, connect_args={"check_same_thread": False})
     if config.backend == "sqlite":
         name = config.env["SQLITE_DBNAME"]
-        url = str(URL.create("sqlite", database=name)) if config.sqlite_path else f"sqlite:///{name}&uri=true"
-        return _sqlite_engine(url, connect_args={"timeout": SQLITE_LOCK_TIMEOUT_SECONDS})
+        path = str(URL.create("sqlite", database=name)) if config.sqlite_path else f"sqlite:///{name}&uri=true"
+        return _sqlite_engine(path, connect_args={"timeout": SQLITE_LOCK_TIMEOUT_SECONDS})
     env = config.env
     url = URL.create(
         "postgresql+psycopg", username=env["POSTGRES_USER"], password=env["POSTGRES_PASSWORD"] or None,

@@ -26,8 +26,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
 
+from pgf_events.formatting import iso
 from pgf_events.projections import replay
-from pgf_events.projections.derive import iso
 from pgf_events.projections.slices import PROJECTIONS, collect_refs
 from pgf_events.projections.store import ProjectionStore
 from pgf_events.projections.tables import _json_dumps, _json_loads, tracking, views

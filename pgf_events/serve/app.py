@@ -21,10 +21,11 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 from pgf_events import __version__
-from pgf_events.cli._output import to_json
 from pgf_events.domain.errors import PatientNotFoundError, PgfError, StoreError, ValidationError
 from pgf_events.feed import ChangeFeed, check_position, check_projection
 from pgf_events.feed.api import MAX_POSITION
+from pgf_events.formatting import to_json
+from pgf_events.projections.queries import cohort_report, patient_status
 from pgf_events.projections.slices import PROJECTIONS
 from pgf_events.projections.verify import last_check, verified_note
 from pgf_events.serve.auth import Authenticate
@@ -72,15 +73,11 @@ def build_app(feed: ChangeFeed, *, keepalive: float = KEEPALIVE_SECONDS, interva
         return JSON(await in_thread(look))
 
     async def patient(request: Request) -> Response:
-        from pgf_events.projections.queries import patient_status
-
         def status(subject: str) -> tuple[dict[str, Any], dict[str, Any] | None]:
             return patient_status(feed.app, subject, store=feed.store)[0], last_check(feed.store)
         return _verified(*await in_thread(locked(status), request.path_params["subject"]))
 
     async def report(request: Request) -> Response:
-        from pgf_events.projections.queries import cohort_report
-
         name = request.path_params["name"]
         if name not in PROJECTIONS:
             return _error(404, f"no report {name!r}; choose from {', '.join(PROJECTIONS)}")

@@ -6,7 +6,11 @@ import pytest
 
 from pgf_events.application import BatchRejected, Command, TrialConduct
 from pgf_events.domain.errors import (
-    DuplicatePatientError, EventNotFoundError, PatientNotFoundError, RuleViolation, ValidationError,
+    DuplicatePatientError,
+    EventNotFoundError,
+    PatientNotFoundError,
+    RuleViolation,
+    ValidationError,
 )
 from tests.helpers import ELIGIBLE_SCREEN, USER, enrolled, infuse, register
 
@@ -240,7 +244,7 @@ def test_correcting_birth_date_after_clinical_records_is_checked(app: TrialCondu
 def test_a_batch_is_all_or_nothing_and_reports_every_failing_line(app: TrialConduct) -> None:
     commands = [
         Command("record", subject="S001", kind="register", line=1,
-                fields=dict(site="PKU", birth_date="1980-02-03", sex="F", weight_kg=61, transplant_date="2025-01-10")),
+                fields={"site": "PKU", "birth_date": "1980-02-03", "sex": "F", "weight_kg": 61, "transplant_date": "2025-01-10"}),
         Command("record", subject="S001", kind="lab", fields={"date": "2025-03-01", "anc": 0.4}, line=2),
         Command("record", subject="S001", kind="lab", fields={"date": "2025-03-01", "anc": 400}, line=3),
         Command("record", subject="S002", kind="lab", fields={"date": "2025-03-01", "anc": 1}, line=4),

@@ -185,9 +185,9 @@ def test_direct_update_and_delete_fail_while_the_triggers_stand(store: tuple[Pgf
     name = {"events": db.events, "chain": db.chain, "head": db.head}[table]
     column = {"events": "originator_version", "chain": "originator_version", "head": "position"}[table]
     errors = (Exception,)
-    with pytest.raises(errors, match="append-only|only moves forward"):
+    with pytest.raises(errors, match=r"append-only|only moves forward"):
         db.sql(f"UPDATE {name} SET {column} = {column} - 1")
-    with pytest.raises(errors, match="append-only|cannot be deleted|only moves forward"):
+    with pytest.raises(errors, match=r"append-only|cannot be deleted|only moves forward"):
         db.sql(f"DELETE FROM {name}")
     if not db.sqlite:
         with pytest.raises(errors, match="append-only"):

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import multiprocessing as mp
 
+import pytest
+
 from pgf_events.application import TrialConduct
 from tests.conftest import Pgf
 from tests.helpers import USER, register
@@ -19,6 +21,7 @@ def _writer(url: str, subject: str, count: int, start: object) -> None:
     app.close()
 
 
+@pytest.mark.slow
 def test_two_processes_writing_at_once_leave_a_chain_that_verifies(store_url: str) -> None:
     app = TrialConduct.open(store_url)
     register(app, "S001")

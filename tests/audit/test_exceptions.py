@@ -46,7 +46,7 @@ def test_late_entries_exceed_the_protocol_parameter(live: TrialConduct) -> None:
 def _engrafted(app: TrialConduct) -> None:
     enrolled(app, "S001")
     infuse(app, "S001", "2025-02-25")  # 5: MSC D1, the endpoint anchor
-    for n, (day, anc) in enumerate((("2025-03-01", 0.6), ("2025-03-02", 0.7), ("2025-03-03", 0.8),
+    for _n, (day, anc) in enumerate((("2025-03-01", 0.6), ("2025-03-02", 0.7), ("2025-03-03", 0.8),
                                     ("2025-06-01", 2.0)), start=6):
         app.record("lab", "S001", {"date": day, "anc": anc}, user=USER)  # 6..9
 

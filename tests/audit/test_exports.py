@@ -16,7 +16,7 @@ from pgf_events.audit.odm import write_odm
 from pgf_events.audit.trail import trail_rows
 from pgf_events.exports.sdtm import DATASETS
 from tests.conftest import Pgf, enrol_via_cli
-from tests.helpers import sign, USER, enrolled, infuse, register
+from tests.helpers import USER, enrolled, infuse, register, sign
 
 NS = {"odm": "http://www.cdisc.org/ns/odm/v1.3"}
 
@@ -231,3 +231,14 @@ def test_export_commands_write_files(pgf: Pgf, tmp_path: Path, odm_schema: Any) 
         ["define.xml", *(f"{n.lower()}.{ext}" for n in DATASETS for ext in ("json", "xpt"))])
     assert pgf("export", "odm", str(tmp_path / "nowhere" / "x.xml")).exit_code == 2
     pgf.rejected("export", "sdtm", str(tmp_path / "x"), "--as-of", "yesterday", contains="as")
+
+
+def test_an_acknowledged_deviation_is_in_the_odm_audit_record_and_the_trail(app: TrialConduct, odm_schema: Any) -> None:
+    enrolled(app, "S001")
+    infuse(app, "S001", "2025-02-25")
+    infuse(app, "S001", "2025-02-28", deviation="patient travelling")
+    text, root = odm(app)
+    odm_schema.validate(text)
+    reasons = [e.text for e in root.iter(f"{{{NS['odm']}}}ReasonForChange")]
+    assert "protocol deviation acknowledged: patient travelling" in reasons
+    assert {r["deviation"] for r in trail_rows(app) if r["ref"] == "S001#6"} == {"patient travelling"}

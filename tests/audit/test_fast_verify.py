@@ -50,7 +50,7 @@ def test_an_intact_log_gives_the_same_summary_both_ways(store: tuple[str, TrialC
 
 
 def test_a_checkpoint_is_checked_on_the_fast_path_too(store: tuple[str, TrialConduct]) -> None:
-    url, app = store
+    _url, app = store
     reader = chain_reader(app)
     early = verify(reader).current_checkpoint
     assert early is not None

@@ -54,7 +54,7 @@ def test_the_writer_adds_but_cannot_change_and_the_auditor_only_reads(pg_url: st
                           f'TRUNCATE "{schema}".pgf_events',
                           f'DROP TRIGGER pgf_append_only ON "{schema}".pgf_events',
                           f'ALTER TABLE "{schema}".pgf_events DISABLE TRIGGER ALL'):
-            with pytest.raises(psycopg.Error, match="permission denied|must be owner"):
+            with pytest.raises(psycopg.Error, match=r"permission denied|must be owner"):
                 conn.execute(statement)
 
     as_auditor = Pgf(_as(pg_url, auditor))

@@ -11,11 +11,11 @@ import pytest
 from pgf_events.application import TrialConduct
 from pgf_events.audit.chain import stream_hash
 from pgf_events.audit.signatures import check_hashes, signatures
-from pgf_events.signing import stream_digest
 from pgf_events.domain.errors import PatientNotFoundError, RuleViolation, ValidationError
+from pgf_events.signing import stream_digest
 from tests.audit.attacker import Attacker
-from tests.conftest import Pgf, enrol_via_cli
 from tests.audit.keys import CliSigner
+from tests.conftest import Pgf, enrol_via_cli
 from tests.helpers import USER, enrolled, sign
 
 

@@ -168,3 +168,18 @@ def test_an_import_line_key_returns_the_original_reference(pgf: Pgf, tmp_path: P
 def test_the_demo_refuses_a_store_holding_real_subjects(pgf_any: Pgf) -> None:
     pgf_any.ok("record", "register", "P1", *REGISTER)
     pgf_any.rejected("demo", "--patients", "2", contains="holds 1 subject(s) that are not demo subjects (P1)")
+
+
+def test_plots_and_demo_lines_never_follow_a_planted_symlink(pgf: Pgf, tmp_path: Path) -> None:
+    from pgf_events.audit.files import atomic_binary_file
+
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious\n")
+    (tmp_path / "km.png").symlink_to(victim)
+    with atomic_binary_file(tmp_path / "km.png") as out:
+        out.write(b"\x89PNG")
+    (tmp_path / "cohort.jsonl").symlink_to(victim)
+    pgf.ok("demo", "--patients", "1", "--jsonl", str(tmp_path / "cohort.jsonl"))
+    assert victim.read_text() == "precious\n"
+    assert (tmp_path / "km.png").read_bytes() == b"\x89PNG" and not (tmp_path / "km.png").is_symlink()
+    assert not (tmp_path / "cohort.jsonl").is_symlink() and '"record"' in (tmp_path / "cohort.jsonl").read_text()

@@ -229,3 +229,9 @@ def test_a_unit_of_changes_making_a_deviation_needs_one_acknowledgement(pgf_any:
     pgf_any.ok("import", str(path))
     rows = deviations(pgf_any)
     assert {(r["kind"], r["ref"], r["acknowledged_in"]) for r in rows} >= {("dose_gap", "S001#6", "S001#8")}
+
+
+def test_a_registration_is_never_a_deviation(pgf: Pgf) -> None:
+    pgf.rejected("record", "register", "S001", "--site", "PKU", "--birth-date", "1980-02-03", "--sex", "F",
+                 "--weight-kg", "61", "--transplant-date", "2025-01-10", "--deviation", "late registration",
+                 contains="this command makes none")

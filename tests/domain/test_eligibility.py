@@ -14,7 +14,7 @@ CONSENT = [ConsentFacts(day=date(2025, 2, 18), ref="S001#2")]
 
 
 def screen(**kw: object) -> ScreeningFacts:
-    defaults: dict = dict(day=date(2025, 2, 20), ref="S001#3", kps=80, expected_survival_months=12, answers=TYPED_OK)
+    defaults: dict = {"day": date(2025, 2, 20), "ref": "S001#3", "kps": 80, "expected_survival_months": 12, "answers": TYPED_OK}
     return ScreeningFacts(**{**defaults, **kw})
 
 

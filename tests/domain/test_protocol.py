@@ -1,4 +1,4 @@
-"""The protocol object: defaults from clinical-rules.md, TOML overrides, versioning."""
+"""The protocol object: defaults from docs/rules.md, TOML overrides, versioning."""
 
 from __future__ import annotations
 

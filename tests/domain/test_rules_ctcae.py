@@ -1,4 +1,4 @@
-"""CTCAE v5.0 lab grades with strict < boundaries (clinical-rules.md, "Safety")."""
+"""CTCAE v5.0 lab grades with strict < boundaries (docs/rules.md, "Safety")."""
 
 from datetime import date
 
@@ -7,7 +7,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from pgf_events.domain.rules.ctcae import (
-    anaemia_grade, is_worsening, lab_grade, lab_worsenings, neutrophil_count_decreased_grade,
+    anaemia_grade,
+    is_worsening,
+    lab_grade,
+    lab_worsenings,
+    neutrophil_count_decreased_grade,
     platelet_count_decreased_grade,
 )
 from pgf_events.domain.rules.inputs import LabPoint

@@ -1,4 +1,4 @@
-"""Dose-to-window assignment (clinical-rules.md, "Dosing").
+"""Dose-to-window assignment (docs/rules.md, "Dosing").
 
 Default protocol: 4 doses of 1e6 cells/kg, targets D1, D1+7, D1+14, D1+21, window ±2 days,
 minimum gap 5 days, tolerance ±10%. With D1 = 2025-01-01 the targets are Jan 1, 8, 15, 22 and

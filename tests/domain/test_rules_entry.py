@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from datetime import date
 
+from pgf_events.domain.kinds import build_record
 from pgf_events.domain.rules import entry
 from pgf_events.domain.rules.entry import Item, Prior
-from pgf_events.domain.kinds import build_record
 from pgf_events.protocol import DEFAULT_PROTOCOL as P
 
 TODAY = date(2026, 1, 15)

@@ -1,4 +1,4 @@
-"""MAGIC acute GVHD staging/grading and NIH 2014 chronic severity (clinical-rules.md,
+"""MAGIC acute GVHD staging/grading and NIH 2014 chronic severity (docs/rules.md,
 "Secondary endpoints")."""
 
 from datetime import date
@@ -8,8 +8,19 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from pgf_events.domain.rules.gvhd import (
-    CHRONIC_ORGANS, AcuteStages, acute_grade, acute_gvhd, bilirubin_mg_dl, chronic_gvhd, chronic_severity,
-    liver_stage, lower_gi_stage, max_acute_grade, max_chronic_severity, skin_stage, upper_gi_stage,
+    CHRONIC_ORGANS,
+    AcuteStages,
+    acute_grade,
+    acute_gvhd,
+    bilirubin_mg_dl,
+    chronic_gvhd,
+    chronic_severity,
+    liver_stage,
+    lower_gi_stage,
+    max_acute_grade,
+    max_chronic_severity,
+    skin_stage,
+    upper_gi_stage,
 )
 
 DAY = date(2025, 4, 1)

@@ -1,4 +1,4 @@
-"""Hemogram recovery (clinical-rules.md, "Laboratory conventions", "Primary endpoint").
+"""Hemogram recovery (docs/rules.md, "Laboratory conventions", "Primary endpoint").
 
 Anchor = MSC D1 = 2025-03-01 (day 0 here), transplant 2025-02-01 (Day 0 post-HSCT), so
 March d is day_post_transplant 28 + d - 1 and days_since_msc_d1 d - 1.

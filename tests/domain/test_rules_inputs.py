@@ -1,4 +1,4 @@
-"""Input records for the rules (clinical-rules.md, "Laboratory conventions" units)."""
+"""Input records for the rules (docs/rules.md, "Laboratory conventions" units)."""
 
 from datetime import date
 

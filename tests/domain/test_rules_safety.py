@@ -1,6 +1,6 @@
-"""SAE / SUSAR reporting clocks (clinical-rules.md, "Safety")."""
+"""SAE / SUSAR reporting clocks (docs/rules.md, "Safety")."""
 
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta, timezone
 
 import pytest
 
@@ -8,12 +8,12 @@ from pgf_events.domain.rules.safety import as_utc, is_susar, sae_clocks
 from pgf_events.protocol import Protocol
 
 P = Protocol()
-AWARE = datetime(2025, 5, 10, 14, 30, tzinfo=timezone.utc)
+AWARE = datetime(2025, 5, 10, 14, 30, tzinfo=UTC)
 
 
 def test_sponsor_is_due_24_hours_after_awareness():
     c = sae_clocks(AWARE, P, seriousness={"hospitalisation"}, relatedness="unlikely")
-    assert c.sponsor.due == datetime(2025, 5, 11, 14, 30, tzinfo=timezone.utc)
+    assert c.sponsor.due == datetime(2025, 5, 11, 14, 30, tzinfo=UTC)
     assert (c.serious, c.susar, c.regulator) == (True, False, None)
 
 
@@ -68,13 +68,13 @@ def test_unreported_clock_is_pending_before_and_missed_after_due():
 
 def test_date_only_awareness_starts_at_midnight_utc():
     c = sae_clocks(date(2025, 5, 10), P, seriousness={"hospitalisation"})
-    assert c.sponsor.due == datetime(2025, 5, 11, 0, 0, tzinfo=timezone.utc)
+    assert c.sponsor.due == datetime(2025, 5, 11, 0, 0, tzinfo=UTC)
 
 
 def test_naive_times_are_utc_and_offsets_are_converted():
-    assert as_utc(datetime(2025, 5, 10, 12)) == datetime(2025, 5, 10, 12, tzinfo=timezone.utc)
+    assert as_utc(datetime(2025, 5, 10, 12)) == datetime(2025, 5, 10, 12, tzinfo=UTC)
     paris = timezone(timedelta(hours=2))
-    assert as_utc(datetime(2025, 5, 10, 12, tzinfo=paris)) == datetime(2025, 5, 10, 10, tzinfo=timezone.utc)
+    assert as_utc(datetime(2025, 5, 10, 12, tzinfo=paris)) == datetime(2025, 5, 10, 10, tzinfo=UTC)
 
 
 def test_clock_lengths_come_from_the_protocol():

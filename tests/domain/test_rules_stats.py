@@ -1,4 +1,4 @@
-"""Wilson score interval (clinical-rules.md, "Secondary endpoints": infection proportion)."""
+"""Wilson score interval (docs/rules.md, "Secondary endpoints": infection proportion)."""
 
 import pytest
 from hypothesis import given

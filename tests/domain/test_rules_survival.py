@@ -1,4 +1,4 @@
-"""Kaplan–Meier and Aalen–Johansen (clinical-rules.md, "Secondary endpoints": Survival)."""
+"""Kaplan–Meier and Aalen–Johansen (docs/rules.md, "Secondary endpoints": Survival)."""
 
 import math
 

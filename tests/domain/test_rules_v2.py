@@ -1,4 +1,4 @@
-"""Hand-computed boundary cases for every "(v2)" rule of clinical-rules.md.
+"""Hand-computed boundary cases for every "(v2)" rule of docs/rules.md.
 
 MSC D1 = 2025-03-01 = ``day(0)``; the protocol's D-number of ``day(n)`` is D(n+1) (no D0), so
 the evaluation day D57 is ``day(56)``. Transplant 2025-02-01 (day 0 post-transplant).

@@ -15,10 +15,9 @@ import pytest
 from pgf_events.application import TrialConduct
 from pgf_events.audit.odm import write_odm
 from pgf_events.audit.odm_meta import decimal_text, site_oid, user_oid
-from pgf_events.audit.signatures import sign
 from tests.conftest import Pgf, enrol_via_cli
 from tests.exports.conftest import rich_scenario
-from tests.helpers import USER, enrolled, register
+from tests.helpers import USER, enrolled, register, sign
 
 NS = {"odm": "http://www.cdisc.org/ns/odm/v1.3"}
 ODM = "{http://www.cdisc.org/ns/odm/v1.3}"

@@ -39,6 +39,7 @@ def snapshot(url: str, *args: str) -> list[dict]:
     return [json.loads(line) for line in result.stdout.splitlines()]
 
 
+@pytest.mark.slow
 def test_followers_killed_and_resumed_see_every_change_once_in_order(store_url: str, tmp_path: Path) -> None:
     create_store(store_url)
     whole = start_pgf(store_url, "follow", out=tmp_path / "whole.out", err=tmp_path / "whole.err")

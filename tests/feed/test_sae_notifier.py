@@ -79,6 +79,7 @@ def store(tmp_path: Path) -> str:
     return url
 
 
+@pytest.mark.slow
 def test_killed_notifier_resumes_with_no_duplicate_and_no_gap(store: str, tmp_path: Path) -> None:
     with ChangeFeed(store) as feed:
         expected = [(c.position, c.subject, c.event_ref) for c in feed.changes(projection="safety")]

@@ -8,7 +8,7 @@ from pgf_events.application import TrialConduct
 from pgf_events.projections.derive import PatientState, derive_patient, fold
 from tests.helpers import USER, enrolled, infuse
 
-# interface.md, "Reading": pgf status --json (at least these keys).
+# docs/interface.md, "Reading": pgf status --json (at least these keys).
 STATUS_KEYS = {
     "subject": None,
     "eligibility": {"status", "unmet"},

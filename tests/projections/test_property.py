@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import event as note
 from hypothesis import strategies as st
@@ -102,6 +103,7 @@ def _log(app: TrialConduct) -> list[Any]:
             if n.topic.startswith(PATIENT_TOPIC_PREFIX)]
 
 
+@pytest.mark.slow
 @settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(actions, min_size=8, max_size=40), st.data())
 def test_incremental_rebuilt_and_derived_projections_agree(history: list[tuple[Any, ...]], data: st.DataObject) -> None:

@@ -51,6 +51,7 @@ def _kind_args(kind: str) -> st.SearchStrategy[list[str]]:
     return pairs.map(lambda items: [part for name, value in items for part in (name, value)])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", sorted(KINDS))
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data())
@@ -69,6 +70,7 @@ JSON_VALUES = st.recursive(
 )
 
 
+@pytest.mark.slow
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(lines=st.lists(st.one_of(
     st.fixed_dictionaries({"record": st.sampled_from(sorted(KINDS) + ["correct", "void", "nope"]),

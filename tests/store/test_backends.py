@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import multiprocessing as mp
 import time
@@ -36,7 +37,7 @@ def test_a_failed_batch_writes_nothing(store_url: str) -> None:
     commands = [
         Command("record", subject="S001", kind="lab", fields={"date": "2025-03-01", "anc": 0.4}, line=1),
         Command("record", subject="S002", kind="register", line=2,
-                fields=dict(site="PKU", birth_date="1980-02-03", sex="F", weight_kg=61, transplant_date="2025-01-10")),
+                fields={"site": "PKU", "birth_date": "1980-02-03", "sex": "F", "weight_kg": 61, "transplant_date": "2025-01-10"}),
         Command("record", subject="S002", kind="lab", fields={"date": "2025-03-01", "anc": -1}, line=3),
     ]
     with pytest.raises(BatchRejected):
@@ -69,6 +70,7 @@ def _writer(url: str, name: str, count: int, queue: mp.Queue, start: object) -> 
     queue.put((name, (refs, retried)))
 
 
+@pytest.mark.slow
 def test_two_processes_recording_to_one_patient_lose_nothing(store_url: str) -> None:
     app = TrialConduct.open(store_url)
     register(app, "S001")
@@ -90,7 +92,7 @@ def test_two_processes_recording_to_one_patient_lose_nothing(store_url: str) -> 
     events = app.stream("S001")[1:]
     assert len(events) == 2 * count
     writers = [e.recorded_by for e in events]
-    switches = sum(1 for x, y in zip(writers, writers[1:]) if x != y)
+    switches = sum(1 for x, y in itertools.pairwise(writers) if x != y)
     assert switches > 1 or retried > 0, "the writers neither interleaved nor conflicted: no concurrency tested"
     by_writer: dict[str, list[float]] = {"writer-a": [], "writer-b": []}
     for e in events:

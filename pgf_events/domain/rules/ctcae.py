@@ -1,4 +1,4 @@
-"""CTCAE v5.0 laboratory grades and worsening from baseline (clinical-rules.md, "Safety").
+"""CTCAE v5.0 laboratory grades and worsening from baseline (docs/rules.md, "Safety").
 
 Grades use strict ``<`` boundaries, exactly as CTCAE v5.0 writes them ("<1.0 - 0.5" means
 0.5 <= x < 1.0). The grade 2-4 cut-offs are fixed by CTCAE itself (not protocol parameters);

@@ -1,4 +1,4 @@
-"""Dose-to-window assignment and adherence (clinical-rules.md, "Dosing").
+"""Dose-to-window assignment and adherence (docs/rules.md, "Dosing").
 
 The first infusion is dose 1 and fixes MSC D1; dose k targets D1 + (k-1) * ``dose_interval_days``
 with a window of ± ``dose_window_days``. Each later infusion on day d takes the next unassigned
@@ -14,9 +14,11 @@ never pending or missed; adherence counts it apart.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Iterable
 from datetime import date, timedelta
+from typing import Any
 
 import attrs
 
@@ -54,7 +56,7 @@ class DosingDeviation:
 
 @attrs.frozen
 class DosingSummary:
-    """Per-patient adherence report (clinical-rules.md, "Dosing", last bullet)."""
+    """Per-patient adherence report (docs/rules.md, "Dosing", last bullet)."""
 
     msc_d1: date | None
     planned: int
@@ -130,7 +132,8 @@ def assess_dosing(
     doses: list[DoseResult] = []
     deviations: list[DosingDeviation] = []
     d1 = infs[0].day if infs else None
-    targets = [d1 + timedelta(days=k * interval) if d1 else None for k in range(n)]  # targets[k-1]
+    # targets[k-1]: dose k's target date (None while no infusion has fixed MSC D1)
+    targets: list[Any] = [d1 + timedelta(days=k * interval) if d1 else None for k in range(n)]
     anchor_refs = (infs[0].ref,) if infs else ()  # MSC D1 fixes every target
 
     k = 1
@@ -153,7 +156,7 @@ def assess_dosing(
         doses.append(DoseResult(rest, t, "missed" if closed else "pending", refs=anchor_refs if closed else ()))
     for dose in doses:
         deviations.extend(_deviations_for(dose, params))
-    for prev, cur in zip(infs, infs[1:]):
+    for prev, cur in itertools.pairwise(infs):
         gap = (cur.day - prev.day).days
         if gap < params.min_dose_gap_days:
             deviations.append(DosingDeviation(None, "gap_below_minimum",

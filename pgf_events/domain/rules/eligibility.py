@@ -1,4 +1,4 @@
-"""Eligibility (clinical-rules.md "Eligibility"): IN1–IN6 and EX1–EX8 as a pure function.
+"""Eligibility (docs/rules.md "Eligibility"): IN1–IN6 and EX1–EX8 as a pure function.
 
 Typed criteria come from screening records (a later screening overrides an earlier answer for
 the same code). IN2 (age 18–60 inclusive at the screening date), IN3 (KPS > 60 and expected

@@ -1,4 +1,4 @@
-"""GVHD staging and grading (clinical-rules.md, "Secondary endpoints": acute GVHD by MAGIC,
+"""GVHD staging and grading (docs/rules.md, "Secondary endpoints": acute GVHD by MAGIC,
 Harris et al. BBMT 2016; chronic GVHD by NIH 2014 global severity, Jagasia et al. BBMT 2015).
 
 The stage edges are the published MAGIC/NIH definitions, not protocol parameters. Edges between
@@ -91,7 +91,7 @@ class AcuteStages:
 
 
 def acute_grade(stages: AcuteStages) -> int:
-    """Overall MAGIC grade 0-4 = max over organs of the clinical-rules.md table."""
+    """Overall MAGIC grade 0-4 = max over organs of the docs/rules.md table."""
     return max(
         SKIN_TO_GRADE[stages.skin or 0], LIVER_TO_GRADE[stages.liver or 0],
         UPPER_GI_TO_GRADE[stages.upper_gi or 0], LOWER_GI_TO_GRADE[stages.lower_gi or 0],

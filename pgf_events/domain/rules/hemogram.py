@@ -1,4 +1,4 @@
-"""Primary endpoint: hemogram recovery (clinical-rules.md, "Laboratory conventions" and
+"""Primary endpoint: hemogram recovery (docs/rules.md, "Laboratory conventions" and
 "Primary endpoint: hemogram recovery").
 
 Every endpoint is searched from ``anchor`` onward; values before it only serve as look-back
@@ -81,10 +81,10 @@ def _daily_min(labs: Iterable[LabPoint], field: str) -> dict[date, tuple[float, 
 
 
 def _stamp(day: date, anchor: date, transplant_day: date | None, msc_d1: date | None, params: Protocol) -> dict:
-    return dict(day=day, anchor=anchor, days_from_anchor=days_between(anchor, day),
-                day_post_transplant=None if transplant_day is None else days_between(transplant_day, day),
-                days_since_msc_d1=None if msc_d1 is None else days_between(msc_d1, day),
-                protocol_version=params.version)
+    return {"day": day, "anchor": anchor, "days_from_anchor": days_between(anchor, day),
+                "day_post_transplant": None if transplant_day is None else days_between(transplant_day, day),
+                "days_since_msc_d1": None if msc_d1 is None else days_between(msc_d1, day),
+                "protocol_version": params.version}
 
 
 def _any_between(ordered_days: list[date], first: date, last: date) -> bool:

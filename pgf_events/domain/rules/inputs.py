@@ -1,8 +1,8 @@
 """Plain input records the projections build from events, for the pure rule functions.
 
 Each record carries ``ref``, the reference of the source event (``"S001#7"``), so every derived
-result can list the events it came from and a reviewer can re-derive it (clinical-rules.md,
-opening paragraph). Values are in the units of clinical-rules.md "Laboratory conventions":
+result can list the events it came from and a reviewer can re-derive it (docs/rules.md,
+opening paragraph). Values are in the units of docs/rules.md "Laboratory conventions":
 ANC and PLT in 10^9/L, Hb in g/L; unit conversion happens on import, not here.
 """
 

@@ -1,4 +1,4 @@
-"""Each lineage's outcome with its reason (clinical-rules.md v2: "Met at baseline", NR reasons).
+"""Each lineage's outcome with its reason (docs/rules.md v2: "Met at baseline", NR reasons).
 
 :func:`lineage_outcomes` runs the three searches of :mod:`hemogram` and says, for every endpoint
 that is null, NR or not evaluable, *why*:

@@ -1,4 +1,4 @@
-"""SAE and SUSAR reporting clocks (clinical-rules.md, "Safety"; ICH E2A, 21 CFR 312.32).
+"""SAE and SUSAR reporting clocks (docs/rules.md, "Safety"; ICH E2A, 21 CFR 312.32).
 
 Clocks run from the recorded awareness time, never typed: investigator -> sponsor within
 ``sae_sponsor_hours``; a SUSAR (serious, related: possible/probable/definite, and unexpected)
@@ -12,7 +12,7 @@ earliest reading, so a clock is never later than the record can justify.
 from __future__ import annotations
 
 from collections.abc import Collection
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 
 import attrs
 
@@ -55,10 +55,10 @@ class SaeClocks:
 def as_utc(moment: date | datetime) -> datetime:
     """A date -> 00:00 UTC that day; a naive datetime -> UTC; an aware one is converted to UTC."""
     if not isinstance(moment, datetime):
-        return datetime.combine(moment, time.min, tzinfo=timezone.utc)
+        return datetime.combine(moment, time.min, tzinfo=UTC)
     if moment.tzinfo is None:
-        return moment.replace(tzinfo=timezone.utc)
-    return moment.astimezone(timezone.utc)
+        return moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC)
 
 
 def _clock(name: str, due: datetime, reported: date | datetime | None, as_of: date | datetime | None) -> Clock:

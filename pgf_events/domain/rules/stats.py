@@ -1,4 +1,4 @@
-"""Small statistics shared by the cohort reports (clinical-rules.md, "Secondary endpoints"):
+"""Small statistics shared by the cohort reports (docs/rules.md, "Secondary endpoints"):
 the Wilson score interval for a proportion such as patients with >= 1 infection / enrolled.
 """
 

@@ -1,4 +1,4 @@
-"""Kaplan–Meier and Aalen–Johansen estimators (clinical-rules.md, "Secondary endpoints":
+"""Kaplan–Meier and Aalen–Johansen estimators (docs/rules.md, "Secondary endpoints":
 Survival; GVHD, relapse and infection incidence).
 
 Input: one ``(time_days, status)`` per patient, optionally ``(time_days, status, ref)``, with

@@ -8,7 +8,16 @@ the trial design datasets TS, TA, TE, TV, TI; and RELREC.
 
 from __future__ import annotations
 
+from pgf_events.domain.kinds import KINDS
 from pgf_events.exports.spec import Dataset, codelist, variables
+
+
+def _test_codes(domain: str) -> list[str]:
+    """The --TESTCD terms of a findings dataset: every registry Finding of that domain, in registry order."""
+    return list(dict.fromkeys(f.code for k in KINDS.values() for f in k.findings if f.domain == domain))
+
+
+_FINDING_UNITS = [f.unit for k in KINDS.values() for f in k.findings if f.unit]
 
 NY = codelist("CL.NY", "No Yes Response", {"N": "No", "Y": "Yes"})
 SEX = codelist("CL.SEX", "Sex", {"F": "Female", "M": "Male"})
@@ -22,8 +31,9 @@ ACN = codelist("CL.ACN", "Action Taken with Study Treatment", [
     "UNKNOWN"])
 NRIND = codelist("CL.NRIND", "Reference Range Indicator", ["LOW", "NORMAL", "HIGH"])
 EPOCH = codelist("CL.EPOCH", "Epoch", ["SCREENING", "TREATMENT", "FOLLOW-UP"])
-UNIT = codelist("CL.UNIT", "Unit", ["10^9/L", "g/L", "g/dL", "umol/L", "mg/dL", "kg", "U", "%", "mL/day",
-                                    "10^6 cells/kg"], extended=["10^6 cells/kg"])
+UNIT = codelist("CL.UNIT", "Unit", list(dict.fromkeys([
+    "10^9/L", "g/L", "g/dL", "umol/L", "mg/dL", "kg", "U", "%", "mL/day", "10^6 cells/kg", *_FINDING_UNITS])),
+    extended=["10^6 cells/kg"])
 ROUTE = codelist("CL.ROUTE", "Route of Administration", ["INTRAVENOUS"])
 FRM = codelist("CL.FRM", "Pharmaceutical Dosage Form", ["SUSPENSION"])
 IECAT = codelist("CL.IECAT", "Category for Inclusion/Exclusion", ["INCLUSION", "EXCLUSION"])
@@ -37,8 +47,8 @@ TOXGR = codelist("CL.TOXGR", "Toxicity Grade", ["1", "2", "3", "4", "5"])
 REL = codelist("CL.REL", "Causality (sponsor)", ["NOT RELATED", "UNLIKELY RELATED", "POSSIBLY RELATED",
                                                  "PROBABLY RELATED", "RELATED", "NOT ASSESSED"],
                extended=["NOT ASSESSED"])
-LBTESTCD = codelist("CL.LBTESTCD", "Laboratory Test Code", ["NEUT", "PLAT", "HGB", "WBC", "BILI"])
-VSTESTCD = codelist("CL.VSTESTCD", "Vital Signs Test Code", ["WEIGHT"])
+LBTESTCD = codelist("CL.LBTESTCD", "Laboratory Test Code", _test_codes("LB"))
+VSTESTCD = codelist("CL.VSTESTCD", "Vital Signs Test Code", _test_codes("VS"))
 ARM_DESC = "UC-MSC 1x10^6 cells/kg weekly x4"
 
 ID = """

@@ -80,7 +80,7 @@ def derive(patient: Patient, labs: list[LabPoint], params: Protocol, msc_d1: dat
 def _reported_serious(patient: Patient, version: int, recorded_at: Mapping[int, datetime]) -> datetime | None:
     """When the AE first stood as serious in this system: its own recording, or the correction making it so."""
     entry = patient.entries[version]
-    if entry.original is not None and getattr(entry.original, "serious", ()):
+    if entry.original is not None and getattr(entry.original, "serious", None):
         return recorded_at.get(version)
     pending = list(entry.children)
     while pending:  # corrections (and corrections of corrections) in recording order
