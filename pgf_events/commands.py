@@ -143,6 +143,7 @@ class UnitOfWork:
         if qid_subject != subject:
             raise ValidationError(f"--answers {command.answers}: that query is not about patient {subject}")
         review = self.reviews.get(subject) or review_of(self.app, subject)
+        assert review is not None  # created when missing
         self.reviews[subject] = review
         query = review.query(command.answers)
         if query.status == "closed":

@@ -83,6 +83,7 @@ def apply_plans(app: Any, plans: Sequence[Plan], user: str) -> dict[str, int]:
         if not p.verify and not p.queries:
             continue
         review = review_of(app, p.subject)
+        assert review is not None  # created when missing
         if p.verify:
             review.verify(list(p.verify), app.patient(p.subject).version, user)
             done["verified"] += len(p.verify)

@@ -195,7 +195,9 @@ def sdv_report(app: TrialConduct, site: str | None = None) -> dict[str, Any]:
     """Per patient and per site: required / verified / not yet / invalidated under the risk-based plan."""
     from pgf_events.domain.rules import sdv  # noqa: PLC0415
 
-    patients, records, sites = [], [], {}
+    patients: list[dict[str, Any]] = []
+    records: list[dict[str, Any]] = []
+    sites: dict[str, dict[str, Any]] = {}
     for subject in app.subjects():
         patient = app.patient(subject)
         where = patient.registration.site

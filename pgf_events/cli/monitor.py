@@ -54,9 +54,11 @@ def _query_action(name: str, text_required: bool, help_text: str, example: str) 
         from pgf_events import monitoring  # noqa: PLC0415
 
         app = state.app(must_exist=True)
-        action = {"answer": monitoring.answer_query, "close": monitoring.close_query,
-                  "reopen": monitoring.reopen_query}[name]
-        action(app, qid, text, user=state.user)
+        if name == "close":
+            monitoring.close_query(app, qid, text, user=state.user)
+        else:  # answer and reopen require --text
+            (monitoring.answer_query if name == "answer" else monitoring.reopen_query)(app, qid, text or "",
+                                                                                         user=state.user)
         click.echo(f"{qid.strip().upper()} {'answered' if name == 'answer' else name + 'd'}")
 
     return command

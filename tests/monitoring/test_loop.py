@@ -4,7 +4,6 @@ close, verify, sign, freeze, lock, every write refused, unlock."""
 from __future__ import annotations
 
 import json
-
 from pathlib import Path
 
 from tests.audit.keys import CliSigner

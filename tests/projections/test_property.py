@@ -12,7 +12,6 @@ from hypothesis import event as note
 from hypothesis import strategies as st
 
 from pgf_events.application import TrialConduct
-from pgf_events.topics import PATIENT_TOPIC_PREFIX
 from pgf_events.domain.errors import PgfError
 from pgf_events.projections.cohort import build_report
 from pgf_events.projections.derive import derive_patient, fold
@@ -20,6 +19,7 @@ from pgf_events.projections.queries import cohort_report, patient_status
 from pgf_events.projections.slices import PROJECTIONS, all_slices, status_document
 from pgf_events.projections.store import ProjectionStore
 from pgf_events.store import parse_url
+from pgf_events.topics import PATIENT_TOPIC_PREFIX
 from tests.conftest import NOW
 from tests.helpers import USER, enrolled, register
 

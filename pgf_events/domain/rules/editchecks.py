@@ -8,8 +8,8 @@ entered, the dose recorded) closes its query.
   (:data:`PLAUSIBLE`), e.g. ANC 45 ×10⁹/L: possible to enter, likely a unit or typing error.
 - ``sae_awareness``: a serious adverse event without an awareness time (its reporting clocks then
   run from the onset day, which may be unfair to the site or hide a late report).
-- ``sae_expectedness``: a serious adverse event whose expectedness is not recorded (when the
-  record kind has that field): SUSAR assessment needs it.
+- ``sae_expectedness``: a serious adverse event whose expectedness is not recorded: SUSAR
+  assessment needs it (and the reporting clocks treat a missing answer as unexpected).
 - ``missed_dose``: a planned dose whose window closed (by the patient's latest clinical date)
   without an infusion and without a death or withdrawal explaining it.
 """
@@ -56,7 +56,7 @@ def edit_checks(patient: Patient, params: Protocol) -> list[Finding]:
             out.append(Finding(f"sae_awareness:{ref(v)}", ref(v), "aware",
                                f"serious AE '{ae.term}' (onset {ae.onset}) has no awareness time; "
                                "enter when the site became aware"))
-        if "expected" in attrs.fields_dict(type(ae)) and getattr(ae, "expected") is None:
+        if ae.expected is None:
             out.append(Finding(f"sae_expectedness:{ref(v)}", ref(v), "expected",
                                f"serious AE '{ae.term}' has no expectedness; record whether it is expected"))
     out.extend(_missed_doses(patient, params))
@@ -81,7 +81,7 @@ def _missed_doses(patient: Patient, params: Protocol) -> list[Finding]:
 
 
 def _exits(patient: Patient) -> list[tuple[date, str, tuple[str, ...]]]:
-    out = []
+    out: list[tuple[date, str, tuple[str, ...]]] = []
     for found, why in ((patient.death, "death"), (patient.withdrawal, "withdrawal")):
         if found is not None:
             out.append((found[1].date, why, (patient.ref(found[0]),)))
