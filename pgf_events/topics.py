@@ -39,6 +39,7 @@ STORED_TOPICS: dict[str, type] = {
     "pgf_events.domain.patient:Patient.ContactRecorded": Patient.ContactRecorded,
     "pgf_events.domain.patient:Patient.Died": Patient.Died,
     "pgf_events.domain.patient:Patient.Withdrawn": Patient.Withdrawn,
+    "pgf_events.domain.patient:Patient.VitalSignsRecorded": Patient.VitalSignsRecorded,
     "pgf_events.domain.patient:Patient.Corrected": Patient.Corrected,
     "pgf_events.domain.patient:Patient.Voided": Patient.Voided,
     "pgf_events.domain.patient:Patient.Signed": Patient.Signed,

@@ -172,8 +172,10 @@ class Transactions:
         _el(signature, "LocationRef", LocationOID=site_oid(self.patient.registration.site))
         _el(signature, "SignatureRef", SignatureOID=f"SD.{event.meaning.upper()}")
         _el(signature, "DateTimeStamp", utc(event.signed_at))
+        key = getattr(event, "key_id", None)
+        signed = f"; Ed25519 signature by key {key}: {event.signature}" if key else ""
         _el(signature, "CryptoBindingManifest",
-            f"SHA-256 chain (pgf-chain/1) over {self.subject}#1..#{event.stream_version}: {event.stream_hash}")
+            f"SHA-256 chain (pgf-chain/1) over {self.subject}#1..#{event.stream_version}: {event.stream_hash}{signed}")
         return subject
 
 

@@ -90,7 +90,8 @@ def trail_rows(app: Any, as_of: datetime | None = None) -> Iterator[dict[str, An
             if kind == SIGN:
                 yield {**base, "field": "signature", "old_value": "",
                        "new_value": f"{event.meaning} of {subject}#1..#{event.stream_version} "
-                                    f"(chain hash {event.stream_hash}) at {utc(event.signed_at)}"}
+                                    f"(chain hash {event.stream_hash}) at {utc(event.signed_at)}"
+                                    + (f", key {event.key_id}" if getattr(event, "key_id", None) else "")}
                 continue
             if root is None:
                 changes = {name: (None, value) for name, value in fields(event.record).items() if value is not None}

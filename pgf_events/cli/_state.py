@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 import attrs
 import click
 
+from pgf_events.cli.permissions import need_of
 from pgf_events.domain.errors import StoreError
 
 if TYPE_CHECKING:
@@ -38,7 +39,6 @@ class State:
         """
         if self._app is None:
             from pgf_events.application import TrialConduct  # noqa: PLC0415
-            from pgf_events.domain.users import need_of  # noqa: PLC0415
             from pgf_events.store import parse_url  # noqa: PLC0415
 
             config = parse_url(self.db_url)

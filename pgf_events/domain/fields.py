@@ -98,6 +98,7 @@ def cdisc_term(terms: tuple[str, ...], synonyms: Mapping[str, str] | None = None
         if isinstance(value, str) and key(value) in table:
             return table[key(value)]
         raise ValidationError(f"{p.label(name)} must be one of {', '.join(terms)}, not {value!r}")
+    parse.choices = terms  # type: ignore[attr-defined]  # ODM CodeLists list them
     return parse
 
 

@@ -126,6 +126,9 @@ class Patient(Aggregate, EntryLog):
     class Withdrawn(Recorded):
         record: vo.Withdrawal
 
+    class VitalSignsRecorded(Recorded):
+        record: vo.VitalSigns
+
     class Corrected(Event):
         """Only the changed fields of the superseded event, revalidated as if newly entered."""
 

@@ -310,3 +310,31 @@ class Withdrawal(Record):
     date: date = date_field("Withdrawal date")
     reason: str = field(text(500), help="Why the patient was withdrawn.")
 
+
+@attrs.frozen
+class VitalSigns(Record):
+    """Temperature, pulse, blood pressure and oxygen saturation at one time point (e.g. around an infusion)."""
+
+    KIND: ClassVar[str] = "vitals"
+    VALUES: ClassVar[tuple[str, ...]] = ("temperature", "pulse", "systolic", "diastolic", "spo2")
+    date: date = date_field("Measurement date")
+    timepoint: str | None = optional(text(64), help="When, e.g. pre-infusion, 15 min post-infusion.")
+    temperature: float | None = optional(p.parse_number, range=(30, 45), unit="°C", metavar="C",
+                                         help="Body temperature, °C (30–45).")
+    pulse: int | None = optional(p.parse_int, range=(20, 250), unit="beats/min", metavar="N",
+                                 help="Pulse rate, beats/min (20–250).")
+    systolic: int | None = optional(p.parse_int, range=(40, 300), unit="mmHg", metavar="MMHG",
+                                    help="Systolic blood pressure, mmHg (40–300); with --diastolic.")
+    diastolic: int | None = optional(p.parse_int, range=(20, 200), unit="mmHg", metavar="MMHG",
+                                     help="Diastolic blood pressure, mmHg (20–200); with --systolic.")
+    spo2: float | None = optional(p.parse_number, range=(50, 100), unit="%", metavar="PCT",
+                                  help="Oxygen saturation (SpO2), % (50–100).")
+
+    def __attrs_post_init__(self) -> None:
+        if all(getattr(self, name) is None for name in self.VALUES):
+            raise ValidationError(
+                "a vitals record needs at least one value (--temperature, --pulse, --systolic/--diastolic or --spo2)")
+        if (self.systolic is None) != (self.diastolic is None):
+            raise ValidationError("a blood pressure needs both --systolic and --diastolic")
+        if self.systolic is not None and self.diastolic is not None and self.diastolic >= self.systolic:
+            raise ValidationError(f"--diastolic {self.diastolic} mmHg must be below --systolic {self.systolic} mmHg")

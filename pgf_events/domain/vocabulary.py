@@ -54,5 +54,6 @@ DISEASE_STATUSES = ("free", "relapsed")
 # Every unit a stored value may carry (a field's ``unit`` metadata), with its CDISC ODM OID.
 UNITS = {
     "10^9/L": "MU.E9PERL", "g/L": "MU.GPERL", "µmol/L": "MU.UMOLPERL", "kg": "MU.KG", "cells": "MU.CELLS",
-    "%": "MU.PCT", "mL/day": "MU.MLPERDAY", "months": "MU.MONTHS",
+    "%": "MU.PCT", "mL/day": "MU.MLPERDAY", "months": "MU.MONTHS", "°C": "MU.DEGC", "beats/min": "MU.BEATSPERMIN",
+    "mmHg": "MU.MMHG",
 }

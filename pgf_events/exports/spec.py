@@ -86,7 +86,8 @@ def ascii_safe(value: str) -> str:
 
 @functools.lru_cache(maxsize=4096)
 def _fold(value: str) -> str:
-    text = value.translate(_ASCII)
+    # Degrees Celsius/Fahrenheit are "C"/"F" in CDISC's unit terminology; any other degree is spelled out.
+    text = value.replace("°C", "C").replace("°F", "F").translate(_ASCII)
     folded = unicodedata.normalize("NFKD", text)
     return "".join(c if ord(c) < 128 else ("" if unicodedata.combining(c) else "?") for c in folded)
 

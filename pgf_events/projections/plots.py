@@ -10,6 +10,7 @@ from collections.abc import Mapping, Sequence
 from datetime import date
 from typing import Any
 
+from pgf_events.audit.files import atomic_binary_file
 from pgf_events.domain import values as vo
 from pgf_events.domain.errors import PgfError
 from pgf_events.domain.patient import Patient
@@ -242,7 +243,6 @@ def plot_survival(path: str, report: Mapping[str, Any], params: Protocol) -> Non
 
 def _save(fig: Any, path: str) -> None:
     """Write the PNG whole or not at all, never through a symlink planted at ``path`` (issue 13)."""
-    from pgf_events.audit.files import atomic_binary_file  # noqa: PLC0415
 
     with atomic_binary_file(path) as out:
         fig.savefig(out, dpi=120, format="png")

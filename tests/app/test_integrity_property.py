@@ -4,8 +4,9 @@ stream that entry would accept command by command, with the same deviation ackno
 Streams are built through the application (memory store) from random infusions, labs, a death
 and a withdrawal; a command refused for a protocol deviation is retried with ``--deviation``
 (a site acknowledging it), an impossible one is skipped. Then one random change is tried the same
-way; when it is accepted, the resulting standing records are entered afresh on a new patient, in
-order, each with a deviation acknowledgement exactly when it carries one in the changed stream.
+way (alone, or up to three changes as one unit, as in one ``pgf import`` file); when it is accepted,
+the resulting standing records are entered afresh on a new patient, in order, each with a deviation
+acknowledgement exactly when it carries one still in effect in the changed stream.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pgf_events.application import TrialConduct
+from pgf_events.application import BatchRejected, Command, TrialConduct
 from pgf_events.domain import integrity
 from pgf_events.domain.errors import PgfError, RuleViolation
 from pgf_events.domain.rules import entry
@@ -55,7 +56,7 @@ def attempt(run: Any, acknowledge: bool) -> bool:
     try:
         run(None)
         return True
-    except RuleViolation as e:
+    except (RuleViolation, BatchRejected) as e:  # a unit's refusal comes as BatchRejected
         if not acknowledge or "--deviation" not in str(e):
             return False
     except PgfError:
@@ -76,20 +77,28 @@ def build(app: TrialConduct, subject: str, steps: list[tuple[str, dict]], acknow
         attempt(lambda d, kind=kind, fields=fields: app.record(kind, subject, fields, user=USER, deviation=d), ack)
 
 
-def check_law(steps: list[tuple[str, dict]], acknowledge: list[bool], change_: tuple[str, int, dict],
+def _command(change_: tuple[str, int, dict], line: int, deviation: str | None) -> Command:
+    action, version, fields = change_
+    return Command(action, ref=f"S001#{version}", fields=fields if action == "correct" else {}, reason="review",
+                   line=line, deviation=deviation)
+
+
+def check_law(steps: list[tuple[str, dict]], acknowledge: list[bool], changes: list[tuple[str, int, dict]],
               ack_change: bool) -> None:
+    """``changes``: one change (pgf correct / pgf void) or several applied as one unit (one pgf import file)."""
     app = TrialConduct(parse_url("memory://"), clock=lambda: NOW)
     try:
         build(app, "S001", steps, acknowledge)
-        action, version, fields = change_
-        if version > app.patient("S001").version:
+        if max(version for _, version, _ in changes) > app.patient("S001").version:
             return
-        ref = f"S001#{version}"
-        if action == "void":
-            accepted = attempt(lambda d: app.void(ref, "review", user=USER, deviation=d), ack_change)
-        else:
-            accepted = attempt(lambda d: app.correct(ref, fields, "review", user=USER, deviation=d), ack_change)
-        if not accepted:
+
+        def run(deviation: str | None) -> None:
+            # In a unit, the last line carries the acknowledgement (as a coordinator would write it).
+            n = len(changes)
+            app.execute([_command(c, i + 1, deviation if i == n - 1 else None) for i, c in enumerate(changes)],
+                        user=USER)
+
+        if not attempt(run, ack_change):
             return
         changed = integrity.items(app.patient("S001"))
         # The acknowledgements in effect: those of a deviation the changed stream still has (one that
@@ -116,15 +125,28 @@ def check_law(steps: list[tuple[str, dict]], acknowledge: list[bool], change_: t
         app.close()
 
 
-def _law(max_examples: int):
+# A unit of changes is mostly date moves (enrolment, doses, labs, death), which is what a site fixes
+# together; any other change may join them.
+unit_change = st.one_of(
+    st.tuples(st.just("correct"), st.integers(4, 14), st.fixed_dictionaries({"date": day})),
+    st.tuples(st.just("correct"), st.integers(4, 14), st.fixed_dictionaries({"date": day})),
+    change,
+)
+
+
+def _law(max_examples: int, max_changes: int = 1):
     @settings(max_examples=max_examples, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-    @given(steps=commands, data=st.data(), change_=change, ack_change=st.booleans())
-    def law(steps: list[tuple[str, dict]], data: st.DataObject, change_: tuple[str, int, dict],
+    @given(steps=commands, data=st.data(), changes=st.lists(change if max_changes == 1 else unit_change, min_size=min(2, max_changes),
+                                                      max_size=max_changes),
+           ack_change=st.booleans())
+    def law(steps: list[tuple[str, dict]], data: st.DataObject, changes: list[tuple[str, int, dict]],
             ack_change: bool) -> None:
         acknowledge = data.draw(st.lists(st.booleans(), min_size=len(steps), max_size=len(steps)))
-        check_law(steps, acknowledge, change_, ack_change)
+        check_law(steps, acknowledge, changes, ack_change)
     return law
 
 
 test_an_accepted_change_leaves_a_stream_entry_would_accept = _law(60)
+test_an_accepted_unit_of_changes_leaves_a_stream_entry_would_accept = _law(80, max_changes=3)
 test_an_accepted_change_leaves_a_stream_entry_would_accept_long = pytest.mark.slow(_law(600))
+test_an_accepted_unit_of_changes_leaves_a_stream_entry_would_accept_long = pytest.mark.slow(_law(600, max_changes=3))

@@ -116,13 +116,16 @@ def test_signatures_codelists_questions_and_roles(app: TrialConduct, schema: Any
     signature = root.find(".//odm:Signature", NS)
     assert signature is not None and signature.get("ID") == "SIG.S001.5"
     assert loaded.ClinicalData[0].SubjectData[-1].Signature.ID == "SIG.S001.5"
+    manifest = signature.find("odm:CryptoBindingManifest", NS)
+    assert manifest is not None and "Ed25519 signature by key" in (manifest.text or "")
     mdv = root.find("odm:Study/odm:MetaDataVersion", NS)
     for item in mdv.findall("odm:ItemDef", NS):  # type: ignore[union-attr]
         assert item.find("odm:Question/odm:TranslatedText", NS).text, item.get("OID")  # type: ignore[union-attr]
     sex = mdv.find("odm:ItemDef[@OID='IT.REGISTER.SEX']/odm:CodeListRef", NS)  # type: ignore[union-attr]
     codelist = mdv.find(f"odm:CodeList[@OID='{sex.get('CodeListOID')}']", NS)  # type: ignore[union-attr]
     assert [e.get("CodedValue") for e in codelist.findall("odm:EnumeratedItem", NS)] == ["M", "F"]  # type: ignore[union-attr]
-    for oid in ("IT.TRANSFUSION.PRODUCT", "IT.ENROL.PGF_TYPE", "IT.AE.RELATED", "IT.CONTACT.DISEASE"):
+    for oid in ("IT.TRANSFUSION.PRODUCT", "IT.ENROL.PGF_TYPE", "IT.AE.RELATED", "IT.CONTACT.DISEASE", "IT.AE.OUTCOME",
+                "IT.AE.ACTION"):
         assert mdv.find(f"odm:ItemDef[@OID='{oid}']/odm:CodeListRef", NS) is not None, oid  # type: ignore[union-attr]
     users = {u.find("odm:LoginName", NS).text: (u.get("UserType"), u.find("odm:Organization", NS).text)  # type: ignore[union-attr]
              for u in root.findall("odm:AdminData/odm:User", NS)}

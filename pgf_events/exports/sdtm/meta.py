@@ -28,7 +28,7 @@ OUT = codelist("CL.OUT", "Outcome of Event", ["FATAL", "NOT RECOVERED/NOT RESOLV
                                                "RECOVERED/RESOLVED WITH SEQUELAE", "RECOVERING/RESOLVING", "UNKNOWN"])
 ACN = codelist("CL.ACN", "Action Taken with Study Treatment", [
     "DOSE INCREASED", "DOSE NOT CHANGED", "DOSE REDUCED", "DRUG INTERRUPTED", "DRUG WITHDRAWN", "NOT APPLICABLE",
-    "UNKNOWN"])
+    "UNKNOWN", "DOSE DELAYED"], extended=["DOSE DELAYED"])  # an MSC infusion postponed because of the event
 NRIND = codelist("CL.NRIND", "Reference Range Indicator", ["LOW", "NORMAL", "HIGH"])
 EPOCH = codelist("CL.EPOCH", "Epoch", ["SCREENING", "TREATMENT", "FOLLOW-UP"])
 UNIT = codelist("CL.UNIT", "Unit", list(dict.fromkeys([
