@@ -32,6 +32,13 @@ class State:
             return Protocol.preset(self.protocol_file)
         return Protocol.from_toml(self.protocol_file)
 
+    def overrides_protocol(self) -> bool:
+        """Whether --protocol asks for parameters other than the trial's: such a run is evaluated in
+        memory and never rewrites the shared read models (or the change feed) for everyone."""
+        from pgf_events.protocol import DEFAULT_PROTOCOL  # noqa: PLC0415
+
+        return bool(self.protocol_file) and self.protocol() != DEFAULT_PROTOCOL
+
     def app(self, *, must_exist: bool = False) -> TrialConduct:
         """Open the store on first use and check the acting user's role for the running command.
 

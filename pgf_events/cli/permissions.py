@@ -11,7 +11,7 @@ from __future__ import annotations
 COMMAND_NEEDS: dict[str, str] = {
     "record": "record", "correct": "record", "void": "record", "import": "record", "demo": "record",
     "sign": "sign",
-    "history": "read", "status": "read", "report": "read", "export": "read", "audit": "read",
+    "history": "read", "status": "read", "patients": "read", "report": "read", "export": "read", "audit": "read",
     "follow": "read", "serve": "read", "projections": "read",
     "users list": "directory", "users grant": "admin", "users revoke": "admin", "backup": "admin",
     "db": "admin",
