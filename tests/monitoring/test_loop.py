@@ -19,7 +19,7 @@ def test_the_whole_monitoring_loop(pgf_any: Pgf, tmp_path: Path) -> None:
     investigator, data_manager = CliSigner(pgf, tmp_path, "dr.li"), CliSigner(pgf, tmp_path, "dm.wu")
     enrol_via_cli(pgf)
     pgf.ok("record", "infusion", "S001", "--date", "2025-02-25", "--cells", "6.1e7", "--weight-kg", "61")
-    lab = pgf.ok("record", "lab", "S001", "--date", "2025-03-01", "--anc", "0.4", "--plt", "18").stdout.strip()
+    lab = pgf.ok("record", "lab", "S001", "--date", "2025-03-01", "--anc", "0.4", "--plt", "18", "-q").stdout.strip()
     assert lab == "S001#6"
     qid = pgf.ok("query", "open", lab, "--field", "plt", "--text", "PLT 18? the report says 81").stdout.strip()
     assert qid == "S001-Q1"
