@@ -40,6 +40,7 @@ class Plan:
     queries: tuple[tuple[str, str, str, str], ...]  # (ref, field, text, outcome: open|answered|closed)
     answer: str = ""
     complete: bool = False  # every record the SDV plan needs is verified
+    stream_version: int = 0  # the patient's version once its batch is recorded (what SDV covers)
 
 
 def required_refs(subject: str, commands: Sequence[Command], params: Protocol = DEFAULT_PROTOCOL) -> list[str]:
@@ -69,7 +70,8 @@ def plan(subject: str, commands: Sequence[Command], seed: int) -> Plan:
         for n, c in rng.sample(candidates, min(len(candidates), rng.choice((1, 2)))):
             field, text = rng.choice(QUESTIONS[c.kind])
             queries.append((f"{subject}#{n}", field, text, rng.choice(("open", "answered", "closed"))))
-    return Plan(subject, verify, tuple(queries), rng.choice(ANSWERS), complete=bool(needed) and share == 1.0)
+    return Plan(subject, verify, tuple(queries), rng.choice(ANSWERS), complete=bool(needed) and share == 1.0,
+                stream_version=len(commands))
 
 
 def apply_plans(app: Any, plans: Sequence[Plan], user: str) -> dict[str, int]:
@@ -85,7 +87,7 @@ def apply_plans(app: Any, plans: Sequence[Plan], user: str) -> dict[str, int]:
         review = review_of(app, p.subject)
         assert review is not None  # created when missing
         if p.verify:
-            review.verify(list(p.verify), app.patient(p.subject).version, user)
+            review.verify(list(p.verify), p.stream_version, user)  # the batch's last ref: no replay needed
             done["verified"] += len(p.verify)
         for ref, field, text, outcome in p.queries:
             qid = review.open_query(ref, field, text, user)
