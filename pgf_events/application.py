@@ -149,14 +149,14 @@ class TrialConduct(SigningUseCases, Application[Any]):
                                      deviation=deviation, key=key)], user=user)[0]
 
     def correct(self, ref: str, changes: Mapping[str, Any], reason: str, *, user: str,
-                source: str | None = None, deviation: str | None = None) -> Result:
+                source: str | None = None, deviation: str | None = None, answers: str | None = None) -> Result:
         return self.execute([Command("correct", ref=ref, fields=changes, reason=reason, source=source,
-                                     deviation=deviation)], user=user)[0]
+                                     deviation=deviation, answers=answers)], user=user)[0]
 
     def void(self, ref: str, reason: str, *, user: str, source: str | None = None,
-             deviation: str | None = None) -> Result:
-        return self.execute([Command("void", ref=ref, reason=reason, source=source, deviation=deviation)],
-                            user=user)[0]
+             deviation: str | None = None, answers: str | None = None) -> Result:
+        return self.execute([Command("void", ref=ref, reason=reason, source=source, deviation=deviation,
+                                     answers=answers)], user=user)[0]
 
     def import_batch(self, commands: Sequence[Command], *, digest: str, file_name: str, user: str,
                      progress: Callable[[int], None] | None = None,

@@ -12,9 +12,10 @@ access control on, in the database: PUBLIC loses every privilege and only the ro
 - every role: read the events, the chain, the head and ``pgf_store`` (verify, history, exports),
   and read and write the read-model tables (report, status, follow catch them up; they are
   derived data, checked by ``pgf projections verify``);
-- coordinator and investigator: INSERT the four payload columns of the events table (the
-  notary trigger fills the rest); row-level security lets only investigators insert signatures
-  and only admins write the user directory;
+- every role but auditor: INSERT the four payload columns of the events table (the notary trigger
+  fills the rest); row-level security lets only coordinators and investigators write patient
+  records, only investigators signatures, only admins the user directory, and the other writing
+  roles their own aggregates (queries, source verification, freezes, locks);
 - admin: runs ``pgf_set_role`` (grant and revoke); nothing may UPDATE, DELETE or TRUNCATE anything.
 """
 
@@ -30,7 +31,7 @@ from pgf_events.domain.users import DIRECTORY_ID, ROLES
 if TYPE_CHECKING:
     from pgf_events.application import TrialConduct
 
-WRITERS = ("coordinator", "investigator", "admin")
+WRITERS = tuple(r for r in ROLES if r != "auditor")  # may INSERT events; row-level security says which
 SIGNED_TOPIC = "pgf_events.domain.patient:Patient.Signed"
 PROTECTED = (CHAIN_TABLE, HEAD_TABLE, META_TABLE)  # no login writes these; the notary trigger does
 _NAME_RE = re.compile(r"^[a-z0-9_]+$")
@@ -75,7 +76,8 @@ STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$
 SELECT CASE WHEN NOT {controlled} THEN true
   WHEN oid = {_lit(str(DIRECTORY_ID))}::uuid THEN {has('admin')}
   WHEN topic = {_lit(SIGNED_TOPIC)} THEN {has('investigator')}
-  ELSE {has('coordinator')} OR {has('investigator')} END $fn$""",
+  WHEN topic LIKE 'pgf_events.domain.patient:%' THEN {has('coordinator')} OR {has('investigator')}
+  ELSE {" OR ".join(has(r) for r in WRITERS)} END $fn$""",
         f"ALTER TABLE {s}.{e} ENABLE ROW LEVEL SECURITY",
         f"DROP POLICY IF EXISTS pgf_read ON {s}.{e}",
         f"CREATE POLICY pgf_read ON {s}.{e} FOR SELECT USING (true)",

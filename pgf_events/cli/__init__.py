@@ -131,6 +131,9 @@ COMMANDS: dict[str, str] = {
     "export": "export:export", "db": "audit:db", "users": "users:users", "backup": "admin:backup",
     "keygen": "admin:keygen", "demo": "demo:demo", "keys": "keys:keys",
     "follow": "follow:follow", "serve": "serve:serve",  # the downstream feed (issue 5)
+    # Monitoring (issue 15)
+    "query": "monitor:query", "queries": "monitor:queries", "sdv": "monitor:sdv", "freeze": "monitor:freeze",
+    "unfreeze": "monitor:unfreeze", "lock": "monitor:lock", "unlock": "monitor:unlock", "due": "due:due",
 }
 
 

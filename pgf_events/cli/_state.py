@@ -8,7 +8,7 @@ import attrs
 import click
 
 from pgf_events.cli.permissions import need_of
-from pgf_events.domain.errors import StoreError
+from pgf_events.domain.errors import PgfError, StoreError
 
 if TYPE_CHECKING:
     from pgf_events.application import TrialConduct
@@ -46,6 +46,12 @@ class State:
         from pgf_events.protocol import DEFAULT_PROTOCOL  # noqa: PLC0415
 
         return bool(self.protocol_file) and self.protocol() != DEFAULT_PROTOCOL
+
+    def refuse_protocol_override(self, what: str) -> None:
+        """The shared read models (and the change feed built on them) stay under the trial protocol."""
+        if self.overrides_protocol():
+            raise PgfError(f"the shared read models are kept under the trial protocol; --protocol "
+                           f"{self.protocol_file} applies to reports and status (evaluated in memory), not to {what}")
 
     def app(self, *, must_exist: bool = False) -> TrialConduct:
         """Open the store on first use, authenticate, and check the acting user's role for the command.

@@ -224,6 +224,7 @@ def test_protocol_override_is_evaluated_in_memory(demo: Pgf, tmp_path: Path) -> 
     assert doc["protocol_version"].startswith("NCT06171906-v2+")
     assert json.loads(demo.ok("projections", "status", "--json").stdout) == before
     demo.rejected("--protocol", str(override), "projections", "rebuild", contains="shared read models")
+    demo.rejected("--protocol", str(override), "follow", "--once", contains="not to the change feed")
 
 
 def test_bad_protocol_file_names_the_parameter(pgf: Pgf, tmp_path: Path) -> None:
