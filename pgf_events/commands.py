@@ -272,13 +272,12 @@ class UnitOfWork:
 
         auto_queries(self.app, changed, self.reviews, self.now)
         reviews = [r for r in self.reviews.values() if r is not None and r.pending_events]
-        if changed or extra:
-            self.app.save(*changed, *reviews, *extra)
         keys = [k for k in self._keys.values() if k.pending_events]
-        if changed or extra or keys:
-            self.app.check_clock([e.timestamp for p in (*changed, *extra, *keys) for e in p.pending_events])
+        aggregates = [*changed, *reviews, *extra, *keys]
+        if aggregates:  # one transaction: the records, their automatic queries, the batch and the keys
+            self.app.check_clock([e.timestamp for a in aggregates for e in a.pending_events])
             try:
-                self.app.save(*changed, *extra, *keys)
+                self.app.save(*aggregates)
             finally:
                 self.app.check_clock([])
 
