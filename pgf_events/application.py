@@ -73,25 +73,11 @@ class TrialConduct(SigningUseCases, Application[Any]):
                 raise
             raise AccessDenied(f"your database login may not open the store {store.display}: it holds none of the "
                                "store's roles (an admin gives them with 'pgf users grant')") from None
-        if getattr(self.recorder, "created_now", False) and store.backend == "postgresql":
-            self.finish_postgres_store()
+        # A PostgreSQL store made just now: its owner must still create the read models' tables and
+        # grant access (least-privilege logins cannot CREATE). That belongs to the outer layers that
+        # own those tables: see :func:`pgf_events.projections.provision.finish_if_created`.
+        self.created_now = bool(getattr(self.recorder, "created_now", False)) and store.backend == "postgresql"
         self._check_cipher()
-
-    def finish_postgres_store(self) -> None:
-        """The owner creates the read-model tables with the store, then grants (see dbroles): to PUBLIC
-        while the store is open, to the roles once an admin was granted."""
-        from pgf_events.projections.store import ProjectionStore  # noqa: PLC0415 - only at creation
-        from pgf_events.projections.verify import checks_metadata  # noqa: PLC0415
-
-        projections = ProjectionStore(self)
-        try:
-            projections.setup()
-            checks_metadata.create_all(projections.engine)
-        finally:
-            projections.close()
-        from pgf_events.audit.dbroles import controlled  # noqa: PLC0415
-
-        self.recorder.grant_all(open_store=not controlled(self))  # type: ignore[attr-defined]
 
     def _check_cipher(self) -> None:
         """Refuse, with a clear error, a store encrypted with another key (or with none)."""

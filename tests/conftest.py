@@ -21,6 +21,7 @@ from click.testing import CliRunner, Result
 from pgf_events import identity
 from pgf_events.application import TrialConduct
 from pgf_events.cli import cli
+from pgf_events.projections.provision import finish_if_created
 from pgf_events.store import parse_url
 from tests.pgcluster import OWNER, Cluster
 
@@ -44,7 +45,7 @@ def make_pg_store(user: str = DEFAULT_USER) -> tuple[str, str]:
     """A new store in its own schema, created by the owner login; returns (``user``'s URL, schema)."""
     cluster = postgres_cluster()
     schema = _new_schema()
-    TrialConduct(parse_url(cluster.url(OWNER, schema), cipher_key="")).close()
+    finish_if_created(TrialConduct(parse_url(cluster.url(OWNER, schema), cipher_key=""))).close()
     return cluster.url(user, schema), schema
 
 

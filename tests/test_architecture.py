@@ -47,10 +47,7 @@ SIBLINGS_ALLOWED = {
 # Wrong-way imports and circles that work in flight removes (owner in brackets). Any other fails;
 # these are reported by ``python -m tests.test_architecture`` until they are gone.
 KNOWN_WRONG_WAY: set[tuple[str, str]] = set()
-KNOWN_CYCLES = [
-    # [issue 12-db] the recorders' rewrite drops recorders -> fastverify
-    ["pgf_events.audit.fastverify", "pgf_events.audit.recorders"],
-]
+KNOWN_CYCLES: list[list[str]] = []
 
 
 def graph() -> grimp.ImportGraph:

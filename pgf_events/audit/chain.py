@@ -39,6 +39,11 @@ import attrs
 
 SCHEME = "pgf-chain/1"
 NOTARY_SCHEME = "pgf-chain/2"  # scheme 1 + the database's recorded_by and recorded_at
+# The chain's tables (the recorders write them; the database roles protect them).
+CHAIN_TABLE = "pgf_chain"
+HEAD_TABLE = "pgf_chain_head"
+META_TABLE = "pgf_store"  # key/value facts recorded at creation (chained since birth, scheme, ...)
+
 GENESIS = hashlib.sha256(SCHEME.encode()).digest()
 CHECKPOINT_HEX_DIGITS = 20
 _VERSION_AND_TOPIC_LENGTH = struct.Struct(">qI")  # 8-byte signed version, 4-byte topic length

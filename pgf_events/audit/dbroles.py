@@ -24,7 +24,7 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Any
 
-from pgf_events.audit.recorders import CHAIN_TABLE, HEAD_TABLE, META_TABLE
+from pgf_events.audit.chain import CHAIN_TABLE, HEAD_TABLE, META_TABLE
 from pgf_events.domain.errors import StoreError
 from pgf_events.domain.users import DIRECTORY_ID, ROLES
 

@@ -17,8 +17,7 @@ move the head. ``pgf_store`` records at creation that the store is chained and n
 
 from __future__ import annotations
 
-from pgf_events.audit.chain import GENESIS, NOTARY_SCHEME
-from pgf_events.audit.recorders import CHAIN_TABLE, HEAD_TABLE, META_TABLE
+from pgf_events.audit.chain import CHAIN_TABLE, GENESIS, HEAD_TABLE, META_TABLE, NOTARY_SCHEME
 
 
 def _q(name: str) -> str:

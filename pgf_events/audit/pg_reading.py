@@ -19,9 +19,9 @@ from eventsourcing.persistence import Notification, StoredEvent
 from psycopg.rows import tuple_row
 from psycopg.sql import SQL, Composed
 
-from pgf_events.audit.chain import NOTARY_SCHEME
+from pgf_events.audit.chain import CHAIN_TABLE, HEAD_TABLE, NOTARY_SCHEME
 from pgf_events.audit.pg_notary import link_material_sql
-from pgf_events.audit.recorders import CHAIN_TABLE, HEAD_TABLE, EventRow, Head, StoredLink, _bytes, _uuid
+from pgf_events.audit.recorders import EventRow, Head, StoredLink, _bytes, _uuid
 
 
 @dataclass(frozen=True)

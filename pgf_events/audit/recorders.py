@@ -35,9 +35,6 @@ from eventsourcing.persistence import (
 from pgf_events.audit.chain import GENESIS, link_hash
 from pgf_events.domain.errors import StoreError
 
-CHAIN_TABLE = "pgf_chain"
-HEAD_TABLE = "pgf_chain_head"
-META_TABLE = "pgf_store"  # key/value facts recorded at creation (chained since birth, scheme, ...)
 BATCH = 5000
 
 # (position, originator id, version, topic, state) and (position, originator id, version, hash, backfilled)

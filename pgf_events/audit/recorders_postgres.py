@@ -21,14 +21,11 @@ from eventsourcing.postgres import PostgresAggregateRecorder, PostgresApplicatio
 from eventsourcing.utils import retry
 from psycopg.sql import SQL, Composed, Identifier
 
-from pgf_events.audit.chain import GENESIS, NOTARY_SCHEME
+from pgf_events.audit.chain import CHAIN_TABLE, GENESIS, HEAD_TABLE, META_TABLE, NOTARY_SCHEME
 from pgf_events.audit.dbroles import roles_ddl
 from pgf_events.audit.pg_notary import init_new_store_sql, notary_ddl
 from pgf_events.audit.pg_reading import PostgresReading
 from pgf_events.audit.recorders import (
-    CHAIN_TABLE,
-    HEAD_TABLE,
-    META_TABLE,
     ChainWriter,
     LinkRow,
     StoredRow,

@@ -19,11 +19,8 @@ from uuid import UUID
 from eventsourcing.persistence import StoredEvent
 from eventsourcing.sqlite import SQLiteApplicationRecorder
 
-from pgf_events.audit.chain import GENESIS, SCHEME, link_material
+from pgf_events.audit.chain import CHAIN_TABLE, GENESIS, HEAD_TABLE, META_TABLE, SCHEME, link_material
 from pgf_events.audit.recorders import (
-    CHAIN_TABLE,
-    HEAD_TABLE,
-    META_TABLE,
     ChainWriter,
     EventRow,
     Head,

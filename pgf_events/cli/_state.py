@@ -66,6 +66,14 @@ class State:
             if must_exist and not config.exists():
                 raise StoreError(f"there is no trial store at {config.display} (check --db or PGF_DB)")
             app = TrialConduct(config, self.protocol())
+            if app.created_now:  # a new PostgreSQL store: its owner creates the read models and grants
+                from pgf_events.projections.provision import finish_store  # noqa: PLC0415
+
+                try:
+                    finish_store(app)
+                except BaseException:
+                    app.close()
+                    raise
             try:
                 user = app.acting_user(self.requested_user)
                 ctx = click.get_current_context(silent=True)

@@ -317,5 +317,7 @@ def upgrade(state: Any) -> None:
     if linked:
         click.echo(f"upgraded by {state.user} at {now}: linked {linked} stored event(s) into the chain (backfilled)")
     if app.store.backend == "postgresql":
-        app.finish_postgres_store()
+        from pgf_events.projections.provision import finish_store  # noqa: PLC0415
+
+        finish_store(app)
         click.echo(f"upgraded by {state.user} at {now}: the database is the notary from the next event on")

@@ -20,6 +20,7 @@ from pgf_events.application import TrialConduct
 from pgf_events.domain.errors import ValidationError
 from pgf_events.feed.change import Change, feed_position, split_position
 from pgf_events.feed.wakers import Waker, make_waker
+from pgf_events.projections.provision import finish_if_created
 from pgf_events.projections.slices import PROJECTIONS
 from pgf_events.projections.store import ProjectionStore, changes
 from pgf_events.store import parse_url
@@ -55,7 +56,7 @@ class ChangeFeed:
     def __init__(self, source: TrialConduct | str | None = None, *, interval: float | None = None,
                  page_size: int = PAGE_SIZE, notify: Callable[[str], None] | None = None):
         self._owns_app = not isinstance(source, TrialConduct)
-        self.app = source if isinstance(source, TrialConduct) else TrialConduct(parse_url(source))
+        self.app = source if isinstance(source, TrialConduct) else finish_if_created(TrialConduct(parse_url(source)))
         self.store = ProjectionStore(self.app, notify=notify)
         self.interval = interval
         self.page_size = page_size

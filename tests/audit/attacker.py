@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlite3
 from typing import Any
 
-from pgf_events.audit.recorders import CHAIN_TABLE, HEAD_TABLE, META_TABLE
+from pgf_events.audit.chain import CHAIN_TABLE, HEAD_TABLE, META_TABLE
 from pgf_events.store import parse_url
 from tests.pgcluster import OWNER, Cluster
 
