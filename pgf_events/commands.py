@@ -11,9 +11,11 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import attrs
+from eventsourcing.application import AggregateNotFoundError
 
 from pgf_events.domain import integrity, kinds
 from pgf_events.domain.errors import DomainError, DuplicatePatientError, ValidationError
+from pgf_events.domain.imports import IdempotencyKey, fingerprint, key_id
 from pgf_events.domain.parsing import parse_datetime, parse_text, site_local
 from pgf_events.domain.patient import Context, Patient, make_ref
 from pgf_events.formatting import iso, jsonable
@@ -153,8 +155,6 @@ class UnitOfWork:
                     patient.record(spec.event, record, ctx, command.deviation)
             self._results.append((patient, patient.version, command.kind))
             if key is not None:
-                from pgf_events.domain.imports import IdempotencyKey  # noqa: PLC0415 - keyed commands only
-
                 self._keys[key[0]] = IdempotencyKey.use(key[0], key[1], make_ref(subject, patient.version),
                                                         command.kind, self.user)
         elif command.action == "correct":
@@ -191,10 +191,6 @@ class UnitOfWork:
 
     def _replayed(self, command: Command, subject: str, record: Any) -> tuple[tuple[str, str], Result | None]:
         """(key, fingerprint) of a keyed command, and the original Result if the key was already used for it."""
-        from eventsourcing.application import AggregateNotFoundError  # noqa: PLC0415
-
-        from pgf_events.domain.imports import IdempotencyKey, fingerprint, key_id  # noqa: PLC0415
-
         key = parse_text(command.key, "key", 200)
         mark = fingerprint({"record": command.kind, "subject": subject, "fields": record.as_input(),
                             "source": command.source, "deviation": command.deviation})

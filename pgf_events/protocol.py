@@ -183,7 +183,7 @@ class Protocol:
         try:
             return cls(**values)
         except (TypeError, ValueError) as e:
-            raise ProtocolError(f"invalid protocol parameter: {e}") from None
+            raise ProtocolError(_explain(e)) from None
 
     @classmethod
     def from_toml(cls, path: str | Path) -> Protocol:
@@ -200,6 +200,23 @@ class Protocol:
         if set(data) == {"protocol"} and isinstance(data["protocol"], dict):
             data = data["protocol"]
         return cls.from_mapping(data)
+
+
+TYPE_WORDS = {"int": "a whole number", "float": "a number", "str": "text", "bool": "true or false"}
+
+
+def _explain(error: Exception) -> str:
+    """One line naming the parameter, what it must be and what it got (attrs' errors carry an Attribute)."""
+    args = error.args
+    if len(args) >= 3 and isinstance(args[1], attrs.Attribute):
+        attribute, value = args[1], args[-1]
+        if isinstance(args[2], (tuple, list)) and not isinstance(args[2], type) and all(
+                isinstance(o, str) for o in args[2]):
+            expected = f"one of {', '.join(args[2])}"
+        else:
+            expected = TYPE_WORDS.get(str(attribute.type), str(attribute.type))
+        return f"protocol parameter {attribute.name} must be {expected}, not {value!r}"
+    return f"invalid protocol parameter: {args[0] if args else error}"
 
 
 PRESETS: dict[str, dict[str, Any]] = {

@@ -11,8 +11,6 @@ or registered to another user is one clear error and the store is unchanged.
 
 from __future__ import annotations
 
-import random
-import time
 from collections.abc import Callable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -23,16 +21,14 @@ from eventsourcing.persistence import IntegrityError
 
 from pgf_events.audit.chain import stream_hash
 from pgf_events.domain import esign
-from pgf_events.domain.errors import ConcurrencyError, RuleViolation, ValidationError
+from pgf_events.domain.errors import RuleViolation, ValidationError
 from pgf_events.domain.parsing import parse_text
 from pgf_events.domain.patient import SIGN, SIGNATURE_MEANINGS, Context
 from pgf_events.domain.users import UserDirectory
+from pgf_events.retry import MAX_ATTEMPTS, retry
 
 if TYPE_CHECKING:
     from pgf_events.domain.patient import Patient
-
-MAX_ATTEMPTS = 8
-
 
 def stream_digest(app: Any, originator_id: UUID, version: int) -> str:
     """The chain hash (hex) over one patient's stored events 1..version, exactly as stored."""
@@ -56,11 +52,14 @@ def signed_statement(event: Any, subject: str) -> dict[str, Any]:
 class SigningUseCases:
     """Methods of :class:`TrialConduct` for keys and signatures (``self`` is the application)."""
 
-    def register_key(self: Any, public_pem: str, *, user: str, reason: str | None = None) -> str:
-        """Register ``user``'s own public key; returns its key id. It signs nothing until approved."""
+    def register_key(self: Any, public_pem: str, *, user: str, by: str | None = None,
+                     reason: str | None = None) -> str:
+        """Register ``user``'s public key (``by`` an admin, or the user); returns its key id. It signs
+        nothing until approved."""
         key = esign.load_public(public_pem)
         key_id = esign.key_id(key)
-        self._change_directory(lambda d: d.register_key(user, key_id, esign.public_pem(key), reason), user)
+        pem = esign.public_pem(key)
+        self._change_directory(lambda d: d.register_key(user, key_id, pem, reason, by=by), by or user)
         return key_id
 
     def approve_key(self: Any, key_id: str, *, by: str, reason: str | None = None) -> UserDirectory:
@@ -71,15 +70,15 @@ class SigningUseCases:
 
     def _change_directory(self: Any, change: Callable[[UserDirectory], None], by: str) -> UserDirectory:
         by = parse_text(by, "user", 64)
-        for attempt in range(MAX_ATTEMPTS):
+
+        def attempt() -> UserDirectory:
             directory = self.directory() or UserDirectory.open(by)
             change(directory)
-            try:
-                self.save(directory)
-                return directory
-            except IntegrityError:
-                time.sleep(random.uniform(0.005, 0.05) * (attempt + 1))
-        raise ConcurrencyError("could not save the change to the user directory; try again")
+            self.save(directory)
+            return directory
+
+        return retry(attempt, on=(IntegrityError,),
+                     failure=lambda e: "could not save the change to the user directory; try again")
 
     def sign(self: Any, subject: str, meaning: str, *, user: str, private_key: Ed25519PrivateKey,
              source: str | None = None) -> dict[str, Any]:
@@ -94,7 +93,8 @@ class SigningUseCases:
         if source is not None:
             source = parse_text(source, "source", 200)
         key_id = esign.key_id(private_key.public_key())
-        for attempt in range(MAX_ATTEMPTS):
+
+        def attempt() -> dict[str, Any]:
             directory = self.directory()
             if directory is None or key_id not in directory.keys:
                 raise RuleViolation(f"key {key_id} is not registered in this store's user directory "
@@ -110,20 +110,16 @@ class SigningUseCases:
             signature = esign.sign(private_key, statement)
             ctx = Context(recorded_by=user, now=now, protocol=self.protocol, source=source)
             patient.sign(meaning, digest, ctx, key_id=key_id, signature=signature)
-            try:
-                self.save(patient)
-            except IntegrityError:
-                time.sleep(random.uniform(0.005, 0.05) * (attempt + 1))
-                continue
+            self.save(patient)
             return {
                 "ref": patient.ref(patient.version), "subject": patient.subject, "kind": SIGN, "signer": user,
                 "meaning": meaning, "signed_at": now, "stream_version": patient.version - 1, "stream_hash": digest,
                 "key_id": key_id, "signature": signature,
             }
-        raise ConcurrencyError(
+
+        return retry(attempt, on=(IntegrityError,), failure=lambda e: (
             f"could not sign after {MAX_ATTEMPTS} attempts because others kept writing to {subject}; "
-            "nothing was written"
-        )
+            "nothing was written"))
 
 
 def _key_id(text: str) -> str:

@@ -78,8 +78,8 @@ def parse_url(url: str | None, cipher_key: str | None = None) -> StoreConfig:
 def _parse(url: str) -> StoreConfig:
     if url in ("memory://", "memory:"):
         return StoreConfig(url=url, backend="memory", env={"PERSISTENCE_MODULE": "eventsourcing.popo"})
-    if "://" not in url:
-        raise StoreError(f"cannot read the database URL {url!r}; use sqlite:///FILE or postgresql://user@host/db")
+    if "://" not in url:  # a plain file path: an SQLite store (`--db trial.db`, `--db /data/trial.db`)
+        return _sqlite("sqlite:///" + url)
     scheme = url.split("://", 1)[0].lower()
     driver = scheme.split("+")[0]
     if driver == "sqlite":

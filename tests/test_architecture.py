@@ -19,7 +19,8 @@ import pytest
 
 # Outermost first. Each layer lists its packages/modules (a package covers its submodules; the most
 # specific entry wins: audit.source, what every reader reads the record with, and audit.chain, the
-# hash chain's definition that signing binds to, and audit.files, atomic output files, are application).
+# hash chain's definition that signing binds to, audit.files, atomic output files, and audit.dbroles, the
+# store's PostgreSQL roles, are application).
 # The packages of the delivery and readers layers are independent of each other (see
 # SIBLINGS_ALLOWED); the modules of the application, domain and shared layers work together.
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
@@ -29,7 +30,8 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("application", ("pgf_events.audit.source", "pgf_events.audit.chain", "pgf_events.audit.files",
                      "pgf_events.application", "pgf_events.commands", "pgf_events.store", "pgf_events.transcodings",
                      "pgf_events.topics", "pgf_events.log", "pgf_events.retry", "pgf_events.gc_tuning",
-                     "pgf_events.identity", "pgf_events.signing")),
+                     "pgf_events.identity", "pgf_events.signing", "pgf_events.bound_cipher",
+                     "pgf_events.audit.dbroles")),
     ("domain", ("pgf_events.domain", "pgf_events.protocol")),
     ("shared", ("pgf_events", "pgf_events.formatting")),  # the package root (__version__) and formats
 ]

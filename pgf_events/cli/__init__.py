@@ -21,9 +21,42 @@ from pgf_events.cli._state import State
 from pgf_events.domain.errors import PgfError
 from pgf_events.gc_tuning import BULK_THRESHOLD
 
+# Options of the root group that may also be written after the subcommand (`pgf status S001 --db x.db`).
+GLOBAL_OPTIONS = ("--db", "--user", "--protocol")
+
+
+def hoist_global_options(args: list[str]) -> list[str]:
+    """Move every global option (and its value) to the front, so click sees it on the root group.
+
+    Stops at ``--`` (what follows is data). ``--db=x.db`` and ``--db x.db`` both work.
+    """
+    front: list[str] = []
+    rest: list[str] = []
+    i = 0
+    while i < len(args):
+        token = args[i]
+        if token == "--":
+            rest.extend(args[i:])
+            break
+        name = token.split("=", 1)[0]
+        if name in GLOBAL_OPTIONS and "=" in token:
+            front.append(token)
+        elif token in GLOBAL_OPTIONS and i + 1 < len(args):
+            front.extend(args[i:i + 2])
+            i += 1
+        else:
+            rest.append(token)
+        i += 1
+    return front + rest
+
 
 class PgfGroup(click.Group):
-    """A group whose errors are always one line on stderr."""
+    """A group whose errors are always one line on stderr, and whose global options go anywhere."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if ctx.parent is None and not ctx.resilient_parsing:
+            args = hoist_global_options(list(args))
+        return super().parse_args(ctx, args)
 
     def main(self, args: Any = None, prog_name: str | None = None, complete_var: str | None = None,
              standalone_mode: bool = True, **extra: Any) -> Any:
@@ -65,8 +98,9 @@ def _default_user() -> str:
 
 @click.group(cls=PgfGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="pgf")
-@click.option("--db", envvar="PGF_DB", metavar="URL",
-              help="Store URL: sqlite:///FILE (default sqlite:///pgf-trial.db) or postgresql://user@host:port/db.")
+@click.option("--db", envvar="PGF_DB", metavar="PATH|URL",
+              help="Store: a file path, sqlite:///FILE (default pgf-trial.db) or postgresql://user@host:port/db. "
+                   "Global options may come before or after the command.")
 @click.option("--user", envvar="PGF_USER", metavar="NAME",
               help="Who is acting; stamped on every event (default: your login name).")
 @click.option("--protocol", "protocol_file", envvar="PGF_PROTOCOL", metavar="FILE|v1|v2",
@@ -100,7 +134,7 @@ def main() -> None:
 # --help lists it): `pgf record lab` must not pay for SQLAlchemy, the projections or the exports.
 COMMANDS: dict[str, str] = {
     "record": "record:record", "correct": "edit:correct", "void": "edit:void", "import": "batch:import_",
-    "history": "history:history", "status": "status:status", "report": "report:report",
+    "history": "history:history", "status": "status:status", "patients": "patients:patients", "report": "report:report",
     "projections": "projections:projections", "sign": "sign:sign", "audit": "audit:audit",
     "export": "export:export", "db": "audit:db", "users": "users:users", "backup": "admin:backup",
     "keygen": "admin:keygen", "demo": "demo:demo", "keys": "keys:keys",

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 import attrs
 import click
 
+from pgf_events.cli.permissions import need_of
 from pgf_events.domain.errors import StoreError
 
 if TYPE_CHECKING:
@@ -31,6 +32,13 @@ class State:
             return Protocol.preset(self.protocol_file)
         return Protocol.from_toml(self.protocol_file)
 
+    def overrides_protocol(self) -> bool:
+        """Whether --protocol asks for parameters other than the trial's: such a run is evaluated in
+        memory and never rewrites the shared read models (or the change feed) for everyone."""
+        from pgf_events.protocol import DEFAULT_PROTOCOL  # noqa: PLC0415
+
+        return bool(self.protocol_file) and self.protocol() != DEFAULT_PROTOCOL
+
     def app(self, *, must_exist: bool = False) -> TrialConduct:
         """Open the store on first use and check the acting user's role for the running command.
 
@@ -38,7 +46,6 @@ class State:
         """
         if self._app is None:
             from pgf_events.application import TrialConduct  # noqa: PLC0415
-            from pgf_events.domain.users import need_of  # noqa: PLC0415
             from pgf_events.store import parse_url  # noqa: PLC0415
 
             config = parse_url(self.db_url)

@@ -245,8 +245,12 @@ def signatures_(state: Any, subjects: tuple[str, ...], fmt: str | None) -> None:
         for subject in (subjects or app.subjects())
         for row in check_hashes(app, subject)
     ]
-    render(rows, fmt, ["subject", "ref", "signer", "meaning", "signed_at", "stream_version", "valid",
-                       "invalidated_by", "hash_ok", "signature", "key_id", "stream_hash"])
+    columns = ["subject", "ref", "signer", "meaning", "signed_at", "stream_version", "valid",
+               "invalidated_by", "hash_ok", "signature", "key_id", "stream_hash"]
+    if fmt is None:  # a narrow terminal leaves columns out from the right: what a reader needs first
+        columns = ["subject", "ref", "signer", "meaning", "signed_at", "valid", "signature", "hash_ok",
+                   "invalidated_by", "key_id", "stream_version", "stream_hash"]
+    render(rows, fmt, columns)
 
 
 @click.group()

@@ -55,6 +55,12 @@ def run_demo(state: Any, *, patients: int, seed: int) -> None:
             "the demo writes synthetic patients only into a new store, e.g. --db sqlite:///demo.db"
         )
     taken = [s.code for s in subjects if app.has_patient(s.code)]
+    if taken and len(taken) == len(subjects) and len(app.subjects()) == len(subjects):
+        # Re-running the README's first command: the same demo is already there; show it again.
+        click.echo(f"{app.store.display} already holds a demo cohort ({len(subjects)} patients); nothing was "
+                   "added (for another one use --db another.db). Its endpoint report:", err=True)
+        _endpoint_report(app, state.overrides_protocol())
+        return
     if taken:
         raise PgfError(
             f"the store {app.store.display} already holds demo subjects ({', '.join(sorted(taken)[:3])}"
@@ -67,21 +73,22 @@ def run_demo(state: Any, *, patients: int, seed: int) -> None:
             counts.update(r.kind for r in results)
             bar.update(1)
     _summary(app.store.display, seed, subjects, counts, time.perf_counter() - started)
-    _endpoint_report(app)
+    _endpoint_report(app, state.overrides_protocol())
 
 
-def _endpoint_report(app: Any) -> None:
+def _endpoint_report(app: Any, state_overrides: bool = False) -> None:
     """End as docs/interface.md says: with the endpoint report, from the caught-up read models."""
     # The read models load only here, at the end of a recording run (not for --jsonl).
     from pgf_events.projections.queries import cohort_report  # noqa: PLC0415 - deliberately lazy
     from pgf_events.projections.store import ProjectionStore  # noqa: PLC0415 - deliberately lazy
 
-    store = ProjectionStore(app)
+    store = None if state_overrides else ProjectionStore(app)
     try:
         click.echo("")
         print_human("endpoints", cohort_report(app, "endpoints", store=store))
     finally:
-        store.close()
+        if store is not None:
+            store.close()
 
 
 def write_jsonl(path: str, *, patients: int, seed: int) -> int:

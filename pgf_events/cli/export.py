@@ -8,6 +8,7 @@ from typing import Any
 
 import click
 
+from pgf_events.cli._output import working
 from pgf_events.domain.parsing import parse_as_of
 
 
@@ -28,8 +29,18 @@ def _check_folder(path: str) -> None:
         raise click.BadParameter(f"the folder {Path(path).parent} does not exist", param_hint="FILE")
 
 
+class Folder(click.Path):
+    """A folder to write into; '-' (stdout) cannot hold several files."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if value == "-":
+            self.fail("writes several files, so it needs a folder, not '-' (stdout)", param, ctx)
+        return super().convert(value, param, ctx)
+
+
 @click.group()
-def export() -> None:
+@click.pass_context
+def export(ctx: click.Context) -> None:
     """Export the record: audit trail CSV, CDISC ODM 1.3.2 XML, SDTM and ADaM (Dataset-JSON, XPT, define.xml).
 
     \b
@@ -40,6 +51,8 @@ def export() -> None:
       pgf export adam adam/
       pgf export submission submission/
     """
+    if ctx.invoked_subcommand:  # a spinner on stderr (terminals only) while the export runs
+        ctx.with_resource(working(f"Exporting {ctx.invoked_subcommand}"))
 
 
 @export.command("audit-trail")
@@ -93,7 +106,7 @@ def odm(state: Any, file: str, as_of: str | None, snapshot: bool) -> None:
 
 
 @export.command()
-@click.argument("directory", metavar="DIR", type=click.Path(file_okay=False))
+@click.argument("directory", metavar="DIR", type=Folder(file_okay=False))
 @as_of_option
 @click.pass_obj
 def sdtm(state: Any, directory: str, as_of: str | None) -> None:
@@ -116,7 +129,7 @@ def sdtm(state: Any, directory: str, as_of: str | None) -> None:
 
 
 @export.command("adam")
-@click.argument("directory", metavar="DIR", type=click.Path(file_okay=False))
+@click.argument("directory", metavar="DIR", type=Folder(file_okay=False))
 @as_of_option
 @click.pass_obj
 def adam_(state: Any, directory: str, as_of: str | None) -> None:
@@ -140,7 +153,7 @@ def adam_(state: Any, directory: str, as_of: str | None) -> None:
 
 
 @export.command()
-@click.argument("directory", metavar="DIR", type=click.Path(file_okay=False))
+@click.argument("directory", metavar="DIR", type=Folder(file_okay=False))
 @as_of_option
 @click.pass_obj
 def submission(state: Any, directory: str, as_of: str | None) -> None:

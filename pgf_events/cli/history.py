@@ -53,9 +53,10 @@ def history(state: Any, subject: str, as_of: str | None, fmt: str | None) -> Non
         return
     table = [
         {
+            # a narrow terminal leaves columns out from the right: the least needed come last
             "ref": r["ref"], "type": r["type"], "clinical date": r["clinical_date"],
-            "recorded (UTC)": r["recorded_at"], "by": r["recorded_by"], "source": r["source"],
-            "what": describe(r), "reason": _reason(r), "status": r["status"],
+            "by": r["recorded_by"], "what": describe(r), "reason": _reason(r),
+            "recorded (UTC)": r["recorded_at"], "status": r["status"], "source": r["source"],
         }
         for r in rows
     ]

@@ -106,21 +106,30 @@ def generate(out: str, passphrase_file: str | None, force: bool) -> None:
 
 @keys.command()
 @click.argument("public_key", type=click.Path(dir_okay=False), metavar="PUBLIC_KEY_FILE")
+@click.option("--for", "owner", metavar="USER",
+              help="Admins: register USER's public key, received from them (on PostgreSQL with roles on, only "
+                   "admins write the user directory).")
 @click.option("--reason", help="Why (kept in the audit trail).")
 @click.pass_obj
-def register(state: Any, public_key: str, reason: str | None) -> None:
-    """Register your own public key in this store; it signs nothing until an admin approves it.
+def register(state: Any, public_key: str, owner: str | None, reason: str | None) -> None:
+    """Register your public key (or, for admins, a user's) in this store; it signs nothing until an
+    admin other than its owner approves it.
 
     \b
     Example:
       pgf keys register ~/.pgf/signing-key.pem.pub --reason "investigator, site PKU"
+      pgf keys register /inbox/dr.wang.pem.pub --for dr.wang --reason "received in person"
     """
     try:
         pem = Path(public_key).expanduser().read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as e:
         raise ValidationError(f"cannot read the public key {public_key}: {getattr(e, 'strerror', None) or e}") from None
-    user = state.acting_user()
-    key_id = state.app().register_key(pem, user=user, reason=reason)
+    by = state.acting_user()
+    app = state.app()
+    user = owner.strip() if owner and owner.strip() else by
+    if user != by:
+        app.authorise(by, "admin")
+    key_id = app.register_key(pem, user=user, by=by, reason=reason)
     click.echo(key_id)
     click.echo(f"registered key {key_id} of {user}; an admin approves it with: pgf keys approve {user} {key_id}",
                err=True)

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from pgf_events.cli._output import emit_json, output_options, render
+from pgf_events.cli._output import emit_json, output_options, render, working
 from pgf_events.domain.errors import PgfError
 from pgf_events.projections.slices import PROJECTIONS
 
@@ -19,6 +19,9 @@ def open_store(state: Any) -> ProjectionStore:
     """The projections of the store named by --db; closed with the command."""
     from pgf_events.projections.store import ProjectionStore  # noqa: PLC0415
 
+    if state.overrides_protocol():
+        raise PgfError(f"the shared read models are kept under the trial protocol; --protocol {state.protocol_file} "
+                       "applies to reports and status (evaluated in memory), not to the read models")
     store = ProjectionStore(state.app(must_exist=True), notify=lambda message: click.echo(message, err=True))
     click.get_current_context().call_on_close(store.close)
     return store
@@ -38,16 +41,18 @@ def projections() -> None:
 
 
 @projections.command("status")
+@click.argument("name", required=False, type=click.Choice(PROJECTIONS))
 @output_options(csv_ok=True)
 @click.pass_obj
-def status_(state: Any, fmt: str | None) -> None:
-    """Show each projection's position against the head of the event log.
+def status_(state: Any, name: str | None, fmt: str | None) -> None:
+    """Show each projection's (or NAME's) position against the head of the event log.
 
     \b
     Example:
-      pgf projections status --json
+      pgf projections status
+      pgf projections status survival --json
     """
-    rows = open_store(state).status()
+    rows = [r for r in open_store(state).status() if name is None or r["name"] == name]
     if fmt == "json":
         emit_json({"projections": rows})
         return
@@ -66,7 +71,8 @@ def rebuild(state: Any, name: str | None, fmt: str | None) -> None:
       pgf projections rebuild
       pgf projections rebuild survival --json
     """
-    result = open_store(state).rebuild(name)
+    with working(f"Rebuilding {name or 'every read model'} from the event log"):
+        result = open_store(state).rebuild(name)
     if fmt == "json":
         emit_json(result)
         return
@@ -106,7 +112,9 @@ def check_read_models(state: Any, name: str | None, fmt: str | None) -> ReadMode
     """Run the comparison and print its summary (JSON, or one line); the caller decides the exit code."""
     from pgf_events.projections.verify import verify_read_models  # noqa: PLC0415
 
-    result = verify_read_models(open_store(state), [name] if name else PROJECTIONS, checked_by=state.acting_user())
+    store = open_store(state)
+    with working("Replaying the event log to verify the read models"):
+        result = verify_read_models(store, [name] if name else PROJECTIONS, checked_by=state.acting_user())
     if fmt == "json":
         emit_json(result.as_json())
     elif result.ok:

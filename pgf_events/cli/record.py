@@ -43,6 +43,9 @@ def options(kind: str) -> list[tuple[str, str, dict[str, Any]]]:
             extra["multiple"] = True
         if meta.get("metavar"):
             extra["metavar"] = meta["metavar"]
+        choices = getattr(meta.get("parse"), "choices", None)
+        if choices:  # complete the values in the shell (pgf record transfusion S001 --product <TAB>)
+            extra["shell_complete"] = lambda _ctx, _param, incomplete, c=choices: [x for x in c if x.startswith(incomplete)]
         out.append((label(a.name), meta.get("help", ""), extra))
         for name, option in after.pop(a.name, []):
             out.append((label(name), option.help, {"metavar": option.metavar} if option.metavar else {}))
@@ -53,7 +56,7 @@ def options(kind: str) -> list[tuple[str, str, dict[str, Any]]]:
 
 @click.group()
 def record() -> None:
-    """Record a clinical event for a patient (prints its reference SUBJECT#N).
+    """Record a clinical event for a patient: prints its reference SUBJECT#N, what was stored and any status change.
 
     \b
     Example:
@@ -67,15 +70,19 @@ def _make_command(kind: str) -> click.Command:
 
     @click.pass_obj
     def callback(state: Any, subject: str, source: str | None, deviation: str | None, key: str | None,
-                 fmt: str | None, **fields: Any) -> None:
+                 fmt: str | None, quiet: bool, **fields: Any) -> None:
         fields = {k: (list(v) if isinstance(v, tuple) else v) for k, v in fields.items()}
         fields = {k: v for k, v in fields.items() if v is not None and v != []}
-        result = state.app().record(kind, subject, fields, user=state.user, source=source, deviation=deviation,
-                                    key=key)
+        app = state.app()
+        result = app.record(kind, subject, fields, user=state.user, source=source, deviation=deviation, key=key)
         if fmt == "json":
             emit_json(result.as_json())
-        else:
+        elif quiet:
             click.echo(result.ref)
+        else:
+            from pgf_events.cli._echo import echo_record  # noqa: PLC0415
+
+            echo_record(app, result, kind, fields)
 
     command = click.Command(
         name=kind, callback=callback,
@@ -96,6 +103,8 @@ def _make_command(kind: str) -> click.Command:
         help="Idempotency key: a retry with the same key (e.g. after a crash) prints the original reference "
              "and writes nothing."))
     command.params.append(click.Option(list(JSON_OPTION[0]), **JSON_OPTION[1]))
+    command.params.append(click.Option(["--quiet", "-q"], is_flag=True,
+                                       help="Print only the new event's reference (SUBJECT#N)."))
     return command
 
 

@@ -6,7 +6,9 @@ from typing import Any
 
 import click
 
-from pgf_events.cli._output import cell, emit_json, output_options, render
+from pgf_events.cli._human import key_label
+from pgf_events.cli._output import emit_json, output_options, render
+from pgf_events.cli._summary import summary_lines
 from pgf_events.cli.history import as_of_option, cutoff_option
 from pgf_events.cli.projections import open_store
 from pgf_events.domain.parsing import parse_as_of, parse_date
@@ -18,6 +20,8 @@ LISTINGS = {"deviations", "discontinued", "saes", "by_term_grade", "lab_worsenin
 
 # Reports that are not a projection's rows: the deviation log (pgf_events.projections.deviations).
 EXTRA_REPORTS = ("deviations",)
+# A listing's human columns where it has more than a terminal holds (--csv --listing NAME has them all).
+LISTING_COLUMNS = {"saes": ["subject", "ref", "term", "grade", "onset", "susar", "sponsor_due", "met"]}
 
 
 @click.command()
@@ -25,11 +29,17 @@ EXTRA_REPORTS = ("deviations",)
 @as_of_option
 @cutoff_option
 @output_options(csv_ok=True)
+@click.option("--listing", metavar="NAME",
+              help="Print one table of the report instead of the per-patient rows: 'summary' or a listing "
+                   "(saes, by_term_grade, deviations, ...; see --json).")
+@click.option("-o", "--output-dir", "output_dir", metavar="DIR", type=click.Path(file_okay=False),
+              help="With --csv, --tsv or --jsonl: write the rows, the summary and each listing to one file each in DIR.")
 @click.option("--plot", "plot_file", metavar="FILE.png", type=click.Path(dir_okay=False),
-              help="survival only: draw Kaplan–Meier curves with numbers at risk to FILE.png.")
+              help="Draw the report's figure: survival (Kaplan–Meier with 95% CI and numbers at risk), "
+                   "endpoints (cumulative incidence), dosing (swimmer plot), eligibility (CONSORT diagram).")
 @click.pass_obj
-def report(state: Any, name: str, as_of: str | None, cutoff: str | None, fmt: str | None,
-           plot_file: str | None) -> None:
+def report(state: Any, name: str, as_of: str | None, cutoff: str | None, fmt: str | None, listing: str | None,
+           output_dir: str | None, plot_file: str | None) -> None:
     """Print a cohort report: eligibility, dosing, endpoints, safety, survival, gvhd, infections or deviations.
 
     \b
@@ -38,40 +48,62 @@ def report(state: Any, name: str, as_of: str | None, cutoff: str | None, fmt: st
       pgf report survival --json
       pgf report survival --plot km.png
       pgf report dosing --as-of 2025-06-30 --csv
+      pgf report safety --csv --listing saes     # SAEs with reporting due dates
+      pgf report safety --csv -o safety/         # rows, summary and every listing, one file each
       pgf report endpoints --cutoff 2025-06-30    # DSMB data cut-off
       pgf report deviations --csv
     """
+    from pgf_events.cli import _report_out as out  # noqa: PLC0415
     from pgf_events.projections.queries import cohort_report  # noqa: PLC0415
 
-    if plot_file and name != "survival":
-        raise click.UsageError("--plot is available for the survival report only")
+    if output_dir is not None and fmt not in ("csv", "tsv", "jsonl"):
+        raise click.UsageError("-o/--output-dir needs --csv, --tsv or --jsonl")
+    if output_dir is not None and listing:
+        raise click.UsageError("use either --listing or -o/--output-dir")
+    plot = out.check_plot(name, plot_file) if plot_file else None
     known = parse_as_of(as_of) if as_of else None
     data_cutoff = parse_date(cutoff, "cutoff") if cutoff else None
     app = state.app(must_exist=True)
     if name == "deviations":
         _deviations(app, known, data_cutoff, fmt)
         return
-    derived = known is not None or data_cutoff is not None
+    # --as-of, --cutoff or a protocol override: derived from the log in memory (the shared read models
+    # are neither read nor rewritten)
+    derived = known is not None or data_cutoff is not None or state.overrides_protocol()
+    note = None  # when the read models were last verified: said after the report
     store = None if derived else open_store(state)
     doc = cohort_report(app, name, as_of=known, cutoff=data_cutoff, store=store)
+    tables = out.tables(name, doc)
+    if listing is not None and listing not in tables:
+        raise click.UsageError(f"--listing: the {name} report has no listing {listing!r}; "
+                               f"choose from {', '.join(t for t in tables if t != 'rows')}")
     if store is not None:  # read from the read-model tables: say when they were last verified
         from pgf_events.projections.verify import last_check, verified_note  # noqa: PLC0415
 
         doc["read_models_verified"] = last_check(store, [name])
-        if fmt != "json":
-            click.echo(verified_note(doc["read_models_verified"]), err=True)
-    if plot_file:
-        from pgf_events.projections.plots import plot_survival  # noqa: PLC0415
-
-        plot_survival(plot_file, doc, app.protocol)
+        if fmt is None and not listing:
+            note = verified_note(doc["read_models_verified"])
+    if known is not None and not doc["rows"]:
+        click.echo(out.empty_as_of_note(doc["as_of"]), err=True)
+    if plot is not None:
+        plot(plot_file, doc, app.protocol)
         click.echo(f"wrote {plot_file}", err=True)
+    if output_dir is not None:
+        for path in out.write_all(name, tables, fmt or "csv", output_dir):
+            click.echo(f"wrote {path}", err=True)
+        return
+    if listing:
+        render(tables[listing], fmt, headers=out.HEADERS)
+        return
     if fmt == "json":
         emit_json(doc)
         return
-    if fmt == "csv":
-        render(doc["rows"], "csv", list(doc["rows"][0]) if doc["rows"] else list(SECTIONS[name].columns))
+    if fmt is not None:
+        render(doc["rows"], fmt, list(doc["rows"][0]) if doc["rows"] else list(SECTIONS[name].columns))
         return
     print_human(name, doc)
+    if note:
+        click.echo(note, err=True)
 
 
 def _deviations(app: Any, known: Any, data_cutoff: Any, fmt: str | None) -> None:
@@ -82,8 +114,8 @@ def _deviations(app: Any, known: Any, data_cutoff: Any, fmt: str | None) -> None
     if fmt == "json":
         emit_json(doc)
         return
-    if fmt == "csv":
-        render(doc["rows"], "csv", DEVIATION_COLUMNS)
+    if fmt is not None:
+        render(doc["rows"], fmt, DEVIATION_COLUMNS)
         return
     head = f"deviations report ({doc['protocol_version']}"
     head += f", as of {doc['as_of']}" if doc["as_of"] else ""
@@ -92,8 +124,8 @@ def _deviations(app: Any, known: Any, data_cutoff: Any, fmt: str | None) -> None
         shown = ["subject", "kind", "date", "ref", "status", "reason", "acknowledged_by", "acknowledged_in"]
         render([{c: r[c] for c in shown} for r in doc["rows"]], None, shown)
     click.echo("")
-    for key, value in _flatten(doc["summary"]):
-        click.echo(f"{key}: {value}")
+    lines, _ = summary_lines(doc["summary"], LISTINGS)
+    click.echo("\n".join(lines))
 
 
 def print_human(name: str, doc: dict[str, Any]) -> None:
@@ -106,76 +138,15 @@ def print_human(name: str, doc: dict[str, Any]) -> None:
     click.echo(head + (f"; {hidden} patient(s) not enrolled not shown" if hidden else ""))
     if rows:
         section = SECTIONS[name]
-        headers = [section.headers.get(c, c.replace("_", " ")) for c in section.columns]
-        render([{h: _short(r.get(c)) for c, h in zip(section.columns, headers, strict=True)} for r in rows], None,
-               headers)
+        render(rows, None, list(section.columns), headers=dict(section.headers))
     click.echo("")
-    listings = []
-    for key, value in _flatten(doc["summary"]):
-        if key.rsplit(".", 1)[-1] in LISTINGS:
-            listings.append((key, value))
-        else:
-            click.echo(f"{key}: {value}")
+    lines, listings = summary_lines(doc["summary"], LISTINGS)
+    click.echo("\n".join(lines))
     for key, value in listings:
         if value:
-            click.echo(f"\n{key}:")
-            render([{k: _short(v) for k, v in item.items() if k not in ("refs", "clocks")} for item in value], None)
+            click.echo(f"\n{key_label(key)}:")
+            from pgf_events.cli._report_out import flat_item  # noqa: PLC0415
 
-
-def _short(value: Any) -> Any:
-    if isinstance(value, float):
-        return f"{value:.3g}"
-    if isinstance(value, dict):  # reasons: "platelet_response=died" -> "plt: died"
-        short = {"neutrophil_engraftment": "anc", "rbc_recovery": "rbc", "platelet_response": "plt"}
-        return "; ".join(f"{short.get(k, k)}: {v}" for k, v in value.items()) or None
-    return value
-
-
-def _pct(x: float | None) -> str:
-    return "-" if x is None else f"{x:.1%}"
-
-
-def _format(value: Any) -> str | None:
-    """One line for a rate, a survival/incidence estimate or a distribution; None if not a leaf."""
-    if not isinstance(value, dict):
-        return cell(value) if not isinstance(value, float) else f"{value:.4g}"
-    if {"k", "n", "estimate"} <= value.keys():
-        text = f"{value['k']}/{value['n']} = {_pct(value['estimate'])}"
-        if value["ci_low"] is not None:
-            text += f" (95% CI {_pct(value['ci_low'])}–{_pct(value['ci_high'])})"
-        extra = {k: v for k, v in value.items() if k not in ("k", "n", "estimate", "ci_low", "ci_high")}
-        return text + "".join(f"; {k.replace('_', ' ')} {cell(v) or '-'}" for k, v in extra.items())
-    if {"estimate", "at_risk", "horizon_days"} <= value.keys():
-        text = f"{_pct(value['estimate'])} at day {value['horizon_days']}"
-        if value["ci_low"] is not None:
-            text += f" (95% CI {_pct(value['ci_low'])}–{_pct(value['ci_high'])})"
-        text += f"; at risk {value['at_risk']}, events {value['events']}"
-        if "competing_events" in value:
-            text += f", competing deaths {value['competing_events']}"
-        return text + f", n {value['n']}"
-    if {"mean", "median", "min", "max"} <= value.keys():
-        if not value["n"]:
-            return "-"
-        return (f"mean {value['mean']:.3g}, median {value['median']:.3g}, range {value['min']:.3g}–"
-                f"{value['max']:.3g} (n {value['n']})")
-    if all(not isinstance(v, (dict, list)) for v in value.values()):
-        return ", ".join(f"{k} {cell(v)}" for k, v in value.items()) or "-"
-    return None
-
-
-def _flatten(summary: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
-    out: list[tuple[str, Any]] = []
-    for key, value in summary.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, list) and value and isinstance(value[0], dict):
-            out.append((name, value))
-            continue
-        if isinstance(value, list) and key in LISTINGS:
-            out.append((name, value))
-            continue
-        line = _format(value)
-        if line is None:
-            out.extend(_flatten(value, f"{name}."))
-        else:
-            out.append((name, line))
-    return out
+            leaf = key.rsplit(".", 1)[-1]
+            render([{k: v for k, v in flat_item(item).items() if k != "refs" and not k.endswith("_reported")}
+                    for item in value], None, LISTING_COLUMNS.get(leaf), choosable=False)

@@ -6,6 +6,7 @@ from typing import Any
 
 import click
 
+from pgf_events.cli._human import cells_per_kg, grade, percent
 from pgf_events.cli._output import cell, emit_json, output_options
 from pgf_events.cli.history import as_of_option, cutoff_option
 from pgf_events.domain.parsing import parse_as_of, parse_date
@@ -33,6 +34,10 @@ def status(state: Any, subject: str, as_of: str | None, cutoff: str | None, fmt:
     """
     from pgf_events.projections.queries import patient_status  # noqa: PLC0415
 
+    if plot_file:
+        from pgf_events.projections.plot_files import check_path  # noqa: PLC0415
+
+        check_path(plot_file)
     known = parse_as_of(as_of) if as_of else None
     data_cutoff = parse_date(cutoff, "cutoff") if cutoff else None
     app = state.app(must_exist=True)
@@ -47,8 +52,13 @@ def status(state: Any, subject: str, as_of: str | None, cutoff: str | None, fmt:
     if fmt == "json":
         emit_json(doc)
         return
-    for key, value in human_lines(doc):
-        click.echo(f"{key:<12} {value}")
+    import textwrap  # noqa: PLC0415
+
+    from pgf_events.cli._table import width  # noqa: PLC0415
+
+    for key, value in human_lines(doc, window_days=app.protocol.dose_window_days):
+        click.echo("\n".join(textwrap.wrap(f"{key:<12} {value}", width(), subsequent_indent=" " * 13,
+                                            break_on_hyphens=False)))
 
 
 def _when(found: dict[str, Any] | None, reason: str | None = None) -> str:
@@ -60,7 +70,20 @@ def _when(found: dict[str, Any] | None, reason: str | None = None) -> str:
     return f"{found['date']} (day +{found['day_post_transplant']} post-transplant{msc_text})"
 
 
-def human_lines(doc: dict[str, Any]) -> list[tuple[str, str]]:
+def next_window(dosing: dict[str, Any], window_days: int) -> str | None:
+    """The next pending dose and its window: ``next: dose 3 due 2025-03-11 (MSC D15, window 03-09 to 03-13)``."""
+    from datetime import date, timedelta  # noqa: PLC0415
+
+    for dose in dosing.get("doses", []):
+        if dose["status"] == "pending" and dose.get("target"):
+            target = date.fromisoformat(dose["target"])
+            low, high = target - timedelta(days=window_days), target + timedelta(days=window_days)
+            return (f"next: dose {dose['number']} due {target} (MSC D{dose['msc_day']}, "
+                    f"window {low:%m-%d} to {high:%m-%d})")
+    return None
+
+
+def human_lines(doc: dict[str, Any], window_days: int = 2) -> list[tuple[str, str]]:
     e, d, ep, g, s = doc["eligibility"], doc["dosing"], doc["endpoints"], doc["gvhd"], doc["safety"]
     as_of = f"as of {doc['as_of']}, " if doc["as_of"] else ""
     as_of += f"data cut-off {doc['cutoff']}, " if doc.get("cutoff") else ""
@@ -72,14 +95,15 @@ def human_lines(doc: dict[str, Any]) -> list[tuple[str, str]]:
         eligibility += f" (not yet assessed: {', '.join(e['unassessed'])})"
     dosing = (f"{d['given']}/{d['planned']} given (on time {d['on_time']}, early {d['early']}, late {d['late']}, "
               f"missed {d['missed']}, pending {d['pending']}, discontinued {d.get('discontinued', 0)}); "
-              f"{d['cumulative_cells_per_kg']:.3g} cells/kg, "
-              f"RDI {d['relative_dose_intensity']:.0%}")
+              f"{cells_per_kg(d['cumulative_cells_per_kg'])}, RDI {percent(d['relative_dose_intensity'])}")
+    upcoming = next_window(d, window_days)
     dosing += "; completed" if d["completed"] else (f"; stopped: {d['discontinuation_reason']}"
                                                     if d["discontinuation_reason"] else "")
+    dosing += f"; {upcoming}" if upcoming and not d["completed"] and not d["discontinuation_reason"] else ""
     platelet = ep["platelet_response"] or "pending"
     if ep["platelet_response_date"]:
         platelet += " " + _when(ep["platelet"])
-    elif "platelet_response" in reasons:
+    elif "platelet_response" in reasons and reasons["platelet_response"] != platelet:
         platelet += f" ({reasons['platelet_response'].replace('_', ' ')})"
     clocks = [c for ae in s["adverse_events"] for c in (ae["clocks"] or [])]
     missed = sum(1 for c in clocks if c["met"] is False)
@@ -92,7 +116,7 @@ def human_lines(doc: dict[str, Any]) -> list[tuple[str, str]]:
         ("neutrophils", _when(ep["neutrophil_engraftment"], reasons.get("neutrophil_engraftment"))),
         ("red cells", _when(ep["rbc_recovery"], reasons.get("rbc_recovery"))),
         ("platelets", platelet),
-        ("gvhd", f"acute max grade {cell(g['acute_max_grade']) or '-'}, chronic {g['chronic_max_severity'] or '-'}"),
+        ("gvhd", f"acute max grade {grade(g['acute_max_grade'])}, chronic {g['chronic_max_severity'] or '-'}"),
         ("infections", str(doc["infections"])),
         ("safety", f"{len(s['adverse_events'])} AE ({s['serious']} serious, max grade {cell(s['max_grade']) or '-'})"
                    + (f"; {missed} reporting clock(s) missed" if missed else "")),

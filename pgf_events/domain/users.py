@@ -28,29 +28,6 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "directory": frozenset({"admin", "auditor"}),
 }
 
-# Every command that opens a store, by command path (longest prefix wins). A command missing here
-# cannot open a store at all: tests walk the whole CLI to make sure none is forgotten.
-COMMAND_NEEDS: dict[str, str] = {
-    "record": "record", "correct": "record", "void": "record", "import": "record", "demo": "record",
-    "sign": "sign",
-    "history": "read", "status": "read", "report": "read", "export": "read", "audit": "read",
-    "follow": "read", "serve": "read", "projections": "read",
-    "users list": "directory", "users grant": "admin", "users revoke": "admin", "backup": "admin",
-    "db": "admin",
-    "keys register": "member", "keys approve": "admin", "keys revoke": "admin", "keys list": "directory",
-}
-# Commands that never open a store, so need no role.
-NO_STORE = frozenset({"keygen", "keys generate"})
-
-
-def need_of(command_path: str) -> str:
-    words = command_path.split()[1:]  # drop the program name
-    for n in range(len(words), 0, -1):
-        key = " ".join(words[:n])
-        if key in COMMAND_NEEDS:
-            return COMMAND_NEEDS[key]
-    raise KeyError(f"command {' '.join(words)!r} has no permission class in COMMAND_NEEDS")
-
 
 class UserDirectory(Aggregate):
     class Event(Aggregate.Event):  # see Patient.Event
@@ -78,12 +55,16 @@ class UserDirectory(Aggregate):
             directory.roles[self.user].discard(self.role)
 
     class KeyRegistered(Event):
-        """A user's Ed25519 public key (PEM), registered by its owner; usable once an admin approves it."""
+        """A user's Ed25519 public key (PEM), registered by its owner or by an admin for them (version 2
+        records who); usable once an admin other than the owner approves it."""
 
+        class_version = 2
         user: str
         key_id: str
         public_key: str
         reason: str | None
+        registered_by: str
+        upcast_v1_v2 = staticmethod(lambda state: state.setdefault("registered_by", state["user"]))
 
         def apply(self, directory: UserDirectory) -> None:
             directory.keys[self.key_id] = SigningKey(self.user, self.key_id, self.public_key)
@@ -129,13 +110,18 @@ class UserDirectory(Aggregate):
             raise RuleViolation(f"{user} is the last admin; grant another admin first")
         self.trigger_event(self.RoleRevoked, user=user, role=role, revoked_by=by, reason=reason)
 
-    def register_key(self, user: str, key_id: str, public_key: str, reason: str | None = None) -> None:
-        """Register ``user``'s own public key (the caller is ``user``: nobody registers a key for someone else)."""
-        user = _user(user)
+    def register_key(self, user: str, key_id: str, public_key: str, reason: str | None = None, *,
+                     by: str | None = None) -> None:
+        """Register ``user``'s public key: by ``user`` themselves, or by an admin who received it from them
+        (on PostgreSQL with roles on only admins write the directory)."""
+        user, by = _user(user), _user(by or user)
+        if by != user and self.controlled and "admin" not in self.roles_of(by):
+            raise RuleViolation(f"{by} may register only their own key; an admin registers a key for {user}")
         if key_id in self.keys:
             owner = self.keys[key_id].user
             raise RuleViolation(f"key {key_id} is already registered (to {owner})")
-        self.trigger_event(self.KeyRegistered, user=user, key_id=key_id, public_key=public_key, reason=reason)
+        self.trigger_event(self.KeyRegistered, user=user, key_id=key_id, public_key=public_key, reason=reason,
+                           registered_by=by)
 
     def approve_key(self, key_id: str, by: str, reason: str | None = None) -> None:
         key = self._key(key_id)

@@ -8,6 +8,7 @@ MethodDef naming where the derivation lives.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -113,6 +114,4 @@ def _codelist(oid: str) -> Any:
 
 
 def _has_declaration_kw(odm: Any) -> bool:
-    import inspect  # noqa: PLC0415
-
     return "xml_declaration" in inspect.signature(odm.to_xml_string).parameters

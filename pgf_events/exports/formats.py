@@ -18,6 +18,7 @@ from typing import IO, Any
 import orjson
 
 from pgf_events import __version__
+from pgf_events.domain.errors import ValidationError
 from pgf_events.exports.spec import SAS_EPOCH, Dataset, Var, ascii_safe, cell
 
 EXTRA = "export"  # the pyproject extra that brings pyreadstat and pandas
@@ -118,10 +119,8 @@ def write_json(files: Files, ds: Dataset, doc: dict[str, Any]) -> None:
 
 def need_pyreadstat() -> Any:
     try:
-        import pyreadstat  # noqa: PLC0415
+        import pyreadstat  # noqa: PLC0415 - the optional XPT extra
     except ImportError:
-        from pgf_events.domain.errors import ValidationError  # noqa: PLC0415
-
         raise ValidationError(
             f"writing SAS XPT needs pyreadstat and pandas: pip install 'pgf-events[{EXTRA}]'") from None
     return pyreadstat

@@ -1,4 +1,4 @@
-"""PNG figures: a patient's hemogram course and the cohort's Kaplan–Meier curves.
+"""A patient's hemogram course as a figure (the cohort figures are in :mod:`.cohort_plots`).
 
 matplotlib is an optional extra (``pip install 'pgf-events[plot]'``), imported only when a plot is
 asked for; without it the command fails with one clear line.
@@ -6,13 +6,14 @@ asked for; without it the command fails with one clear line.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from datetime import date
 from typing import Any
 
 from pgf_events.domain import values as vo
 from pgf_events.domain.errors import PgfError
 from pgf_events.domain.patient import Patient
+from pgf_events.projections.plot_files import save
 from pgf_events.protocol import Protocol
 
 MISSING = "plotting needs matplotlib: pip install 'pgf-events[plot]'"
@@ -83,7 +84,7 @@ def plot_status(path: str, patient: Patient, status: Mapping[str, Any], params: 
         n = (day - d1).days
         return f"MSC D{n + 1 if n >= 0 else n}, {post}"
 
-    labs = sorted((r.date, r) for _, r in patient.active(vo.LabPanel))
+    labs = sorted(((r.date, r) for _, r in patient.active(vo.LabPanel)), key=lambda item: item[0])  # same-day labs
     infusions = sorted(r.date for _, r in patient.active(vo.Infusion))
     transfusions = sorted((r.date, r.product) for _, r in patient.active(vo.Transfusion))
     panels = [
@@ -164,85 +165,7 @@ def plot_status(path: str, patient: Patient, status: Mapping[str, Any], params: 
     title = f"{status['subject']}: hemogram course"
     title += f" (as of {status['as_of']})" if status.get("as_of") else f" (data to {status['evaluation_date']})"
     fig.suptitle(f"{title}, protocol {status['protocol_version']}", fontsize=11)
-    _save(fig, path)
-    plt.close(fig)
-
-
-def km_steps(observations: Sequence[tuple[int, int]],
-             entry: Sequence[float] | None = None) -> tuple[list[float], list[float], list[tuple[int, float]]]:
-    """Product-limit step function: (times, S after each time, [(censor time, S there)]); with
-    ``entry``, delayed entry as in :func:`pgf_events.domain.rules.survival.kaplan_meier`."""
-    times, surv, censored = [0.0], [1.0], []
-    s = 1.0
-    entries = list(entry) if entry is not None else [-1.0] * len(observations)
-    for t in sorted({t for t, _ in observations}):
-        at_risk = sum(1 for (u, _), e in zip(observations, entries, strict=True) if u >= t and (e < t or e == t == u))
-        events = sum(1 for u, e in observations if u == t and e == 1)
-        if events and at_risk:
-            s *= 1 - events / at_risk
-            times.append(float(t))
-            surv.append(s)
-        censored += [(t, s) for u, e in observations if u == t and e != 1]
-    return times, surv, censored
-
-
-def plot_survival(path: str, report: Mapping[str, Any], params: Protocol) -> None:
-    """Kaplan–Meier curves of OS and DFS from the protocol origin, censor ticks, numbers at risk."""
-    plt = _pyplot()
-    rows = [r for r in report["rows"] if r["enrolled"] and r["os_days"] is not None]
-    curves = [("OS", "os", "#1f77b4"), ("DFS", "dfs", "#ff7f0e")]
-    horizon = params.survival_horizon_days
-    longest = max([horizon] + [r[f"{k}_days"] for r in rows for _, k, _ in curves])
-    step = horizon / 4  # quarter-years, so the last column under the 1-year line is the 1-year at risk
-    ticks = [round(i * step) for i in range(int(longest // step) + 1)]
-    fig, ax = plt.subplots(figsize=(8.5, 5.8))
-    fig.subplots_adjust(left=0.12, right=0.97, top=0.9, bottom=0.3)
-    for label, key, colour in curves:
-        obs = [(r[f"{key}_days"], r[f"{key}_event"]) for r in rows]
-        entry = [r.get("entry_days") or 0 for r in rows] if any(r.get("entry_days") for r in rows) else None
-        times, surv, censored = km_steps(obs, entry)
-        times.append(float(longest if not obs else max(t for t, _ in obs)))
-        surv.append(surv[-1])
-        one = report["summary"][f"{key}_1y"]
-        legend = label
-        if one["estimate"] is not None:
-            legend += f"  1-y {one['estimate']:.2f}"
-            if one["ci_low"] is not None:
-                legend += f" (95% CI {one['ci_low']:.2f}–{one['ci_high']:.2f})"
-        ax.step(times, surv, where="post", color=colour, linewidth=1.8, label=legend)
-        if censored:
-            ax.plot([t for t, _ in censored], [s for _, s in censored], linestyle="none", marker="|",
-                    markersize=8, color=colour)
-    ax.axvline(horizon, color="grey", linestyle="--", linewidth=0.9)
-    ax.annotate(f"day {horizon}", xy=(horizon, 0.02), xycoords=("data", "axes fraction"), xytext=(-3, 0),
-                textcoords="offset points", ha="right", fontsize=8, color="dimgrey")
-    ax.set_xlim(0, longest)
-    ax.set_ylim(0, 1.03)
-    ax.set_xticks(ticks)
-    origin = "first MSC infusion (MSC D1 = day 0)" if params.survival_origin == "first_infusion" \
-        else "transplant (day 0)"
-    ax.set_xlabel(f"days from {origin}")
-    if report["summary"].get("label"):
-        fig.text(0.5, 0.93, report["summary"]["label"], ha="center", fontsize=8.5, color="dimgrey")
-    ax.set_ylabel("probability")
-    ax.grid(True, alpha=0.25)
-    ax.legend(loc="lower left", fontsize=9)
-    ax.set_title(f"Overall and disease-free survival (n = {len(rows)}; | = censored)", fontsize=11)
-    # numbers at risk under the axis, aligned with the x ticks
-    ax.text(-0.1, -0.2, "At risk", transform=ax.transAxes, fontsize=9, fontweight="bold", ha="left")
-    for i, (label, key, colour) in enumerate(curves):
-        y = -0.27 - 0.07 * i
-        ax.text(-0.1, y, label, transform=ax.transAxes, fontsize=9, color=colour, ha="left")
-        for t in ticks:
-            n = sum(1 for r in rows if r[f"{key}_days"] >= t and (r.get("entry_days") or 0) < max(t, 1e-9))
-            ax.text(t, y, str(n), transform=ax.get_xaxis_transform(), fontsize=9, ha="center", color=colour)
-    _save(fig, path)
-    plt.close(fig)
-
-
-def _save(fig: Any, path: str) -> None:
-    """Write the PNG whole or not at all, never through a symlink planted at ``path`` (issue 13)."""
-    from pgf_events.audit.files import atomic_binary_file  # noqa: PLC0415
-
-    with atomic_binary_file(path) as out:
-        fig.savefig(out, dpi=120, format="png")
+    try:
+        save(fig, path)
+    finally:
+        plt.close(fig)

@@ -11,9 +11,12 @@ from pathlib import Path
 
 import pytest
 
+from pgf_events.application import TrialConduct
+from pgf_events.domain.users import DIRECTORY_ID
 from tests.audit.attacker import Attacker
 from tests.audit.keys import ADMIN, PASSPHRASE, CliSigner
 from tests.conftest import REGISTER, Pgf
+from tests.helpers import enrolled
 
 
 @pytest.fixture
@@ -117,3 +120,25 @@ def test_a_signature_made_before_keys_displays_as_legacy(patient: Pgf, tmp_path:
         ("S001#2", "legacy", None, "review")]
     assert "legacy" in patient.ok("audit", "signatures").stdout
     assert json.loads(patient.ok("status", "S001", "--json").stdout)["signatures"][0]["key_id"] is None
+
+
+
+def test_an_admin_registers_a_key_for_a_user_who_cannot_register_for_others(app: TrialConduct) -> None:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from pgf_events.domain.errors import RuleViolation
+    from pgf_events.domain.esign import public_pem
+
+    enrolled(app, "S001")
+    app.change_role("grant", "ada", "admin", by="ada")
+    app.change_role("grant", "dr.wang", "investigator", by="ada")
+    app.change_role("grant", "dr.li", "investigator", by="ada")
+    key = Ed25519PrivateKey.generate()
+    pem = public_pem(key.public_key())
+    with pytest.raises(RuleViolation, match=r"dr\.li may register only their own key"):
+        app.register_key(pem, user="dr.wang", by="dr.li")
+    key_id = app.register_key(pem, user="dr.wang", by="ada", reason="received in person")
+    app.approve_key(key_id, by="ada")  # the registering admin may approve; the owner may not
+    assert app.sign("S001", "review", user="dr.wang", private_key=key)["ref"] == "S001#5"
+    registered = [e for e in app.events.get(DIRECTORY_ID) if type(e).__name__ == "KeyRegistered"]
+    assert [(e.user, e.registered_by) for e in registered] == [("dr.wang", "ada")]

@@ -149,6 +149,6 @@ def test_exceptions_from_the_cli(pgf: Pgf) -> None:
     text = pgf.ok("audit", "exceptions", "--kind", "dose_after_infusion", "--csv").stdout
     rows = list(csv.DictReader(io.StringIO(text)))
     assert [(r["kind"], r["refs"], r["user"]) for r in rows] == [("dose_after_infusion", "S001#6, S001#5", "monitor1")]
-    table = pgf.ok("audit", "exceptions", "--kind", "new_user_at_site")
+    table = pgf.ok("audit", "exceptions", "--kind", "new_user_at_site", "--wide")
     assert "first entry by monitor1 at site PKU" in table.stdout and "exception(s)" in table.stderr
     assert pgf("audit", "exceptions", "--kind", "nonsense").exit_code == 2

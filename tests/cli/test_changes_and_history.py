@@ -24,7 +24,7 @@ def test_correct_shows_old_and_new_values_in_history(pgf: Pgf) -> None:
     assert correction["data"] == {"anc": {"old": 0.4, "new": 0.6}} and correction["reason"] == "transcription error"
     assert history[1]["data"]["anc"] == 0.4 and history[1]["status"] == "corrected by S001#3"
     assert history[1]["source"] == "LIS-1" and history[1]["recorded_by"] == "coordinator1"
-    table = pgf.ok("history", "S001").stdout
+    table = pgf.ok("history", "S001", "--wide").stdout
     assert "anc: 0.4 -> 0.6" in table and "transcription error" in table
 
 

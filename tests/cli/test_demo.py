@@ -79,8 +79,18 @@ def test_same_seed_gives_identical_histories(tmp_path: Any) -> None:
 def test_demo_into_a_store_holding_its_subjects_writes_nothing(tmp_path: Any) -> None:
     pgf = Pgf(f"sqlite:///{tmp_path}/d.db")
     pgf.ok("demo", "--patients", "6", "--seed", "3")
-    result = pgf.rejected("demo", "--patients", "6", "--seed", "3", contains="--db sqlite:///another.db")
-    assert "S001" in result.stderr
+    before = fingerprint(pgf.url)
+    again = pgf.ok("demo", "--patients", "6", "--seed", "3")  # re-running the README's first command
+    assert "already holds a demo cohort" in again.stderr and "--db another.db" in again.stderr
+    assert "endpoints report" in again.stdout
+    assert fingerprint(pgf.url) == before
+
+
+def test_demo_into_a_store_holding_other_patients_writes_nothing(tmp_path: Any) -> None:
+    pgf = Pgf(f"sqlite:///{tmp_path}/d.db")
+    pgf.ok("demo", "--patients", "6", "--seed", "3")
+    pgf.ok("record", "register", "X001", *REGISTER)
+    pgf.rejected("demo", "--patients", "6", "--seed", "3", contains="not demo subjects (X001)")
 
 
 def test_one_existing_subject_code_blocks_the_whole_demo(tmp_path: Any) -> None:

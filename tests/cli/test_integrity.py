@@ -37,7 +37,7 @@ def test_an_infusion_three_days_after_the_previous_needs_a_deviation(pgf_any: Pg
     result = pgf_any.rejected(*INFUSE, "2025-02-28",
                               contains="the infusion on 2025-02-28 is 3 days after S001#5 (minimum 5)")
     assert result.stderr.strip().endswith(FLAG_HINT)
-    assert pgf_any.ok(*INFUSE, "2025-02-28", "--deviation", "patient travelling; dose given early").stdout == "S001#6\n"
+    assert pgf_any.ok(*INFUSE, "2025-02-28", "--deviation", "patient travelling; dose given early", "-q").stdout == "S001#6\n"
     rows = deviations(pgf_any)
     assert {(r["kind"], r["ref"], r["status"], r["reason"], r["acknowledged_by"]) for r in rows} == {
         ("dose_gap", "S001#6", "acknowledged", "patient travelling; dose given early", "coordinator1"),

@@ -40,8 +40,8 @@ def test_toml_may_name_its_version_and_use_a_table(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("text,contains", [
     ("anc_threshhold = 0.5\n", "unknown protocol parameter"),
-    ('anc_comparator = "=>"\n', "invalid protocol parameter"),
-    ('planned_doses = "four"\n', "invalid protocol parameter"),
+    ('anc_comparator = "=>"\n', "protocol parameter anc_comparator must be one of >, >=, not '=>'"),
+    ('planned_doses = "four"\n', "protocol parameter planned_doses must be a whole number, not 'four'"),
     ("dose_window_days = -1\n", "invalid protocol parameter"),
     ("this is not toml", "not valid TOML"),
 ])

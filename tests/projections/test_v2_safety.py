@@ -108,7 +108,7 @@ def test_cli_records_expectedness_action_and_outcome(pgf: Pgf) -> None:
 
 def test_lab_values_are_kept_as_entered_beside_the_standardised_value(pgf: Pgf) -> None:
     enrol_via_cli(pgf)
-    ref = pgf.ok("record", "lab", "S001", "--date", "2025-03-01", "--hb", "7.2", "--hb-unit", "g/dL").stdout.strip()
+    ref = pgf.ok("record", "lab", "S001", "--date", "2025-03-01", "--hb", "7.2", "--hb-unit", "g/dL", "-q").stdout.strip()
     history = json.loads(pgf.ok("history", "S001", "--json").stdout)["events"]
     assert history[-1]["data"]["hb"] == 72 and history[-1]["data"]["hb_as_entered"] == "7.2 g/dL"
     from pgf_events.exports.sdtm import build_sdtm  # noqa: PLC0415

@@ -8,7 +8,7 @@ import click
 import pytest
 
 from pgf_events.cli import cli
-from pgf_events.domain.users import NO_STORE, need_of
+from pgf_events.cli.permissions import NO_STORE, need_of
 from tests.conftest import REGISTER, Pgf
 
 

@@ -24,13 +24,11 @@ KEYS = (
 )
 # Human table columns (JSON and CSV carry every column of the row).
 COLUMNS = (
-    "subject", "msc_d1", "given", "on_time", "early", "late", "missed", "pending", "discontinued",
-    "cumulative_cells_per_kg", "relative_dose_intensity", "completed", "discontinuation_reason",
-    "deviations",
+    "subject", "msc_d1", "given", "on_time", "early", "late", "missed", "pending", "cumulative_cells_per_kg", "relative_dose_intensity", "deviations", "discontinuation_reason",
 )
 HEADERS = {
-    "msc_d1": "MSC D1", "discontinued": "disc.", "cumulative_cells_per_kg": "cells/kg",
-    "relative_dose_intensity": "RDI", "discontinuation_reason": "stopped",
+    "msc_d1": "MSC D1", "discontinued": "disc.", "cumulative_cells_per_kg": "×10^6/kg",
+    "relative_dose_intensity": "RDI", "discontinuation_reason": "stopped", "deviations": "dev.",
 }
 
 
@@ -74,8 +72,17 @@ def row(s: Row) -> dict[str, Any]:
     d = s["dosing"]
     keys = ("msc_d1", "planned", "given", "on_time", "early", "late", "missed", "pending", "discontinued",
             "cumulative_cells_per_kg", "relative_dose_intensity", "completed", "discontinuation_reason")
+    d1 = date.fromisoformat(d["msc_d1"]) if d["msc_d1"] else None
+    end = s["death_date"] or s["evaluation_date"]
     return {"subject": s["subject"], "enrolled": s["enrolled"], **{k: d[k] for k in keys},
-            "deviations": len(d["deviations"]), "refs": d["refs"]}
+            "deviations": len(d["deviations"]),
+            # the swimmer plot's lanes: each given dose and the last day of follow-up as MSC D-numbers
+            "dose_msc_days": [msc_day(d1, date.fromisoformat(x["date"])) for x in d["doses"] if x["date"]],
+            "dose_statuses": [x["status"] for x in d["doses"] if x["date"]],
+            "last_msc_day": msc_day(d1, date.fromisoformat(end)) if end else None,
+            "next_dose": next((x["number"] for x in d["doses"] if x["status"] == "pending"), None),
+            "next_dose_due": next((x["target"] for x in d["doses"] if x["status"] == "pending"), None),
+            "died": s["death_date"] is not None, "withdrawn": s["withdrawn"], "refs": d["refs"]}
 
 def summary(rows: Sequence[Row], params: Protocol) -> dict[str, Any]:
     enrolled = [s for s in rows if s["enrolled"]]

@@ -19,7 +19,7 @@ KEYS = (
 )
 # Human table columns (JSON and CSV carry every column of the row).
 COLUMNS = (
-    "subject", "site", "status", "unmet", "screened", "consented", "enrolled", "treated", "completed",
+    "subject", "site", "status", "unmet", "consented", "enrolled", "treated", "completed",
     "withdrawn", "died",
 )
 HEADERS: dict[str, str] = {}

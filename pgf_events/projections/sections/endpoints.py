@@ -23,12 +23,12 @@ KEYS = (
 )
 # Human table columns (JSON and CSV carry every column of the row).
 COLUMNS = (
-    "subject", "anchor_date", "neutrophil_engraftment_date", "anc_msc_day", "rbc_recovery_date",
+    "subject", "neutrophil_engraftment_date", "anc_msc_day", "rbc_recovery_date",
     "rbc_msc_day", "platelet_response", "platelet_response_date", "plt_msc_day", "reasons",
 )
 HEADERS = {
-    "anchor_date": "anchor", "neutrophil_engraftment_date": "ANC engraftment", "anc_msc_day": "ANC MSC D",
-    "rbc_recovery_date": "RBC recovery", "rbc_msc_day": "RBC MSC D", "platelet_response": "PLT",
+    "anchor_date": "anchor", "neutrophil_engraftment_date": "ANC date", "anc_msc_day": "ANC MSC D",
+    "rbc_recovery_date": "RBC date", "rbc_msc_day": "RBC MSC D", "platelet_response": "PLT",
     "platelet_response_date": "PLT date", "plt_msc_day": "PLT MSC D",
 }
 

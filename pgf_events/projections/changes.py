@@ -1,0 +1,68 @@
+"""What one new record changed in a patient's derived state: the lines ``pgf record`` prints after
+the reference (eligible now, dose 2 on time, neutrophil engraftment reached...).
+
+The derived states before and after are the same pure functions as ``pgf status`` (the patient's
+own stream, no read models), so the echo never disagrees with the status.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pgf_events.application import TrialConduct
+from pgf_events.domain.patient import Patient
+from pgf_events.projections.derive import derive_patient, fold
+from pgf_events.projections.slices import all_slices, status_document
+
+ENDPOINTS = (("neutrophil_engraftment", "neutrophil engraftment"), ("rbc_recovery", "red-cell recovery"))
+
+
+def stored_and_changes(app: TrialConduct, subject: str, version: int) -> tuple[Any, list[str]]:
+    """The record stored at ``version`` (as first entered) and the status changes it caused."""
+    events = [e for e in app.stream(subject) if e.originator_version <= version]
+    after, recorded = fold(events)
+    assert after is not None
+    record = after.entries[version].original if version in after.entries else None
+    before_doc = None
+    if version > 1:
+        before, before_recorded = fold(events[:-1])
+        before_doc = _status(before, before_recorded, app) if before is not None else None
+    return record, changes(before_doc, _status(after, recorded, app))
+
+
+def _status(patient: Patient, recorded: dict[int, Any], app: TrialConduct) -> dict[str, Any]:
+    return status_document(all_slices(derive_patient(patient, app.protocol, recorded).as_json()), patient.version)
+
+
+def changes(before: dict[str, Any] | None, after: dict[str, Any]) -> list[str]:
+    """Human lines for what differs between two status documents of one patient."""
+    b: dict[str, Any] = before or {}
+    out = []
+    old, new = (b.get("eligibility") or {}).get("status"), after["eligibility"]["status"]
+    if new != old and old is not None:
+        out.append(f"{new} now" + (f" (was {old})" if old else ""))
+    if after.get("enrolled") and not b.get("enrolled"):
+        out.append(f"enrolled {after['enrolment_date']}")
+    old_doses = {d["number"]: d for d in (b.get("dosing") or {}).get("doses", [])}
+    for dose in after["dosing"].get("doses", []):
+        was = old_doses.get(dose["number"], {})
+        if dose["status"] != was.get("status") and dose["status"] != "pending":
+            when = f" on {dose['date']}" if dose.get("date") else ""
+            out.append(f"dose {dose['number']} {dose['status'].replace('_', ' ')}{when} (MSC D{dose['msc_day']})")
+    if after["dosing"].get("completed") and not (b.get("dosing") or {}).get("completed"):
+        out.append("MSC course completed")
+    ep, old_ep = after["endpoints"], b.get("endpoints") or {}
+    for key, label in ENDPOINTS:
+        found = ep.get(key)
+        if found and not old_ep.get(key):
+            out.append(f"{label} reached {found['date']} (MSC D{found['msc_day']}, day +{found['day_post_transplant']})")
+    if ep.get("platelet_response") and ep.get("platelet_response") != old_ep.get("platelet_response"):
+        out.append(f"platelet response {ep['platelet_response']}"
+                   + (f" on {ep['platelet_response_date']}" if ep.get("platelet_response_date") else ""))
+    if after.get("death_date") and not b.get("death_date"):
+        out.append(f"died {after['death_date']}")
+    if after.get("relapsed") and not b.get("relapsed"):
+        out.append(f"relapsed {after['relapse_date']}")
+    if after.get("withdrawn") and not b.get("withdrawn"):
+        out.append(f"withdrawn {after['withdrawal_date']}")
+    return out
