@@ -59,7 +59,7 @@ def import_store(url: str, jsonl: Path, *, patients: int, events: int, seed: int
     try:
         commands = [c for s in subjects for c in _baseline_commands(s)]
         for start in range(0, len(commands), 4000):
-            app.execute(commands[start:start + 4000], user=USER)
+            app.execute(commands[start:start + 4000], user=app.acting_user())
     finally:
         app.close()
     rng = random.Random(seed)
@@ -90,7 +90,7 @@ def cohort_log(url: str, events: int, *, seed: int = 11, group: int = 400, per_r
                 if commands:
                     plans.append(commands)
             used += len(plans)
-            unit = UnitOfWork(app, USER)
+            unit = UnitOfWork(app, app.acting_user())
             step = 0
             while True:  # round-robin: a few events of every patient of the group per save
                 batch = [c for commands in plans for c in commands[step:step + per_round]]
@@ -155,6 +155,6 @@ def long_patient(url: str, subject: str, events: int, *, seed: int = 3) -> None:
     app = _open(url)
     try:
         for start in range(0, len(commands), 1000):
-            app.execute(commands[start:start + 1000], user=USER)
+            app.execute(commands[start:start + 1000], user=app.acting_user())
     finally:
         app.close()

@@ -51,7 +51,7 @@ def _writer(url: str, events: int, rate: float) -> None:
             time.sleep(pause)
         onset = (date(2025, 3, 1) + timedelta(days=i // PATIENTS % 200)).isoformat()
         ref = app.record("ae", f"B{i % PATIENTS:02d}", {"onset": onset, "term": "nausea", "grade": 1},
-                         user="bench").ref
+                         user=app.acting_user()).ref
         print(f"{ref}\t{time.time():.6f}", flush=True)
     app.close()
 
@@ -65,11 +65,11 @@ def _setup(url: str) -> None:
     for n in range(PATIENTS):
         s = f"B{n:02d}"
         app.record("register", s, {"site": "PKU", "birth_date": "1980-02-03", "sex": "F", "weight_kg": 61,
-                                   "transplant_date": "2025-01-10"}, user="bench")
-        app.record("consent", s, {"date": "2025-02-18"}, user="bench")
+                                   "transplant_date": "2025-01-10"}, user=app.acting_user())
+        app.record("consent", s, {"date": "2025-02-18"}, user=app.acting_user())
         app.record("screen", s, {"date": "2025-02-20", "kps": 80, "expected_survival_months": 12,
-                                 "criterion": criteria}, user="bench")
-        app.record("enrol", s, {"date": "2025-02-24"}, user="bench")
+                                 "criterion": criteria}, user=app.acting_user())
+        app.record("enrol", s, {"date": "2025-02-24"}, user=app.acting_user())
     app.close()
 
 
@@ -77,7 +77,7 @@ def _setup(url: str) -> None:
 
 def measure_follow(url: str, events: int, rate: float) -> list[float]:
     _setup(url)
-    env = {**os.environ, "PGF_USER": "bench"}
+    env = {k: v for k, v in os.environ.items() if k != "PGF_USER"}
     env.pop("PGF_CIPHER_KEY", None)
     follower = subprocess.Popen([*PGF, "--db", url, "follow", "--projection", "safety"], stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, env=env, text=True)

@@ -21,7 +21,7 @@ import attrs
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-import data  # noqa: E402
+
 
 # ---------------------------------------------------------------------------------------- machine
 
@@ -64,7 +64,7 @@ def _env() -> dict[str, str]:
     PYTHONDONTWRITEBYTECODE."""
     drop = ("PGF_DB", "PGF_PROTOCOL", "PGF_CIPHER_KEY", "PYTHONDONTWRITEBYTECODE")
     env = {k: v for k, v in os.environ.items() if k not in drop}
-    env["PGF_USER"] = data.USER
+    env.pop("PGF_USER", None)  # identity is the OS account or the database login, never the environment
     if PYCACHE:
         env["PYTHONPYCACHEPREFIX"] = PYCACHE[0]
     return env

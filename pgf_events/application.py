@@ -17,7 +17,7 @@ from typing import Any
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError, Application
-from eventsourcing.persistence import IntegrityError, Mapper, OperationalError, Transcoder
+from eventsourcing.persistence import IntegrityError, Mapper, OperationalError, ProgrammingError, Transcoder
 
 from pgf_events import transcodings
 from pgf_events.commands import (
@@ -61,13 +61,37 @@ class TrialConduct(SigningUseCases, Application[Any]):
         self.protocol = protocol
         self.clock = clock or (lambda: datetime.now(UTC))
         self.conflicts_retried = 0  # saves re-run because another writer got there first
+        self._session_user: str | None = None
         prepare(store)
         self._id_secret = base64.b64decode(store.cipher_key) if store.cipher_key else None
         try:
             super().__init__(env=store.env)
         except OperationalError as e:
             raise StoreError(f"cannot open the store {store.display}: {e}") from None
+        except ProgrammingError as e:
+            if "permission denied" not in str(e):
+                raise
+            raise AccessDenied(f"your database login may not open the store {store.display}: it holds none of the "
+                               "store's roles (an admin gives them with 'pgf users grant')") from None
+        if getattr(self.recorder, "created_now", False) and store.backend == "postgresql":
+            self.finish_postgres_store()
         self._check_cipher()
+
+    def finish_postgres_store(self) -> None:
+        """The owner creates the read-model tables with the store, then grants (see dbroles): to PUBLIC
+        while the store is open, to the roles once an admin was granted."""
+        from pgf_events.projections.store import ProjectionStore  # noqa: PLC0415 - only at creation
+        from pgf_events.projections.verify import checks_metadata  # noqa: PLC0415
+
+        projections = ProjectionStore(self)
+        try:
+            projections.setup()
+            checks_metadata.create_all(projections.engine)
+        finally:
+            projections.close()
+        from pgf_events.audit.dbroles import controlled  # noqa: PLC0415
+
+        self.recorder.grant_all(open_store=not controlled(self))  # type: ignore[attr-defined]
 
     def _check_cipher(self) -> None:
         """Refuse, with a clear error, a store encrypted with another key (or with none)."""
@@ -76,19 +100,25 @@ class TrialConduct(SigningUseCases, Application[Any]):
             return
         try:
             self.mapper.to_domain_event(first[0])
-        except StoreError:  # readable, but holds a topic this version does not know: say that
-            raise
+        except StoreError as e:  # readable, but holds a topic this version does not know: say that
+            if not isinstance(e, transcodings.bound_cipher.MisplacedCiphertext):
+                raise
+            self._refuse_key(first[0].state)  # a bound payload that does not open: the wrong key
         except Exception:  # noqa: BLE001 - any failure to decode the first event means the wrong key
-            try:
-                json.loads(first[0].state)
-                plaintext = True
-            except ValueError:
-                plaintext = False
-            if self.store.cipher_key and plaintext:
-                raise StoreError(f"the store {self.store.display} is not encrypted; unset {CIPHER_ENV}") from None
-            if self.store.cipher_key:
-                raise StoreError(f"{CIPHER_ENV} does not open the store {self.store.display} (wrong key)") from None
-            raise StoreError(f"the store {self.store.display} is encrypted; set {CIPHER_ENV} to its key") from None
+            self._refuse_key(first[0].state)
+
+    def _refuse_key(self, state: bytes) -> None:
+        """The first event does not open: say whether the key is missing, wrong, or not needed."""
+        try:
+            json.loads(state)
+            plaintext = True
+        except ValueError:
+            plaintext = False
+        if self.store.cipher_key and plaintext:
+            raise StoreError(f"the store {self.store.display} is not encrypted; unset {CIPHER_ENV}") from None
+        if self.store.cipher_key:
+            raise StoreError(f"{CIPHER_ENV} does not open the store {self.store.display} (wrong key)") from None
+        raise StoreError(f"the store {self.store.display} is encrypted; set {CIPHER_ENV} to its key") from None
 
     def patient_id(self, subject: str) -> UUID:
         return patient_id(subject, self._id_secret)
@@ -119,14 +149,14 @@ class TrialConduct(SigningUseCases, Application[Any]):
                                      deviation=deviation, key=key)], user=user)[0]
 
     def correct(self, ref: str, changes: Mapping[str, Any], reason: str, *, user: str,
-                source: str | None = None, deviation: str | None = None) -> Result:
+                source: str | None = None, deviation: str | None = None, answers: str | None = None) -> Result:
         return self.execute([Command("correct", ref=ref, fields=changes, reason=reason, source=source,
-                                     deviation=deviation)], user=user)[0]
+                                     deviation=deviation, answers=answers)], user=user)[0]
 
     def void(self, ref: str, reason: str, *, user: str, source: str | None = None,
-             deviation: str | None = None) -> Result:
-        return self.execute([Command("void", ref=ref, reason=reason, source=source, deviation=deviation)],
-                            user=user)[0]
+             deviation: str | None = None, answers: str | None = None) -> Result:
+        return self.execute([Command("void", ref=ref, reason=reason, source=source, deviation=deviation,
+                                     answers=answers)], user=user)[0]
 
     def import_batch(self, commands: Sequence[Command], *, digest: str, file_name: str, user: str,
                      progress: Callable[[int], None] | None = None,
@@ -169,7 +199,7 @@ class TrialConduct(SigningUseCases, Application[Any]):
         A single failing command raises its own error; in a batch of several, every failure is
         collected into one :class:`BatchRejected` (with line numbers) and nothing is written.
         """
-        user = check_user(user)
+        user = self._check_actor(user)
         commands = list(commands)
         with fewer_collections():  # a big import allocates millions of short-lived objects
             return self._execute(commands, user, progress, dry_run, extra)
@@ -233,31 +263,86 @@ class TrialConduct(SigningUseCases, Application[Any]):
         except AggregateNotFoundError:
             return None
 
-    def authorise(self, user: str, need: str, login: str | None = None) -> None:
+    def session_user(self) -> str | None:
+        """On PostgreSQL, the login the server authenticated (``session_user``); None on embedded stores."""
+        if self.store.backend != "postgresql":
+            return None
+        if self._session_user is None:
+            with self.recorder.datastore.transaction(commit=False) as c:  # type: ignore[attr-defined]
+                c.execute("SELECT session_user AS login")
+                self._session_user = str(c.fetchone()["login"])
+        return self._session_user
+
+    def acting_user(self, requested: str | None = None) -> str:
+        """Who is acting (see :mod:`pgf_events.identity`); ``requested`` (--user) may only restate it."""
+        from pgf_events import identity  # noqa: PLC0415
+
+        login = self.session_user()
+        if login is not None:
+            actual, how = login, "your PostgreSQL login"
+        else:
+            actual, how = identity.local_account(), "your operating-system account"
+        identity.check_restated(requested, actual, how)
+        return actual
+
+    def authorise(self, user: str, need: str) -> None:
         """Raise AccessDenied unless ``user`` holds a role that ``need`` allows (open stores allow all).
 
-        In an access-controlled store the acting user must be the OS login (``login``): a name
-        typed with --user cannot borrow someone else's role.
+        ``user`` is the authenticated identity (:meth:`acting_user`). On PostgreSQL the roles are the
+        database's own (see :mod:`pgf_events.audit.dbroles`), which it also enforces by itself.
         """
-        directory = self.directory()
-        if directory is None or not directory.controlled:
-            return
-        if login is not None and user != login:
-            raise AccessDenied(f"--user {user} is not your login ({login}); this store checks roles, so you act as yourself")
         allowed = PERMISSIONS[need]
-        if not directory.roles_of(user) & allowed:
-            held = ", ".join(sorted(directory.roles_of(user))) or "no role"
+        held = self._roles_held(user)
+        if held is None:
+            return
+        if not held & allowed:
+            names = ", ".join(sorted(held)) or "no role"
             raise AccessDenied(
-                f"{user} ({held}) may not do this: it needs the {' or '.join(sorted(allowed))} role"
+                f"{user} ({names}) may not do this: it needs the {' or '.join(sorted(allowed))} role"
             )
 
+    def _roles_held(self, user: str) -> set[str] | None:
+        """The pgf roles ``user`` holds, or None while the store is open (no admin granted yet)."""
+        if self.store.backend == "postgresql":
+            from pgf_events.audit import dbroles  # noqa: PLC0415
+
+            return dbroles.roles_held(self, user)
+        directory = self.directory()
+        if directory is None or not directory.controlled:
+            return None
+        return directory.roles_of(user)
+
+    def check_clock(self, times: Sequence[datetime]) -> None:
+        """Embedded SQLite: the recorder refuses, under the write lock, a recorded time earlier than the
+        last event's (a clock set back, or ``faketime``). On PostgreSQL the database stamps the time
+        itself and refuses the same."""
+        if hasattr(self.recorder, "pending_times"):
+            self.recorder.pending_times = (min(times), max(times)) if times else None
+
+    def _check_actor(self, user: Any) -> str:
+        """The name stamped on new events; on PostgreSQL it must be the database login (which the
+        database stamps beside every event anyway)."""
+        user = check_user(user)
+        login = self.session_user()
+        if login is not None and user != login:
+            raise AccessDenied(f"{user!r} is not the database login {login!r}: on PostgreSQL you act as your login")
+        return user
+
     def change_role(self, action: str, user: str, role: str, *, by: str, reason: str | None = None) -> None:
-        by = check_user(by)
+        by = self._check_actor(by)
 
         def attempt() -> None:
             directory = self.directory() or UserDirectory.open(by)
             getattr(directory, action)(user, role, by, reason)
-            self.save(directory)
+            if self.store.backend == "postgresql":  # the GRANT goes in the transaction that records it
+                from pgf_events.audit.dbroles import set_role_statement  # noqa: PLC0415
+
+                self.recorder.after_insert = [set_role_statement(self, user, role, action == "grant")]  # type: ignore[attr-defined]
+            try:
+                self.save(directory)
+            finally:
+                if self.store.backend == "postgresql":
+                    self.recorder.after_insert = []  # type: ignore[attr-defined]
 
         retry(attempt, on=(IntegrityError,), failure=lambda e: "could not save the role change; try again")
 

@@ -14,7 +14,7 @@ import attrs
 from eventsourcing.application import AggregateNotFoundError
 
 from pgf_events.domain import integrity, kinds
-from pgf_events.domain.errors import DomainError, DuplicatePatientError, ValidationError
+from pgf_events.domain.errors import DomainError, DuplicatePatientError, RuleViolation, ValidationError
 from pgf_events.domain.imports import IdempotencyKey, fingerprint, key_id
 from pgf_events.domain.parsing import parse_datetime, parse_text, site_local
 from pgf_events.domain.patient import Context, Patient, make_ref
@@ -55,6 +55,7 @@ class Command:
     reason: str | None = None
     source: str | None = None
     line: int | None = None
+    answers: str | None = None  # a query (S001-Q1) this correction or void answers
     deviation: str | None = None  # the acknowledgement a protocol deviation needs (--deviation)
     key: str | None = None  # an idempotency key (--key): a retry returns the original reference
 
@@ -101,6 +102,8 @@ class UnitOfWork:
         self.patients: dict[str, Patient] = {}
         self._results: list[tuple[Patient, int, str] | Result] = []
         self._contexts: dict[str | None, Context] = {}
+        self.reviews: dict[str, Any] = {}  # the review streams (queries, freeze) of the patients written to
+        self._lock_checked = False
         self._keys: dict[str, Any] = {}  # idempotency keys used by this unit (IdempotencyKey)
         # In a batch of several commands, corrections and voids are checked as a unit (after all of
         # them apply: settle), so related changes that are only consistent together can be made.
@@ -121,10 +124,48 @@ class UnitOfWork:
 
     def _load(self, subject: str) -> Patient:
         if subject not in self.patients:
+            from pgf_events.guards import check_not_frozen, review_of  # noqa: PLC0415 - loaded on first write
+
+            # The review first: the patient's version read next is what the save is checked against,
+            # so nothing slower than needed sits between that read and the save.
+            review = review_of(self.app, subject, create=False)
             self.patients[subject] = self.app.patient(subject)
+            self.reviews[subject] = review
+            check_not_frozen(review)
         return self.patients[subject]
 
+    def _answering(self, command: Command, subject: str) -> Any:
+        """The review holding the query ``command.answers`` (checked before the change is applied), or None."""
+        if not command.answers:
+            return None
+        from pgf_events.domain.review import parse_qid  # noqa: PLC0415 - loaded on first write
+        from pgf_events.guards import review_of  # noqa: PLC0415
+
+        qid_subject, _ = parse_qid(command.answers)
+        if qid_subject != subject:
+            raise ValidationError(f"--answers {command.answers}: that query is not about patient {subject}")
+        review = self.reviews.get(subject) or review_of(self.app, subject)
+        assert review is not None  # created when missing
+        self.reviews[subject] = review
+        query = review.query(command.answers)
+        if query.status == "closed":
+            raise RuleViolation(f"query {query.qid} is closed; reopen it before answering")
+        return review
+
+    def _answer(self, command: Command, review: Any, patient: Patient) -> None:
+        """The correction or void just applied answers the query ``command.answers``."""
+        if review is None:
+            return
+        what = "corrected" if command.action == "correct" else "voided"
+        review.answer(command.answers.strip().upper(), f"{what}: {command.reason}", self.user,  # type: ignore[union-attr]
+                      answer_ref=make_ref(patient.subject, patient.version))
+
     def apply(self, command: Command) -> None:
+        if not self._lock_checked:
+            from pgf_events.guards import check_not_locked  # noqa: PLC0415 - loaded on first write
+
+            check_not_locked(self.app)
+            self._lock_checked = True
         ctx = self._context(command.source)
         if command.action == "record":
             subject = normalise_subject(command.subject)
@@ -160,6 +201,7 @@ class UnitOfWork:
         elif command.action == "correct":
             subject, version = parse_ref(command.ref)
             patient = self._load(subject)
+            review = self._answering(command, subject)
             root = patient.entries.get(version)
             while root is not None and root.record is None and root.target is not None:  # a correction's record
                 root = patient.entries.get(root.target)
@@ -170,13 +212,16 @@ class UnitOfWork:
                             defer=self.defer_changes)
             if self.defer_changes:
                 self._deferred[subject] = command.line
+            self._answer(command, review, patient)
             self._results.append((patient, patient.version, "correct"))
         elif command.action == "void":
             subject, version = parse_ref(command.ref)
             patient = self._load(subject)
+            review = self._answering(command, subject)
             patient.void(version, command.reason or "", ctx, command.deviation, defer=self.defer_changes)
             if self.defer_changes:
                 self._deferred[subject] = command.line
+            self._answer(command, review, patient)
             self._results.append((patient, patient.version, "void"))
         else:
             raise ValidationError(f"unknown action {command.action!r}")
@@ -223,9 +268,18 @@ class UnitOfWork:
         """Save every changed patient, and any extra aggregate (an ImportBatch, keys), in one transaction."""
         changed = [p for p in self.patients.values() if p.pending_events]
         self._events = {(p.subject, e.originator_version): e for p in changed for e in p.pending_events}
+        from pgf_events.guards import auto_queries  # noqa: PLC0415 - loaded on first write
+
+        auto_queries(self.app, changed, self.reviews, self.now)
+        reviews = [r for r in self.reviews.values() if r is not None and r.pending_events]
         keys = [k for k in self._keys.values() if k.pending_events]
-        if changed or extra or keys:
-            self.app.save(*changed, *extra, *keys)
+        aggregates = [*changed, *reviews, *extra, *keys]
+        if aggregates:  # one transaction: the records, their automatic queries, the batch and the keys
+            self.app.check_clock([e.timestamp for a in aggregates for e in a.pending_events])
+            try:
+                self.app.save(*aggregates)
+            finally:
+                self.app.check_clock([])
 
     def results(self) -> list[Result]:
         out = []

@@ -62,6 +62,30 @@ _int: list[Any] = [v.instance_of(int), _non_negative]
 _num: list[Any] = [v.instance_of((int, float)), _non_negative]
 
 
+def lab_schedule(text: str) -> tuple[tuple[int, int, int], ...]:
+    """Parse ``"2/7 until 57; 1/7 until 100; 1/30 until 365"``: (count, per days, until MSC day), in order.
+
+    Each segment asks for at least ``count`` blood counts (ANC, PLT and Hb) in every ``per`` days
+    up to that MSC day (D1 = the first infusion); ValueError for anything else.
+    """
+    out: list[tuple[int, int, int]] = []
+    for part in filter(None, (p.strip() for p in text.split(";"))):
+        try:
+            rate, until = (x.strip() for x in part.split("until"))
+            count, per = (int(x) for x in rate.split("/"))
+            end = int(until)
+        except ValueError:
+            raise ValueError(f"lab_schedule part {part!r} must look like '2/7 until 57'") from None
+        if count < 1 or per < 1 or (out and end <= out[-1][2]) or end < 1:
+            raise ValueError(f"lab_schedule part {part!r}: counts and days must be positive, days increasing")
+        out.append((count, per, end))
+    return tuple(out)
+
+
+def _schedule(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
+    lab_schedule(value)
+
+
 @attrs.frozen(kw_only=True)
 class Protocol:
     """All named parameters of the MSC-for-PGF protocol, with docs/rules.md defaults."""
@@ -132,6 +156,10 @@ class Protocol:
     # every site not listed (both Chongqing sites: China Standard Time).
     site_timezones: tuple[tuple[str, str], ...] = attrs.field(
         default=(("*", "Asia/Shanghai"),), converter=_zones, validator=_known_zones)
+
+    # Monitoring (pgf due, pgf report sdv): the blood-count schedule (see lab_schedule).
+    lab_schedule: str = attrs.field(default="2/7 until 57; 1/7 until 100; 1/30 until 365",
+                                    validator=[v.instance_of(str), _schedule])
 
     # Audit exception reports.
     late_entry_days: int = attrs.field(default=7, validator=_int)

@@ -93,8 +93,10 @@ class SigningUseCases:
         if source is not None:
             source = parse_text(source, "source", 200)
         key_id = esign.key_id(private_key.public_key())
+        from pgf_events.guards import check_not_locked  # noqa: PLC0415 - guards loads the review aggregate
 
         def attempt() -> dict[str, Any]:
+            check_not_locked(self)
             directory = self.directory()
             if directory is None or key_id not in directory.keys:
                 raise RuleViolation(f"key {key_id} is not registered in this store's user directory "

@@ -21,7 +21,7 @@ from pgf_events.domain.errors import StoreError
 DEFAULT_URL = "sqlite:///pgf-trial.db"
 SQLITE_LOCK_TIMEOUT_SECONDS = 30
 # Recorders that chain every event in the same transaction (pgf_events.audit.recorders).
-SQLITE_RECORDER_TOPIC = "pgf_events.audit.recorders:ChainedSQLiteRecorder"
+SQLITE_RECORDER_TOPIC = "pgf_events.audit.recorders_sqlite:ChainedSQLiteRecorder"
 POSTGRES_RECORDER_TOPIC = "pgf_events.audit.recorders_postgres:ChainedPostgresRecorder"
 
 

@@ -15,7 +15,9 @@ from __future__ import annotations
 from eventsourcing import utils
 
 from pgf_events.domain.imports import IdempotencyKey, ImportBatch
+from pgf_events.domain.lock import StoreLock
 from pgf_events.domain.patient import Patient
+from pgf_events.domain.review import Review
 from pgf_events.domain.users import UserDirectory
 
 # The prefix of every Patient topic: readers pick a patient's events out of the log by it.
@@ -52,6 +54,19 @@ STORED_TOPICS: dict[str, type] = {
     "pgf_events.domain.users:UserDirectory.KeyRegistered": UserDirectory.KeyRegistered,
     "pgf_events.domain.users:UserDirectory.KeyApproved": UserDirectory.KeyApproved,
     "pgf_events.domain.users:UserDirectory.KeyRevoked": UserDirectory.KeyRevoked,
+    "pgf_events.domain.review:Review": Review,
+    "pgf_events.domain.review:Review.Started": Review.Started,
+    "pgf_events.domain.review:Review.QueryOpened": Review.QueryOpened,
+    "pgf_events.domain.review:Review.QueryAnswered": Review.QueryAnswered,
+    "pgf_events.domain.review:Review.QueryClosed": Review.QueryClosed,
+    "pgf_events.domain.review:Review.QueryReopened": Review.QueryReopened,
+    "pgf_events.domain.review:Review.SourceVerified": Review.SourceVerified,
+    "pgf_events.domain.review:Review.Frozen": Review.Frozen,
+    "pgf_events.domain.review:Review.Unfrozen": Review.Unfrozen,
+    "pgf_events.domain.lock:StoreLock": StoreLock,
+    "pgf_events.domain.lock:StoreLock.Created": StoreLock.Created,
+    "pgf_events.domain.lock:StoreLock.Locked": StoreLock.Locked,
+    "pgf_events.domain.lock:StoreLock.Unlocked": StoreLock.Unlocked,
 }
 
 

@@ -9,15 +9,23 @@ checks both, and that the bytes are identical for every kind of event).
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import UTC, date, datetime
 from typing import Any
 from uuid import UUID
 
 import attrs
 import orjson
-from eventsourcing.persistence import JSONTranscoder, Mapper, MapperDeserialisationError, Transcoding, find_id_convertor
+from eventsourcing.persistence import (
+    JSONTranscoder,
+    Mapper,
+    MapperDeserialisationError,
+    StoredEvent,
+    Transcoding,
+    find_id_convertor,
+)
 from eventsourcing.utils import TopicError, resolve_topic
 
+from pgf_events import bound_cipher
 from pgf_events.domain import values as vo
 from pgf_events.domain.entries import restore
 from pgf_events.domain.errors import StoreError
@@ -99,6 +107,10 @@ class FastJSONTranscoder(JSONTranscoder):
         return transcoding.decode(data) if transcoding is not None else self._decode_obj(obj)
 
 
+# Payload fields naming who acted; on PostgreSQL the database's recorded_by replaces them on read.
+ACTOR_FIELDS = ("recorded_by", "granted_by", "revoked_by", "opened_by")
+
+
 class FastMapper(Mapper[Any]):
     """The library's mapper with the per-event lookups done once per event type.
 
@@ -111,11 +123,27 @@ class FastMapper(Mapper[Any]):
         super().__init__(*args, **kwargs)
         self._classes: dict[str, tuple[type, int]] = {}
 
+    def to_stored_event(self, domain_event: Any) -> StoredEvent:
+        """The library's, except that an encrypted payload is bound to its stream, version and topic."""
+        if not self.cipher:
+            return super().to_stored_event(domain_event)
+        cipher, self.cipher = self.cipher, None
+        try:
+            stored = super().to_stored_event(domain_event)
+        finally:
+            self.cipher = cipher
+        state = bound_cipher.seal(cipher, stored.state, stored.originator_id, stored.originator_version, stored.topic)
+        return StoredEvent(stored.originator_id, stored.originator_version, stored.topic, state)
+
     def to_domain_event(self, stored_event: Any) -> Any:
         return self.decode(stored_event.originator_id, stored_event.originator_version, stored_event.topic,
-                           stored_event.state)
+                           stored_event.state, getattr(stored_event, "recorded_by", None),
+                           getattr(stored_event, "recorded_at", None))
 
-    def decode(self, originator_id: Any, originator_version: int, topic: str, state: bytes) -> Any:
+    def decode(self, originator_id: Any, originator_version: int, topic: str, state: bytes,
+               recorded_by: str | None = None, recorded_at: datetime | None = None) -> Any:
+        """``recorded_by``/``recorded_at``: the database's stamps (PostgreSQL), which replace the
+        client-written ones in the payload: who and when are what the notary says."""
         try:
             cls, class_version = self._classes[topic]
         except KeyError:
@@ -129,10 +157,12 @@ class FastMapper(Mapper[Any]):
             cls, class_version = self._classes.setdefault(topic, (cls, getattr(cls, "class_version", 1)))
         try:
             if self.cipher:
-                state = self.cipher.decrypt(state)
+                state = bound_cipher.unseal(self.cipher, state, originator_id, originator_version, topic)
             if self.compressor:
                 state = self.compressor.decompress(state)
             event_state: dict[str, Any] = self.transcoder.decode(state)
+        except bound_cipher.MisplacedCiphertext:
+            raise
         except Exception as e:
             raise MapperDeserialisationError(
                 f"Failed to deserialise state of stored event with topic '{topic}', "
@@ -142,6 +172,12 @@ class FastMapper(Mapper[Any]):
             originator_id = find_id_convertor(cls, type(originator_id))(originator_id)  # type: ignore[arg-type]
         event_state["originator_id"] = originator_id
         event_state["originator_version"] = originator_version
+        if recorded_at is not None:
+            event_state["timestamp"] = recorded_at.astimezone(UTC)
+        if recorded_by is not None:
+            for key in ACTOR_FIELDS:
+                if key in event_state:
+                    event_state[key] = recorded_by
         from_version = event_state.pop("class_version", 1)
         while from_version < class_version:
             getattr(cls, f"upcast_v{from_version}_v{from_version + 1}")(event_state)

@@ -1,7 +1,9 @@
 """Shared fixtures: stores on every backend, a CLI runner, and a store fingerprint.
 
-PostgreSQL tests use ``PGF_TEST_POSTGRES_URL``. Without it they skip with a reason; with it set
-and the server unreachable they fail (the store raises a clear connection error).
+PostgreSQL tests run on a throw-away cluster the suite starts itself (tests/pgcluster.py: initdb with
+SCRAM passwords, its own port and folder, stopped at the end), so logins really authenticate.
+``PGF_TEST_POSTGRES_URL`` switches them on: unset, they skip with a reason; set, they fail if the
+cluster cannot start.
 """
 
 from __future__ import annotations
@@ -16,49 +18,45 @@ from typing import Any
 import pytest
 from click.testing import CliRunner, Result
 
+from pgf_events import identity
 from pgf_events.application import TrialConduct
 from pgf_events.cli import cli
 from pgf_events.store import parse_url
+from tests.pgcluster import OWNER, Cluster
 
 POSTGRES_ENV = "PGF_TEST_POSTGRES_URL"
 NOW = datetime(2026, 1, 15, 12, 0, tzinfo=UTC)
+DEFAULT_USER = "coordinator1"
 
 
-def postgres_url() -> str:
-    url = os.environ.get(POSTGRES_ENV)
-    if not url:
-        pytest.skip(f"{POSTGRES_ENV} is not set: PostgreSQL tests need a server (see README, Testing)")
-    return url
+def postgres_cluster() -> Cluster:
+    """The session's throw-away PostgreSQL cluster (SCRAM passwords), or skip when PostgreSQL is off."""
+    if not os.environ.get(POSTGRES_ENV):
+        pytest.skip(f"{POSTGRES_ENV} is not set: PostgreSQL tests need the server binaries (see README, Testing)")
+    return Cluster.session()
 
 
-def _schema_url(base: str) -> tuple[str, str]:
-    schema = "t_" + uuid.uuid4().hex[:12]
-    sep = "&" if "?" in base else "?"
-    return f"{base}{sep}schema={schema}", schema
+def _new_schema() -> str:
+    return "t_" + uuid.uuid4().hex[:12]
 
 
-def _drop_schema(base: str, schema: str) -> None:
-    import psycopg
-
-    config = parse_url(base)
-    env = config.env
-    with psycopg.connect(
-        dbname=env["POSTGRES_DBNAME"], host=env["POSTGRES_HOST"], port=env["POSTGRES_PORT"],
-        user=env["POSTGRES_USER"], password=env["POSTGRES_PASSWORD"] or None, autocommit=True,
-    ) as conn:
-        conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+def make_pg_store(user: str = DEFAULT_USER) -> tuple[str, str]:
+    """A new store in its own schema, created by the owner login; returns (``user``'s URL, schema)."""
+    cluster = postgres_cluster()
+    schema = _new_schema()
+    TrialConduct(parse_url(cluster.url(OWNER, schema), cipher_key="")).close()
+    return cluster.url(user, schema), schema
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def store_url(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[str]:
-    """A fresh, empty store URL on each backend."""
+    """A fresh, empty store URL on each backend (PostgreSQL: made by its owner, opened as coordinator1)."""
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path}/trial.db"
         return
-    base = postgres_url()
-    url, schema = _schema_url(base)
+    url, schema = make_pg_store()
     yield url
-    _drop_schema(base, schema)
+    Cluster.session().drop_schema(schema)
 
 
 @pytest.fixture
@@ -68,10 +66,18 @@ def sqlite_url(tmp_path: Any) -> str:
 
 @pytest.fixture
 def pg_url() -> Iterator[str]:
-    base = postgres_url()
-    url, schema = _schema_url(base)
+    url, schema = make_pg_store()
     yield url
-    _drop_schema(base, schema)
+    Cluster.session().drop_schema(schema)
+
+
+@pytest.fixture
+def pg_unmade_url() -> Iterator[str]:
+    """A PostgreSQL URL (the owner login) whose schema holds nothing yet."""
+    cluster = postgres_cluster()
+    schema = _new_schema()
+    yield cluster.url(OWNER, schema)
+    cluster.drop_schema(schema)
 
 
 @pytest.fixture
@@ -83,8 +89,10 @@ def app() -> Iterator[TrialConduct]:
 
 
 def fingerprint(url: str) -> tuple[int, str]:
-    """(event count, SHA-256 over every stored event): equal before and after means nothing was written."""
-    application = TrialConduct(parse_url(url))
+    """(event count, SHA-256 over every stored event): equal before and after means nothing was written.
+
+    Read as the store's owner on PostgreSQL (the acting login may not be allowed to read)."""
+    application = TrialConduct(parse_url(Cluster.login_url(url, OWNER)))
     try:
         digest = hashlib.sha256()
         count, start = 0, 1
@@ -102,17 +110,30 @@ def fingerprint(url: str) -> tuple[int, str]:
 
 
 class Pgf:
-    """Drive the real CLI against one store, as a coordinator would."""
+    """Drive the real CLI against one store, as a coordinator would, in this process.
 
-    def __init__(self, url: str, user: str = "coordinator1"):
+    Identity is never taken from an option or the environment (pgf_events.identity), so the
+    harness authenticates each call as ``user``: on SQLite it replaces the CLI's local
+    authenticator inside this process (``identity.authenticator_replaced``, the documented seam);
+    on PostgreSQL it connects as ``user``'s own login in the test cluster (made on first use, with a
+    SCRAM password). ``--user`` is passed too, restating who that is.
+    """
+
+    def __init__(self, url: str, user: str = DEFAULT_USER):
         self.url = url
         self.user = user
         self.runner = CliRunner()
 
-    def __call__(self, *args: str, input: str | None = None, user: str | None = None) -> Result:
+    def url_for(self, user: str) -> str:
+        return Cluster.login_url(self.url, user)
+
+    def __call__(self, *args: str, input: str | None = None, user: str | None = None,
+                 env: dict[str, str | None] | None = None) -> Result:
         # Global options (--protocol) may come first in args; --db and --user are prepended.
-        argv = ["--db", self.url, "--user", user or self.user, *args]
-        return self.runner.invoke(cli, argv, input=input, catch_exceptions=False)
+        user = user or self.user
+        argv = ["--db", self.url_for(user), "--user", user, *args]
+        with identity.authenticator_replaced(lambda: user):
+            return self.runner.invoke(cli, argv, input=input, env=env, catch_exceptions=False)
 
     def ok(self, *args: str, **kw: Any) -> Result:
         result = self(*args, **kw)
@@ -154,3 +175,10 @@ def pgf(sqlite_url: str) -> Pgf:
 @pytest.fixture
 def pgf_any(store_url: str) -> Pgf:
     return Pgf(store_url)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _postgres_cluster_lifetime() -> Iterator[None]:
+    """Stop the session's cluster (if a test started one) when the session ends."""
+    yield
+    Cluster.stop_session()

@@ -15,15 +15,15 @@ ELIGIBLE_SCREEN = {
 }
 
 
-def register(app: TrialConduct, subject: str = "S001", **overrides: Any) -> str:
-    return app.record("register", subject, {**REGISTRATION, **overrides}, user=USER).ref
+def register(app: TrialConduct, subject: str = "S001", user: str = USER, **overrides: Any) -> str:
+    return app.record("register", subject, {**REGISTRATION, **overrides}, user=user).ref
 
 
-def enrolled(app: TrialConduct, subject: str = "S001", enrol_date: str = "2025-02-24") -> None:
-    register(app, subject)
-    app.record("consent", subject, {"date": "2025-02-18"}, user=USER)
-    app.record("screen", subject, ELIGIBLE_SCREEN, user=USER)
-    app.record("enrol", subject, {"date": enrol_date}, user=USER)
+def enrolled(app: TrialConduct, subject: str = "S001", enrol_date: str = "2025-02-24", user: str = USER) -> None:
+    register(app, subject, user=user)
+    app.record("consent", subject, {"date": "2025-02-18"}, user=user)
+    app.record("screen", subject, ELIGIBLE_SCREEN, user=user)
+    app.record("enrol", subject, {"date": enrol_date}, user=user)
 
 
 def infuse(app: TrialConduct, subject: str, day: str, cells: float = 6.1e7, weight: float = 61,

@@ -31,7 +31,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
                      "pgf_events.application", "pgf_events.commands", "pgf_events.store", "pgf_events.transcodings",
                      "pgf_events.topics", "pgf_events.log", "pgf_events.retry", "pgf_events.gc_tuning",
                      "pgf_events.identity", "pgf_events.signing", "pgf_events.bound_cipher",
-                     "pgf_events.audit.dbroles")),
+                     "pgf_events.audit.dbroles", "pgf_events.guards", "pgf_events.monitoring")),
     ("domain", ("pgf_events.domain", "pgf_events.protocol")),
     ("shared", ("pgf_events", "pgf_events.formatting")),  # the package root (__version__) and formats
 ]

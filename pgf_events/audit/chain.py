@@ -9,6 +9,14 @@ length-prefixed so that no two different inputs encode alike::
                     || len(topic) || topic            4 bytes big-endian + UTF-8 (the event type)
                     || len(state) || state )          8 bytes big-endian + the stored bytes
 
+On PostgreSQL (scheme ``pgf-chain/2``, from the position the store records as ``notary_from``)
+the database computes each link itself and appends its own stamps to the material::
+
+                    || len(recorded_by) || recorded_by  4 bytes big-endian + UTF-8 (session_user)
+                    || recorded_at                     8 bytes big-endian, microseconds since 1970 UTC
+
+(see :mod:`pgf_events.audit.pg_notary`; :func:`notary_suffix` is the same in Python).
+
 ``state`` is exactly the bytes the library stored: the event's payload *and* its recorded
 timestamp (``timestamp`` inside the JSON), so changing a value, a date or the recorded time breaks
 the link. The notification id (position) is stored beside each link but is not hashed: order is
@@ -24,14 +32,17 @@ from __future__ import annotations
 import hashlib
 import re
 import struct
+from datetime import UTC, datetime
 from uuid import UUID
 
 import attrs
 
 SCHEME = "pgf-chain/1"
+NOTARY_SCHEME = "pgf-chain/2"  # scheme 1 + the database's recorded_by and recorded_at
 GENESIS = hashlib.sha256(SCHEME.encode()).digest()
 CHECKPOINT_HEX_DIGITS = 20
 _VERSION_AND_TOPIC_LENGTH = struct.Struct(">qI")  # 8-byte signed version, 4-byte topic length
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _CHECKPOINT_RE = re.compile(r"^(?P<position>\d{1,19})-(?P<hex>[0-9a-f]{16,64})$")
 
 
@@ -50,6 +61,14 @@ def link_hash(previous: bytes, originator_id: UUID | bytes, version: int, topic:
               state: bytes | None) -> bytes:
     """One link; ``originator_id`` as a UUID or its 16 raw bytes."""
     return hashlib.sha256(previous + link_material(originator_id, version, topic, state)).digest()
+
+
+def notary_suffix(recorded_by: str, recorded_at: datetime) -> bytes:
+    """What scheme 2 appends to a link's material: the database's stamps."""
+    by = recorded_by.encode("utf-8")
+    delta = recorded_at - _EPOCH
+    micros = (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+    return len(by).to_bytes(4, "big") + by + micros.to_bytes(8, "big", signed=True)
 
 
 def material_identity(material: bytes) -> tuple[UUID, int]:

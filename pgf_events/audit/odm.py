@@ -16,7 +16,9 @@ Layout (metadata, OIDs and values: :mod:`pgf_events.audit.odm_meta`):
   ``ID``) whose ``CryptoBindingManifest`` names the signed stream hash. Every ItemData (and every
   removed repeat) carries an ``AuditRecord``: ``UserRef``, ``LocationRef`` (the patient's site),
   ``DateTimeStamp`` (recorded, UTC), ``ReasonForChange`` (corrections and voids) and ``SourceID``
-  (the event reference, and the source document when one was given).
+  (the event reference, and the source document when one was given). Queries, source data
+  verification and freezes follow each patient's transactions as ``Annotation`` elements
+  (:mod:`pgf_events.audit.odm_monitoring`).
 """
 
 from __future__ import annotations
@@ -205,6 +207,10 @@ def subject_data(app: Any, seen: Seen, as_of: datetime | None, snapshot: bool) -
         transactions = Transactions(subject, seen)
         for event in events:
             yield transactions.of(event)
+        from pgf_events.audit.odm_monitoring import monitoring_subject_data  # noqa: PLC0415 - transactional only
+
+        assert transactions.patient is not None
+        yield from monitoring_subject_data(app, subject, transactions.patient, seen, as_of)
 
 
 def write_odm(app: Any, out: IO[str], as_of: datetime | None = None, now: datetime | None = None,

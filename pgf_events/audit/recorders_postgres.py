@@ -5,42 +5,52 @@ Kept apart from the SQLite recorder so that only PostgreSQL stores import psycop
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager, suppress
+from collections.abc import Sequence
 from typing import Any
 from uuid import UUID
 
-from eventsourcing.persistence import InterfaceError, OperationalError, PersistenceError, ProgrammingError, StoredEvent
-from eventsourcing.postgres import PostgresAggregateRecorder, PostgresApplicationRecorder
+from eventsourcing.persistence import (
+    IntegrityError,
+    InterfaceError,
+    OperationalError,
+    PersistenceError,
+    ProgrammingError,
+    StoredEvent,
+)
+from eventsourcing.postgres import PostgresAggregateRecorder, PostgresApplicationRecorder, PostgresRecorder
 from eventsourcing.utils import retry
-from psycopg.rows import tuple_row
 from psycopg.sql import SQL, Composed, Identifier
 
+from pgf_events.audit.chain import GENESIS, NOTARY_SCHEME
+from pgf_events.audit.dbroles import roles_ddl
+from pgf_events.audit.pg_notary import init_new_store_sql, notary_ddl
+from pgf_events.audit.pg_reading import PostgresReading
 from pgf_events.audit.recorders import (
     CHAIN_TABLE,
     HEAD_TABLE,
+    META_TABLE,
     ChainWriter,
-    EventRow,
-    Head,
     LinkRow,
-    StoredLink,
     StoredRow,
     _bytes,
     _oid,
-    _uuid,
 )
-from pgf_events.domain.errors import StoreError
+from pgf_events.domain.errors import AccessDenied, StoreError
 
 
-class ChainedPostgresRecorder(ChainWriter, PostgresApplicationRecorder):
-    """PostgreSQL: ``<app>_events`` + ``pgf_chain`` + ``pgf_chain_head`` in the store's schema.
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip()
+    return text.splitlines()[0] if text else type(e).__name__
 
-    Writers serialise on an EXCLUSIVE lock of the head table (not of the events table, which
-    needs UPDATE privilege to lock that way), so a writer role needs only INSERT/SELECT on the
-    events and the chain, and UPDATE on the head (which its trigger lets move only forward).
+
+class ChainedPostgresRecorder(PostgresReading, ChainWriter, PostgresApplicationRecorder):
+    """PostgreSQL: ``<app>_events`` + ``pgf_chain`` + ``pgf_chain_head`` + ``pgf_store`` in the store's schema.
+
+    The database is the notary (:mod:`pgf_events.audit.pg_notary`): a trigger stamps, positions and
+    chains every inserted event, so this recorder only inserts the payload. Roles and grants:
+    :mod:`pgf_events.audit.dbroles`. A store made by an older pgf (no ``pgf_store`` row naming the
+    notary scheme) reads and verifies as before, and takes writes only after ``pgf db upgrade``.
     """
-
-    TRIGGERS = 6
 
     def __init__(self, datastore: Any, *, events_table_name: str = "stored_events"):
         super().__init__(datastore, events_table_name=events_table_name)
@@ -48,11 +58,10 @@ class ChainedPostgresRecorder(ChainWriter, PostgresApplicationRecorder):
         schema = Identifier(self.datastore.schema)
         events = Identifier(self.events_table_name)
         chain, head = Identifier(CHAIN_TABLE), Identifier(HEAD_TABLE)
-        self.q = {"schema": schema, "events": events, "chain": chain, "head": head}
-        self.lock_table_statements = [
-            SQL("SET LOCAL lock_timeout = '{0}s'").format(self.datastore.lock_timeout),
-            SQL("LOCK TABLE {schema}.{head} IN EXCLUSIVE MODE").format(**self.q),
-        ]
+        self.q = {"schema": schema, "events": events, "chain": chain, "head": head, "meta": Identifier(META_TABLE)}
+        self.after_insert: list[tuple[Any, tuple[Any, ...]]] = []  # e.g. a GRANT, in the event's transaction
+        self.created_now = False
+        self.meta: dict[str, str] = {}
         self.sql_create_statements += [
             SQL(
                 "CREATE TABLE IF NOT EXISTS {schema}.{chain} (position bigint PRIMARY KEY, "
@@ -76,8 +85,10 @@ class ChainedPostgresRecorder(ChainWriter, PostgresApplicationRecorder):
                 "USING ERRCODE = 'insufficient_privilege'; END $$"
             ).format(**self.q),
         ]
+        self.sql_create_statements += [SQL(statement).format() for statement in  # type: ignore[arg-type]
+                                       notary_ddl(self.datastore.schema, self.events_table_name)]
         for table, function in ((events, "pgf_refuse_change"), (chain, "pgf_refuse_change"),
-                                (head, "pgf_head_forward_only")):
+                                (head, "pgf_head_forward_only"), (Identifier(META_TABLE), "pgf_refuse_change")):
             self.sql_create_statements += [
                 SQL(
                     "CREATE OR REPLACE TRIGGER pgf_append_only BEFORE UPDATE OR DELETE ON {schema}.{table} "
@@ -88,46 +99,111 @@ class ChainedPostgresRecorder(ChainWriter, PostgresApplicationRecorder):
                     "FOR EACH STATEMENT EXECUTE FUNCTION {schema}.pgf_refuse_change()"
                 ).format(table=table, **self.q),
             ]
+        self.sql_create_statements += [SQL(statement).format() for statement in  # type: ignore[arg-type]
+                                       roles_ddl(self.datastore.schema, self.events_table_name)]
 
     def create_table(self) -> None:
-        if self._schema_complete():
-            # Everything exists: run no DDL, so roles without ownership (pgf db grants) can open it.
+        """Create a new store (as its owner), or open an existing one without running any DDL."""
+        if self._table_exists(self.events_table_name):
             self.datastore.register_type_adapters()
         else:
-            super().create_table()
-        with suppress(PersistenceError):  # a read-only role: verify will report the unlinked events
-            self.catch_up()
+            try:
+                super().create_table()
+                with self.datastore.transaction(commit=True) as curs:
+                    for statement, params in init_new_store_sql(self.datastore.schema):
+                        curs.execute(statement, params)
+            except PersistenceError as e:
+                raise StoreError(f"cannot create the store's tables, roles and triggers: {_first_line(e)} "
+                                 "(the login that creates a store must own its schema and may create roles)") from None
+            self.created_now = True
+        self.meta = self.read_meta()
 
-    def _schema_complete(self) -> bool:
+    def grant_all(self, open_store: bool = True) -> None:
+        """(Re)issue the store's privileges (the owner, after creating tables such as the read models)."""
+        with self.datastore.transaction(commit=True) as curs:
+            curs.execute(SQL("SELECT {schema}.pgf_grants(%s)").format(**self.q), (open_store,))
+
+    def read_meta(self) -> dict[str, str]:
+        if not self._table_exists(META_TABLE):
+            return {}
+        with self.datastore.transaction(commit=False) as curs:
+            curs.execute(SQL("SELECT key, value FROM {schema}.{meta}").format(**self.q))
+            return {row["key"]: row["value"] for row in curs.fetchall()}
+
+    def missing_triggers(self) -> int:
+        tables = [self.events_table_name, CHAIN_TABLE, HEAD_TABLE] + ([META_TABLE] if self.notarised else [])
+        expected = 2 * len(tables) + (1 if self.notarised else 0)
         with self.datastore.transaction(commit=False) as curs:
             curs.execute(
                 "SELECT count(*) AS n FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid "
-                "JOIN pg_namespace ns ON ns.oid = c.relnamespace "
-                "WHERE ns.nspname = %s AND c.relname IN (%s, %s, %s) AND t.tgname IN ('pgf_append_only', 'pgf_no_truncate')",
-                (self.datastore.schema, self.events_table_name, CHAIN_TABLE, HEAD_TABLE),
+                "JOIN pg_namespace ns ON ns.oid = c.relnamespace WHERE ns.nspname = %s AND c.relname = ANY(%s) "
+                "AND t.tgname IN ('pgf_append_only', 'pgf_no_truncate', 'pgf_notarise') AND t.tgenabled <> 'D'",
+                (self.datastore.schema, tables),
             )
-            row = curs.fetchone()
-            return bool(row and row["n"] == self.TRIGGERS)
+            return max(0, expected - int(curs.fetchone()["n"]))
 
     @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
     def insert_events(self, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Sequence[int] | None:
         if not stored_events:
             return []
+        if not self.notarised:
+            raise StoreError("this store was made by an older pgf and is not notarised by the database; "
+                             "nothing was written. Its owner must run 'pgf db upgrade' (explicit and logged)")
         try:
             with self.datastore.transaction(commit=True) as curs:
-                self._lock_table(curs)
                 self._notify_channel(curs)
                 PostgresAggregateRecorder._insert_stored_events(self, curs, stored_events)
                 ids = [row["notification_id"] for row in curs.fetchall()]
-                self._append_links(curs, ids, stored_events)
-        except ProgrammingError as e:
-            if "permission denied" not in str(e):
-                raise
-            raise StoreError(f"the database refused the write ({e}); this role may only read") from None
+                for statement, params in self.after_insert:
+                    curs.execute(statement, params)
+        except (ProgrammingError, IntegrityError, PersistenceError) as e:
+            text = str(e)
+            if "pgf: " in text:
+                raise StoreError(text.split("pgf: ", 1)[1].splitlines()[0]) from None
+            if "permission denied" in text or "row-level security" in text:
+                raise AccessDenied(f"the database refused the write ({_first_line(e)}): "
+                                   "your login's pgf roles do not allow it") from None
+            raise
         return ids
 
+    chain_scheme = NOTARY_SCHEME
+
+    def upgrade(self, by: str, now: str) -> int | None:
+        """``pgf db upgrade`` by the schema owner: add the notary (columns, trigger, roles, marker) to a
+        store made by an older pgf, linking its events first if it has no chain. Logged in ``pgf_store``."""
+        if self.notarised:
+            return None
+        try:
+            PostgresRecorder.create_table(self)  # every statement is idempotent
+            with self.datastore.transaction(commit=True) as c:
+                self._lock_writers(c)
+                linked = 0
+                if self._read_head(c) is None:
+                    if self._has_links(c):
+                        raise StoreError("the chain head is missing but chain links exist: that is tampering, "
+                                         "not an old store; nothing was changed. Run 'pgf audit verify'")
+                    linked, _ = self._upgrade(c)
+                    if not linked:
+                        c.execute(init_new_store_sql(self.datastore.schema)[0][0], (GENESIS,))
+                head = self._read_head(c)
+                assert head is not None
+                self._write_meta(c, [("chain", NOTARY_SCHEME), ("notary_from", str(head[0] + 1)),
+                                     ("upgraded_at", now), ("upgraded_by", by), ("backfilled_to", str(linked))])
+        except PersistenceError as e:
+            raise StoreError(f"cannot upgrade the store: {_first_line(e)} (run it as the schema's owner)") from None
+        self.meta = self.read_meta()
+        return linked
+
+    def _write_meta(self, c: Any, rows: list[tuple[str, str]]) -> None:
+        c.executemany(SQL("INSERT INTO {schema}.{meta} (key, value) VALUES (%s, %s)").format(**self.q), rows)
+
+    def _meta_value(self, c: Any, key: str) -> str | None:
+        c.execute(SQL("SELECT value FROM {schema}.{meta} WHERE key = %s").format(**self.q), (key,))
+        row = c.fetchone()
+        return str(row["value"]) if row else None
+
     def _lock_writers(self, c: Any) -> None:
-        self._lock_table(c)  # the EXCLUSIVE lock on the head table (lock_table_statements)
+        self._lock_table(c)  # the library's EXCLUSIVE lock on the events table (the owner's upgrade)
 
     def _has_events(self, c: Any) -> bool:
         c.execute(SQL("SELECT 1 AS one FROM {schema}.{events} LIMIT 1").format(**self.q))
@@ -177,86 +253,3 @@ class ChainedPostgresRecorder(ChainWriter, PostgresApplicationRecorder):
             (link[0], link[3], UUID(bytes=link[1]), link[2]),
         )
 
-    # --- reading, for verification
-    def chain_head(self) -> Head | None:
-        with self.datastore.transaction(commit=False) as curs:
-            curs.execute(SQL(
-                "SELECT position, hash, originator_id, originator_version FROM {schema}.{head} WHERE id = 1"
-            ).format(**self.q))
-            row = curs.fetchone()
-            return Head(row["position"], _bytes(row["hash"]), _uuid(row["originator_id"]),
-                        row["originator_version"]) if row else None
-
-    def max_position(self) -> int:
-        with self.datastore.transaction(commit=False) as curs:
-            curs.execute(SQL(
-                "SELECT GREATEST((SELECT MAX(notification_id) FROM {schema}.{events}), "
-                "(SELECT MAX(position) FROM {schema}.{chain})) AS m"
-            ).format(**self.q))
-            return curs.fetchone()["m"] or 0  # type: ignore[index]
-
-    @contextmanager
-    def _binary_reader(self) -> Iterator[Any]:
-        """A read-only cursor in binary format with plain tuples: no text decoding of bytea or uuid."""
-        with (self.datastore.get_connection() as conn, conn.transaction(force_rollback=True),
-              conn.cursor(binary=True, row_factory=tuple_row) as curs):
-            yield curs
-
-    def event_rows(self, after: int, stop: int, limit: int) -> list[EventRow]:
-        # The server lays out each event's link material (see chain.link_material): two cells a row.
-        with self._binary_reader() as curs:
-            curs.execute(SQL(
-                "SELECT notification_id, uuid_send(originator_id) || int8send(originator_version) "
-                "|| int4send(octet_length(convert_to(coalesce(topic, ''), 'UTF8'))) "
-                "|| convert_to(coalesce(topic, ''), 'UTF8') "
-                "|| int8send(octet_length(coalesce(state, ''::bytea))::bigint) || coalesce(state, ''::bytea) "
-                "FROM {schema}.{events} WHERE notification_id > %s AND notification_id <= %s "
-                "ORDER BY notification_id LIMIT %s"
-            ).format(**self.q), (after, stop, limit))
-            return curs.fetchall()  # type: ignore[no-any-return]
-
-    def link_rows(self, after: int, stop: int, limit: int) -> list[StoredLink]:
-        with self._binary_reader() as curs:
-            curs.execute(SQL(
-                "SELECT position, hash, backfilled FROM {schema}.{chain} "
-                "WHERE position > %s AND position <= %s ORDER BY position LIMIT %s"
-            ).format(**self.q), (after, stop, limit))
-            return curs.fetchall()  # type: ignore[no-any-return]
-
-    def link_identity(self, position: int) -> tuple[UUID, int] | None:
-        with self.datastore.transaction(commit=False) as curs:
-            curs.execute(SQL(
-                "SELECT originator_id, originator_version FROM {schema}.{chain} WHERE position = %s"
-            ).format(**self.q), (position,))
-            row = curs.fetchone()
-            return (_uuid(row["originator_id"]), row["originator_version"]) if row else None
-
-    # --- reading, for projection replays (pgf_events.projections.replay)
-    def stream_heads(self, after: int, stop: int) -> list[tuple[UUID, int, int, int]]:
-        """(stream id, last version, its position, event count) of each stream with events in (after, stop]."""
-        with self._binary_reader() as curs:
-            curs.execute(SQL(
-                "SELECT originator_id, MAX(originator_version), MAX(notification_id), COUNT(*) FROM {schema}.{events} "
-                "WHERE notification_id > %s AND notification_id <= %s GROUP BY originator_id"
-            ).format(**self.q), (after, stop))
-            return curs.fetchall()  # type: ignore[no-any-return]
-
-    def count_between(self, after: int, stop: int) -> int:
-        with self._binary_reader() as curs:
-            curs.execute(SQL(
-                "SELECT COUNT(*) FROM {schema}.{events} WHERE notification_id > %s AND notification_id <= %s"
-            ).format(**self.q), (after, stop))
-            return int(curs.fetchone()[0])
-
-    def stream_rows(self, streams: Sequence[tuple[UUID, int]]) -> list[list[tuple[int, str, bytes]]]:
-        """Each stream's (version, topic, state) up to the given version, all read in one transaction."""
-        statement = SQL(
-            "SELECT originator_version, topic, state FROM {schema}.{events} "
-            "WHERE originator_id = %s AND originator_version <= %s ORDER BY originator_version"
-        ).format(**self.q)
-        with self._binary_reader() as curs:
-            out = []
-            for originator_id, version in streams:
-                curs.execute(statement, (originator_id, version))
-                out.append(curs.fetchall())
-            return out

@@ -111,7 +111,9 @@ def write_trail(app: Any, out: IO[str], as_of: datetime | None = None) -> int:
     writer = csv.DictWriter(out, fieldnames=COLUMNS, lineterminator="\n")
     writer.writeheader()
     refs = set()
-    for row in trail_rows(app, as_of):
+    from pgf_events.audit.trail_monitoring import monitoring_trail_rows  # noqa: PLC0415
+
+    for row in (*trail_rows(app, as_of), *monitoring_trail_rows(app, as_of)):
         writer.writerow(row)
         refs.add(row["ref"])
     return len(refs)

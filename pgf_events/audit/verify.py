@@ -52,7 +52,7 @@ class ChainReader(TypingProtocol):
 
 @attrs.frozen
 class Break:
-    kind: str  # modified | deleted | inserted | reordered | truncated | head | checkpoint
+    kind: str  # modified | deleted | inserted | reordered | truncated | head | checkpoint | chain | triggers | unchained
     position: int
     originator_id: UUID | None
     version: int | None
@@ -102,9 +102,26 @@ def chain_reader(app: Any) -> ChainReader:
 
 def verify(reader: ChainReader, checkpoint: Checkpoint | None = None, batch: int = BATCH,
            progress: Callable[[int], None] | None = None) -> Verification:
+    """The chain first (it names the first altered event); then that the append-only triggers stand."""
+    result = _verify(reader, checkpoint, batch, progress)
+    triggers = reader.missing_triggers() if result.ok and hasattr(reader, "missing_triggers") else 0
+    if triggers:
+        return attrs.evolve(result, broken=Break(
+            "triggers", result.last_position, None, None,
+            f"{triggers} of the store's append-only triggers are missing or disabled: they were dropped behind "
+            "the engine's back (the chain itself still matches)"))
+    return result
+
+
+def _verify(reader: ChainReader, checkpoint: Checkpoint | None, batch: int,
+            progress: Callable[[int], None] | None) -> Verification:
     started = time.perf_counter()
     head = reader.chain_head()  # read first: every event up to the head was committed before it
     stop = max(reader.max_position(), head[0] if head else 0)
+    missing = _missing(reader, head, stop)
+    if missing is not None:
+        return Verification(events=0, last_position=0, digest=GENESIS, head=head, backfilled=0,
+                            seconds=time.perf_counter() - started, broken=missing, checkpoint=checkpoint)
     if hasattr(reader, "check_segment"):  # SQLite: the fast path, when the log is intact (fastverify.py)
         with fewer_collections():
             fast = _fast(reader, head, checkpoint, stop, started)
@@ -115,7 +132,8 @@ def verify(reader: ChainReader, checkpoint: Checkpoint | None = None, batch: int
     events = _stream(reader.event_rows, stop, batch)
     links = _stream(reader.link_rows, stop, batch)
     digest, count, backfilled, last = GENESIS, 0, 0, 0
-    head_seen = head is None
+    head_seen = head is None or head.position == 0
+    material = b""
     checkpoint_seen = checkpoint is None
 
     def done(broken: Break | None = None) -> Verification:
@@ -166,6 +184,10 @@ def verify(reader: ChainReader, checkpoint: Checkpoint | None = None, batch: int
         ev, ln = next(events, None), next(links, None)
     if head is None and count:
         return done(Break("head", last, None, None, "the chain head is missing (deleted behind the engine's back)"))
+    if head is not None and head.position < last:
+        return done(Break("head", last, *material_identity(material),
+                          f"the chain head records position {head.position} but the log goes on to {last}: "
+                          "the head was moved back behind the engine's back"))
     if head is not None and not head_seen:
         return done(Break("truncated", head[0], head.originator_id, head.originator_version,
                           f"the chain head records this event at position {head[0]} but the log ends at position {last}: "
@@ -175,6 +197,29 @@ def verify(reader: ChainReader, checkpoint: Checkpoint | None = None, batch: int
                           f"the log has no event at the checkpoint's position {checkpoint.position} "
                           f"(it ends at {last}): it does not extend the checkpoint {checkpoint}"))
     return done()
+
+
+def _missing(reader: Any, head: Head | None, stop: int) -> Break | None:
+    """What is missing outright: the triggers, the chain, the head, or any chain at all. Never repaired."""
+    meta = reader.read_meta() if hasattr(reader, "read_meta") else {}
+    if stop == 0:
+        if head is None and "chain" in meta:
+            return Break("head", 0, None, None, "the chain head is missing (deleted behind the engine's back)")
+        return None
+    linked = reader.link_rows(0, stop, 1)
+    if linked:
+        return None
+    first = reader.event_rows(0, stop, 1)
+    if not first:
+        return None
+    identity = material_identity(first[0][1])
+    if head is None and "chain" not in meta:
+        return Break("unchained", first[0][0], *identity,
+                     "this store has no tamper-evident chain: it predates pgf's chain, or its chain, head and "
+                     "marker were all removed; nothing can be verified. An admin may chain it with "
+                     "'pgf db upgrade' (which is logged)")
+    return Break("chain", first[0][0], *identity,
+                 "the chain is missing or emptied: the store records that it is chained, yet no event has a link")
 
 
 def _fast(reader: Any, head: Head | None, checkpoint: Checkpoint | None, stop: int,
@@ -192,11 +237,11 @@ def _fast(reader: Any, head: Head | None, checkpoint: Checkpoint | None, stop: i
     seen = {p: d for s in parts for p, d in s.marks.items()}
     if head is None and count:
         return None
-    if head is not None and seen.get(head.position) != head.hash:
+    last = max((s.last for s in parts), default=0)
+    if head is not None and (head.position < last or (head.position and seen.get(head.position) != head.hash)):
         return None
     if checkpoint is not None and (checkpoint.position not in seen or not checkpoint.matches(seen[checkpoint.position])):
         return None
-    last = max((s.last for s in parts), default=0)
     digest = next((s.digest for s in reversed(parts) if s.count), GENESIS)
     return Verification(events=count, last_position=last, digest=digest, head=head,
                         backfilled=sum(s.backfilled for s in parts), seconds=time.perf_counter() - started,
@@ -225,3 +270,24 @@ def describe_break(app: Any, broken: Break) -> dict[str, Any]:
         "kind": broken.kind, "position": broken.position, "subject": subject, "ref": ref,
         "message": f"chain broken at {where}: {broken.detail}",
     }
+
+
+def check_ciphertexts(app: Any) -> Break | None:
+    """An encrypted store: every payload must decrypt in its place (AES-GCM bound to stream, version
+    and topic, see :mod:`pgf_events.bound_cipher`); the first that does not is a break."""
+    if not getattr(app.mapper, "cipher", None):
+        return None
+    start = 1
+    while True:
+        batch = app.recorder.select_notifications(start=start, limit=1000)
+        for n in batch:
+            try:
+                app.mapper.to_domain_event(n)
+            except Exception:  # noqa: BLE001 - any failure to open a payload in its place
+                oid = n.originator_id if isinstance(n.originator_id, UUID) else UUID(str(n.originator_id))
+                return Break("ciphertext", n.id, oid, n.originator_version,
+                             "this event's encrypted payload does not open in its place: it was altered or copied "
+                             "from another event (the chain may have been rebuilt over it)")
+        if len(batch) < 1000:
+            return None
+        start = batch[-1].id + 1

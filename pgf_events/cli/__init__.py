@@ -7,7 +7,6 @@ written); 2 a usage error. Unexpected exceptions are bugs and keep their traceba
 from __future__ import annotations
 
 import gc
-import getpass
 import importlib
 import os
 import sys
@@ -89,20 +88,14 @@ def _fail(message: str, code: int) -> None:
     sys.exit(code)
 
 
-def _default_user() -> str:
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return ""
-
-
 @click.group(cls=PgfGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="pgf")
 @click.option("--db", envvar="PGF_DB", metavar="PATH|URL",
               help="Store: a file path, sqlite:///FILE (default pgf-trial.db) or postgresql://user@host:port/db. "
                    "Global options may come before or after the command.")
 @click.option("--user", envvar="PGF_USER", metavar="NAME",
-              help="Who is acting; stamped on every event (default: your login name).")
+              help="Restates who you are; refused unless it is your OS account (SQLite) or database login "
+                   "(PostgreSQL), which is who pgf records as acting.")
 @click.option("--protocol", "protocol_file", envvar="PGF_PROTOCOL", metavar="FILE|v1|v2",
               type=click.Path(dir_okay=False),
               help="TOML file overriding protocol parameters, or a named version (v2, the default; v1).")
@@ -117,8 +110,7 @@ def cli(ctx: click.Context, db: str | None, user: str | None, protocol_file: str
       pgf record lab S001 --date 2025-03-01 --anc 0.4 --plt 18 --hb 72
       pgf history S001
     """
-    login = _default_user()
-    state = State(db_url=db, user=user or login, protocol_file=protocol_file, login=login or None)
+    state = State(db_url=db, requested_user=user, protocol_file=protocol_file)
     ctx.obj = state
     ctx.call_on_close(state.close)
 
@@ -139,6 +131,9 @@ COMMANDS: dict[str, str] = {
     "export": "export:export", "db": "audit:db", "users": "users:users", "backup": "admin:backup",
     "keygen": "admin:keygen", "demo": "demo:demo", "keys": "keys:keys",
     "follow": "follow:follow", "serve": "serve:serve",  # the downstream feed (issue 5)
+    # Monitoring (issue 15)
+    "query": "monitor:query", "queries": "monitor:queries", "sdv": "monitor:sdv", "freeze": "monitor:freeze",
+    "unfreeze": "monitor:unfreeze", "lock": "monitor:lock", "unlock": "monitor:unlock", "due": "due:due",
 }
 
 

@@ -8,7 +8,7 @@ import attrs
 import click
 
 from pgf_events.cli.permissions import need_of
-from pgf_events.domain.errors import StoreError
+from pgf_events.domain.errors import PgfError, StoreError
 
 if TYPE_CHECKING:
     from pgf_events.application import TrialConduct
@@ -18,10 +18,10 @@ if TYPE_CHECKING:
 @attrs.define
 class State:
     db_url: str | None
-    user: str
+    requested_user: str | None  # --user / PGF_USER: may only restate who is acting
     protocol_file: str | None
-    login: str | None = None  # the OS login: who is really at the keyboard
     _app: TrialConduct | None = None
+    _user: str | None = None
 
     def protocol(self) -> Protocol:
         from pgf_events.protocol import DEFAULT_PROTOCOL, PRESETS, Protocol  # noqa: PLC0415
@@ -32,6 +32,14 @@ class State:
             return Protocol.preset(self.protocol_file)
         return Protocol.from_toml(self.protocol_file)
 
+    @property
+    def user(self) -> str:
+        """Who is acting (pgf_events.identity): the OS account, or on PostgreSQL the database login."""
+        if self._user is None:
+            self.app()
+        assert self._user is not None
+        return self._user
+
     def overrides_protocol(self) -> bool:
         """Whether --protocol asks for parameters other than the trial's: such a run is evaluated in
         memory and never rewrites the shared read models (or the change feed) for everyone."""
@@ -39,8 +47,14 @@ class State:
 
         return bool(self.protocol_file) and self.protocol() != DEFAULT_PROTOCOL
 
+    def refuse_protocol_override(self, what: str) -> None:
+        """The shared read models (and the change feed built on them) stay under the trial protocol."""
+        if self.overrides_protocol():
+            raise PgfError(f"the shared read models are kept under the trial protocol; --protocol "
+                           f"{self.protocol_file} applies to reports and status (evaluated in memory), not to {what}")
+
     def app(self, *, must_exist: bool = False) -> TrialConduct:
-        """Open the store on first use and check the acting user's role for the running command.
+        """Open the store on first use, authenticate, and check the acting user's role for the command.
 
         Readers never create an empty store by accident.
         """
@@ -53,13 +67,14 @@ class State:
                 raise StoreError(f"there is no trial store at {config.display} (check --db or PGF_DB)")
             app = TrialConduct(config, self.protocol())
             try:
+                user = app.acting_user(self.requested_user)
                 ctx = click.get_current_context(silent=True)
                 if ctx is not None:
-                    app.authorise(self.user, need_of(ctx.command_path), login=self.login)
+                    app.authorise(user, need_of(ctx.command_path))
             except BaseException:
                 app.close()
                 raise
-            self._app = app
+            self._app, self._user = app, user
         return self._app
 
     def acting_user(self) -> str:

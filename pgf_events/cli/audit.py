@@ -9,7 +9,7 @@ import click
 
 from pgf_events.cli._output import emit_json, output_options, progress, render
 from pgf_events.cli.keys import key_option
-from pgf_events.domain.errors import PgfError, ValidationError
+from pgf_events.domain.errors import PgfError, StoreError, ValidationError
 
 
 class ChainBroken(PgfError):
@@ -49,9 +49,11 @@ def verify(state: Any, checkpoint_text: str | None, deep: bool, fmt: str | None)
       pgf audit verify --checkpoint /secure/pgf-checkpoints.jsonl --json
       pgf audit verify --deep
     """
+    import attrs  # noqa: PLC0415
+
     from pgf_events.audit import checkpoints  # noqa: PLC0415
     from pgf_events.audit.chain import Checkpoint  # noqa: PLC0415
-    from pgf_events.audit.verify import chain_reader, describe_break  # noqa: PLC0415
+    from pgf_events.audit.verify import chain_reader, check_ciphertexts, describe_break  # noqa: PLC0415
     from pgf_events.audit.verify import verify as run  # noqa: PLC0415
 
     checkpoint, statements = None, None
@@ -67,13 +69,17 @@ def verify(state: Any, checkpoint_text: str | None, deep: bool, fmt: str | None)
     reader = chain_reader(app)
     with progress(reader.max_position(), "verifying") as bar:
         result = run(reader, checkpoint, progress=bar.update)
+    if result.ok:
+        misplaced = check_ciphertexts(app)
+        if misplaced is not None:
+            result = attrs.evolve(result, broken=misplaced)
     summary: dict[str, Any] = {
         "ok": result.ok,
         "events": result.events,
         "head": {
             "position": result.head.position, "hash": result.head.hash.hex(),
             "checkpoint": str(Checkpoint.of(result.head.position, result.head.hash)),
-        } if result.head else None,
+        } if result.head and result.head.position else None,
         "last_position": result.last_position,
         "backfilled_links": result.backfilled,
         "seconds": round(result.seconds, 3),
@@ -163,6 +169,8 @@ def checkpoint(state: Any, append_to: str | None, key_file: str, passphrase_file
     app = state.app(must_exist=True)
     reader = chain_reader(app)
     result = run(reader)
+    if result.ok and (result.head is None or result.head.position == 0):
+        raise StoreError("the store holds no events yet, so there is no chain head to checkpoint")
     if result.broken:
         raise ChainBroken(f"no checkpoint taken: {describe_break(app, result.broken)['message']}")
     private_key = load_signing_key(key_file, passphrase_file)
@@ -259,11 +267,11 @@ def db() -> None:
 
 
 @db.command()
-@click.option("--writer", default="pgf_writer", show_default=True, help="Name of the writer role.")
-@click.option("--auditor", default="pgf_auditor", show_default=True, help="Name of the read-only auditor role.")
+@click.option("--writer", default="pgf_writer", show_default=True, help="A login to make for a person who records.")
+@click.option("--auditor", default="pgf_auditor", show_default=True, help="A login to make for an auditor.")
 @click.pass_obj
 def grants(state: Any, writer: str, auditor: str) -> None:
-    """Print SQL creating a writer role (INSERT/SELECT only) and a read-only auditor role.
+    """Print SQL making database logins (one per person) and how to give them the store's roles.
 
     \b
     Example:
@@ -279,3 +287,35 @@ def grants(state: Any, writer: str, auditor: str) -> None:
         )
     click.echo(grants_sql(config, writer, auditor), nl=False)
 
+
+
+@db.command()
+@click.pass_obj
+def upgrade(state: Any) -> None:
+    """Chain a store made by an older pgf (explicit, and logged in the store with who and when).
+
+    Links every stored event as it stands now (marked backfilled: they prove nothing changed
+    since the upgrade, not before), and on PostgreSQL adds the database notary, the roles and the
+    marker. Run it as an admin (on PostgreSQL, as the schema's owner). Nothing else ever does this:
+    verify and writes refuse a store without its chain.
+
+    \b
+    Example:
+      pgf db upgrade
+    """
+    from datetime import UTC, datetime  # noqa: PLC0415
+
+    app = state.app(must_exist=True)
+    recorder = app.recorder
+    if not hasattr(recorder, "upgrade"):
+        raise StoreError(f"the store {app.store.display} keeps no chain (in-memory stores have none)")
+    now = datetime.now(UTC).isoformat()
+    linked = recorder.upgrade(state.user, now)
+    if linked is None:
+        click.echo("nothing to upgrade: the store is already chained")
+        return
+    if linked:
+        click.echo(f"upgraded by {state.user} at {now}: linked {linked} stored event(s) into the chain (backfilled)")
+    if app.store.backend == "postgresql":
+        app.finish_postgres_store()
+        click.echo(f"upgraded by {state.user} at {now}: the database is the notary from the next event on")

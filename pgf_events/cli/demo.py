@@ -15,6 +15,8 @@ from pgf_events.cli._output import progress
 from pgf_events.cli.batch import command_line
 from pgf_events.cli.report import print_human
 from pgf_events.demo import Subject, commands_for, plan_cohort
+from pgf_events.demo_monitoring import apply_plans
+from pgf_events.demo_monitoring import plan as monitoring_plan
 from pgf_events.domain.errors import PgfError
 from pgf_events.domain.kinds import DAY_ORDER
 
@@ -67,12 +69,21 @@ def run_demo(state: Any, *, patients: int, seed: int) -> None:
             f"{', ...' if len(taken) > 3 else ''}); run the demo into a new store, e.g. --db sqlite:///another.db"
         )
     counts: Counter[str] = Counter()
+    plans = []
     with progress(len(subjects), "Recording demo patients") as bar:
         for s in subjects:
-            results = _record(app, state.user, s.code, commands_for(s))
+            commands = commands_for(s)
+            results = _record(app, state.user, s.code, commands)
             counts.update(r.kind for r in results)
+            plans.append(monitoring_plan(s.code, commands, seed))
             bar.update(1)
-    _summary(app.store.display, seed, subjects, counts, time.perf_counter() - started)
+    done = apply_plans(app, plans, state.user)
+    from pgf_events.projections.review import review_events  # noqa: PLC0415
+
+    monitoring = sum(len(review_events(app, s.code)) for s in subjects)  # queries, SDV, the freeze, edit checks
+    _summary(app.store.display, seed, subjects, counts, time.perf_counter() - started, monitoring)
+    click.echo(f"  monitoring: {done['queries']} queries ({done['open']} open, {done['answered']} answered, "
+               f"{done['closed']} closed), {done['verified']} records source-verified, {done['frozen']} patient frozen")
     _endpoint_report(app, state.overrides_protocol())
 
 
@@ -112,8 +123,9 @@ def _record(app: Any, user: str, code: str, commands: list[Command]) -> list[Res
     return results
 
 
-def _summary(store: str, seed: int, subjects: list[Subject], counts: Counter[str], seconds: float) -> None:
-    total = sum(counts.values())
+def _summary(store: str, seed: int, subjects: list[Subject], counts: Counter[str], seconds: float,
+             monitoring: int = 0) -> None:
+    total = sum(counts.values()) + monitoring
     groups = {"patients enrolled": [s.code for s in subjects if s.failure is None],
               "screen failures": [s.code for s in subjects if s.failure is not None]}
     lines = [f"Demo cohort recorded in {store} (seed {seed})"]
@@ -122,6 +134,7 @@ def _summary(store: str, seed: int, subjects: list[Subject], counts: Counter[str
     rule = f"  {'-' * 12}  {'-' * 6}"
     lines += ["", f"  {'kind':<12}  {'events':>6}", rule]
     lines += [f"  {kind:<12}  {counts[kind]:>6}" for kind in sorted(counts, key=DAY_ORDER.__getitem__)]
+    lines += [f"  {'monitoring':<12}  {monitoring:>6}"] if monitoring else []
     lines += [rule, f"  {'total':<12}  {total:>6}", "",
               f"  corrections {counts['correct']}, voids {counts['void']}",
               f"  wall time {seconds:.2f} s, {total / max(seconds, 1e-6):.0f} events/s"]

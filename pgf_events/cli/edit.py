@@ -37,17 +37,20 @@ def _print(result: Any, fmt: str | None) -> None:
 @click.option("--reason", required=True, help="Why the value is being corrected (mandatory).")
 @click.option("--source", metavar="TEXT", help="Source document supporting the correction.")
 @click.option("--deviation", metavar="WHY", help=DEVIATION_HELP)
+@click.option("--answers", metavar="QID", help="The query (S001-Q1) this change answers.")
 @output_options()
 @click.pass_obj
 def correct(state: Any, ref: str, sets: tuple[str, ...], reason: str, source: str | None, deviation: str | None,
-            fmt: str | None) -> None:
+            answers: str | None, fmt: str | None) -> None:
     """Correct fields of an earlier event; the original stays in the history.
 
     \b
     Example:
       pgf correct S001#5 --set anc=0.6 --reason "transcription error, see lab report"
+      pgf correct S001#5 --set anc=4.5 --reason "unit error" --answers S001-Q1
     """
-    result = state.app().correct(ref, parse_sets(sets), reason, user=state.user, source=source, deviation=deviation)
+    result = state.app().correct(ref, parse_sets(sets), reason, user=state.user, source=source, deviation=deviation,
+                                 answers=answers)
     _print(result, fmt)
 
 
@@ -56,14 +59,16 @@ def correct(state: Any, ref: str, sets: tuple[str, ...], reason: str, source: st
 @click.option("--reason", required=True, help="Why the event is void (mandatory).")
 @click.option("--source", metavar="TEXT", help="Source document supporting the void.")
 @click.option("--deviation", metavar="WHY", help=DEVIATION_HELP)
+@click.option("--answers", metavar="QID", help="The query (S001-Q1) this change answers.")
 @output_options()
 @click.pass_obj
-def void(state: Any, ref: str, reason: str, source: str | None, deviation: str | None, fmt: str | None) -> None:
+def void(state: Any, ref: str, reason: str, source: str | None, deviation: str | None, answers: str | None,
+         fmt: str | None) -> None:
     """Void an earlier event (it stays in the history, marked void). Voiding a void reinstates.
 
     \b
     Example:
       pgf void S001#7 --reason "entered on the wrong patient"
     """
-    result = state.app().void(ref, reason, user=state.user, source=source, deviation=deviation)
+    result = state.app().void(ref, reason, user=state.user, source=source, deviation=deviation, answers=answers)
     _print(result, fmt)

@@ -40,6 +40,7 @@ def follow(state: Any, after: int, once: bool, projection: str | None, interval:
     """
     from pgf_events.feed import ChangeFeed  # noqa: PLC0415 - loaded when the command runs, not when --help lists it
 
+    state.refuse_protocol_override("the change feed")
     feed = ChangeFeed(state.app(must_exist=True), interval=interval,
                       notify=lambda message: click.echo(message, err=True))
     click.get_current_context().call_on_close(feed.close)

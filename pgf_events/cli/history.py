@@ -48,8 +48,11 @@ def history(state: Any, subject: str, as_of: str | None, fmt: str | None) -> Non
     cutoff = parse_as_of(as_of) if as_of else None
     app = state.app(must_exist=True)
     rows = history_rows(app.stream(subject), as_of=cutoff)
+    from pgf_events.projections.review import review_events, review_rows  # noqa: PLC0415
+
+    monitoring = review_rows(review_events(app, subject), as_of=cutoff)
     if fmt == "json":
-        emit_json({"subject": subject.strip().upper(), "as_of": cutoff, "events": rows})
+        emit_json({"subject": subject.strip().upper(), "as_of": cutoff, "events": rows, "monitoring": monitoring})
         return
     table = [
         {
@@ -59,7 +62,12 @@ def history(state: Any, subject: str, as_of: str | None, fmt: str | None) -> Non
             "recorded (UTC)": r["recorded_at"], "status": r["status"], "source": r["source"],
         }
         for r in rows
+    ] + [
+        {"ref": m["ref"], "type": m["type"], "recorded (UTC)": m["recorded_at"], "by": m["recorded_by"],
+         "what": m["what"], "reason": m["reason"]}
+        for m in monitoring
     ]
+    table.sort(key=lambda r: r["recorded (UTC)"])
     if not rows:
         click.echo(f"patient {subject.strip().upper()} had no recorded events as of {cutoff}", err=True)
         return

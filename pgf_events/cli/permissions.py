@@ -16,6 +16,9 @@ COMMAND_NEEDS: dict[str, str] = {
     "users list": "directory", "users grant": "admin", "users revoke": "admin", "backup": "admin",
     "db": "admin",
     "keys register": "member", "keys approve": "admin", "keys revoke": "admin", "keys list": "directory",
+    "query open": "query-open", "query answer": "query-answer", "query close": "query-close",
+    "query reopen": "query-close", "queries": "read", "sdv": "sdv", "freeze": "freeze", "unfreeze": "freeze",
+    "lock": "lock", "unlock": "admin", "due": "read",
 }
 # Commands that never open a store, so need no role.
 NO_STORE = frozenset({"keygen", "keys generate"})

@@ -19,7 +19,7 @@ LISTINGS = {"deviations", "discontinued", "saes", "by_term_grade", "lab_worsenin
 
 
 # Reports that are not a projection's rows: the deviation log (pgf_events.projections.deviations).
-EXTRA_REPORTS = ("deviations",)
+EXTRA_REPORTS = ("deviations", "sdv")  # sdv: source data verification (pgf_events.monitoring)
 # A listing's human columns where it has more than a terminal holds (--csv --listing NAME has them all).
 LISTING_COLUMNS = {"saes": ["subject", "ref", "term", "grade", "onset", "susar", "sponsor_due", "met"]}
 
@@ -40,7 +40,7 @@ LISTING_COLUMNS = {"saes": ["subject", "ref", "term", "grade", "onset", "susar",
 @click.pass_obj
 def report(state: Any, name: str, as_of: str | None, cutoff: str | None, fmt: str | None, listing: str | None,
            output_dir: str | None, plot_file: str | None) -> None:
-    """Print a cohort report: eligibility, dosing, endpoints, safety, survival, gvhd, infections or deviations.
+    """Print a cohort report: eligibility, dosing, endpoints, safety, survival, gvhd, infections, deviations or sdv.
 
     \b
     Example:
@@ -52,6 +52,7 @@ def report(state: Any, name: str, as_of: str | None, cutoff: str | None, fmt: st
       pgf report safety --csv -o safety/         # rows, summary and every listing, one file each
       pgf report endpoints --cutoff 2025-06-30    # DSMB data cut-off
       pgf report deviations --csv
+      pgf report sdv --csv                        # source data verification per patient
     """
     from pgf_events.cli import _report_out as out  # noqa: PLC0415
     from pgf_events.projections.queries import cohort_report  # noqa: PLC0415
@@ -66,6 +67,9 @@ def report(state: Any, name: str, as_of: str | None, cutoff: str | None, fmt: st
     app = state.app(must_exist=True)
     if name == "deviations":
         _deviations(app, known, data_cutoff, fmt)
+        return
+    if name == "sdv":
+        _sdv(app, fmt)
         return
     # --as-of, --cutoff or a protocol override: derived from the log in memory (the shared read models
     # are neither read nor rewritten)
@@ -104,6 +108,20 @@ def report(state: Any, name: str, as_of: str | None, cutoff: str | None, fmt: st
     print_human(name, doc)
     if note:
         click.echo(note, err=True)
+
+
+def _sdv(app: Any, fmt: str | None) -> None:
+    from pgf_events.monitoring import sdv_report  # noqa: PLC0415
+
+    doc = sdv_report(app)
+    if fmt == "json":
+        emit_json(doc)
+        return
+    columns = ["subject", "site", "required", "verified", "not_yet", "invalidated", "extra_verified", "frozen"]
+    render(doc["patients"], fmt, columns)
+    if fmt is None:
+        click.echo(f"\nplan: {', '.join(doc['plan'])}")
+        render(doc["sites"], None, ["site", "patients", "required", "verified", "not_yet", "invalidated"])
 
 
 def _deviations(app: Any, known: Any, data_cutoff: Any, fmt: str | None) -> None:

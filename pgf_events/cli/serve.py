@@ -54,6 +54,7 @@ def serve(state: Any, host: str, port: int, keepalive: float, interval: float, a
                                    f"{EXTRA_HINT}") from None
     from pgf_events.feed import ChangeFeed  # noqa: PLC0415 - loaded when the command runs, not when --help lists it
 
+    state.refuse_protocol_override("the change feed")
     app = state.app(must_exist=True)
     auth, how = _authenticator(app, state, host)
     feed = ChangeFeed(app, interval=interval, notify=lambda message: click.echo(message, err=True))

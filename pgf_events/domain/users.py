@@ -1,7 +1,8 @@
 """Users and roles, kept as events in their own aggregate (one directory per store).
 
 Roles: coordinator and investigator record; only investigators sign; monitors and auditors read;
-admins manage users. A store with no directory yet is open (as a file anyone can open is); the
+monitors also raise and close queries and verify against source; data managers raise and close
+queries, freeze patients and lock the database; admins manage users (and unlock). A store with no directory yet is open (as a file anyone can open is); the
 first grant must make someone an admin, and from then on every command is checked.
 """
 
@@ -15,15 +16,22 @@ from eventsourcing.domain import Aggregate
 from pgf_events.domain.errors import RuleViolation, ValidationError
 from pgf_events.domain.parsing import parse_text
 
-ROLES = ("coordinator", "investigator", "monitor", "auditor", "admin")
+ROLES = ("coordinator", "investigator", "monitor", "data-manager", "auditor", "admin")
 DIRECTORY_ID = uuid5(UUID("5d0f0c1a-3b2e-4c8e-9f1a-7e6d5c4b3a29"), "pgf-user-directory")
 
 # What each kind of command needs: any one of these roles.
 PERMISSIONS: dict[str, frozenset[str]] = {
     "record": frozenset({"coordinator", "investigator"}),
     "sign": frozenset({"investigator"}),
-    "read": frozenset({"coordinator", "investigator", "monitor", "auditor"}),
+    "read": frozenset({"coordinator", "investigator", "monitor", "data-manager", "auditor"}),
     "admin": frozenset({"admin"}),
+    # Monitoring (issue 15): who raises, answers and closes queries, verifies, freezes and locks.
+    "query-open": frozenset({"monitor", "investigator", "data-manager"}),
+    "query-answer": frozenset({"coordinator", "investigator"}),
+    "query-close": frozenset({"monitor", "data-manager"}),
+    "sdv": frozenset({"monitor"}),
+    "freeze": frozenset({"data-manager"}),
+    "lock": frozenset({"data-manager", "admin"}),
     "member": frozenset(ROLES),  # anyone holding a role (registering their own signing key)
     "directory": frozenset({"admin", "auditor"}),
 }

@@ -26,6 +26,7 @@ from pgf_events.projections.cohort import build_report
 from pgf_events.projections.derive import derive_patient, fold
 from pgf_events.projections.signatures import signatures
 from pgf_events.projections.slices import all_slices, status_document
+from pgf_events.topics import PATIENT_TOPIC_PREFIX
 
 if TYPE_CHECKING:
     from pgf_events.projections.store import ProjectionStore
@@ -60,6 +61,8 @@ def patients_as_of(app: TrialConduct, as_of: datetime) -> Iterator[tuple[Patient
     """Every patient registered by ``as_of``, folded to what was recorded by then (log order)."""
     streams: dict[UUID, list[Any]] = {}
     for n in notifications(app.recorder):
+        if not n.topic.startswith(PATIENT_TOPIC_PREFIX):
+            continue  # reviews, the user directory, import batches, keys, the lock: no patient
         event = app.mapper.to_domain_event(n)
         streams.setdefault(event.originator_id, []).append(event)
     for events in streams.values():

@@ -97,7 +97,7 @@ def patient_streams(app: Any, heads: Sequence[StreamHead]) -> list[tuple[StreamH
         for head, rows in zip(heads, recorder.stream_rows([(h.originator_id, h.version) for h in heads]), strict=True):
             if rows and rows[0][1].startswith(PATIENT_TOPIC_PREFIX):
                 oid = head.originator_id
-                out.append((head, [decode(oid, version, topic, state) for version, topic, state in rows]))
+                out.append((head, [decode(oid, *row) for row in rows]))  # row: version, topic, state[, stamps]
         return out
     for head in heads:
         stored = recorder.select_events(head.originator_id, lte=head.version)

@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+import uuid
 from collections.abc import Iterator
+from typing import Any
 
 import attrs
 import pytest
 
 from pgf_events.application import TrialConduct
-from pgf_events.audit.chain import GENESIS, Checkpoint, link_hash
+from pgf_events.audit.chain import GENESIS, Checkpoint, link_hash, material_identity
 from pgf_events.store import parse_url
 from tests.audit.attacker import Attacker
-from tests.conftest import Pgf
+from tests.conftest import Pgf, postgres_cluster
 from tests.helpers import USER, enrolled, infuse, register
+from tests.pgcluster import OWNER
 
 
 def build(url: str) -> None:
@@ -136,23 +140,24 @@ def test_dropping_the_latest_event_and_its_link_is_caught_by_the_head(store: tup
 
 def test_a_rewritten_chain_passes_verify_but_not_the_checkpoint(store: tuple[Pgf, Attacker]) -> None:
     """An attacker who recomputes every link and the head defeats the chain alone; a checkpoint kept
-    outside the database does not."""
+    outside the database does not. (On PostgreSQL only the schema owner can do this.)"""
     pgf, db = store
     digest = json.loads(pgf.ok("audit", "verify", "--json").stdout)["head"]["checkpoint"]
+    materials = db.link_materials()
     db.drop_triggers()
     state = db.state(7)
-    db.set_state(7, state.replace(b'"plt":18', b'"plt":98'))
-    rows = db.sql(f"SELECT {db.pos}, originator_id, originator_version, topic, state FROM {db.events} ORDER BY 1")
+    forged = state.replace(b'"plt":18', b'"plt":98')
+    db.set_state(7, forged)
     db.sql(f"DELETE FROM {db.chain}")
     h = GENESIS
-    from uuid import UUID
-
-    for position, oid, version, topic, raw in rows:
-        oid = oid if isinstance(oid, UUID) else UUID(oid)
-        h = link_hash(h, oid, version, topic, bytes(raw))
+    for position, material in materials:
+        material = material.replace(state, forged)
+        h = hashlib.sha256(h + material).digest()
+        oid, version = material_identity(material)
         db.sql(f"INSERT INTO {db.chain} (position, originator_id, originator_version, hash, backfilled) "
                "VALUES (?, ?, ?, ?, ?)", (position, oid.hex if db.sqlite else oid, version, h, False))
     db.sql(f"UPDATE {db.head} SET hash = ?", (h,))
+    db.restore_triggers()
     pgf.ok("audit", "verify")
     result = pgf("audit", "verify", "--checkpoint", digest)
     assert result.exit_code == 1
@@ -195,32 +200,56 @@ def test_direct_update_and_delete_fail_while_the_triggers_stand(store: tuple[Pgf
     pgf.ok("audit", "verify")
 
 
-def test_a_store_from_before_the_chain_gets_it_on_first_open(store_url: str) -> None:
-    config = parse_url(store_url)
+def _old_unchained_store(url: str) -> None:
+    """What pgf wrote before the chain: the library's own recorder, no chain, no head, no marker."""
+    config = parse_url(url)
     plain = attrs.evolve(config, env={k: v for k, v in config.env.items() if k != "APPLICATION_RECORDER_TOPIC"})
     old = TrialConduct(plain)
-    enrolled(old, "S001")
+    enrolled(old, "S001", user=OWNER if config.backend == "postgresql" else USER)
     old.close()
-    pgf = Pgf(store_url)
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def old_store(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[Pgf]:
+    """An old unchained store and its owner (on PostgreSQL the schema owner's login)."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path}/old.db"
+        _old_unchained_store(url)
+        yield Pgf(url)
+        return
+    cluster = postgres_cluster()
+    schema = "t_" + uuid.uuid4().hex[:12]
+    url = cluster.url(OWNER, schema)
+    _old_unchained_store(url)
+    yield Pgf(url, user=OWNER)
+    cluster.drop_schema(schema)
+
+
+def test_an_old_unchained_store_is_never_chained_behind_anyones_back(old_store: Pgf) -> None:
+    pgf = old_store
+    result = pgf("audit", "verify", "--json")
+    assert result.exit_code == 1 and "no tamper-evident chain" in result.stderr, result.stderr
+    assert json.loads(result.stdout)["first_broken"]["kind"] == "unchained"
+    pgf.rejected("record", "lab", "S001", "--date", "2025-03-01", "--anc", "0.4", contains="upgrade")
+    assert pgf("audit", "verify").exit_code == 1  # still: neither verify nor a write chained it
+    pgf.ok("history", "S001")  # it still reads
+
+
+def test_the_explicit_upgrade_chains_an_old_store_and_logs_it(old_store: Pgf) -> None:
+    pgf = old_store
+    out = pgf.ok("db", "upgrade").stdout
+    assert f"upgraded by {pgf.user}" in out and "4 stored event(s)" in out
     summary = json.loads(pgf.ok("audit", "verify", "--json").stdout)
     assert summary["events"] == 4 and summary["backfilled_links"] == 4
     assert "built when this store was upgraded" in pgf.ok("audit", "verify").stdout
     pgf.ok("record", "lab", "S001", "--date", "2025-03-01", "--anc", "0.4")
     summary = json.loads(pgf.ok("audit", "verify", "--json").stdout)
-    assert summary["events"] == 5 and summary["backfilled_links"] == 4
-
-
-def test_an_old_store_is_upgraded_by_its_first_write_too(store_url: str) -> None:
-    config = parse_url(store_url)
-    plain = attrs.evolve(config, env={k: v for k, v in config.env.items() if k != "APPLICATION_RECORDER_TOPIC"})
-    old = TrialConduct(plain)
-    enrolled(old, "S001")
-    old.close()
-    app = TrialConduct(config)  # opened with the chain: the open links the old events
-    app.record("lab", "S001", {"date": "2025-03-01", "anc": 0.4}, user=USER)
-    app.close()
-    summary = json.loads(Pgf(store_url).ok("audit", "verify", "--json").stdout)
-    assert summary["events"] == 5 and summary["backfilled_links"] == 4
+    assert summary["ok"] and summary["events"] == 5 and summary["backfilled_links"] == 4
+    assert "nothing to upgrade" in pgf.ok("db", "upgrade").stdout
+    db = Attacker(pgf.url)
+    meta = dict(db.sql(f"SELECT key, value FROM {db.meta}"))
+    db.close()
+    assert meta["upgraded_by"] == pgf.user and meta["backfilled_to"] == "4" and "upgraded_at" in meta
 
 
 def test_a_forged_event_stays_reported_after_later_writes(store: tuple[Pgf, Attacker]) -> None:
@@ -235,7 +264,7 @@ def test_a_forged_event_stays_reported_after_later_writes(store: tuple[Pgf, Atta
 
 def test_a_missing_head_is_reported_and_not_rebuilt(store: tuple[Pgf, Attacker]) -> None:
     pgf, db = store
-    db.drop_triggers()
+    db.drop_triggers(notary=False)
     db.sql(f"DELETE FROM {db.head}")
     first, stderr = broken(pgf)
     assert first["kind"] == "head" and "missing" in stderr

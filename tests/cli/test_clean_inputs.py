@@ -66,7 +66,7 @@ def test_hostile_import_lines_get_one_error_each(pgf_any: Pgf, tmp_path: Path, l
 def test_invalid_utf8_in_an_argument_is_one_error_line(tmp_path: Path) -> None:
     """A real process: the OS hands Python the raw bytes, which arrive as lone surrogates."""
     url = f"sqlite:///{tmp_path}/t.db"
-    env = {**os.environ, "PGF_USER": "coordinator1", "PYTHONIOENCODING": "utf-8"}
+    env = {**{k: v for k, v in os.environ.items() if k != "PGF_USER"}, "PYTHONIOENCODING": "utf-8"}
     base = [sys.executable, "-c", "from pgf_events.cli import main; main()", "--db", url, "record"]
     ok = subprocess.run([*base, "register", "S001", *REGISTER], capture_output=True, env=env, check=False)
     assert ok.returncode == 0, ok.stderr

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from pgf_events import identity
 from pgf_events.cli import cli, hoist_global_options
 from pgf_events.projections.slices import PROJECTIONS
 from tests.conftest import REGISTER, SCREEN_OK, Pgf, enrol_via_cli
@@ -84,20 +85,22 @@ def test_people_read_units_machines_read_numbers(demo: Pgf) -> None:
 def test_global_options_after_the_command_and_a_plain_path(tmp_path: Path) -> None:
     runner = CliRunner()
     db = str(tmp_path / "trial.db")
-    result = runner.invoke(cli, ["record", "register", "S001", *REGISTER, "--db", db, "--user", "li.na"])
-    assert result.exit_code == 0, result.stderr
-    status = runner.invoke(cli, ["status", "S001", "--db", db, "--user", "li.na"])
-    assert status.exit_code == 0 and "S001 (site PKU" in status.stdout
-    url = runner.invoke(cli, ["--db", f"sqlite:///{db}", "--user", "li.na", "history", "S001", "--json"])
-    assert json.loads(url.stdout)["subject"] == "S001"
+    with identity.authenticator_replaced(lambda: "li.na"):  # the harness's seam: li.na is who is acting
+        result = runner.invoke(cli, ["record", "register", "S001", *REGISTER, "--db", db, "--user", "li.na"])
+        assert result.exit_code == 0, result.stderr
+        status = runner.invoke(cli, ["status", "S001", "--db", db, "--user", "li.na"])
+        assert status.exit_code == 0 and "S001 (site PKU" in status.stdout
+        url = runner.invoke(cli, ["--db", f"sqlite:///{db}", "--user", "li.na", "history", "S001", "--json"])
+        assert json.loads(url.stdout)["subject"] == "S001"
     assert hoist_global_options(["record", "lab", "--", "--db", "x"]) == ["record", "lab", "--", "--db", "x"]
     assert hoist_global_options(["status", "S1", "--db=x.db"]) == ["--db=x.db", "status", "S1"]
 
 
 def test_global_options_after_the_command_on_postgres(pg_url: str) -> None:
     runner = CliRunner()
-    assert runner.invoke(cli, ["record", "register", "S001", *REGISTER, "--db", pg_url, "--user", "u"]).exit_code == 0
-    result = runner.invoke(cli, ["patients", "--json", "--db", pg_url, "--user", "u"])
+    me = "coordinator1"  # pg_url's database login: --user may only restate it
+    assert runner.invoke(cli, ["record", "register", "S001", *REGISTER, "--db", pg_url, "--user", me]).exit_code == 0
+    result = runner.invoke(cli, ["patients", "--json", "--db", pg_url, "--user", me])
     assert result.exit_code == 0, result.stderr
     assert json.loads(result.stdout)[0]["status"] == "screening"
 
@@ -221,6 +224,7 @@ def test_protocol_override_is_evaluated_in_memory(demo: Pgf, tmp_path: Path) -> 
     assert doc["protocol_version"].startswith("NCT06171906-v2+")
     assert json.loads(demo.ok("projections", "status", "--json").stdout) == before
     demo.rejected("--protocol", str(override), "projections", "rebuild", contains="shared read models")
+    demo.rejected("--protocol", str(override), "follow", "--once", contains="not to the change feed")
 
 
 def test_bad_protocol_file_names_the_parameter(pgf: Pgf, tmp_path: Path) -> None:

@@ -21,8 +21,11 @@ T = TypeVar("T")
 
 
 def env(user: str = "follower") -> dict[str, str]:
-    out = {k: v for k, v in os.environ.items() if k not in ("PGF_DB", "PGF_CIPHER_KEY", "PGF_PROTOCOL")}
-    return {**out, "PGF_USER": user, "PYTHONUNBUFFERED": "1"}
+    """A child's environment. ``user`` only names the process for readers of the test: identity comes
+    from the OS account (SQLite) or the URL's database login (PostgreSQL), never from the environment."""
+    drop = ("PGF_DB", "PGF_CIPHER_KEY", "PGF_PROTOCOL", "PGF_USER")
+    out = {k: v for k, v in os.environ.items() if k not in drop}
+    return {**out, "PYTHONUNBUFFERED": "1"}
 
 
 def create_store(url: str) -> None:

@@ -155,11 +155,12 @@ def test_a_reader_that_goes_away_stops_the_follower_quietly(sqlite_url: str) -> 
 def test_follow_and_serve_need_a_read_role_in_an_access_controlled_store(sqlite_url: str) -> None:
     from click.testing import CliRunner
 
+    from pgf_events import identity
     from pgf_events.cli import cli
 
     def as_(login: str, *args: str) -> tuple[int, str]:
-        result = CliRunner().invoke(cli, ["--db", sqlite_url, *args],
-                                    env={"USER": login, "LOGNAME": login, "PGF_USER": None})
+        with identity.authenticator_replaced(lambda: login):
+            result = CliRunner().invoke(cli, ["--db", sqlite_url, *args], env={"PGF_USER": None})
         return result.exit_code, result.stdout + result.stderr
 
     create_store(sqlite_url)

@@ -36,7 +36,7 @@ def main() -> None:
     count = 0
     try:
         for command in interleaved(args.patients, args.seed):
-            app.execute([command], user="writer")
+            app.execute([command], user=app.acting_user())
             count += 1
             if args.delay:
                 time.sleep(args.delay)

@@ -19,6 +19,7 @@ from pgf_events.projections.queries import cohort_report, patient_status
 from pgf_events.projections.slices import PROJECTIONS, all_slices, status_document
 from pgf_events.projections.store import ProjectionStore
 from pgf_events.store import parse_url
+from pgf_events.topics import PATIENT_TOPIC_PREFIX
 from tests.conftest import NOW
 from tests.helpers import USER, enrolled, register
 
@@ -97,7 +98,9 @@ def _derived(app: TrialConduct, events: list[Any]) -> dict[str, dict[str, Any]]:
 
 
 def _log(app: TrialConduct) -> list[Any]:
-    return [app.mapper.to_domain_event(n) for n in app.recorder.select_notifications(start=1, limit=100000)]
+    """The patient events of the log (automatic queries put review events beside them)."""
+    return [app.mapper.to_domain_event(n) for n in app.recorder.select_notifications(start=1, limit=100000)
+            if n.topic.startswith(PATIENT_TOPIC_PREFIX)]
 
 
 @pytest.mark.slow

@@ -26,7 +26,7 @@ def _cohort(url: str) -> TrialConduct:
     plans = [commands_for(s) for s in plan_cohort(8, seed=21)]
     for step in range(0, max(map(len, plans)), 7):
         batch = [c for commands in plans for c in commands[step:step + 7]]
-        app.execute(batch, user="tester")
+        app.execute(batch, user=app.acting_user())
     return app
 
 

@@ -9,15 +9,22 @@ from collections import Counter
 
 import pytest
 
+from pgf_events import identity
 from pgf_events.application import TrialConduct
 from pgf_events.projections.slices import PROJECTIONS
 from pgf_events.projections.store import ProjectionStore
 from tests.helpers import register
+from tests.pgcluster import Cluster
 
 WRITERS, PER_WRITER, PATIENTS = 4, 500, 10
 
 
 def _writer(url: str, writer: int, queue: mp.Queue, start: object) -> None:
+    with identity.authenticator_replaced(lambda: f"w{writer}"):  # SQLite: the harness's seam
+        _write(url, writer, queue, start)
+
+
+def _write(url: str, writer: int, queue: mp.Queue, start: object) -> None:
     app = TrialConduct.open(url)
     rng = random.Random(writer)
     start.wait()  # type: ignore[attr-defined]
@@ -28,7 +35,7 @@ def _writer(url: str, writer: int, queue: mp.Queue, start: object) -> None:
             store.close()
         subject = f"C{rng.randrange(PATIENTS):02d}"
         # a unique, checkable value per record: writer in wbc, sequence number in plt
-        app.record("lab", subject, {"date": "2025-03-01", "wbc": writer, "plt": n}, user=f"w{writer}")
+        app.record("lab", subject, {"date": "2025-03-01", "wbc": writer, "plt": n}, user=app.acting_user())
     queue.put((writer, app.conflicts_retried))
     app.close()
 
@@ -41,7 +48,10 @@ def test_four_writers_on_ten_patients_lose_nothing(store_url: str) -> None:
     app.close()
     ctx = mp.get_context("spawn")
     queue, start = ctx.Queue(), ctx.Barrier(WRITERS)
-    procs = [ctx.Process(target=_writer, args=(store_url, w, queue, start)) for w in range(WRITERS)]
+    # Each writer is its own person: on SQLite the harness names it (the app API takes the name), on
+    # PostgreSQL it logs in as its own login.
+    urls = [Cluster.login_url(store_url, f"w{w}") for w in range(WRITERS)]
+    procs = [ctx.Process(target=_writer, args=(urls[w], w, queue, start)) for w in range(WRITERS)]
     for p in procs:
         p.start()
     retried = dict(queue.get(timeout=600) for _ in procs)

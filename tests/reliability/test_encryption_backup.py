@@ -28,7 +28,7 @@ def _record(pgf: Pgf, key: str) -> None:
                  ["record", "lab", SUBJECT, "--date", "2025-03-01", "--anc", "0.4321", "--source", "LIS-77"],
                  ["record", "infection", SUBJECT, "--onset", "2025-03-02", "--site", "lung", "--grade", "3",
                   "--organism", "Aspergillus sp."]):
-        result = pgf.runner.invoke(cli, ["--db", pgf.url, "--user", "nurse.li", *args], env=env)
+        result = pgf(*args, user="nurse.li", env=env)
         assert result.exit_code == 0, result.stderr
 
 

@@ -21,7 +21,7 @@ PGF = [sys.executable, "-c", "from pgf_events.cli import main; main()"]
 
 
 def run(url: str, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PGF_USER": "tester"}
+    env = {k: v for k, v in os.environ.items() if k != "PGF_USER"}
     return subprocess.run([*PGF, "--db", url, *args], env=env, capture_output=True, text=True, timeout=300)
 
 
@@ -43,7 +43,7 @@ def test_sigkill_during_rebuild_and_catch_up_leaves_identical_tables(tmp_path: P
     assert run(url, "projections", "rebuild").returncode == 0
     duration = time.perf_counter() - started
     rng = random.Random(11)
-    env = {**os.environ, "PGF_USER": "tester"}
+    env = {k: v for k, v in os.environ.items() if k != "PGF_USER"}
     for round_ in range(6):
         # Alternate: kill a full rebuild, or kill a report that must first catch up from zero.
         args = ["projections", "rebuild"] if round_ % 2 == 0 else ["report", "endpoints", "--json"]

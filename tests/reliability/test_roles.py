@@ -7,6 +7,7 @@ import json
 import click
 import pytest
 
+from pgf_events import identity
 from pgf_events.cli import cli
 from pgf_events.cli.permissions import NO_STORE, need_of
 from tests.conftest import REGISTER, Pgf
@@ -35,8 +36,9 @@ class Site:
         self.pgf = Pgf(url)
 
     def as_(self, login: str, *args: str, input: str | None = None) -> click.testing.Result:
-        return self.pgf.runner.invoke(cli, ["--db", self.pgf.url, *args], env={"USER": login, "LOGNAME": login,
-                                                                               "PGF_USER": None}, input=input)
+        """``login`` authenticated (the harness's seam), without restating it with --user."""
+        with identity.authenticator_replaced(lambda: login):
+            return self.pgf.runner.invoke(cli, ["--db", self.pgf.url, *args], env={"PGF_USER": None}, input=input)
 
 
 @pytest.fixture
@@ -85,7 +87,7 @@ def test_corrections_imports_and_demo_need_a_recording_role(site: Site) -> None:
 
 def test_a_typed_user_name_cannot_borrow_a_role(site: Site) -> None:
     result = site.as_("mona", "--user", "cora", *LAB)
-    assert result.exit_code == 1 and "is not your login" in result.stderr
+    assert result.exit_code == 1 and "is not who is acting" in result.stderr
 
 
 def test_revocation_takes_effect_and_both_are_in_the_directory_history(site: Site) -> None:

@@ -13,6 +13,7 @@ from pgf_events.application import BatchRejected, Command, TrialConduct
 from pgf_events.domain.errors import DuplicatePatientError
 from tests.conftest import REGISTER, Pgf, fingerprint
 from tests.helpers import USER, enrolled, infuse, register
+from tests.pgcluster import Cluster
 
 
 def test_events_survive_reopening_the_store(store_url: str) -> None:
@@ -62,7 +63,7 @@ def _writer(url: str, name: str, count: int, queue: mp.Queue, start: object) -> 
     refs = []
     for i in range(count):
         result = app.record("lab", "S001", {"date": "2025-03-01", "anc": 0.01 * (i + 1), "wbc": 1 if name == "a" else 2},
-                            user=f"writer-{name}")
+                            user=app.session_user() or f"writer-{name}")
         refs.append(result.ref)
         time.sleep(0.002)  # coordinators do not type back-to-back; lets the other writer in
     retried = app.conflicts_retried
@@ -78,7 +79,8 @@ def test_two_processes_recording_to_one_patient_lose_nothing(store_url: str) -> 
     ctx = mp.get_context("spawn")
     queue, start = ctx.Queue(), ctx.Barrier(2)
     count = 60
-    procs = [ctx.Process(target=_writer, args=(store_url, name, count, queue, start)) for name in ("a", "b")]
+    procs = [ctx.Process(target=_writer, args=(Cluster.login_url(store_url, f"writer-{name}"), name, count, queue, start))
+             for name in ("a", "b")]
     for p in procs:
         p.start()
     results = dict(queue.get(timeout=120) for _ in procs)

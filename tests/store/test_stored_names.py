@@ -76,7 +76,7 @@ def test_a_store_written_earlier_still_loads_after_an_event_class_moves(tmp_path
     script.write_text(MOVE_THE_CLASS)
 
     def moved_pgf(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, str(script), "--db", sqlite_url, "--user", "li.na", *args],
+        return subprocess.run([sys.executable, str(script), "--db", sqlite_url, *args],  # as the OS account
                               capture_output=True, text=True, timeout=60, cwd=Path(__file__).parents[2])
 
     history = moved_pgf("history", "S001")

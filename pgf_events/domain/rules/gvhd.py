@@ -20,7 +20,9 @@ from datetime import date
 
 import attrs
 
-BILIRUBIN_UMOL_PER_MG_DL = 17.1
+from pgf_events.domain.vocabulary import BILIRUBIN_UMOL_PER_MG_DL, CHRONIC_ORGANS
+
+__all__ = ["BILIRUBIN_UMOL_PER_MG_DL", "CHRONIC_ORGANS"]  # re-exported (defined once, in vocabulary)
 SKIN_EDGES = (25.0, 50.0)  # % BSA: stage 2 is 25..50 inclusive
 LIVER_EDGES_MG_DL = (2.0, 3.0, 6.0, 15.0)  # lower edge of stage 1, upper edges of stages 1..3
 STOOL_EDGES_ML = (500.0, 1000.0, 1500.0)
@@ -28,7 +30,6 @@ SKIN_TO_GRADE = {0: 0, 1: 1, 2: 1, 3: 2, 4: 4}
 LIVER_TO_GRADE = {0: 0, 1: 2, 2: 3, 3: 3, 4: 4}
 UPPER_GI_TO_GRADE = {0: 0, 1: 2}
 LOWER_GI_TO_GRADE = {0: 0, 1: 2, 2: 3, 3: 3, 4: 4}
-CHRONIC_ORGANS = ("skin", "mouth", "eyes", "gi", "liver", "lungs", "joints", "genital")
 CHRONIC_SEVERITIES = ("none", "mild", "moderate", "severe")
 
 

@@ -15,7 +15,9 @@ from typing import Any
 import attrs
 from attrs import validators as v
 
-TRANSFUSION_PRODUCTS = ("rbc", "platelets")
+from pgf_events.domain.vocabulary import PRODUCTS as TRANSFUSION_PRODUCTS
+
+__all__ = ["TRANSFUSION_PRODUCTS"]  # the vocabulary's products, re-exported
 
 
 def _optional_non_negative(instance: Any, attribute: attrs.Attribute, value: float | None) -> None:

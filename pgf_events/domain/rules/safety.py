@@ -16,11 +16,11 @@ from datetime import UTC, date, datetime, time, timedelta
 
 import attrs
 
+from pgf_events.domain.vocabulary import RELATEDNESS
 from pgf_events.protocol import Protocol
 
 SERIOUSNESS_CRITERIA = ("death", "life-threatening", "hospitalisation", "disability",
                         "congenital-anomaly", "important-medical-event")
-RELATEDNESS = ("not", "unlikely", "possible", "probable", "definite")
 RELATED = ("possible", "probable", "definite")
 FATAL_OR_LIFE_THREATENING = ("death", "life-threatening")
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
-from pgf_events.exports.sdtm.events import CRITERIA_TEXT, TREATMENT
+from pgf_events.exports.sdtm.events import TREATMENT, criteria_text
 from pgf_events.exports.sdtm.meta import ARM_DESC, EPOCH, ID, _ds
 from pgf_events.exports.sdtm.subject import TREATMENT_TAIL_DAYS, planned_visits
 from pgf_events.exports.spec import Dataset
@@ -116,5 +116,5 @@ def design_rows(trial: str, params: Protocol, subjects: int, enrolled: int, firs
            "TVSTRL": "Screening, before enrolment" if number == 1 else f"Infusion {int(number) - 1}, weekly from D1"}
           for number, name, _ in planned_visits(params)]
     ti = [{**base, "DOMAIN": "TI", "IETESTCD": code, "IETEST": text, "IECAT": "INCLUSION" if code.startswith("IN")
-           else "EXCLUSION", "TIVERS": params.version} for code, text in CRITERIA_TEXT.items()]
+           else "EXCLUSION", "TIVERS": params.version} for code, text in criteria_text(params).items()]
     return {"TS": ts, "TA": ta, "TE": te, "TV": tv, "TI": ti}

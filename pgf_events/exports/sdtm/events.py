@@ -17,6 +17,7 @@ from typing import Any
 
 from pgf_events.domain import values as vo
 from pgf_events.exports.sdtm.subject import Subject
+from pgf_events.protocol import Protocol
 
 SERIOUSNESS_FLAGS = {
     "death": "AESDTH", "life-threatening": "AESLIFE", "hospitalisation": "AESHOSP", "disability": "AESDISAB",
@@ -27,7 +28,7 @@ RELATEDNESS = {
     "probable": "PROBABLY RELATED", "definite": "RELATED",
 }
 CRITERIA_TEXT = {
-    "IN1": "Candidate for allo-HSCT or PGF after allo-HSCT", "IN2": "Age 18 to 60 years at screening",
+    "IN1": "Candidate for allo-HSCT or PGF after allo-HSCT", "IN2": "Age 18 to 60 years at screening",  # the default; criteria_text() gives the protocol's
     "IN3": "KPS > 60 and expected survival > 3 months", "IN4": "No serious organ damage",
     "IN5": "No other contraindication to HSCT", "IN6": "Informed consent given",
     "EX1": "Severe heart, kidney or liver dysfunction", "EX2": "Other malignancy needing treatment",
@@ -35,6 +36,14 @@ CRITERIA_TEXT = {
     "EX5": "Severe acute allergic reactions", "EX6": "Uncontrolled active infection",
     "EX7": "Participating in another clinical trial", "EX8": "Investigator judgement",
 }
+
+
+def criteria_text(params: Protocol) -> dict[str, str]:
+    """The criteria's wording with the protocol's own age window and IN3 thresholds."""
+    return {**CRITERIA_TEXT,
+            "IN2": f"Age {params.age_min_years} to {params.age_max_years} years at screening",
+            "IN3": f"KPS > {params.kps_min_exclusive} and expected survival > "
+                   f"{params.expected_survival_min_months_exclusive:g} months"}
 OUTCOMES = ("FATAL", "NOT RECOVERED/NOT RESOLVED", "RECOVERED/RESOLVED", "RECOVERED/RESOLVED WITH SEQUELAE",
             "RECOVERING/RESOLVING", "UNKNOWN")
 _LEGACY_OUTCOMES = (  # (pattern in free text, CDISC term), first match wins
@@ -127,6 +136,6 @@ def ie(s: Subject) -> None:
         day = by_ref[ref].date if ref in by_ref else None
         inclusion = code.startswith("IN")
         answer = "N" if inclusion else "Y"
-        s.add("IE", IESPID=ref, IETESTCD=code, IETEST=CRITERIA_TEXT[code],
+        s.add("IE", IESPID=ref, IETESTCD=code, IETEST=criteria_text(s.params)[code],
               IECAT="INCLUSION" if inclusion else "EXCLUSION", IEORRES=answer, IESTRESC=answer, **s.visit(day),
               IEDTC=day, IEDY=s.dy(day))

@@ -17,10 +17,11 @@ from typing import Any
 
 from pgf_events.domain import values as vo
 from pgf_events.domain.kinds import KINDS, Finding, Kind
+from pgf_events.domain.vocabulary import BILIRUBIN_UMOL_PER_MG_DL, HB_G_PER_L_PER_G_PER_DL
 from pgf_events.exports.sdtm.subject import Subject
 from pgf_events.exports.spec import ascii_safe
 
-FACTORS = {("g/dL", "g/L"): 10.0, ("mg/dL", "umol/L"): 17.1}
+FACTORS = {("g/dL", "g/L"): HB_G_PER_L_PER_G_PER_DL, ("mg/dL", "umol/L"): BILIRUBIN_UMOL_PER_MG_DL}
 _ENTERED = re.compile(r"^\s*(?P<value>[-+]?\d+(?:\.\d+)?)\s*(?P<unit>\S.*)?$")
 FINDINGS_DOMAINS = ("LB", "VS", "RS", "XG")
 

@@ -1,0 +1,97 @@
+"""PostgreSQL as the notary: the database stamps, positions and chains every event itself.
+
+A ``BEFORE INSERT`` trigger on the events table, owned by the schema owner and running with its
+rights (``SECURITY DEFINER``), does in the inserting transaction what no client may do:
+
+- ``recorded_by`` := ``session_user`` (the authenticated login) and ``recorded_at`` :=
+  ``clock_timestamp()`` (the database's clock); it refuses a time earlier than the previous event's;
+- ``notification_id`` := the chain head's position + 1, under a row lock on the head, so positions
+  are gap-free, in commit order, and cannot be chosen (or squatted) by a client;
+- the link: ``sha256(previous || link material || recorded_by || recorded_at)`` (the encoding of
+  :mod:`pgf_events.audit.chain`, scheme ``pgf-chain/2``), written to ``pgf_chain``, and the head moved.
+
+Logins get INSERT on the four payload columns only and no privilege at all on the chain, the head or
+``pgf_store``: no login but the schema owner can write a link, insert an event without one, or
+move the head. ``pgf_store`` records at creation that the store is chained and notarised.
+"""
+
+from __future__ import annotations
+
+from pgf_events.audit.chain import GENESIS, NOTARY_SCHEME
+from pgf_events.audit.recorders import CHAIN_TABLE, HEAD_TABLE, META_TABLE
+
+
+def _q(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def link_material_sql(prefix: str, notary_from: str) -> str:
+    """The link material of a stored row as SQL (``prefix`` names the row: ``NEW.`` or ``''``);
+    rows at positions >= ``notary_from`` also carry the database's stamps."""
+    p = prefix
+    return (
+        f"uuid_send({p}originator_id) || int8send({p}originator_version) "
+        f"|| int4send(octet_length(convert_to(coalesce({p}topic, ''), 'UTF8'))) "
+        f"|| convert_to(coalesce({p}topic, ''), 'UTF8') "
+        f"|| int8send(octet_length(coalesce({p}state, ''::bytea))::bigint) || coalesce({p}state, ''::bytea) "
+        f"|| CASE WHEN {p}notification_id >= {notary_from} THEN "
+        f"int4send(octet_length(convert_to(coalesce({p}recorded_by, ''), 'UTF8'))) "
+        f"|| convert_to(coalesce({p}recorded_by, ''), 'UTF8') "
+        f"|| int8send(coalesce((extract(epoch FROM {p}recorded_at) * 1000000)::bigint, -1)) "
+        "ELSE ''::bytea END"
+    )
+
+
+def notary_ddl(schema: str, events: str) -> list[str]:
+    """Statements (run by the owner, idempotent) that make the database the notary."""
+    s, e = _q(schema), _q(events)
+    chain, head, meta = f"{s}.{_q(CHAIN_TABLE)}", f"{s}.{_q(HEAD_TABLE)}", f"{s}.{_q(META_TABLE)}"
+    return [
+        f"ALTER TABLE {s}.{e} ADD COLUMN IF NOT EXISTS recorded_by text, ADD COLUMN IF NOT EXISTS recorded_at timestamptz",
+        f"ALTER TABLE {head} ADD COLUMN IF NOT EXISTS recorded_at timestamptz",
+        f"CREATE TABLE IF NOT EXISTS {meta} (key text PRIMARY KEY, value text NOT NULL)",
+        f"""CREATE OR REPLACE FUNCTION {s}.pgf_notarise() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp AS $fn$
+DECLARE
+  h record;
+  who text := session_user;
+  stamped timestamptz;
+  digest bytea;
+BEGIN
+  SELECT position, hash, recorded_at INTO h FROM {head} WHERE id = 1 FOR UPDATE;
+  IF NOT FOUND THEN
+    RAISE EXCEPTION 'pgf: the chain head is missing (removed behind the engine''s back); nothing was written';
+  END IF;
+  stamped := clock_timestamp();  -- read under the head's lock: times follow positions
+  IF h.recorded_at IS NOT NULL AND stamped < h.recorded_at THEN
+    RAISE EXCEPTION 'pgf: the database clock (%) is earlier than the last recorded event (%); nothing was written',
+      stamped, h.recorded_at;
+  END IF;
+  NEW.notification_id := h.position + 1;
+  NEW.recorded_by := who;
+  NEW.recorded_at := stamped;
+  digest := sha256(h.hash || {link_material_sql("NEW.", "0")});
+  INSERT INTO {chain} (position, originator_id, originator_version, hash, backfilled)
+    VALUES (NEW.notification_id, NEW.originator_id, NEW.originator_version, digest, false);
+  UPDATE {head} SET position = NEW.notification_id, hash = digest, originator_id = NEW.originator_id,
+    originator_version = NEW.originator_version, recorded_at = stamped WHERE id = 1;
+  RETURN NEW;
+END $fn$""",
+        f"REVOKE ALL ON FUNCTION {s}.pgf_notarise() FROM PUBLIC",
+        f"CREATE OR REPLACE TRIGGER pgf_notarise BEFORE INSERT ON {s}.{e} FOR EACH ROW EXECUTE FUNCTION {s}.pgf_notarise()",
+    ]
+
+
+def init_new_store_sql(schema: str) -> list[tuple[str, tuple[object, ...]]]:
+    """For a store created now: an empty head (position 0) and the markers that it is chained from birth."""
+    s = _q(schema)
+    head, meta = f"{s}.{_q(HEAD_TABLE)}", f"{s}.{_q(META_TABLE)}"
+    rows = [("chain", NOTARY_SCHEME), ("notary_from", "1")]
+    out: list[tuple[str, tuple[object, ...]]] = [(
+        f"INSERT INTO {head} (id, position, hash, originator_id, originator_version) "
+        "VALUES (1, 0, %s, '00000000-0000-0000-0000-000000000000', 0) ON CONFLICT (id) DO NOTHING", (GENESIS,)
+    )]
+    out += [(f"INSERT INTO {meta} (key, value) VALUES (%s, %s) ON CONFLICT (key) DO NOTHING", row) for row in rows]
+    out += [(f"INSERT INTO {meta} (key, value) VALUES ('created_at', clock_timestamp()::text), "
+             "('created_by', session_user), ('store_id', gen_random_uuid()::text) ON CONFLICT (key) DO NOTHING", ())]
+    return out
