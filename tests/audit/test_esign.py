@@ -142,3 +142,25 @@ def test_an_admin_registers_a_key_for_a_user_who_cannot_register_for_others(app:
     assert app.sign("S001", "review", user="dr.wang", private_key=key)["ref"] == "S001#5"
     registered = [e for e in app.events.get(DIRECTORY_ID) if type(e).__name__ == "KeyRegistered"]
     assert [(e.user, e.registered_by) for e in registered] == [("dr.wang", "ada")]
+
+
+@pytest.mark.postgres
+def test_postgres_with_roles_on_an_admin_registers_the_key_and_the_investigator_signs(pg_url: str,
+                                                                                      tmp_path: Path) -> None:
+    from tests.pgcluster import Cluster
+
+    for login in ("ada", "dr.wang", "cora"):
+        Cluster.session().ensure_login(login)
+    pgf = Pgf(pg_url)
+    pgf.ok("record", "register", "S001", *REGISTER)
+    pgf.ok("users", "grant", "ada", "admin", "--reason", "set-up", user="ada")
+    pgf.ok("users", "grant", "dr.wang", "investigator", user="ada")
+    pgf.ok("users", "grant", "cora", "coordinator", user="ada")
+    wang = CliSigner(pgf, tmp_path, "dr.wang", register=False)
+    pgf.rejected("keys", "register", f"{wang.key}.pub", "--for", "dr.wang", user="cora", contains="admin")
+    assert pgf.ok("keys", "register", f"{wang.key}.pub", "--for", "dr.wang", user="ada").stdout.strip() == wang.key_id
+    pgf.ok("keys", "approve", "dr.wang", wang.key_id, user="ada")
+    wang.sign("S001", "--meaning", "approval")
+    wang.rejected("S001", "--meaning", "review", user="cora", contains="")  # a coordinator may not sign at all
+    rows = json.loads(pgf.ok("audit", "signatures", "--json", user="dr.wang").stdout)
+    assert [(r["signer"], r["signature"]) for r in rows] == [("dr.wang", "verified")]

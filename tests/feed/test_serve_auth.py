@@ -110,3 +110,25 @@ def test_postgres_a_wrong_password_is_401_and_the_right_one_opens(pg_url: str, t
     finally:
         srv.proc.kill()
         srv.proc.wait(timeout=30)
+
+
+@pytest.mark.postgres
+def test_postgres_a_login_without_a_read_role_is_403(pg_url: str, tmp_path: Path) -> None:
+    from tests.pgcluster import Cluster
+
+    cluster = Cluster.session()
+    for login in ("ada", "mona", "eve"):
+        cluster.ensure_login(login)  # one database login per person, each with its own password
+    pgf = Pgf(pg_url)
+    pgf.ok("record", "register", "S001", "--site", "PKU", "--birth-date", "1980-02-03", "--sex", "F",
+           "--weight-kg", "61", "--transplant-date", "2025-01-10")
+    pgf.ok("users", "grant", "ada", "admin", "--reason", "set-up", user="ada")
+    pgf.ok("users", "grant", "mona", "monitor", user="ada")
+    srv = Server(pgf.url_for("mona"), tmp_path)  # started by a monitor (a read role)
+    try:
+        assert srv.get("/reports/survival").status_code == 200
+        eve = srv.get("/reports/survival", auth=False, headers={"Authorization": _basic("eve", cluster.password("eve"))})
+        assert eve.status_code == 403 and "eve" in eve.json()["error"]  # authenticated, but holds no role
+    finally:
+        srv.proc.kill()
+        srv.proc.wait(timeout=30)
