@@ -224,3 +224,14 @@ def test_a_patient_followed_to_the_horizon_completes_and_no_ae_follows_the_last_
     last = max(r["DSSTDTC"] for r in rows["DS"])
     assert all(r["AESTDTC"] <= last for r in rows["AE"])
     assert rows["DM"][0]["RFPENDTC"] == last
+
+
+def test_vital_signs_go_to_vs_with_their_time_point(app: TrialConduct) -> None:
+    enrolled(app, "S006")
+    infuse(app, "S006", "2025-02-25")
+    app.record("vitals", "S006", {"date": "2025-02-25", "timepoint": "15 min post-infusion", "temperature": 38.4,
+                                  "pulse": 112}, user=USER)
+    vs = {r["VSTESTCD"]: r for r in build_sdtm(app)[0]["VS"] if r["VSTESTCD"] != "WEIGHT"}
+    assert {k: (r["VSORRES"], r["VSORRESU"], r["VSTPT"], r["EPOCH"]) for k, r in vs.items()} == {
+        "TEMP": ("38.4", "C", "15 min post-infusion", "TREATMENT"),
+        "PULSE": ("112", "beats/min", "15 min post-infusion", "TREATMENT")}

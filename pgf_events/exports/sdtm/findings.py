@@ -71,6 +71,8 @@ def findings(s: Subject, domain: str) -> None:
                     row.update({f"{d}ORRESU": orresu, f"{d}STRESU": f.unit})
                 if d == "LB":
                     row.update(_ranges(s, f, orresu, stresn))
+                if d == "VS":
+                    row["VSTPT"] = getattr(record, "timepoint", None)  # vitals around an infusion
                 tested.append(((day, version), {**row, **s.visit(day), f"{d}DTC": day, f"{d}DY": s.dy(day)}))
     if d == "RS":
         tested += _disease_status(s)

@@ -210,7 +210,8 @@ LBSTNRLO|Reference Range Lower Limit-Std Units|float|Assigned
 LBSTNRHI|Reference Range Upper Limit-Std Units|float|Assigned
 LBNRIND|Reference Range Indicator|text|Derived
 LBLOBXFL|Last Observation Before Exposure Flag|text|Derived""", LBTESTCD=LBTESTCD, LBNRIND=NRIND, LBLOBXFL=NY),
-    _findings("VS", "Vital Signs", "\nVSLOBXFL|Last Observation Before Exposure Flag|text|Derived",
+    _findings("VS", "Vital Signs", "\nVSLOBXFL|Last Observation Before Exposure Flag|text|Derived"
+              "\nVSTPT|Planned Time Point Name|text|Collected",
               VSTESTCD=VSTESTCD, VSLOBXFL=NY),
     _findings("MB", "Microbiology Specimen", "\nMBLOC|Location of Infection|text|Collected", units=False),
     _findings("RS", "Disease Response and Clin Classification", units=False),
