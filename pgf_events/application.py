@@ -62,6 +62,8 @@ class TrialConduct(SigningUseCases, Application[Any]):
         self.clock = clock or (lambda: datetime.now(UTC))
         self.conflicts_retried = 0  # saves re-run because another writer got there first
         self._session_user: str | None = None
+        self.site_scope: frozenset[str] | None = None  # set by authorise: a site-scoped user's sites
+        self.scoped_user = ""
         prepare(store)
         self._id_secret = base64.b64decode(store.cipher_key) if store.cipher_key else None
         try:
@@ -226,9 +228,11 @@ class TrialConduct(SigningUseCases, Application[Any]):
     def patient(self, subject: str, version: int | None = None) -> Patient:
         subject = normalise_subject(subject)
         try:
-            return self.repository.get(self.patient_id(subject), version=version, projector_func=_project)
+            patient = self.repository.get(self.patient_id(subject), version=version, projector_func=_project)
         except AggregateNotFoundError:
             raise PatientNotFoundError(subject) from None
+        self.check_site(subject, patient.registration.site)
+        return patient  # type: ignore[no-any-return]
 
     def has_patient(self, subject: str) -> bool:
         return self.patient_id(subject) in self.repository
@@ -239,6 +243,8 @@ class TrialConduct(SigningUseCases, Application[Any]):
         events = list(self.events.get(self.patient_id(subject)))
         if not events:
             raise PatientNotFoundError(subject)
+        if self.site_scope is not None:
+            self.check_site(subject, events[0].record.site)  # type: ignore[attr-defined]
         return events
 
     # ------------------------------------------------------------------ users and roles
@@ -286,6 +292,20 @@ class TrialConduct(SigningUseCases, Application[Any]):
             raise AccessDenied(
                 f"{user} ({names}) may not do this: it needs the {' or '.join(sorted(allowed))} role"
             )
+        directory = self.directory()
+        if directory is not None:
+            self.site_scope = directory.sites_of(user, held)
+            self.scoped_user = user
+
+    def check_site(self, subject: str, site: str) -> None:
+        """Refuse a patient outside the acting user's site-scoped grants (``pgf users grant --site``)."""
+        if self.site_scope is not None and str(site).upper() not in self.site_scope:
+            raise AccessDenied(f"{self.scoped_user} may act only on patients of site "
+                               f"{', '.join(sorted(self.site_scope))}; {subject} is at site {site}")
+
+    def in_scope(self, site: Any) -> bool:
+        """Whether a patient of ``site`` is visible to the acting user (listings filter with this)."""
+        return self.site_scope is None or str(site).upper() in self.site_scope
 
     def _roles_held(self, user: str) -> set[str] | None:
         """The pgf roles ``user`` holds, or None while the store is open (no admin granted yet)."""
@@ -314,12 +334,16 @@ class TrialConduct(SigningUseCases, Application[Any]):
             raise AccessDenied(f"{user!r} is not the database login {login!r}: on PostgreSQL you act as your login")
         return user
 
-    def change_role(self, action: str, user: str, role: str, *, by: str, reason: str | None = None) -> None:
+    def change_role(self, action: str, user: str, role: str, *, by: str, reason: str | None = None,
+                    sites: list[str] | None = None) -> None:
         by = self._check_actor(by)
 
         def attempt() -> None:
             directory = self.directory() or UserDirectory.open(by)
-            getattr(directory, action)(user, role, by, reason)
+            if action == "grant":
+                directory.grant(user, role, by, reason, sites)
+            else:
+                directory.revoke(user, role, by, reason)
             if self.store.backend == "postgresql":  # the GRANT goes in the transaction that records it
                 from pgf_events.audit.dbroles import set_role_statement  # noqa: PLC0415
 
@@ -333,10 +357,12 @@ class TrialConduct(SigningUseCases, Application[Any]):
         retry(attempt, on=(IntegrityError,), failure=lambda e: "could not save the role change; try again")
 
     def subjects(self) -> list[str]:
-        """Every registered subject code, in registration order (read from the notification log)."""
+        """Every registered subject code the acting user may see (``site_scope``), in registration order
+        (read from the notification log)."""
         to_event = self.mapper.to_domain_event
         registered = notifications(self.recorder, topics=[topic_of(Patient.Registered)])
-        return [to_event(n).subject for n in registered]  # type: ignore[attr-defined]
+        events = [to_event(n) for n in registered]
+        return [e.subject for e in events if self.in_scope(e.record.site)]  # type: ignore[attr-defined]
 
 
 def _project(aggregate: Any, events: Iterable[Any]) -> Any:

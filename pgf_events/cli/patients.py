@@ -51,6 +51,7 @@ def patients(state: Any, sites: tuple[str, ...], statuses: list[str], fmt: str |
         store.catch_up(SOURCES)
         by_name = {name: [SECTIONS[name].row(s) for s in store.rows(name)] for name in SOURCES}
     rows = patient_list(by_name, app.protocol.dose_window_days, sites=sites, statuses=statuses)
+    rows = [r for r in rows if app.in_scope(r["site"])]  # a site-scoped grant sees its sites only
     if fmt is None and not rows:
         click.echo("no patients match", err=True)
         return

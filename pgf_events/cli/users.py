@@ -31,10 +31,15 @@ def _change(action: str) -> click.Command:
     @click.argument("role", metavar="ROLE")
     @click.option("--reason", help="Why (kept in the audit trail).")
     @click.pass_obj
-    def command(state: Any, user: str, role: str, reason: str | None) -> None:
+    def command(state: Any, user: str, role: str, reason: str | None, site: tuple[str, ...] = ()) -> None:
         app = state.app()
-        app.change_role(action, user, role, by=state.user, reason=reason)
-        click.echo(f"{'granted' if action == 'grant' else 'revoked'} {role} {'to' if action == 'grant' else 'from'} {user}")
+        app.change_role(action, user, role, by=state.user, reason=reason, sites=list(site) or None)
+        where = f" for site {', '.join(s.upper() for s in site)}" if site else ""
+        click.echo(f"{'granted' if action == 'grant' else 'revoked'} {role} {'to' if action == 'grant' else 'from'} {user}{where}")
+
+    if action == "grant":
+        command = click.option("--site", multiple=True, metavar="S",
+                               help="Limit the grant to patients of site S (repeatable; default: every site).")(command)
 
     command.params[1].help = f"One of {', '.join(ROLES)}."
     return command
@@ -65,9 +70,9 @@ def list_(state: Any, fmt: str | None) -> None:
         for user in sorted(directory.roles):
             for role in sorted(directory.roles[user]):
                 event = granted[(user, role)]
-                rows.append({"user": user, "role": role, "granted_by": event.granted_by,
-                             "granted_at": event.timestamp, "reason": event.reason})
+                rows.append({"user": user, "role": role, "sites": ",".join(event.sites or []) or "all",
+                             "granted_by": event.granted_by, "granted_at": event.timestamp, "reason": event.reason})
     if not rows and fmt is None:
         click.echo("no users: this store is open to anyone who can open it (grant an admin to switch checks on)", err=True)
         return
-    render(rows, fmt, ["user", "role", "granted_by", "granted_at", "reason"])
+    render(rows, fmt, ["user", "role", "sites", "granted_by", "granted_at", "reason"])

@@ -17,6 +17,8 @@ from pgf_events.domain.errors import RuleViolation, ValidationError
 from pgf_events.domain.parsing import parse_text
 
 ROLES = ("coordinator", "investigator", "monitor", "data-manager", "auditor", "admin")
+UNSCOPED = ("auditor", "admin")  # read everything: never limited to sites
+SCOPED = tuple(r for r in ROLES if r not in UNSCOPED)
 DIRECTORY_ID = uuid5(UUID("5d0f0c1a-3b2e-4c8e-9f1a-7e6d5c4b3a29"), "pgf-user-directory")
 
 # What each kind of command needs: any one of these roles.
@@ -49,9 +51,11 @@ class UserDirectory(Aggregate):
         role: str
         granted_by: str
         reason: str | None
+        sites: list[str] | None = None  # None (and grants stored before sites existed): every site
 
         def apply(self, directory: UserDirectory) -> None:
             directory.roles.setdefault(self.user, set()).add(self.role)
+            directory.sites.setdefault(self.user, {})[self.role] = frozenset(self.sites) if self.sites else None
 
     class RoleRevoked(Event):
         user: str
@@ -61,6 +65,7 @@ class UserDirectory(Aggregate):
 
         def apply(self, directory: UserDirectory) -> None:
             directory.roles[self.user].discard(self.role)
+            directory.sites.get(self.user, {}).pop(self.role, None)
 
     class KeyRegistered(Event):
         """A user's Ed25519 public key (PEM), registered by its owner or by an admin for them (version 2
@@ -97,18 +102,23 @@ class UserDirectory(Aggregate):
         self.opened_by = opened_by
         self.roles: dict[str, set[str]] = {}
         self.keys: dict[str, SigningKey] = {}
+        self.sites: dict[str, dict[str, frozenset[str] | None]] = {}  # user -> role -> sites (None: all)
 
     @classmethod
     def open(cls, opened_by: str) -> UserDirectory:
         return cls._create(cls.Opened, id=DIRECTORY_ID, opened_by=opened_by)
 
-    def grant(self, user: str, role: str, by: str, reason: str | None = None) -> None:
+    def grant(self, user: str, role: str, by: str, reason: str | None = None,
+              sites: list[str] | None = None) -> None:
         user, role = _user(user), _role(role)
+        sites = sorted({parse_text(s, "site", 64).upper() for s in sites}) if sites else None
+        if sites and role in UNSCOPED:
+            raise ValidationError(f"the {role} role reads every site; --site applies to {', '.join(SCOPED)}")
         if not any(self.roles.values()) and role != "admin":
             raise RuleViolation("the first grant must make someone an admin (it switches access control on)")
         if role in self.roles.get(user, set()):
             raise RuleViolation(f"{user} already has the {role} role")
-        self.trigger_event(self.RoleGranted, user=user, role=role, granted_by=by, reason=reason)
+        self.trigger_event(self.RoleGranted, user=user, role=role, granted_by=by, reason=reason, sites=sites)
 
     def revoke(self, user: str, role: str, by: str, reason: str | None = None) -> None:
         user, role = _user(user), _role(role)
@@ -163,6 +173,17 @@ class UserDirectory(Aggregate):
             raise RuleViolation(f"key {key_id} of {user} is registered but not yet approved by an admin "
                                 f"(pgf keys approve {user} {key_id})")
         return key
+
+    def sites_of(self, user: str, roles: set[str] | None = None) -> frozenset[str] | None:
+        """The sites ``user`` may act on, or None for every site: an auditor or admin, or any role
+        granted without --site, reaches every site; otherwise the union of the grants' sites."""
+        held = self.roles_of(user) if roles is None else roles
+        if not held or held & set(UNSCOPED):
+            return None
+        scopes = [self.sites.get(user, {}).get(role) for role in held]
+        if any(scope is None for scope in scopes):
+            return None
+        return frozenset().union(*[s for s in scopes if s is not None])
 
     def roles_of(self, user: str) -> set[str]:
         return set(self.roles.get(user, set()))
