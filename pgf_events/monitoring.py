@@ -201,7 +201,7 @@ def sdv_report(app: TrialConduct, site: str | None = None) -> dict[str, Any]:
     for subject in app.subjects():
         patient = app.patient(subject)
         where = patient.registration.site
-        if site is not None and where != site:
+        if site is not None and where.upper() != site.upper():
             continue
         review = review_of(app, subject, create=False)
         rows = sdv.sdv_status(patient, review.verified if review else {}, app.protocol)

@@ -37,9 +37,10 @@ LISTING_COLUMNS = {"saes": ["subject", "ref", "term", "grade", "onset", "susar",
 @click.option("--plot", "plot_file", metavar="FILE.png", type=click.Path(dir_okay=False),
               help="Draw the report's figure: survival (Kaplan–Meier with 95% CI and numbers at risk), "
                    "endpoints (cumulative incidence), dosing (swimmer plot), eligibility (CONSORT diagram).")
+@click.option("--site", metavar="S", help="pgf report sdv only: the patients of site S.")
 @click.pass_obj
 def report(state: Any, name: str, as_of: str | None, cutoff: str | None, fmt: str | None, listing: str | None,
-           output_dir: str | None, plot_file: str | None) -> None:
+           output_dir: str | None, plot_file: str | None, site: str | None) -> None:
     """Print a cohort report: eligibility, dosing, endpoints, safety, survival, gvhd, infections, deviations or sdv.
 
     \b
@@ -53,6 +54,7 @@ def report(state: Any, name: str, as_of: str | None, cutoff: str | None, fmt: st
       pgf report endpoints --cutoff 2025-06-30    # DSMB data cut-off
       pgf report deviations --csv
       pgf report sdv --csv                        # source data verification per patient
+      pgf report sdv --site PKU                   # one site's patients
     """
     from pgf_events.cli import _report_out as out  # noqa: PLC0415
     from pgf_events.projections.queries import cohort_report  # noqa: PLC0415
@@ -61,6 +63,8 @@ def report(state: Any, name: str, as_of: str | None, cutoff: str | None, fmt: st
         raise click.UsageError("-o/--output-dir needs --csv, --tsv or --jsonl")
     if output_dir is not None and listing:
         raise click.UsageError("use either --listing or -o/--output-dir")
+    if site is not None and name != "sdv":
+        raise click.UsageError("--site applies to 'pgf report sdv' only")
     plot = out.check_plot(name, plot_file) if plot_file else None
     known = parse_as_of(as_of) if as_of else None
     data_cutoff = parse_date(cutoff, "cutoff") if cutoff else None
@@ -69,7 +73,7 @@ def report(state: Any, name: str, as_of: str | None, cutoff: str | None, fmt: st
         _deviations(app, known, data_cutoff, fmt)
         return
     if name == "sdv":
-        _sdv(app, fmt)
+        _sdv(app, fmt, site)
         return
     # --as-of, --cutoff or a protocol override: derived from the log in memory (the shared read models
     # are neither read nor rewritten)
@@ -110,10 +114,10 @@ def report(state: Any, name: str, as_of: str | None, cutoff: str | None, fmt: st
         click.echo(note, err=True)
 
 
-def _sdv(app: Any, fmt: str | None) -> None:
+def _sdv(app: Any, fmt: str | None, site: str | None = None) -> None:
     from pgf_events.monitoring import sdv_report  # noqa: PLC0415
 
-    doc = sdv_report(app)
+    doc = sdv_report(app, site.upper() if site else None)
     if fmt == "json":
         emit_json(doc)
         return

@@ -60,6 +60,11 @@ def test_a_monitor_of_one_site_lists_only_its_patients_and_an_auditor_all(pgf_an
     due = json.loads(pgf.ok("due", "--on", "2025-03-01", "--json", user="lina").stdout)
     assert "S001" not in {i["subject"] for i in due["items"]}
     pgf.ok("status", "S002", user="aud")
+    sdv = json.loads(pgf.ok("report", "sdv", "--json", user="mona").stdout)
+    assert [p["subject"] for p in sdv["patients"]] == ["S001"]
+    sdv = json.loads(pgf.ok("report", "sdv", "--site", "xq", "--json", user="aud").stdout)
+    assert [p["subject"] for p in sdv["patients"]] == ["S002"] and [s["site"] for s in sdv["sites"]] == ["XQ"]
+    pgf.rejected("report", "dosing", "--site", "XQ", user="aud", code=2, contains="--site applies to")
 
 
 def test_auditors_and_admins_cannot_be_site_scoped(pgf_any: Pgf) -> None:
