@@ -230,6 +230,7 @@ class TrialConduct(SigningUseCases, Application[Any]):
         try:
             patient = self.repository.get(self.patient_id(subject), version=version, projector_func=_project)
         except AggregateNotFoundError:
+            self.check_hidden(subject)
             raise PatientNotFoundError(subject) from None
         self.check_site(subject, patient.registration.site)
         return patient  # type: ignore[no-any-return]
@@ -242,6 +243,7 @@ class TrialConduct(SigningUseCases, Application[Any]):
         subject = normalise_subject(subject)
         events = list(self.events.get(self.patient_id(subject)))
         if not events:
+            self.check_hidden(subject)
             raise PatientNotFoundError(subject)
         if self.site_scope is not None:
             self.check_site(subject, events[0].record.site)  # type: ignore[attr-defined]
@@ -277,11 +279,13 @@ class TrialConduct(SigningUseCases, Application[Any]):
         identity.check_restated(requested, actual, how)
         return actual
 
-    def authorise(self, user: str, need: str) -> None:
+    def authorise(self, user: str, need: str, *, scope: bool = True) -> None:
         """Raise AccessDenied unless ``user`` holds a role that ``need`` allows (open stores allow all).
 
         ``user`` is the authenticated identity (:meth:`acting_user`). On PostgreSQL the roles are the
-        database's own (see :mod:`pgf_events.audit.dbroles`), which it also enforces by itself.
+        database's own (see :mod:`pgf_events.audit.dbroles`), which it also enforces by itself. With
+        ``scope`` (a process acting as ``user``), ``site_scope`` becomes the user's sites; a server
+        answering many users passes ``scope=False`` and asks :meth:`scope_of` per request.
         """
         allowed = PERMISSIONS[need]
         held = self._roles_held(user)
@@ -292,10 +296,47 @@ class TrialConduct(SigningUseCases, Application[Any]):
             raise AccessDenied(
                 f"{user} ({names}) may not do this: it needs the {' or '.join(sorted(allowed))} role"
             )
+        if scope:
+            self.site_scope, self.scoped_user = self.scope_of(user, held), user
+
+    def scope_of(self, user: str, held: set[str] | None = None) -> frozenset[str] | None:
+        """The sites ``user``'s grants cover, or None for every site (see ``UserDirectory.sites_of``)."""
+        held = self._roles_held(user) if held is None else held
         directory = self.directory()
-        if directory is not None:
-            self.site_scope = directory.sites_of(user, held)
-            self.scoped_user = user
+        if held is None or directory is None:
+            return None
+        return directory.sites_of(user, held)
+
+    def check_hidden(self, subject: str) -> None:
+        """A patient this login cannot read at all: on PostgreSQL with the site scope, row-level
+        security hides other sites' patients; the refusal still names the site (``pgf_site_of``)."""
+        if self.site_scope is None or self.store.backend != "postgresql":
+            return
+        if not self.recorder.meta.get("site_scope"):  # type: ignore[attr-defined]
+            return
+        from psycopg.sql import SQL, Identifier  # noqa: PLC0415
+
+        with self.recorder.datastore.transaction(commit=False) as c:  # type: ignore[attr-defined]
+            c.execute(SQL("SELECT {0}.pgf_site_of(%s) AS site").format(Identifier(self.store.schema or "public")),
+                      (self.patient_id(subject),))
+            site = c.fetchone()["site"]
+        if site is not None:
+            self.check_site(subject, site)
+
+    def save(self, *objs: Any, **kwargs: Any) -> Any:
+        """Save, telling a PostgreSQL store each new patient's site (the database stamps and checks it;
+        it reads it from the payload itself unless the store is encrypted: :mod:`pgf_events.audit.pg_sites`)."""
+        sites = getattr(self.recorder, "stream_sites", None)
+        if sites is None:
+            return super().save(*objs, **kwargs)
+        for obj in objs:
+            for event in getattr(obj, "pending_events", ()):
+                if isinstance(event, Patient.Registered):
+                    sites[str(event.originator_id)] = str(event.record.site).upper()
+        try:
+            return super().save(*objs, **kwargs)
+        finally:
+            sites.clear()
 
     def check_site(self, subject: str, site: str) -> None:
         """Refuse a patient outside the acting user's site-scoped grants (``pgf users grant --site``)."""
@@ -347,7 +388,9 @@ class TrialConduct(SigningUseCases, Application[Any]):
             if self.store.backend == "postgresql":  # the GRANT goes in the transaction that records it
                 from pgf_events.audit.dbroles import set_role_statement  # noqa: PLC0415
 
-                self.recorder.after_insert = [set_role_statement(self, user, role, action == "grant")]  # type: ignore[attr-defined]
+                granted = directory.sites.get(user, {}).get(role) if action == "grant" else None
+                self.recorder.after_insert = [  # type: ignore[attr-defined]
+                    set_role_statement(self, user, role, action == "grant", sorted(granted) if granted else None)]
             try:
                 self.save(directory)
             finally:

@@ -183,6 +183,7 @@ class UnitOfWork:
             if command.kind == "register":
                 if subject in self.patients or self.app.has_patient(subject):
                     raise DuplicatePatientError(subject)
+                self.app.check_hidden(subject)  # type: ignore[attr-defined]  # another site's (row-level security)
                 self.app.check_site(subject, record.site)  # type: ignore[attr-defined]
                 if command.deviation is not None:  # a registration is never a protocol deviation
                     integrity.clean_deviation(command.deviation)

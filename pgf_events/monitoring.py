@@ -73,6 +73,7 @@ def _on_query(app: TrialConduct, qid: str, action: Callable[[Review, str], None]
     subject, _ = parse_qid(qid)
     qid = qid.strip().upper()
     if not app.has_patient(subject):
+        app.check_hidden(subject)
         raise ValidationError(f"there is no query {qid}")
 
     def work() -> list[Any]:
@@ -213,4 +214,6 @@ def sdv_report(app: TrialConduct, site: str | None = None) -> dict[str, Any]:
         total["patients"] += 1
         for key, value in counts.items():
             total[key] += value
-    return {"plan": list(sdv.DEFAULT_PLAN), "patients": patients, "sites": list(sites.values()), "records": records}
+    scoped = {} if app.site_scope is None else {"site_scope": sorted(app.site_scope)}  # a site-scoped user's sites
+    return {"plan": list(sdv.DEFAULT_PLAN), "patients": patients, "sites": list(sites.values()), "records": records,
+            **scoped}

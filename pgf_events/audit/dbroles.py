@@ -160,9 +160,15 @@ def roles_held(app: TrialConduct, user: str) -> set[str] | None:
         return {row["rolname"][len(prefix) + 1:] for row in c.fetchall()}
 
 
-def set_role_statement(app: TrialConduct, user: str, role: str, give: bool) -> tuple[Any, tuple[Any, ...]]:
-    """The call that grants or revokes, run in the transaction that records the event."""
+def set_role_statement(app: TrialConduct, user: str, role: str, give: bool,
+                       sites: list[str] | None = None) -> tuple[Any, tuple[Any, ...]]:
+    """The call that grants or revokes, run in the transaction that records the event; on a store with
+    the site scope (:mod:`pgf_events.audit.pg_sites`) it also records the grant's sites for the database."""
     from psycopg.sql import SQL, Identifier  # noqa: PLC0415
 
     schema = app.store.schema or "public"
+    if app.recorder.meta.get("site_scope"):  # type: ignore[attr-defined]
+        clean = sorted({s.strip().upper() for s in sites}) if sites else None
+        return (SQL("SELECT {0}.pgf_set_role(%s, %s, %s, %s)").format(Identifier(schema)),
+                (user, role, give, clean))
     return SQL("SELECT {0}.pgf_set_role(%s, %s, %s)").format(Identifier(schema)), (user, role, give)

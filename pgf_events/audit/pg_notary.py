@@ -85,7 +85,7 @@ def init_new_store_sql(schema: str) -> list[tuple[str, tuple[object, ...]]]:
     """For a store created now: an empty head (position 0) and the markers that it is chained from birth."""
     s = _q(schema)
     head, meta = f"{s}.{_q(HEAD_TABLE)}", f"{s}.{_q(META_TABLE)}"
-    rows = [("chain", NOTARY_SCHEME), ("notary_from", "1")]
+    rows = [("chain", NOTARY_SCHEME), ("notary_from", "1"), ("site_scope", "1")]  # site scope: pg_sites
     out: list[tuple[str, tuple[object, ...]]] = [(
         f"INSERT INTO {head} (id, position, hash, originator_id, originator_version) "
         "VALUES (1, 0, %s, '00000000-0000-0000-0000-000000000000', 0) ON CONFLICT (id) DO NOTHING", (GENESIS,)

@@ -5,6 +5,7 @@ Kept apart from the SQLite recorder so that only PostgreSQL stores import psycop
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from typing import Any
 from uuid import UUID
@@ -25,6 +26,7 @@ from pgf_events.audit.chain import CHAIN_TABLE, GENESIS, HEAD_TABLE, META_TABLE,
 from pgf_events.audit.dbroles import roles_ddl
 from pgf_events.audit.pg_notary import init_new_store_sql, notary_ddl
 from pgf_events.audit.pg_reading import PostgresReading
+from pgf_events.audit.pg_sites import SITES_SETTING, sites_ddl
 from pgf_events.audit.recorders import (
     ChainWriter,
     LinkRow,
@@ -98,6 +100,9 @@ class ChainedPostgresRecorder(PostgresReading, ChainWriter, PostgresApplicationR
             ]
         self.sql_create_statements += [SQL(statement).format() for statement in  # type: ignore[arg-type]
                                        roles_ddl(self.datastore.schema, self.events_table_name)]
+        self.sql_create_statements += [SQL(statement) for statement in  # type: ignore[misc]  # literal braces
+                                       sites_ddl(self.datastore.schema, self.events_table_name)]
+        self.stream_sites: dict[str, str] = {}  # new patients' sites, claimed for an encrypted store (pg_sites)
 
     def create_table(self) -> None:
         """Create a new store (as its owner), or open an existing one without running any DDL."""
@@ -119,6 +124,8 @@ class ChainedPostgresRecorder(PostgresReading, ChainWriter, PostgresApplicationR
         """(Re)issue the store's privileges (the owner, after creating tables such as the read models)."""
         with self.datastore.transaction(commit=True) as curs:
             curs.execute(SQL("SELECT {schema}.pgf_grants(%s)").format(**self.q), (open_store,))
+            if self.meta.get("site_scope"):  # the read models: unscoped logins only (pg_sites)
+                curs.execute(SQL("SELECT {schema}.pgf_scope_read_models()").format(**self.q))
 
     def read_meta(self) -> dict[str, str]:
         if not self._table_exists(META_TABLE):
@@ -149,6 +156,8 @@ class ChainedPostgresRecorder(PostgresReading, ChainWriter, PostgresApplicationR
         try:
             with self.datastore.transaction(commit=True) as curs:
                 self._notify_channel(curs)
+                if self.stream_sites:
+                    curs.execute("SELECT set_config(%s, %s, true)", (SITES_SETTING, json.dumps(self.stream_sites)))
                 PostgresAggregateRecorder._insert_stored_events(self, curs, stored_events)
                 ids = [row["notification_id"] for row in curs.fetchall()]
                 for statement, params in self.after_insert:

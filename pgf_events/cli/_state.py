@@ -7,8 +7,8 @@ from typing import TYPE_CHECKING
 import attrs
 import click
 
-from pgf_events.cli.permissions import need_of
-from pgf_events.domain.errors import PgfError, StoreError
+from pgf_events.cli.permissions import need_of, whole_store
+from pgf_events.domain.errors import AccessDenied, PgfError, StoreError
 
 if TYPE_CHECKING:
     from pgf_events.application import TrialConduct
@@ -79,6 +79,11 @@ class State:
                 ctx = click.get_current_context(silent=True)
                 if ctx is not None:
                     app.authorise(user, need_of(ctx.command_path))
+                    if app.site_scope is not None and whole_store(ctx.command_path):
+                        raise AccessDenied(
+                            f"{user} may act only on patients of site {', '.join(sorted(app.site_scope))}; "
+                            f"'{' '.join(ctx.command_path.split()[1:])}' covers every site: an auditor, "
+                            "or a user granted without --site, runs it")
             except BaseException:
                 app.close()
                 raise

@@ -311,7 +311,12 @@ def upgrade(state: Any) -> None:
         raise StoreError(f"the store {app.store.display} keeps no chain (in-memory stores have none)")
     now = datetime.now(UTC).isoformat()
     linked = recorder.upgrade(state.user, now)
-    if linked is None:
+    sited = None
+    if app.store.backend == "postgresql":  # row-level security by site (issue 15), on a store made before it
+        from pgf_events.audit.pg_sites import upgrade_site_scope  # noqa: PLC0415
+
+        sited = upgrade_site_scope(app)
+    if linked is None and sited is None:
         click.echo("nothing to upgrade: the store is already chained")
         return
     if linked:
@@ -320,4 +325,8 @@ def upgrade(state: Any) -> None:
         from pgf_events.projections.provision import finish_store  # noqa: PLC0415
 
         finish_store(app)
-        click.echo(f"upgraded by {state.user} at {now}: the database is the notary from the next event on")
+        if linked is not None:
+            click.echo(f"upgraded by {state.user} at {now}: the database is the notary from the next event on")
+        if sited is not None:
+            click.echo(f"upgraded by {state.user} at {now}: row-level security by site; {sited} stored "
+                       "event(s) stamped with their patient's site")

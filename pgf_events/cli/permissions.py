@@ -20,6 +20,9 @@ COMMAND_NEEDS: dict[str, str] = {
     "query reopen": "query-close", "queries": "read", "sdv": "sdv", "freeze": "freeze", "unfreeze": "freeze",
     "lock": "lock", "unlock": "admin", "due": "read",
 }
+# Commands over the whole store (every site's events, the read models, the chain): refused to a
+# site-scoped user, whom row-level security on PostgreSQL would show only part of it.
+WHOLE_STORE = frozenset({"export", "audit", "follow", "serve", "projections", "lock", "unlock", "backup", "db"})
 # Commands that never open a store, so need no role.
 NO_STORE = frozenset({"keygen", "keys generate"})
 
@@ -31,3 +34,8 @@ def need_of(command_path: str) -> str:
         if key in COMMAND_NEEDS:
             return COMMAND_NEEDS[key]
     raise KeyError(f"command {' '.join(words)!r} has no permission class in COMMAND_NEEDS")
+
+
+def whole_store(command_path: str) -> bool:
+    words = command_path.split()[1:2]
+    return bool(words) and words[0] in WHOLE_STORE

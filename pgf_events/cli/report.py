@@ -77,7 +77,10 @@ def report(state: Any, name: str, as_of: str | None, cutoff: str | None, fmt: st
         return
     # --as-of, --cutoff or a protocol override: derived from the log in memory (the shared read models
     # are neither read nor rewritten)
-    derived = known is not None or data_cutoff is not None or state.overrides_protocol()
+    # A site-scoped user: their sites' patients, derived from the events they may read (the read models
+    # hold every site's)
+    derived = known is not None or data_cutoff is not None or state.overrides_protocol() \
+        or app.site_scope is not None
     note = None  # when the read models were last verified: said after the report
     store = None if derived else open_store(state)
     doc = cohort_report(app, name, as_of=known, cutoff=data_cutoff, store=store)
@@ -141,7 +144,8 @@ def _deviations(app: Any, known: Any, data_cutoff: Any, fmt: str | None) -> None
         return
     head = f"deviations report ({doc['protocol_version']}"
     head += f", as of {doc['as_of']}" if doc["as_of"] else ""
-    click.echo(head + (f", data cut-off {doc['cutoff']})" if doc.get("cutoff") else ")"))
+    head += f", data cut-off {doc['cutoff']})" if doc.get("cutoff") else ")"
+    click.echo(head + (f"; site {', '.join(doc['site_scope'])} only" if doc.get("site_scope") is not None else ""))
     if doc["rows"]:
         shown = ["subject", "kind", "date", "ref", "status", "reason", "acknowledged_by", "acknowledged_in"]
         render([{c: r[c] for c in shown} for r in doc["rows"]], None, shown)
@@ -156,6 +160,7 @@ def print_human(name: str, doc: dict[str, Any]) -> None:
     head = f"{name} report ({doc['protocol_version']}"
     head += f", as of {doc['as_of']}" if doc["as_of"] else ""
     head += f", data cut-off {doc['cutoff']})" if doc.get("cutoff") else ")"
+    head += f"; site {', '.join(doc['site_scope'])} only" if doc.get("site_scope") is not None else ""
     hidden = len(doc["rows"]) - len(rows)
     click.echo(head + (f"; {hidden} patient(s) not enrolled not shown" if hidden else ""))
     if rows:

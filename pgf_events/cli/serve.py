@@ -84,7 +84,7 @@ def _authenticator(app: Any, state: Any, host: str) -> tuple[Any, str]:
     from pgf_events.serve.auth import PostgresLoginAuth, TokenAuth  # noqa: PLC0415 - the 'serve' extra
 
     if app.store.backend == "postgresql":
-        return (PostgresLoginAuth(app.store.env, lambda login: app.authorise(login, "read")),
+        return (PostgresLoginAuth(app.store.env, lambda login: app.authorise(login, "read", scope=False)),
                 "clients log in with their database login and password (HTTP Basic)")
     if not _loopback(host):
         raise click.ClickException(

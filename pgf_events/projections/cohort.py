@@ -47,3 +47,8 @@ def build_report(name: str, patients: Sequence[Row | PatientState], params: Prot
         doc.update(origin=summary["origin"], os_1y=summary["os_1y"], dfs_1y=summary["dfs_1y"])
     doc.update(rows=[section.row(s) for s in rows], summary=summary)
     return doc
+
+
+def scope_note(sites: frozenset[str] | None) -> dict[str, Any]:
+    """What a report for a site-scoped user adds to its document: ``site_scope``, the sites it covers."""
+    return {} if sites is None else {"site_scope": sorted(sites)}

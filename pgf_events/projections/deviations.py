@@ -21,6 +21,7 @@ from pgf_events.audit.source import fold, patient_streams
 from pgf_events.domain import integrity
 from pgf_events.domain.parsing import latest_valid_date
 from pgf_events.domain.rules import entry
+from pgf_events.projections.cohort import scope_note
 from pgf_events.projections.derive import derive_patient
 
 COLUMNS = ["subject", "site", "kind", "date", "ref", "status", "detail", "reason", "acknowledged_by",
@@ -78,7 +79,8 @@ def _row(subject: str, site: str, kind: str, day: Any, ref: str | None, status: 
 def deviation_report(app: Any, as_of: datetime | None = None, cutoff: date | None = None) -> dict[str, Any]:
     """The log as one document; ``cutoff`` (a clinical date) leaves out deviations dated after it."""
     day = cutoff.isoformat() if cutoff is not None else None  # rows carry ISO dates: compare as text
-    rows = [r for r in deviation_rows(app, as_of) if day is None or r["date"] is None or str(r["date"]) <= day]
+    rows = [r for r in deviation_rows(app, as_of) if (day is None or r["date"] is None or str(r["date"]) <= day)
+            and app.in_scope(r["site"])]  # a site-scoped user: their sites only
     by_patient = Counter(r["subject"] for r in rows)
     return {
         "report": "deviations", "as_of": as_of, "cutoff": cutoff, "protocol_version": app.protocol.version,
@@ -91,4 +93,5 @@ def deviation_report(app: Any, as_of: datetime | None = None, cutoff: date | Non
             "by_site": dict(sorted(Counter(r["site"] for r in rows).items())),
             "by_patient": dict(sorted(by_patient.items())),
         },
+        **scope_note(app.site_scope),
     }

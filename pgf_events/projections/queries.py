@@ -22,7 +22,7 @@ from pgf_events.domain.errors import DomainError, PatientNotFoundError
 from pgf_events.domain.patient import Patient
 from pgf_events.formatting import iso
 from pgf_events.log import notifications
-from pgf_events.projections.cohort import build_report
+from pgf_events.projections.cohort import build_report, scope_note
 from pgf_events.projections.derive import derive_patient, fold
 from pgf_events.projections.signatures import signatures
 from pgf_events.projections.slices import all_slices, status_document
@@ -116,21 +116,30 @@ def patient_status(app: TrialConduct, subject: str, *, as_of: datetime | None = 
     return {"subject": doc.pop("subject"), "as_of": iso(as_of), **doc}, patient
 
 
+_ACTING = object()  # cohort_report's default scope: the acting user's (TrialConduct.site_scope)
+
+
 def cohort_report(app: TrialConduct, name: str, *, as_of: datetime | None = None,
-                  store: ProjectionStore | None = None, cutoff: date | None = None) -> dict[str, Any]:
+                  store: ProjectionStore | None = None, cutoff: date | None = None,
+                  sites: Any = _ACTING) -> dict[str, Any]:
     """``pgf report NAME`` as one JSON document.
 
     ``as_of`` (what the store knew) and ``cutoff`` (the clinical data cut-off date) are independent;
     either one, or no ``store`` (a protocol override), derives the rows from the log in memory
-    instead of reading the read models.
+    instead of reading the read models. ``sites`` (default: the acting user's site scope) limits the
+    cohort to those sites' patients, derived in memory from their events (the read models hold every
+    site, and row-level security keeps them from a site-scoped login); the document then says so in
+    ``site_scope``.
     """
-    if as_of is None and cutoff is None and store is not None:
+    scope: frozenset[str] | None = app.site_scope if sites is _ACTING else sites
+    if as_of is None and cutoff is None and store is not None and scope is None:
         store.catch_up()
         rows = store.rows(name)
     else:
         known = patients_as_of(app, as_of) if as_of is not None else _all_patients(app)
-        rows = [_slices_of(p, rec, app, cutoff)[name] for p, rec in known if _registered_by(p, cutoff)]
-    return build_report(name, rows, app.protocol, as_of=as_of, cutoff=cutoff)
+        rows = [_slices_of(p, rec, app, cutoff)[name] for p, rec in known if _registered_by(p, cutoff)
+                and (scope is None or str(p.registration.site).upper() in scope)]
+    return {**build_report(name, rows, app.protocol, as_of=as_of, cutoff=cutoff), **scope_note(scope)}
 
 
 def _all_patients(app: TrialConduct) -> Iterator[tuple[Patient, dict[int, datetime]]]:

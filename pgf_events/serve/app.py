@@ -21,7 +21,7 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 from pgf_events import __version__
-from pgf_events.domain.errors import PatientNotFoundError, PgfError, StoreError, ValidationError
+from pgf_events.domain.errors import AccessDenied, PatientNotFoundError, PgfError, StoreError, ValidationError
 from pgf_events.feed import ChangeFeed, check_position, check_projection
 from pgf_events.feed.api import MAX_POSITION
 from pgf_events.formatting import to_json
@@ -72,8 +72,20 @@ def build_app(feed: ChangeFeed, *, keepalive: float = KEEPALIVE_SECONDS, interva
                     "protocol_version": feed.app.protocol.version, "version": __version__}
         return JSON(await in_thread(look))
 
+    def scope_of(request: Request) -> frozenset[str] | None:
+        """The requesting user's sites (None: every site); the server's own app stays unscoped."""
+        user = getattr(request.state, "user", None)
+        return None if user is None else feed.app.scope_of(user)
+
     async def patient(request: Request) -> Response:
         def status(subject: str) -> tuple[dict[str, Any], dict[str, Any] | None]:
+            sites = scope_of(request)
+            if sites is not None:  # a site-scoped user: their sites' patients only, derived from the stream
+                doc = patient_status(feed.app, subject)[0]
+                if str(doc["site"]).upper() not in sites:
+                    raise AccessDenied(f"{request.state.user} may act only on patients of site "
+                                       f"{', '.join(sorted(sites))}; {doc['subject']} is at site {doc['site']}")
+                return doc, None
             return patient_status(feed.app, subject, store=feed.store)[0], last_check(feed.store)
         return _verified(*await in_thread(locked(status), request.path_params["subject"]))
 
@@ -83,11 +95,18 @@ def build_app(feed: ChangeFeed, *, keepalive: float = KEEPALIVE_SECONDS, interva
             return _error(404, f"no report {name!r}; choose from {', '.join(PROJECTIONS)}")
 
         def build() -> tuple[dict[str, Any], dict[str, Any] | None]:
+            sites = scope_of(request)
+            if sites is not None:  # a site-scoped user: their sites' patients, derived in memory
+                return cohort_report(feed.app, name, sites=sites), None
             check = last_check(feed.store, [name])
             return {**cohort_report(feed.app, name, store=feed.store), "read_models_verified": check}, check
         return _verified(*await in_thread(locked(build)))
 
     async def changes(request: Request) -> Response:
+        sites = await in_thread(scope_of, request)
+        if sites is not None:
+            return _error(403, f"{request.state.user} may act only on patients of site {', '.join(sorted(sites))}; "
+                               "the change feed covers every site")
         try:
             after = _position(request.query_params.get("after", "0"), "after")
             last_id = request.headers.get("last-event-id")
@@ -128,7 +147,8 @@ def build_app(feed: ChangeFeed, *, keepalive: float = KEEPALIVE_SECONDS, interva
         return _error(exc.status_code, exc.detail)
 
     async def pgf_error(request: Request, exc: Exception) -> Response:
-        status = 404 if isinstance(exc, PatientNotFoundError) else 503 if isinstance(exc, StoreError) else 400
+        status = 404 if isinstance(exc, PatientNotFoundError) else 503 if isinstance(exc, StoreError) \
+            else 403 if isinstance(exc, AccessDenied) else 400
         return _error(status, " ".join(str(exc).split()))
 
     @asynccontextmanager
