@@ -45,7 +45,7 @@ def _sql(login: str, schema: str) -> Any:
 
 
 def test_psql_as_a_site_scoped_login_reads_only_its_sites_rows(trial: Any) -> None:
-    pgf, schema = trial
+    _, schema = trial
     s001, s002 = patient_id("S001"), patient_id("S002")
     with _sql(OWNER, schema) as conn:  # the owner (row-level security does not bind it) sees both sites
         assert {r[0] for r in conn.execute(f"SELECT DISTINCT site FROM {EVENTS}")} == {"PKU", "XQ", None}
@@ -75,7 +75,7 @@ def _insert(conn: Any, oid: uuid.UUID, version: int, topic: str, state: dict[str
 def test_psql_as_a_site_scoped_login_cannot_write_another_sites_patient(trial: Any) -> None:
     import psycopg
 
-    pgf, schema = trial
+    _, schema = trial
     s001 = patient_id("S001")
     lab = "pgf_events.domain.patient:Patient.LabResulted"
     attempts = [
