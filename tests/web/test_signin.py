@@ -72,7 +72,7 @@ def test_sign_in_form_csrf_and_sign_out(served: Server) -> None:
     with client(served) as c:
         form = c.get("/signin?next=/patients")
         assert form.status_code == 200 and 'for="secret"' in form.text
-        token = csrf_of(form.text)
+        assert csrf_of(form.text)
         assert c.post("/signin", data={"secret": token_of(served), "next": "/"}).status_code == 403  # no CSRF
         form = c.get("/signin")
         wrong = c.post("/signin", data={"csrf": csrf_of(form.text), "secret": "guess", "next": "/"})
