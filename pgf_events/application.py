@@ -44,6 +44,7 @@ from pgf_events.log import notifications
 from pgf_events.protocol import DEFAULT_PROTOCOL, Protocol
 from pgf_events.retry import MAX_ATTEMPTS, retry
 from pgf_events.signing import SigningUseCases
+from pgf_events.site_scope import SiteScope
 from pgf_events.store import CIPHER_ENV, StoreConfig, parse_url, prepare
 from pgf_events.topics import topic_of
 
@@ -51,7 +52,7 @@ from pgf_events.topics import topic_of
 __all__ = ["BatchRejected", "Command", "Result", "TrialConduct", "UnitOfWork", "normalise_subject", "parse_ref"]
 
 
-class TrialConduct(SigningUseCases, Application[Any]):
+class TrialConduct(SigningUseCases, SiteScope, Application[Any]):
     name = "pgf"
     is_snapshotting_enabled = False
 
@@ -155,14 +156,7 @@ class TrialConduct(SigningUseCases, Application[Any]):
         SHA-256 of its bytes) finds a batch imported before batches were keyed by meaning.
         """
         def already() -> ImportBatch | None:
-            for d in (digest, legacy_digest):
-                if d is None:
-                    continue
-                try:
-                    return self.repository.get(import_id(d), projector_func=_project)
-                except AggregateNotFoundError:
-                    pass
-            return None
+            return self.imported(digest, legacy_digest)
 
         done = already()
         if done is not None:
@@ -178,6 +172,17 @@ class TrialConduct(SigningUseCases, Application[Any]):
             if done is not None:
                 return done
             raise
+
+    def imported(self, *digests: str | None) -> ImportBatch | None:
+        """The ImportBatch of a file already imported under one of ``digests``, or None."""
+        for d in digests:
+            if d is None:
+                continue
+            try:
+                return self.repository.get(import_id(d), projector_func=_project)  # type: ignore[no-any-return]
+            except AggregateNotFoundError:
+                pass
+        return None
 
     def execute(self, commands: Sequence[Command], *, user: str,
                 progress: Callable[[int], None] | None = None, dry_run: bool = False,
@@ -222,6 +227,11 @@ class TrialConduct(SigningUseCases, Application[Any]):
         return retry(attempt, on=(IntegrityError, OperationalError), retried=retried, failure=lambda e: (
             f"could not save after {MAX_ATTEMPTS} attempts because other users kept writing "
             f"to the same patients ({type(e).__name__}); nothing was written, try again"))
+
+    def save_events(self, events: Sequence[Any]) -> None:
+        """Store ``events`` in one transaction, in the order given (the library's ``save`` takes
+        aggregates and stores each one's events together)."""
+        self.events.put(list(events))
 
     # ------------------------------------------------------------------ reading
 
@@ -299,54 +309,9 @@ class TrialConduct(SigningUseCases, Application[Any]):
         if scope:
             self.site_scope, self.scoped_user = self.scope_of(user, held), user
 
-    def scope_of(self, user: str, held: set[str] | None = None) -> frozenset[str] | None:
-        """The sites ``user``'s grants cover, or None for every site (see ``UserDirectory.sites_of``)."""
-        held = self._roles_held(user) if held is None else held
-        directory = self.directory()
-        if held is None or directory is None:
-            return None
-        return directory.sites_of(user, held)
-
-    def check_hidden(self, subject: str) -> None:
-        """A patient this login cannot read at all: on PostgreSQL with the site scope, row-level
-        security hides other sites' patients; the refusal still names the site (``pgf_site_of``)."""
-        if self.site_scope is None or self.store.backend != "postgresql":
-            return
-        if not self.recorder.meta.get("site_scope"):  # type: ignore[attr-defined]
-            return
-        from psycopg.sql import SQL, Identifier  # noqa: PLC0415
-
-        with self.recorder.datastore.transaction(commit=False) as c:  # type: ignore[attr-defined]
-            c.execute(SQL("SELECT {0}.pgf_site_of(%s) AS site").format(Identifier(self.store.schema or "public")),
-                      (self.patient_id(subject),))
-            site = c.fetchone()["site"]
-        if site is not None:
-            self.check_site(subject, site)
-
     def save(self, *objs: Any, **kwargs: Any) -> Any:
-        """Save, telling a PostgreSQL store each new patient's site (the database stamps and checks it;
-        it reads it from the payload itself unless the store is encrypted: :mod:`pgf_events.audit.pg_sites`)."""
-        sites = getattr(self.recorder, "stream_sites", None)
-        if sites is None:
+        with self.site_claims([e for obj in objs for e in getattr(obj, "pending_events", ())]):
             return super().save(*objs, **kwargs)
-        for obj in objs:
-            for event in getattr(obj, "pending_events", ()):
-                if isinstance(event, Patient.Registered):
-                    sites[str(event.originator_id)] = str(event.record.site).upper()
-        try:
-            return super().save(*objs, **kwargs)
-        finally:
-            sites.clear()
-
-    def check_site(self, subject: str, site: str) -> None:
-        """Refuse a patient outside the acting user's site-scoped grants (``pgf users grant --site``)."""
-        if self.site_scope is not None and str(site).upper() not in self.site_scope:
-            raise AccessDenied(f"{self.scoped_user} may act only on patients of site "
-                               f"{', '.join(sorted(self.site_scope))}; {subject} is at site {site}")
-
-    def in_scope(self, site: Any) -> bool:
-        """Whether a patient of ``site`` is visible to the acting user (listings filter with this)."""
-        return self.site_scope is None or str(site).upper() in self.site_scope
 
     def _roles_held(self, user: str) -> set[str] | None:
         """The pgf roles ``user`` holds, or None while the store is open (no admin granted yet)."""
