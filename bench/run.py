@@ -146,6 +146,22 @@ def fig_record(tmp: Path, s: Sizes) -> Figure:
                                               "and inserts one row")
 
 
+def fig_resident(tmp: Path, s: Sizes) -> list[Figure]:
+    """pgf record answered by a running pgf daemon, and one record inside pgf shell (bench/resident.py)."""
+    import resident
+
+    value, base = resident.record_via_daemon(tmp, s.process_runs)
+    daemon = ratio_figure("one pgf record lab process, answered by pgf daemon", value, base, "s", 4, higher=False,
+                          note=f"median of {s.process_runs}; the same baseline as the plain record")
+    records = 200 if s is FULL else 40
+    per, bare = resident.per_record_in_shell(tmp, records)
+    shell = Figure("one record inside pgf shell (each committed)", per * 1000, "ms", bare * 1000, per / bare,
+                   "≤ 2 ms", per <= 0.002,
+                   note=f"{records} lab lines on stdin minus the shell's start-up, median of 3; baseline: a bare "
+                        "insert + commit (synced) per row in one process")
+    return [daemon, shell]
+
+
 def fig_status(tmp: Path, s: Sizes) -> Figure:
     url, db, subject = f"sqlite:///{tmp}/status.db", tmp / "status.db", "L0001"
     data.long_patient(url, subject, s.status_events)
@@ -332,6 +348,8 @@ def main() -> None:
         if "record" in groups:
             say("record: one pgf record lab process")
             figures.append(fig_record(tmp, s))
+            say("record: answered by pgf daemon; inside pgf shell")
+            figures.extend(fig_resident(tmp, s))
         if "status" in groups:
             say(f"status: a patient with {s.status_events:,} events")
             figures.append(fig_status(tmp, s))
