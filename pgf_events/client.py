@@ -27,7 +27,7 @@ import sys
 DAEMON_COMMANDS = frozenset({"record", "correct", "void"})
 SOCKET_SUFFIX = ".sock"
 FALLBACK = 255  # the daemon's answer "run it yourself" (nothing was done)
-_VALUE_OPTIONS = ("--db", "--user", "--protocol")
+_VALUE_OPTIONS = ("--db", "--user", "--protocol", "--wait")
 _CRED = struct.Struct("3i")  # struct ucred: pid, uid, gid
 
 
