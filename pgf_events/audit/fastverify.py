@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import multiprocessing
+import os
 import sqlite3
 import struct
 from typing import Any, NamedTuple
