@@ -42,8 +42,9 @@ def patients(state: Any, sites: tuple[str, ...], statuses: list[str], fmt: str |
       pgf patients --status died,withdrawn --csv
     """
     app = state.app(must_exist=True)
-    # evaluated in memory: the shared read models stay as they are (a site-scoped user: their sites only)
-    if state.overrides_protocol() or app.site_scope is not None:
+    # evaluated in memory: the shared read models stay as they are (or cannot be written; a site-scoped
+    # user: their sites only, from the events they may read)
+    if state.in_memory() or app.site_scope is not None:
         from pgf_events.projections.queries import cohort_report  # noqa: PLC0415
 
         by_name = {name: cohort_report(app, name)["rows"] for name in SOURCES}

@@ -79,8 +79,7 @@ def report(state: Any, name: str, as_of: str | None, cutoff: str | None, fmt: st
     # are neither read nor rewritten)
     # A site-scoped user: their sites' patients, derived from the events they may read (the read models
     # hold every site's)
-    derived = known is not None or data_cutoff is not None or state.overrides_protocol() \
-        or app.site_scope is not None
+    derived = known is not None or data_cutoff is not None or state.in_memory() or app.site_scope is not None
     note = None  # when the read models were last verified: said after the report
     store = None if derived else open_store(state)
     doc = cohort_report(app, name, as_of=known, cutoff=data_cutoff, store=store)
