@@ -21,8 +21,9 @@ COMMAND_NEEDS: dict[str, str] = {
     "lock": "lock", "unlock": "admin", "due": "read",
 }
 # Commands over the whole store (every site's events, the read models, the chain): refused to a
-# site-scoped user, whom row-level security on PostgreSQL would show only part of it.
-WHOLE_STORE = frozenset({"export", "audit", "follow", "serve", "projections", "lock", "unlock", "backup", "db"})
+# site-scoped user, whom row-level security on PostgreSQL would show only part of it. (pgf serve scopes
+# each request itself: a scoped user reads their sites, and its change feed is refused to them.)
+WHOLE_STORE = frozenset({"export", "audit", "follow", "projections", "lock", "unlock", "backup", "db"})
 # Commands that never open a store, so need no role.
 NO_STORE = frozenset({"keygen", "keys generate"})
 
