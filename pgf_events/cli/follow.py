@@ -13,7 +13,7 @@ from typing import Any
 import click
 
 from pgf_events.feed.wakers import DEFAULT_INTERVAL
-from pgf_events.projections.slices import PROJECTIONS
+from pgf_events.projections.query_feed import FEED_PROJECTIONS
 
 INTERVAL_HELP = "SQLite: seconds between polls for new events (PostgreSQL is woken by LISTEN/NOTIFY)."
 
@@ -22,7 +22,8 @@ INTERVAL_HELP = "SQLite: seconds between polls for new events (PostgreSQL is wok
 @click.option("--after", type=click.IntRange(min=0), default=0, show_default=True, metavar="POSITION",
               help="Print only changes after this feed position (the last position you processed).")
 @click.option("--once", is_flag=True, help="Print every change so far, then exit.")
-@click.option("--projection", type=click.Choice(PROJECTIONS), help="Only this projection's changes.")
+@click.option("--projection", type=click.Choice(FEED_PROJECTIONS),
+              help="Only this projection's changes (queries: every data query opened, answered, closed, reopened).")
 @click.option("--interval", type=click.FloatRange(min=0.01, max=60), default=DEFAULT_INTERVAL, show_default=True,
               metavar="SECONDS", help=INTERVAL_HELP)
 @click.pass_obj
@@ -36,6 +37,7 @@ def follow(state: Any, after: int, once: bool, projection: str | None, interval:
     Example:
       pgf follow --once
       pgf follow --projection safety --after 5334
+      pgf follow --projection queries            # every data query opened, answered, closed, reopened
       pgf follow | jq -c 'select(.kind == "update")'
     """
     from pgf_events.feed import ChangeFeed  # noqa: PLC0415 - loaded when the command runs, not when --help lists it

@@ -21,18 +21,18 @@ from pgf_events.domain.errors import ValidationError
 from pgf_events.feed.change import Change, feed_position, split_position
 from pgf_events.feed.wakers import Waker, make_waker
 from pgf_events.projections.provision import finish_if_created
-from pgf_events.projections.slices import PROJECTIONS
+from pgf_events.projections.query_feed import FEED_PROJECTIONS, QueryFeed
 from pgf_events.projections.store import ProjectionStore, changes
 from pgf_events.store import parse_url
 
 PAGE_SIZE = 500
 
-_INDEX = sa.case({name: i for i, name in enumerate(PROJECTIONS)}, value=changes.c.projection, else_=-1)
+_INDEX = sa.case({name: i for i, name in enumerate(FEED_PROJECTIONS)}, value=changes.c.projection, else_=-1)
 
 
 def check_projection(projection: str | None) -> str | None:
-    if projection is not None and projection not in PROJECTIONS:
-        raise ValidationError(f"unknown projection {projection!r}; choose from {', '.join(PROJECTIONS)}")
+    if projection is not None and projection not in FEED_PROJECTIONS:
+        raise ValidationError(f"unknown projection {projection!r}; choose from {', '.join(FEED_PROJECTIONS)}")
     return projection
 
 
@@ -58,6 +58,7 @@ class ChangeFeed:
         self._owns_app = not isinstance(source, TrialConduct)
         self.app = source if isinstance(source, TrialConduct) else finish_if_created(TrialConduct(parse_url(source)))
         self.store = ProjectionStore(self.app, notify=notify)
+        self.queries = QueryFeed(self.store)  # the data queries' projection (review streams)
         self.interval = interval
         self.page_size = page_size
         self.notify = notify
@@ -68,7 +69,7 @@ class ChangeFeed:
 
     def catch_up(self) -> int:
         with self.lock:
-            return self.store.catch_up()
+            return self.store.catch_up() + self.queries.catch_up()
 
     def changes(self, after: int = 0, projection: str | None = None) -> Iterator[Change]:
         """Every change after ``after`` as of now, in feed order (positions strictly increasing)."""
@@ -90,7 +91,8 @@ class ChangeFeed:
 
     def settled(self, projection: str | None = None) -> int:
         """The notification id up to which the change rows are final (the projections' lowest position)."""
-        names = [projection] if projection else list(PROJECTIONS)
+        names = [projection] if projection else list(FEED_PROJECTIONS)
+        self.queries.setup()
         rows = self.store.tracking()
         return min(rows[name]["position"] for name in names)
 

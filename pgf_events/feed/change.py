@@ -2,7 +2,7 @@
 
 A feed position is derived from the event log, never from a counter of its own: the change row of
 ``pgf_changes`` names the notification id of the event it reflects, and one notification belongs
-to one subject, so ``notification_id * STRIDE + PROJECTIONS.index(projection)`` is unique, strictly
+to one subject, so ``notification_id * STRIDE + FEED_PROJECTIONS.index(projection)`` is unique, strictly
 increasing in the order the feed emits, and the same in every process and after every rebuild.
 """
 
@@ -13,7 +13,7 @@ from typing import Any
 
 import attrs
 
-from pgf_events.projections.slices import PROJECTIONS
+from pgf_events.projections.query_feed import FEED_PROJECTIONS
 
 # Room for this many projections per notification: positions stay stable while PROJECTIONS grows.
 STRIDE = 8
@@ -32,11 +32,11 @@ def check_stride(projections: tuple[str, ...], stride: int = STRIDE) -> None:
         )
 
 
-check_stride(PROJECTIONS)
+check_stride(FEED_PROJECTIONS)
 
 
 def feed_position(notification_id: int, projection: str) -> int:
-    return notification_id * STRIDE + PROJECTIONS.index(projection)
+    return notification_id * STRIDE + FEED_PROJECTIONS.index(projection)
 
 
 def split_position(position: int) -> tuple[int, int]:

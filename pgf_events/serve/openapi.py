@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from pgf_events import __version__
+from pgf_events.projections.query_feed import FEED_PROJECTIONS
 from pgf_events.projections.slices import PROJECTIONS
 
 DESCRIPTION = """\
@@ -78,7 +79,7 @@ def openapi_document(server_url: str | None = None) -> dict[str, Any]:
                      "schema": {"type": "integer", "minimum": 0, "default": 0},
                      "description": "Send only changes with a greater position."},
                     {"name": "projection", "in": "query", "required": False,
-                     "schema": {"type": "string", "enum": list(PROJECTIONS)},
+                     "schema": {"type": "string", "enum": list(FEED_PROJECTIONS)},
                      "description": "Only this projection's changes."},
                     {"name": "Last-Event-ID", "in": "header", "required": False,
                      "schema": {"type": "integer", "minimum": 0},
@@ -105,10 +106,11 @@ def openapi_document(server_url: str | None = None) -> dict[str, Any]:
                 "properties": {
                     "position": {"type": "integer", "minimum": 0,
                                  "description": "notification id x 8 + projection index; strictly increasing"},
-                    "projection": {"type": "string", "enum": list(PROJECTIONS)},
+                    "projection": {"type": "string", "enum": list(FEED_PROJECTIONS)},
                     "subject": {"type": "string", "example": "S001"},
                     "kind": {"type": "string", "enum": ["insert", "update"]},
-                    "event_ref": {"type": "string", "description": "the event that caused it, SUBJECT#N",
+                    "event_ref": {"type": "string", "description": "the event that caused it, SUBJECT#N "
+                                  "(the query id, SUBJECT-Qn, in the queries projection)",
                                   "example": "S001#7"},
                     "recorded_at": {"type": "string", "format": "date-time",
                                     "description": "when that event was recorded (UTC)"},
