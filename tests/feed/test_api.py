@@ -14,6 +14,7 @@ import sqlalchemy as sa
 
 from pgf_events.application import TrialConduct
 from pgf_events.domain.errors import ValidationError
+from pgf_events.domain.review import review_id
 from pgf_events.feed import STRIDE, Change, ChangeFeed, feed_position, split_position
 from pgf_events.projections.slices import PROJECTIONS
 from pgf_events.projections.store import changes as changes_table
@@ -73,8 +74,15 @@ def test_every_position_names_the_event_of_its_change(populated: ChangeFeed) -> 
     app = populated.app
     notifications = {n.id: n for n in app.recorder.select_notifications(start=1, limit=100000)}
     for change in populated.changes():
-        subject, version = change.event_ref.split("#")
         n = notifications[change.notification_id]
+        if change.projection == "queries":  # a query action: the event is on the patient's review stream
+            subject = change.data["subject"]
+            assert change.event_ref == change.data["qid"] and change.event_ref.startswith(f"{subject}-Q")
+            assert n.originator_id == review_id(app.patient_id(subject))
+            assert n.topic == f"pgf_events.domain.review:Review.Query{change.data['action'].capitalize()}"
+            assert change.subject == subject and change.recorded_at.endswith("Z")
+            continue
+        subject, version = change.event_ref.split("#")
         assert (n.originator_id, n.originator_version) == (app.patient_id(subject), int(version))
         assert change.subject == change.data["subject"] == subject
         assert change.recorded_at.endswith("Z") and change.protocol_version == app.protocol.version
@@ -162,7 +170,11 @@ def test_a_rebuild_rewrites_the_history_coarser_but_keeps_the_latest_state(tmp_p
         assert all(last_after[k].position >= last_before[k].position for k in last_before)
         assert len(after) < len(before)
         notifications = {n.id: n for n in app.recorder.select_notifications(start=1, limit=100000)}
+        queries = [c for c in before if c.projection == "queries"]  # one per query action: not rebuilt
+        assert [c for c in after if c.projection == "queries"] == queries
         for change in after:
+            if change.projection == "queries":
+                continue
             n = notifications[change.notification_id]
             assert (n.originator_id, n.originator_version) == (app.patient_id(change.subject),
                                                                int(change.event_ref.split("#")[1]))
