@@ -104,23 +104,26 @@ def scope_ddl(schema: str) -> list[str]:
     """The grants' sites and ``pgf_scope()``, the session user's sites (NULL: every site)."""
     s, prefix = _q(schema), role_prefix(schema)
     grants = f"{s}.{_q(GRANTS_TABLE)}"
-    has = lambda role: f"pg_has_role(session_user, {_lit(prefix + '_')} || {role}, 'USAGE')"  # noqa: E731
     controlled = (f"EXISTS (SELECT 1 FROM pg_auth_members m JOIN pg_roles r ON r.oid = m.roleid "
                   f"WHERE r.rolname = {_lit(prefix + '_admin')})")
-    unscoped = ", ".join(_lit(r) for r in UNSCOPED)
-    scoped = ", ".join(_lit(r) for r in SCOPED)
+    unscoped = ", ".join(_lit(f"{prefix}_{r}") for r in UNSCOPED)
+    scoped = ", ".join(_lit(f"{prefix}_{r}") for r in SCOPED)
     return [
         f"CREATE TABLE IF NOT EXISTS {grants} (login text NOT NULL, role text NOT NULL, sites text[], "
         "PRIMARY KEY (login, role))",
+        # Roles are looked up in pg_roles (a store made before a role existed lacks it: no error).
         f"""CREATE OR REPLACE FUNCTION {s}.pgf_scope() RETURNS text[] LANGUAGE sql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp AS $fn$
 SELECT CASE
   WHEN NOT {controlled} THEN NULL
-  WHEN EXISTS (SELECT 1 FROM unnest(ARRAY[{unscoped}]) r WHERE {has('r')}) THEN NULL
-  WHEN EXISTS (SELECT 1 FROM unnest(ARRAY[{scoped}]) r WHERE {has('r')} AND NOT EXISTS (
-    SELECT 1 FROM {grants} g WHERE g.login = session_user AND g.role = r AND g.sites IS NOT NULL)) THEN NULL
-  ELSE coalesce((SELECT array_agg(DISTINCT x) FROM {grants} g, unnest(g.sites) x
-                 WHERE g.login = session_user AND {has('g.role')}), '{{}}'::text[])
+  WHEN EXISTS (SELECT 1 FROM pg_roles pr WHERE pr.rolname IN ({unscoped})
+               AND pg_has_role(session_user, pr.oid, 'USAGE')) THEN NULL
+  WHEN EXISTS (SELECT 1 FROM pg_roles pr WHERE pr.rolname IN ({scoped}) AND pg_has_role(session_user, pr.oid, 'USAGE')
+               AND NOT EXISTS (SELECT 1 FROM {grants} g WHERE g.login = session_user
+                               AND {_lit(prefix + '_')} || g.role = pr.rolname AND g.sites IS NOT NULL)) THEN NULL
+  ELSE coalesce((SELECT array_agg(DISTINCT x) FROM {grants} g
+                 JOIN pg_roles pr ON pr.rolname = {_lit(prefix + '_')} || g.role, unnest(g.sites) x
+                 WHERE g.login = session_user AND pg_has_role(session_user, pr.oid, 'USAGE')), '{{}}'::text[])
 END $fn$""",
         f"REVOKE ALL ON FUNCTION {s}.pgf_scope() FROM PUBLIC",
         f"GRANT EXECUTE ON FUNCTION {s}.pgf_scope() TO PUBLIC",
