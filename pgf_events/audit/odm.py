@@ -105,6 +105,11 @@ def _site(name: str) -> str:
     return _attr(site_oid(name))
 
 
+@functools.lru_cache(maxsize=4096)
+def _insert_start(oid: str) -> str:
+    return f'<ItemData ItemOID="{_attr(oid)}" TransactionType="Insert" Value="'
+
+
 def _value(value: Any) -> str:
     """The ``Value`` attribute of an item: ``_attr(odm_value(value))``. Numbers and dates are written with
     digits, letters, '.', '-' and ':' only, which nothing escapes; the common exact types go first."""
@@ -154,6 +159,7 @@ class Transactions:
         self.seen = seen
         self.patient: Patient | None = None
         self._key = _attr(subject)
+        self._ref = _text(f"{subject}#")  # escaping is character by character: text(a + b) == text(a) + text(b)
         self._audits: dict[str | None, str] = {}
         self._event: Any = None
 
@@ -168,13 +174,13 @@ class Transactions:
         deviation = getattr(event, "deviation", None)  # a protocol deviation's acknowledgement (issue 13)
         why = "; ".join(r for r in (reason, f"protocol deviation acknowledged: {deviation}" if deviation else None)
                         if r)
-        ref = self.patient.ref(event.originator_version)
+        ref = f"{self._ref}{event.originator_version}"
+        source = f"{ref}{_text(f' | {event.source}')}" if event.source else ref
         xml = (f'<AuditRecord><UserRef UserOID="{_user(event.recorded_by)}" />'
                f'<LocationRef LocationOID="{_site(self.patient.registration.site)}" />'
-               f"{_leaf('DateTimeStamp', utc(event.timestamp))}"
+               f"<DateTimeStamp>{utc(event.timestamp)}</DateTimeStamp>"  # digits, '-', ':', '.', 'T', 'Z'
                + (_leaf("ReasonForChange", why) if why else "")
-               + _leaf("SourceID", f"{ref} | {event.source}" if event.source else ref)
-               + "</AuditRecord>")
+               + f"<SourceID>{source}</SourceID></AuditRecord>")
         self._audits[reason] = xml
         return xml
 
@@ -207,8 +213,10 @@ class Transactions:
 
     def inserted(self, kind: str, repeat: int, record: Any, event: Any, reason: str | None,
                  subject_tx: str = "Context") -> str:
-        items = self.items({oid: ("Insert", v) for oid, v in flatten(kind, record).items() if v is not None},
-                           event, reason)
+        """A record's repeat inserted with every value it holds (what :meth:`items` writes for Inserts)."""
+        values = [(oid, v) for oid, v in flatten(kind, record).items() if v is not None]
+        audit = self.audit_record(event, reason) if values else ""
+        items = "".join(f'{_insert_start(oid)}{_value(v)}">{audit}</ItemData>' for oid, v in values)
         return self.container(kind, repeat, "Insert", items, subject_tx=subject_tx)
 
     def of(self, event: Any) -> str:
