@@ -24,9 +24,12 @@ Layout (metadata, OIDs and values: :mod:`pgf_events.audit.odm_meta`):
 from __future__ import annotations
 
 import functools
+import multiprocessing
+import os
 import shutil
 import tempfile
 from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
 from datetime import UTC, date, datetime
 from typing import IO, Any
 from xml.etree import ElementTree as ET
@@ -37,8 +40,10 @@ from pgf_events import __version__
 from pgf_events.audit.odm_meta import (
     MDV_OID,
     NS,
+    _attr,
     _el,
     _group,
+    _text,
     admin_data,
     decimal_text,
     flatten,
@@ -53,6 +58,8 @@ from pgf_events.audit.roles import RoleBook
 from pgf_events.audit.source import fold, patient_streams, utc
 from pgf_events.domain.kinds import EVENT_KINDS
 from pgf_events.domain.patient import CORRECTION, SIGN, VOID, Patient
+from pgf_events.gc_tuning import usable_cpus
+from pgf_events.workers import die_with_parent
 
 __all__ = ["NS", "Seen", "Transactions", "snapshot_subject", "write_odm", "xml_text"]
 
@@ -67,26 +74,6 @@ class Seen:
     def site(self, patient: Patient) -> None:
         site, day = patient.registration.site, patient.registration.clinical_date
         self.sites[site] = min(day, self.sites.get(site, day))
-
-
-def _attr(value: Any) -> str:
-    """An attribute value exactly as ``_el`` + ``ElementTree.tostring`` write it."""
-    text = xml_text(value)
-    if "&" in text:
-        text = text.replace("&", "&amp;")
-    if "<" in text:
-        text = text.replace("<", "&lt;")
-    if ">" in text:
-        text = text.replace(">", "&gt;")
-    if '"' in text:
-        text = text.replace('"', "&quot;")
-    if "\r" in text:
-        text = text.replace("\r", "&#13;")
-    if "\n" in text:
-        text = text.replace("\n", "&#10;")
-    if "\t" in text:
-        text = text.replace("\t", "&#09;")
-    return text
 
 
 @functools.lru_cache(maxsize=4096)
@@ -121,18 +108,6 @@ def _value(value: Any) -> str:
     if kind is float:
         return decimal_text(value)
     return odm_value(value) if isinstance(value, (bool, int, float, date)) else _attr(odm_value(value))
-
-
-def _text(value: Any) -> str:
-    """Element text exactly as ``_el`` + ``ElementTree.tostring`` write it."""
-    text = xml_text(value)
-    if "&" in text:
-        text = text.replace("&", "&amp;")
-    if "<" in text:
-        text = text.replace("<", "&lt;")
-    if ">" in text:
-        text = text.replace(">", "&gt;")
-    return text
 
 
 def _leaf(tag: str, text: str) -> str:
@@ -296,9 +271,10 @@ def snapshot_subject(subject: str, events: list[Any], seen: Seen) -> str:
     return "".join(out)
 
 
-def subject_data(app: Any, seen: Seen, as_of: datetime | None, snapshot: bool) -> Iterator[str]:
-    """Each SubjectData of ClinicalData, as XML text."""
-    for subject, events in patient_streams(app, as_of):
+def subject_data(app: Any, seen: Seen, as_of: datetime | None, snapshot: bool,
+                 subjects: list[str] | None = None) -> Iterator[str]:
+    """Each SubjectData of ClinicalData (of ``subjects``, default every patient), as XML text."""
+    for subject, events in patient_streams(app, as_of, subjects):
         if snapshot:
             yield snapshot_subject(subject, events, seen)
             continue
@@ -318,16 +294,8 @@ def write_odm(app: Any, out: IO[str], as_of: datetime | None = None, now: dateti
     now = now or datetime.now(UTC)
     trial = app.protocol.trial
     seen = Seen()
-    count = 0
     with tempfile.SpooledTemporaryFile(max_size=64 * 1024 * 1024, mode="w+", encoding="utf-8") as clinical:
-        lines: list[str] = []
-        for element in subject_data(app, seen, as_of, snapshot):
-            lines.append(element)
-            count += 1
-            if len(lines) >= 1000:  # one write per thousand (each write of the spooled file costs Python calls)
-                clinical.write("\n".join(lines) + "\n")
-                lines.clear()
-        clinical.write("".join(line + "\n" for line in lines))
+        count = _clinical(app, seen, as_of, snapshot, clinical)
         book = RoleBook(app, as_of)
         users = {name: book.roles_at(name) for name in seen.users | book.users()}
         root = _el(None, "ODM", xmlns=NS, FileType="Snapshot" if snapshot else "Transactional",
@@ -344,3 +312,69 @@ def write_odm(app: Any, out: IO[str], as_of: datetime | None = None, now: dateti
         shutil.copyfileobj(clinical, out)
         out.write("</ClinicalData>\n</ODM>\n")
     return count
+
+
+# ---------------------------------------------------------------------------------------- two processes
+
+PARALLEL_MIN_EVENTS = 100_000  # below this a second process costs more (its start-up) than it saves
+
+
+def _lines(app: Any, seen: Seen, as_of: datetime | None, snapshot: bool, subjects: list[str], out: IO[str]) -> int:
+    """Write each SubjectData of ``subjects`` to ``out``, one a line; returns how many."""
+    count, lines = 0, []
+    for element in subject_data(app, seen, as_of, snapshot, subjects):
+        lines.append(element)
+        count += 1
+        if len(lines) >= 1000:  # one write per thousand (each write of the spooled file costs Python calls)
+            out.write("\n".join(lines) + "\n")
+            lines.clear()
+    out.write("".join(line + "\n" for line in lines))
+    return count
+
+
+def _clinical(app: Any, seen: Seen, as_of: datetime | None, snapshot: bool, out: IO[str]) -> int:
+    """ClinicalData's lines. A big store on disk, with two usable cores: the second half of the subjects
+    is written by a second process into a file of its own, appended after the first half, so the
+    file is the one process's file byte for byte (its users and sites joined to ``seen``)."""
+    subjects = app.subjects()  # the acting user's sites: the worker is given the subjects, not the scope
+    store = app.store
+    on_disk = store.backend == "postgresql" or (store.backend == "sqlite" and store.sqlite_path is not None)
+    if not (on_disk and len(subjects) >= 2 and usable_cpus() >= 2
+            and (app.recorder.max_notification_id() or 0) >= PARALLEL_MIN_EVENTS):
+        return _lines(app, seen, as_of, snapshot, subjects, out)
+    half = len(subjects) // 2
+    fd, path = tempfile.mkstemp(prefix="pgf-odm-", suffix=".xml")
+    os.close(fd)
+    pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"), initializer=_start_worker,
+                               initargs=(store, app.protocol, os.getpid()))
+    try:
+        future = pool.submit(_worker_lines, subjects[half:], as_of, snapshot, path)
+        count = _lines(app, seen, as_of, snapshot, subjects[:half], out)
+        more, users, sites = future.result()
+        seen.users |= users
+        for site, day in sites.items():
+            seen.sites[site] = min(day, seen.sites.get(site, day))
+        with open(path, encoding="utf-8") as part:
+            shutil.copyfileobj(part, out)
+        return count + more
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+        os.unlink(path)
+
+
+_WORKER: dict[str, Any] = {}
+
+
+def _start_worker(store: Any, protocol: Any, parent: int) -> None:
+    die_with_parent(parent)
+    from pgf_events.application import TrialConduct  # noqa: PLC0415 - in the worker only
+
+    _WORKER["app"] = TrialConduct(store, protocol)
+
+
+def _worker_lines(subjects: list[str], as_of: datetime | None, snapshot: bool,
+                  path: str) -> tuple[int, set[str], dict[str, date]]:
+    seen = Seen()
+    with open(path, "w", encoding="utf-8") as out:
+        count = _lines(_WORKER["app"], seen, as_of, snapshot, subjects, out)
+    return count, seen.users, seen.sites

@@ -59,6 +59,38 @@ def xml_text(value: Any) -> str:
     return _NOT_XML.sub("\ufffd", str(value))
 
 
+def _attr(value: Any) -> str:
+    """An attribute value exactly as ``_el`` + ``ElementTree.tostring`` write it."""
+    text = xml_text(value)
+    if "&" in text:
+        text = text.replace("&", "&amp;")
+    if "<" in text:
+        text = text.replace("<", "&lt;")
+    if ">" in text:
+        text = text.replace(">", "&gt;")
+    if '"' in text:
+        text = text.replace('"', "&quot;")
+    if "\r" in text:
+        text = text.replace("\r", "&#13;")
+    if "\n" in text:
+        text = text.replace("\n", "&#10;")
+    if "\t" in text:
+        text = text.replace("\t", "&#09;")
+    return text
+
+
+def _text(value: Any) -> str:
+    """Element text exactly as ``_el`` + ``ElementTree.tostring`` write it."""
+    text = xml_text(value)
+    if "&" in text:
+        text = text.replace("&", "&amp;")
+    if "<" in text:
+        text = text.replace("<", "&lt;")
+    if ">" in text:
+        text = text.replace(">", "&gt;")
+    return text
+
+
 def _el(parent: ET.Element | None, tag: str, text: str | None = None, **attributes: Any) -> ET.Element:
     attrib = {k: xml_text(v) for k, v in attributes.items() if v is not None}
     element = ET.Element(tag, attrib) if parent is None else ET.SubElement(parent, tag, attrib)

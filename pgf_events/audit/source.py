@@ -15,14 +15,15 @@ __all__ = ["fold", "patient_streams", "utc"]
 BATCH = 200  # streams read per query round trip on the chained recorders
 
 
-def patient_streams(app: Any, as_of: datetime | None = None) -> Iterator[tuple[str, list[Any]]]:
-    """(subject, events recorded up to ``as_of``) for every patient, in registration order.
+def patient_streams(app: Any, as_of: datetime | None = None,
+                    subjects: list[str] | None = None) -> Iterator[tuple[str, list[Any]]]:
+    """(subject, events recorded up to ``as_of``) for every patient (or ``subjects``), in registration order.
 
     The chained recorders read the streams in batches of :data:`BATCH` (one transaction each) and
     decode the rows directly, as a projection replay does; any other recorder through ``app.stream``.
     ``app.subjects()`` already keeps to the acting user's sites, as ``app.stream`` checks.
     """
-    subjects = app.subjects()
+    subjects = app.subjects() if subjects is None else subjects
     recorder = app.recorder
     if not hasattr(recorder, "stream_rows"):
         for subject in subjects:

@@ -149,9 +149,10 @@ def snapshot_subject(subject: str, events: list[Any], seen: Seen) -> ET.Element:
     return element
 
 
-def subject_data(app: Any, seen: Seen, as_of: datetime | None, snapshot: bool) -> Iterator[str]:
+def subject_data(app: Any, seen: Seen, as_of: datetime | None, snapshot: bool,
+                 subjects: list[str] | None = None) -> Iterator[str]:
     """What ``odm.subject_data`` yields, built as ElementTree elements and serialized."""
-    for subject, events in patient_streams(app, as_of):
+    for subject, events in patient_streams(app, as_of, subjects):
         if snapshot:
             yield ET.tostring(snapshot_subject(subject, events, seen), encoding="unicode")
             continue

@@ -99,3 +99,16 @@ def test_decimals_are_written_as_the_decimal_module_writes_them(value: float) ->
 
     text = format(Decimal(repr(value)), "f")
     assert decimal_text(value) == (text.rstrip("0").rstrip(".") if "." in text else text)
+
+
+def test_two_processes_write_what_one_writes(rich: TrialConduct, monkeypatch: pytest.MonkeyPatch) -> None:
+    """On a big store with two usable cores the second half of the subjects is written by a worker
+    process and appended: the same file, byte for byte, users and sites joined."""
+    one = [_write(rich), _write(rich, snapshot=True)]
+    monkeypatch.setattr(odm, "PARALLEL_MIN_EVENTS", 0)
+    monkeypatch.setattr(odm, "usable_cpus", lambda: 2)
+    started: list[Any] = []
+    pool = odm.ProcessPoolExecutor
+    monkeypatch.setattr(odm, "ProcessPoolExecutor", lambda *a, **k: started.append(1) or pool(*a, **k))
+    assert [_write(rich), _write(rich, snapshot=True)] == one
+    assert len(started) == 2
