@@ -91,7 +91,9 @@ class PasswordSignIn:
         except BaseException:
             app.close()
             raise
-        return Opened(login, app, threading.RLock(), True, ProjectionStore(app))
+        # A site-scoped login reads no read-model rows (row-level security: they mix every site's
+        # patients); its pages are derived from the events it may read.
+        return Opened(login, app, threading.RLock(), True, ProjectionStore(app) if app.site_scope is None else None)
 
 
 @attrs.frozen
