@@ -239,7 +239,9 @@ class TrialConduct(SigningUseCases, SiteScope, Application[Any]):
     def save_events(self, events: Sequence[Any]) -> None:
         """Store ``events`` in one transaction, in the order given (the library's ``save`` takes
         aggregates and stores each one's events together)."""
-        self.events.put(list(events))
+        events = list(events)
+        with self.site_claims(events):  # an encrypted PostgreSQL store learns new patients' sites
+            self.events.put(events)
 
     # ------------------------------------------------------------------ reading
 
