@@ -37,16 +37,11 @@ def msc_day(d1: date | None, day: date | None) -> int | None:
     return n + 1 if n >= 0 else n
 
 
-def _clinical_latest(record: vo.Record) -> date | None:
-    days = [day for _, day in record.clinical_dates()]
-    return max(days) if days else None
-
-
 def latest_clinical_date(patient: Patient) -> tuple[date, list[int]]:
     """The latest clinical date of any standing record (or the transplant) and the versions holding it."""
     latest, versions = patient.registration.transplant_date, [1]
     for version, record in patient.clinical_records():
-        day = _clinical_latest(record)
+        day = record.latest_clinical_day()
         if day is None:
             continue
         if day > latest:
