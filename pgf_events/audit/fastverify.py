@@ -95,7 +95,7 @@ def _check_rows(c: Any, events: str, chain: str, after: int, stop: int, digest: 
         (after, stop),
     ), 1)
     try:
-        for count, (oid, version, topic, state, link) in rows:
+        for count, (oid, version, topic, state, link) in rows:  # noqa: B007 - the count after the loop
             o = oid_of(oid)
             if o is None:
                 o = oids[oid] = _oid(oid)

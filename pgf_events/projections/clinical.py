@@ -22,7 +22,6 @@ from datetime import date
 
 import attrs
 
-from pgf_events.domain import values as vo
 from pgf_events.domain.patient import Patient
 
 DAY_LABELS = {"day_post_transplant": "day post-transplant (transplant = day 0)",
