@@ -89,7 +89,7 @@ def postgres_figures(ctx: Context) -> list[Figure]:
 
             return timed(write)
 
-    engine()  # the first round's sizes (and a warm server): not counted
+    # Round 0 runs the engine first: the baseline's rows take the sizes of the events it stored.
     rounds = interleave(ctx.rounds, {"engine": engine, "baseline": baseline})
     return [ratio_figure(ctx, name, rounds, unit="events/s", target=0.10, higher=True, work=events,
                          base_work=len(sizes), judged=False,
