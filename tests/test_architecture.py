@@ -24,7 +24,7 @@ import pytest
 # The packages of the delivery and readers layers are independent of each other (see
 # SIBLINGS_ALLOWED); the modules of the application, domain and shared layers work together.
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
-    ("delivery", ("pgf_events.cli", "pgf_events.serve")),
+    ("delivery", ("pgf_events.cli", "pgf_events.serve", "pgf_events.web")),
     ("feed", ("pgf_events.feed",)),
     ("readers", ("pgf_events.audit", "pgf_events.exports", "pgf_events.projections", "pgf_events.demo*")),
     ("application", ("pgf_events.audit.source", "pgf_events.audit.chain", "pgf_events.audit.files",
