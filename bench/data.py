@@ -26,7 +26,7 @@ CRITERIA = {"IN1": "yes", "IN4": "yes", "IN5": "yes", **{f"EX{n}": "no" for n in
 ENROLLED_ON = date(2020, 1, 10)
 
 
-def _open(url: str) -> Any:
+def open_store(url: str) -> Any:
     from pgf_events.application import TrialConduct  # noqa: PLC0415
     from pgf_events.store import parse_url  # noqa: PLC0415
 
@@ -55,7 +55,7 @@ def _lab(rng: random.Random, subject: str, day: date) -> dict[str, Any]:
 def import_store(url: str, jsonl: Path, *, patients: int, events: int, seed: int = 7) -> list[str]:
     """Enrolled patients in the store at ``url``, and the lab lines to import into it. Returns the subjects."""
     subjects = [f"P{n:05d}" for n in range(1, patients + 1)]
-    app = _open(url)
+    app = open_store(url)
     try:
         commands = [c for s in subjects for c in _baseline_commands(s)]
         for start in range(0, len(commands), 4000):
@@ -78,7 +78,7 @@ def cohort_log(url: str, events: int, *, seed: int = 11, group: int = 400, per_r
 
     patients = max(10, events // 50)  # the demo model averages ~60 events a patient: plan enough
     cohort = plan_cohort(patients, seed)
-    app = _open(url)
+    app = open_store(url)
     written = used = 0
     try:
         for start in range(0, len(cohort), group):
@@ -152,7 +152,7 @@ def long_patient(url: str, subject: str, events: int, *, seed: int = 3) -> None:
         else:
             commands.append(Command("record", subject=subject, kind="contact", fields={
                 "date": day.isoformat(), "status": "alive"}))
-    app = _open(url)
+    app = open_store(url)
     try:
         for start in range(0, len(commands), 1000):
             app.execute(commands[start:start + 1000], user=app.acting_user())

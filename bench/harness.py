@@ -1,19 +1,24 @@
-"""bench/run.py's harness: the machine description, running ``pgf`` in a measured process, and the
-baselines (Python's ``sqlite3`` doing the same work directly) every figure is compared with.
+"""bench/run.py's harness: the machine and its load, running ``pgf`` in a measured process (optionally
+pinned to one core), and interleaved rounds.
+
+Interleaved rounds: every figure is measured ``rounds`` times (≥ 3 in a full run) and each round runs
+the engine, its baseline and any other sample of the figure one after the other, the order rotating
+from round to round, so a change in the machine's load hits engine and baseline alike. The figure is
+the median of the rounds.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import platform
 import sqlite3
+import statistics
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
-from hashlib import sha256
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +51,35 @@ def machine() -> dict[str, Any]:
     info["description"] = (f"{info['cpu']}, {info['cores']} cores, {ram_gib} GiB RAM, Python {info['python']}, "
                            f"SQLite {info['sqlite']}, {info['os']}")
     return info
+
+
+def load() -> tuple[float, float, float]:
+    """The load average (1, 5, 15 minutes); zeros where the OS has none."""
+    try:
+        return os.getloadavg()
+    except OSError:
+        return (0.0, 0.0, 0.0)
+
+
+def one_core() -> set[int] | None:
+    """The core the per-core figures run on (engine and baseline alike), or None if this OS cannot pin."""
+    if not hasattr(os, "sched_getaffinity"):
+        return None
+    return {min(os.sched_getaffinity(0))}
+
+
+@contextmanager
+def pinned(cpus: set[int] | None) -> Iterator[None]:
+    """Run this thread (an in-process baseline) on ``cpus`` only, then as before."""
+    if cpus is None or not hasattr(os, "sched_setaffinity"):
+        yield
+        return
+    before = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, cpus)
+    try:
+        yield
+    finally:
+        os.sched_setaffinity(0, before)
 
 
 # ---------------------------------------------------------------------------------------- processes
@@ -87,23 +121,27 @@ def _tree_peaks_kb(pid: int, peaks: dict[int, int]) -> None:
 
 @attrs.frozen
 class Run:
-    seconds: float
-    max_rss_mb: float  # peak of the process and its children together
+    seconds: float  # wall time
+    max_rss_mb: float  # peak of the process and its children together (with sample_rss)
     stdout: str
+    cpu_seconds: float = 0.0  # user + system time of the process and the children it waited for
 
 
-def run(argv: list[str], *, stdin: Path | None = None, sample_rss: bool = False) -> Run:
-    """Run a process to completion: wall time, peak RSS, stdout; raise if it fails.
+def run(argv: list[str], *, stdin: Path | None = None, sample_rss: bool = False, cpus: set[int] | None = None) -> Run:
+    """Run a process to completion: wall time, CPU time, peak RSS, stdout; raise if it fails.
 
-    With ``sample_rss``, peak RSS is the sum over the process and its descendants (worker processes
-    count too) of each one's own peak (``VmHWM``), read every 10 ms: an upper bound of the tree's
-    peak, as the peaks need not coincide. Not ``wait4``'s ru_maxrss: on Linux a child started by
+    ``cpus``: run it (and whatever it starts) on these cores only, e.g. :func:`one_core` for a per-core
+    figure. With ``sample_rss``, peak RSS is the sum over the process and its descendants (worker
+    processes count too) of each one's own peak (``VmHWM``), read every 10 ms: an upper bound of the
+    tree's peak, as the peaks need not coincide. Not ``wait4``'s ru_maxrss: on Linux a child started by
     vfork (as subprocess does) inherits the *parent's* high-water mark at exec, so after this
     process generated a million events it would report this process's size, not the child's.
     """
     stdin_file = stdin.open("rb") if stdin else subprocess.DEVNULL
+    preexec = (lambda: os.sched_setaffinity(0, cpus)) if cpus is not None else None
     started = time.perf_counter()
-    proc = subprocess.Popen(argv, stdin=stdin_file, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=_env())
+    proc = subprocess.Popen(argv, stdin=stdin_file, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=_env(),
+                            preexec_fn=preexec)
     chunks: dict[str, bytes] = {}
     peaks: dict[int, int] = {}
     done = threading.Event()
@@ -120,7 +158,7 @@ def run(argv: list[str], *, stdin: Path | None = None, sample_rss: bool = False)
         threads.append(threading.Thread(target=sample))
     for t in threads:
         t.start()
-    _, status, _ = os.wait4(proc.pid, 0)
+    _, status, usage = os.wait4(proc.pid, 0)
     seconds = time.perf_counter() - started
     done.set()
     proc.returncode = os.waitstatus_to_exitcode(status)
@@ -130,15 +168,16 @@ def run(argv: list[str], *, stdin: Path | None = None, sample_rss: bool = False)
         stdin_file.close()  # type: ignore[union-attr]
     if proc.returncode != 0:
         raise RuntimeError(f"{' '.join(argv)} failed ({proc.returncode}): {chunks['err'].decode()[-2000:]}")
-    return Run(seconds, sum(peaks.values()) / 1024 if sample_rss else 0.0, chunks["out"].decode())
+    return Run(seconds, sum(peaks.values()) / 1024 if sample_rss else 0.0, chunks["out"].decode(),
+               usage.ru_utime + usage.ru_stime)
 
 
-def pgf(url: str, *args: str, stdin: Path | None = None, sample_rss: bool = False) -> Run:
-    return run([*_pgf_argv(), "--db", url, *args], stdin=stdin, sample_rss=sample_rss)
+def pgf(url: str, *args: str, stdin: Path | None = None, sample_rss: bool = False, cpus: set[int] | None = None) -> Run:
+    return run([*_pgf_argv(), "--db", url, *args], stdin=stdin, sample_rss=sample_rss, cpus=cpus)
 
 
-def python_c(code: str) -> Run:
-    return run([sys.executable, "-c", code])
+def python_c(code: str, *, cpus: set[int] | None = None) -> Run:
+    return run([sys.executable, "-c", code], cpus=cpus)
 
 
 def timed(f: Callable[[], Any]) -> float:
@@ -147,74 +186,33 @@ def timed(f: Callable[[], Any]) -> float:
     return time.perf_counter() - started
 
 
-# ---------------------------------------------------------------------------------------- baselines
+# ---------------------------------------------------------------------------------------- rounds
 
-def _fresh_sqlite(path: Path) -> sqlite3.Connection:
-    for suffix in ("", "-wal", "-shm"):
-        Path(f"{path}{suffix}").unlink(missing_ok=True)
-    conn = sqlite3.connect(path, isolation_level=None)
-    conn.execute("PRAGMA journal_mode=WAL")
-    return conn
+@attrs.define
+class Rounds:
+    """The samples of a figure's interleaved rounds: seconds per sample name, and the load around them."""
+
+    samples: dict[str, list[float]]
+    load_before: float
+    load_after: float
+    runs: dict[str, list[Run]] = attrs.field(factory=dict)
+
+    def median(self, name: str) -> float:
+        return statistics.median(self.samples[name])
 
 
-def stored_sizes(db: Path, after: int = 0) -> list[int]:
-    with sqlite3.connect(db) as conn:
-        return [n for (n,) in conn.execute("SELECT length(state) FROM stored_events WHERE rowid > ?", (after,))]
-
-
-def json_rows(sizes: list[int]) -> list[tuple[bytes]]:
-    """One JSON document per size, each exactly that many bytes long."""
-    out = []
-    for n in sizes:
-        doc = json.dumps({"x": ""}).encode()
-        out.append((json.dumps({"x": "a" * max(0, n - len(doc))}).encode(),))
+def interleave(rounds: int, steps: dict[str, Callable[[], float | Run]]) -> Rounds:
+    """Run every step once per round, the order rotating by one each round (round 0: a, b, c; round 1:
+    b, c, a; ...). A step returns seconds, or a :class:`Run` (its wall time counts; the run is kept)."""
+    names = list(steps)
+    out = Rounds({n: [] for n in names}, load()[0], 0.0)
+    for r in range(rounds):
+        k = r % len(names)
+        for name in names[k:] + names[:k]:
+            result = steps[name]()
+            if isinstance(result, Run):
+                out.runs.setdefault(name, []).append(result)
+                result = result.seconds
+            out.samples[name].append(result)
+    out.load_after = load()[0]
     return out
-
-
-def baseline_sqlite_insert(path: Path, rows: list[tuple[bytes]]) -> float:
-    """Seconds to executemany the rows into a fresh WAL file in one transaction."""
-    conn = _fresh_sqlite(path)
-    conn.execute("CREATE TABLE events (id INTEGER PRIMARY KEY, data BLOB)")
-
-    def write() -> None:
-        conn.execute("BEGIN")
-        conn.executemany("INSERT INTO events (data) VALUES (?)", rows)
-        conn.execute("COMMIT")
-
-    seconds = timed(write)
-    conn.close()
-    return seconds
-
-
-def baseline_select_loads(db: Path) -> tuple[float, int]:
-    """Seconds to select the whole event table in log order and json.loads every payload."""
-    conn = sqlite3.connect(db)
-    count = 0
-
-    def read() -> None:
-        nonlocal count
-        loads = json.loads
-        for (state,) in conn.execute("SELECT state FROM stored_events ORDER BY rowid"):
-            loads(state)
-            count += 1
-
-    seconds = timed(read)
-    conn.close()
-    return seconds, count
-
-
-def baseline_select_chain(db: Path) -> tuple[float, int]:
-    """Seconds to select the event table in log order and chain SHA-256 over the payloads."""
-    conn = sqlite3.connect(db)
-    count = 0
-
-    def read() -> None:
-        nonlocal count
-        digest = b"\0" * 32
-        for (state,) in conn.execute("SELECT state FROM stored_events ORDER BY rowid"):
-            digest = sha256(digest + state).digest()
-            count += 1
-
-    seconds = timed(read)
-    conn.close()
-    return seconds, count

@@ -9,6 +9,7 @@ replay's time. Inside :func:`fewer_collections` the collector runs about a hundr
 from __future__ import annotations
 
 import gc
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -23,3 +24,11 @@ def fewer_collections(threshold: int = BULK_THRESHOLD) -> Iterator[None]:
         yield
     finally:
         gc.set_threshold(*old)
+
+
+def usable_cpus() -> int:
+    """The cores this process may run on (its affinity: ``taskset``, a container's cpuset), which
+    decides whether bulk work starts a second process; ``os.cpu_count()`` counts the machine's."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1

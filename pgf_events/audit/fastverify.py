@@ -20,12 +20,12 @@ from __future__ import annotations
 
 import hashlib
 import multiprocessing
-import os
 import sqlite3
 import struct
 from typing import Any, NamedTuple
 
 from pgf_events.audit.chain import GENESIS
+from pgf_events.gc_tuning import usable_cpus
 
 PARALLEL_MIN_EVENTS = 200_000  # below this, starting a second process costs more than it saves
 
@@ -100,7 +100,7 @@ def check_all(reader: Any, stop: int, marks: frozenset[int]) -> list[Segment | N
     """Every event up to ``stop``, in two processes when the log is big and the store a file."""
     path = reader.file_path()
     fork = "fork" in multiprocessing.get_all_start_methods()
-    if path is None or stop < PARALLEL_MIN_EVENTS or (os.cpu_count() or 1) < 2 or not fork:
+    if path is None or stop < PARALLEL_MIN_EVENTS or usable_cpus() < 2 or not fork:
         return [reader.check_segment(0, stop, marks)]
     middle = stop // 2
     # fork: the child needs nothing but this module, already loaded, and opens the file itself.

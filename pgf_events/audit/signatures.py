@@ -16,13 +16,16 @@ from __future__ import annotations
 
 from typing import Any
 
+from pgf_events.audit.source import fold
 from pgf_events.domain import esign
 from pgf_events.domain.patient import Patient
 from pgf_events.domain.users import UserDirectory
+from pgf_events.log import notifications
 from pgf_events.projections.signatures import signatures
 from pgf_events.signing import signed_statement, stream_digest
+from pgf_events.topics import topic_of
 
-__all__ = ["check_hashes", "signature_status", "signatures"]  # signatures: the reader, re-exported
+__all__ = ["check_hashes", "signature_status", "signatures", "signed_subjects"]  # signatures: re-exported
 LEGACY = "legacy"
 VERIFIED = "verified"
 
@@ -41,12 +44,23 @@ def signature_status(event: Any, subject: str, directory: UserDirectory | None) 
     return VERIFIED if esign.verifies(key.public_key, signed_statement(event, subject), event.signature) else "INVALID"
 
 
-def check_hashes(app: Any, subject: str) -> list[dict[str, Any]]:
+def signed_subjects(app: Any) -> list[str]:
+    """The subjects (of those the acting user may see, in registration order) whose streams hold a
+    signature. Only the signature events are selected (by topic), so the cost follows the signatures
+    and the registrations, not the whole log; unsigned patients' streams are never read."""
+    signed = {n.originator_id for n in notifications(app.recorder, topics=[topic_of(Patient.Signed)])}
+    if not signed:
+        return []
+    return [subject for subject in app.subjects() if app.patient_id(subject) in signed]
+
+
+def check_hashes(app: Any, subject: str, directory: UserDirectory | None = None) -> list[dict[str, Any]]:
     """:func:`signatures` plus ``hash_ok`` (the stored stream still hashes to what was signed) and
-    ``signature`` (:func:`signature_status`)."""
-    patient = app.patient(subject)
-    events = app.stream(subject)
-    directory = app.directory()
+    ``signature`` (:func:`signature_status`). ``directory``: the user directory, if already read."""
+    events = app.stream(subject)  # checks the site scope, and that the patient exists
+    patient = fold(events)
+    if directory is None:
+        directory = app.directory()
     signed = {e.originator_version: e for e in events if isinstance(e, Patient.Signed)}
     rows = signatures(events)
     for row in rows:

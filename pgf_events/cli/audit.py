@@ -245,13 +245,14 @@ def signatures_(state: Any, subjects: tuple[str, ...], fmt: str | None) -> None:
       pgf audit signatures S001
       pgf audit signatures --csv
     """
-    from pgf_events.audit.signatures import check_hashes  # noqa: PLC0415
+    from pgf_events.audit.signatures import check_hashes, signed_subjects  # noqa: PLC0415
 
     app = state.app(must_exist=True)
+    directory = app.directory()
     rows = [
         {"subject": subject.strip().upper(), **row}
-        for subject in (subjects or app.subjects())
-        for row in check_hashes(app, subject)
+        for subject in (subjects or signed_subjects(app))
+        for row in check_hashes(app, subject, directory)
     ]
     columns = ["subject", "ref", "signer", "meaning", "signed_at", "stream_version", "valid",
                "invalidated_by", "hash_ok", "signature", "key_id", "stream_hash"]

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import gc
 import multiprocessing
-import os
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from datetime import datetime
@@ -28,7 +27,7 @@ from typing import Any, NamedTuple
 from uuid import UUID
 
 from pgf_events.application import TrialConduct
-from pgf_events.gc_tuning import BULK_THRESHOLD
+from pgf_events.gc_tuning import BULK_THRESHOLD, usable_cpus
 from pgf_events.log import notifications
 from pgf_events.projections.derive import derive_patient, fold
 from pgf_events.projections.slices import all_slices
@@ -153,7 +152,7 @@ def derived_chunks(app: Any, params: Protocol, heads: Sequence[StreamHead]) -> I
 def _share(app: Any, heads: Sequence[StreamHead], plan: list[list[StreamHead]]) -> bool:
     store = app.store
     on_disk = store.backend == "postgresql" or (store.backend == "sqlite" and store.sqlite_path is not None)
-    return (on_disk and len(plan) >= 3 and (os.cpu_count() or 1) >= 2
+    return (on_disk and len(plan) >= 3 and usable_cpus() >= 2
             and sum(h.version for h in heads) >= PARALLEL_MIN_EVENTS)
 
 

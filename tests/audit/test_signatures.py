@@ -133,3 +133,28 @@ def test_status_shows_each_signature_valid_or_invalidated(sqlite_url: str, tmp_p
     doc = json.loads(pgf.ok("status", "S001", "--json").stdout)
     assert doc["signatures"][0]["valid"] is False and doc["signatures"][0]["invalidated_by"] == "S001#3"
     assert "invalidated by S001#3" in pgf.ok("status", "S001").stdout
+
+
+def test_the_signature_listing_reads_only_signed_patients_and_equals_checking_everyone(sqlite_url: str) -> None:
+    """``pgf audit signatures`` selects the signature events by topic and reads only those patients'
+    streams (issue 18): the same rows, in the same order, as checking every registered patient."""
+    from pgf_events.audit.signatures import signed_subjects
+
+    app = TrialConduct.open(sqlite_url)
+    for subject in ("S001", "S002", "S003", "S004"):
+        enrolled(app, subject)
+    sign(app, "S003", "review", user="dr.li")
+    sign(app, "S001", "approval", user="dr.wang")
+    app.record("lab", "S003", {"date": "2025-03-01", "anc": 0.4}, user=USER)
+    sign(app, "S003", "review", user="dr.li")
+    assert signed_subjects(app) == ["S001", "S003"]  # registration order, as before
+    reference = [{"subject": s, **r} for s in app.subjects() for r in check_hashes(app, s)]  # the old path
+    read: list[str] = []
+    stream = app.stream
+    app.stream = lambda subject: read.append(subject) or stream(subject)  # type: ignore[method-assign]
+    directory = app.directory()
+    listed = [{"subject": s, **r} for s in signed_subjects(app) for r in check_hashes(app, s, directory)]
+    assert listed == reference and len(listed) == 3
+    assert read == ["S001", "S003"]
+    app.close()
+    assert signed_subjects(TrialConduct.open("memory://")) == []

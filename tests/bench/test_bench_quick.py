@@ -36,5 +36,14 @@ def test_the_quick_benchmark_prints_every_figure_as_json() -> None:
             assert isinstance(f["value"], (int, float)) and f["value"] > 0
         else:
             assert f["note"], f
+    assert set(doc["load"]) == {"start", "end"} and doc["rounds"] >= 3
+    assert any(f["per_core"] is True for f in figures) and any(f["per_core"] is False for f in figures)
+    for f in figures:
+        if f["value"] is not None:
+            assert f["load_before"] is not None and f["load_after"] is not None, f
+        if f["indicative"]:  # fixed costs of 10% or more in --quick: shown, never pass/fail
+            assert f["met"] is None and f["fixed_share"] >= 0.10, f
+        elif f["fixed_share"] is not None and f["target"] != "report":
+            assert f["fixed_share"] < 0.10 and f["met"] is not None, f
     measured = [f for f in figures if "PostgreSQL" not in f["figure"] and "follow lag" not in f["figure"]]
     assert all(f["value"] is not None for f in measured)

@@ -121,3 +121,39 @@ def test_a_second_process_derives_what_this_one_would(app_on: TrialConduct, monk
     assert shared.rebuild()["events"] == shared.head()
     assert _tables(shared) == expected
     shared.close()
+
+
+def _as_of_whole_log(app: TrialConduct, as_of: Any) -> dict[str, Any]:
+    """The reference: ``patients_as_of`` before issue 18, which held every patient event of the log."""
+    from pgf_events.log import notifications
+    from pgf_events.projections.queries import fold_as_of
+    from pgf_events.topics import PATIENT_TOPIC_PREFIX
+
+    streams: dict[Any, list[Any]] = {}
+    for n in notifications(app.recorder):
+        if n.topic.startswith(PATIENT_TOPIC_PREFIX):
+            event = app.mapper.to_domain_event(n)
+            streams.setdefault(event.originator_id, []).append(event)
+    out = {}
+    for events in streams.values():
+        patient, recorded = fold_as_of(sorted(events, key=lambda e: e.originator_version), as_of)
+        if patient is not None:
+            out[patient.subject] = (patient.version, recorded)
+    return out
+
+
+def test_as_of_streams_chunk_by_chunk_and_folds_what_the_whole_log_folded(app_on: TrialConduct,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    from pgf_events.projections.queries import cohort_report, patients_as_of
+
+    monkeypatch.setattr(replay, "CHUNK_EVENTS", 40)  # several chunks, streams never split
+    stamps = sorted({n.timestamp for n in (app_on.mapper.to_domain_event(x) for x in
+                                           app_on.recorder.select_notifications(start=1, limit=10**6))})
+    for as_of in (stamps[0], stamps[len(stamps) // 3], stamps[len(stamps) // 2], stamps[-1]):
+        streamed = {p.subject: (p.version, rec) for p, rec in patients_as_of(app_on, as_of)}
+        assert streamed == _as_of_whole_log(app_on, as_of)
+    assert len(streamed) == len(app_on.subjects()) > 1
+    monkeypatch.setattr(replay, "CHUNK_EVENTS", 10**6)
+    whole = cohort_report(app_on, "endpoints", as_of=stamps[len(stamps) // 2])
+    monkeypatch.setattr(replay, "CHUNK_EVENTS", 40)
+    assert cohort_report(app_on, "endpoints", as_of=stamps[len(stamps) // 2]) == whole
