@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import itertools
 import re
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
@@ -70,6 +71,6 @@ def vertices(d: str) -> list[tuple[float, float]]:
 
 def steps(points: list[tuple[float, float]]) -> Iterator[tuple[float, float]]:
     """The (x, level) of each horizontal run of a step path."""
-    for (xa, ya), (xb, yb) in zip(points, points[1:], strict=False):
+    for (xa, ya), (xb, yb) in itertools.pairwise(points):
         if ya == yb and xb > xa:
             yield xa, ya
