@@ -155,14 +155,7 @@ class TrialConduct(SigningUseCases, Application[Any]):
         SHA-256 of its bytes) finds a batch imported before batches were keyed by meaning.
         """
         def already() -> ImportBatch | None:
-            for d in (digest, legacy_digest):
-                if d is None:
-                    continue
-                try:
-                    return self.repository.get(import_id(d), projector_func=_project)
-                except AggregateNotFoundError:
-                    pass
-            return None
+            return self.imported(digest, legacy_digest)
 
         done = already()
         if done is not None:
@@ -178,6 +171,17 @@ class TrialConduct(SigningUseCases, Application[Any]):
             if done is not None:
                 return done
             raise
+
+    def imported(self, *digests: str | None) -> ImportBatch | None:
+        """The ImportBatch of a file already imported under one of ``digests``, or None."""
+        for d in digests:
+            if d is None:
+                continue
+            try:
+                return self.repository.get(import_id(d), projector_func=_project)  # type: ignore[no-any-return]
+            except AggregateNotFoundError:
+                pass
+        return None
 
     def execute(self, commands: Sequence[Command], *, user: str,
                 progress: Callable[[int], None] | None = None, dry_run: bool = False,
@@ -222,6 +226,11 @@ class TrialConduct(SigningUseCases, Application[Any]):
         return retry(attempt, on=(IntegrityError, OperationalError), retried=retried, failure=lambda e: (
             f"could not save after {MAX_ATTEMPTS} attempts because other users kept writing "
             f"to the same patients ({type(e).__name__}); nothing was written, try again"))
+
+    def save_events(self, events: Sequence[Any]) -> None:
+        """Store ``events`` in one transaction, in the order given (the library's ``save`` takes
+        aggregates and stores each one's events together)."""
+        self.events.put(list(events))
 
     # ------------------------------------------------------------------ reading
 

@@ -109,6 +109,10 @@ class UnitOfWork:
         # them apply: settle), so related changes that are only consistent together can be made.
         self.defer_changes = defer_changes
         self._deferred: dict[str, int | None] = {}  # subject -> line of its last deferred change
+        # The patients' new events in the order the commands made them: saved in that order, so the
+        # log (and its chain) follows the commands whatever patients they interleave, as the bulk
+        # import (:mod:`pgf_events.bulk`), which writes as it goes, stores them.
+        self._order: list[Any] = []
 
     def _context(self, source: str | None) -> Context:
         try:  # one Context per source text: a visit sheet repeats a handful of sources
@@ -161,6 +165,15 @@ class UnitOfWork:
                       answer_ref=make_ref(patient.subject, patient.version))
 
     def apply(self, command: Command) -> None:
+        """Apply one command to the aggregates (nothing is saved until :meth:`commit`)."""
+        touched = self.patients.get(_subject_of(command))
+        before = len(touched.pending_events) if touched is not None else 0
+        self._apply(command)
+        patient = self.patients.get(_subject_of(command))
+        if patient is not None:
+            self._order.extend(patient.pending_events[before if patient is touched else 0:])
+
+    def _apply(self, command: Command) -> None:
         if not self._lock_checked:
             from pgf_events.guards import check_not_locked  # noqa: PLC0415 - loaded on first write
 
@@ -274,11 +287,13 @@ class UnitOfWork:
         auto_queries(self.app, changed, self.reviews, self.now)
         reviews = [r for r in self.reviews.values() if r is not None and r.pending_events]
         keys = [k for k in self._keys.values() if k.pending_events]
-        aggregates = [*changed, *reviews, *extra, *keys]
-        if aggregates:  # one transaction: the records, their automatic queries, the batch and the keys
-            self.app.check_clock([e.timestamp for a in aggregates for e in a.pending_events])
+        tracked = {id(e) for e in self._order}
+        events = [*self._order, *(e for p in changed for e in p.pending_events if id(e) not in tracked)]
+        events += [e for a in (*reviews, *extra, *keys) for e in a.pending_events]
+        if events:  # one transaction: the records, their automatic queries, the batch and the keys
+            self.app.check_clock([e.timestamp for e in events])
             try:
-                self.app.save(*aggregates)
+                self.app.save_events(events)
             finally:
                 self.app.check_clock([])
 
@@ -296,6 +311,14 @@ class UnitOfWork:
                 recorded_at=getattr(event, "timestamp", None), recorded_by=self.user, changes=changes,
             ))
         return out
+
+
+def _subject_of(command: Command) -> str:
+    """The patient a command writes to, normalised; "" if it names none that could be valid."""
+    try:
+        return normalise_subject(command.subject) if command.action == "record" else parse_ref(command.ref)[0]
+    except ValidationError:
+        return ""
 
 
 @functools.cache

@@ -28,7 +28,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("feed", ("pgf_events.feed",)),
     ("readers", ("pgf_events.audit", "pgf_events.exports", "pgf_events.projections", "pgf_events.demo*")),
     ("application", ("pgf_events.audit.source", "pgf_events.audit.chain", "pgf_events.audit.files",
-                     "pgf_events.application", "pgf_events.commands", "pgf_events.store", "pgf_events.transcodings",
+                     "pgf_events.application", "pgf_events.commands", "pgf_events.bulk", "pgf_events.store", "pgf_events.transcodings",
                      "pgf_events.topics", "pgf_events.log", "pgf_events.retry", "pgf_events.gc_tuning",
                      "pgf_events.identity", "pgf_events.signing", "pgf_events.bound_cipher",
                      "pgf_events.audit.dbroles", "pgf_events.guards", "pgf_events.monitoring")),
@@ -36,10 +36,12 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("shared", ("pgf_events", "pgf_events.formatting")),  # the package root (__version__) and formats
 ]
 # Imports between different packages of one layer that are allowed (anything else is refused):
-# the CLI starts the server; audit reports and exports read the history and derived state.
+# the CLI starts the server, which mounts the web workspace (web and cli never import each other);
+# audit reports and exports read the history and derived state.
 INDEPENDENT = {"delivery", "readers"}
 SIBLINGS_ALLOWED = {
     ("pgf_events.cli", "pgf_events.serve"),
+    ("pgf_events.serve", "pgf_events.web"),
     ("pgf_events.audit", "pgf_events.projections"),
     ("pgf_events.exports", "pgf_events.projections"),
 }

@@ -5,7 +5,9 @@ Kept apart from the SQLite recorder so that only PostgreSQL stores import psycop
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import hashlib
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 from uuid import UUID
 
@@ -148,6 +150,7 @@ class ChainedPostgresRecorder(PostgresReading, ChainWriter, PostgresApplicationR
                              "nothing was written. Its owner must run 'pgf db upgrade' (explicit and logged)")
         try:
             with self.datastore.transaction(commit=True) as curs:
+                curs.execute("SELECT pg_advisory_xact_lock_shared(%s)", (self.writers_key,))  # see bulk()
                 self._notify_channel(curs)
                 PostgresAggregateRecorder._insert_stored_events(self, curs, stored_events)
                 ids = [row["notification_id"] for row in curs.fetchall()]
@@ -162,6 +165,40 @@ class ChainedPostgresRecorder(PostgresReading, ChainWriter, PostgresApplicationR
                                    "your login's pgf roles do not allow it") from None
             raise
         return ids
+
+    @contextmanager
+    def bulk(self) -> Iterator[Callable[[Sequence[StoredEvent]], None] | None]:
+        """One write transaction for a bulk import (see the SQLite recorder's), the writers' lock taken
+        first: an exclusive advisory lock of the store that every save takes shared, so single writers
+        wait for the import instead of changing a patient it has read (and making it start again).
+        Each insert goes through the notary trigger, which stamps and chains it as any other."""
+        if not self.notarised:
+            raise StoreError("this store was made by an older pgf and is not notarised by the database; "
+                             "nothing was written. Its owner must run 'pgf db upgrade' (explicit and logged)")
+        try:
+            with self.datastore.transaction(commit=True) as curs:
+                curs.execute("SELECT pg_advisory_xact_lock(%s)", (self.writers_key,))
+                self._notify_channel(curs)
+
+                def insert(stored_events: Sequence[StoredEvent]) -> None:
+                    PostgresAggregateRecorder._insert_stored_events(self, curs, stored_events)
+                    curs.fetchall()
+
+                yield insert
+        except (ProgrammingError, IntegrityError, PersistenceError) as e:
+            text = str(e)
+            if "pgf: " in text:
+                raise StoreError(text.split("pgf: ", 1)[1].splitlines()[0]) from None
+            if "permission denied" in text or "row-level security" in text:
+                raise AccessDenied(f"the database refused the write ({_first_line(e)}): "
+                                   "your login's pgf roles do not allow it") from None
+            raise
+
+    @property
+    def writers_key(self) -> int:
+        """The store's advisory lock key: a signed 64-bit number from its schema's name."""
+        digest = hashlib.sha256(f"pgf-writers:{self.datastore.schema}".encode()).digest()
+        return int.from_bytes(digest[:8], "big", signed=True)
 
     chain_scheme = NOTARY_SCHEME
 

@@ -11,7 +11,9 @@ writer's connection controls). Whoever can write the file can still drop the tri
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import sqlite3
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
@@ -143,6 +145,37 @@ class ChainedSQLiteRecorder(ChainWriter, SQLiteApplicationRecorder):
         self._check_clock(c)
         self._append_links(c, ids, stored_events)
         return ids
+
+    @contextmanager
+    def bulk(self) -> Iterator[Callable[[Sequence[StoredEvent]], None] | None]:
+        """One write transaction for a bulk import, SQLite's write lock taken first (``BEGIN IMMEDIATE``):
+        single writers wait for the import rather than the other way round, and nothing the import
+        read can change under it. Yields the insert (chained as :meth:`_insert_events`), or None for
+        an in-memory store (its readers would wait for this writer): then the caller saves as usual.
+        Commits when the block ends, rolls back if it raises."""
+        if self.datastore.pool.is_sqlite_memory_mode:
+            yield None
+            return
+        with self.datastore.get_connection(commit=True) as conn:
+            cursor = conn.cursor()
+            try:
+                cursor.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError as e:
+                cursor.sqlite_cursor.close()
+                raise StoreError(f"the store is busy: another process held its write lock ({e}) for longer "
+                                 "than the wait allows; nothing was written, try again") from None
+            def insert(events: Sequence[StoredEvent]) -> None:
+                self._insert_events(cursor, events)
+
+            try:
+                yield insert
+            except BaseException:
+                conn.rollback()
+                raise
+            else:
+                conn.commit()
+            finally:
+                cursor.sqlite_cursor.close()
 
     def _check_clock(self, c: Any) -> None:
         """Under the write lock: no recorded time earlier than the last event's (see TrialConduct.check_clock)."""

@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 import json
 import sys
+import tempfile
+from collections.abc import Iterator
 from typing import Any
 
 import click
@@ -14,7 +16,7 @@ from pgf_events.application import BatchRejected, Command
 from pgf_events.cli._output import emit_json, output_options, progress
 from pgf_events.cli.edit import parse_sets
 from pgf_events.domain.errors import PgfError, ValidationError
-from pgf_events.domain.imports import fingerprint
+from pgf_events.domain.imports import ImportBatch, canonical, fingerprint
 from pgf_events.domain.kinds import KINDS
 from pgf_events.domain.parsing import printable
 
@@ -110,12 +112,14 @@ def command_line(command: Command) -> str:
 
 def command_digest(commands: list[Command]) -> str:
     """SHA-256 of what the commands mean: the same records in the same order give the same digest,
-    whatever the line endings, blank lines, key order or JSON whitespace of the file."""
-    return fingerprint([
-        [c.action, c.subject.strip().upper() if isinstance(c.subject, str) else c.subject, c.kind, c.fields,
-         c.ref, c.reason, c.source, c.deviation, c.key]
-        for c in commands
-    ])
+    whatever the line endings, blank lines, key order or JSON whitespace of the file. (:class:`Scan`
+    computes the same digest as it streams.)"""
+    return fingerprint([_digest_item(c) for c in commands])
+
+
+def _digest_item(c: Command) -> list[Any]:
+    return [c.action, c.subject.strip().upper() if isinstance(c.subject, str) else c.subject, c.kind, c.fields,
+            c.ref, c.reason, c.source, c.deviation, c.key]
 
 
 def read_commands(lines: Any) -> tuple[list[Command], list[tuple[int | None, str]]]:
@@ -141,6 +145,76 @@ def report_errors(errors: list[tuple[int | None, str]], total: int) -> None:
     raise click.ClickException(f"{len(errors)} of {total} {noun} failed; nothing was written")
 
 
+class Scan:
+    """The first pass over an import file: its digests, its size, its parse errors, which patients some
+    line needs whole (:func:`pgf_events.bulk.needs_history`), and how to read its commands again."""
+
+    def __init__(self, file: Any, name: str):
+        from pgf_events.bulk import needs_history  # noqa: PLC0415
+
+        self.name = name
+        self.total = 0
+        self.errors: list[tuple[int | None, str]] = []
+        self.whole: set[str] = set()
+        self._file = file
+        self._copy: Any = None
+        if not _seekable(file):  # standard input: kept in a temporary file for the second pass
+            self._copy = tempfile.TemporaryFile()  # noqa: SIM115 - read again by commands()
+        legacy, meaning = hashlib.sha256(), hashlib.sha256()
+        meaning.update(b"[")
+        for command, error in self._read(legacy):
+            self.total += 1
+            if error is not None:
+                self.errors.append(error)
+                continue
+            assert command is not None
+            meaning.update(("," if self.total - len(self.errors) > 1 else "").encode()
+                           + canonical(_digest_item(command)).encode("utf-8", "surrogatepass"))
+            subject = needs_history(command)
+            if subject is not None:
+                self.whole.add(subject)
+        meaning.update(b"]")
+        self.digest = meaning.hexdigest()
+        self.legacy_digest = legacy.hexdigest()  # how batches imported before issue 13 were keyed
+
+    def _read(self, legacy: Any = None) -> Iterator[tuple[Command | None, tuple[int, str] | None]]:
+        """(command, None) or (None, (line, error)) for each non-blank line, streamed."""
+        source = self._file
+        if legacy is None:
+            source = self._copy if self._copy is not None else self._file
+            source.seek(0)
+        number = 0
+        for index, raw in enumerate(source):
+            if legacy is not None:
+                legacy.update(raw)
+                if self._copy is not None:
+                    self._copy.write(raw)
+            try:
+                text = raw.decode("utf-8-sig" if index == 0 else "utf-8")
+            except UnicodeDecodeError:
+                raise ValidationError(f"{self.name} is not UTF-8 text") from None
+            for line in text.splitlines() or [""]:
+                number += 1
+                line = line.strip()
+                if not line:
+                    continue
+                try:
+                    yield parse_line(number, line), None
+                except PgfError as e:
+                    yield None, (number, str(e))
+
+    def commands(self) -> Iterator[Command]:
+        """The file's parsable commands, read again (the second pass)."""
+        return (c for c, _ in self._read() if c is not None)
+
+
+def _seekable(file: Any) -> bool:
+    try:
+        return bool(file.seekable()) and file.name not in ("-", "<stdin>")
+    except (AttributeError, OSError):
+        return False
+
+
 @click.command("import")
 @click.argument("file", type=click.File("rb"))
 @output_options()
@@ -157,48 +231,47 @@ def import_(state: Any, file: Any, fmt: str | None) -> None:
       pgf import visits.jsonl
       echo '{"record":"lab","subject":"S001","date":"2025-03-01","anc":0.4,"plt":18}' | pgf import -
     """
+    from pgf_events.bulk import import_stream  # noqa: PLC0415
+
     name = "standard input" if getattr(file, "name", "-") in ("-", "<stdin>") else str(file.name)
-    data = file.read()
-    legacy_digest = hashlib.sha256(data).hexdigest()  # how batches imported before issue 13 were keyed
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        raise ValidationError(f"{name} is not UTF-8 text") from None
-    commands, errors = read_commands(text.splitlines())
-    digest = command_digest(commands)
-    total = len(commands) + len(errors)
-    if total == 0:
+    scan = Scan(file, name)
+    if scan.total == 0:
         raise ValidationError(f"{name} holds no records")
     app = state.app()
-    with progress(len(commands), "Checking") as bar:
+    options = {"total": scan.total - len(scan.errors), "whole": scan.whole, "digest": scan.digest,
+               "file_name": name, "user": state.user, "legacy_digest": scan.legacy_digest}
+    with progress(scan.total - len(scan.errors), "Checking") as bar:
         try:
-            if errors:
+            if scan.errors:
                 # Still check the parsable lines, so every failure is reported in one pass.
+                errors = scan.errors
                 try:
-                    app.execute(commands, user=state.user, progress=bar.update, dry_run=True)
+                    import_stream(app, scan.commands, progress=bar.update, dry_run=True, **options)
                 except BatchRejected as rejected:
                     errors.extend(rejected.errors)
                 errors.sort(key=lambda e: e[0] or 0)
-                report_errors(errors, total)
-            outcome = app.import_batch(commands, digest=digest, file_name=name, user=state.user,
-                                       progress=bar.update, legacy_digest=legacy_digest)
+                report_errors(errors, scan.total)
+            outcome = import_stream(app, scan.commands, progress=bar.update, keep_refs=fmt == "json", **options)
         except BatchRejected as rejected:
-            report_errors(rejected.errors, total)
-    if not isinstance(outcome, list):
+            report_errors(rejected.errors, scan.total)
+    if isinstance(outcome, ImportBatch):
         click.echo(
-            f"already imported: this file (sha256 {digest[:12]}) was imported by {outcome.recorded_by} "
+            f"already imported: this file (sha256 {scan.digest[:12]}) was imported by {outcome.recorded_by} "
             f"on {outcome.created_on:%Y-%m-%d %H:%M:%S}Z as {outcome.records} records; nothing written",
             err=True,
         )
         if fmt == "json":
-            emit_json({"imported": 0, "already_imported": True, "digest": digest, "records": outcome.records})
+            emit_json({"imported": 0, "already_imported": True, "digest": scan.digest, "records": outcome.records})
         return
-    results = outcome
-    subjects = sorted({r.subject for r in results})
-    if fmt == "json":
-        emit_json({"imported": len(results), "subjects": len(subjects), "digest": digest,
-                   "refs": [r.ref for r in results]})
+    if isinstance(outcome, list):  # an in-memory store: saved by the unit of work
+        refs, subjects = [r.ref for r in outcome], {r.subject for r in outcome}
+        count, first, last = len(outcome), refs[0], refs[-1]
     else:
-        click.echo(f"imported {len(results)} records for {len(subjects)} patients")
+        refs, subjects = outcome.refs or [], outcome.seen
+        count, first, last = outcome.count, outcome.first_ref, outcome.last_ref
+    if fmt == "json":
+        emit_json({"imported": count, "subjects": len(subjects), "digest": scan.digest, "refs": refs})
+    else:
+        click.echo(f"imported {count} records for {len(subjects)} patients")
     if sys.stderr.isatty():
-        click.echo(f"first {results[0].ref}, last {results[-1].ref}", err=True)
+        click.echo(f"first {first}, last {last}", err=True)

@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
+import attrs
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
@@ -18,7 +19,7 @@ from starlette.middleware import Middleware
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 
 from pgf_events import __version__
 from pgf_events.domain.errors import PatientNotFoundError, PgfError, StoreError, ValidationError
@@ -28,9 +29,12 @@ from pgf_events.formatting import to_json
 from pgf_events.projections.queries import cohort_report, patient_status
 from pgf_events.projections.slices import PROJECTIONS
 from pgf_events.projections.verify import last_check, verified_note
-from pgf_events.serve.auth import Authenticate
+from pgf_events.serve.auth import Authenticate, PostgresLoginAuth, TokenAuth
 from pgf_events.serve.openapi import openapi_document
 from pgf_events.serve.pulse import Pulse
+from pgf_events.store import StoreConfig
+from pgf_events.web.app import is_web_path, web_routes
+from pgf_events.web.session import IDLE_MINUTES, PasswordSignIn, Sessions, TokenSignIn
 
 KEEPALIVE_SECONDS = 15.0
 RETRY_MILLISECONDS = 1000  # what EventSource clients wait before reconnecting
@@ -52,9 +56,13 @@ def _error(status: int, message: str) -> JSON:
 
 def build_app(feed: ChangeFeed, *, keepalive: float = KEEPALIVE_SECONDS, interval: float | None = None,
               closing: Callable[[], bool] = lambda: False, server_url: str | None = None,
-              auth: Callable[[Request], str] | None = None, allowed_hosts: Sequence[str] | None = None) -> Starlette:
+              auth: Callable[[Request], str] | None = None, allowed_hosts: Sequence[str] | None = None,
+              idle_minutes: float = IDLE_MINUTES) -> Starlette:
     """``closing`` tells open streams that the server is shutting down (uvicorn's ``should_exit``);
-    ``auth`` authenticates each request (:mod:`.auth`); ``allowed_hosts`` is the Host-header allowlist."""
+    ``auth`` authenticates each API request (:mod:`.auth`) and decides how people sign in to the web
+    workspace (:mod:`pgf_events.web`, mounted only with an ``auth``); ``allowed_hosts`` is the
+    Host-header allowlist; ``idle_minutes`` ends a web session left idle that long."""
+    sessions = _sessions(feed, auth, idle_minutes)
 
     async def in_thread(fn: Callable[..., Any], *args: Any) -> Any:
         return await run_in_threadpool(fn, *args)
@@ -140,19 +148,42 @@ def build_app(feed: ChangeFeed, *, keepalive: float = KEEPALIVE_SECONDS, interva
             yield
         finally:
             await run_in_threadpool(pulse.stop)
+            if sessions is not None:
+                await run_in_threadpool(sessions.close_all)
 
-    routes = [
+    routes: list[BaseRoute] = [
         Route("/health", health), Route("/patients/{subject}", patient), Route("/reports/{name}", report),
         Route("/changes", changes), Route("/openapi.json", openapi),
     ]
-    assert tuple(r.path for r in routes) == PATHS
+    assert tuple(getattr(r, "path", "") for r in routes) == PATHS
+    if sessions is not None:
+        routes += web_routes(sessions)
     middleware = []
     if allowed_hosts is not None:  # DNS rebinding: a page on evil.example resolving to 127.0.0.1 sends its own Host
         middleware.append(Middleware(TrustedHostMiddleware, allowed_hosts=list(allowed_hosts)))
     if auth is not None:
-        middleware.append(Middleware(Authenticate, check=auth))
+        middleware.append(Middleware(Authenticate, check=auth, pages=is_web_path))
     return Starlette(routes=routes, lifespan=lifespan, middleware=middleware,
                      exception_handlers={HTTPException: not_found, PgfError: pgf_error})
+
+
+def _sessions(feed: ChangeFeed, auth: Any, idle_minutes: float) -> Sessions | None:
+    """How people sign in to the web workspace: as the API's authenticator authenticates them."""
+    if isinstance(auth, TokenAuth):
+        return Sessions(TokenSignIn(auth.user, auth.token, feed.app, feed.lock), idle_minutes=idle_minutes)
+    if isinstance(auth, PostgresLoginAuth):
+        store, protocol = feed.app.store, feed.app.protocol
+        return Sessions(PasswordSignIn(lambda login, password: _open_as(store, protocol, login, password)),
+                        idle_minutes=idle_minutes)
+    return None
+
+
+def _open_as(store: StoreConfig, protocol: Any, login: str, password: str) -> Any:
+    """The store opened with ``login``'s own database credentials (the database checks the password)."""
+    from pgf_events.application import TrialConduct  # noqa: PLC0415 - PostgreSQL web sign-in only
+
+    env = {**store.env, "POSTGRES_USER": login, "POSTGRES_PASSWORD": password}
+    return TrialConduct(attrs.evolve(store, url=store.display, env=env), protocol)
 
 
 def _verified(doc: dict[str, Any], check: dict[str, Any] | None) -> JSON:

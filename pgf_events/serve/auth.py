@@ -9,7 +9,8 @@
   Jupyter does), sent as ``Authorization: Bearer TOKEN`` or ``?token=TOKEN`` (for EventSource).
 
 Unauthenticated requests get 401 with a ``WWW-Authenticate`` challenge; an authenticated user
-without a read role gets 403. Only ``/openapi.json`` (the public description) is open.
+without a read role gets 403. Only ``/openapi.json`` (the public description) is open; the web
+workspace's pages sign people in with their own sessions (:mod:`pgf_events.web.session`).
 """
 
 from __future__ import annotations
@@ -108,12 +109,13 @@ class Authenticate:
     """ASGI middleware: every request but :data:`OPEN_PATHS` must authenticate; the user goes in
     ``request.state.user``."""
 
-    def __init__(self, app: ASGIApp, check: Any):
+    def __init__(self, app: ASGIApp, check: Any, pages: Callable[[str], bool] = lambda path: False):
         self.app = app
         self.check = check
+        self.pages = pages  # the web workspace's paths: its sessions sign people in (pgf_events.web)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] in OPEN_PATHS:
+        if scope["type"] != "http" or scope["path"] in OPEN_PATHS or self.pages(scope["path"]):
             await self.app(scope, receive, send)
             return
         request = Request(scope)

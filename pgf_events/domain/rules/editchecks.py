@@ -40,44 +40,83 @@ class Finding:
 
 
 def edit_checks(patient: Patient, params: Protocol) -> list[Finding]:
-    out: list[Finding] = []
-    ref = patient.ref
-    for v, lab in patient.active(vo.LabPanel):
-        for name, (low, high) in PLAUSIBLE.items():
-            value = getattr(lab, name)
-            if value is not None and not low <= value <= high:
-                out.append(Finding(f"implausible_lab:{ref(v)}:{name}", ref(v), name,
-                                   f"{name} {value:g} on {lab.date} is outside the plausible range {low:g}-{high:g}; "
-                                   "please confirm against the lab report or correct it"))
-    for v, ae in patient.active(vo.AdverseEvent):
-        if not ae.serious:
-            continue
-        if ae.aware is None:
-            out.append(Finding(f"sae_awareness:{ref(v)}", ref(v), "aware",
-                               f"serious AE '{ae.term}' (onset {ae.onset}) has no awareness time; "
-                               "enter when the site became aware"))
-        if ae.expected is None:
-            out.append(Finding(f"sae_expectedness:{ref(v)}", ref(v), "expected",
-                               f"serious AE '{ae.term}' has no expectedness; record whether it is expected"))
-    out.extend(_missed_doses(patient, params))
+    return EditFacts.of(patient).findings(params)
+
+
+def _lab_findings(ref: str, lab: vo.LabPanel) -> list[Finding]:
+    out = []
+    for name, (low, high) in PLAUSIBLE.items():
+        value = getattr(lab, name)
+        if value is not None and not low <= value <= high:
+            out.append(Finding(f"implausible_lab:{ref}:{name}", ref, name,
+                               f"{name} {value:g} on {lab.date} is outside the plausible range {low:g}-{high:g}; "
+                               "please confirm against the lab report or correct it"))
     return out
 
 
-def _missed_doses(patient: Patient, params: Protocol) -> list[Finding]:
-    infusions = [InfusionPoint(day=r.date, ref=patient.ref(v), cells=r.cells, weight_kg=r.weight_kg)
-                 for v, r in patient.active(vo.Infusion)]
-    if not infusions:
-        return []
-    latest = max(day for _, r in patient.clinical_records() for _, day in r.clinical_dates())
-    exits = _exits(patient)
-    stopped = min(exits) if exits else None
-    summary = assess_dosing(infusions, params, as_of=latest, stopped=stopped)
-    return [
-        Finding(f"missed_dose:{dose.number}", dose.refs[0] if dose.refs else infusions[0].ref, None,
-                f"dose {dose.number} (target {dose.target}) was not given and no reason is recorded; "
-                "record the infusion, or answer with the reason")
-        for dose in summary.doses if dose.status == "missed"
-    ]
+def _ae_findings(ref: str, ae: vo.AdverseEvent) -> list[Finding]:
+    out: list[Finding] = []
+    if not ae.serious:
+        return out
+    if ae.aware is None:
+        out.append(Finding(f"sae_awareness:{ref}", ref, "aware",
+                           f"serious AE '{ae.term}' (onset {ae.onset}) has no awareness time; "
+                           "enter when the site became aware"))
+    if ae.expected is None:
+        out.append(Finding(f"sae_expectedness:{ref}", ref, "expected",
+                           f"serious AE '{ae.term}' has no expectedness; record whether it is expected"))
+    return out
+
+
+@attrs.define
+class EditFacts:
+    """What the edit checks read of a patient: the findings of its labs and AEs, its infusions, its
+    latest clinical date and its exits. Built from the aggregate (:meth:`of`) and, by the bulk import,
+    kept up to date as records that change none of the rest are appended (:meth:`add`)."""
+
+    labs: list[Finding]
+    aes: list[Finding]
+    infusions: list[InfusionPoint]
+    latest: date | None
+    exits: list[tuple[date, str, tuple[str, ...]]]
+
+    @classmethod
+    def of(cls, patient: Patient) -> EditFacts:
+        ref = patient.ref
+        labs = [f for v, lab in patient.active(vo.LabPanel) for f in _lab_findings(ref(v), lab)]
+        aes = [f for v, ae in patient.active(vo.AdverseEvent) for f in _ae_findings(ref(v), ae)]
+        infusions = [InfusionPoint(day=r.date, ref=ref(v), cells=r.cells, weight_kg=r.weight_kg)
+                     for v, r in patient.active(vo.Infusion)]
+        days = [day for _, r in patient.clinical_records() for _, day in r.clinical_dates()]
+        return cls(labs, aes, infusions, max(days) if days else None, _exits(patient))
+
+    def add(self, ref: str, record: vo.Record) -> None:
+        """A new standing record that is not an infusion, a death or a withdrawal (those change more)."""
+        assert not isinstance(record, (vo.Infusion, vo.Death, vo.Withdrawal, vo.Registration))
+        if isinstance(record, vo.LabPanel):
+            self.labs += _lab_findings(ref, record)
+        elif isinstance(record, vo.AdverseEvent):
+            self.aes += _ae_findings(ref, record)
+        for _, day in record.clinical_dates():
+            if self.latest is None or day > self.latest:
+                self.latest = day
+
+    def findings(self, params: Protocol) -> list[Finding]:
+        return [*self.labs, *self.aes, *self._missed_doses(params)]
+
+    def _missed_doses(self, params: Protocol) -> list[Finding]:
+        infusions = self.infusions
+        if not infusions:
+            return []
+        assert self.latest is not None  # an infusion is a clinical record
+        stopped = min(self.exits) if self.exits else None
+        summary = assess_dosing(infusions, params, as_of=self.latest, stopped=stopped)
+        return [
+            Finding(f"missed_dose:{dose.number}", dose.refs[0] if dose.refs else infusions[0].ref, None,
+                    f"dose {dose.number} (target {dose.target}) was not given and no reason is recorded; "
+                    "record the infusion, or answer with the reason")
+            for dose in summary.doses if dose.status == "missed"
+        ]
 
 
 def _exits(patient: Patient) -> list[tuple[date, str, tuple[str, ...]]]:

@@ -306,6 +306,14 @@ def _withdrawal(prior: Prior, new: Item, params: Protocol) -> list[Finding]:
 
 
 _BY_KIND = {"enrol": _enrolment, "infusion": _infusion, "death": _death, "withdraw": _withdrawal}
+# What check_entry reads of the prior records for a kind without a rule of its own: the registration
+# (birth date) and the death. A record of such a kind can be checked against just those records.
+HISTORY_FREE_PRIOR = ("register", "death")
+
+
+def history_free(kind: str) -> bool:
+    """Whether entering a record of ``kind`` is checked against :data:`HISTORY_FREE_PRIOR` only."""
+    return kind != "register" and kind not in _BY_KIND
 
 
 def eligibility_changed(items: Sequence[Item], changed_ref: str) -> Finding | None:

@@ -1,0 +1,244 @@
+"""The bulk path of ``pgf import``: the same checks as the unit of work, written as it goes, memory bounded.
+
+:class:`BulkUnit` is a :class:`UnitOfWork` that, in one transaction holding the store's write lock
+from the start (``recorder.bulk()``), checks a file's commands in order and writes their events in
+chunks as soon as they are final, instead of keeping every patient's aggregate and every event
+until the end. For a record of a history-free kind (a lab result, vital signs, an AE, ...; see
+:mod:`pgf_events.domain.facts`) of a patient that no other kind of line of the file touches, it
+keeps only the patient's facts: checked by the aggregate's own rule functions, the event is the
+one ``Patient.record`` triggers. Every other line goes through the aggregate exactly as in
+:class:`UnitOfWork` (those patients are held until the end, as corrections and voids are checked
+together then). Events are stored in command order, automatic queries, the batch and the keys
+last, as :meth:`UnitOfWork.commit` stores them: the same accepted lines, the same errors, the same
+stored bytes and chain (``tests/property/test_bulk_import.py``). A failing line stops the writing
+(the rest is still checked, so every error is reported) and the transaction is rolled back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from eventsourcing.persistence import IntegrityError, OperationalError
+
+from pgf_events.commands import BatchRejected, Command, Result, UnitOfWork, _typed_times, normalise_subject, parse_ref
+from pgf_events.domain import kinds
+from pgf_events.domain.errors import PgfError, ValidationError
+from pgf_events.domain.facts import PatientFacts, history_free
+from pgf_events.domain.imports import ImportBatch
+from pgf_events.domain.patient import Patient, make_ref
+from pgf_events.gc_tuning import fewer_collections
+from pgf_events.retry import MAX_ATTEMPTS, retry
+
+if TYPE_CHECKING:
+    from pgf_events.application import TrialConduct
+
+CHUNK = 2000  # events written per insert: large enough to amortise a statement, small enough to stream
+
+
+def needs_history(command: Command) -> str | None:
+    """The patient a command must load whole for (None: none, or a history-free record)."""
+    try:
+        if command.action == "record":
+            if history_free(command.kind) and command.key is None and command.kind in kinds.KINDS:
+                return None
+            return normalise_subject(command.subject)
+        return parse_ref(command.ref)[0]
+    except ValidationError:
+        return None
+
+
+class BulkUnit(UnitOfWork):
+    """A unit of work that streams: see the module's docstring."""
+
+    def __init__(self, app: TrialConduct, user: str, *, whole: set[str], defer_changes: bool,
+                 insert: Callable[[Sequence[Any]], None] | None, keep_refs: bool = True):
+        super().__init__(app, user, defer_changes=defer_changes)
+        self.whole = whole  # the patients some line needs whole (needs_history)
+        self.insert = insert  # writes stored events in the open transaction; None: check only
+        self.facts: dict[str, PatientFacts] = {}
+        self.seen: dict[str, None] = {}  # subjects in the order the unit first wrote to them
+        self.queue: list[Any] = []  # events made and not yet written, in command order
+        self.errors: list[tuple[int | None, str]] = []
+        self.refs: list[str] | None = [] if keep_refs else None
+        self.count = 0
+        self.first_ref = self.last_ref = ""
+
+    # ------------------------------------------------------------------ checking
+
+    def feed(self, command: Command) -> None:
+        """Apply one command; a failure is collected with its line, and writing stops."""
+        try:
+            subject = self._fast(command) if self._is_fast(command) else self._whole(command)
+        except PgfError as e:
+            if not self.defer_changes:  # a file of one command: its own error, as execute() raises it
+                raise
+            self.errors.append((command.line, str(e)))
+            return
+        if subject in self.patients or subject in self.facts:
+            self.seen.setdefault(subject)
+        if len(self.queue) >= CHUNK:
+            self.flush()
+
+    def _is_fast(self, command: Command) -> bool:
+        return (command.action == "record" and command.key is None and history_free(command.kind)
+                and command.kind in kinds.KINDS and _subject(command) not in self.whole)
+
+    def _fast(self, command: Command) -> str:
+        if not self._lock_checked:
+            from pgf_events.guards import check_not_locked  # noqa: PLC0415
+
+            check_not_locked(self.app)
+            self._lock_checked = True
+        ctx = self._context(command.source)
+        subject = normalise_subject(command.subject)
+        spec = kinds.kind(command.kind)
+        facts = self.facts.get(subject)
+        fields = command.fields
+        if _typed_times(spec.record, fields):
+            fields = self._site_local(facts or self._facts(subject), spec.record, fields)  # type: ignore[arg-type]
+        record = spec.record.from_input(fields)
+        if facts is None:
+            facts = self._facts(subject)
+        event = facts.record(spec.event, record, ctx, command.deviation)
+        self.queue.append(event)
+        self._result(make_ref(subject, event.originator_version))
+        return subject
+
+    def _facts(self, subject: str) -> PatientFacts:
+        facts = self.facts.get(subject)
+        if facts is None:
+            facts = self.facts[subject] = PatientFacts(self._load(subject))
+            del self.patients[subject]  # only its facts are kept
+        return facts
+
+    def _whole(self, command: Command) -> str:
+        self.apply(command)
+        self.queue += self._order
+        self._order.clear()
+        for item in self._results:
+            self._result(item.ref if isinstance(item, Result) else make_ref(item[0].subject, item[1]))
+        self._results.clear()
+        return _subject(command)
+
+    def _result(self, ref: str) -> None:
+        self.count += 1
+        self.last_ref = ref
+        if self.count == 1:
+            self.first_ref = ref
+        if self.refs is not None:
+            self.refs.append(ref)
+
+    # ------------------------------------------------------------------ writing
+
+    def flush(self) -> None:
+        """Write the events made so far that are final (a deferred change that acknowledges a
+        deviation waits for :meth:`settle`, and so does everything after it)."""
+        if self.insert is None or self.errors:
+            self.queue.clear() if self.insert is None else None
+            return
+        end = next((n for n, e in enumerate(self.queue) if _awaits_settle(e)), len(self.queue))
+        if end:
+            self._write(self.queue[:end])
+            del self.queue[:end]
+
+    def _write(self, events: Sequence[Any]) -> None:
+        assert self.insert is not None
+        to_stored = self.app.mapper.to_stored_event
+        self.app.check_clock([e.timestamp for e in events])
+        try:
+            self.insert([to_stored(e) for e in events])
+        finally:
+            self.app.check_clock([])
+
+    def finish(self, extra: Sequence[Any] = ()) -> None:
+        """Settle the deferred changes, raise the automatic queries, write the rest; or raise BatchRejected."""
+        self.errors.extend(self.settle())
+        if self.errors:
+            raise BatchRejected(self.errors)
+        if self.insert is None:
+            return
+        from pgf_events.guards import auto_queries  # noqa: PLC0415
+
+        changed: list[Any] = []
+        for subject in self.seen:
+            holder: Any = self.patients.get(subject) or self.facts.get(subject)
+            if holder is not None and (holder.changed if isinstance(holder, PatientFacts) else holder.pending_events):
+                changed.append(holder)
+        auto_queries(self.app, changed, self.reviews, self.now)
+        reviews = [r for r in self.reviews.values() if r is not None and r.pending_events]
+        keys = [k for k in self._keys.values() if k.pending_events]
+        last = [*self.queue, *(e for a in (*reviews, *extra, *keys)
+                               for e in a.pending_events)]
+        self.queue.clear()
+        if last:
+            self._write(last)
+
+
+def import_stream(app: TrialConduct, commands: Callable[[], Iterable[Command]], *, total: int, whole: set[str],
+                  digest: str, file_name: str, user: str, progress: Callable[[int], None] | None = None,
+                  legacy_digest: str | None = None, dry_run: bool = False, keep_refs: bool = True) -> Any:
+    """``pgf import`` on the bulk path: ``commands()`` yields the file's commands (called again for
+    each attempt, or if the store cannot take a bulk write: then saved by ``app.import_batch``).
+
+    Returns the finished :class:`BulkUnit`, the earlier ImportBatch if the file was already
+    imported, or (in-memory stores) the results; raises BatchRejected with every failure. With
+    ``dry_run`` it only checks (after parse errors every line is still checked).
+    """
+    user = app._check_actor(user)
+    if not dry_run:
+        done = app.imported(digest, legacy_digest)
+        if done is not None:
+            return done
+
+    def batch(count: int) -> list[Any]:
+        return [ImportBatch.record(digest, file_name, count, count, user)]
+
+    def attempt() -> Any:
+        with fewer_collections():
+            return run(app, commands(), user=user, whole=whole, total=total, extra=batch, dry_run=dry_run,
+                       progress=progress, keep_refs=keep_refs)
+
+    def retried() -> None:
+        app.conflicts_retried += 1
+        if progress:
+            progress(-total)
+
+    # The write lock is taken first (recorder.bulk), so only a writer that does not take it (an older
+    # pgf on PostgreSQL) can change a patient the import read: then it starts again, as execute() does.
+    unit = retry(attempt, on=(IntegrityError, OperationalError), retried=retried, failure=lambda e: (
+        f"could not save after {MAX_ATTEMPTS} attempts because other users kept writing "
+        f"to the same patients ({type(e).__name__}); nothing was written, try again"))
+    if unit is None:
+        return app.import_batch(list(commands()), digest=digest, file_name=file_name, user=user,
+                                progress=progress, legacy_digest=legacy_digest)
+    return unit
+
+
+def run(app: TrialConduct, commands: Iterable[Command], *, user: str, whole: set[str], total: int,
+        extra: Callable[[int], list[Any]] | None = None, dry_run: bool = False,
+        progress: Callable[[int], None] | None = None, keep_refs: bool = True) -> BulkUnit | None:
+    """Check and write ``commands`` (an iterable read once) in one transaction; returns the finished
+    unit, or None when the store cannot take a bulk write (an in-memory store: use ``execute``)."""
+    with app.recorder.bulk() as insert:  # type: ignore[attr-defined]
+        if insert is None and not dry_run:
+            return None
+        unit = BulkUnit(app, user, whole=whole, defer_changes=total > 1, insert=None if dry_run else insert,
+                        keep_refs=keep_refs)
+        for command in commands:
+            unit.feed(command)
+            if progress:
+                progress(1)
+        unit.finish(extra(total) if extra and not dry_run else ())
+        return unit
+
+
+def _subject(command: Command) -> str:
+    try:
+        return normalise_subject(command.subject) if command.action == "record" else parse_ref(command.ref)[0]
+    except ValidationError:
+        return ""
+
+
+def _awaits_settle(event: Any) -> bool:
+    return isinstance(event, (Patient.Corrected, Patient.Voided)) and event.__dict__.get("acknowledged") == []
