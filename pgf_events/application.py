@@ -44,7 +44,7 @@ from pgf_events.log import notifications
 from pgf_events.protocol import DEFAULT_PROTOCOL, Protocol
 from pgf_events.retry import MAX_ATTEMPTS, retry
 from pgf_events.signing import SigningUseCases
-from pgf_events.store import CIPHER_ENV, StoreConfig, parse_url, prepare
+from pgf_events.store import CIPHER_ENV, StoreConfig, is_locked, locked_message, parse_url, prepare
 from pgf_events.topics import topic_of
 
 # Re-exported: callers build commands and read results through the application module.
@@ -215,7 +215,12 @@ class TrialConduct(SigningUseCases, Application[Any]):
                 raise BatchRejected(errors)
             if dry_run:
                 return []
-            unit.commit(extra(len(commands)) if extra else [])
+            try:
+                unit.commit(extra(len(commands)) if extra else [])
+            except OperationalError as e:
+                if is_locked(e):  # waited --wait seconds for another process's lock: say so, do not retry
+                    raise StoreError(locked_message(self.store)) from None
+                raise
             return unit.results()
 
         def retried() -> None:

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import base64
 import binascii
+import math
 import os
 from pathlib import Path
-from urllib.parse import SplitResult, parse_qs, unquote, urlsplit
+from urllib.parse import SplitResult, parse_qs, quote, unquote, urlsplit
 from uuid import uuid4
 
 import attrs
@@ -19,7 +20,8 @@ import attrs
 from pgf_events.domain.errors import StoreError
 
 DEFAULT_URL = "sqlite:///pgf-trial.db"
-SQLITE_LOCK_TIMEOUT_SECONDS = 30
+WAIT_ENV = "PGF_WAIT"  # seconds to wait for a store another process has locked (--wait)
+DEFAULT_WAIT_SECONDS = 5
 # Recorders that chain every event in the same transaction (pgf_events.audit.recorders).
 SQLITE_RECORDER_TOPIC = "pgf_events.audit.recorders_sqlite:ChainedSQLiteRecorder"
 POSTGRES_RECORDER_TOPIC = "pgf_events.audit.recorders_postgres:ChainedPostgresRecorder"
@@ -33,6 +35,8 @@ class StoreConfig:
     sqlite_path: Path | None = None
     schema: str | None = None
     cipher_key: str | None = attrs.field(default=None, repr=False)
+    wait: int = DEFAULT_WAIT_SECONDS  # seconds a command waits for another process's lock
+    read_only: str | None = None  # why this SQLite store can only be read (read-only file, folder or medium)
 
     @property
     def display(self) -> str:
@@ -72,7 +76,25 @@ def parse_url(url: str | None, cipher_key: str | None = None) -> StoreConfig:
     url = (url or os.environ.get("PGF_DB") or DEFAULT_URL).strip()
     key = os.environ.get(CIPHER_ENV) if cipher_key is None else cipher_key
     config = _parse(url)
-    return attrs.evolve(config, env={**config.env, **cipher_env(key)}, cipher_key=key or None)
+    wait = wait_seconds()
+    env = {**config.env, **cipher_env(key)}
+    if config.backend == "sqlite":
+        env["SQLITE_LOCK_TIMEOUT"] = str(wait)
+    return attrs.evolve(config, env=env, cipher_key=key or None, wait=wait)
+
+
+def wait_seconds(value: str | None = None) -> int:
+    """``--wait``/``PGF_WAIT``: whole seconds (at least 1) to wait for a store another process has locked."""
+    text = (os.environ.get(WAIT_ENV, "") if value is None else value).strip()
+    if not text:
+        return DEFAULT_WAIT_SECONDS
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = math.nan
+    if not math.isfinite(seconds) or seconds < 0 or seconds > 86_400:
+        raise StoreError(f"--wait (or {WAIT_ENV}) {text!r} must be a number of seconds from 0 to 86400")
+    return max(1, math.ceil(seconds))
 
 
 def _parse(url: str) -> StoreConfig:
@@ -99,14 +121,104 @@ def _sqlite(url: str) -> StoreConfig:
     path = Path(database).expanduser()
     if not path.parent.exists():
         raise StoreError(f"the folder {path.parent} for the SQLite store does not exist")
-    return StoreConfig(url=url, backend="sqlite", env=_sqlite_env(str(path)), sqlite_path=path)
+    why = read_only_reason(path)
+    if why is None:
+        return StoreConfig(url=url, backend="sqlite", env=_sqlite_env(str(path)), sqlite_path=path)
+    return StoreConfig(url=url, backend="sqlite", env={**_sqlite_env(_read_only_uri(path)), "CREATE_TABLE": "no"},
+                       sqlite_path=path, read_only=why)
+
+
+def read_only_reason(path: Path) -> str | None:
+    """Why an existing store file cannot be written here (a read-only medium, file or folder), or None."""
+    if not path.exists():
+        return None
+    try:
+        if os.statvfs(path).f_flag & os.ST_RDONLY:
+            return "it is on a read-only file system"
+    except OSError:
+        pass
+    if not os.access(path, os.W_OK):
+        return "the file is read-only"
+    if not os.access(path.parent, os.W_OK | os.X_OK):
+        return f"its folder {path.parent} is read-only"
+    return None
+
+
+def _read_only_uri(path: Path) -> str:
+    """SQLite's URI for reading a store without writing anything, not even the WAL index.
+
+    A store whose write-ahead log is empty or gone (closed cleanly, or checkpointed) is opened
+    ``immutable``: no lock or index file is needed. One whose log still holds commits is read with
+    that log when its index file is there; otherwise it cannot be read as it is (said plainly).
+    """
+    uri = f"file:{quote(str(path.resolve()))}?mode=ro"
+    wal, shm = Path(f"{path}-wal"), Path(f"{path}-shm")
+    if not wal.exists() or wal.stat().st_size == 0:
+        return uri + "&immutable=1"
+    if shm.exists() or os.access(path.parent, os.W_OK | os.X_OK):
+        return uri
+    raise StoreError(f"the store {path} is read-only and its write-ahead log {wal} still holds changes without "
+                     f"its index {shm}; copy the store's files to a writable folder to read it")
+
+
+def is_locked(error: BaseException | None) -> bool:
+    """Whether an error (or one it came from) is SQLite's "database is locked" after its wait ran out."""
+    while error is not None:
+        if "database is locked" in str(error) or "database table is locked" in str(error):
+            return True
+        error = error.__cause__ or error.__context__
+    return False
+
+
+def locked_message(config: StoreConfig) -> str:
+    """One line for a store another process holds locked longer than ``--wait``: which lock, and who."""
+    holders = lock_holders(config.sqlite_path) if config.sqlite_path is not None else []
+    who = f" (held by {', '.join(holders)})" if holders else ""
+    return (f"the store {config.display} is locked by another process{who}: SQLite's write lock was not free "
+            f"within {config.wait} s; try again, or wait longer with --wait SECONDS (or {WAIT_ENV})")
+
+
+def lock_holders(path: Path) -> list[str]:
+    """``pid N (command)`` of the processes holding write locks on the store's files (Linux /proc/locks;
+    readers hold shared locks too, and are not the ones in the way)."""
+    inodes = set()
+    for suffix in ("", "-shm", "-wal"):
+        try:
+            st = os.stat(f"{path}{suffix}")
+        except OSError:
+            continue
+        inodes.add((os.major(st.st_dev), os.minor(st.st_dev), st.st_ino))
+    holders: list[str] = []
+    try:
+        lines = Path("/proc/locks").read_text().splitlines()
+    except OSError:
+        return holders
+    for line in lines:
+        parts = line.split()
+        if len(parts) < 6 or parts[1] == "->" or parts[3] != "WRITE" or parts[4] in ("", "-1"):
+            continue
+        try:
+            major, minor, inode = parts[5].split(":")
+            key = (int(major, 16), int(minor, 16), int(inode))
+            pid = int(parts[4])
+        except ValueError:
+            continue
+        if key in inodes and pid != os.getpid():
+            try:
+                name = Path(f"/proc/{pid}/comm").read_text().strip()
+            except OSError:
+                name = "?"
+            entry = f"pid {pid} ({name})"
+            if entry not in holders:
+                holders.append(entry)
+    return holders[:3]
 
 
 def _sqlite_env(name: str) -> dict[str, str]:
     return {
         "PERSISTENCE_MODULE": "eventsourcing.sqlite",
         "SQLITE_DBNAME": name,
-        "SQLITE_LOCK_TIMEOUT": str(SQLITE_LOCK_TIMEOUT_SECONDS),
+        "SQLITE_LOCK_TIMEOUT": str(DEFAULT_WAIT_SECONDS),
         "APPLICATION_RECORDER_TOPIC": SQLITE_RECORDER_TOPIC,
     }
 

@@ -122,6 +122,16 @@ class FastMapper(Mapper[Any]):
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
         self._classes: dict[str, tuple[type, int]] = {}
+        self._memo: dict[tuple[Any, ...], Any] | None = None
+        self._memo_size = 0
+
+    def remember(self, size: int) -> None:
+        """Keep up to ``size`` decoded events (a long-running process: ``pgf daemon``, ``pgf shell``).
+
+        Sound because a stored event never changes (append-only, under triggers) and the key is the
+        whole stored row: a row that did change (tampering) is decoded again, as it is stored now.
+        """
+        self._memo, self._memo_size = {}, size
 
     def to_stored_event(self, domain_event: Any) -> StoredEvent:
         """The library's, except that an encrypted payload is bound to its stream, version and topic."""
@@ -144,6 +154,19 @@ class FastMapper(Mapper[Any]):
                recorded_by: str | None = None, recorded_at: datetime | None = None) -> Any:
         """``recorded_by``/``recorded_at``: the database's stamps (PostgreSQL), which replace the
         client-written ones in the payload: who and when are what the notary says."""
+        if self._memo is None:
+            return self._decode(originator_id, originator_version, topic, state, recorded_by, recorded_at)
+        key = (originator_id, originator_version, topic, state, recorded_by, recorded_at)
+        event = self._memo.get(key)
+        if event is None:
+            event = self._decode(originator_id, originator_version, topic, state, recorded_by, recorded_at)
+            if len(self._memo) >= self._memo_size:
+                self._memo.clear()
+            self._memo[key] = event
+        return event
+
+    def _decode(self, originator_id: Any, originator_version: int, topic: str, state: bytes,
+                recorded_by: str | None, recorded_at: datetime | None) -> Any:
         try:
             cls, class_version = self._classes[topic]
         except KeyError:

@@ -24,24 +24,26 @@ import pytest
 # The packages of the delivery and readers layers are independent of each other (see
 # SIBLINGS_ALLOWED); the modules of the application, domain and shared layers work together.
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
-    ("delivery", ("pgf_events.cli", "pgf_events.serve", "pgf_events.web")),
+    ("delivery", ("pgf_events.cli", "pgf_events.serve", "pgf_events.web", "pgf_events.client")),
     ("feed", ("pgf_events.feed",)),
     ("readers", ("pgf_events.audit", "pgf_events.exports", "pgf_events.projections", "pgf_events.demo*")),
     ("application", ("pgf_events.audit.source", "pgf_events.audit.chain", "pgf_events.audit.files",
                      "pgf_events.application", "pgf_events.commands", "pgf_events.bulk", "pgf_events.store", "pgf_events.transcodings",
                      "pgf_events.topics", "pgf_events.log", "pgf_events.retry", "pgf_events.gc_tuning",
-                     "pgf_events.identity", "pgf_events.signing", "pgf_events.bound_cipher",
+                     "pgf_events.identity", "pgf_events.signing", "pgf_events.workers", "pgf_events.bound_cipher",
                      "pgf_events.audit.dbroles", "pgf_events.guards", "pgf_events.monitoring")),
     ("domain", ("pgf_events.domain", "pgf_events.protocol")),
     ("shared", ("pgf_events", "pgf_events.formatting")),  # the package root (__version__) and formats
 ]
 # Imports between different packages of one layer that are allowed (anything else is refused):
 # the CLI starts the server, which mounts the web workspace (web and cli never import each other);
+# the entry point (client) falls back to the CLI, whose daemon speaks the client's wire format;
 # audit reports and exports read the history and derived state.
 INDEPENDENT = {"delivery", "readers"}
 SIBLINGS_ALLOWED = {
     ("pgf_events.cli", "pgf_events.serve"),
     ("pgf_events.serve", "pgf_events.web"),
+    ("pgf_events.cli", "pgf_events.client"), ("pgf_events.client", "pgf_events.cli"),  # pgf daemon <-> its client
     ("pgf_events.audit", "pgf_events.projections"),
     ("pgf_events.exports", "pgf_events.projections"),
 }

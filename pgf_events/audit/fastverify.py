@@ -20,12 +20,14 @@ from __future__ import annotations
 
 import hashlib
 import multiprocessing
+import os
 import sqlite3
 import struct
 from typing import Any, NamedTuple
 
 from pgf_events.audit.chain import GENESIS
 from pgf_events.gc_tuning import usable_cpus
+from pgf_events.workers import die_with_parent
 
 PARALLEL_MIN_EVENTS = 200_000  # below this, starting a second process costs more than it saves
 
@@ -104,7 +106,7 @@ def check_all(reader: Any, stop: int, marks: frozenset[int]) -> list[Segment | N
         return [reader.check_segment(0, stop, marks)]
     middle = stop // 2
     # fork: the child needs nothing but this module, already loaded, and opens the file itself.
-    with multiprocessing.get_context("fork").Pool(1) as pool:
+    with multiprocessing.get_context("fork").Pool(1, initializer=die_with_parent, initargs=(os.getpid(),)) as pool:
         second = pool.apply_async(_in_process, (path, reader.events_table_name, reader.chain_table, middle, stop,
                                                 marks))
         first = reader.check_segment(0, middle, marks)

@@ -21,7 +21,7 @@ from pgf_events.domain.errors import PgfError
 from pgf_events.gc_tuning import BULK_THRESHOLD
 
 # Options of the root group that may also be written after the subcommand (`pgf status S001 --db x.db`).
-GLOBAL_OPTIONS = ("--db", "--user", "--protocol")
+GLOBAL_OPTIONS = ("--db", "--user", "--protocol", "--wait")
 
 
 def hoist_global_options(args: list[str]) -> list[str]:
@@ -75,7 +75,33 @@ class PgfGroup(click.Group):
             devnull = os.open(os.devnull, os.O_WRONLY)
             os.dup2(devnull, sys.stdout.fileno())
             sys.exit(0)
+        except Exception as e:  # noqa: BLE001 - only the store's own refusals become one line; bugs re-raise
+            message = _store_refusal(e)
+            if message is None:
+                raise
+            _fail(message, 1)
         sys.exit(rv if isinstance(rv, int) else 0)
+
+
+def _store_refusal(error: BaseException) -> str | None:
+    """A lock held past --wait, or a write to a read-only store, wherever it surfaced (the log, the
+    read models): one line naming the lock or the reason, never a traceback."""
+    from pgf_events.store import is_locked, locked_message, parse_url  # noqa: PLC0415 - only on the error path
+
+    state = _STATE[-1] if _STATE else None
+    try:
+        config = parse_url(state.db_url if state else None)
+    except PgfError:
+        return None
+    if is_locked(error):
+        return locked_message(config)
+    if "readonly database" in str(error) or "read-only file system" in str(error).lower():
+        why = config.read_only or "the database refused to write"
+        return f"the store {config.display} is read-only ({why}); nothing was written"
+    return None
+
+
+_STATE: list[State] = []  # the running command's state, for the error path
 
 
 def _fail(message: str, code: int) -> None:
@@ -99,8 +125,10 @@ def _fail(message: str, code: int) -> None:
 @click.option("--protocol", "protocol_file", envvar="PGF_PROTOCOL", metavar="FILE|v1|v2",
               type=click.Path(dir_okay=False),
               help="TOML file overriding protocol parameters, or a named version (v2, the default; v1).")
+@click.option("--wait", envvar="PGF_WAIT", metavar="SECONDS",
+              help="How long to wait for a store another process has locked before saying so (default 5).")
 @click.pass_context
-def cli(ctx: click.Context, db: str | None, user: str | None, protocol_file: str | None) -> None:
+def cli(ctx: click.Context, db: str | None, user: str | None, protocol_file: str | None, wait: str | None) -> None:
     """pgf: record and audit the NCT06171906 trial (MSC for poor graft function).
 
     \b
@@ -110,7 +138,12 @@ def cli(ctx: click.Context, db: str | None, user: str | None, protocol_file: str
       pgf record lab S001 --date 2025-03-01 --anc 0.4 --plt 18 --hb 72
       pgf history S001
     """
+    if wait is not None:  # --wait: every store this command opens waits this long for another's lock
+        from pgf_events.store import WAIT_ENV, wait_seconds  # noqa: PLC0415
+
+        os.environ[WAIT_ENV] = str(wait_seconds(wait))
     state = State(db_url=db, requested_user=user, protocol_file=protocol_file)
+    _STATE[:] = [state]
     ctx.obj = state
     ctx.call_on_close(state.close)
 
@@ -131,6 +164,7 @@ COMMANDS: dict[str, str] = {
     "export": "export:export", "db": "audit:db", "users": "users:users", "backup": "admin:backup",
     "keygen": "admin:keygen", "demo": "demo:demo", "keys": "keys:keys",
     "follow": "follow:follow", "serve": "serve:serve",  # the downstream feed (issue 5)
+    "daemon": "daemon:daemon", "shell": "shell:shell",  # the long-running coordinator (issue 18)
     # Monitoring (issue 15)
     "query": "monitor:query", "queries": "monitor:queries", "sdv": "monitor:sdv", "freeze": "monitor:freeze",
     "unfreeze": "monitor:unfreeze", "lock": "monitor:lock", "unlock": "monitor:unlock", "due": "due:due",

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import TYPE_CHECKING
 
 import attrs
@@ -13,6 +16,25 @@ from pgf_events.domain.errors import PgfError, StoreError
 if TYPE_CHECKING:
     from pgf_events.application import TrialConduct
     from pgf_events.protocol import Protocol
+    from pgf_events.store import StoreConfig
+
+
+# An application kept open by a long-running process (``pgf daemon``, ``pgf shell``): the commands it
+# runs use it instead of opening the store again, and still authenticate and authorise each time.
+_SHARED: ContextVar[TrialConduct | None] = ContextVar("pgf_shared_app", default=None)
+
+
+@contextmanager
+def shared_app(app: TrialConduct) -> Iterator[None]:
+    token = _SHARED.set(app)
+    try:
+        yield
+    finally:
+        _SHARED.reset(token)
+
+
+# What a read-only store still allows (permission classes of pgf_events.cli.permissions).
+READING = frozenset({"read", "directory"})
 
 
 @attrs.define
@@ -22,6 +44,8 @@ class State:
     protocol_file: str | None
     _app: TrialConduct | None = None
     _user: str | None = None
+    _shared: bool = False  # the app belongs to a long-running process: never closed here
+    read_only: str | None = None  # why the open store cannot be written (pgf_events.store.read_only_reason)
 
     def protocol(self) -> Protocol:
         from pgf_events.protocol import DEFAULT_PROTOCOL, PRESETS, Protocol  # noqa: PLC0415
@@ -39,6 +63,14 @@ class State:
             self.app()
         assert self._user is not None
         return self._user
+
+    def in_memory(self) -> bool:
+        """Whether reports are derived from the log in memory instead of the shared read models: under a
+        protocol override, or on a store that cannot be written (the read models cannot catch up)."""
+        if self.overrides_protocol():
+            return True
+        self.app(must_exist=True)
+        return self.read_only is not None
 
     def overrides_protocol(self) -> bool:
         """Whether --protocol asks for parameters other than the trial's: such a run is evaluated in
@@ -58,6 +90,8 @@ class State:
 
         Readers never create an empty store by accident.
         """
+        if self._app is None and _SHARED.get() is not None:
+            self._app, self._user = self._enter_shared(_SHARED.get())
         if self._app is None:
             from pgf_events.application import TrialConduct  # noqa: PLC0415
             from pgf_events.store import parse_url  # noqa: PLC0415
@@ -65,6 +99,7 @@ class State:
             config = parse_url(self.db_url)
             if must_exist and not config.exists():
                 raise StoreError(f"there is no trial store at {config.display} (check --db or PGF_DB)")
+            self._refuse_writes(config)
             app = TrialConduct(config, self.protocol())
             if app.created_now:  # a new PostgreSQL store: its owner creates the read models and grants
                 from pgf_events.projections.provision import finish_store  # noqa: PLC0415
@@ -85,11 +120,33 @@ class State:
             self._app, self._user = app, user
         return self._app
 
+    def _refuse_writes(self, config: StoreConfig) -> None:
+        """A store that cannot be written is verified, read and reported; any other command is refused."""
+        self.read_only = config.read_only
+        ctx = click.get_current_context(silent=True)
+        if config.read_only and ctx is not None and need_of(ctx.command_path) not in READING:
+            raise StoreError(f"the store {config.display} is read-only ({config.read_only}): it can be verified, "
+                             "read, reported and exported, not written; nothing was written")
+
+    def _enter_shared(self, app: TrialConduct | None) -> tuple[TrialConduct, str]:
+        """The long-running process's application, for this command's user: who is acting is read
+        again (the daemon sets it per caller, from the kernel) and the command's role checked."""
+        assert app is not None
+        self._refuse_writes(app.store)
+        self._shared = True
+        app.site_scope, app.scoped_user = None, ""  # the previous command's user's site scope
+        user = app.acting_user(self.requested_user)
+        ctx = click.get_current_context(silent=True)
+        if ctx is not None:
+            app.authorise(user, need_of(ctx.command_path))
+        return app, user
+
     def acting_user(self) -> str:
         """Who is acting, as the store's identity model knows it (stamped on signatures, checkpoints and checks)."""
         return self.user
 
     def close(self) -> None:
         if self._app is not None:
-            self._app.close()
+            if not self._shared:
+                self._app.close()
             self._app = None

@@ -42,7 +42,7 @@ def patients(state: Any, sites: tuple[str, ...], statuses: list[str], fmt: str |
       pgf patients --status died,withdrawn --csv
     """
     app = state.app(must_exist=True)
-    if state.overrides_protocol():  # evaluated in memory: the shared read models stay as they are
+    if state.in_memory():  # evaluated in memory: the shared read models stay as they are (or cannot be written)
         from pgf_events.projections.queries import cohort_report  # noqa: PLC0415
 
         by_name = {name: cohort_report(app, name)["rows"] for name in SOURCES}

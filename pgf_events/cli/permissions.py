@@ -12,7 +12,7 @@ COMMAND_NEEDS: dict[str, str] = {
     "record": "record", "correct": "record", "void": "record", "import": "record", "demo": "record",
     "sign": "sign",
     "history": "read", "status": "read", "patients": "read", "report": "read", "export": "read", "audit": "read",
-    "follow": "read", "serve": "read", "projections": "read",
+    "follow": "read", "serve": "read", "projections": "read", "daemon": "read", "shell": "read",
     "users list": "directory", "users grant": "admin", "users revoke": "admin", "backup": "admin",
     "db": "admin",
     "keys register": "member", "keys approve": "admin", "keys revoke": "admin", "keys list": "directory",

@@ -77,7 +77,7 @@ def report(state: Any, name: str, as_of: str | None, cutoff: str | None, fmt: st
         return
     # --as-of, --cutoff or a protocol override: derived from the log in memory (the shared read models
     # are neither read nor rewritten)
-    derived = known is not None or data_cutoff is not None or state.overrides_protocol()
+    derived = known is not None or data_cutoff is not None or state.in_memory()
     note = None  # when the read models were last verified: said after the report
     store = None if derived else open_store(state)
     doc = cohort_report(app, name, as_of=known, cutoff=data_cutoff, store=store)

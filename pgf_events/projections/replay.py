@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import gc
 import multiprocessing
+import os
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from datetime import datetime
@@ -33,6 +34,7 @@ from pgf_events.projections.derive import derive_patient, fold
 from pgf_events.projections.slices import all_slices
 from pgf_events.protocol import Protocol
 from pgf_events.topics import PATIENT_TOPIC_PREFIX
+from pgf_events.workers import die_with_parent
 
 CHUNK_EVENTS = 20_000  # events read, folded and derived per chunk (bounds memory, not correctness)
 PARALLEL_MIN_EVENTS = 100_000  # below this a second process costs more (its start-up) than it saves
@@ -137,7 +139,7 @@ def derived_chunks(app: Any, params: Protocol, heads: Sequence[StreamHead]) -> I
             yield chunk, derive_chunk(app, params, chunk)
         return
     pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"), initializer=_start_worker,
-                               initargs=(app.store, params))
+                               initargs=(app.store, params, os.getpid()))
     pending: dict[int, Future[list[Derived]]] = {}
     try:
         for i, chunk in enumerate(plan):
@@ -159,7 +161,8 @@ def _share(app: Any, heads: Sequence[StreamHead], plan: list[list[StreamHead]]) 
 _WORKER: dict[str, Any] = {}
 
 
-def _start_worker(store: Any, params: Protocol) -> None:
+def _start_worker(store: Any, params: Protocol, parent: int) -> None:
+    die_with_parent(parent)
     gc.set_threshold(BULK_THRESHOLD, *gc.get_threshold()[1:])
     _WORKER["app"], _WORKER["params"] = TrialConduct(store, params), params
 

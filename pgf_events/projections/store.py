@@ -110,7 +110,7 @@ class ProjectionStore:
 
     def setup(self) -> None:
         """Create the tables and the tracking rows if missing (safe against concurrent creators)."""
-        if self._ready:
+        if self._ready or self.app.store.read_only:  # a read-only copy is read as it is
             return
         for attempt in range(5):
             try:

@@ -18,7 +18,7 @@ from sqlalchemy.engine import URL, Connection, Engine
 from sqlalchemy.pool import StaticPool
 
 from pgf_events.projections.slices import PROJECTIONS
-from pgf_events.store import SQLITE_LOCK_TIMEOUT_SECONDS, StoreConfig
+from pgf_events.store import StoreConfig
 
 if TYPE_CHECKING:
     from pgf_events.application import TrialConduct
@@ -107,8 +107,9 @@ def engine_for(config: StoreConfig) -> Engine:
         return _sqlite_engine("sqlite://", poolclass=StaticPool, connect_args={"check_same_thread": False})
     if config.backend == "sqlite":
         name = config.env["SQLITE_DBNAME"]
-        path = str(URL.create("sqlite", database=name)) if config.sqlite_path else f"sqlite:///{name}&uri=true"
-        return _sqlite_engine(path, connect_args={"timeout": SQLITE_LOCK_TIMEOUT_SECONDS})
+        plain = config.sqlite_path is not None and not config.read_only  # else a file: URI (memory, read-only)
+        path = str(URL.create("sqlite", database=name)) if plain else f"sqlite:///{name}&uri=true"
+        return _sqlite_engine(path, connect_args={"timeout": config.wait})
     env = config.env
     url = URL.create(
         "postgresql+psycopg", username=env["POSTGRES_USER"], password=env["POSTGRES_PASSWORD"] or None,
