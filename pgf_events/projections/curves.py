@@ -18,31 +18,21 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from pgf_events.domain.rules.stats import Z95
+from pgf_events.domain.rules.survival import RiskSet
 from pgf_events.projections.stats import _entry
 
 Pairs = Sequence[tuple[float, int]]
 
 
-class _RiskSet:
-    """Numbers at risk at any time t: #{time >= t} - #{entry >= t} + #{entry = time = t}."""
-
-    def __init__(self, obs: Pairs, entry: Sequence[float] | None) -> None:
-        self.times = sorted(float(t) for t, _ in obs)
-        self.entries = sorted(float(e) for e in entry) if entry is not None else []
-        self.same_day = Counter(float(t) for (t, _), e in zip(obs, entry, strict=True) if float(e) == float(t)) \
-            if entry is not None else Counter()
-
-    def at(self, t: float) -> int:
-        n = len(self.times) - bisect.bisect_left(self.times, t)
-        if self.entries:
-            n -= len(self.entries) - bisect.bisect_left(self.entries, t)
-            n += self.same_day[t]
-        return n
+def _risk_set(obs: Pairs, entry: Sequence[float] | None) -> RiskSet:
+    """The reports' risk set (:class:`~pgf_events.domain.rules.survival.RiskSet`) of ``obs``."""
+    rows = [(float(t), s) for t, s in obs]
+    return RiskSet(rows, [float(e) for e in entry] if entry is not None else [-math.inf] * len(rows))
 
 
 def at_risk(obs: Pairs, entry: Sequence[float] | None, times: Sequence[float]) -> list[int]:
     """The numbers at risk at each of ``times`` (the reports' ``at_risk`` at the horizon)."""
-    risk = _RiskSet(obs, entry)
+    risk = _risk_set(obs, entry)
     return [risk.at(float(t)) for t in times]
 
 
@@ -66,7 +56,7 @@ def km_curve(obs: Pairs, entry: Sequence[float] | None = None) -> dict[str, list
     the censoring marks (time, S at that time). Status 2 counts as censored, as in the reports."""
     out: dict[str, list[float]] = {"time": [0.0], "surv": [1.0], "low": [1.0], "high": [1.0], "censored": [],
                                    "censored_surv": []}
-    risk = _RiskSet(obs, entry)
+    risk = _risk_set(obs, entry)
     s, greenwood = 1.0, 0.0
     times, tally = _tally(obs)
     for t in times:
@@ -95,7 +85,7 @@ def aj_curve(obs: Pairs, entry: Sequence[float] | None = None) -> dict[str, list
     of a, F·a, F²·a, b, c and F·c, so the whole curve costs one pass.
     """
     out: dict[str, list[float]] = {"time": [0.0], "inc": [0.0], "low": [0.0], "high": [0.0], "competing": [0.0]}
-    risk = _RiskSet(obs, entry)
+    risk = _risk_set(obs, entry)
     surv, f1, f2 = 1.0, 0.0, 0.0
     sa = sfa = sffa = sb = sc = sfc = 0.0
     times, tally = _tally(obs)

@@ -13,6 +13,7 @@ from typing import Any
 
 from pgf_events.projections import curves
 from pgf_events.projections.cohort import build_report, survival_observations
+from pgf_events.projections.sections import SECTIONS
 from pgf_events.projections.stats import Row
 from pgf_events.protocol import Protocol
 from pgf_events.web.figures.curves import curves_figure, km_desc
@@ -24,6 +25,11 @@ from pgf_events.web.figures.svg import month_ticks, pct
 from pgf_events.web.figures.swimmer import swimmer_svg
 
 REPORTS = ("eligibility", "dosing", "endpoints", "safety", "gvhd", "infections", "survival")
+ROWS_DRAWN = ("eligibility", "dosing")  # enrolment dates and sites; swimmer lanes
+
+
+def _subject(row: Row) -> str:
+    return str(row["subject"])
 
 
 def _estimate_note(e: Mapping[str, Any], horizon: int) -> str:
@@ -149,7 +155,10 @@ def dashboard_figures(slices: Mapping[str, Sequence[Row]], params: Protocol, *, 
                       cutoff: date | None = None,
                       patient_href: Callable[[str], str] | None = None) -> dict[str, Any]:
     """Every figure of the dashboard (SVG or HTML strings) and the reports' summaries they show."""
-    reports = {n: build_report(n, slices[n], params, as_of=as_of, cutoff=cutoff) for n in REPORTS}
+    # rows are drawn from two reports only; the others give their summary (what build_report computes)
+    reports: dict[str, dict[str, Any]] = {
+        n: build_report(n, slices[n], params, as_of=as_of, cutoff=cutoff) if n in ROWS_DRAWN
+        else {"summary": SECTIONS[n].summary(sorted(slices[n], key=_subject), params)} for n in REPORTS}
     elig, end, surv = (reports[n]["summary"] for n in ("eligibility", "endpoints", "survival"))
     steps, exits = consort(elig, end)
     enrolments = [(r["site"], date.fromisoformat(r["enrolment_date"])) for r in reports["eligibility"]["rows"]

@@ -40,6 +40,9 @@ def test_the_km_curve_is_the_reports_estimate_at_every_time(cohort) -> None:
             assert _close(c["low"][i], est.ci_low) and _close(c["high"][i], est.ci_high)
         assert c["low"][i] <= c["surv"][i] <= c["high"][i]
         assert at_risk(obs, entry, [t]) == [est.at_risk]
+        entries = entry or [-1.0] * len(obs)  # the definition, counted patient by patient
+        assert est.at_risk == sum(1 for (u, _), e in zip(obs, entries, strict=True)
+                                  if u >= t and (e < t or e == t == u))
 
 
 @settings(max_examples=150, deadline=None)

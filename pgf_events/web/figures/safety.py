@@ -50,9 +50,15 @@ def _subject(subject: str, patient_href: Callable[[str], str] | None) -> str:
     return f'<a href="{escape(patient_href(subject))}">{text}</a>' if patient_href else text
 
 
-def sae_table(saes: Sequence[Mapping[str, Any]], patient_href: Callable[[str], str] | None = None) -> str:
+URGENCY = {False: 0, None: 1, True: 2}  # a missed clock first, then one still running, then all met
+
+
+def sae_table(saes: Sequence[Mapping[str, Any]], patient_href: Callable[[str], str] | None = None, *,
+              limit: int = 60) -> str:
+    """The SAEs, the most urgent first (a clock missed, then running), at most ``limit`` of them."""
+    shown = sorted(saes, key=lambda s: (URGENCY[s.get("met")], str(s["onset"])))[:limit]
     rows = []
-    for s in saes:
+    for s in shown:
         flags = [label for key, label in (("susar", "SUSAR"), ("awareness_missing", "no awareness time"),
                                           ("expectedness_missing", "expectedness missing")) if s.get(key)]
         clocks = "".join(_clock(c) for c in s.get("clocks") or [])
@@ -63,8 +69,10 @@ def sae_table(saes: Sequence[Mapping[str, Any]], patient_href: Callable[[str], s
             f'<td>{escape("; ".join(flags))}</td><td><ul class="clocks">{clocks}</ul></td></tr>')
     if not rows:
         rows.append('<tr><td colspan="9">no serious adverse events</td></tr>')
+    more = (f"; the {len(shown)} most urgent shown (missed clocks first), every one in "
+            "<code>pgf report safety --listing saes</code>") if len(saes) > len(shown) else ""
     return ('<table class="data safety" id="saes"><caption>Serious adverse events and their reporting clocks'
-            f' ({len(saes)})</caption><thead><tr><th scope="col">patient</th><th scope="col">event</th>'
+            f' ({len(saes)}{more})</caption><thead><tr><th scope="col">patient</th><th scope="col">event</th>'
             '<th scope="col">term</th><th scope="col">grade</th><th scope="col">onset</th>'
             '<th scope="col">seriousness</th><th scope="col">related</th><th scope="col">flags</th>'
             f'<th scope="col">clocks</th></tr></thead><tbody>{"".join(rows)}</tbody></table>')
