@@ -8,7 +8,7 @@ from pathlib import Path
 
 import data
 from baselines import baseline_sqlite_insert, json_rows, stored_sizes
-from figures import Context, Figure, group, ratio_figure
+from figures import Context, Figure, group, indicative_if_quick, plain_figure, ratio_figure
 from harness import Run, interleave, pgf
 
 
@@ -79,3 +79,19 @@ def import_figures(ctx: Context) -> list[Figure]:
     return [ratio_figure(ctx, f"pgf import, {events:,} lab events / {patients} patients (SQLite)", rounds,
                          unit="events/s", target=0.10, higher=True, work=events, base_work=len(sizes), fixed="fixed",
                          note="baseline: executemany of equally sized JSON rows, one transaction")]
+
+
+@group("import-memory", order=11, help="peak RSS of pgf import of a million lab lines (SQLite)")
+def import_memory_figures(ctx: Context) -> list[Figure]:
+    """One round (a million lines take a while): the import streams, so its peak must not grow with the file."""
+    events, patients = ctx.size((1_000_000, 500), (20_000, 50))
+    ctx.say(f"import-memory: {events:,} lab lines for {patients} patients (generated, not timed)")
+    db, lines = ctx.tmp / "import-1m-base.db", ctx.tmp / "labs-1m.jsonl"
+    data.import_store(f"sqlite:///{db}", lines, patients=patients, events=events)
+    run = pgf(_copy(db, ctx.tmp / "import-1m.db"), "import", str(lines), sample_rss=True)
+    lines.unlink()
+    figure = plain_figure(f"pgf import peak RSS, {events:,} lab lines (SQLite)", run.max_rss_mb, "MB", "≤ 500 MB",
+                          run.max_rss_mb <= 500,
+                          note=f"{run.seconds:.1f} s, {events / run.seconds:,.0f} events/s; one round")
+    indicative_if_quick(ctx, figure)
+    return [figure]

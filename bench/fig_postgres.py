@@ -89,8 +89,31 @@ def postgres_figures(ctx: Context) -> list[Figure]:
 
             return timed(write)
 
+    def copy() -> float:
+        """COPY (binary) of the same rows: PostgreSQL's own bulk load, the import's ceiling."""
+        rows = json_rows(sizes or [280] * events)
+        with throwaway_schema(ctx.postgres) as (_, schema), pg_connect(ctx.postgres) as conn:
+            conn.execute(f'CREATE SCHEMA "{schema}"')
+            conn.execute(f'CREATE TABLE "{schema}".bench_baseline (id bigserial PRIMARY KEY, data bytea)')
+            conn.commit()
+
+            def write() -> None:
+                with conn.cursor() as cur, cur.copy(
+                        f'COPY "{schema}".bench_baseline (data) FROM STDIN (FORMAT BINARY)') as out:
+                    out.set_types(["bytea"])
+                    for row in rows:
+                        out.write_row(row)
+                conn.commit()
+
+            return timed(write)
+
     engine()  # the first round's sizes (and a warm server): not counted
-    rounds = interleave(ctx.rounds, {"engine": engine, "baseline": baseline})
-    return [ratio_figure(ctx, name, rounds, unit="events/s", target=0.10, higher=True, work=events,
-                         base_work=len(sizes), judged=False,
-                         note="baseline: psycopg executemany of equally sized rows, one transaction")]
+    rounds = interleave(ctx.rounds, {"engine": engine, "baseline": baseline, "copy": copy})
+    return [
+        ratio_figure(ctx, name.replace("(PostgreSQL)", "(PostgreSQL) vs COPY"), rounds, unit="events/s",
+                     target=0.10, higher=True, work=events, base_work=len(sizes), baseline="copy",
+                     note="baseline: COPY (binary) of equally sized rows, one transaction"),
+        ratio_figure(ctx, name, rounds, unit="events/s", target=0.10, higher=True, work=events,
+                     base_work=len(sizes), judged=False,
+                     note="baseline: psycopg executemany of equally sized rows, one transaction"),
+    ]

@@ -8,7 +8,9 @@ rights (``SECURITY DEFINER``), does in the inserting transaction what no client 
 - ``notification_id`` := the chain head's position + 1, under a row lock on the head, so positions
   are gap-free, in commit order, and cannot be chosen (or squatted) by a client;
 - the link: ``sha256(previous || link material || recorded_by || recorded_at)`` (the encoding of
-  :mod:`pgf_events.audit.chain`, scheme ``pgf-chain/2``), written to ``pgf_chain``, and the head moved.
+  :mod:`pgf_events.audit.chain`, scheme ``pgf-chain/2``), written to ``pgf_chain``; the head is
+  moved to the latest link once per statement (an ``AFTER ... FOR EACH STATEMENT`` trigger), so a
+  bulk insert does not update the head row once per event. Stores made before keep their trigger.
 
 Logins get INSERT on the four payload columns only and no privilege at all on the chain, the head or
 ``pgf_store``: no login but the schema owner can write a link, insert an event without one, or
@@ -53,31 +55,64 @@ def notary_ddl(schema: str, events: str) -> list[str]:
 SET search_path = pg_catalog, pg_temp AS $fn$
 DECLARE
   h record;
+  l record;
   who text := session_user;
   stamped timestamptz;
+  last_at timestamptz;
+  previous bytea;
   digest bytea;
 BEGIN
   SELECT position, hash, recorded_at INTO h FROM {head} WHERE id = 1 FOR UPDATE;
   IF NOT FOUND THEN
     RAISE EXCEPTION 'pgf: the chain head is missing (removed behind the engine''s back); nothing was written';
   END IF;
-  stamped := clock_timestamp();  -- read under the head's lock: times follow positions
-  IF h.recorded_at IS NOT NULL AND stamped < h.recorded_at THEN
-    RAISE EXCEPTION 'pgf: the database clock (%) is earlier than the last recorded event (%); nothing was written',
-      stamped, h.recorded_at;
+  -- The head moves once per statement (pgf_notarise_head): rows this statement already linked are
+  -- after it. (Moving it for every row made a bulk insert quadratic: each row's lock walked every
+  -- version of the head row the transaction had made.)
+  SELECT c.position, c.hash INTO l FROM {chain} c WHERE c.position > h.position ORDER BY c.position DESC LIMIT 1;
+  IF FOUND THEN
+    previous := l.hash;
+    NEW.notification_id := l.position + 1;
+    SELECT x.recorded_at INTO last_at FROM {s}.{e} x WHERE x.notification_id = l.position;
+  ELSE
+    previous := h.hash;
+    NEW.notification_id := h.position + 1;
+    last_at := h.recorded_at;
   END IF;
-  NEW.notification_id := h.position + 1;
+  stamped := clock_timestamp();  -- read under the head's lock: times follow positions
+  IF last_at IS NOT NULL AND stamped < last_at THEN
+    RAISE EXCEPTION 'pgf: the database clock (%) is earlier than the last recorded event (%); nothing was written',
+      stamped, last_at;
+  END IF;
   NEW.recorded_by := who;
   NEW.recorded_at := stamped;
-  digest := sha256(h.hash || {link_material_sql("NEW.", "0")});
+  digest := sha256(previous || {link_material_sql("NEW.", "0")});
   INSERT INTO {chain} (position, originator_id, originator_version, hash, backfilled)
     VALUES (NEW.notification_id, NEW.originator_id, NEW.originator_version, digest, false);
-  UPDATE {head} SET position = NEW.notification_id, hash = digest, originator_id = NEW.originator_id,
-    originator_version = NEW.originator_version, recorded_at = stamped WHERE id = 1;
   RETURN NEW;
 END $fn$""",
         f"REVOKE ALL ON FUNCTION {s}.pgf_notarise() FROM PUBLIC",
         f"CREATE OR REPLACE TRIGGER pgf_notarise BEFORE INSERT ON {s}.{e} FOR EACH ROW EXECUTE FUNCTION {s}.pgf_notarise()",
+        # Once per insert statement, before it returns: the head names the latest link.
+        f"""CREATE OR REPLACE FUNCTION {s}.pgf_notarise_head() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp AS $fn$
+DECLARE
+  h record;
+  l record;
+BEGIN
+  SELECT position INTO h FROM {head} WHERE id = 1 FOR UPDATE;
+  SELECT c.position, c.hash, c.originator_id, c.originator_version INTO l FROM {chain} c
+    WHERE c.position > h.position ORDER BY c.position DESC LIMIT 1;
+  IF FOUND THEN
+    UPDATE {head} SET position = l.position, hash = l.hash, originator_id = l.originator_id,
+      originator_version = l.originator_version,
+      recorded_at = (SELECT x.recorded_at FROM {s}.{e} x WHERE x.notification_id = l.position) WHERE id = 1;
+  END IF;
+  RETURN NULL;
+END $fn$""",
+        f"REVOKE ALL ON FUNCTION {s}.pgf_notarise_head() FROM PUBLIC",
+        f"CREATE OR REPLACE TRIGGER pgf_notarise_head AFTER INSERT ON {s}.{e} FOR EACH STATEMENT "
+        f"EXECUTE FUNCTION {s}.pgf_notarise_head()",
     ]
 
 

@@ -44,6 +44,13 @@ def load_json(text: str) -> Any:
 
 
 def _check_depth(obj: Any) -> None:
+    if type(obj) is dict:  # the usual line: an object of scalars (a quick pass, then no more)
+        for value in obj.values():
+            kind = type(value)
+            if kind is dict or kind is list:
+                break
+        else:
+            return
     level: list[Any] = [obj]
     for _ in range(MAX_DEPTH):
         level = [v for o in level if isinstance(o, (dict, list))

@@ -22,11 +22,11 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 
 from pgf_events import __version__
-from pgf_events.domain.errors import PatientNotFoundError, PgfError, StoreError, ValidationError
+from pgf_events.domain.errors import AccessDenied, PatientNotFoundError, PgfError, StoreError, ValidationError
 from pgf_events.feed import ChangeFeed, check_position, check_projection
 from pgf_events.feed.api import MAX_POSITION
 from pgf_events.formatting import to_json
-from pgf_events.projections.queries import cohort_report, patient_status
+from pgf_events.projections.queries import patient_status
 from pgf_events.projections.slices import PROJECTIONS
 from pgf_events.projections.verify import last_check, verified_note
 from pgf_events.serve.auth import Authenticate, PostgresLoginAuth, TokenAuth
@@ -34,6 +34,8 @@ from pgf_events.serve.openapi import openapi_document
 from pgf_events.serve.pulse import Pulse
 from pgf_events.store import StoreConfig
 from pgf_events.web.app import is_web_path, web_routes
+from pgf_events.web.core import TimeTravel
+from pgf_events.web.readers import cohort
 from pgf_events.web.session import IDLE_MINUTES, PasswordSignIn, Sessions, TokenSignIn
 
 KEEPALIVE_SECONDS = 15.0
@@ -80,8 +82,18 @@ def build_app(feed: ChangeFeed, *, keepalive: float = KEEPALIVE_SECONDS, interva
                     "protocol_version": feed.app.protocol.version, "version": __version__}
         return JSON(await in_thread(look))
 
+    def as_asker(request: Request) -> frozenset[str] | None:
+        """Under the feed's lock: the application acts for the authenticated user (their roles and
+        site scope), so a site-scoped grant is refused another site's patient and sees only its
+        sites in reports."""
+        user = getattr(request.state, "user", None)
+        if user is not None:
+            feed.app.authorise(user, "read")
+        return feed.app.site_scope if user is not None else None
+
     async def patient(request: Request) -> Response:
         def status(subject: str) -> tuple[dict[str, Any], dict[str, Any] | None]:
+            as_asker(request)
             return patient_status(feed.app, subject, store=feed.store)[0], last_check(feed.store)
         return _verified(*await in_thread(locked(status), request.path_params["subject"]))
 
@@ -91,11 +103,16 @@ def build_app(feed: ChangeFeed, *, keepalive: float = KEEPALIVE_SECONDS, interva
             return _error(404, f"no report {name!r}; choose from {', '.join(PROJECTIONS)}")
 
         def build() -> tuple[dict[str, Any], dict[str, Any] | None]:
+            as_asker(request)
             check = last_check(feed.store, [name])
-            return {**cohort_report(feed.app, name, store=feed.store), "read_models_verified": check}, check
+            return {**cohort(feed.app, feed.store, name, TimeTravel()), "read_models_verified": check}, check
         return _verified(*await in_thread(locked(build)))
 
     async def changes(request: Request) -> Response:
+        scope = await in_thread(locked(as_asker), request)
+        if scope is not None:
+            raise AccessDenied(f"{request.state.user} may read only site {', '.join(sorted(scope))}; "
+                               "the change feed carries every site's patients")
         try:
             after = _position(request.query_params.get("after", "0"), "after")
             last_id = request.headers.get("last-event-id")
@@ -136,7 +153,8 @@ def build_app(feed: ChangeFeed, *, keepalive: float = KEEPALIVE_SECONDS, interva
         return _error(exc.status_code, exc.detail)
 
     async def pgf_error(request: Request, exc: Exception) -> Response:
-        status = 404 if isinstance(exc, PatientNotFoundError) else 503 if isinstance(exc, StoreError) else 400
+        status = (404 if isinstance(exc, PatientNotFoundError) else 503 if isinstance(exc, StoreError)
+                  else 403 if isinstance(exc, AccessDenied) else 400)
         return _error(status, " ".join(str(exc).split()))
 
     @asynccontextmanager
@@ -170,7 +188,7 @@ def build_app(feed: ChangeFeed, *, keepalive: float = KEEPALIVE_SECONDS, interva
 def _sessions(feed: ChangeFeed, auth: Any, idle_minutes: float) -> Sessions | None:
     """How people sign in to the web workspace: as the API's authenticator authenticates them."""
     if isinstance(auth, TokenAuth):
-        return Sessions(TokenSignIn(auth.user, auth.token, feed.app, feed.lock), idle_minutes=idle_minutes)
+        return Sessions(TokenSignIn(auth.user, auth.token, feed.app, feed.lock, feed.store), idle_minutes=idle_minutes)
     if isinstance(auth, PostgresLoginAuth):
         store, protocol = feed.app.store, feed.app.protocol
         return Sessions(PasswordSignIn(lambda login, password: _open_as(store, protocol, login, password)),

@@ -11,11 +11,11 @@ from types import ModuleType
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from pgf_events.web import dashboard
+from pgf_events.web import audit, dashboard, patient, worklist
 from pgf_events.web.core import HERE, page
 from pgf_events.web.session import Sessions
 
-PAGE_MODULES: tuple[ModuleType, ...] = (dashboard,)
+PAGE_MODULES: tuple[ModuleType, ...] = (dashboard, worklist, patient, audit)
 
 
 def is_web_path(path: str) -> bool:

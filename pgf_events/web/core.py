@@ -25,6 +25,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from pgf_events.domain.errors import AccessDenied, PatientNotFoundError, PgfError, StoreError, ValidationError
 from pgf_events.domain.parsing import parse_as_of, parse_date
 from pgf_events.domain.users import PERMISSIONS, ROLES
+from pgf_events.formatting import show
 
 if TYPE_CHECKING:
     from pgf_events.application import TrialConduct
@@ -44,6 +45,21 @@ SECURITY_HEADERS = {
 
 templates = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(["html"]),
                         trim_blocks=True, lstrip_blocks=True)
+
+
+def stamp(value: Any) -> str:
+    """A date-time as ``2025-03-01 14:30Z``, a date as ISO, nothing as nothing."""
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).strftime("%Y-%m-%d %H:%MZ")
+    return "" if value is None else value.isoformat() if isinstance(value, date) else str(value)
+
+
+def anchor(ref: Any) -> str:
+    """``S001#5`` -> ``ev-5``: the history row of that event on the patient page."""
+    return "ev-" + str(ref).rpartition("#")[2]
+
+
+templates.filters.update(stamp=stamp, show=show, anchor=anchor)
 
 
 class Forbidden(PgfError):
@@ -112,7 +128,8 @@ class Seat:
     lock: threading.Lock | threading.RLock
     csrf: str
     last_seen: float
-    owns_app: bool = False  # close the application when the session ends
+    owns_app: bool = False  # close the application (and its read models) when the session ends
+    store: Any = None  # the read models (a ProjectionStore) this session reads "now" from
     viewer: Viewer | None = None
 
 
@@ -156,17 +173,18 @@ class Page:
     def url(self, path: str, **extra: Any) -> str:
         return self.when.url(path, **extra)
 
-    def render(self, template: str, *, status: int = 200, title: str = "", **context: Any) -> HTMLResponse:
-        return render(self.request, template, status=status, title=title, page=self, viewer=self.viewer,
+    def render(self, template: str, *, code: int = 200, title: str = "", **context: Any) -> HTMLResponse:
+        return render(self.request, template, code=code, title=title, page=self, viewer=self.viewer,
                       when=self.when, csrf=self.seat.csrf, **context)
 
 
-def render(request: Request, template: str, *, status: int = 200, **context: Any) -> HTMLResponse:
+def render(request: Request, template: str, *, code: int = 200, **context: Any) -> HTMLResponse:
+    """``template`` rendered with ``context``; ``code`` is the HTTP status."""
     context.setdefault("page", None)
     context.setdefault("when", TimeTravel())
     html = templates.get_template(template).render(request=request, nav=NAV, path=request.url.path,
                                                    now=datetime.now(UTC), **context)
-    return HTMLResponse(html, status_code=status, headers=SECURITY_HEADERS)
+    return HTMLResponse(html, status_code=code, headers=SECURITY_HEADERS)
 
 
 Handler = Callable[[Page], Awaitable[Response]]
@@ -219,7 +237,7 @@ def _status(e: PgfError) -> int:
 
 def error_page(request: Request, status: int, message: str, *, seat: Seat | None = None,
                viewer: Viewer | None = None, when: TimeTravel | None = None) -> HTMLResponse:
-    return render(request, "error.html", status=status, title="Error", message=message,
+    return render(request, "error.html", code=status, title="Error", message=message,
                   viewer=viewer or (seat.viewer if seat else None), when=when or TimeTravel(),
                   csrf=seat.csrf if seat else "")
 

@@ -21,6 +21,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode, urlsplit
 
+import attrs
 from itsdangerous import BadSignature, URLSafeSerializer
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
@@ -29,6 +30,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from pgf_events.domain.errors import AccessDenied, PgfError
+from pgf_events.projections.store import ProjectionStore
 from pgf_events.web.core import Seat, TimeTravel, error_page, redirect, render, viewer_of
 
 if TYPE_CHECKING:
@@ -48,18 +50,22 @@ class TokenSignIn:
 
     kind = "token"
 
-    def __init__(self, user: str, token: str, app: TrialConduct, lock: threading.Lock | threading.RLock):
-        self.user, self.token, self.app, self.lock = user, token, app, lock
+    def __init__(self, user: str, token: str, app: TrialConduct, lock: threading.Lock | threading.RLock,
+                 store: ProjectionStore | None = None):
+        self.user, self.token, self.app, self.lock, self.store = user, token, app, lock, store
 
     def check(self, offered: str) -> bool:
         return bool(offered) and hmac.compare_digest(offered.encode(), self.token.encode())
 
-    def open(self, login: str, secret: str) -> tuple[str, TrialConduct, threading.Lock | threading.RLock, bool]:
+    def open(self, login: str, secret: str) -> Opened:
         if not self.check(secret.strip()):
             raise SignInFailed("that is not the token printed when pgf serve started")
         with self.lock:
             viewer_of(self.app, self.user)  # AccessDenied if the account holds no read role
-        return self.user, self.app, self.lock, False
+        return self.opened()
+
+    def opened(self) -> Opened:
+        return Opened(self.user, self.app, self.lock, False, self.store)
 
 
 class PasswordSignIn:
@@ -70,7 +76,7 @@ class PasswordSignIn:
     def __init__(self, open_as: Callable[[str, str], TrialConduct]):
         self.open_as = open_as
 
-    def open(self, login: str, secret: str) -> tuple[str, TrialConduct, threading.Lock | threading.RLock, bool]:
+    def open(self, login: str, secret: str) -> Opened:
         login = login.strip()
         if not login or not secret:
             raise SignInFailed("enter your database login and password")
@@ -85,7 +91,19 @@ class PasswordSignIn:
         except BaseException:
             app.close()
             raise
-        return login, app, threading.RLock(), True
+        return Opened(login, app, threading.RLock(), True, ProjectionStore(app))
+
+
+@attrs.frozen
+class Opened:
+    """A sign-in that worked: who, the application they work through, its lock, whether the
+    session owns (closes) it, and the read models."""
+
+    user: str
+    app: TrialConduct
+    lock: threading.Lock | threading.RLock
+    owns: bool
+    store: ProjectionStore | None
 
 
 class Sessions:
@@ -140,6 +158,8 @@ class Sessions:
     def _end(self, sid: str) -> None:
         seat = self._seats.pop(sid, None)
         if seat is not None and seat.owns_app:
+            if seat.store is not None:
+                seat.store.close()
             seat.app.close()
 
     def close_all(self) -> None:
@@ -147,10 +167,10 @@ class Sessions:
             for sid in list(self._seats):
                 self._end(sid)
 
-    def start(self, user: str, app: TrialConduct, lock: threading.Lock | threading.RLock, owns: bool) -> str:
+    def start(self, opened: Opened) -> str:
         sid = secrets.token_urlsafe(32)
-        seat = Seat(user=user, app=app, lock=lock, csrf=secrets.token_urlsafe(32), last_seen=self.clock(),
-                    owns_app=owns)
+        seat = Seat(user=opened.user, app=opened.app, lock=opened.lock, csrf=secrets.token_urlsafe(32),
+                    last_seen=self.clock(), owns_app=opened.owns, store=opened.store)
         with self._lock:
             self._seats[sid] = seat
         return sid
@@ -166,11 +186,10 @@ class Sessions:
         goes to the sign-in form, which comes back here after."""
         token = request.query_params.get("token")
         if token and isinstance(self.signin, TokenSignIn) and self.signin.check(token):
-            user, app, lock, owns = self.signin.user, self.signin.app, self.signin.lock, False
             query = [(k, v) for k, v in request.query_params.multi_items() if k != "token"]
             target = request.url.path + ("?" + urlencode(query) if query else "")
             response = redirect(_safe_next(target))
-            self.set_cookie(response, request, COOKIE, self.start(user, app, lock, owns))
+            self.set_cookie(response, request, COOKIE, self.start(self.signin.opened()))
             return response
         target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         note = note or ("ended" if self._sid(request) is not None else "")  # a cookie whose session is gone
@@ -192,7 +211,7 @@ class Sessions:
         note = {"ended": f"Your session ended (after {self.idle / 60:g} minutes without activity, or the server "
                           "restarted): please sign in again.",
                 "out": "You are signed out."}.get(request.query_params.get("note", ""), "")
-        response = render(request, "signin.html", status=status, title="Sign in", kind=self.signin.kind,
+        response = render(request, "signin.html", code=status, title="Sign in", kind=self.signin.kind,
                           message=message, note=note, csrf=token, login=login,
                           next=_safe_next(request.query_params.get("next", "/")), viewer=None)
         self.set_cookie(response, request, SIGNIN_COOKIE, token)
@@ -206,13 +225,13 @@ class Sessions:
             return self._form(request, "The sign-in form expired: please try again.", 403)
         login, secret = _text(form, "login"), _text(form, "secret")
         try:
-            user, app, lock, owns = await run_in_threadpool(self.signin.open, login, secret)
+            opened = await run_in_threadpool(self.signin.open, login, secret)
         except SignInFailed as e:
             return self._form(request, str(e), 401, login)
         except AccessDenied as e:
             return self._form(request, " ".join(str(e).split()), 403, login)
         response = redirect(_safe_next(_text(form, "next") or "/"))
-        self.set_cookie(response, request, COOKIE, self.start(user, app, lock, owns))
+        self.set_cookie(response, request, COOKIE, self.start(opened))
         response.delete_cookie(SIGNIN_COOKIE, path="/")
         return response
 

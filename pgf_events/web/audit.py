@@ -1,0 +1,181 @@
+"""``/audit`` (issue 17 item 5): the chain and read-model verification status, signed checkpoint
+statements, the exception report, the deviation log and an audit-trail search; each table is
+exportable as CSV (``/audit/{table}.csv`` with the same filters).
+
+Everything is read as the viewer (a site-scoped grant sees only its sites' patients) and as the
+store knew it ``as_of``; the deviation log also honours the data ``cutoff``.
+"""
+
+from __future__ import annotations
+
+import io
+from collections import Counter
+from collections.abc import Iterable, Iterator, Sequence
+from datetime import date, datetime, time
+from typing import Any
+
+from defusedcsv import csv
+from starlette.responses import Response
+
+from pgf_events.audit import checkpoints
+from pgf_events.audit.chain import Checkpoint
+from pgf_events.audit.exceptions import COLUMNS as EXCEPTION_COLUMNS
+from pgf_events.audit.exceptions import KINDS as EXCEPTION_KINDS
+from pgf_events.audit.exceptions import exception_rows
+from pgf_events.audit.trail import COLUMNS as TRAIL_COLUMNS
+from pgf_events.audit.trail import trail_rows
+from pgf_events.audit.trail_monitoring import monitoring_trail_rows
+from pgf_events.audit.verify import chain_reader, check_ciphertexts, describe_break
+from pgf_events.audit.verify import verify as verify_chain
+from pgf_events.domain.errors import ValidationError
+from pgf_events.domain.parsing import parse_date
+from pgf_events.formatting import show
+from pgf_events.projections.deviations import COLUMNS as DEVIATION_COLUMNS
+from pgf_events.projections.deviations import deviation_report
+from pgf_events.projections.verify import last_check, verified_note, verify_read_models
+from pgf_events.web.core import SECURITY_HEADERS, Page, redirect
+
+SHOWN = 200  # trail rows on the page; the CSV has every match
+TRAIL_FILTERS = ("user", "subject", "kind", "from", "to", "exception")
+
+
+def chain_status(app: Any) -> dict[str, Any]:
+    """``pgf audit verify``: recompute the hash chain over every stored event."""
+    result = verify_chain(chain_reader(app))
+    broken = result.broken if result.broken is not None else check_ciphertexts(app) if result.ok else None
+    head = result.head
+    return {"ok": broken is None, "events": result.events, "seconds": round(result.seconds, 3),
+            "head": str(Checkpoint.of(head.position, head.hash)) if head and head.position else None,
+            "backfilled": result.backfilled, "broken": describe_break(app, broken)["message"] if broken else None}
+
+
+def trail_filters(query: Any) -> dict[str, str]:
+    out = {k: (query.get(k) or "").strip() for k in TRAIL_FILTERS}
+    for key in ("from", "to"):
+        if out[key]:
+            parse_date(out[key], key)  # a clear 400 for a bad date
+    return out
+
+
+def trail(app: Any, as_of: datetime | None, filters: dict[str, str]) -> Iterator[dict[str, Any]]:
+    """Audit-trail rows (records and monitoring) matching the filters: user, patient, kind, and a
+    recorded-date range (inclusive, UTC)."""
+    start = datetime.combine(parse_date(filters["from"], "from"), time.min) if filters["from"] else None
+    end = datetime.combine(parse_date(filters["to"], "to"), time.max) if filters["to"] else None
+    user, subject, kind = filters["user"].lower(), filters["subject"].upper(), filters["kind"].lower()
+    scoped = app.site_scope is not None
+    for row in (*trail_rows(app, as_of), *monitoring_trail_rows(app, as_of)):
+        if scoped and not row["subject"]:
+            continue  # the store's lock and other rows of no patient: for unscoped readers only
+        stamp = datetime.fromisoformat(str(row["recorded_utc"]).replace("Z", ""))
+        if ((user and row["user"].lower() != user) or (subject and row["subject"] != subject)
+                or (kind and kind not in (str(row["kind"]).lower(), str(row["type"]).lower()))
+                or (start and stamp < start) or (end and stamp > end)):
+            continue
+        yield row
+
+
+def _tables(app: Any, page: Page, which: Sequence[str], filters: dict[str, str]) -> dict[str, Any]:
+    when = page.when
+    out: dict[str, Any] = {}
+    if "exceptions" in which:
+        wanted = (filters["exception"],) if filters["exception"] in EXCEPTION_KINDS else EXCEPTION_KINDS
+        out["exceptions"] = exception_rows(app, when.as_of, wanted)
+    if "deviations" in which:
+        out["deviations"] = deviation_report(app, as_of=when.as_of, cutoff=when.cutoff)["rows"]
+    if "trail" in which:
+        out["trail"] = list(trail(app, when.as_of, filters))
+    if "chain" in which:
+        out["chain"] = [chain_status(app)]
+    return out
+
+
+async def audit_page(page: Page) -> Response:
+    if page.request.method == "POST":
+        return await _post(page)
+    filters = trail_filters(page.request.query_params)
+    run_chain = page.request.query_params.get("verify") == "chain"
+    store = page.seat.store
+
+    searched = any(v for k, v in filters.items() if k != "exception") or page.request.query_params.get("trail") == "all"
+
+    def read(app: Any) -> dict[str, Any]:
+        which = ["exceptions", "deviations"] + (["trail"] if searched else []) + (["chain"] if run_chain else [])
+        data = _tables(app, page, which, filters)
+        data["exception_counts"] = Counter(r["kind"] for r in data["exceptions"])
+        data["trail"] = sorted(data.get("trail", []), key=lambda r: str(r["recorded_utc"]), reverse=True)  # newest first
+        data["read_models"] = last_check(store) if store is not None else None
+        return data
+
+    data = await page.run(read)
+    return page.render("audit.html", title="Audit", data=data, chain=(data.get("chain") or [None])[0],
+                       read_models=data["read_models"], read_note=verified_note(data["read_models"]),
+                       filters=filters, shown=SHOWN, searched=searched, exception_kinds=EXCEPTION_KINDS,
+                       done=page.request.query_params.get("done", ""), csv_query=_csv_query(page, filters))
+
+
+async def _post(page: Page) -> Response:
+    assert page.form is not None
+    action = page.form.get("action")
+    if action == "verify-read-models":
+        if page.when.active:
+            raise ValidationError("read models are verified now, not as of a past time: go back to now")
+        store = page.seat.store
+        if store is None:
+            raise ValidationError("this session has no read models to verify")
+        await page.run(lambda app: verify_read_models(store, checked_by=page.viewer.user))
+        return redirect(page.url("/audit", done="read-models") + "#verification")
+    if action == "check-statements":
+        text = page.form.get("statements")
+        if not isinstance(text, str) or not text.strip():
+            raise ValidationError("paste the signed checkpoint statements (one JSON line each)")
+        if len(text) > 2_000_000:
+            raise ValidationError("the statements are longer than 2 MB")
+        parsed = checkpoints.parse(text.splitlines())
+
+        def check(app: Any) -> list[dict[str, Any]]:
+            reader = chain_reader(app)
+            result = verify_chain(reader)
+            return [c.as_json() for c in checkpoints.check(app, reader, result, parsed)]
+
+        checked = await page.run(check)
+        filters = trail_filters(page.request.query_params)
+        return page.render("checkpoints.html", title="Checkpoint statements", checked=checked, filters=filters)
+    raise ValidationError(f"unknown action {action!r}")
+
+
+def _csv_query(page: Page, filters: dict[str, str]) -> str:
+    return page.url("", **filters)
+
+
+async def export(page: Page) -> Response:
+    """``/audit/{table}.csv``: one table, every matching row, as CSV (formula-like cells neutralised)."""
+    table = page.request.path_params["table"]
+    columns = {"exceptions": EXCEPTION_COLUMNS, "deviations": DEVIATION_COLUMNS, "trail": TRAIL_COLUMNS,
+               "chain": ("ok", "events", "head", "seconds", "backfilled", "broken")}.get(table)
+    if columns is None:
+        raise ValidationError(f"no table {table!r}; choose from exceptions, deviations, trail, chain")
+    filters = trail_filters(page.request.query_params)
+    rows = (await page.run(lambda app: _tables(app, page, [table], filters)))[table]
+    stamp = page.when.as_of_text or date.today().isoformat()
+    name = f"pgf-{table}-{stamp}".replace(":", "")
+    return Response(to_csv(rows, columns), media_type="text/csv; charset=utf-8",
+                    headers={**SECURITY_HEADERS, "Content-Disposition": f'attachment; filename="{name}.csv"'})
+
+
+def to_csv(rows: Iterable[dict[str, Any]], columns: Sequence[str]) -> str:
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=list(columns), extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: _cell(row.get(k)) for k in columns})
+    return out.getvalue()
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, list | tuple):
+        return " ".join(str(v) for v in value)
+    return "" if value is None else value if isinstance(value, str) else show(value)
+
+
+PAGES = [("/audit", audit_page, ("GET", "POST")), ("/audit/{table}.csv", export, ("GET",))]
