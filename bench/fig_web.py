@@ -13,6 +13,7 @@ this build does not have is left out (the run says so).
 from __future__ import annotations
 
 import time
+import warnings
 from typing import Any
 
 from figures import Context, Figure, group
@@ -69,10 +70,15 @@ def _stores(ctx: Context) -> list[tuple[str, str, float]]:
     return [("68-patient demo", ctx.once("web_demo", demo), 0.3), (f"{patients:,}-patient store", big_url, 1.0)]
 
 
+def _test_client() -> Any:
+    with warnings.catch_warnings():  # newer Starlette suggests httpx2; httpx is what the tests install
+        warnings.simplefilter("ignore")
+        from starlette.testclient import TestClient
+    return TestClient
+
+
 def _client(url: str) -> tuple[Any, Any, Any]:
     """A signed-in test client of the real application on ``url``, its feed, and the dashboard module."""
-    from starlette.testclient import TestClient
-
     import data
     from pgf_events.feed import ChangeFeed
     from pgf_events.serve.app import build_app
@@ -82,7 +88,7 @@ def _client(url: str) -> tuple[Any, Any, Any]:
     app = data.open_store(url)
     feed = ChangeFeed(app)
     auth = TokenAuth(app.acting_user())
-    client = TestClient(build_app(feed, auth=auth), follow_redirects=False)
+    client = _test_client()(build_app(feed, auth=auth), follow_redirects=False)
     client.__enter__()  # runs the lifespan (the change-feed pulse) as uvicorn would
     signed = client.get(f"/?token={auth.token}")
     if signed.status_code != 303:
@@ -94,14 +100,13 @@ def _baseline(size: int) -> Any:
     from starlette.applications import Starlette
     from starlette.responses import HTMLResponse
     from starlette.routing import Route
-    from starlette.testclient import TestClient
 
     body = "<!doctype html><title>static</title>" + "x" * max(size - 40, 0)
 
     async def static(request: Any) -> HTMLResponse:
         return HTMLResponse(body)
 
-    return TestClient(Starlette(routes=[Route("/", static)]))
+    return _test_client()(Starlette(routes=[Route("/", static)]))
 
 
 def _get(client: Any, path: str) -> float:

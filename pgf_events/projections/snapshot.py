@@ -11,6 +11,7 @@ again. The rows are exactly :meth:`ProjectionStore.rows` (the tests compare them
 from __future__ import annotations
 
 import threading
+import weakref
 from typing import Any
 
 import sqlalchemy as sa
@@ -51,3 +52,16 @@ class Snapshot:
                         for r in conn.execute(sa.select(view.c.subject, view.c.version, view.c.data))}
             self._rows[name], self._seen[name] = mine, (seen[0], seen[1], seen[2])
             return sorted((row for _, row in mine.values()), key=lambda r: r.get("subject", ""))
+
+
+_SNAPSHOTS: weakref.WeakKeyDictionary[ProjectionStore, Snapshot] = weakref.WeakKeyDictionary()
+_REGISTRY_LOCK = threading.Lock()
+
+
+def snapshot_of(store: ProjectionStore) -> Snapshot:
+    """The one snapshot of ``store`` in this process (made on first use; goes with the store)."""
+    with _REGISTRY_LOCK:
+        found = _SNAPSHOTS.get(store)
+        if found is None:
+            found = _SNAPSHOTS[store] = Snapshot(store)
+        return found

@@ -47,11 +47,12 @@ def consort(elig: Mapping[str, Any], endpoints: Mapping[str, Any]) -> tuple[list
              ("Evaluable for the endpoints", endpoints["evaluable"])]
     counts = [n for _, n in steps]
     gone = [a - b for a, b in itertools.pairwise(counts)]
+    incomplete = elig.get("pending", 0) - gone[0]  # pending counts the patients not yet screened too
     failed = [f"Not eligible (n = {elig['ineligible']})"] + ([f"unmet: {criteria}"] if criteria else [])
     exits = [
         [f"Not yet screened (n = {gone[0]})"] if gone[0] > 0 else [],
         (failed if elig["ineligible"] else [])
-        + ([f"Screening incomplete (n = {elig['pending']})"] if elig.get("pending") else []),
+        + ([f"Screening incomplete (n = {incomplete})"] if incomplete > 0 else []),
         [f"Eligible, not enrolled (n = {gone[2]})"] if gone[2] > 0 else [],
         [f"Enrolled, not treated (n = {gone[3]})"] if gone[3] > 0 else [],
         [f"Treated, no endpoint anchor date (n = {gone[4]})"] if gone[4] > 0 else [],
@@ -143,9 +144,11 @@ def incidence_svg(slices: Mapping[str, Sequence[Row]], reports: Mapping[str, Map
                          ylabel="cumulative incidence (band: 95% CI)", ymax=ymax, marker=(h, f"day {h}"))
 
 
-def swimmer_lanes(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+def swimmer_lanes(rows: Sequence[Mapping[str, Any]],
+                  patient_href: Callable[[str], str] | None = None) -> list[dict[str, Any]]:
     """Lanes from the dosing report's rows (each dose and the last follow-up day as MSC days)."""
     return [{"subject": r["subject"], "end": r.get("last_msc_day"),
+             "href": patient_href(r["subject"]) if patient_href else None,
              "doses": list(zip(r.get("dose_msc_days") or [], r.get("dose_statuses") or [], strict=False)),
              "died": bool(r.get("died")), "withdrawn": bool(r.get("withdrawn"))}
             for r in rows if r["enrolled"] and r.get("msc_d1")]
@@ -174,6 +177,6 @@ def dashboard_figures(slices: Mapping[str, Sequence[Row]], params: Protocol, *, 
         "forest": forest_svg(items), "forest_items": [(i["label"], interval_text(i)) for i in items],
         "survival": survival_svg(slices["survival"], surv),
         "incidence": incidence_svg(slices, reports),
-        "swimmer": swimmer_svg(swimmer_lanes(reports["dosing"]["rows"]), planned, xmax=course),
+        "swimmer": swimmer_svg(swimmer_lanes(reports["dosing"]["rows"], patient_href), planned, xmax=course),
         "safety": safety_html(reports["safety"]["summary"], patient_href),
     }

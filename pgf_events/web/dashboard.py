@@ -21,7 +21,7 @@ from starlette.responses import Response
 
 from pgf_events.gc_tuning import fewer_collections
 from pgf_events.projections.queries import cohort_slices
-from pgf_events.projections.snapshot import Snapshot
+from pgf_events.projections.snapshot import snapshot_of
 from pgf_events.projections.store import ProjectionStore
 from pgf_events.web.cohort_figures import REPORTS, dashboard_figures
 from pgf_events.web.core import Page, TimeTravel, Viewer
@@ -58,8 +58,7 @@ class FigureCache:
 
 
 CACHE = FigureCache()
-# the read models' rows in memory, per projection store (a session's on PostgreSQL, the server's on SQLite)
-SNAPSHOTS: weakref.WeakKeyDictionary[ProjectionStore, Snapshot] = weakref.WeakKeyDictionary()
+# read models per application, for a session that has none of its own
 STORES: weakref.WeakKeyDictionary[TrialConduct, ProjectionStore] = weakref.WeakKeyDictionary()
 
 
@@ -88,9 +87,7 @@ def figures(app: TrialConduct, store: ProjectionStore | None, viewer: Viewer, wh
     def _make() -> dict[str, Any]:
         if now:
             assert store is not None
-            snapshot = SNAPSHOTS.get(store)
-            if snapshot is None:
-                snapshot = SNAPSHOTS[store] = Snapshot(store)
+            snapshot = snapshot_of(store)
             slices = {name: snapshot.rows(name) for name in REPORTS}
         else:
             slices = cohort_slices(app, REPORTS, as_of=when.as_of, cutoff=when.cutoff)

@@ -15,7 +15,7 @@ from pgf_events.demo import commands_for, plan_cohort
 from pgf_events.projections.store import ProjectionStore
 from pgf_events.protocol import Protocol
 from pgf_events.store import parse_url
-from pgf_events.web.cohort_figures import REPORTS, dashboard_figures
+from pgf_events.web.cohort_figures import REPORTS, consort, dashboard_figures
 from tests.figures.svgparse import Plot, find, parse, steps, vertices
 
 
@@ -76,10 +76,13 @@ def test_incidence_curves_reach_the_reports_aalen_johansen_estimates(cohort) -> 
         assert _curve_level(root, label, h) == pytest.approx(est["estimate"], abs=0.005)
 
 
-def test_one_swimmer_lane_per_treated_patient(cohort) -> None:
+def test_one_swimmer_lane_per_treated_patient_linking_its_page(cohort) -> None:
     _, figs = cohort
     lanes = find(parse(figs["swimmer"]), "g", "lane")
     assert len(lanes) == figs["summaries"]["dosing"]["treated"]
+    for lane in lanes:
+        (link,) = find(lane, "a")
+        assert link.get("href") == f"/patients/{lane.get('data-subject')}"
 
 
 def test_every_figure_is_an_accessible_svg_and_the_safety_summary_a_table(cohort) -> None:
@@ -101,3 +104,15 @@ def test_a_single_patient_renders_every_figure(tmp_path) -> None:
     figs = dashboard_figures(slices, Protocol())
     for name in ("consort", "enrolment", "forest", "survival", "incidence", "swimmer"):
         parse(figs[name])
+
+
+def test_consort_exits_count_each_patient_once() -> None:
+    elig = {"registered": 39, "screened": 35, "eligible": 30, "ineligible": 5, "pending": 4, "enrolled": 29,
+            "treated": 28, "ineligible_criteria": {"IN2": 1, "EX6": 4}}
+    steps, exits = consort(elig, {"evaluable": 27})
+    assert [n for _, n in steps] == [39, 35, 30, 29, 28, 27]
+    assert exits == [["Not yet screened (n = 4)"], ["Not eligible (n = 5)", "unmet: IN2 1, EX6 4"],
+                     ["Eligible, not enrolled (n = 1)"], ["Enrolled, not treated (n = 1)"],
+                     ["Treated, no endpoint anchor date (n = 1)"]]
+    _, exits = consort({**elig, "pending": 6, "eligible": 28}, {"evaluable": 27})
+    assert exits[1][-1] == "Screening incomplete (n = 2)"  # screened, neither eligible nor ineligible yet

@@ -2,7 +2,7 @@
 each dose marked by its timing (on time ●, early ◀, late ▶), death ✕ and withdrawal |.
 
 Input: ``lanes``, each {subject, end (last follow-up MSC day), doses [(MSC day, status)], died,
-withdrawn}; ``planned`` the planned dose days (dotted lines); ``limit`` the most lanes drawn (the
+withdrawn, optionally href: a link to the patient's page}; ``planned`` the planned dose days (dotted lines); ``limit`` the most lanes drawn (the
 rest are named in a note: a 5,000-patient cohort is read in the dosing report, not as lanes).
 """
 
@@ -56,7 +56,8 @@ def swimmer_svg(lanes: Sequence[Mapping[str, Any]], planned: Sequence[int], *, i
         end = min(lane["end"] or 1, last)
         g = fig.group(f"{lane['subject']}: {len(lane['doses'])} doses", ax.g,
                       **{"class": "lane", "data-subject": lane["subject"]})
-        el(g, "text", lane["subject"], x=LEFT - 8, y=y + 4, text_anchor="end", font_size=12)
+        holder = el(g, "a", href=lane["href"]) if lane.get("href") else g  # the patient's page
+        el(holder, "text", lane["subject"], x=LEFT - 8, y=y + 4, text_anchor="end", font_size=12)
         el(g, "line", x1=ax.x(1), x2=ax.x(end), y1=y, y2=y, stroke="#bdbdbd", stroke_width=6,
            **{"class": "follow-up"})
         for day, status in lane["doses"]:
