@@ -64,6 +64,9 @@ class TrialConduct(SigningUseCases, Application[Any]):
         self._session_user: str | None = None
         self.site_scope: frozenset[str] | None = None  # set by authorise: a site-scoped user's sites
         self.scoped_user = ""
+        # The derived status by (subject, version), kept by a long-running process for the record echo
+        # (pgf_events.projections.changes); None: not kept.
+        self.status_memo: dict[tuple[str, int], Any] | None = None
         prepare(store)
         self._id_secret = base64.b64decode(store.cipher_key) if store.cipher_key else None
         try:

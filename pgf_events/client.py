@@ -189,6 +189,8 @@ def main() -> None:
         code = via_daemon(sys.argv[1:])
     except BrokenPipeError:
         code = 0
+    except OSError:  # e.g. the current folder was removed: the plain path says what is wrong
+        code = None
     if code is not None:
         sys.exit(code)
     from pgf_events.cli import main as plain  # noqa: PLC0415 - the plain path: load the engine only now

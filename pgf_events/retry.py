@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from pgf_events.domain.errors import ConcurrencyError
+from pgf_events.store import is_locked
 
 T = TypeVar("T")
 MAX_ATTEMPTS = 12
@@ -33,6 +34,8 @@ def retry(action: Callable[[], T], *, on: tuple[type[BaseException], ...], failu
         try:
             return action()
         except on as e:
+            if is_locked(e):  # it already waited --wait seconds for another process's lock: the caller says so
+                raise
             if attempt == attempts - 1:
                 raise ConcurrencyError(failure(e)) from None
             if retried is not None:

@@ -172,10 +172,14 @@ def is_locked(error: BaseException | None) -> bool:
 
 def locked_message(config: StoreConfig) -> str:
     """One line for a store another process holds locked longer than ``--wait``: which lock, and who."""
-    holders = lock_holders(config.sqlite_path) if config.sqlite_path is not None else []
+    return locked_text(config.display, config.sqlite_path, config.wait)
+
+
+def locked_text(display: str, path: Path | None, wait: int | None) -> str:
+    holders = lock_holders(path) if path is not None else []
     who = f" (held by {', '.join(holders)})" if holders else ""
-    return (f"the store {config.display} is locked by another process{who}: SQLite's write lock was not free "
-            f"within {config.wait} s; try again, or wait longer with --wait SECONDS (or {WAIT_ENV})")
+    return (f"the store {display} is locked by another process{who}: SQLite's write lock was not free "
+            f"within {wait or DEFAULT_WAIT_SECONDS} s; try again, or wait longer with --wait SECONDS (or {WAIT_ENV})")
 
 
 def lock_holders(path: Path) -> list[str]:

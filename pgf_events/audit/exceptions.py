@@ -28,16 +28,12 @@ from pgf_events.domain.kinds import EVENT_KINDS
 from pgf_events.domain.kinds import KINDS as RECORD_KINDS
 from pgf_events.domain.patient import CORRECTION, VOID, Patient
 from pgf_events.formatting import show
+from pgf_events.projections.hemogram_inputs import ENDPOINTS, HemogramInputs
 from pgf_events.protocol import Protocol
 
 KINDS = ("late_entry", "endpoint_edit", "eligibility_after_enrolment", "dose_after_infusion", "sae_date_edit",
          "new_user_at_site")
 COLUMNS = ("kind", "subject", "refs", "user", "recorded_at", "reason", "detail")
-ENDPOINTS = (
-    ("neutrophil_engraftment_date", "neutrophil engraftment"),
-    ("rbc_recovery_date", "red-cell recovery"),
-    ("platelet_response_date", "platelet response"),
-)
 SAE_DATE_FIELDS = ("onset", "aware", "end")
 
 
@@ -46,13 +42,6 @@ def _row(kind: str, subject: str, refs: list[str], event: Any, detail: str) -> d
         "kind": kind, "subject": subject, "refs": refs, "user": event.recorded_by, "recorded_at": event.timestamp,
         "reason": getattr(event, "reason", None), "detail": detail,
     }
-
-
-def _endpoint_dates(patient: Patient, params: Protocol) -> dict[str, date]:
-    from pgf_events.projections.derive import derive_patient  # noqa: PLC0415 - heavy, only for lab edits
-
-    endpoints = derive_patient(patient, params).endpoints
-    return {label: date.fromisoformat(endpoints[key]) for key, label in ENDPOINTS if endpoints.get(key)}
 
 
 def _day(value: Any) -> date | None:
@@ -67,6 +56,9 @@ class PatientExceptions:
         self.params = params
         self.first_seen = first_seen
         self.patient: Patient | None = None
+        # The endpoint inputs follow the patient event by event, so the endpoint dates before and
+        # after each lab or transfusion edit cost that edit, not a derivation of the whole patient.
+        self.hemogram = HemogramInputs()
 
     def rows(self, events: list[Any]) -> Iterator[dict[str, Any]]:
         for event in events:
@@ -75,6 +67,7 @@ class PatientExceptions:
                 yield from self.edit(event, kind)
             else:
                 self.patient = event.mutate(self.patient)
+                self.hemogram.apply(self.patient, event)
                 if kind in RECORD_KINDS:
                     yield from self.late(event)
             assert self.patient is not None
@@ -109,16 +102,17 @@ class PatientExceptions:
         enrolled_before = patient.enrolment is not None
         eligibility_before = patient.eligibility(self.params).status
         near_endpoint = root_kind in ("lab", "transfusion")
-        endpoints_before = _endpoint_dates(patient, self.params) if near_endpoint else {}
+        endpoints_before = self.hemogram.endpoint_dates(patient, self.params) if near_endpoint else {}
         was_serious = isinstance(old, vo.AdverseEvent) and bool(old.serious)
 
         self.patient = event.mutate(patient)
         patient = self.patient
+        self.hemogram.apply(patient, event)
         new = patient.entries[root].record
         refs = [ref, root_ref] if event.supersedes == root_ref else [ref, event.supersedes, root_ref]
 
         if near_endpoint:
-            endpoints_after = _endpoint_dates(patient, self.params)
+            endpoints_after = self.hemogram.endpoint_dates(patient, self.params)
             window = self.params.endpoint_edit_window_days
             days = {d for d in (_day(getattr(old, "date", None)), _day(getattr(new, "date", None))) if d}
             near = sorted({

@@ -15,6 +15,7 @@ import sqlite3
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 from uuid import UUID
 
@@ -34,6 +35,7 @@ from pgf_events.audit.recorders import (
     _uuid,
 )
 from pgf_events.domain.errors import StoreError
+from pgf_events.store import is_locked, locked_text
 
 # Events are stamped when a command runs, before the writer waits for SQLite's write lock (at most
 # its 30 s timeout): a writer that waited may hold times a little earlier than those just committed.
@@ -162,8 +164,12 @@ class ChainedSQLiteRecorder(ChainWriter, SQLiteApplicationRecorder):
                 cursor.execute("BEGIN IMMEDIATE")
             except sqlite3.OperationalError as e:
                 cursor.sqlite_cursor.close()
-                raise StoreError(f"the store is busy: another process held its write lock ({e}) for longer "
-                                 "than the wait allows; nothing was written, try again") from None
+                if not is_locked(e):
+                    raise
+                path = self.file_path()
+                raise StoreError(locked_text(f"sqlite:///{path}" if path else "(in memory)",
+                                             Path(path) if path else None, self.datastore.pool.lock_timeout)
+                                 + "; nothing was written") from None
             def insert(events: Sequence[StoredEvent]) -> None:
                 self._insert_events(cursor, events)
 

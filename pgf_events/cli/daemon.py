@@ -200,6 +200,7 @@ def daemon(state: Any) -> None:
     state.refuse_protocol_override("pgf daemon")
     app = state.app(must_exist=True)
     app.mapper.remember(DECODED_EVENTS)  # kept between commands: a stored event never changes
+    app.status_memo = {}  # the status after each echoed record is the next one's "before"
     store = str(Path(config.sqlite_path).resolve())
     for name in _PRIVATE_ENV:
         os.environ.pop(name, None)

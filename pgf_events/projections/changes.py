@@ -18,16 +18,27 @@ ENDPOINTS = (("neutrophil_engraftment", "neutrophil engraftment"), ("rbc_recover
 
 
 def stored_and_changes(app: TrialConduct, subject: str, version: int) -> tuple[Any, list[str]]:
-    """The record stored at ``version`` (as first entered) and the status changes it caused."""
+    """The record stored at ``version`` (as first entered) and the status changes it caused.
+
+    A long-running process (``pgf shell``, ``pgf daemon``) gives the app a ``status_memo``: the status
+    after each record it echoed, by (subject, version). A stream's first N events never change, so the
+    status at N is the status before N+1, and the next record derives the patient once, not twice.
+    """
     events = [e for e in app.stream(subject) if e.originator_version <= version]
     after, recorded = fold(events)
     assert after is not None
     record = after.entries[version].original if version in after.entries else None
-    before_doc = None
-    if version > 1:
+    memo: dict[tuple[str, int], Any] | None = getattr(app, "status_memo", None)
+    before_doc = memo.get((after.subject, version - 1)) if memo is not None else None
+    if before_doc is None and version > 1:
         before, before_recorded = fold(events[:-1])
         before_doc = _status(before, before_recorded, app) if before is not None else None
-    return record, changes(before_doc, _status(after, recorded, app))
+    after_doc = _status(after, recorded, app)
+    if memo is not None:  # a long-running process: this record's "after" is the next one's "before"
+        if len(memo) >= 10_000:
+            memo.clear()
+        memo[(after.subject, version)] = after_doc
+    return record, changes(before_doc, after_doc)
 
 
 def _status(patient: Patient, recorded: dict[int, Any], app: TrialConduct) -> dict[str, Any]:

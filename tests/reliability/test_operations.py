@@ -112,9 +112,14 @@ def count(db: Path) -> int:
     ["record", "lab", "S003", "--date", "2025-12-01", "--anc", "1.1"],
     ["--wait", "1", "report", "endpoints"],
     ["projections", "rebuild"],
+    ["import", "LINES"],
 ])
 def test_a_locked_store_says_so_within_the_wait(demo_store: Path, held_lock: subprocess.Popen[str],
-                                                args: list[str]) -> None:
+                                                args: list[str], tmp_path: Path) -> None:
+    lines = tmp_path / "labs.jsonl"
+    lines.write_text("".join(f'{{"record":"lab","subject":"S003","date":"2025-12-{d:02d}","anc":1.2}}\n'
+                             for d in range(1, 20)))
+    args = [str(lines) if a == "LINES" else a for a in args]
     subprocess.run([*PLAIN, "--db", str(demo_store), "record", "lab", "S003", "--date", "2025-11-30", "--anc", "1"],
                    env=env(), capture_output=True)  # (runs before the lock: the read models have work to do)
     before = count(demo_store)

@@ -25,6 +25,8 @@ __all__ = ["Engraftment", "PlateletResponse", "RedCellRecovery", "days_between",
            "transfusion_dependent"]
 
 RESPONSE_RANK = {"CR": 3, "PR": 2, "NR": 1}
+FIELDS = ("anc", "hb", "plt")
+Daily = dict[date, tuple[float, tuple[str, ...]]]  # day -> (the day's minimum, the refs of every value that day)
 
 
 @attrs.frozen(kw_only=True)
@@ -68,8 +70,8 @@ def endpoint_anchor(params: Protocol, *, transplant_day: date | None, msc_d1: da
     return transplant_day if params.endpoint_anchor == "transplant" else msc_d1
 
 
-def _daily_min(labs: Iterable[LabPoint], field: str) -> dict[date, tuple[float, tuple[str, ...]]]:
-    """Per day: the minimum of ``field`` and the refs of every value of that day."""
+def _daily_min(labs: Iterable[LabPoint], field: str) -> Daily:
+    """Per day: the minimum of ``field`` and the refs of every value of that day (in ``labs`` order)."""
     out: dict[date, tuple[float, tuple[str, ...]]] = {}
     for lab in labs:
         value = getattr(lab, field)
@@ -78,6 +80,14 @@ def _daily_min(labs: Iterable[LabPoint], field: str) -> dict[date, tuple[float, 
         old = out.get(lab.day)
         out[lab.day] = (value, (lab.ref,)) if old is None else (min(old[0], value), old[1] + (lab.ref,))
     return out
+
+
+def daily_minima(labs: Iterable[LabPoint]) -> dict[str, Daily]:
+    """:func:`_daily_min` of each of :data:`FIELDS`: what every search below starts from. A caller
+    that keeps these up to date as labs come and go (``daily`` arguments) spares the searches a pass
+    over every lab."""
+    labs = list(labs)
+    return {field: _daily_min(labs, field) for field in FIELDS}
 
 
 def _stamp(day: date, anchor: date, transplant_day: date | None, msc_d1: date | None, params: Protocol) -> dict:
@@ -100,7 +110,7 @@ def _latest_before(transfusions: Iterable[TransfusionPoint], product: str, day: 
 
 def neutrophil_engraftment(
     labs: Iterable[LabPoint], params: Protocol, *, anchor: date,
-    transplant_day: date | None = None, msc_d1: date | None = None,
+    transplant_day: date | None = None, msc_d1: date | None = None, daily: Daily | None = None,
 ) -> Engraftment | None:
     """First day of ``anc_consecutive_days`` consecutive ANC days above ``anc_threshold``.
 
@@ -108,7 +118,7 @@ def neutrophil_engraftment(
     'measurements' the run is consecutive measurement days (a failing day breaks it); in
     'calendar_days' the days must also be calendar-consecutive.
     """
-    daily = _daily_min(labs, "anc")
+    daily = _daily_min(labs, "anc") if daily is None else daily  # daily: _daily_min(labs, "anc") given
     thr = params.anc_threshold
     run: list[date] = []
     for day in sorted(d for d in daily if d >= anchor):
@@ -128,11 +138,11 @@ def neutrophil_engraftment(
 
 def red_cell_recovery(
     labs: Iterable[LabPoint], transfusions: Iterable[TransfusionPoint], params: Protocol, *,
-    anchor: date, transplant_day: date | None = None, msc_d1: date | None = None,
+    anchor: date, transplant_day: date | None = None, msc_d1: date | None = None, daily: Daily | None = None,
 ) -> RedCellRecovery | None:
     """First Hb day (from ``anchor``) whose minimum is >= ``hb_threshold`` and that is not inside an
     RBC transfusion window: a transfusion on day t blocks t .. t + rbc_transfusion_free_days - 1."""
-    daily = _daily_min(labs, "hb")
+    daily = _daily_min(labs, "hb") if daily is None else daily
     rbc = [t for t in transfusions if t.product == "rbc"]
     rbc_days = sorted(t.day for t in rbc)
     span = params.rbc_transfusion_free_days
@@ -215,16 +225,16 @@ def _sustained_runs(daily: dict, ordered: list[date], tx_days: list[date], param
     return found
 
 
-def platelet_days(labs: Iterable[LabPoint], as_of: date) -> tuple[dict, list[date]]:
-    """Daily platelet minima up to ``as_of`` and their sorted days."""
-    daily = {d: v for d, v in _daily_min(labs, "plt").items() if d <= as_of}
+def platelet_days(labs: Iterable[LabPoint], as_of: date, daily: Daily | None = None) -> tuple[dict, list[date]]:
+    """Daily platelet minima up to ``as_of`` and their sorted days (``daily``: ``_daily_min(labs, "plt")``)."""
+    daily = {d: v for d, v in (_daily_min(labs, "plt") if daily is None else daily).items() if d <= as_of}
     return daily, sorted(daily)
 
 
 def platelet_response(
     labs: Iterable[LabPoint], transfusions: Iterable[TransfusionPoint], params: Protocol, *,
     anchor: date, as_of: date, msc_d1: date | None, transplant_day: date | None = None,
-    exit_day: date | None = None,
+    exit_day: date | None = None, daily: Daily | None = None,
 ) -> PlateletResponse | None:
     """Best platelet response CR > PR > NR and the first run achieving it; None while pending.
 
@@ -236,8 +246,9 @@ def platelet_response(
     ``nr_on_early_exit``) when the patient died or withdrew (``exit_day``) on or before that day;
     a later CR/PR still wins. The NR result's ``reason`` says which (:func:`nr_reason`).
     """
-    labs = list(labs)
-    daily, ordered = platelet_days(labs, as_of)
+    if daily is None:
+        labs = list(labs)  # read twice (here and for the NR refs)
+    daily, ordered = platelet_days(labs, as_of, daily)
     plt_tx = [t for t in transfusions if t.product == "platelets"]
     tx_days = sorted(t.day for t in plt_tx)
     first = bisect_left(ordered, anchor)

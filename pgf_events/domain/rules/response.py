@@ -23,6 +23,7 @@ last count).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import date, timedelta
 
 import attrs
@@ -42,8 +43,8 @@ class LineageOutcomes:
     baseline_refs: dict[str, tuple[str, ...]]  # the values proving a met-at-baseline lineage
 
 
-def _anc_at_baseline(labs: list[LabPoint], params: Protocol, d1: date) -> tuple[str, ...] | None:
-    daily = {d: v for d, v in hemogram._daily_min(labs, "anc").items() if d <= d1}
+def _anc_at_baseline(anc: hemogram.Daily, params: Protocol, d1: date) -> tuple[str, ...] | None:
+    daily = {d: v for d, v in anc.items() if d <= d1}
     last = sorted(daily)[-params.anc_consecutive_days:]
     if len(last) < params.anc_consecutive_days:
         return None
@@ -53,9 +54,9 @@ def _anc_at_baseline(labs: list[LabPoint], params: Protocol, d1: date) -> tuple[
     return tuple(r for d in last for r in daily[d][1]) if passes and contiguous else None
 
 
-def _rbc_at_baseline(labs: list[LabPoint], transfusions: list[TransfusionPoint], params: Protocol,
+def _rbc_at_baseline(hb: hemogram.Daily, transfusions: list[TransfusionPoint], params: Protocol,
                      d1: date) -> tuple[str, ...] | None:
-    daily = {d: v for d, v in hemogram._daily_min(labs, "hb").items() if d <= d1}
+    daily = {d: v for d, v in hb.items() if d <= d1}
     if not daily:
         return None
     last = max(daily)
@@ -66,9 +67,9 @@ def _rbc_at_baseline(labs: list[LabPoint], transfusions: list[TransfusionPoint],
     return daily[last][1]
 
 
-def _plt_at_baseline(labs: list[LabPoint], transfusions: list[TransfusionPoint], params: Protocol,
+def _plt_at_baseline(plt: hemogram.Daily, transfusions: list[TransfusionPoint], params: Protocol,
                      d1: date) -> tuple[str, ...] | None:
-    daily, ordered = hemogram.platelet_days(labs, d1)
+    daily, ordered = hemogram.platelet_days((), d1, plt)
     if not ordered:
         return None
     tx_days = sorted(t.day for t in transfusions if t.product == "platelets")
@@ -90,6 +91,10 @@ def _plt_at_baseline(labs: list[LabPoint], transfusions: list[TransfusionPoint],
     return None
 
 
+def _up_to(daily: hemogram.Daily, as_of: date) -> hemogram.Daily:
+    return daily if not daily or max(daily) <= as_of else {d: v for d, v in daily.items() if d <= as_of}
+
+
 def _null_reason(exit_reason: str | None, as_of: date, evaluation: date) -> str:
     if exit_reason is not None:
         return exit_reason
@@ -99,29 +104,38 @@ def _null_reason(exit_reason: str | None, as_of: date, evaluation: date) -> str:
 def lineage_outcomes(
     labs: list[LabPoint], transfusions: list[TransfusionPoint], params: Protocol, *,
     transplant_day: date, msc_d1: date | None, as_of: date, exit_event: tuple[date, str] | None = None,
+    daily: Mapping[str, hemogram.Daily] | None = None,
 ) -> LineageOutcomes:
-    """The three hemogram endpoints with reasons; ``exit_event`` is (date, "died"|"withdrew")."""
+    """The three hemogram endpoints with reasons; ``exit_event`` is (date, "died"|"withdrew").
+
+    ``daily``: ``hemogram.daily_minima(labs)``, if the caller keeps it (the labs after ``as_of`` may be
+    in it: they are left out here as they are from ``labs``); the result is the same either way.
+    """
     anchor = hemogram.endpoint_anchor(params, transplant_day=transplant_day, msc_d1=msc_d1)
     if anchor is None:
         reasons = dict.fromkeys(("neutrophil_engraftment", "rbc_recovery", "platelet_response"), "not_treated")
         return LineageOutcomes(None, None, None, None, reasons, {})
-    labs = [lab for lab in labs if lab.day <= as_of]
+    if daily is None:
+        labs = [lab for lab in labs if lab.day <= as_of]
+        minima = hemogram.daily_minima(labs)
+    else:  # the NR refs, the only other use of ``labs``, are taken up to as_of by platelet_response
+        minima = {field: _up_to(daily[field], as_of) for field in hemogram.FIELDS}
     transfusions = [t for t in transfusions if t.day <= as_of]
     baseline: dict[str, tuple[str, ...]] = {}
     if msc_d1 is not None and params.baseline_met_not_evaluable and params.endpoint_anchor == "first_infusion":
-        for name, refs in (("neutrophil_engraftment", _anc_at_baseline(labs, params, msc_d1)),
-                           ("rbc_recovery", _rbc_at_baseline(labs, transfusions, params, msc_d1)),
-                           ("platelet_response", _plt_at_baseline(labs, transfusions, params, msc_d1))):
+        for name, refs in (("neutrophil_engraftment", _anc_at_baseline(minima["anc"], params, msc_d1)),
+                           ("rbc_recovery", _rbc_at_baseline(minima["hb"], transfusions, params, msc_d1)),
+                           ("platelet_response", _plt_at_baseline(minima["plt"], transfusions, params, msc_d1))):
             if refs is not None:
                 baseline[name] = refs
     exit_day = exit_event[0] if exit_event else None
     anc = None if "neutrophil_engraftment" in baseline else hemogram.neutrophil_engraftment(
-        labs, params, anchor=anchor, transplant_day=transplant_day, msc_d1=msc_d1)
+        labs, params, anchor=anchor, transplant_day=transplant_day, msc_d1=msc_d1, daily=minima["anc"])
     rbc = None if "rbc_recovery" in baseline else hemogram.red_cell_recovery(
-        labs, transfusions, params, anchor=anchor, transplant_day=transplant_day, msc_d1=msc_d1)
+        labs, transfusions, params, anchor=anchor, transplant_day=transplant_day, msc_d1=msc_d1, daily=minima["hb"])
     plt = None if "platelet_response" in baseline else hemogram.platelet_response(
         labs, transfusions, params, anchor=anchor, as_of=as_of, msc_d1=msc_d1, transplant_day=transplant_day,
-        exit_day=exit_day)
+        exit_day=exit_day, daily=minima["plt"])
 
     reasons = dict.fromkeys(baseline, "met_at_baseline")
     evaluation = (msc_d1 or anchor) + timedelta(days=params.nr_evaluation_day)
