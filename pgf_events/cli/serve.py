@@ -1,4 +1,5 @@
-"""``pgf serve``: read-only HTTP (JSON + Server-Sent Events) over the store, on 127.0.0.1 by default."""
+"""``pgf serve``: HTTP over the store, on 127.0.0.1 by default: the read-only JSON API and
+Server-Sent Events for services, and the web workspace for people (:mod:`pgf_events.web`)."""
 
 from __future__ import annotations
 
@@ -25,9 +26,12 @@ TOKEN_ENV = "PGF_SERVE_TOKEN"  # a token chosen by the caller instead of a rando
               metavar="SECONDS", help="SQLite: seconds between polls for new events.")
 @click.option("--allow-host", "allow_hosts", multiple=True, metavar="NAME",
               help="Also accept requests whose Host header is NAME (repeatable; DNS-rebinding defence).")
+@click.option("--idle-timeout", "idle_minutes", type=click.FloatRange(min=0.01, max=24 * 60), default=30.0,
+              show_default=True, metavar="MINUTES", help="Sign a web session out after this long without a request.")
 @click.pass_obj
-def serve(state: Any, host: str, port: int, keepalive: float, interval: float, allow_hosts: tuple[str, ...]) -> None:
-    """Serve patient status, reports and the change feed (SSE) over HTTP, read-only, until Ctrl-C.
+def serve(state: Any, host: str, port: int, keepalive: float, interval: float, allow_hosts: tuple[str, ...],
+          idle_minutes: float) -> None:
+    """Serve the web workspace, and patient status, reports and the change feed (SSE) as JSON, until Ctrl-C.
 
     Endpoints: /patients/{subject}, /reports/{name}, /changes?after=N (Server-Sent
     Events, honours Last-Event-ID), /health, /openapi.json. Every request is
@@ -36,6 +40,11 @@ def serve(state: Any, host: str, port: int, keepalive: float, interval: float, a
     SQLite only on localhost, for the OS account that started the server, with the
     one-time token printed at start (Authorization: Bearer TOKEN, or ?token=).
     Requests whose Host header is not this server's (or --allow-host) get 400.
+
+    The web workspace (/, /worklist, /patients, /patient/S001, /audit) is at the same
+    address: open the printed link (SQLite), or sign in with your database login and
+    password (PostgreSQL). There, monitors and sites raise, answer and close queries and
+    tick source data verification, as themselves; the JSON API stays read-only.
 
     \b
     Example:
@@ -66,15 +75,16 @@ def serve(state: Any, host: str, port: int, keepalive: float, interval: float, a
     server = uvicorn.Server(config)
     hosts = sorted({host, "localhost", "127.0.0.1", "::1", *allow_hosts})
     config.app = build_app(feed, keepalive=keepalive, interval=interval, closing=lambda: server.should_exit,
-                           server_url=url, auth=auth, allowed_hosts=hosts)
+                           server_url=url, auth=auth, allowed_hosts=hosts, idle_minutes=idle_minutes)
     if not _loopback(host):
         click.echo(f"warning: listening on {host} over plain HTTP: passwords cross the network in the clear; "
                    "put a TLS proxy in front", err=True)
     if isinstance(auth, TokenAuth):
-        click.echo(f"pgf serve: {url}/?token={auth.token} (read-only; as {auth.user!r}; Ctrl-C stops)\n"
+        click.echo(f"pgf serve: {url}/?token={auth.token} (the web workspace and the API; as {auth.user!r}; "
+                   "Ctrl-C stops)\n"
                    f"  clients send: Authorization: Bearer {auth.token}   (or ?token=... on the URL)", err=True)
     else:
-        click.echo(f"pgf serve: {url} (read-only; {how}; Ctrl-C stops)", err=True)
+        click.echo(f"pgf serve: {url} (the web workspace and the API; {how}; Ctrl-C stops)", err=True)
     with _quiet_signals():
         server.run(sockets=[sock])
 

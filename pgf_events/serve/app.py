@@ -34,7 +34,7 @@ from pgf_events.serve.openapi import openapi_document
 from pgf_events.serve.pulse import Pulse
 from pgf_events.store import StoreConfig
 from pgf_events.web.app import is_web_path, web_routes
-from pgf_events.web.core import TimeTravel
+from pgf_events.web.core import TimeTravel, error_page
 from pgf_events.web.readers import cohort
 from pgf_events.web.session import IDLE_MINUTES, PasswordSignIn, Sessions, TokenSignIn
 
@@ -150,6 +150,9 @@ def build_app(feed: ChangeFeed, *, keepalive: float = KEEPALIVE_SECONDS, interva
 
     async def not_found(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)
+        if sessions is not None and is_web_path(request.url.path):  # a person's browser: a page, not JSON
+            return error_page(request, exc.status_code, f"there is no page {request.url.path}",
+                              seat=sessions.current(request))
         return _error(exc.status_code, exc.detail)
 
     async def pgf_error(request: Request, exc: Exception) -> Response:

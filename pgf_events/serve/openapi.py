@@ -49,8 +49,9 @@ def openapi_document(server_url: str | None = None) -> dict[str, Any]:
                 "parameters": [{"name": "subject", "in": "path", "required": True, "schema": {"type": "string"},
                                 "example": "S001"}],
                 "responses": {
-                    "200": _json("The patient's status.", _JSON_OBJECT),
+                    "200": _json("The patient's status.", {"$ref": "#/components/schemas/PatientStatus"}),
                     "400": _json("The subject code is malformed.", _ERROR),
+                    "403": _json("A site-scoped grant asked for another site's patient.", _ERROR),
                     "404": _json("No such patient.", _ERROR),
                 },
             }},
@@ -60,7 +61,8 @@ def openapi_document(server_url: str | None = None) -> dict[str, Any]:
                 "parameters": [{"name": "name", "in": "path", "required": True,
                                 "schema": {"type": "string", "enum": list(PROJECTIONS)}}],
                 "responses": {
-                    "200": _json("Rows (one per subject) and the cohort summary.", _JSON_OBJECT),
+                    "200": _json("Rows (one per subject) and the cohort summary; a site-scoped grant's "
+                                 "report covers its sites' patients only.", {"$ref": "#/components/schemas/Report"}),
                     "404": _json("No such report.", _ERROR),
                 },
             }},
@@ -91,6 +93,7 @@ def openapi_document(server_url: str | None = None) -> dict[str, Any]:
                                 "x-data-schema": {"$ref": "#/components/schemas/Change"},
                             }}},
                     "400": _json("`after`, `Last-Event-ID` or `projection` is invalid.", _ERROR),
+                    "403": _json("A site-scoped grant: the feed carries every site's patients.", _ERROR),
                 },
             }},
             "/openapi.json": {"get": {
@@ -123,6 +126,35 @@ def openapi_document(server_url: str | None = None) -> dict[str, Any]:
                 "version": {"type": "string"},
             }},
             "Error": {"type": "object", "required": ["error"], "properties": {"error": {"type": "string"}}},
+            "PatientStatus": {
+                "type": "object", "additionalProperties": True,
+                "required": ["subject", "protocol_version", "version", "site", "eligibility", "signatures"],
+                "properties": {
+                    "subject": {"type": "string", "example": "S001"},
+                    "as_of": {"type": ["string", "null"], "format": "date-time"},
+                    "cutoff": {"type": ["string", "null"], "format": "date"},
+                    "protocol_version": {"type": "string"}, "version": {"type": "integer", "minimum": 1},
+                    "evaluation_date": {"type": "string", "format": "date"}, "site": {"type": "string"},
+                    "eligibility": _JSON_OBJECT, "dosing": {"type": ["object", "null"]},
+                    "endpoints": {"type": ["object", "null"]}, "survival": {"type": ["object", "null"]},
+                    "safety": {"type": ["object", "null"]},
+                    "signatures": {"type": "array", "items": _JSON_OBJECT},
+                },
+            },
+            "Report": {
+                "type": "object", "additionalProperties": True,
+                "required": ["report", "protocol_version", "rows", "summary"],
+                "properties": {
+                    "report": {"type": "string", "enum": list(PROJECTIONS)},
+                    "as_of": {"type": ["string", "null"], "format": "date-time"},
+                    "cutoff": {"type": ["string", "null"], "format": "date"},
+                    "protocol_version": {"type": "string"},
+                    "rows": {"type": "array", "items": {"type": "object", "required": ["subject"],
+                                                        "additionalProperties": True}},
+                    "summary": _JSON_OBJECT,
+                    "read_models_verified": {"type": ["object", "null"]},
+                },
+            },
         }},
     }
     doc["components"]["securitySchemes"] = {  # type: ignore[index]

@@ -109,18 +109,19 @@ def casebook(app: Any, store: ProjectionStore | None, subject: str, when: TimeTr
 
 def course_of(patient: Any, doc: dict[str, Any], params: Any) -> Course:
     endpoints = doc.get("endpoints") or {}
-    marks = [("neutrophil engraftment", endpoints.get("neutrophil_engraftment_date")),
-             ("red-cell recovery", endpoints.get("rbc_recovery_date")),
-             (f"platelet {endpoints.get('platelet_response') or 'response'}", endpoints.get("platelet_response_date"))]
+    marks = [("neutrophil engraftment", endpoints.get("neutrophil_engraftment_date"), "anc"),
+             ("red-cell recovery", endpoints.get("rbc_recovery_date"), "hb"),
+             (f"platelet {endpoints.get('platelet_response') or 'response'}", endpoints.get("platelet_response_date"),
+              "plt")]
     platelet = endpoints.get("platelet") or {}
     if endpoints.get("platelet_response") == "NR" and platelet.get("date"):
-        marks.append(("platelet NR assessed", platelet["date"]))
+        marks.append(("platelet NR assessed", platelet["date"], "plt"))
     return Course(
         subject=doc["subject"], transplant=date.fromisoformat(doc["transplant_date"]), d1=_day(endpoints.get("msc_d1")),
         labs=sorted((r.date, r.anc, r.hb, r.plt) for _, r in patient.active(vo.LabPanel)),
         infusions=sorted((r.date, patient.ref(v)) for v, r in patient.active(vo.Infusion)),
         transfusions=sorted((r.date, str(r.product)) for _, r in patient.active(vo.Transfusion)),
-        endpoints=[(name, d) for name, value in marks if (d := _day(value)) is not None],
+        endpoints=[(name, d, panel) for name, value, panel in marks if (d := _day(value)) is not None],
         death=_day(doc.get("death_date")), end=_day(doc.get("evaluation_date")),
         thresholds={"anc": [(params.anc_threshold, f"{params.anc_comparator} {params.anc_threshold:g}")],
                     "hb": [(params.hb_threshold, f"≥ {params.hb_threshold:g}")],

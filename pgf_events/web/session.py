@@ -226,8 +226,8 @@ class Sessions:
         login, secret = _text(form, "login"), _text(form, "secret")
         try:
             opened = await run_in_threadpool(self.signin.open, login, secret)
-        except SignInFailed as e:
-            return self._form(request, str(e), 401, login)
+        except SignInFailed as e:  # the form again, saying why (200: a page, not a challenge to the browser)
+            return self._form(request, str(e), 200, login)
         except AccessDenied as e:
             return self._form(request, " ".join(str(e).split()), 403, login)
         response = redirect(_safe_next(_text(form, "next") or "/"))

@@ -4,6 +4,7 @@ where sign-in may send you afterwards, and the JSON API still asking for its own
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -76,7 +77,8 @@ def test_sign_in_form_csrf_and_sign_out(served: Server) -> None:
         assert c.post("/signin", data={"secret": token_of(served), "next": "/"}).status_code == 403  # no CSRF
         form = c.get("/signin")
         wrong = c.post("/signin", data={"csrf": csrf_of(form.text), "secret": "guess", "next": "/"})
-        assert wrong.status_code == 401 and "not the token" in wrong.text
+        assert wrong.status_code == 200 and "not the token" in wrong.text and 'role="alert"' in wrong.text
+        assert c.get("/").status_code == 303  # and no session
         form = c.get("/signin")
         r = c.post("/signin", data={"csrf": csrf_of(form.text), "secret": token_of(served),
                                     "next": "//evil.example/x"})
@@ -88,3 +90,35 @@ def test_sign_in_form_csrf_and_sign_out(served: Server) -> None:
         out = c.post("/signout", data={"csrf": csrf_of(page.text)})
         assert out.status_code == 303 and out.headers["location"] == "/signin?note=out"
         assert c.get("/").status_code == 303
+
+
+def test_an_idle_session_ends(sqlite_url: str, tmp_path: Path) -> None:
+    create_store(sqlite_url)
+    srv = Server(sqlite_url, tmp_path, "--idle-timeout", "0.02")  # 1.2 s
+    try:
+        with client(srv) as c:
+            assert c.get(f"/?token={token_of(srv)}").status_code == 303
+            assert c.get("/").status_code == 200
+            time.sleep(1.5)
+            r = c.get("/worklist")
+            assert r.status_code == 303 and r.headers["location"] == "/signin?next=%2Fworklist&note=ended"
+            assert "Your session ended" in c.get(r.headers["location"]).text
+            assert c.get("/").status_code == 303  # the session is gone for good
+            missing = c.get("/no-such-page")  # an unknown page is a page too, not JSON
+            assert missing.status_code == 404 and "text/html" in missing.headers["content-type"]
+    finally:
+        srv.proc.kill()
+        srv.proc.wait(timeout=30)
+
+
+def test_the_api_answers_match_the_typed_responses_of_openapi(served: Server) -> None:
+    jsonschema = pytest.importorskip("jsonschema")
+    doc = served.get("/openapi.json", auth=False).json()
+    for path, schema in (("/patients/S001", "PatientStatus"), ("/reports/survival", "Report"),
+                         ("/reports/eligibility", "Report"), ("/health", "Health")):
+        answer = served.get(path)
+        assert answer.status_code == 200, path
+        jsonschema.validate(answer.json(), {"$ref": f"#/components/schemas/{schema}", "components": doc["components"]})
+    refused = served.get("/patients/S999")
+    assert refused.status_code == 404
+    jsonschema.validate(refused.json(), {"$ref": "#/components/schemas/Error", "components": doc["components"]})

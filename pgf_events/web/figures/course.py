@@ -14,10 +14,11 @@ from html import escape
 
 import attrs
 
-WIDTH, PANEL, GAP, LEFT, RIGHT, TOP, BOTTOM = 900, 150, 26, 70, 24, 30, 46
+WIDTH, PANEL, GAP, LEFT, RIGHT, TOP, BOTTOM = 900, 150, 26, 70, 78, 30, 46
 COLOURS = {"anc": "#0b5cad", "hb": "#a4161a", "plt": "#1e6b30"}  # each >= 4.5:1 on white (WCAG AA)
 INFUSION, EVENT, MUTED = "#6a3d9a", "#1b1f24", "#4a5360"
 FLOOR = {"anc": 0.01, "plt": 1.0}
+HALO = 'paint-order="stroke" stroke="#ffffff" stroke-width="3"'  # labels stay readable over lines
 
 
 @attrs.frozen
@@ -28,7 +29,7 @@ class Course:
     labs: Sequence[tuple[date, float | None, float | None, float | None]]  # day, ANC, Hb, PLT
     infusions: Sequence[tuple[date, str]] = ()  # day, source event ref
     transfusions: Sequence[tuple[date, str]] = ()  # day, product (rbc, platelets, ...)
-    endpoints: Sequence[tuple[str, date]] = ()  # label, day (engraftment, recovery, response...)
+    endpoints: Sequence[tuple[str, date, str]] = ()  # label, day, panel ("anc", "hb", "plt") it belongs to
     death: date | None = None
     end: date | None = None  # the last day to show (evaluation date)
     thresholds: dict[str, Sequence[tuple[float, str]]] = attrs.field(factory=dict)  # panel -> (value, label)
@@ -44,7 +45,7 @@ def msc_day(day: date, d1: date | None, transplant: date) -> str:
 def course_svg(c: Course) -> str:
     origin = c.d1 or c.transplant
     days = [(d - origin).days for d, *_ in c.labs] + [(d - origin).days for d, _ in c.infusions]
-    days += [(d - origin).days for d, _ in c.transfusions] + [(d - origin).days for _, d in c.endpoints]
+    days += [(d - origin).days for d, _ in c.transfusions] + [(d - origin).days for _, d, _ in c.endpoints]
     days += [(d - origin).days for d in (c.death, c.end) if d is not None] + [0]
     lo, hi = min(days) - 2, max(days) + 3
     plot_w = WIDTH - LEFT - RIGHT
@@ -104,7 +105,7 @@ def _panel(c: Course, key: str, label: str, log: bool, top: int, index: int, x, 
     for value, text in c.thresholds.get(key, ()):
         ty = y(value)
         out.append(f'<line x1="{LEFT}" y1="{ty:.1f}" x2="{right}" y2="{ty:.1f}" stroke="{MUTED}" stroke-dasharray="5 3"/>'
-                   f'<text x="{right - 4}" y="{ty - 4:.1f}" text-anchor="end" fill="{MUTED}">{escape(text)}</text>')
+                   f'<text x="{right + 4}" y="{ty + 4:.1f}" fill="{MUTED}">{escape(text)}</text>')
     for day, ref in c.infusions:
         px = x(day)
         out.append(f'<line x1="{px:.1f}" y1="{top}" x2="{px:.1f}" y2="{top + PANEL}" stroke="{INFUSION}" '
@@ -115,18 +116,23 @@ def _panel(c: Course, key: str, label: str, log: bool, top: int, index: int, x, 
             px = x(day)
             out.append(f'<path d="M{px - 4:.1f},{top + PANEL - 9} L{px + 4:.1f},{top + PANEL - 9} L{px:.1f},{top + PANEL - 2} Z" '
                        f'fill="{EVENT}"><title>{escape(given)} transfusion {day}</title></path>')
-    for name, day in c.endpoints:
+    for name, day, panel in c.endpoints:
+        if panel != key:
+            continue
         px = x(day)
+        near_end = px > right - 160
         out.append(f'<line x1="{px:.1f}" y1="{top}" x2="{px:.1f}" y2="{top + PANEL}" stroke="{EVENT}" '
                    f'stroke-dasharray="8 3 2 3" stroke-width="1.4"><title>{escape(name)}: {day} '
-                   f'({msc_day(day, c.d1, c.transplant)})</title></line>')
+                   f'({msc_day(day, c.d1, c.transplant)})</title></line>'
+                   f'<text x="{px + (-4 if near_end else 4):.1f}" y="{top + PANEL - 14}" fill="{EVENT}" {HALO} '
+                   f'text-anchor="{"end" if near_end else "start"}">{escape(name)} {msc_day(day, c.d1, c.transplant)}</text>')
     if c.death is not None:
         px = x(c.death)
         out.append(f'<line x1="{px:.1f}" y1="{top}" x2="{px:.1f}" y2="{top + PANEL}" stroke="{EVENT}" stroke-width="2.2">'
                    f'<title>death: {c.death} ({msc_day(c.death, c.d1, c.transplant)})</title></line>')
         if index == 1:
             near_end = px > WIDTH - RIGHT - 90
-            out.append(f'<text x="{px + (-4 if near_end else 4):.1f}" y="{top + 12}" fill="{EVENT}" '
+            out.append(f'<text x="{px + (-4 if near_end else 4):.1f}" y="{top + 12}" fill="{EVENT}" {HALO} '
                        f'text-anchor="{"end" if near_end else "start"}">† {c.death}</text>')
     if values:
         points = " ".join(f"{x(d):.1f},{y(v):.1f}" for d, v in values)
@@ -171,7 +177,7 @@ def _value_ticks(low: float, high: float, log: bool) -> list[float]:
 
 def _describe(c: Course) -> str:
     parts = [f"{len(c.labs)} blood counts", f"{len(c.infusions)} MSC infusions", f"{len(c.transfusions)} transfusions"]
-    parts += [f"{name} on {day}" for name, day in c.endpoints]
+    parts += [f"{name} on {day}" for name, day, _ in c.endpoints]
     if c.death:
         parts.append(f"death on {c.death}")
     return "; ".join(parts)
