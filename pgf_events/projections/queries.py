@@ -12,7 +12,7 @@ events, however far behind the read models are, and the command needs no SQLAlch
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -24,7 +24,7 @@ from pgf_events.projections import replay
 from pgf_events.projections.cohort import build_report
 from pgf_events.projections.derive import derive_patient, fold
 from pgf_events.projections.signatures import signatures
-from pgf_events.projections.slices import PROJECTIONS, all_slices, status_document
+from pgf_events.projections.slices import all_slices, status_document
 
 if TYPE_CHECKING:
     from pgf_events.projections.store import ProjectionStore
@@ -124,11 +124,20 @@ def cohort_report(app: TrialConduct, name: str, *, as_of: datetime | None = None
     either one, or no ``store`` (a protocol override), derives the rows from the log in memory
     instead of reading the read models.
     """
-    rows = cohort_slices(app, (name,), as_of=as_of, store=store, cutoff=cutoff)[name]
+    if as_of is None and cutoff is None and store is not None:
+        store.catch_up()
+        rows = store.rows(name)
+    else:
+        known = patients_as_of(app, as_of) if as_of is not None else _all_patients(app)
+        rows = [_slices_of(p, rec, app, cutoff)[name] for p, rec in known if _registered_by(p, cutoff)]
     return build_report(name, rows, app.protocol, as_of=as_of, cutoff=cutoff)
 
 
-def cohort_slices(app: TrialConduct, names: Sequence[str] = PROJECTIONS, *, as_of: datetime | None = None,
+def _all_patients(app: TrialConduct) -> Iterator[tuple[Patient, dict[int, datetime]]]:
+    return patients_as_of(app, datetime.max.replace(tzinfo=UTC))
+
+
+def cohort_slices(app: TrialConduct, names: tuple[str, ...], *, as_of: datetime | None = None,
                   store: ProjectionStore | None = None, cutoff: date | None = None) -> dict[str, list[dict[str, Any]]]:
     """Every patient's slices of the projections ``names``: the read models' rows (caught up) now,
     else each patient derived once from the log as of ``as_of`` and/or evaluated at ``cutoff``."""
@@ -143,7 +152,3 @@ def cohort_slices(app: TrialConduct, names: Sequence[str] = PROJECTIONS, *, as_o
             for name in names:
                 out[name].append(slices[name])
     return out
-
-
-def _all_patients(app: TrialConduct) -> Iterator[tuple[Patient, dict[int, datetime]]]:
-    return patients_as_of(app, datetime.max.replace(tzinfo=UTC))
