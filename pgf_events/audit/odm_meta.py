@@ -59,6 +59,38 @@ def xml_text(value: Any) -> str:
     return _NOT_XML.sub("\ufffd", str(value))
 
 
+def _attr(value: Any) -> str:
+    """An attribute value exactly as ``_el`` + ``ElementTree.tostring`` write it."""
+    text = xml_text(value)
+    if "&" in text:
+        text = text.replace("&", "&amp;")
+    if "<" in text:
+        text = text.replace("<", "&lt;")
+    if ">" in text:
+        text = text.replace(">", "&gt;")
+    if '"' in text:
+        text = text.replace('"', "&quot;")
+    if "\r" in text:
+        text = text.replace("\r", "&#13;")
+    if "\n" in text:
+        text = text.replace("\n", "&#10;")
+    if "\t" in text:
+        text = text.replace("\t", "&#09;")
+    return text
+
+
+def _text(value: Any) -> str:
+    """Element text exactly as ``_el`` + ``ElementTree.tostring`` write it."""
+    text = xml_text(value)
+    if "&" in text:
+        text = text.replace("&", "&amp;")
+    if "<" in text:
+        text = text.replace("<", "&lt;")
+    if ">" in text:
+        text = text.replace(">", "&gt;")
+    return text
+
+
 def _el(parent: ET.Element | None, tag: str, text: str | None = None, **attributes: Any) -> ET.Element:
     attrib = {k: xml_text(v) for k, v in attributes.items() if v is not None}
     element = ET.Element(tag, attrib) if parent is None else ET.SubElement(parent, tag, attrib)
@@ -69,7 +101,9 @@ def _el(parent: ET.Element | None, tag: str, text: str | None = None, **attribut
 
 def decimal_text(value: float) -> str:
     """A float as an ODM decimal: the shortest exact repr, never an exponent."""
-    text = format(Decimal(repr(value)), "f")
+    text = repr(value)
+    if "e" in text or "n" in text:  # an exponent (or inf, nan): Decimal writes it out; else repr already is
+        text = format(Decimal(text), "f")
     return text.rstrip("0").rstrip(".") if "." in text else text
 
 
@@ -124,12 +158,19 @@ def item_specs(kind: str) -> list[ItemSpec]:
     return specs
 
 
+_ITEM_OIDS: dict[tuple[str, str], str] = {}  # (kind, field) -> item OID, for the plain fields
+
+
 def flatten(kind: str, record: vo.Record) -> dict[str, Any]:
     """Item OID -> value (None when empty) for one record."""
     g = _group(kind)
     out: dict[str, Any] = {}
+    oids = _ITEM_OIDS
     for name, value in record.as_input().items():
-        if name == "criterion":
+        oid = oids.get((kind, name))
+        if oid is not None:
+            out[oid] = value
+        elif name == "criterion":
             for code in vo.TYPED_CRITERIA:
                 out[f"IT.{g}.CRITERION_{code}"] = value.get(code)
         elif name == "organ":
@@ -140,6 +181,7 @@ def flatten(kind: str, record: vo.Record) -> dict[str, Any]:
                 out[f"IT.{g}.SERIOUS_{c.upper().replace('-', '_')}"] = (c in value) if value else None
         else:
             out[f"IT.{g}.{name.upper()}"] = value
+            oids[(kind, name)] = f"IT.{g}.{name.upper()}"
     return out
 
 
