@@ -107,7 +107,7 @@ def postgres_figures(ctx: Context) -> list[Figure]:
 
             return timed(write)
 
-    engine()  # the first round's sizes (and a warm server): not counted
+    # Round 0 runs the engine first: the baselines' rows take the sizes of the events it stored.
     rounds = interleave(ctx.rounds, {"engine": engine, "baseline": baseline, "copy": copy})
     return [
         ratio_figure(ctx, name.replace("(PostgreSQL)", "(PostgreSQL) vs COPY"), rounds, unit="events/s",

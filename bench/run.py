@@ -27,7 +27,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from figures import GROUPS, Context, Figure, table  # noqa: E402
+from figures import GROUPS, Context, Figure, plain_figure, table  # noqa: E402
 from harness import PYCACHE, load, machine, pgf, python_c  # noqa: E402
 
 DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432/test"
@@ -80,7 +80,12 @@ def main() -> None:
         warm_up(tmp)
         ctx = Context(tmp, args.quick, max(1, args.rounds), args.postgres, say)
         for name in wanted:
-            figures.extend(GROUPS[name].measure(ctx))
+            try:
+                figures.extend(GROUPS[name].measure(ctx))
+            except Exception as exc:  # noqa: BLE001 - one group failing must not lose the others' figures
+                say(f"{name}: failed: {type(exc).__name__}: {str(exc)[:300]}")
+                figures.append(plain_figure(f"{name} (group failed)", None, "-", "-", False,
+                                            note=f"{type(exc).__name__}: {str(exc)[:200]}"))
     end_load = load()
     elapsed = time.perf_counter() - started
     say(f"done in {elapsed:.0f} s")

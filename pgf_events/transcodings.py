@@ -9,6 +9,7 @@ checks both, and that the bytes are identical for every kind of event).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, date, datetime
 from typing import Any
 from uuid import UUID
@@ -16,6 +17,7 @@ from uuid import UUID
 import attrs
 import orjson
 from eventsourcing.persistence import (
+    DatetimeAsISO,
     JSONTranscoder,
     Mapper,
     MapperDeserialisationError,
@@ -27,7 +29,7 @@ from eventsourcing.utils import TopicError, resolve_topic
 
 from pgf_events import bound_cipher
 from pgf_events.domain import values as vo
-from pgf_events.domain.entries import restore
+from pgf_events.domain.entries import restore, restorer
 from pgf_events.domain.errors import StoreError
 from pgf_events.domain.kinds import KINDS
 
@@ -68,7 +70,20 @@ _ORJSON_OPTIONS = orjson.OPT_PASSTHROUGH_DATETIME
 
 
 class FastJSONTranscoder(JSONTranscoder):
-    """The library's JSON transcoder, format unchanged, with orjson doing the parsing and printing."""
+    """The library's JSON transcoder, format unchanged, with orjson doing the parsing and printing.
+
+    Reading, each typed value goes straight to the function that rebuilds it (``date.fromisoformat``,
+    a record class's restorer), looked up once by transcoding name: the result is what the
+    transcoding's ``decode`` returns, two calls fewer per value.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._decoders: dict[str, Callable[[Any], Any]] = {}
+
+    def register(self, transcoding: Transcoding) -> None:
+        super().register(transcoding)
+        self._decoders[transcoding.name] = _direct_decoder(transcoding)
 
     def encode(self, obj: Any) -> bytes:
         return orjson.dumps(obj, default=self._encode_obj, option=_ORJSON_OPTIONS)
@@ -84,27 +99,49 @@ class FastJSONTranscoder(JSONTranscoder):
         """Turn ``{"_type_", "_data_"}`` objects back into values, innermost first (like an object_hook)."""
         if type(obj) is list:
             return [self._revive(v) if type(v) is dict or type(v) is list else v for v in obj]
+        decoders = self._decoders
         for key, value in obj.items():
             kind = type(value)
             if kind is dict:
                 # A typed value is decoded here rather than in a call of its own: most events are a
                 # flat dict of a timestamp, a record and strings, so this halves the calls per event.
                 if len(value) == 2 and "_type_" in value and "_data_" in value:
-                    obj[key] = self._typed(value)  # replacing a value while iterating is allowed
+                    data = value["_data_"]
+                    if type(data) is dict or type(data) is list:
+                        value["_data_"] = data = self._revive(data)
+                    decode = decoders.get(value["_type_"])
+                    # replacing a value while iterating is allowed
+                    obj[key] = decode(data) if decode is not None else self._decode_obj(value)
                 else:
                     obj[key] = self._revive(value)
             elif kind is list:
                 obj[key] = self._revive(value)
         if len(obj) == 2 and "_type_" in obj and "_data_" in obj:
-            return self._typed(obj)
+            decode = decoders.get(obj["_type_"])
+            return decode(obj["_data_"]) if decode is not None else self._decode_obj(obj)
         return obj
 
-    def _typed(self, obj: dict[str, Any]) -> Any:
-        data = obj["_data_"]
-        if type(data) is dict or type(data) is list:
-            obj["_data_"] = data = self._revive(data)
-        transcoding = self.names.get(obj["_type_"])  # type: ignore[call-overload]
-        return transcoding.decode(data) if transcoding is not None else self._decode_obj(obj)
+
+def _direct_decoder(transcoding: Transcoding) -> Callable[[Any], Any]:
+    """What rebuilds a value of this transcoding from its ``_data_``: the transcoding's own ``decode``,
+    or for the ones whose ``decode`` only calls one function, that function."""
+    if type(transcoding) is DatetimeAsISO:
+        return _datetime_from_iso
+    if type(transcoding) is DateAsISO:
+        return _date_from_iso
+    if type(transcoding) is RecordAsDict:
+        return restorer(transcoding.type)
+    return transcoding.decode
+
+
+def _datetime_from_iso(data: Any) -> datetime:
+    if type(data) is not str:  # as the library's DatetimeAsISO asserts
+        raise TypeError(f"a datetime is stored as an ISO string, not {type(data).__name__}")
+    return datetime.fromisoformat(data)
+
+
+def _date_from_iso(data: Any) -> date:
+    return date.fromisoformat(data)
 
 
 # Payload fields naming who acted; on PostgreSQL the database's recorded_by replaces them on read.

@@ -41,8 +41,13 @@ class Segment(NamedTuple):
 
 
 def check_segment(c: Any, events: str, chain: str, after: int, stop: int, marks: frozenset[int]) -> Segment | None:
-    """Check the events in positions (after, stop] against their links; None at the first doubt."""
-    from pgf_events.audit.recorders import _bytes, _oid  # noqa: PLC0415 - tolerant readers of tampered cells
+    """Check the events in positions (after, stop] against their links; None at the first doubt.
+
+    The range is read in pieces ending at the asked positions (``marks``), so the loop keeps no
+    position per event; what the loop does not need (the last position, the backfilled links) is
+    asked of SQLite afterwards.
+    """
+    from pgf_events.audit.recorders import _bytes  # noqa: PLC0415 - tolerant reader of tampered cells
 
     if after == 0:
         digest = GENESIS
@@ -51,43 +56,64 @@ def check_segment(c: Any, events: str, chain: str, after: int, stop: int, marks:
         if row is None:
             return None
         digest = _bytes(row[0])
-    sha256, join = hashlib.sha256, b"".join
-    oids: dict[Any, bytes] = {}
-    packers: dict[Any, tuple[Any, int, bytes]] = {}
+    caches: tuple[dict[Any, bytes], dict[Any, Any]] = ({}, {})
     seen: dict[int, bytes] = {}
-    count = backfilled = last = 0
-    rows = c.execute(
-        f"SELECT e.rowid, e.originator_id, e.originator_version, e.topic, e.state, c.hash, c.backfilled "
+    count = 0
+    for lo, hi in _pieces(after, stop, marks):
+        checked = _check_rows(c, events, chain, lo, hi, digest, caches)
+        if checked is None:
+            return None
+        digest, n = checked
+        count += n
+        if hi in marks and c.execute(f"SELECT 1 FROM {events} WHERE rowid = ?", (hi,)).fetchone():
+            seen[hi] = digest
+    last = c.execute(f"SELECT MAX(rowid) FROM {events} WHERE rowid > ? AND rowid <= ?", (after, stop)).fetchone()[0]
+    backfilled = c.execute(
+        f"SELECT COALESCE(SUM(c.backfilled), 0) FROM {chain} c WHERE c.position > ? AND c.position <= ? "
+        f"AND c.backfilled != 0 AND EXISTS (SELECT 1 FROM {events} e WHERE e.rowid = c.position)",
+        (after, stop)).fetchone()[0]
+    return Segment(count, int(backfilled), last or 0, digest, seen)
+
+
+def _pieces(after: int, stop: int, marks: frozenset[int]) -> list[tuple[int, int]]:
+    """(after, stop] cut after every mark inside it."""
+    cuts = sorted(m for m in marks if after < m < stop) + [stop]
+    return list(zip([after, *cuts[:-1]], cuts, strict=True))
+
+
+def _check_rows(c: Any, events: str, chain: str, after: int, stop: int, digest: bytes,
+                caches: tuple[dict[Any, bytes], dict[Any, Any]]) -> tuple[bytes, int] | None:
+    """The running hash over (after, stop] and how many events, or None at the first doubt."""
+    from pgf_events.audit.recorders import _oid  # noqa: PLC0415 - tolerant reader of tampered cells
+
+    sha256, join = hashlib.sha256, b"".join
+    oids, packers = caches
+    oid_of, packer_of = oids.get, packers.get
+    count = 0
+    rows = enumerate(c.execute(
+        f"SELECT e.originator_id, e.originator_version, e.topic, e.state, c.hash "
         f"FROM {events} e LEFT JOIN {chain} c ON c.position = e.rowid "
         "WHERE e.rowid > ? AND e.rowid <= ? ORDER BY e.rowid",
         (after, stop),
-    )
+    ), 1)
     try:
-        for position, oid, version, topic, state, link, back in rows:
-            if link is None:
-                return None
-            o = oids.get(oid)
+        for count, (oid, version, topic, state, link) in rows:  # noqa: B007 - the count after the loop
+            o = oid_of(oid)
             if o is None:
                 o = oids[oid] = _oid(oid)
-            packer = packers.get(topic)
+            packer = packer_of(topic)
             if packer is None:
                 topic_bytes = (topic or "").encode("utf-8")
                 # stream id, version, topic length, topic, state length: chain.link_material in one call
                 packer = packers[topic] = (struct.Struct(f">16sqI{len(topic_bytes)}sQ").pack, len(topic_bytes),
                                            topic_bytes)
-            if type(state) is not bytes:
-                state = _bytes(state)
+            # a state rewritten as text makes join raise TypeError: the precise path reads it as bytes
             digest = sha256(join((digest, packer[0](o, version, packer[1], packer[2], len(state)), state))).digest()
-            if digest != link:
+            if digest != link:  # a different hash, or no link at all (None)
                 return None
-            if position in marks:
-                seen[position] = digest
-            count += 1
-            backfilled += back
-            last = position
     except (struct.error, TypeError, ValueError, OverflowError):  # a tampered cell: let the precise path say so
         return None
-    return Segment(count, backfilled, last, digest, seen)
+    return digest, count
 
 
 def _in_process(path: str, events: str, chain: str, after: int, stop: int, marks: frozenset[int]) -> Segment | None:

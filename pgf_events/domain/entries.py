@@ -118,6 +118,24 @@ def restore(cls: type[Record], values: Mapping[str, Any]) -> Record:
     return instance
 
 
+def restorer(cls: type[Record]) -> Callable[[Mapping[str, Any]], Record]:
+    """:func:`restore` for one class, its plan looked up once (decoding calls it for every record)."""
+    plan = _restore_plan(cls)
+    new, setattr_ = object.__new__, object.__setattr__
+
+    def restore_one(values: Mapping[str, Any]) -> Record:
+        instance = new(cls)
+        get = values.get
+        for name, default, factory in plan:
+            value = get(name, default) if factory is None or name in values else factory()
+            if name == "serious" and isinstance(value, list):
+                value = tuple(value)
+            setattr_(instance, name, value)
+        return instance
+
+    return restore_one
+
+
 RestorePlan = tuple[tuple[str, Any, Callable[[], Any] | None], ...]
 _PLANS: dict[type, RestorePlan] = {}
 

@@ -25,6 +25,7 @@ class _FieldSpec:
 
     names: tuple[str, ...]
     date_names: tuple[str, ...]  # fields declared as a date or datetime (parsing guarantees the type)
+    clinical_names: tuple[str, ...]  # the date_names that are not REPORTING_DATES
     allowed: frozenset[str]  # field names and input-only options
     parsers: tuple[tuple[str, Callable[[Any, str], Any], bool], ...]  # (name, parse, required)
 
@@ -42,9 +43,11 @@ def _spec(cls: type[Record]) -> _FieldSpec:
 
 def _field_spec(cls: type[Record]) -> _FieldSpec:
     fields = attrs.fields(cls)
+    date_names = tuple(a.name for a in fields if "date" in str(a.type))  # "date", "datetime | None", ...
     return _FieldSpec(
         names=tuple(a.name for a in fields),
-        date_names=tuple(a.name for a in fields if "date" in str(a.type)),  # "date", "datetime | None", ...
+        date_names=date_names,
+        clinical_names=tuple(n for n in date_names if n not in cls.REPORTING_DATES),
         allowed=frozenset(a.name for a in fields) | frozenset(cls.INPUT_OPTIONS),
         parsers=tuple((a.name, a.metadata["parse"], a.default is attrs.NOTHING) for a in fields),
     )
@@ -68,6 +71,20 @@ class Record:
     def clinical_dates(self) -> list[tuple[str, date]]:
         """The dates on which something happened to the patient (not when a site learnt of it)."""
         return [(name, day) for name, day in self.dates() if name not in self.REPORTING_DATES]
+
+    def latest_clinical_day(self) -> date | None:
+        """The latest of :meth:`clinical_dates` (None if there is none), without building the list:
+        a replay asks it of every record."""
+        latest = None
+        for name in _spec(type(self)).clinical_names:
+            value = getattr(self, name)
+            if isinstance(value, datetime):
+                value = value.date()
+            elif not isinstance(value, date):
+                continue
+            if latest is None or value > latest:
+                latest = value
+        return latest
 
     def dates(self) -> list[tuple[str, date]]:
         """Every clinical date the record holds (checked against birth and the future)."""

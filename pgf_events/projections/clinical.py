@@ -22,7 +22,6 @@ from datetime import date
 
 import attrs
 
-from pgf_events.domain import values as vo
 from pgf_events.domain.patient import Patient
 
 DAY_LABELS = {"day_post_transplant": "day post-transplant (transplant = day 0)",
@@ -37,16 +36,11 @@ def msc_day(d1: date | None, day: date | None) -> int | None:
     return n + 1 if n >= 0 else n
 
 
-def _clinical_latest(record: vo.Record) -> date | None:
-    days = [day for _, day in record.clinical_dates()]
-    return max(days) if days else None
-
-
 def latest_clinical_date(patient: Patient) -> tuple[date, list[int]]:
     """The latest clinical date of any standing record (or the transplant) and the versions holding it."""
     latest, versions = patient.registration.transplant_date, [1]
     for version, record in patient.clinical_records():
-        day = _clinical_latest(record)
+        day = record.latest_clinical_day()
         if day is None:
             continue
         if day > latest:

@@ -91,20 +91,25 @@ def chunks(heads: Sequence[StreamHead], events: int | None = None) -> Iterator[l
 
 def patient_streams(app: Any, heads: Sequence[StreamHead]) -> list[tuple[StreamHead, list[Any]]]:
     """The decoded events of each patient stream, versions 1 .. head.version (other streams skipped)."""
+    return list(iter_patient_streams(app, heads))
+
+
+def iter_patient_streams(app: Any, heads: Sequence[StreamHead]) -> Iterator[tuple[StreamHead, list[Any]]]:
+    """:func:`patient_streams` one stream at a time: the rows of every stream are read at once, each
+    stream is decoded when it is asked for, so only one stream's events are alive at a time (a
+    chunk's decoded events held together cost more in memory allocation than their decoding)."""
     recorder, mapper = app.recorder, app.mapper
-    out = []
     if hasattr(recorder, "stream_rows"):
         decode = mapper.decode
         for head, rows in zip(heads, recorder.stream_rows([(h.originator_id, h.version) for h in heads]), strict=True):
             if rows and rows[0][1].startswith(PATIENT_TOPIC_PREFIX):
                 oid = head.originator_id
-                out.append((head, [decode(oid, *row) for row in rows]))  # row: version, topic, state[, stamps]
-        return out
+                yield head, [decode(oid, *row) for row in rows]  # row: version, topic, state[, stamps]
+        return
     for head in heads:
         stored = recorder.select_events(head.originator_id, lte=head.version)
         if stored and stored[0].topic.startswith(PATIENT_TOPIC_PREFIX):
-            out.append((head, [mapper.to_domain_event(s) for s in stored]))
-    return out
+            yield head, [mapper.to_domain_event(s) for s in stored]
 
 
 class Derived(NamedTuple):
@@ -120,7 +125,7 @@ class Derived(NamedTuple):
 
 def derive_chunk(app: Any, params: Protocol, chunk: Sequence[StreamHead]) -> list[Derived]:
     out = []
-    for head, events in patient_streams(app, chunk):
+    for head, events in iter_patient_streams(app, chunk):
         patient, recorded = fold(events)
         assert patient is not None
         slices = all_slices(derive_patient(patient, params, recorded).as_json())

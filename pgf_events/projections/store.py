@@ -57,6 +57,8 @@ from pgf_events.projections.tables import (
     Conflict,
     changes,
     engine_of,
+    insert_many,
+    json_text,
     metadata,
     tracking,
     views,
@@ -256,37 +258,33 @@ class ProjectionStore:
         if unknown:
             query = sa.select(view.c.subject, view.c.data).where(view.c.subject.in_(list(unknown)))
             existing.update({unknown[r.subject]: codec.open(r.data) for r in conn.execute(query)})
-        inserts, updates, moves, changed = [], [], [], []
+        inserts: list[tuple[Any, ...]] = []
+        changed: list[tuple[Any, ...]] = []
+        updates, moves = [], []
         for pid, (position, event) in mine.items():
             subject, data = subjects[pid], derived[pid][name]
-            where = {"version": event.originator_version, "position": position}
-            key = codec.key(subject)
+            version, key = event.originator_version, codec.key(subject)
             if subject in existing and existing[subject] == data:
-                moves.append({"key": key, **where})  # nothing shown changed: only note the version
+                moves.append({"key": key, "version": version, "position": position})  # nothing shown changed
                 continue
-            row = {"data": codec.seal(data), "protocol_version": self.params.version,
-                   "refs": codec.seal(collect_refs(data)), **where}
+            sealed, refs = codec.seal(data), codec.seal(collect_refs(data))
+            text = json_text(sealed)  # the row's and its change's data, dumped once
             if subject in existing:
-                updates.append({"key": key, **row})
+                updates.append({"key": key, "data": sealed, "protocol_version": self.params.version, "refs": refs,
+                                "version": version, "position": position})
             else:
-                inserts.append({"subject": key, **row})
-            ref = f"{subject}#{event.originator_version}"
-            changed.append({
-                "position": position, "projection": name, "subject": key,
-                "kind": "update" if subject in existing else "insert", "data": codec.seal(data),
-                "event_ref": ref if codec.cipher is None else codec.seal(ref)["sealed"],
-                "recorded_at": iso(event.timestamp),
-            })
+                inserts.append((key, text, self.params.version, json_text(refs), version, position))
+            ref = f"{subject}#{version}"
+            changed.append((position, name, key, "update" if subject in existing else "insert", text,
+                            ref if codec.cipher is None else codec.seal(ref)["sealed"], iso(event.timestamp)))
             written[(name, subject)] = data
-        if inserts:
-            conn.execute(sa.insert(view), inserts)
+        insert_many(conn, view, inserts)
         for rows, columns in ((updates, ("data", "protocol_version", "refs", "version", "position")),
                               (moves, ("version", "position"))):
             if rows:
                 conn.execute(sa.update(view).where(view.c.subject == sa.bindparam("key"))
                              .values(**{c: sa.bindparam(c) for c in columns}), rows)
-        if changed:
-            conn.execute(sa.insert(changes), changed)
+        insert_many(conn, changes, changed)
 
     def _advance(self, event: Any) -> None:
         """Fold one event onto the cached patient (loading the stream prefix if the cache lacks it)."""

@@ -121,7 +121,8 @@ def engine_for(config: StoreConfig) -> Engine:
     return sa.create_engine(url, connect_args=connect_args, pool_size=2, max_overflow=2, **JSON_CODEC)
 
 
-def _json_dumps(value: Any) -> str:
+def json_text(value: Any) -> str:
+    """A JSON column's stored text for ``value`` (as SQLAlchemy writes it, through :data:`JSON_CODEC`)."""
     return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
 
 
@@ -132,8 +133,22 @@ def _json_loads(text: str | bytes) -> Any:
         return json.loads(text)
 
 
+def insert_many(conn: Connection, table: sa.Table, rows: list[tuple[Any, ...]]) -> None:
+    """``INSERT`` rows (tuples in the table's column order, JSON columns already as text by
+    :func:`json_text`, exactly what the column type writes) in one driver-level ``executemany``: a
+    rebuild writes hundreds of thousands of rows, and SQLAlchemy's per-row processing was a fifth of
+    writing them."""
+    if not rows:
+        return
+    quote = conn.dialect.identifier_preparer.quote
+    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+    columns = ", ".join(quote(c.name) for c in table.columns)
+    conn.exec_driver_sql(f"INSERT INTO {quote(table.name)} ({columns}) VALUES ({', '.join([mark] * len(table.columns))})",
+                         rows)  # type: ignore[arg-type]
+
+
 # JSON columns through orjson: the same documents as the json module writes, several times faster.
-JSON_CODEC: dict[str, Any] = {"json_serializer": _json_dumps, "json_deserializer": _json_loads}
+JSON_CODEC: dict[str, Any] = {"json_serializer": json_text, "json_deserializer": _json_loads}
 
 
 def _sqlite_engine(url: str, **kw: Any) -> Engine:

@@ -30,7 +30,7 @@ from pgf_events.formatting import iso
 from pgf_events.projections import replay
 from pgf_events.projections.slices import PROJECTIONS, collect_refs
 from pgf_events.projections.store import ProjectionStore
-from pgf_events.projections.tables import _json_dumps, _json_loads, tracking, views
+from pgf_events.projections.tables import _json_loads, json_text, tracking, views
 
 checks_metadata = sa.MetaData()
 checks = sa.Table(
@@ -101,13 +101,13 @@ def first_difference(live: Any, replayed: Any, path: str = "") -> str | None:
 
 
 def _short(value: Any) -> str:
-    text = _json_dumps(value)
+    text = json_text(value)
     return text if len(text) <= 80 else text[:77] + "..."
 
 
 def _normal(value: Any) -> Any:
     """A derived value as it reads back from a JSON column (tuples become lists, dates strings)."""
-    return _json_loads(_json_dumps(value))
+    return _json_loads(json_text(value))
 
 
 @contextmanager
