@@ -8,51 +8,15 @@ Every axis says which day numbering it uses. matplotlib is imported only when a 
 from __future__ import annotations
 
 import itertools
-import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
+from pgf_events.projections.curves import endpoint_incidence, km_curve
 from pgf_events.projections.plot_files import save
 from pgf_events.projections.plots import _pyplot
 from pgf_events.protocol import Protocol
 
 MONTH = 365.25 / 12
-Z = 1.959964
-
-
-def km_curve(obs: Sequence[tuple[int, int]], entry: Sequence[float] | None = None) -> dict[str, list[float]]:
-    """Product-limit estimate with log-log Greenwood 95% bands, as step points (time 0 first).
-
-    With ``entry`` (delayed entry), a patient is at risk at t when entry < t <= time.
-    """
-    entries = list(entry) if entry is not None else [-1.0] * len(obs)
-    out: dict[str, list[float]] = {"time": [0.0], "surv": [1.0], "low": [1.0], "high": [1.0], "censored": [],
-                                   "censored_surv": []}
-    s, var = 1.0, 0.0
-    for t in sorted({t for t, _ in obs}):
-        at_risk = sum(1 for (u, _), e in zip(obs, entries, strict=True) if u >= t and (e < t or e == t == u))
-        events = sum(1 for u, e in obs if u == t and e == 1)
-        if events and at_risk:
-            s *= 1 - events / at_risk
-            if at_risk > events:
-                var += events / (at_risk * (at_risk - events))
-            out["time"].append(float(t))
-            out["surv"].append(s)
-            low, high = _loglog(s, var)
-            out["low"].append(low)
-            out["high"].append(high)
-        for u, e in obs:
-            if u == t and e != 1:
-                out["censored"].append(float(t))
-                out["censored_surv"].append(s)
-    return out
-
-
-def _loglog(s: float, var: float) -> tuple[float, float]:
-    if s <= 0.0 or s >= 1.0 or var <= 0:
-        return s, s
-    se = math.sqrt(var) / abs(math.log(s))
-    return s ** math.exp(Z * se), s ** math.exp(-Z * se)
 
 
 def _month_ticks(ax: Any, last_day: float, step_months: int = 3) -> list[float]:
@@ -131,17 +95,13 @@ def plot_incidence(path: str, report: Mapping[str, Any], params: Protocol) -> No
         block = {"anc": summary.get("neutrophil_engraftment"), "rbc": summary.get("rbc_recovery"),
                  "plt": (summary.get("platelet_response") or {}).get("CR_or_PR")}[key] or {}
         n = block.get("n") or 0
-        days = sorted(d for r in rows if (d := r.get(f"{key}_days_since_msc_d1")) is not None)
+        days = [r.get(f"{key}_days_since_msc_d1") for r in rows]
         if not n:
             continue
-        xs, ys = [0.0], [0.0]
-        for i, d in enumerate(days, 1):
-            xs.append(float(d))
-            ys.append(i / n)
-        xs.append(float(last))
-        ys.append(ys[-1])
-        text = f"{label}: {len(days)}/{n} = {len(days) / n:.0%}"
-        ax.step(xs, ys, where="post", color=colour, linewidth=1.8, label=text)
+        steps = endpoint_incidence(days, n, last)
+        k = sum(1 for d in days if d is not None)
+        text = f"{label}: {k}/{n} = {k / n:.0%}"
+        ax.step(steps["time"], steps["inc"], where="post", color=colour, linewidth=1.8, label=text)
     ax.axvline(params.nr_evaluation_day, color="grey", linestyle="--", linewidth=0.9)
     ax.annotate(f"platelet evaluation day {params.nr_evaluation_day}", xy=(params.nr_evaluation_day, 0.98),
                 xycoords=("data", "axes fraction"), xytext=(-3, 0), textcoords="offset points", ha="right",

@@ -144,3 +144,20 @@ def cohort_report(app: TrialConduct, name: str, *, as_of: datetime | None = None
 
 def _all_patients(app: TrialConduct) -> Iterator[tuple[Patient, dict[int, datetime]]]:
     return patients_as_of(app, datetime.max.replace(tzinfo=UTC))
+
+
+def cohort_slices(app: TrialConduct, names: tuple[str, ...], *, as_of: datetime | None = None,
+                  store: ProjectionStore | None = None, cutoff: date | None = None) -> dict[str, list[dict[str, Any]]]:
+    """Every patient's slices of the projections ``names``: the read models' rows (caught up) now,
+    else each patient derived once from the log as of ``as_of`` and/or evaluated at ``cutoff``."""
+    if as_of is None and cutoff is None and store is not None:
+        store.catch_up()
+        return {name: store.rows(name) for name in names}
+    out: dict[str, list[dict[str, Any]]] = {name: [] for name in names}
+    known = patients_as_of(app, as_of) if as_of is not None else _all_patients(app)
+    for p, rec in known:
+        if _registered_by(p, cutoff):
+            slices = _slices_of(p, rec, app, cutoff)
+            for name in names:
+                out[name].append(slices[name])
+    return out

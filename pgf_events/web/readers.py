@@ -29,6 +29,7 @@ from pgf_events.projections.queries import (  # the private two: how the module 
 from pgf_events.projections.review import review_events
 from pgf_events.projections.sections import SECTIONS
 from pgf_events.projections.signatures import signatures
+from pgf_events.projections.snapshot import snapshot_of
 from pgf_events.projections.store import ProjectionStore
 from pgf_events.projections.worklist import end_of, sort_items, worklist
 from pgf_events.web.core import TimeTravel
@@ -56,7 +57,8 @@ def patients(app: Any, store: ProjectionStore | None, when: TimeTravel, sites: I
         by_name = {name: cohort_report(app, name, as_of=when.as_of, cutoff=when.cutoff)["rows"] for name in SOURCES}
     else:
         store.catch_up(SOURCES)
-        by_name = {name: [SECTIONS[name].row(s) for s in store.rows(name)] for name in SOURCES}
+        snapshot = snapshot_of(store)  # the rows kept in memory, refreshed by what changed
+        by_name = {name: [SECTIONS[name].row(s) for s in snapshot.rows(name)] for name in SOURCES}
     rows = patient_list(by_name, app.protocol.dose_window_days, sites=list(sites), statuses=list(statuses))
     return [r for r in rows if app.in_scope(r["site"])]
 

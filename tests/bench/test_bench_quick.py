@@ -28,7 +28,8 @@ def test_the_quick_benchmark_prints_every_figure_as_json() -> None:
     names = " | ".join(f["figure"] for f in figures)
     for expected in ("pgf import", "projection rebuild", "pgf audit verify", "pgf record lab", "pgf status",
                      "answered by pgf daemon", "inside pgf shell",
-                     "scale: rebuild time", "scale: rebuild peak RSS", "PostgreSQL", "follow lag"):
+                     "scale: rebuild time", "scale: rebuild peak RSS", "PostgreSQL", "follow lag",
+                     "web page dashboard"):
         assert expected in names, names
     for f in figures:
         assert set(f) >= KEYS, f

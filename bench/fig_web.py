@@ -1,0 +1,192 @@
+"""Web workspace figures: the server time of each page (dashboard, worklist, patient list, patient,
+audit) on the 68-patient demo (target < 300 ms) and on a 5,000-patient store (target < 1 s).
+
+The pages are served in this process by the real application (``build_app``: sign-in, session,
+time travel, templates) through Starlette's test client; the baseline, in the same rounds, is a bare
+Starlette route returning a static page of the same size through the same client, so the ratio is
+what the page's own work costs over HTTP handling. The dashboard is measured *after a change* (its
+rendered figures dropped, as a new event does: the read models' rows are refreshed incrementally and
+every figure is drawn again) and, in the note, warm (nothing changed: served from its cache). A page
+this build does not have is left out (the run says so).
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from typing import Any
+
+from figures import Context, Figure, group
+from harness import interleave, pgf
+
+PAGES = (("dashboard", "/"), ("worklist", "/worklist"), ("patient list", "/patients"),
+         ("patient", "/patient/{subject}"), ("audit", "/audit"))
+
+
+def cohort_store(url: str, patients: int, *, seed: int = 11, group_size: int = 400, per_round: int = 6) -> int:
+    """Every event of ``patients`` demo-model patients (bench/data.py's cohort model, recorded through
+    the coordinator's command path in round-robin batches); returns the number of events."""
+    import data
+    from pgf_events.application import UnitOfWork
+    from pgf_events.demo import commands_for, plan_cohort
+
+    app = data.open_store(url)
+    written = 0
+    try:
+        cohort = plan_cohort(patients, seed)
+        for start in range(0, len(cohort), group_size):
+            plans = [commands_for(s) for s in cohort[start:start + group_size]]
+            unit = UnitOfWork(app, app.acting_user())
+            step = 0
+            while batch := [c for commands in plans for c in commands[step:step + per_round]]:
+                for command in batch:
+                    unit.apply(command)
+                app.save(*[p for p in unit.patients.values() if p.pending_events])
+                step += per_round
+                written += len(batch)
+    finally:
+        app.close()
+    return written
+
+
+def _stores(ctx: Context) -> list[tuple[str, str, float]]:
+    """(label, url, target seconds): the demo and the big cohort, read models built (not timed)."""
+    def demo() -> str:
+        url = f"sqlite:///{ctx.tmp / 'web-demo.db'}"
+        pgf(url, "demo")
+        return url
+
+    def big() -> tuple[str, int]:
+        patients = ctx.size(5000, 300)
+        url = f"sqlite:///{ctx.tmp / f'web-{patients}.db'}"
+        ctx.say(f"  generating a {patients:,}-patient store (not timed)")
+        started = time.perf_counter()
+        events = cohort_store(url, patients)
+        pgf(url, "projections", "rebuild")
+        ctx.say(f"  {events:,} events generated in {time.perf_counter() - started:.0f} s")
+        return url, patients
+
+    big_url, patients = ctx.once("web_big", big)
+    return [("68-patient demo", ctx.once("web_demo", demo), 0.3), (f"{patients:,}-patient store", big_url, 1.0)]
+
+
+def _test_client() -> Any:
+    with warnings.catch_warnings():  # newer Starlette suggests httpx2; httpx is what the tests install
+        warnings.simplefilter("ignore")
+        from starlette.testclient import TestClient
+    return TestClient
+
+
+def _client(url: str) -> tuple[Any, Any, Any]:
+    """A signed-in test client of the real application on ``url``, its feed, and the dashboard module."""
+    import data
+    from pgf_events.feed import ChangeFeed
+    from pgf_events.serve.app import build_app
+    from pgf_events.serve.auth import TokenAuth
+    from pgf_events.web import dashboard
+
+    app = data.open_store(url)
+    feed = ChangeFeed(app)
+    auth = TokenAuth(app.acting_user())
+    client = _test_client()(build_app(feed, auth=auth), follow_redirects=False)
+    client.__enter__()  # runs the lifespan (the change-feed pulse) as uvicorn would
+    signed = client.get(f"/?token={auth.token}")
+    if signed.status_code != 303:
+        raise RuntimeError(f"signing in to the web workspace failed: {signed.status_code}")
+    return client, feed, dashboard
+
+
+def _baseline(size: int) -> Any:
+    from starlette.applications import Starlette
+    from starlette.responses import HTMLResponse
+    from starlette.routing import Route
+
+    body = "<!doctype html><title>static</title>" + "x" * max(size - 40, 0)
+
+    async def static(request: Any) -> HTMLResponse:
+        return HTMLResponse(body)
+
+    return _test_client()(Starlette(routes=[Route("/", static)]))
+
+
+def _get(client: Any, path: str) -> float:
+    started = time.perf_counter()
+    r = client.get(path)
+    seconds = time.perf_counter() - started
+    if r.status_code != 200:
+        raise RuntimeError(f"GET {path}: {r.status_code}")
+    return seconds
+
+
+@group("web", order=70, help="server time of each web page: the 68-patient demo and a 5,000-patient store")
+def web_figures(ctx: Context) -> list[Figure]:
+    ctx.say("web: server time of each page")
+    try:
+        import jinja2  # noqa: F401
+        import starlette  # noqa: F401
+    except ModuleNotFoundError as e:
+        return [Figure(f"web page {name}", None, "s", None, None, "report", None,
+                       f"skipped: the serve extra is missing ({e.name})") for name, _ in PAGES]
+    out = []
+    for label, url, target in _stores(ctx):
+        client, feed, dashboard = _client(url)
+        try:
+            subject = feed.store.rows("eligibility")[0]["subject"]
+            for name, path in PAGES:
+                figure = _page_figure(ctx, client, dashboard, name, path.format(subject=subject), label, target)
+                if figure is not None:
+                    out.append(figure)
+            out.append(_time_travel_figure(ctx, client, dashboard, label, target))
+        finally:
+            client.__exit__(None, None, None)
+            feed.close()
+    return out
+
+
+def _page_figure(ctx: Context, client: Any, dashboard: Any, name: str, path: str, label: str,
+                 target: float) -> Figure | None:
+    figure = f"web page {name} ({label})"
+    started = time.perf_counter()
+    first = client.get(path)
+    first_seconds = time.perf_counter() - started
+    if first.status_code == 404:
+        ctx.say(f"  no {path} page in this build: not measured")
+        return None
+    if first.status_code != 200:
+        raise RuntimeError(f"GET {path}: {first.status_code} {first.text[:300]}")
+    base = _baseline(len(first.content))
+
+    def page() -> float:
+        if name == "dashboard":
+            dashboard.CACHE.clear()  # as after a change: every figure drawn again from the read models
+        return _get(client, path)
+
+    rounds = interleave(max(ctx.rounds, 5), {"page": page, "baseline": lambda: _get(base, "/")})
+    value, baseline = rounds.median("page"), rounds.median("baseline")
+    note = f"{len(first.content) / 1024:.0f} kB; first request of the process {first_seconds * 1000:.0f} ms"
+    if name == "dashboard":
+        warm = sorted(_get(client, path) for _ in range(5))[2]
+        note = f"after a change (figures redrawn); unchanged store (cached) {warm * 1000:.1f} ms; {note}"
+    quick_big = ctx.quick and target >= 1.0  # the scaled-down store says nothing about 5,000 patients: a report
+    met = None if quick_big else value < target
+    return Figure(figure, value, "s", baseline, value / baseline,
+                  "report" if quick_big else f"< {target * 1000:.0f} ms", met, note,
+                  rounds.load_before, rounds.load_after, len(rounds.samples["page"]))
+
+
+def _time_travel_figure(ctx: Context, client: Any, dashboard: Any, label: str, target: float) -> Figure:
+    """The dashboard at a data cut-off: every patient derived from the log (no read model holds a
+    cut-off), then drawn; judged on the demo, a report (one round) on the big store."""
+    path = "/?cutoff=2025-03-31"
+
+    def page() -> float:
+        dashboard.CACHE.clear()
+        return _get(client, path)
+
+    judged = target < 1.0
+    rounds = interleave(max(ctx.rounds, 5) if judged else 1, {"page": page})
+    value = rounds.median("page")
+    return Figure(f"web page dashboard at a cut-off ({label})", value, "s", None, None,
+                  f"< {target * 1000:.0f} ms" if judged else "report", value < target if judged else None,
+                  "?cutoff=2025-03-31: each patient derived from the log, then every figure drawn; a second look "
+                  "is served from the cache", rounds.load_before, rounds.load_after, len(rounds.samples["page"]))
