@@ -98,10 +98,14 @@ def figures(app: TrialConduct, store: ProjectionStore | None, viewer: Viewer, wh
     return CACHE.get(key, make)
 
 
-def read_models(app: TrialConduct, seat_store: ProjectionStore | None) -> ProjectionStore:
-    """The session's read models, or (a session without its own) one store per application."""
+def read_models(app: TrialConduct, seat_store: ProjectionStore | None) -> ProjectionStore | None:
+    """The session's read models, or (a session without its own) one store per application; none
+    for a site-scoped login, whom row-level security shows no read-model rows (they mix every
+    site's patients): its figures are derived from the events it may read."""
     if seat_store is not None:
         return seat_store
+    if app.site_scope is not None:
+        return None
     store = STORES.get(app)
     if store is None:
         store = STORES[app] = ProjectionStore(app)
