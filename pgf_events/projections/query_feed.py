@@ -72,8 +72,11 @@ class QueryFeed:
         """Write a change for every query action after the tracked position; returns how many."""
         self.setup()
         written = conflicts = 0
+        last_start = -1
         while True:
             start, head = self.position(), self.app.recorder.max_notification_id() or 0
+            if start != last_start:  # the position moved (here or elsewhere): not a livelock
+                conflicts, last_start = 0, start
             if start >= head:
                 return written
             batch = self.app.recorder.select_notifications(start=start + 1, limit=BATCH, stop=head, topics=TOPICS)

@@ -147,9 +147,12 @@ class ProjectionStore:
         self.setup()
         self._check_protocol(names)
         applied = conflicts = 0
+        last_start = -1
         while True:
             state = self.tracking()
             start = min(state[n]["position"] for n in names)
+            if start != last_start:  # someone (this process or another) moved on: not a livelock
+                conflicts, last_start = 0, start
             limit = batch_size or self.batch_size
             head = self.head()
             try:
@@ -166,7 +169,7 @@ class ProjectionStore:
                 applied += e.applied
                 self._written.clear()
                 conflicts += 1
-                if conflicts > MAX_RETRIES:
+                if conflicts > MAX_RETRIES:  # only when nobody moved the position in all these tries
                     raise RuntimeError("projection catch-up kept conflicting with other processes") from None
                 self._check_protocol(names)
                 continue
