@@ -227,6 +227,7 @@ def daemon(state: Any) -> None:
     app = state.app(must_exist=True)
     app.mapper.remember(DECODED_EVENTS)  # kept between commands: a stored event never changes
     app.status_memo = {}  # the status after each echoed record is the next one's "before"
+    app.patient_cache = {}  # the patients written, brought up to date before each write (version check)
     store = str(Path(config.sqlite_path).resolve())
     for name in _PRIVATE_ENV:
         os.environ.pop(name, None)
