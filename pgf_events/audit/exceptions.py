@@ -155,14 +155,33 @@ class PatientExceptions:
 
 def exception_rows(app: Any, as_of: datetime | None = None, kinds: tuple[str, ...] = KINDS) -> list[dict[str, Any]]:
     params = app.protocol
+    return merge_exceptions([patient_exceptions(subject, events, params)
+                             for subject, events in patient_streams(app, as_of)], kinds)
+
+
+Found = tuple[list[dict[str, Any]], dict[tuple[str, str], tuple[datetime, str, Any]]]
+
+
+def patient_exceptions(subject: str, events: list[Any], params: Protocol) -> Found:
+    """One patient's exception rows (every kind but ``new_user_at_site``) and the first entry of each
+    (user, site) in its stream: what :func:`merge_exceptions` needs of it."""
+    first_seen: dict[tuple[str, str], tuple[datetime, str, Any]] = {}
+    return list(PatientExceptions(subject, params, first_seen).rows(events)), first_seen
+
+
+def merge_exceptions(found: list[Found], kinds: tuple[str, ...] = KINDS) -> list[dict[str, Any]]:
+    """The exception report of these patients (in registration order): their rows, and a
+    ``new_user_at_site`` row for each user's earliest entry at a site among them."""
     first_seen: dict[tuple[str, str], tuple[datetime, str, Any]] = {}
     rows: list[dict[str, Any]] = []
-    for subject, events in patient_streams(app, as_of):
-        rows.extend(PatientExceptions(subject, params, first_seen).rows(events))
+    for patient_rows, seen in found:
+        rows.extend(patient_rows)
+        for key, value in seen.items():
+            if key not in first_seen or value[0] < first_seen[key][0]:
+                first_seen[key] = value
     for (user, site), (_, ref, event) in first_seen.items():
         rows.append(_row("new_user_at_site", ref.rpartition("#")[0], [ref], event,
                          f"first entry by {user} at site {site}"))
     rows = [r for r in rows if r["kind"] in kinds]
     rows.sort(key=lambda r: (r["recorded_at"], r["subject"], KINDS.index(r["kind"])))
     return rows
-
