@@ -33,8 +33,17 @@ from pgf_events.projections.worklist import WorklistInputs, open_queries
 from pgf_events.topics import STORED_TOPICS, topic_of
 
 FAR = datetime.max.replace(tzinfo=UTC)
-KEPT = 2  # cohorts kept per application (each about the size of the read models' rows)
+KEPT = 2  # cohorts (and as many worklist parts) kept per application (each about the size of the read models' rows)
 REVIEW_TOPICS = [topic for topic in STORED_TOPICS if topic.startswith(topic_of(Review) + ".")]  # its events
+
+
+@attrs.frozen
+class Known:
+    """What the worklist needs of every patient known ``as_of`` (it plans for the cut-off day but hides
+    no record, so it does not depend on the cut-off)."""
+
+    inputs: list[WorklistInputs]  # by subject
+    queries: dict[str, list[dict[str, Any]]]  # subject -> open queries as of then
 
 
 @attrs.frozen
@@ -42,14 +51,22 @@ class CohortAt:
     """Every patient as known ``as_of`` and evaluated at ``cutoff``."""
 
     slices: dict[str, list[dict[str, Any]]]  # projection -> slices of the patients registered by the cut-off
-    inputs: list[WorklistInputs]  # every patient known as of then (the worklist ignores the cut-off)
-    queries: dict[str, list[dict[str, Any]]]  # subject -> open queries as of then
+    known: Known
+
+    @property
+    def inputs(self) -> list[WorklistInputs]:
+        return self.known.inputs
+
+    @property
+    def queries(self) -> dict[str, list[dict[str, Any]]]:
+        return self.known.queries
 
 
-def derive_cohort(app: Any, as_of: datetime | None, cutoff: date | None) -> CohortAt:
-    """Read the log once and derive every patient (see the module docstring); not cached."""
+def derive_cohort(app: Any, as_of: datetime | None, cutoff: date | None, *, slices: bool = True) -> CohortAt:
+    """Read the log once and derive every patient (see the module docstring); not cached. Without
+    ``slices`` only the worklist's part is made (each patient folded, not derived)."""
     until = as_of or FAR
-    slices: dict[str, list[dict[str, Any]]] = {name: [] for name in PROJECTIONS}
+    out: dict[str, list[dict[str, Any]]] = {name: [] for name in PROJECTIONS}
     inputs: list[WorklistInputs] = []
     head = app.recorder.max_notification_id() or 0
     for chunk in replay.chunks(replay.stream_heads(app, 0, head)):
@@ -61,14 +78,14 @@ def derive_cohort(app: Any, as_of: datetime | None, cutoff: date | None) -> Coho
             patient, recorded = fold(known)
             assert patient is not None
             inputs.append(WorklistInputs.of(patient, recorded, any(s["valid"] for s in signatures(known))))
-            if registered_by(patient, cutoff):
+            if slices and registered_by(patient, cutoff):
                 for name, data in all_slices(derive_patient(patient, app.protocol, recorded, cutoff=cutoff)
                                              .as_json()).items():
-                    slices[name].append(data)
-    for rows in slices.values():
+                    out[name].append(data)
+    for rows in out.values():
         rows.sort(key=lambda s: s["subject"])
-    return CohortAt(slices=slices, inputs=sorted(inputs, key=lambda i: i.subject),
-                    queries=_queries_at(app, until, head))
+    return CohortAt(slices=out, known=Known(inputs=sorted(inputs, key=lambda i: i.subject),
+                                            queries=_queries_at(app, until, head)))
 
 
 def _queries_at(app: Any, until: datetime, head: int) -> dict[str, list[dict[str, Any]]]:
@@ -92,25 +109,49 @@ def _queries_at(app: Any, until: datetime, head: int) -> dict[str, list[dict[str
     return {r.subject: found for r in reviews.values() if (found := open_queries(r))}
 
 
-_KEPT: weakref.WeakKeyDictionary[Any, OrderedDict[tuple[Any, ...], CohortAt]] = weakref.WeakKeyDictionary()
+_KEPT: weakref.WeakKeyDictionary[Any, OrderedDict[tuple[Any, ...], Any]] = weakref.WeakKeyDictionary()
 _LOCK = threading.Lock()
 _BUSY: weakref.WeakKeyDictionary[Any, threading.Lock] = weakref.WeakKeyDictionary()
 
 
-def cohort_at(app: Any, as_of: datetime | None, cutoff: date | None) -> CohortAt:
-    """:func:`derive_cohort`, kept per application for (log head, protocol, as-of, cut-off)."""
-    key = (app.recorder.max_notification_id() or 0, app.protocol.version, app.protocol.digest, as_of, cutoff)
+def _kept(app: Any, key: tuple[Any, ...], make: Any) -> Any:
     with _LOCK:
         kept = _KEPT.setdefault(app, OrderedDict())
         busy = _BUSY.setdefault(app, threading.Lock())
-    with busy:  # two pages at the same time travel: the second waits for the first's cohort
+    with busy:  # two pages at the same time travel: the second waits for the first's result
         with _LOCK:
             if key in kept:
                 kept.move_to_end(key)
                 return kept[key]
-        found = derive_cohort(app, as_of, cutoff)
+        found = make()
         with _LOCK:
             kept[key] = found
-            while len(kept) > KEPT:
+            while len(kept) > 2 * KEPT:
                 kept.popitem(last=False)
         return found
+
+
+def _head_key(app: Any) -> tuple[Any, ...]:
+    return app.recorder.max_notification_id() or 0, app.protocol.version, app.protocol.digest
+
+
+def cohort_at(app: Any, as_of: datetime | None, cutoff: date | None) -> CohortAt:
+    """:func:`derive_cohort`, kept per application for (log head, protocol, as-of, cut-off); its
+    worklist part is kept for :func:`known_at` too."""
+    head = _head_key(app)
+
+    def make() -> CohortAt:
+        cohort = derive_cohort(app, as_of, cutoff)
+        with _LOCK:
+            _KEPT[app][(*head, "known", as_of)] = cohort.known
+        return cohort
+
+    return _kept(app, (*head, "cohort", as_of, cutoff), make)  # type: ignore[no-any-return]
+
+
+def known_at(app: Any, as_of: datetime | None) -> Known:
+    """The worklist's part of the cohort as known ``as_of`` (from a cohort derived at this head, or
+    folded alone: no derivation), kept like :func:`cohort_at`."""
+    head = _head_key(app)
+    return _kept(app, (*head, "known", as_of),  # type: ignore[no-any-return]
+                 lambda: derive_cohort(app, as_of, None, slices=False).known)

@@ -31,8 +31,9 @@ from pgf_events.audit import checkpoints
 from pgf_events.audit.chain import Checkpoint
 from pgf_events.audit.exceptions import COLUMNS as EXCEPTION_COLUMNS
 from pgf_events.audit.exceptions import KINDS as EXCEPTION_KINDS
-from pgf_events.audit.exceptions import exception_rows
+from pgf_events.audit.exceptions import exception_rows, merge_exceptions, patient_exceptions
 from pgf_events.audit.findings import model_of
+from pgf_events.audit.source import patient_streams
 from pgf_events.audit.trail import COLUMNS as TRAIL_COLUMNS
 from pgf_events.audit.trail import trail_rows
 from pgf_events.audit.trail_monitoring import monitoring_trail_rows
@@ -42,7 +43,7 @@ from pgf_events.domain.errors import ValidationError
 from pgf_events.domain.parsing import parse_date
 from pgf_events.formatting import show
 from pgf_events.projections.deviations import COLUMNS as DEVIATION_COLUMNS
-from pgf_events.projections.deviations import deviation_report
+from pgf_events.projections.deviations import deviation_report, patient_deviations
 from pgf_events.projections.verify import last_check, verified_note, verify_read_models
 from pgf_events.web.core import SECURITY_HEADERS, Forbidden, Page, redirect
 
@@ -135,13 +136,23 @@ def _findings(app: Any, page: Page, wanted: tuple[str, ...]) -> tuple[list[dict[
         if found is not None:
             TRAVEL.move_to_end(key)
             return found["exceptions"], found["deviations"]
-    found = {"exceptions": exception_rows(app, when.as_of, wanted),
-             "deviations": deviation_report(app, as_of=when.as_of, cutoff=when.cutoff)["rows"]}
+    found = _travelled(app, when.as_of, when.cutoff, wanted)
     with _TRAVEL_LOCK:
         TRAVEL[key] = found
         while len(TRAVEL) > TRAVEL_SIZE:
             TRAVEL.popitem(last=False)
     return found["exceptions"], found["deviations"]
+
+
+def _travelled(app: Any, as_of: datetime, cutoff: date | None, wanted: tuple[str, ...]) -> dict[str, Any]:
+    """``exception_rows(app, as_of, wanted)`` and ``deviation_report(app, as_of, cutoff)["rows"]``, the
+    patients' streams read once for both."""
+    found, deviations = [], []
+    for subject, events in patient_streams(app, as_of):
+        found.append(patient_exceptions(subject, events, app.protocol))
+        deviations += patient_deviations(subject, events, app.protocol, now=as_of)
+    return {"exceptions": merge_exceptions(found, wanted),
+            "deviations": deviation_report(app, as_of=as_of, cutoff=cutoff, every=deviations)["rows"]}
 
 
 def _tables(app: Any, page: Page, which: Sequence[str], filters: dict[str, str]) -> dict[str, Any]:

@@ -24,7 +24,7 @@ from pgf_events.projections.review import review_events
 from pgf_events.projections.sections import SECTIONS
 from pgf_events.projections.snapshot import snapshot_of
 from pgf_events.projections.store import ProjectionStore
-from pgf_events.projections.travel import cohort_at
+from pgf_events.projections.travel import cohort_at, known_at
 from pgf_events.projections.worklist import end_of, items_of, sort_items
 from pgf_events.projections.worklist_model import model_of
 from pgf_events.web.core import TimeTravel
@@ -81,7 +81,7 @@ def worklist_items(app: Any, when: TimeTravel, store: ProjectionStore | None = N
             model.catch_up()
             visible = None if app.site_scope is None else set(app.subjects())
             return day, sort_items(model.items(day, at, visible))
-    cohort = cohort_at(app, when.as_of, None)  # the worklist plans for the cut-off day, from every record
+    cohort = known_at(app, when.as_of)  # the worklist plans for the cut-off day, from every record
     visible = set(app.subjects())
     items: list[dict[str, Any]] = []
     for inputs in cohort.inputs:

@@ -139,3 +139,37 @@ def cohort_report_row(name: str, data: dict[str, Any]) -> dict[str, Any]:
     from pgf_events.projections.sections import SECTIONS
 
     return SECTIONS[name].row(data)  # type: ignore[no-any-return]
+
+
+def test_time_travel_pages_read_what_the_streams_say(demo: Pgf, opened: Any) -> None:
+    """The worklist and the audit tables at an as-of and a cut-off: as the commands' way of reading
+    (each stream folded as of then; exceptions and deviations as of then), from the shared cohort."""
+    from pgf_events.projections.queries import fold_as_of
+    from pgf_events.projections.signatures import signatures
+    from pgf_events.projections.travel import known_at
+    from pgf_events.projections.worklist import worklist
+    from pgf_events.web.audit import _travelled
+    from pgf_events.web.core import TimeTravel
+    from pgf_events.web.readers import FAR, planning_day, review_as_of, worklist_items
+
+    app, _ = opened
+    demo.ok("query", "open", "S003#1", "--text", "birth date?")
+    middle = app.clock()
+    demo.ok("query", "open", "S004#1", "--text", "weight?")
+    for when in (TimeTravel(as_of=middle), TimeTravel(cutoff=date(2025, 3, 31)), TimeTravel(middle, date(2024, 9, 30))):
+        day, at = planning_day(when, app.clock())
+        expected: list[dict[str, Any]] = []
+        for subject in app.subjects():  # the way the page read it before the shared cohort
+            events = app.stream(subject)
+            patient, recorded = fold_as_of(events, when.as_of or FAR)
+            if patient is not None:
+                signed = any(s["valid"] for s in signatures(events[: patient.version]))
+                expected += worklist(patient, review_as_of(app, subject, when.as_of), app.protocol, day, at,
+                                     recorded, signed)
+        assert worklist_items(app, when) == (day, sort_items(expected)), when
+        if when.as_of is not None:
+            found = _travelled(app, when.as_of, when.cutoff, ("late_entry", "new_user_at_site"))
+            assert found["exceptions"] == exception_rows(app, when.as_of, ("late_entry", "new_user_at_site"))
+            from pgf_events.projections.deviations import deviation_report
+            assert found["deviations"] == deviation_report(app, as_of=when.as_of, cutoff=when.cutoff)["rows"]
+    assert known_at(app, middle) == cohort_at(app, middle, None).known
