@@ -245,7 +245,7 @@ def _drop_caches(dashboard: Any) -> None:
     from pgf_events.web import audit
 
     dashboard.CACHE.clear()
-    travel._KEPT.clear()  # noqa: SLF001 - a first look: nothing derived yet
+    travel.forget()  # a first look: nothing derived yet
     audit.TRAVEL.clear()
 
 

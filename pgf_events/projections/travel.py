@@ -155,3 +155,9 @@ def known_at(app: Any, as_of: datetime | None) -> Known:
     head = _head_key(app)
     return _kept(app, (*head, "known", as_of),  # type: ignore[no-any-return]
                  lambda: derive_cohort(app, as_of, None, slices=False).known)
+
+
+def forget() -> None:
+    """Drop every kept cohort (the next time-travel look derives again; the benchmark's first look)."""
+    with _LOCK:
+        _KEPT.clear()

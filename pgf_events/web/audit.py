@@ -31,7 +31,7 @@ from pgf_events.audit import checkpoints
 from pgf_events.audit.chain import Checkpoint
 from pgf_events.audit.exceptions import COLUMNS as EXCEPTION_COLUMNS
 from pgf_events.audit.exceptions import KINDS as EXCEPTION_KINDS
-from pgf_events.audit.exceptions import exception_rows, merge_exceptions, patient_exceptions
+from pgf_events.audit.exceptions import Merged, exception_rows, merge_exceptions, patient_exceptions
 from pgf_events.audit.findings import model_of
 from pgf_events.audit.source import patient_streams
 from pgf_events.audit.trail import COLUMNS as TRAIL_COLUMNS
@@ -122,11 +122,11 @@ def trail(app: Any, as_of: datetime | None, filters: dict[str, str]) -> Iterator
         yield row
 
 
-def _findings(app: Any, page: Page, wanted: tuple[str, ...]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+def _findings(app: Any, page: Page, wanted: tuple[str, ...]) -> tuple[Sequence[dict[str, Any]], list[dict[str, Any]]]:
     """The exception rows (of the ``wanted`` kinds) and the deviation log's rows the viewer may see."""
     when, store = page.when, page.seat.store
     if when.as_of is None and store is not None:
-        exceptions, every = model_of(store).tables(app.subjects(), app.clock(), wanted)
+        exceptions, every = model_of(store).tables(app.in_scope, app.clock(), wanted)
         return exceptions, deviation_report(app, cutoff=when.cutoff, every=every)["rows"]
     if when.as_of is None:  # no read models (a site-scoped PostgreSQL login): from the log
         return exception_rows(app, None, wanted), deviation_report(app, cutoff=when.cutoff)["rows"]
@@ -181,7 +181,8 @@ async def audit_page(page: Page) -> Response:
         which = ["exceptions", "deviations"] + (["trail"] if searched else [])
         data = _tables(app, page, which, filters)
         data["chain"] = last_verification(app, store)
-        data["exception_counts"] = Counter(r["kind"] for r in data["exceptions"])
+        found = data["exceptions"]
+        data["exception_counts"] = found.counts if isinstance(found, Merged) else Counter(r["kind"] for r in found)
         data["trail"] = sorted(data.get("trail", []), key=lambda r: str(r["recorded_utc"]), reverse=True)  # newest first
         data["read_models"] = last_check(store) if store is not None else None
         return data
