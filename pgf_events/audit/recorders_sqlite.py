@@ -291,11 +291,6 @@ class ChainedSQLiteRecorder(ChainWriter, SQLiteApplicationRecorder):
         with self.datastore.transaction(commit=False) as c:
             return check_segment(c.sqlite_cursor, self.events_table_name, CHAIN_TABLE, after, stop, marks)
 
-    def link_count(self, stop: int) -> int:
-        with self.datastore.transaction(commit=False) as c:
-            c.execute(f"SELECT COUNT(*) FROM {CHAIN_TABLE} WHERE position <= ?", (stop,))
-            return int(c.fetchone()[0])
-
     # --- reading, for projection replays (pgf_events.projections.replay)
     def stream_heads(self, after: int, stop: int) -> list[tuple[UUID, int, int, int]]:
         """(stream id, last version, its position, event count) of each stream with events in (after, stop]."""
