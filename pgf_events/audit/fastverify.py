@@ -19,7 +19,6 @@ precise rerun finds it.
 from __future__ import annotations
 
 import hashlib
-import multiprocessing
 import os
 import sqlite3
 import struct
@@ -27,7 +26,6 @@ from typing import Any, NamedTuple
 
 from pgf_events.audit.chain import GENESIS
 from pgf_events.gc_tuning import usable_cpus
-from pgf_events.workers import die_with_parent
 
 PARALLEL_MIN_EVENTS = 200_000  # below this, starting a second process costs more than it saves
 # Read the file through a memory map: a scan of the whole log then costs no read() system call per
@@ -147,8 +145,13 @@ def _in_process(path: str, events: str, chain: str, after: int, stop: int, marks
 def check_all(reader: Any, stop: int, marks: frozenset[int]) -> list[Segment | None]:
     """Every event up to ``stop``, in two processes when the log is big and the store a file."""
     path = reader.file_path()
-    fork = "fork" in multiprocessing.get_all_start_methods()
-    if path is None or stop < PARALLEL_MIN_EVENTS or usable_cpus() < 2 or not fork:
+    if path is None or stop < PARALLEL_MIN_EVENTS or usable_cpus() < 2:
+        return [reader.check_segment(0, stop, marks)]
+    import multiprocessing  # noqa: PLC0415 - only a big log on two cores needs it (ms of every start-up)
+
+    from pgf_events.workers import die_with_parent  # noqa: PLC0415
+
+    if "fork" not in multiprocessing.get_all_start_methods():
         return [reader.check_segment(0, stop, marks)]
     middle = stop // 2
     # fork: the child needs nothing but this module, already loaded, and opens the file itself.
