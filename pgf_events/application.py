@@ -68,6 +68,9 @@ class TrialConduct(SigningUseCases, SiteScope, Application[Any]):
         # The derived status by (subject, version), kept by a long-running process for the record echo
         # (pgf_events.projections.changes); None: not kept.
         self.status_memo: dict[tuple[str, int], Any] | None = None
+        # The folded patients the read models' catch-ups share, kept by a long-running process
+        # (pgf_events.projections.folds.FoldCache); None: each catch-up keeps its own.
+        self.projection_folds: Any = None
         prepare(store)
         self._id_secret = base64.b64decode(store.cipher_key) if store.cipher_key else None
         try:
