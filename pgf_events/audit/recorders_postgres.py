@@ -9,6 +9,7 @@ import hashlib
 import json
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
@@ -301,7 +302,7 @@ class ChainedPostgresRecorder(PostgresReading, ChainWriter, PostgresApplicationR
             [(p, UUID(bytes=o), v, h, b) for p, o, v, h, b in links],
         )
 
-    def _write_head(self, c: Any, link: LinkRow) -> None:
+    def _write_head(self, c: Any, link: LinkRow, times: tuple[datetime, datetime] | None = None) -> None:
         c.execute(
             SQL(
                 "INSERT INTO {schema}.{head} (id, position, hash, originator_id, originator_version) "
