@@ -80,13 +80,20 @@ class FastJSONTranscoder(JSONTranscoder):
     def __init__(self) -> None:
         super().__init__()
         self._decoders: dict[str, Callable[[Any], Any]] = {}
+        self._encoders: dict[type, Callable[[Any], dict[str, Any]]] = {}
 
     def register(self, transcoding: Transcoding) -> None:
         super().register(transcoding)
         self._decoders[transcoding.name] = _direct_decoder(transcoding)
+        self._encoders[transcoding.type] = _direct_encoder(transcoding)
 
     def encode(self, obj: Any) -> bytes:
-        return orjson.dumps(obj, default=self._encode_obj, option=_ORJSON_OPTIONS)
+        return orjson.dumps(obj, default=self._encode_typed, option=_ORJSON_OPTIONS)
+
+    def _encode_typed(self, o: Any) -> dict[str, Any]:
+        """The library's ``_encode_obj`` (``{"_type_": NAME, "_data_": ...}``), one lookup per value."""
+        encode = self._encoders.get(type(o))
+        return encode(o) if encode is not None else self._encode_obj(o)
 
     def decode(self, data: bytes) -> Any:
         try:
@@ -132,6 +139,19 @@ def _direct_decoder(transcoding: Transcoding) -> Callable[[Any], Any]:
     if type(transcoding) is RecordAsDict:
         return restorer(transcoding.type)
     return transcoding.decode
+
+
+def _direct_encoder(transcoding: Transcoding) -> Callable[[Any], dict[str, Any]]:
+    """What the library's ``_encode_obj`` makes of a value of this transcoding's type, with the
+    transcoding's ``encode`` inlined where it only calls ``isoformat`` or lists a record's fields."""
+    name = transcoding.name
+    if type(transcoding) in (DatetimeAsISO, DateAsISO):
+        return lambda o: {"_type_": name, "_data_": o.isoformat()}
+    if type(transcoding) is RecordAsDict and not transcoding._tuples:
+        names = transcoding.type.field_names()  # type: ignore[attr-defined] # a Record class
+        return lambda o: {"_type_": name, "_data_": {n: getattr(o, n) for n in names}}
+    encode = transcoding.encode
+    return lambda o: {"_type_": name, "_data_": encode(o)}
 
 
 def _datetime_from_iso(data: Any) -> datetime:

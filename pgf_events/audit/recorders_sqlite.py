@@ -162,7 +162,7 @@ class ChainedSQLiteRecorder(ChainWriter, SQLiteApplicationRecorder):
         if c.fetchone()[0] != ids[-1]:  # never seen; read the ids back rather than guess
             ids = [self._rowid_of(c, p[0], p[1]) for p in params]
         self._check_clock(c, times)
-        self._append_links(c, ids, [_Row(*p) for p in params], times)
+        self._append_links(c, ids, [_Row(*p) for p in params], times)  # type: ignore[misc] # read alike
         return ids
 
     # Import a file with a second process writing (bulk_writer) when two cores are usable; tests set it.
