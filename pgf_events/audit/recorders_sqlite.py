@@ -12,6 +12,7 @@ writer's connection controls). Whoever can write the file can still drop the tri
 from __future__ import annotations
 
 import sqlite3
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -184,7 +185,8 @@ class ChainedSQLiteRecorder(ChainWriter, SQLiteApplicationRecorder):
         if process is None:
             from pgf_events.gc_tuning import usable_cpus  # noqa: PLC0415
 
-            process = usable_cpus() > 1
+            # and only from a process with no other thread (a fork copies none of them, nor what they hold)
+            process = usable_cpus() > 1 and threading.active_count() == 1
         if process and path is not None:
             with self._bulk_in_writer(path) as insert:
                 yield insert
