@@ -180,3 +180,20 @@ def test_a_lab_file_is_written_in_chunks_identically(base: Path, tmp_path: Path,
         stores.append(_rows(path))
     assert stores[0] == stores[1]
     assert len(stores[0][0]) > 4500
+
+
+def test_a_failure_in_the_writer_is_the_import_s_error_and_nothing_is_written(
+        base: Path, tmp_path: Path, writer: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The store refuses a chunk (here: event times earlier than the last recorded one, a clock set
+    back): the import fails with the store's own message, whichever process wrote, and the
+    transaction is rolled back (the chunks before it too)."""
+    commands = [Command("record", subject="S1", kind="lab", line=n + 1, fields={"date": "2025-03-01", "anc": 1.1})
+                for n in range(4500)]
+    path = tmp_path / "clock.db"
+    shutil.copy(base, path)
+    _ticks(monkeypatch, datetime.now(UTC) - timedelta(days=1))
+    app = TrialConduct(parse_url(f"sqlite:///{path}", cipher_key=""), clock=lambda: NOW)
+    outcome = _run(app, commands, bulk=True)
+    app.close()
+    assert outcome[0] == "error" and "earlier than the last recorded event" in outcome[2], outcome
+    assert _rows(path) == _rows(base)
