@@ -25,7 +25,7 @@ from eventsourcing.persistence import (
     Transcoding,
     find_id_convertor,
 )
-from eventsourcing.utils import TopicError, resolve_topic
+from eventsourcing.utils import TopicError, get_topic, resolve_topic
 
 from pgf_events import bound_cipher
 from pgf_events.domain import values as vo
@@ -179,6 +179,7 @@ class FastMapper(Mapper[Any]):
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
         self._classes: dict[str, tuple[type, int]] = {}
+        self._topics: dict[type, tuple[str, int]] = {}
         self._memo: dict[tuple[Any, ...], Any] | None = None
         self._memo_size = 0
 
@@ -193,7 +194,7 @@ class FastMapper(Mapper[Any]):
     def to_stored_event(self, domain_event: Any) -> StoredEvent:
         """The library's, except that an encrypted payload is bound to its stream, version and topic."""
         if not self.cipher:
-            return super().to_stored_event(domain_event)
+            return self._to_stored(domain_event)
         cipher, self.cipher = self.cipher, None
         try:
             stored = super().to_stored_event(domain_event)
@@ -201,6 +202,24 @@ class FastMapper(Mapper[Any]):
             self.cipher = cipher
         state = bound_cipher.seal(cipher, stored.state, stored.originator_id, stored.originator_version, stored.topic)
         return StoredEvent(stored.originator_id, stored.originator_version, stored.topic, state)
+
+    def _to_stored(self, domain_event: Any) -> StoredEvent:
+        """The library's ``to_stored_event`` (no cipher), its topic and class version looked up once per class."""
+        cls = type(domain_event)
+        try:
+            topic, class_version = self._topics[cls]
+        except KeyError:
+            topic, class_version = self._topics.setdefault(cls, (get_topic(cls), getattr(cls, "class_version", 1)))
+        event_state = dict(vars(domain_event))
+        originator_id = event_state.pop("originator_id")
+        originator_version = event_state.pop("originator_version")
+        if class_version > 1:
+            event_state["class_version"] = class_version
+        stored_state = self.transcoder.encode(event_state)
+        if self.compressor:
+            stored_state = self.compressor.compress(stored_state)
+        return StoredEvent(originator_id=originator_id, originator_version=originator_version, topic=topic,
+                           state=stored_state)
 
     def to_domain_event(self, stored_event: Any) -> Any:
         return self.decode(stored_event.originator_id, stored_event.originator_version, stored_event.topic,
