@@ -8,6 +8,7 @@ from datetime import timedelta
 import data
 from baselines import json_rows
 from fig_import import imported_store
+from fig_resident import DaemonSwitch
 from figures import Context, Figure, group, ratio_figure
 from harness import Run, interleave, pgf, python_c
 
@@ -40,9 +41,11 @@ def record_figures(ctx: Context) -> list[Figure]:
 
 
 def _status_figure(ctx: Context, url: str, db: str, subject: str, name: str, target: float,
-                   small: str | None = None) -> Figure:
+                   small: str | None = None, resident: bool = False) -> list[Figure]:
     """``small``: a patient with a handful of events in the same store, whose status is the command's
-    fixed cost (the figure is indicative in --quick if that is ≥ 10% of the engine's time)."""
+    fixed cost (the figure is indicative in --quick if that is ≥ 10% of the engine's time).
+    ``resident``: the same status also answered by ``pgf daemon`` (started before, stopped after its
+    sample, never timed), in the same rounds, against the same baseline."""
     from pgf_events.domain.patient import patient_id
 
     pgf(url, "status", subject)  # warm the OS caches up (not timed)
@@ -58,12 +61,33 @@ def _status_figure(ctx: Context, url: str, db: str, subject: str, name: str, tar
         pgf(url, "record", "lab", subject, "--date", day, "--anc", "0.8")
         return pgf(url, "status", subject, "--json")
 
-    steps = {"engine": engine, "baseline": lambda: python_c(code)}
+    switch = DaemonSwitch(url, warm=lambda: pgf(url, "status", subject, "--json"))
+
+    def plain() -> Run:
+        switch.off()
+        return engine()
+
+    def resident_status() -> Run:
+        switch.on()
+        return engine()
+
+    steps = {"engine": plain, "baseline": lambda: python_c(code)}
     if small:
         steps["fixed"] = lambda: pgf(url, "status", small, "--json")
-    rounds = interleave(_runs(ctx), steps)
-    return ratio_figure(ctx, name, rounds, unit="s", target=target, higher=False, fixed="fixed" if small else None,
-                        note="after a new record; baseline: python -c select + json.loads of the patient's rows")
+    if resident:
+        steps["daemon"] = resident_status
+    try:
+        rounds = interleave(_runs(ctx), steps)
+    finally:
+        switch.off()
+    note = "after a new record; baseline: python -c select + json.loads of the patient's rows"
+    figures = [ratio_figure(ctx, name, rounds, unit="s", target=target, higher=False, fixed="fixed" if small else None,
+                            note=note)]
+    if resident:
+        figures.append(ratio_figure(ctx, f"{name}, answered by pgf daemon", rounds, unit="s", target=target,
+                                    higher=False, engine="daemon",
+                                    note=f"{note}; the record too goes to the daemon; same rounds as the plain process"))
+    return figures
 
 
 @group("status", order=30, help="pgf status of a typical patient and of a 5,000-event one, after a new record")
@@ -74,13 +98,14 @@ def status_figures(ctx: Context) -> list[Figure]:
     url = f"sqlite:///{db}"
     data.cohort_log(url, others)  # the patient's site colleagues
     data.long_patient(url, "T0001", typical)
-    figures = [_status_figure(ctx, url, str(db), "T0001",
-                              f"pgf status of a typical patient ({typical} events, {others:,} in the store)", 4)]
+    figures = _status_figure(ctx, url, str(db), "T0001",
+                             f"pgf status of a typical patient ({typical} events, {others:,} in the store)", 4,
+                             resident=True)
     long = ctx.size(5_000, 500)
     db = ctx.tmp / "status.db"
     url = f"sqlite:///{db}"
     data.long_patient(url, "L0001", long)
     data.long_patient(url, "F0001", 8)  # the fixed cost: the status of a patient with 8 events
-    figures.append(_status_figure(ctx, url, str(db), "L0001", f"pgf status of a patient with {long:,} events", 5,
-                                  small="F0001"))
+    figures += _status_figure(ctx, url, str(db), "L0001", f"pgf status of a patient with {long:,} events", 5,
+                              small="F0001")
     return figures

@@ -6,7 +6,7 @@ from __future__ import annotations
 import sqlite3
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
@@ -30,6 +30,32 @@ def daemon(url: str) -> Iterator[None]:
     finally:
         proc.terminate()
         proc.wait(timeout=60)
+
+
+class DaemonSwitch:
+    """A ``pgf daemon`` on a store, started and stopped between the samples of interleaved rounds (never
+    timed), so one round can measure a command both in its own process and answered by the daemon."""
+
+    def __init__(self, url: str, warm: Callable[[], object] | None = None):
+        self.url, self.warm = url, warm
+        self.proc: subprocess.Popen[str] | None = None
+
+    def on(self) -> None:
+        if self.proc is None:
+            self.proc = subprocess.Popen([*_pgf_argv(), "--db", self.url, "daemon"], stderr=subprocess.PIPE,
+                                         text=True, env=_env())
+            assert self.proc.stderr is not None
+            line = self.proc.stderr.readline()
+            if "serving" not in line:
+                raise RuntimeError(f"pgf daemon did not start: {line}{self.proc.stderr.read()[-2000:]}")
+            if self.warm:  # its first command loads that command's modules: a steady daemon has them
+                self.warm()
+
+    def off(self) -> None:
+        if self.proc is not None:
+            self.proc.terminate()
+            self.proc.wait(timeout=60)
+            self.proc = None
 
 
 def _baseline_table(db: Path) -> bytes:

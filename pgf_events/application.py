@@ -48,6 +48,8 @@ from pgf_events.site_scope import SiteScope
 from pgf_events.store import CIPHER_ENV, StoreConfig, is_locked, locked_message, parse_url, prepare
 from pgf_events.topics import topic_of
 
+PATIENTS_KEPT = 2_000  # patients a long-running process keeps (patient_cache); emptied when full
+
 # Re-exported: callers build commands and read results through the application module.
 __all__ = ["BatchRejected", "Command", "Result", "TrialConduct", "UnitOfWork", "normalise_subject", "parse_ref"]
 
@@ -68,6 +70,11 @@ class TrialConduct(SigningUseCases, SiteScope, Application[Any]):
         # The derived status by (subject, version), kept by a long-running process for the record echo
         # (pgf_events.projections.changes); None: not kept.
         self.status_memo: dict[tuple[str, int], Any] | None = None
+        # The patients a long-running process wrote, each with its versions' recorded times, by stream id:
+        # taken by the next unit of work that writes to the patient and brought up to date from the store
+        # first (what other processes wrote since), given back only after that unit's save succeeded.
+        # None: not kept (a one-command process loads each patient from the store).
+        self.patient_cache: dict[UUID, tuple[Patient, dict[int, datetime]]] | None = None
         prepare(store)
         self._id_secret = base64.b64decode(store.cipher_key) if store.cipher_key else None
         try:
@@ -254,6 +261,47 @@ class TrialConduct(SigningUseCases, SiteScope, Application[Any]):
             raise PatientNotFoundError(subject) from None
         self.check_site(subject, patient.registration.site)
         return patient  # type: ignore[no-any-return]
+
+    def patient_to_write(self, subject: str) -> tuple[Patient, dict[int, datetime]]:
+        """The patient a unit of work changes, and its versions' recorded times: the copy a long-running
+        process kept (``patient_cache``), brought up to date with the events stored since (the version
+        check: the save is refused if another process writes in between), else loaded from the store.
+        A kept copy is taken out of the cache: only a unit's successful save gives it back."""
+        subject = normalise_subject(subject)
+        uuid = self.patient_id(subject)
+        kept = self.patient_cache.pop(uuid, None) if self.patient_cache is not None else None
+        patient: Any
+        patient, recorded = kept if kept is not None else (None, {})
+        event: Any
+        for event in self.events.get(uuid, gt=patient.version if patient is not None else None):
+            patient = event.mutate(patient)
+            recorded[event.originator_version] = event.timestamp
+        if patient is None:
+            self.check_hidden(subject)
+            raise PatientNotFoundError(subject)
+        self.check_site(subject, patient.registration.site)
+        return patient, recorded
+
+    def keep_patients(self, saved: Iterable[tuple[Patient, dict[int, datetime]]]) -> None:
+        """Give the patients of a successful save back to ``patient_cache`` (their events are stored)."""
+        cache = self.patient_cache
+        if cache is None:
+            return
+        for patient, recorded in saved:
+            for event in patient.collect_events():
+                recorded[event.originator_version] = event.timestamp
+            if len(cache) >= PATIENTS_KEPT:
+                cache.clear()
+            cache[patient.id] = (patient, recorded)
+
+    def kept_patient(self, subject: str, version: int) -> tuple[Patient, dict[int, datetime]] | None:
+        """The kept patient and its recorded times if it is at ``version`` (nothing stored since), else None."""
+        if self.patient_cache is None:
+            return None
+        kept = self.patient_cache.get(self.patient_id(normalise_subject(subject)))
+        if kept is None or kept[0].version != version:
+            return None
+        return kept
 
     def has_patient(self, subject: str) -> bool:
         return self.patient_id(subject) in self.repository

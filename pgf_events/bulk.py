@@ -8,22 +8,26 @@ until the end. For a record of a history-free kind (a lab result, vital signs, a
 keeps only the patient's facts: checked by the aggregate's own rule functions, the event is the
 one ``Patient.record`` triggers. Every other line goes through the aggregate exactly as in
 :class:`UnitOfWork` (those patients are held until the end, as corrections and voids are checked
-together then). Events are stored in command order, automatic queries, the batch and the keys
-last, as :meth:`UnitOfWork.commit` stores them: the same accepted lines, the same errors, the same
-stored bytes and chain (``tests/property/test_bulk_import.py``). A failing line stops the writing
-(the rest is still checked, so every error is reported) and the transaction is rolled back.
+together). Such a patient is held only until the file's last line that touches it (the first pass
+knows which: :class:`Holding`): there its deferred changes are settled and its edit checks run, and
+the aggregate is let go, so memory stays bounded by the patients a file interleaves, not by the
+file. Events are stored in command order, automatic queries, the batch and the keys last, as
+:meth:`UnitOfWork.commit` stores them: the same accepted lines, the same errors, the same stored
+bytes and chain (``tests/app/test_bulk_property.py``). A failing line stops the writing (the rest
+is still checked, so every error is reported) and the transaction is rolled back.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from contextlib import nullcontext
 from typing import TYPE_CHECKING, Any
 
 from eventsourcing.persistence import IntegrityError, OperationalError
 
 from pgf_events.commands import BatchRejected, Command, Result, UnitOfWork, _typed_times, normalise_subject, parse_ref
 from pgf_events.domain import kinds
-from pgf_events.domain.errors import PgfError, ValidationError
+from pgf_events.domain.errors import DomainError, PgfError, ValidationError
 from pgf_events.domain.facts import PatientFacts, history_free
 from pgf_events.domain.imports import ImportBatch
 from pgf_events.domain.patient import Patient, make_ref
@@ -48,13 +52,62 @@ def needs_history(command: Command) -> str | None:
         return None
 
 
+class Holding:
+    """The first pass's plan: which patients some command needs whole (:func:`needs_history`), and
+    after which command (its ordinal among the file's parsable commands, from 1) each is done."""
+
+    def __init__(self) -> None:
+        self._whole: set[str] = set()
+        self._last: dict[str, int] = {}
+        self.count = 0
+
+    def add(self, command: Command) -> None:
+        self.count += 1
+        whole = needs_history(command)
+        if whole is not None:
+            self._whole.add(whole)
+        subject = _subject(command)
+        if subject:
+            self._last[subject] = self.count
+
+    @property
+    def whole(self) -> dict[str, int]:
+        """Subject -> ordinal of the last command touching it, for the patients held whole."""
+        return {s: self._last.get(s, self.count) for s in self._whole}
+
+    @classmethod
+    def of(cls, commands: Iterable[Command]) -> dict[str, int]:
+        holding = cls()
+        for command in commands:
+            holding.add(command)
+        return holding.whole
+
+
+class _Let:
+    """What :meth:`BulkUnit.finish` needs of a patient let go after its last line: its edit checks
+    (run when it was let go, on the settled aggregate) and whether it changed."""
+
+    __slots__ = ("_checks", "changed", "subject")
+
+    def __init__(self, subject: str, changed: bool, checks: list[Any]):
+        self.subject, self.changed, self._checks = subject, changed, checks
+
+    def edit_checks(self, protocol: Any) -> list[Any]:
+        return self._checks
+
+
 class BulkUnit(UnitOfWork):
     """A unit of work that streams: see the module's docstring."""
 
-    def __init__(self, app: TrialConduct, user: str, *, whole: set[str], defer_changes: bool,
+    def __init__(self, app: TrialConduct, user: str, *, whole: Mapping[str, int], defer_changes: bool,
                  insert: Callable[[Sequence[Any]], None] | None, keep_refs: bool = True):
         super().__init__(app, user, defer_changes=defer_changes)
-        self.whole = whole  # the patients some line needs whole (needs_history)
+        # The patients some command needs whole, and the ordinal of the last command touching each
+        # (Holding.whole); a caller that streams may fill it as it goes, before a patient's first command.
+        self.whole = whole
+        self.fed = 0  # commands fed so far
+        self.let: dict[str, _Let] = {}  # whole patients done and let go
+        self.settled: dict[str, str | None] = {}  # their deferred changes' outcome (an error, or None)
         self.insert = insert  # writes stored events in the open transaction; None: check only
         self.facts: dict[str, PatientFacts] = {}
         self.seen: dict[str, None] = {}  # subjects in the order the unit first wrote to them
@@ -68,17 +121,55 @@ class BulkUnit(UnitOfWork):
 
     def feed(self, command: Command) -> None:
         """Apply one command; a failure is collected with its line, and writing stops."""
+        self.fed += 1
         try:
             subject = self._fast(command) if self._is_fast(command) else self._whole(command)
         except PgfError as e:
             if not self.defer_changes:  # a file of one command: its own error, as execute() raises it
                 raise
             self.errors.append((command.line, str(e)))
-            return
-        if subject in self.patients or subject in self.facts:
-            self.seen.setdefault(subject)
+            subject = _subject(command)
+        else:
+            if subject in self.patients or subject in self.facts:
+                self.seen.setdefault(subject)
+        if subject and self.whole.get(subject) == self.fed and subject in self.patients:
+            self._let_go(subject)
         if len(self.queue) >= CHUNK:
             self.flush()
+
+    def _let_go(self, subject: str) -> None:
+        """No later command touches this patient: settle its deferred changes now (the outcome is
+        reported in :meth:`settle`'s order), run its edit checks, and keep only what finish needs."""
+        patient = self.patients.pop(subject)
+        if subject in self._deferred:
+            try:
+                patient.settle(self._context(None))
+                self.settled[subject] = None
+            except DomainError as e:
+                self.settled[subject] = str(e)
+        if self.insert is None or self.errors or self.settled.get(subject):
+            checks: list[Any] = []  # nothing will be written: no queries to raise
+        else:
+            from pgf_events.domain.rules.editchecks import edit_checks  # noqa: PLC0415
+
+            checks = edit_checks(patient, self.app.protocol)
+        self.let[subject] = _Let(subject, bool(patient.pending_events), checks)
+
+    def settle(self) -> list[tuple[int | None, str]]:
+        """As :meth:`UnitOfWork.settle`, the patients let go early in their place in the order."""
+        errors: list[tuple[int | None, str]] = []
+        for subject, line in self._deferred.items():
+            if subject in self.settled:
+                error = self.settled[subject]
+            else:
+                try:
+                    self.patients[subject].settle(self._context(None))
+                    continue
+                except DomainError as e:
+                    error = str(e)
+            if error is not None:
+                errors.append((line, error))
+        return errors
 
     def _is_fast(self, command: Command) -> bool:
         return (command.action == "record" and command.key is None and history_free(command.kind)
@@ -113,6 +204,8 @@ class BulkUnit(UnitOfWork):
         return facts
 
     def _whole(self, command: Command) -> str:
+        if _subject(command) in self.let:  # the plan said no later command touches it
+            raise AssertionError(f"{_subject(command)} was let go before a command touching it (a wrong Holding)")
         self.apply(command)
         self.queue += self._order
         self._order.clear()
@@ -135,7 +228,7 @@ class BulkUnit(UnitOfWork):
         """Write the events made so far that are final (a deferred change that acknowledges a
         deviation waits for :meth:`settle`, and so does everything after it)."""
         if self.insert is None or self.errors:
-            self.queue.clear() if self.insert is None else None
+            self.queue.clear()  # nothing will be written (checking only, or a line failed)
             return
         end = next((n for n, e in enumerate(self.queue) if _awaits_settle(e)), len(self.queue))
         if end:
@@ -163,8 +256,9 @@ class BulkUnit(UnitOfWork):
 
         changed: list[Any] = []
         for subject in self.seen:
-            holder: Any = self.patients.get(subject) or self.facts.get(subject)
-            if holder is not None and (holder.changed if isinstance(holder, PatientFacts) else holder.pending_events):
+            holder: Any = self.patients.get(subject) or self.facts.get(subject) or self.let.get(subject)
+            if holder is not None and (holder.changed if isinstance(holder, (PatientFacts, _Let))
+                                       else holder.pending_events):
                 changed.append(holder)
         auto_queries(self.app, changed, self.reviews, self.now)
         reviews = [r for r in self.reviews.values() if r is not None and r.pending_events]
@@ -176,7 +270,7 @@ class BulkUnit(UnitOfWork):
             self._write(last)
 
 
-def import_stream(app: TrialConduct, commands: Callable[[], Iterable[Command]], *, total: int, whole: set[str],
+def import_stream(app: TrialConduct, commands: Callable[[], Iterable[Command]], *, total: int, whole: Mapping[str, int],
                   digest: str, file_name: str, user: str, progress: Callable[[int], None] | None = None,
                   legacy_digest: str | None = None, dry_run: bool = False, keep_refs: bool = True) -> Any:
     """``pgf import`` on the bulk path: ``commands()`` yields the file's commands (called again for
@@ -216,16 +310,21 @@ def import_stream(app: TrialConduct, commands: Callable[[], Iterable[Command]], 
     return unit
 
 
-def run(app: TrialConduct, commands: Iterable[Command], *, user: str, whole: set[str], total: int,
+def run(app: TrialConduct, commands: Iterable[Command], *, user: str, whole: Mapping[str, int], total: int,
         extra: Callable[[int], list[Any]] | None = None, dry_run: bool = False,
-        progress: Callable[[int], None] | None = None, keep_refs: bool = True) -> BulkUnit | None:
+        progress: Callable[[int], None] | None = None, keep_refs: bool = True,
+        defer_changes: bool | None = None) -> BulkUnit | None:
     """Check and write ``commands`` (an iterable read once) in one transaction; returns the finished
-    unit, or None when the store cannot take a bulk write (an in-memory store: use ``execute``)."""
-    with app.recorder.bulk() as insert:  # type: ignore[attr-defined]
+    unit, or None when the store cannot take a bulk write (an in-memory store: use ``execute``).
+    Changes are checked as a unit per patient (settled) when ``total > 1``, or as ``defer_changes`` says."""
+    bulk = getattr(app.recorder, "bulk", None)  # the in-memory recorder has none
+    if bulk is None and not dry_run:
+        return None
+    with bulk() if bulk is not None else nullcontext() as insert:
         if insert is None and not dry_run:
             return None
-        unit = BulkUnit(app, user, whole=whole, defer_changes=total > 1, insert=None if dry_run else insert,
-                        keep_refs=keep_refs)
+        unit = BulkUnit(app, user, whole=whole, defer_changes=total > 1 if defer_changes is None else defer_changes,
+                        insert=None if dry_run else insert, keep_refs=keep_refs)
         for command in commands:
             unit.feed(command)
             if progress:

@@ -100,6 +100,7 @@ class UnitOfWork:
         self.user = user
         self.now = app.clock()
         self.patients: dict[str, Patient] = {}
+        self._recorded: dict[str, dict[int, datetime]] = {}  # recorded times of the loaded patients' versions
         self._results: list[tuple[Patient, int, str] | Result] = []
         self._contexts: dict[str | None, Context] = {}
         self.reviews: dict[str, Any] = {}  # the review streams (queries, freeze) of the patients written to
@@ -133,7 +134,7 @@ class UnitOfWork:
             # The review first: the patient's version read next is what the save is checked against,
             # so nothing slower than needed sits between that read and the save.
             review = review_of(self.app, subject, create=False)
-            self.patients[subject] = self.app.patient(subject)
+            self.patients[subject], self._recorded[subject] = self.app.patient_to_write(subject)
             self.reviews[subject] = review
             check_not_frozen(review)
         return self.patients[subject]
@@ -297,6 +298,8 @@ class UnitOfWork:
                 self.app.save_events(events)
             finally:
                 self.app.check_clock([])
+        # Saved: a long-running process keeps the patients for its next command (patient_cache).
+        self.app.keep_patients((p, self._recorded.get(s, {})) for s, p in self.patients.items())
 
     def results(self) -> list[Result]:
         out = []

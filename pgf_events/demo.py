@@ -21,8 +21,9 @@ The model (see docs/rules.md for the rules every record must pass; the tables it
 * Data issues. A few transcription errors later corrected, and duplicate or misfiled entries
   voided, each with a reason (they exercise the audit trail; the effective data match the model).
 
-Each patient's commands are sorted by clinical date and executed as one atomic batch; an event's
-reference ``SUBJECT#N`` is its position in that batch, so corrections can name their targets up front.
+Each patient's commands are sorted by clinical date and come together; an event's reference
+``SUBJECT#N`` is its position among them, so corrections can name their targets up front. ``pgf demo``
+records the whole cohort on ``pgf import``'s bulk path, in one transaction (``cli/demo.py``).
 """
 
 from __future__ import annotations

@@ -64,13 +64,13 @@ def auto_queries(app: TrialConduct, patients: Iterable[Any], reviews: dict[str, 
     Called by the unit of work for every patient it changed, so the queries are saved with the
     records that raised or resolved them. Returns the reviews with new events.
     """
-    from pgf_events.domain.facts import PatientFacts  # noqa: PLC0415
+    from pgf_events.domain.patient import Patient  # noqa: PLC0415
     from pgf_events.domain.rules.editchecks import edit_checks  # noqa: PLC0415
 
     out = []
-    for patient in patients:  # a Patient, or a bulk import's PatientFacts (the same checks, on its facts)
-        checks = patient.edit_checks(app.protocol) if isinstance(patient, PatientFacts) else \
-            edit_checks(patient, app.protocol)
+    for patient in patients:  # a Patient, or what a bulk import keeps of one (its facts, or its checks)
+        checks = edit_checks(patient, app.protocol) if isinstance(patient, Patient) else \
+            patient.edit_checks(app.protocol)
         findings = {f.key: f for f in checks}
         review = reviews.get(patient.subject)
         if review is None:

@@ -75,6 +75,10 @@ def _on_query(app: TrialConduct, qid: str, action: Callable[[Review, str], None]
     if not app.has_patient(subject):
         app.check_hidden(subject)
         raise ValidationError(f"there is no query {qid}")
+    # Defence in depth: the callers (CLI, web) check the patient's site too, but a query of another
+    # site's patient is refused here whoever calls (AccessDenied from the site scope, nothing written).
+    registered = next(iter(app.events.get(app.patient_id(subject), lte=1)))
+    app.check_site(subject, registered.record.site)  # type: ignore[attr-defined]
 
     def work() -> list[Any]:
         review = review_of(app, subject)

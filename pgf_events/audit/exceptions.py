@@ -18,9 +18,12 @@ Each row names its kind, the subject, the event references involved, who recorde
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import heapq
+from collections import Counter
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import date, datetime
-from typing import Any
+from itertools import islice
+from typing import Any, overload
 
 from pgf_events.audit.source import patient_streams
 from pgf_events.domain import values as vo
@@ -155,14 +158,88 @@ class PatientExceptions:
 
 def exception_rows(app: Any, as_of: datetime | None = None, kinds: tuple[str, ...] = KINDS) -> list[dict[str, Any]]:
     params = app.protocol
+    return merge_exceptions([patient_exceptions(subject, events, params)
+                             for subject, events in patient_streams(app, as_of)], kinds)
+
+
+Found = tuple[list[dict[str, Any]], dict[tuple[str, str], tuple[datetime, str, Any]]]
+
+
+def patient_exceptions(subject: str, events: list[Any], params: Protocol) -> Found:
+    """One patient's exception rows (every kind but ``new_user_at_site``) and the first entry of each
+    (user, site) in its stream: what :func:`merge_exceptions` needs of it."""
     first_seen: dict[tuple[str, str], tuple[datetime, str, Any]] = {}
-    rows: list[dict[str, Any]] = []
-    for subject, events in patient_streams(app, as_of):
-        rows.extend(PatientExceptions(subject, params, first_seen).rows(events))
-    for (user, site), (_, ref, event) in first_seen.items():
-        rows.append(_row("new_user_at_site", ref.rpartition("#")[0], [ref], event,
-                         f"first entry by {user} at site {site}"))
+    return list(PatientExceptions(subject, params, first_seen).rows(events)), first_seen
+
+
+def _key(row: dict[str, Any]) -> tuple[Any, ...]:
+    return row["recorded_at"], row["subject"], KINDS.index(row["kind"])
+
+
+def new_user_rows(found: Iterable[Found]) -> list[dict[str, Any]]:
+    """A ``new_user_at_site`` row for each user's earliest entry at a site among these patients (in order)."""
+    first_seen: dict[tuple[str, str], tuple[datetime, str, Any]] = {}
+    for _, seen in found:
+        for key, value in seen.items():
+            if key not in first_seen or value[0] < first_seen[key][0]:
+                first_seen[key] = value
+    return [_row("new_user_at_site", ref.rpartition("#")[0], [ref], event, f"first entry by {user} at site {site}")
+            for (user, site), (_, ref, event) in first_seen.items()]
+
+
+def merge_exceptions(found: list[Found], kinds: tuple[str, ...] = KINDS) -> list[dict[str, Any]]:
+    """The exception report of these patients (in registration order): their rows, and a
+    ``new_user_at_site`` row for each user's earliest entry at a site among them."""
+    rows = [row for patient_rows, _ in found for row in patient_rows]
+    rows.extend(new_user_rows(found))
     rows = [r for r in rows if r["kind"] in kinds]
-    rows.sort(key=lambda r: (r["recorded_at"], r["subject"], KINDS.index(r["kind"])))
+    rows.sort(key=_key)
     return rows
 
+
+class Merged(Sequence[dict[str, Any]]):
+    """:func:`merge_exceptions` of patients whose rows are each already sorted (:func:`sort_rows`),
+    merged lazily: its length and per-kind counts without touching the rows, its first rows by
+    merging only as far as asked, every row in :func:`merge_exceptions`' order (a stable merge of
+    the patients in order, then the ``new_user_at_site`` rows)."""
+
+    def __init__(self, found: list[Found], kinds: tuple[str, ...] = KINDS,
+                 counts: list[Counter[str]] | None = None) -> None:
+        new = sorted((r for r in new_user_rows(found) if r["kind"] in kinds), key=_key)
+        every = set(kinds) >= set(KINDS)
+        self._lists = [rows if every else [r for r in rows if r["kind"] in kinds] for rows, _ in found] + [new]
+        total: Counter[str] = Counter()
+        for c in counts if counts is not None else (Counter(r["kind"] for r in rows) for rows, _ in found):
+            total.update(c)
+        self.counts = Counter({k: v for k, v in total.items() if k in kinds})
+        self.counts.update(r["kind"] for r in new)
+        self._length = sum(self.counts.values())
+        self._head: list[dict[str, Any]] = []
+
+    def __len__(self) -> int:
+        return self._length
+
+    def _upto(self, n: int) -> list[dict[str, Any]]:
+        if len(self._head) < min(n, self._length):
+            self._head = list(islice(heapq.merge(*self._lists, key=_key), n))
+        return self._head
+
+    @overload
+    def __getitem__(self, index: int) -> dict[str, Any]: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[dict[str, Any]]: ...
+
+    def __getitem__(self, index: int | slice) -> dict[str, Any] | list[dict[str, Any]]:
+        if isinstance(index, slice) and (index.start or 0) >= 0 and index.stop is not None and index.stop >= 0 \
+                and (index.step or 1) > 0:
+            return self._upto(index.stop)[index]
+        return list(self)[index]
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        return heapq.merge(*self._lists, key=_key)
+
+
+def sort_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One patient's rows in the report's order (stable: as :func:`merge_exceptions` sorts them)."""
+    return sorted(rows, key=_key)

@@ -31,13 +31,21 @@ def run(args: list[str], app: TrialConduct) -> int:
     return 0
 
 
-def run_captured(args: list[str], app: TrialConduct) -> tuple[int, str, str]:
-    """:func:`run` with its output captured: (exit code, stdout, stderr). A bug keeps its traceback."""
+def run_captured(args: list[str], app: TrialConduct, width: int | None = None) -> tuple[int, str, str]:
+    """:func:`run` with its output captured: (exit code, stdout, stderr). A bug keeps its traceback.
+
+    ``width``: the caller's output width (what its own ``_table.width()`` gives), for wrapped lines and tables.
+    """
+    from pgf_events.cli._table import CALLER_WIDTH  # noqa: PLC0415
+
     out, err = io.StringIO(), io.StringIO()
+    token = CALLER_WIDTH.set(width)
     with redirect_stdout(out), redirect_stderr(err):
         try:
             code = run(args, app)
         except Exception:  # noqa: BLE001 - a bug: report it to the caller as the plain path would
             traceback.print_exc()
             code = 1
+        finally:
+            CALLER_WIDTH.reset(token)
     return code, out.getvalue(), err.getvalue()

@@ -111,14 +111,7 @@ class State:
                     raise
             try:
                 user = app.acting_user(self.requested_user)
-                ctx = click.get_current_context(silent=True)
-                if ctx is not None:
-                    app.authorise(user, need_of(ctx.command_path))
-                    if app.site_scope is not None and whole_store(ctx.command_path):
-                        raise AccessDenied(
-                            f"{user} may act only on patients of site {', '.join(sorted(app.site_scope))}; "
-                            f"'{' '.join(ctx.command_path.split()[1:])}' covers every site: an auditor, "
-                            "or a user granted without --site, runs it")
+                _authorise(app, user)
             except BaseException:
                 app.close()
                 raise
@@ -141,9 +134,7 @@ class State:
         self._shared = True
         app.site_scope, app.scoped_user = None, ""  # the previous command's user's site scope
         user = app.acting_user(self.requested_user)
-        ctx = click.get_current_context(silent=True)
-        if ctx is not None:
-            app.authorise(user, need_of(ctx.command_path))
+        _authorise(app, user)
         return app, user
 
     def acting_user(self) -> str:
@@ -155,3 +146,17 @@ class State:
             if not self._shared:
                 self._app.close()
             self._app = None
+
+
+def _authorise(app: TrialConduct, user: str) -> None:
+    """The running command's role check, and a whole-store command refused to a site-scoped user:
+    the same in a command's own process and in a long-running one (``pgf daemon``, ``pgf shell``)."""
+    ctx = click.get_current_context(silent=True)
+    if ctx is None:
+        return
+    app.authorise(user, need_of(ctx.command_path))
+    if app.site_scope is not None and whole_store(ctx.command_path):
+        raise AccessDenied(
+            f"{user} may act only on patients of site {', '.join(sorted(app.site_scope))}; "
+            f"'{' '.join(ctx.command_path.split()[1:])}' covers every site: an auditor, "
+            "or a user granted without --site, runs it")

@@ -10,6 +10,7 @@ import os
 import shutil
 import sys
 from collections.abc import Sequence
+from contextvars import ContextVar
 from typing import Any
 
 import click
@@ -23,8 +24,16 @@ MAX_SIDE = 18  # a long text column other than the main one wraps at this width
 MAIN_MIN = 16  # ... while the main one (the most to say) gets the rest, at least this much
 
 
+# The width of the caller's output when a long-running process (``pgf daemon``) prints for another
+# process: the width that process's own :func:`width` gave (pgf_events.client.output_width).
+CALLER_WIDTH: ContextVar[int | None] = ContextVar("pgf_caller_width", default=None)
+
+
 def width() -> int:
     """The terminal's width on a terminal; ``$COLUMNS`` or 100 otherwise."""
+    caller = CALLER_WIDTH.get()
+    if caller is not None:
+        return caller
     if sys.stdout.isatty():
         return shutil.get_terminal_size((DEFAULT_WIDTH, 24)).columns
     try:

@@ -154,15 +154,16 @@ def report_errors(errors: list[tuple[int | None, str]], total: int) -> None:
 
 class Scan:
     """The first pass over an import file: its digests, its size, its parse errors, which patients some
-    line needs whole (:func:`pgf_events.bulk.needs_history`), and how to read its commands again."""
+    line needs whole and until which command (:class:`pgf_events.bulk.Holding`), and how to read its
+    commands again."""
 
     def __init__(self, file: Any, name: str):
-        from pgf_events.bulk import needs_history  # noqa: PLC0415
+        from pgf_events.bulk import Holding  # noqa: PLC0415
 
         self.name = name
         self.total = 0
         self.errors: list[tuple[int | None, str]] = []
-        self.whole: set[str] = set()
+        holding = Holding()
         self._file = file
         self._copy: Any = None
         if not _seekable(file):  # standard input: kept in a temporary file for the second pass
@@ -177,9 +178,8 @@ class Scan:
             assert command is not None
             meaning.update(("," if self.total - len(self.errors) > 1 else "").encode()
                            + canonical(_digest_item(command)).encode("utf-8", "surrogatepass"))
-            subject = needs_history(command)
-            if subject is not None:
-                self.whole.add(subject)
+            holding.add(command)
+        self.whole = holding.whole
         meaning.update(b"]")
         self.digest = meaning.hexdigest()
         self.legacy_digest = legacy.hexdigest()  # how batches imported before issue 13 were keyed

@@ -1,9 +1,12 @@
-"""``pgf daemon``: keep the engine loaded and an SQLite store open, so a ``pgf record`` costs little more
-than starting Python.
+"""``pgf daemon``: keep the engine loaded and an SQLite store open, so a ``pgf record`` or a ``pgf status``
+costs little more than starting Python.
 
 It listens on a Unix socket beside the store (``STORE.sock``). The ``pgf`` entry point
-(:mod:`pgf_events.client`) sends ``record``, ``correct`` and ``void`` there when it answers, and
-runs them itself when it does not: the daemon is an accelerator, never a requirement.
+(:mod:`pgf_events.client`) sends ``record``, ``correct`` and ``void``, and the reads ``status``,
+``history``, ``due`` and ``audit exceptions`` there when it answers, and runs them itself when it
+does not: the daemon is an accelerator, never a requirement. A read is checked exactly as in its own
+process (the caller's role, its sites, a whole-store command refused to a site-scoped user) and
+printed at the caller's width.
 
 Identity is no weaker than the plain path's. The acting user is the OS account of the caller's real
 uid, which the kernel gives with the connection (``SO_PEERCRED``): nothing the caller sends names
@@ -29,7 +32,18 @@ from typing import Any
 import click
 
 from pgf_events.cli._resident import DECODED_EVENTS
-from pgf_events.client import _CRED, DAEMON_COMMANDS, FALLBACK, command_of, decode, encode, receive, socket_path
+from pgf_events.client import (
+    _CRED,
+    DAEMON_COMMANDS,
+    FALLBACK,
+    REQUEST_V2,
+    command_of,
+    decode,
+    encode,
+    receive,
+    servable,
+    socket_path,
+)
 from pgf_events.domain.errors import PgfError
 
 # The daemon's own settings must not reach the commands it runs for others.
@@ -119,9 +133,18 @@ class Coordinator(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
             pass
 
     def answer(self, peer: int, fields: list[str]) -> tuple[int, str, str]:
-        """Run one request ``[store, PGF_USER, PGF_WAIT, *args]`` for the account of uid ``peer``."""
-        store, requested_user, wait, *args = fields
-        if not os.path.exists(store) or not os.path.samefile(store, self.store) or not self._servable(args):
+        """Run one request ``[REQUEST_V2, store, PGF_USER, PGF_WAIT, width, tty, *args]`` (or a first
+        version's ``[store, PGF_USER, PGF_WAIT, *args]``, writes only) for the account of uid ``peer``."""
+        width: int | None = None
+        tty = False
+        if fields and fields[0] == REQUEST_V2:
+            _, store, requested_user, wait, width_text, tty_text, *args = fields
+            width, tty = int(width_text), bool(tty_text)
+        else:
+            store, requested_user, wait, *args = fields
+            if command_of(args)[0] not in DAEMON_COMMANDS:  # a first-version client sent writes only
+                return FALLBACK, "", ""
+        if not os.path.exists(store) or not os.path.samefile(store, self.store) or not self._servable(args, tty):
             return FALLBACK, "", ""
         if peer != os.getuid() and not may_write(self.store, peer):
             return FALLBACK, "", ""  # let the operating system decide, in the caller's own process
@@ -135,12 +158,11 @@ class Coordinator(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
         from pgf_events.cli._resident import run_captured  # noqa: PLC0415
 
         with self.lock, identity.authenticator_replaced(lambda: account), _waiting(wait):
-            return run_captured(args, self.app)
+            return run_captured(args, self.app, width)
 
     @staticmethod
-    def _servable(args: list[str]) -> bool:
-        command, _, plain = command_of(args)
-        return not plain and command in DAEMON_COMMANDS
+    def _servable(args: list[str], tty: bool) -> bool:
+        return servable(args, tty)
 
 
 class _waiting:
@@ -176,19 +198,23 @@ class Handler(socketserver.BaseRequestHandler):
 @click.command()
 @click.pass_obj
 def daemon(state: Any) -> None:
-    """Keep the engine loaded and the SQLite store open for 'pgf record', 'correct' and 'void' on this
-    computer, until Ctrl-C or SIGTERM.
+    """Keep the engine loaded and the SQLite store open for 'pgf record', 'correct', 'void', 'status',
+    'history', 'due' and 'audit exceptions' on this computer, until Ctrl-C or SIGTERM.
 
     It listens on a Unix socket beside the store (STORE.sock). While it runs, those
     commands are sent to it and print exactly what they would print otherwise, in a
     few milliseconds; when it is not running they run as before. Each command acts
     as the OS account that typed it (read from the kernel, never from the command),
-    and only accounts that may write the store file can use the socket.
+    with that account's role and sites, and only accounts that may write the store
+    file can use the socket. On a terminal, human tables (history, due, exceptions)
+    are printed by the command's own process; their --json, --csv and the status are
+    answered by the daemon.
 
     \b
     Example:
       pgf daemon &
       pgf record lab S001 --date 2025-03-01 --anc 0.4     # answered by the daemon
+      pgf status S001 --json                               # answered by the daemon
     """
     from pgf_events.store import parse_url  # noqa: PLC0415
 
@@ -201,6 +227,7 @@ def daemon(state: Any) -> None:
     app = state.app(must_exist=True)
     app.mapper.remember(DECODED_EVENTS)  # kept between commands: a stored event never changes
     app.status_memo = {}  # the status after each echoed record is the next one's "before"
+    app.patient_cache = {}  # the patients written, brought up to date before each write (version check)
     store = str(Path(config.sqlite_path).resolve())
     for name in _PRIVATE_ENV:
         os.environ.pop(name, None)

@@ -70,9 +70,17 @@ def rebuild(state: Any, name: str | None, fmt: str | None) -> None:
     Example:
       pgf projections rebuild
       pgf projections rebuild survival --json
+
+    Without NAME, the web worklist's read model is rebuilt too.
     """
     with working(f"Rebuilding {name or 'every read model'} from the event log"):
-        result = open_store(state).rebuild(name)
+        store = open_store(state)
+        result = store.rebuild(name)
+        if name is None:  # and the worklist's read model (pgf due's inputs per patient; not a report)
+            from pgf_events.projections.worklist_model import model_of  # noqa: PLC0415
+
+            model = model_of(store)
+            result["worklist_rows"] = model.rebuild() if model.available() else None
     if fmt == "json":
         emit_json(result)
         return

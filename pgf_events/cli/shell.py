@@ -91,6 +91,7 @@ def shell(state: Any, history_file: str) -> None:
     app = state.app()
     app.mapper.remember(DECODED_EVENTS)  # kept between commands: a stored event never changes
     app.status_memo = {}  # the status after each echoed record is the next one's "before"
+    app.patient_cache = {}  # the patients written, brought up to date before each write (version check)
     interactive = sys.stdin.isatty()
     history = _History(Path(history_file).expanduser() if history_file else None) if interactive else None
     failed = False

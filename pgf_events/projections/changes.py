@@ -24,15 +24,25 @@ def stored_and_changes(app: TrialConduct, subject: str, version: int) -> tuple[A
     after each record it echoed, by (subject, version). A stream's first N events never change, so the
     status at N is the status before N+1, and the next record derives the patient once, not twice.
     """
-    events = [e for e in app.stream(subject) if e.originator_version <= version]
-    after, recorded = fold(events)
+    memo: dict[tuple[str, int], Any] | None = getattr(app, "status_memo", None)
+    kept = app.kept_patient(subject, version) if memo is not None else None
+    before_doc = memo.get((kept[0].subject, version - 1)) if kept is not None and memo is not None else None
+    after: Patient | None
+    if kept is not None and (before_doc is not None or version == 1):
+        # The patient the record was just saved to, kept by the long-running process at that very version
+        # (the same state as its stream folded): derived without reading or folding the stream again.
+        after, recorded = kept
+        app.check_site(kept[0].subject, kept[0].registration.site)
+    else:
+        events = [e for e in app.stream(subject) if e.originator_version <= version]
+        after, recorded = fold(events)
+        assert after is not None
+        before_doc = memo.get((after.subject, version - 1)) if memo is not None else None
+        if before_doc is None and version > 1:
+            before, before_recorded = fold(events[:-1])
+            before_doc = _status(before, before_recorded, app) if before is not None else None
     assert after is not None
     record = after.entries[version].original if version in after.entries else None
-    memo: dict[tuple[str, int], Any] | None = getattr(app, "status_memo", None)
-    before_doc = memo.get((after.subject, version - 1)) if memo is not None else None
-    if before_doc is None and version > 1:
-        before, before_recorded = fold(events[:-1])
-        before_doc = _status(before, before_recorded, app) if before is not None else None
     after_doc = _status(after, recorded, app)
     if memo is not None:  # a long-running process: this record's "after" is the next one's "before"
         if len(memo) >= 10_000:

@@ -76,10 +76,12 @@ def _row(subject: str, site: str, kind: str, day: Any, ref: str | None, status: 
             "acknowledged_at": None}
 
 
-def deviation_report(app: Any, as_of: datetime | None = None, cutoff: date | None = None) -> dict[str, Any]:
-    """The log as one document; ``cutoff`` (a clinical date) leaves out deviations dated after it."""
+def deviation_report(app: Any, as_of: datetime | None = None, cutoff: date | None = None,
+                     every: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """The log as one document; ``cutoff`` (a clinical date) leaves out deviations dated after it.
+    ``every``: :func:`deviation_rows` of ``as_of`` if already known (the web keeps them per patient)."""
     day = cutoff.isoformat() if cutoff is not None else None  # rows carry ISO dates: compare as text
-    rows = [r for r in deviation_rows(app, as_of) if (day is None or r["date"] is None or str(r["date"]) <= day)
+    rows = [r for r in (deviation_rows(app, as_of) if every is None else every) if (day is None or r["date"] is None or str(r["date"]) <= day)
             and app.in_scope(r["site"])]  # a site-scoped user: their sites only
     by_patient = Counter(r["subject"] for r in rows)
     return {

@@ -30,8 +30,10 @@ if TYPE_CHECKING:
     from pgf_events.projections.store import ProjectionStore
 
 
-def _slices_of(patient: Patient, recorded: dict[int, datetime], app: TrialConduct,
-               cutoff: date | None = None) -> dict[str, dict[str, Any]]:
+def slices_of(patient: Patient, recorded: dict[int, datetime], app: TrialConduct,
+              cutoff: date | None = None) -> dict[str, dict[str, Any]]:
+    """The patient's slice of every projection, derived under the application's protocol (evaluated
+    at the data ``cutoff`` if given): the rows the read models would hold for it."""
     return all_slices(derive_patient(patient, app.protocol, recorded, cutoff=cutoff).as_json())
 
 
@@ -40,7 +42,7 @@ def _first_trial_date(patient: Patient) -> date:
     return min([patient.registration.clinical_date] + [r.clinical_date for _, r in patient.clinical_records()])
 
 
-def _registered_by(patient: Patient, cutoff: date | None) -> bool:
+def registered_by(patient: Patient, cutoff: date | None) -> bool:
     """Whether the patient was in the cohort at the data cut-off (registered, or seen, on or before it)."""
     return cutoff is None or _first_trial_date(patient) <= cutoff
 
@@ -85,10 +87,10 @@ def patient_status(app: TrialConduct, subject: str, *, as_of: datetime | None = 
         events = app.stream(subject)
         patient, recorded = fold(events)
         assert patient is not None
-        if not _registered_by(patient, cutoff):
+        if not registered_by(patient, cutoff):
             raise DomainError(f"patient {subject} entered the trial on {_first_trial_date(patient)}, "
                               f"after the data cut-off {iso(cutoff)}")
-        slices, version = _slices_of(patient, recorded, app, cutoff), patient.version
+        slices, version = slices_of(patient, recorded, app, cutoff), patient.version
     elif as_of is None and store is not None:
         store.catch_up()
         found = store.patient(subject)
@@ -103,10 +105,10 @@ def patient_status(app: TrialConduct, subject: str, *, as_of: datetime | None = 
         patient, recorded = fold_as_of(events, as_of)
         if patient is None:
             raise DomainError(f"patient {subject} was not yet registered as of {iso(as_of)}")
-        if not _registered_by(patient, cutoff):
+        if not registered_by(patient, cutoff):
             raise DomainError(f"patient {subject} entered the trial on {_first_trial_date(patient)}, "
                               f"after the data cut-off {iso(cutoff)}")
-        slices, version = _slices_of(patient, recorded, app, cutoff), patient.version
+        slices, version = slices_of(patient, recorded, app, cutoff), patient.version
         events = events[:version]
     doc = status_document(slices, version)
     doc["signatures"] = [
@@ -137,7 +139,7 @@ def cohort_report(app: TrialConduct, name: str, *, as_of: datetime | None = None
         rows = store.rows(name)
     else:
         known = patients_as_of(app, as_of) if as_of is not None else _all_patients(app)
-        rows = [_slices_of(p, rec, app, cutoff)[name] for p, rec in known if _registered_by(p, cutoff)
+        rows = [slices_of(p, rec, app, cutoff)[name] for p, rec in known if registered_by(p, cutoff)
                 and (scope is None or str(p.registration.site).upper() in scope)]
     return {**build_report(name, rows, app.protocol, as_of=as_of, cutoff=cutoff), **scope_note(scope)}
 
@@ -156,8 +158,8 @@ def cohort_slices(app: TrialConduct, names: tuple[str, ...], *, as_of: datetime 
     out: dict[str, list[dict[str, Any]]] = {name: [] for name in names}
     known = patients_as_of(app, as_of) if as_of is not None else _all_patients(app)
     for p, rec in known:
-        if _registered_by(p, cutoff):
-            slices = _slices_of(p, rec, app, cutoff)
+        if registered_by(p, cutoff):
+            slices = slices_of(p, rec, app, cutoff)
             for name in names:
                 out[name].append(slices[name])
     return out

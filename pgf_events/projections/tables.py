@@ -54,6 +54,20 @@ views: dict[str, sa.Table] = {
     for name in PROJECTIONS
 }
 
+# The worklist's read model (:mod:`.worklist_model`): per subject, ``kind`` "patient" (the
+# patient's worklist inputs) and "queries" (its open data queries); not a report, not in the feed.
+# Its own metadata: made with a new store (provision.finish_store) or by the first reader allowed to
+# create it, so that an older store's least-privilege logins still open their read models.
+worklist_metadata = sa.MetaData()
+worklist_rows = sa.Table(
+    "pgf_view_worklist", worklist_metadata,
+    sa.Column("subject", sa.String(64), primary_key=True),
+    sa.Column("kind", sa.String(16), primary_key=True),
+    sa.Column("data", sa.JSON, nullable=False),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("position", sa.BigInteger, nullable=False),
+)
+
 _MEMORY_ENGINES: weakref.WeakKeyDictionary[TrialConduct, Engine] = weakref.WeakKeyDictionary()
 
 

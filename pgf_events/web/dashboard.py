@@ -4,7 +4,7 @@ for the viewer's sites, now or as the time-travel controls say (``?as_of=``, ``?
 
 Now: the rows the read models hold (caught up first), kept in memory and refreshed by what changed
 (:class:`~pgf_events.projections.snapshot.Snapshot`). Time travel: every patient derived from the
-log as of then (:mod:`pgf_events.projections.queries`). Either way the figures are rendered once per
+log as of then, once per (log head, as-of, cut-off) for every page (:mod:`pgf_events.projections.travel`). Either way the figures are rendered once per
 (log head, as-of, cut-off, sites) and kept: a second look at an unchanged store renders nothing again.
 """
 
@@ -20,9 +20,9 @@ from markupsafe import Markup
 from starlette.responses import Response
 
 from pgf_events.gc_tuning import fewer_collections
-from pgf_events.projections.queries import cohort_slices
 from pgf_events.projections.snapshot import snapshot_of
 from pgf_events.projections.store import ProjectionStore
+from pgf_events.projections.travel import cohort_at
 from pgf_events.web.cohort_figures import REPORTS, dashboard_figures
 from pgf_events.web.core import Page, TimeTravel, Viewer
 
@@ -90,7 +90,8 @@ def figures(app: TrialConduct, store: ProjectionStore | None, viewer: Viewer, wh
             snapshot = snapshot_of(store)
             slices = {name: snapshot.rows(name) for name in REPORTS}
         else:
-            slices = cohort_slices(app, REPORTS, as_of=when.as_of, cutoff=when.cutoff)
+            cohort = cohort_at(app, when.as_of, when.cutoff)  # derived once for every page at this time travel
+            slices = {name: cohort.slices[name] for name in REPORTS}
         figs = dashboard_figures(visible(slices, viewer.sees), app.protocol, as_of=when.as_of, cutoff=when.cutoff,
                                  patient_href=patient_href)
         return {k: Markup(v) if isinstance(v, str) else v for k, v in figs.items()}

@@ -21,7 +21,7 @@ def _choice(page: Page, name: str, allowed: tuple[str, ...] | list[str]) -> str:
 
 
 async def worklist_page(page: Page) -> Response:
-    day, items = await page.run(lambda app: worklist_items(app, page.when))
+    day, items = await page.run(lambda app: worklist_items(app, page.when, page.seat.store))
     sites = sorted({str(i["site"]) for i in items})
     site, status, what = _choice(page, "site", sites), _choice(page, "status", list(RANK)), _choice(page, "what", WHAT)
     shown = [i for i in items if (not site or i["site"] == site) and (not status or i["status"] == status)

@@ -24,7 +24,7 @@ from hypothesis import strategies as st
 
 from pgf_events.application import BatchRejected, Command, TrialConduct
 from pgf_events.audit.recorders_sqlite import ChainedSQLiteRecorder
-from pgf_events.bulk import import_stream, needs_history
+from pgf_events.bulk import Holding, import_stream
 from pgf_events.cli.batch import command_digest
 from pgf_events.domain.errors import PgfError
 from pgf_events.store import parse_url
@@ -111,7 +111,7 @@ def _run(app: TrialConduct, commands: list[Command], bulk: bool) -> Any:
     digest = command_digest(commands)
     try:
         if bulk:
-            whole = {s for c in commands if (s := needs_history(c)) is not None}
+            whole = Holding.of(commands)  # as the first pass over a file plans it
             unit = import_stream(app, lambda: iter(commands), total=len(commands), whole=whole, digest=digest,
                                      file_name="f.jsonl", user=USER)
             return ("ok", unit.refs)

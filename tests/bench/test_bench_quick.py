@@ -27,7 +27,7 @@ def test_the_quick_benchmark_prints_every_figure_as_json() -> None:
     figures = doc["figures"]
     names = " | ".join(f["figure"] for f in figures)
     for expected in ("pgf import", "projection rebuild", "pgf audit verify", "pgf record lab", "pgf status",
-                     "answered by pgf daemon", "inside pgf shell",
+                     "answered by pgf daemon", "inside pgf shell", "typical patient (80 events, 2,000 in the store), answered",
                      "scale: rebuild time", "scale: rebuild peak RSS", "PostgreSQL", "follow lag",
                      "web page dashboard"):
         assert expected in names, names

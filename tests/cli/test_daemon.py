@@ -52,10 +52,10 @@ def pgf(db: Path, *args: str, cmd: list[str] = CLIENT, **kw: str) -> subprocess.
                           timeout=120)
 
 
-def served(db: Path, *args: str) -> subprocess.CompletedProcess[str]:
+def served(db: Path, *args: str, **kw: str) -> subprocess.CompletedProcess[str]:
     """Through the client, proving where it ran: the engine's CLI is never imported when the daemon answers."""
     r = subprocess.run([sys.executable, "-X", "importtime", "-m", "pgf_events.client", "--db", str(db), *args],
-                       env=env(), capture_output=True, text=True, timeout=120)
+                       env={**env(), **kw}, capture_output=True, text=True, timeout=120)
     assert "pgf_events.cli" not in r.stderr and "eventsourcing" not in r.stderr, "the plain path ran"
     r.stderr = "".join(line + "\n" for line in r.stderr.splitlines() if not line.startswith("import time:"))
     return r
@@ -98,14 +98,80 @@ def test_the_daemon_answers_exactly_as_the_plain_path(tmp_path: Path) -> None:
             same = [(r.returncode, STAMP.sub("T", r.stdout), r.stderr) for r in (a, b)]
             assert same[0] == same[1], args
         assert all(served(via, *args).returncode != 0 for args in SHEET[-3:])
-        # commands that read files, print tables or take stdin are the plain path's
-        assert "eventsourcing" in pgf(via, "history", "S001", cmd=[sys.executable, "-X", "importtime", "-m",
-                                                                   "pgf_events.client"]).stderr
+        # commands that read files, write files or take stdin are the plain path's
+        assert "eventsourcing" in pgf(via, "import", "-", cmd=[sys.executable, "-X", "importtime", "-m",
+                                                               "pgf_events.client"]).stderr
+        assert "eventsourcing" in pgf(via, "status", "S001", "--plot", str(tmp_path / "s.png"),
+                                      cmd=[sys.executable, "-X", "importtime", "-m", "pgf_events.client"]).stderr
     finally:
         stop(daemon)
     assert history(via) == history(plain)
     assert {e["recorded_by"] for e in history(via)} == {ME}
     assert not client.socket_path(str(via)) or not Path(client.socket_path(str(via))).exists()
+
+
+READS = [
+    ["status", "S001"], ["status", "S001", "--json"], ["status", "s001", "--as-of", "2099-01-01", "--cutoff", "2025-03-02"],
+    ["status", "S404"], ["status", "S001", "--as-of", "not a time"], ["status"],
+    ["history", "S001"], ["history", "S001", "--json"], ["history", "S001", "--csv", "--columns", "ref,type"],
+    ["history", "S001", "--wide"], ["due", "--json"], ["due", "--on", "2025-03-10"], ["due", "--site", "XQ"],
+    ["audit", "exceptions", "--json"], ["audit", "exceptions"], ["audit", "exceptions", "--kind", "late_entry", "--tsv"],
+    ["audit", "exceptions", "--kind", "nothing"], ["status", "S001", "--user", "someone-else"],
+]
+
+
+def test_reads_answered_by_the_daemon_print_what_the_plain_path_prints(tmp_path: Path) -> None:
+    """status, history, due and audit exceptions: the same bytes and exit code at any width, and the
+    same role and site checks (a site-scoped user is refused another site's patient and whole-store
+    reports exactly as in its own process)."""
+    db = tmp_path / "t.db"
+    for args in SHEET[:-3]:
+        pgf(db, *args, cmd=PLAIN)
+    pgf(db, "record", "register", "S002", *REGISTER[:1], "XQ", *REGISTER[2:], cmd=PLAIN)
+    daemon = start_daemon(db)
+    try:
+        def same(args: list[str], **kw: str) -> None:
+            a, b = served(db, *args, **kw), pgf(db, *args, cmd=PLAIN, **kw)
+            assert (a.returncode, a.stdout, a.stderr) == (b.returncode, b.stdout, b.stderr), (args, kw)
+
+        for args in READS:
+            same(args)
+        for columns in ("60", "250", "12", "wide"):  # the caller's width, not the daemon's
+            same(["status", "S001"], COLUMNS=columns)
+            same(["history", "S001"], COLUMNS=columns)
+        # a site-scoped coordinator: nobody administers, ME coordinates site PKU only
+        for args in (["users", "grant", ME, "admin", "--reason", "set-up"], ["users", "grant", "nobody", "admin"],
+                     ["users", "grant", ME, "coordinator", "--site", "PKU"], ["users", "revoke", ME, "admin"]):
+            assert pgf(db, *args, cmd=PLAIN).returncode == 0, args
+        for args in (["status", "S002"], ["status", "S002", "--json"], ["history", "S002", "--json"],
+                     ["audit", "exceptions", "--json"], ["due", "--json"], ["status", "S001", "--json"]):
+            same(args)
+        assert "covers every site" in served(db, "audit", "exceptions", "--json").stderr
+        assert "site PKU; S002 is at site XQ" in served(db, "status", "S002").stderr
+    finally:
+        stop(daemon)
+
+
+def test_what_the_client_sends_to_a_daemon() -> None:
+    assert client.servable(["status", "S001"], tty=True)  # wrapped to the width the client sends
+    assert client.servable(["history", "S001"], tty=False) and not client.servable(["history", "S001"], tty=True)
+    assert client.servable(["history", "S001", "--json"], tty=True)
+    assert client.servable(["audit", "exceptions", "--csv"], tty=True)
+    assert not client.servable(["history", "S001", "--columns", "--json"], tty=True)  # a value, not the format
+    assert not client.servable(["status", "S001", "--plot", "x.png"], tty=False)  # writes a file: here
+    assert not client.servable(["audit", "verify"], tty=False) and not client.servable(["report", "dosing"], tty=False)
+    assert client.servable(["--db", "x.db", "audit", "--user", "me", "exceptions"], tty=False)
+    from pgf_events.cli._table import width
+
+    for value in (None, "60", "12", "0", "-3", " 80 ", "1_000", "x", ""):
+        environ = {} if value is None else {"COLUMNS": value}
+        with pytest.MonkeyPatch.context() as mp:
+            if value is None:
+                mp.delenv("COLUMNS", raising=False)
+            else:
+                mp.setenv("COLUMNS", value)
+            mp.setattr(sys.stdout, "isatty", lambda: False)
+            assert client.output_width(environ, tty=False) == width(), value
 
 
 def test_without_a_daemon_and_with_a_stale_socket_the_plain_path_runs(tmp_path: Path) -> None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from tests.conftest import REGISTER, Pgf, enrol_via_cli
 from tests.pgcluster import Cluster
 
@@ -70,3 +72,30 @@ def test_a_monitor_of_one_site_lists_only_its_patients_and_an_auditor_all(pgf_an
 def test_auditors_and_admins_cannot_be_site_scoped(pgf_any: Pgf) -> None:
     pgf = _trial(pgf_any)
     pgf.rejected("users", "grant", "bob", "auditor", "--site", "PKU", user="ada", contains="reads every site")
+
+
+def test_answering_or_closing_a_query_checks_the_site_itself(pgf: Pgf) -> None:
+    """Defence in depth: monitoring's query actions refuse another site's patient whoever calls them
+    (the CLI and the web check first), and write nothing."""
+    from pgf_events.application import TrialConduct
+    from pgf_events.domain.errors import AccessDenied
+    from pgf_events.monitoring import answer_query, close_query, reopen_query
+    from pgf_events.store import parse_url
+
+    _trial(pgf)
+    qid = pgf.ok("query", "open", "S001#1", "--text", "date of birth?", user="mona").stdout.strip()
+    app = TrialConduct(parse_url(pgf.url, cipher_key=""))
+    try:
+        app.authorise("lina", "read")  # a coordinator of site XQ; S001 is at PKU
+        head = app.recorder.max_notification_id()
+        for act in (lambda: answer_query(app, qid, "1975-05-05", user="lina"),
+                    lambda: close_query(app, qid, "ok", user="lina"),
+                    lambda: reopen_query(app, qid, "again", user="lina")):
+            with pytest.raises(AccessDenied, match="lina may act only on patients of site XQ; S001 is at site PKU"):
+                act()
+        assert app.recorder.max_notification_id() == head  # nothing written
+        app.authorise("mona", "read")  # the PKU monitor may
+        close_query(app, qid, "ok", user="mona")
+        assert app.recorder.max_notification_id() == head + 1
+    finally:
+        app.close()

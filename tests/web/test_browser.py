@@ -145,10 +145,29 @@ def test_walk_every_page_query_sdv_time_travel_and_sign_out(browser: Any, server
     tab.shot("patient-as-of")
     early = tab.get(f"/patient/{subject}?as_of=2000-01-01")
     assert early.status == 400 and "was not yet registered as of 2000-01-01" in early.text()
-    # Audit: verify the chain, search the trail, export CSV.
+    # Audit: verify the chain (a POST, kept per log head), search the trail, export CSV.
     tab.go("/audit")
-    page.get_by_role("link", name="Verify the chain now").click()
-    expect(page.locator("#verification ~ .cards")).to_contain_text("intact")
+    chain = page.locator("#verification ~ .cards .card").first
+    expect(chain).to_contain_text("not verified")  # nothing verified yet on this server: never says intact
+    tab.shot("audit-unverified")
+    page.get_by_role("button", name="Verify the chain now").click()
+    expect(page.get_by_role("status").filter(has_text="The hash chain was recomputed")).to_be_visible()
+    expect(chain).to_contain_text("intact at the current head")
+    tab.shot("audit-verified")
+    tab.go("/audit")  # a later view does not verify again, and still knows the head it verified
+    expect(chain).to_contain_text("intact at the current head")
+    # A new event moves the head: the page no longer calls the chain verified, and says what came since.
+    tab.go(f"/patient/{subject}")
+    page.get_by_label("On event").select_option(index=1)
+    page.get_by_label("Question").fill("Is the weight from the day of the infusion?")
+    page.get_by_role("button", name="Raise query").click()
+    expect(page.get_by_role("status").filter(has_text="Query raised.")).to_be_visible()
+    tab.go("/audit")
+    expect(chain).to_contain_text("not verified")
+    expect(chain).to_contain_text(re.compile(r"\d+ events? recorded since the last verification"))
+    tab.shot("audit-stale")
+    page.get_by_role("button", name="Verify the chain now").click()
+    expect(chain).to_contain_text("intact at the current head")
     page.get_by_label("Patient").fill(subject)
     page.get_by_label("Event kind").fill("QueryOpened")
     page.get_by_role("button", name="Search").click()
@@ -191,6 +210,12 @@ def test_a_monitor_of_one_site_never_sees_another(browser: Any, demo_copy: str, 
         tab.shot("monitor-patients")
         tab.go("/audit?trail=all")
         assert set(page.locator("#trail ~ table tbody tr td:nth-child(3)").all_inner_texts()) == {"WCH"}
+        # The chain covers every site's events: a monitor of one site may not run it (no button; a forged POST: 403).
+        assert page.get_by_role("button", name="Verify the chain now").count() == 0
+        csrf = page.locator("input[name=csrf]").first.get_attribute("value")
+        forged = tab.context.request.post(f"{srv.base}/audit", form={"csrf": str(csrf), "action": "verify-chain"},
+                                          max_redirects=0)
+        assert forged.status == 403 and "may not verify the whole chain" in forged.text()
         ours = page.locator("a[href^='/patient/']").first.get_attribute("href")
         tab.go(str(ours))
         assert page.get_by_role("button", name="Raise query").is_visible()  # monitors raise and close queries

@@ -1,0 +1,151 @@
+"""A long-running process (``pgf shell``, ``pgf daemon``) keeps the patients it wrote between commands
+(issue 18 item 2): the stored events, their chain and every printed line must be byte for byte those of
+one process per command, also when another process writes to a kept patient in between, when a command
+is refused after the patient was loaded, and when a patient is corrected or voided."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from pgf_events.application import TrialConduct
+from pgf_events.cli._resident import DECODED_EVENTS, run_captured
+from pgf_events.store import parse_url
+from tests.conftest import REGISTER, SCREEN_OK
+
+START = datetime(2025, 6, 1, 8, 0, tzinfo=UTC)
+
+SHEET = [
+    ["record", "register", "S001", *REGISTER],
+    ["record", "register", "S002", *REGISTER],
+    ["record", "consent", "S001", "--date", "2025-02-18"],
+    ["record", "screen", "S001", "--date", "2025-02-20", *SCREEN_OK],
+    ["record", "enrol", "S001", "--date", "2025-02-24"],
+    ["record", "infusion", "S001", "--date", "2025-02-25", "--cells", "6.1e7", "--weight-kg", "61"],
+    ["record", "lab", "S001", "--date", "2025-03-01", "--anc", "0.4", "--plt", "18"],
+    ["record", "lab", "S001", "--date", "2025-03-01", "--hb", "7.2"],  # refused before S001 is loaded
+    ["record", "infusion", "S001", "--date", "2025-02-26", "--cells", "6.1e7", "--weight-kg", "61"],  # refused by it
+    "another process",  # writes S001#8 and S002#2 behind the long-running process's back
+    ["record", "lab", "S001", "--date", "2025-03-02", "--anc", "0.6", "--plt", "25", "--hb", "80"],
+    ["record", "lab", "S002", "--date", "2025-03-02", "--anc", "0.2"],  # a lab before enrolment: stored
+    ["correct", "S001#7", "--set", "anc=0.45", "--reason", "transcription error"],
+    ["void", "S001#8", "--reason", "wrong patient"],
+    ["correct", "S001#99", "--set", "anc=1", "--reason", "no such event"],  # refused
+    ["record", "lab", "S001", "--date", "2025-03-03", "--anc", "0.8", "--key", "k1"],
+    ["record", "lab", "S001", "--date", "2025-03-03", "--anc", "0.8", "--key", "k1"],  # a retry: the same ref
+    ["record", "infusion", "S001", "--date", "2025-02-26", "--cells", "6.1e7", "--weight-kg", "61"],  # refused
+    *[["record", "lab", "S00" + str(1 + n % 2), "--date", f"2025-03-{4 + n:02d}", "--anc", str(0.5 + n / 10),
+       "--plt", str(20 + 3 * n)] for n in range(12)],
+]
+OTHER = [["record", "lab", "S001", "--date", "2025-03-01", "--anc", "0.5"],
+         ["record", "consent", "S002", "--date", "2025-02-19"]]
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[datetime]]:
+    """Every event's timestamp from a counter (restarted per store), so two stores can match byte for byte."""
+    import eventsourcing.domain
+
+    now = [START]
+
+    def tick() -> datetime:
+        now[0] += timedelta(milliseconds=1)
+        return now[0]
+
+    monkeypatch.setattr(eventsourcing.domain, "datetime_now_with_tzinfo", tick)
+    yield now
+
+
+def open_app(db: Path) -> TrialConduct:
+    return TrialConduct(parse_url(f"sqlite:///{db}", cipher_key=""), clock=lambda: START)
+
+
+def one_process_per_command(db: Path) -> list[tuple[int, str, str]]:
+    out = []
+    for args in SHEET:
+        for command in (OTHER if args == "another process" else [args]):
+            app = open_app(db)
+            try:
+                result = run_captured(list(command), app)
+            finally:
+                app.close()
+            if args != "another process":
+                out.append(result)
+    return out
+
+
+def long_running(db: Path) -> tuple[list[tuple[int, str, str]], TrialConduct]:
+    app = open_app(db)
+    app.mapper.remember(DECODED_EVENTS)
+    app.status_memo, app.patient_cache = {}, {}
+    out = []
+    for args in SHEET:
+        if args == "another process":
+            assert app.patient_cache, "the long-running process keeps the patients it wrote"
+            for command in OTHER:
+                other = open_app(db)
+                try:
+                    assert run_captured(command, other)[0] == 0
+                finally:
+                    other.close()
+        else:
+            out.append(run_captured(list(args), app))
+    return out, app
+
+
+def stored(db: Path) -> list[tuple[object, ...]]:
+    with sqlite3.connect(db) as c:
+        events = c.execute("SELECT originator_id, originator_version, topic, state FROM stored_events "
+                           "ORDER BY rowid").fetchall()
+        chain = c.execute("SELECT position, originator_id, originator_version, hash FROM pgf_chain "
+                          "ORDER BY position").fetchall()
+    return events + chain
+
+
+def test_kept_patients_store_and_print_what_one_process_per_command_does(tmp_path: Path,
+                                                                         clock: list[datetime]) -> None:
+    plain_db, kept_db = tmp_path / "plain.db", tmp_path / "kept.db"
+    plain = one_process_per_command(plain_db)
+    clock[0] = START
+    kept, app = long_running(kept_db)
+    try:
+        assert [code for code, _, _ in kept].count(0) < len(kept)  # some commands were refused
+        for args, a, b in zip([a for a in SHEET if a != "another process"], kept, plain, strict=True):
+            assert a == b, args
+        assert stored(kept_db) == stored(plain_db)
+        # the kept copy is the stream folded: what a fresh load of the store gives
+        for subject in ("S001", "S002"):
+            fresh = open_app(kept_db)
+            try:
+                loaded = fresh.patient(subject)
+            finally:
+                fresh.close()
+            kept_patient, recorded = app.kept_patient(subject, loaded.version) or (None, {})
+            assert kept_patient is not None and kept_patient.entries == loaded.entries
+            assert sorted(recorded) == list(range(1, loaded.version + 1))
+    finally:
+        app.close()
+
+
+def test_a_refused_or_failed_unit_gives_back_nothing(tmp_path: Path, clock: list[datetime]) -> None:
+    db = tmp_path / "t.db"
+    app = open_app(db)
+    app.patient_cache = {}
+    try:
+        for args in SHEET[:7]:
+            assert run_captured(list(args), app)[0] == 0, args
+        uuid = app.patient_id("S001")
+        assert app.patient_cache[uuid][0].version == 6
+        code, _, err = run_captured(["record", "infusion", "S001", "--date", "2025-02-26", "--cells", "6.1e7",
+                                     "--weight-kg", "61"], app)  # a dose the aggregate refuses (its window)
+        assert code == 1 and err.startswith("Error:")
+        assert uuid not in app.patient_cache  # the refused unit's copy is dropped, never reused
+        assert run_captured(["record", "lab", "S001", "--date", "2025-03-02", "--anc", "1", "-q"], app) == \
+            (0, "S001#7\n", "")
+        assert app.patient_cache[uuid][0].version == 7 and not app.patient_cache[uuid][0].pending_events
+    finally:
+        app.close()
