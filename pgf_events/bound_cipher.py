@@ -16,8 +16,6 @@ import os
 from typing import Any
 from uuid import UUID
 
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from eventsourcing.persistence import MapperDeserialisationError
 
 from pgf_events.domain.errors import StoreError
@@ -36,6 +34,8 @@ def associated_data(originator_id: Any, version: int, topic: str) -> bytes:
 
 
 def seal(cipher: Any, plaintext: bytes, originator_id: Any, version: int, topic: str) -> bytes:
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM  # noqa: PLC0415 - encrypted stores only
+
     nonce = os.urandom(12)
     return MARKER + nonce + AESGCM(cipher.key).encrypt(nonce, plaintext, associated_data(originator_id, version, topic))
 
@@ -44,6 +44,9 @@ def unseal(cipher: Any, data: bytes, originator_id: Any, version: int, topic: st
     """The plaintext, if ``data`` was sealed for exactly this place (or is an old, unbound payload)."""
     if not data.startswith(MARKER):
         return bytes(cipher.decrypt(data))  # written before payloads were bound
+    from cryptography.exceptions import InvalidTag  # noqa: PLC0415 - encrypted stores only
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM  # noqa: PLC0415
+
     nonce, sealed = data[len(MARKER):len(MARKER) + 12], data[len(MARKER) + 12:]
     try:
         return AESGCM(cipher.key).decrypt(nonce, sealed, associated_data(originator_id, version, topic))

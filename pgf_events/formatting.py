@@ -45,8 +45,47 @@ def jsonable(value: Any) -> Any:
 
 
 def to_json(obj: Any) -> str:
-    """One JSON document as ``--json`` prints it and ``pgf serve`` sends it (indented, UTF-8 text)."""
+    """One JSON document as ``--json`` prints it and ``pgf serve`` sends it (indented, UTF-8 text).
+
+    The text is ``json.dumps(obj, default=json_default, ensure_ascii=False, indent=2)``. With an
+    indent the standard library encodes in pure Python (a 5,000-row report takes ~0.1 s); orjson
+    writes the same bytes ten times faster for what both write alike: dicts with str keys, lists,
+    tuples, sets, str, int (64-bit), bool, None, floats whose repr has no exponent, dates and times.
+    Anything else (an exponent, NaN, a subclass, another type) takes the standard library's way.
+    """
+    if _orjson_alike(obj, 0):
+        import orjson  # noqa: PLC0415
+
+        try:
+            return orjson.dumps(obj, default=json_default,
+                                option=orjson.OPT_INDENT_2 | orjson.OPT_PASSTHROUGH_DATETIME).decode("utf-8")
+        except (orjson.JSONEncodeError, TypeError):  # e.g. a lone surrogate in a str
+            pass
     return json.dumps(obj, default=json_default, ensure_ascii=False, indent=2)
+
+
+_INT_RANGE = (-(2 ** 63), 2 ** 64 - 1)  # what orjson encodes as an integer
+
+
+def _orjson_alike(obj: Any, depth: int) -> bool:
+    """Whether orjson writes ``obj`` exactly as ``json.dumps`` does (see :func:`to_json`)."""
+    kind = type(obj)
+    if kind is str or kind is bool or obj is None:
+        return True
+    if kind is int:
+        return _INT_RANGE[0] <= obj <= _INT_RANGE[1]
+    if kind is float:
+        # repr and orjson agree on 0, and on finite floats from 1e-4 to below 1e16 (no exponent)
+        return obj == 0.0 or 1e-4 <= abs(obj) < 1e16
+    if kind is date or kind is datetime:  # written by json_default either way
+        return True
+    if depth > 200:  # json's and orjson's recursion limits differ: leave deep documents to json
+        return False
+    if kind is dict:
+        return all(type(k) is str and _orjson_alike(v, depth + 1) for k, v in obj.items())
+    if kind is list or kind is tuple or kind is set:
+        return all(_orjson_alike(v, depth + 1) for v in obj)
+    return False
 
 
 def show(value: Any) -> str:

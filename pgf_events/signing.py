@@ -16,7 +16,6 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from eventsourcing.persistence import IntegrityError
 
 from pgf_events.audit.chain import stream_hash
@@ -28,6 +27,8 @@ from pgf_events.domain.users import UserDirectory
 from pgf_events.retry import MAX_ATTEMPTS, retry
 
 if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
     from pgf_events.domain.patient import Patient
 
 def stream_digest(app: Any, originator_id: UUID, version: int) -> str:

@@ -103,7 +103,9 @@ class PatientExceptions:
         what = f"{verb} {event.supersedes}" + (f" ({root_kind} {root_ref})" if event.supersedes != root_ref else
                                                 f" ({root_kind})")
         enrolled_before = patient.enrolment is not None
-        eligibility_before = patient.eligibility(self.params).status
+        eligibility_data = root_kind in ("screen", "consent") or (root_kind == "register" and "birth_date" in changed)
+        # derived only when the row can be made (eligibility data edited while enrolled)
+        eligibility_before = patient.eligibility(self.params).status if eligibility_data and enrolled_before else None
         near_endpoint = root_kind in ("lab", "transfusion")
         endpoints_before = self.hemogram.endpoint_dates(patient, self.params) if near_endpoint else {}
         was_serious = isinstance(old, vo.AdverseEvent) and bool(old.serious)
@@ -132,7 +134,6 @@ class PatientExceptions:
                            f"{what} dated {', '.join(str(d) for d in sorted(days))}, within {window} days of {where}"
                            + (f"; moved {', '.join(moved)}" if moved else "; endpoints unchanged"))
 
-        eligibility_data = root_kind in ("screen", "consent") or (root_kind == "register" and "birth_date" in changed)
         if eligibility_data and enrolled_before:
             eligibility_after = patient.eligibility(self.params).status
             yield _row("eligibility_after_enrolment", self.subject, refs, event,

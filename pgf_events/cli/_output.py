@@ -10,7 +10,6 @@ from datetime import datetime
 from typing import Any
 
 import click
-from defusedcsv import csv  # a cell that looks like a formula (= + - @ | %) gets a leading '
 
 from pgf_events.domain.parsing import printable
 from pgf_events.formatting import json_default, to_json
@@ -127,6 +126,8 @@ def _column(name: str, available: Sequence[str], headers: dict[str, str]) -> str
 
 def write_delimited(rows: Sequence[dict[str, Any]], columns: Sequence[str], delimiter: str) -> None:
     """CSV or TSV on stdout: a header line of keys, then one line per row."""
+    from defusedcsv import csv  # noqa: PLC0415 - a cell that looks like a formula (= + - @ | %) gets a leading '
+
     writer = csv.writer(sys.stdout, lineterminator="\n", delimiter=delimiter)
     writer.writerow(columns)
     for row in rows:

@@ -7,6 +7,9 @@ directory and approved by an admin, so anyone can check every signature offline.
 
 A signed statement is canonical JSON (sorted keys, no spaces, UTF-8), so the same statement always
 gives the same bytes; the signature is Ed25519 over those bytes, kept in base64.
+
+The cryptography package is imported by the functions that use it: a command that neither signs nor
+checks a signature does not pay for loading it.
 """
 
 from __future__ import annotations
@@ -14,13 +17,12 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-from typing import Any
-
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from typing import TYPE_CHECKING, Any
 
 from pgf_events.domain.errors import ValidationError
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 ESIGN_SCHEME = "pgf-esign/1"
 MIN_PASSPHRASE = 8
@@ -32,11 +34,15 @@ def canonical(statement: dict[str, Any]) -> bytes:
 
 def key_id(public_key: Ed25519PublicKey) -> str:
     """A short, stable name for a public key: the first 16 bytes of SHA-256 over its raw bytes, in hex."""
+    from cryptography.hazmat.primitives import serialization  # noqa: PLC0415
+
     raw = public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
     return hashlib.sha256(raw).hexdigest()[:32]
 
 
 def public_pem(public_key: Ed25519PublicKey) -> str:
+    from cryptography.hazmat.primitives import serialization  # noqa: PLC0415
+
     return public_key.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode()
 
 
@@ -44,6 +50,9 @@ def generate(passphrase: str) -> tuple[bytes, str, str]:
     """A new key pair: (private key PEM encrypted with ``passphrase``, public key PEM, key id)."""
     if len(passphrase) < MIN_PASSPHRASE:
         raise ValidationError(f"the passphrase must be at least {MIN_PASSPHRASE} characters")
+    from cryptography.hazmat.primitives import serialization  # noqa: PLC0415
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey  # noqa: PLC0415
+
     private = Ed25519PrivateKey.generate()
     encrypted = private.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
@@ -54,6 +63,9 @@ def generate(passphrase: str) -> tuple[bytes, str, str]:
 
 def load_private(pem: bytes, passphrase: str, where: str = "the key file") -> Ed25519PrivateKey:
     """Decrypt a private key; a wrong passphrase (or a file that is not an encrypted Ed25519 key) is one clear error."""
+    from cryptography.hazmat.primitives import serialization  # noqa: PLC0415
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey  # noqa: PLC0415
+
     try:
         key = serialization.load_pem_private_key(pem, password=passphrase.encode("utf-8"))
     except TypeError:  # not encrypted: a key without its second component is refused
@@ -66,6 +78,9 @@ def load_private(pem: bytes, passphrase: str, where: str = "the key file") -> Ed
 
 
 def load_public(pem: str | bytes, where: str = "the public key") -> Ed25519PublicKey:
+    from cryptography.hazmat.primitives import serialization  # noqa: PLC0415
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey  # noqa: PLC0415
+
     try:
         key = serialization.load_pem_public_key(pem.encode() if isinstance(pem, str) else pem)
     except ValueError:
@@ -83,6 +98,8 @@ def verifies(public: str | Ed25519PublicKey, statement: dict[str, Any], signatur
     """Does ``signature`` (base64) verify over ``statement`` with this public key (PEM or key)?"""
     if not signature:
         return False
+    from cryptography.exceptions import InvalidSignature  # noqa: PLC0415
+
     try:
         key = load_public(public) if isinstance(public, str | bytes) else public
         key.verify(base64.b64decode(signature, validate=True), canonical(statement))

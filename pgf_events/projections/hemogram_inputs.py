@@ -93,11 +93,10 @@ class HemogramInputs:
             self._dates[old] -= 1
             if not self._dates[old]:
                 del self._dates[old]
-        if record is not None:
-            days = [day for _, day in record.clinical_dates()]
-            if days:
-                self._latest[root] = max(days)
-                self._dates[max(days)] += 1
+        latest = record.latest_clinical_day() if record is not None else None
+        if latest is not None:
+            self._latest[root] = latest
+            self._dates[latest] += 1
 
     def _take_lab(self, root: int, point: LabPoint | None) -> None:
         old = self.labs.pop(root, None) if point is None else self.labs.get(root)

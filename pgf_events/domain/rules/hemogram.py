@@ -97,6 +97,12 @@ def _stamp(day: date, anchor: date, transplant_day: date | None, msc_d1: date | 
                 "protocol_version": params.version}
 
 
+def _from(daily: Daily, anchor: date) -> list[date]:
+    """The days of ``daily`` from ``anchor`` on, sorted (sorting every key and cutting is done in C)."""
+    days = sorted(daily)
+    return days[bisect_left(days, anchor):]
+
+
 def _any_between(ordered_days: list[date], first: date, last: date) -> bool:
     """Whether any of the sorted ``ordered_days`` lies in ``first .. last`` (inclusive)."""
     i = bisect_left(ordered_days, first)
@@ -121,7 +127,7 @@ def neutrophil_engraftment(
     daily = _daily_min(labs, "anc") if daily is None else daily  # daily: _daily_min(labs, "anc") given
     thr = params.anc_threshold
     run: list[date] = []
-    for day in sorted(d for d in daily if d >= anchor):
+    for day in _from(daily, anchor):
         value = daily[day][0]
         passes = value > thr if params.anc_comparator == ">" else value >= thr
         if not passes:
@@ -146,7 +152,7 @@ def red_cell_recovery(
     rbc = [t for t in transfusions if t.product == "rbc"]
     rbc_days = sorted(t.day for t in rbc)
     span = params.rbc_transfusion_free_days
-    for day in sorted(d for d in daily if d >= anchor):
+    for day in _from(daily, anchor):
         value, refs = daily[day]
         blocked = _any_between(rbc_days, day - timedelta(days=span - 1), day)
         if value >= params.hb_threshold and not blocked:
@@ -216,6 +222,8 @@ def _sustained_runs(daily: dict, ordered: list[date], tx_days: list[date], param
     found: dict[str, Run] = {}
     for grade, threshold in (("CR", params.plt_cr_threshold), ("PR", params.plt_pr_threshold)):
         for i in range(first, len(ordered)):
+            if daily[ordered[i]][0] < threshold:  # no run starts below the threshold (qualifying_run's first test)
+                continue
             run = qualifying_run(daily, ordered, tx_days, params, threshold, i)
             if run is not None:
                 found[grade] = run
@@ -227,8 +235,12 @@ def _sustained_runs(daily: dict, ordered: list[date], tx_days: list[date], param
 
 def platelet_days(labs: Iterable[LabPoint], as_of: date, daily: Daily | None = None) -> tuple[dict, list[date]]:
     """Daily platelet minima up to ``as_of`` and their sorted days (``daily``: ``_daily_min(labs, "plt")``)."""
-    daily = {d: v for d, v in (_daily_min(labs, "plt") if daily is None else daily).items() if d <= as_of}
-    return daily, sorted(daily)
+    daily = _daily_min(labs, "plt") if daily is None else daily
+    ordered = sorted(daily)
+    if ordered and ordered[-1] > as_of:
+        ordered = ordered[:bisect_right(ordered, as_of)]
+        daily = {d: daily[d] for d in ordered}
+    return daily, ordered
 
 
 def platelet_response(
