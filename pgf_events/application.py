@@ -70,6 +70,9 @@ class TrialConduct(SigningUseCases, SiteScope, Application[Any]):
         # The derived status by (subject, version), kept by a long-running process for the record echo
         # (pgf_events.projections.changes); None: not kept.
         self.status_memo: dict[tuple[str, int], Any] | None = None
+        # The folded patients the read models' catch-ups share, kept by a long-running process
+        # (pgf_events.projections.folds.FoldCache); None: each catch-up keeps its own.
+        self.projection_folds: Any = None
         # The patients a long-running process wrote, each with its versions' recorded times, by stream id:
         # taken by the next unit of work that writes to the patient and brought up to date from the store
         # first (what other processes wrote since), given back only after that unit's save succeeded.

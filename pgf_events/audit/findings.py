@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import threading
 import weakref
+from bisect import bisect_right
 from collections import Counter
 from collections.abc import Callable
 from datetime import date, datetime
@@ -106,6 +107,21 @@ class AuditModel:
             exceptions = Merged([p.exceptions for p in visible], kinds, [p.counts for p in visible])
             deviations = [row for p in visible for row in p.deviations]
         return exceptions, deviations
+
+
+    def exceptions_as_of(self, in_scope: Callable[[str], bool], now: datetime, as_of: datetime,
+                         kinds: tuple[str, ...] = KINDS) -> Merged:
+        """``exception_rows(app, as_of, kinds)`` from the kept rows: a row is computed from its event and
+        the events before it in its stream, and an entry's first time is the earliest, so what was
+        known as of a time is the rows and first entries recorded by then."""
+        with self._lock:
+            self.refresh(now)
+            found = []
+            for p in self._visible(in_scope):
+                rows, first = p.exceptions
+                upto = bisect_right(rows, as_of, key=lambda r: r["recorded_at"])
+                found.append((rows[:upto], {k: v for k, v in first.items() if v[0] <= as_of}))
+            return Merged(found, kinds)
 
 
 _MODELS: weakref.WeakKeyDictionary[ProjectionStore, AuditModel] = weakref.WeakKeyDictionary()

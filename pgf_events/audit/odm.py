@@ -23,13 +23,14 @@ Layout (metadata, OIDs and values: :mod:`pgf_events.audit.odm_meta`):
 
 from __future__ import annotations
 
+import codecs
 import functools
 import multiprocessing
 import os
-import shutil
 import tempfile
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import ExitStack
 from datetime import UTC, date, datetime
 from typing import IO, Any
 from xml.etree import ElementTree as ET
@@ -64,6 +65,9 @@ from pgf_events.workers import die_with_parent
 __all__ = ["NS", "Seen", "Transactions", "snapshot_subject", "write_odm", "xml_text"]
 
 
+SPOOL_BYTES = 64 * 1024 * 1024  # ClinicalData is kept in memory up to this size, then in a temporary file
+
+
 @attrs.define
 class Seen:
     """Users and sites met while writing ClinicalData (AdminData lists them)."""
@@ -95,6 +99,29 @@ def _site(name: str) -> str:
 @functools.lru_cache(maxsize=4096)
 def _insert_start(oid: str) -> str:
     return f'<ItemData ItemOID="{_attr(oid)}" TransactionType="Insert" Value="'
+
+
+@functools.lru_cache(maxsize=4096)
+def _audit_start(user: str, site: str) -> str:
+    return (f'<AuditRecord><UserRef UserOID="{_user(user)}" /><LocationRef LocationOID="{_site(site)}" />'
+            "<DateTimeStamp>")
+
+
+_PLANS: dict[tuple[str, type], tuple[tuple[str, str], ...] | None] = {}
+_SEVERAL_ITEMS = frozenset({"criterion", "organ", "serious"})  # fields flatten() writes as several items
+
+
+def _insert_plan(kind: str, record: Any) -> tuple[tuple[str, str], ...] | None:
+    """(field, its ItemData start for an Insert) for every field of ``record``'s kind, in flatten()'s
+    order, when each field is one item (OID ``IT.<KIND>.<FIELD>``); None for the kinds with a field
+    flatten() spreads over several items."""
+    key = (kind, type(record))
+    if key not in _PLANS:
+        names = list(record.as_input())
+        g = _group(kind)
+        _PLANS[key] = None if _SEVERAL_ITEMS.intersection(names) else tuple(
+            (name, _insert_start(f"IT.{g}.{name.upper()}")) for name in names)
+    return _PLANS[key]
 
 
 def _value(value: Any) -> str:
@@ -137,6 +164,7 @@ class Transactions:
         self._ref = _text(f"{subject}#")  # escaping is character by character: text(a + b) == text(a) + text(b)
         self._audits: dict[str | None, str] = {}
         self._event: Any = None
+        self._containers: dict[tuple[str, str, str, str | None], tuple[str, str]] = {}
 
     def audit_record(self, event: Any, reason: str | None) -> str:
         """The AuditRecord of ``event`` (cached for the event: every item of it carries the same one)."""
@@ -151,9 +179,8 @@ class Transactions:
                         if r)
         ref = f"{self._ref}{event.originator_version}"
         source = f"{ref}{_text(f' | {event.source}')}" if event.source else ref
-        xml = (f'<AuditRecord><UserRef UserOID="{_user(event.recorded_by)}" />'
-               f'<LocationRef LocationOID="{_site(self.patient.registration.site)}" />'
-               f"<DateTimeStamp>{utc(event.timestamp)}</DateTimeStamp>"  # digits, '-', ':', '.', 'T', 'Z'
+        xml = (f"{_audit_start(event.recorded_by, self.patient.registration.site)}"
+               f"{utc(event.timestamp)}</DateTimeStamp>"  # digits, '-', ':', '.', 'T', 'Z'
                + (_leaf("ReasonForChange", why) if why else "")
                + f"<SourceID>{source}</SourceID></AuditRecord>")
         self._audits[reason] = xml
@@ -170,13 +197,18 @@ class Transactions:
     def container(self, kind: str, repeat: int, tx: str, items: str, subject_tx: str = "Context") -> str:
         """SubjectData > StudyEventData > FormData > ItemGroupData holding ``items``."""
         assert self.patient is not None
-        g, t = _name(_group(kind)), _name(tx)
-        site = (f'<SiteRef LocationOID="{_site(self.patient.registration.site)}" />'
-                if subject_tx == "Insert" else "")
-        group = _wrap(f'<ItemGroupData ItemGroupOID="IG.{g}" TransactionType="{t}"', "ItemGroupData", items)
-        form = f'<FormData FormOID="F.{g}" TransactionType="{t}">{group}</FormData>'
-        event = f"{self._event_start(kind, repeat, tx)}>{form}</StudyEventData>"
-        return f"{self._subject_start(subject_tx)}>{site}{event}</SubjectData>"
+        site = self.patient.registration.site if subject_tx == "Insert" else None
+        found = self._containers.get((kind, tx, subject_tx, site))
+        if found is None:
+            g, t = _name(_group(kind)), _name(tx)
+            site_ref = f'<SiteRef LocationOID="{_site(site)}" />' if site is not None else ""
+            found = self._containers[(kind, tx, subject_tx, site)] = (
+                f'{self._subject_start(subject_tx)}>{site_ref}<StudyEventData StudyEventOID="SE.{g}"',
+                f' TransactionType="{t}"><FormData FormOID="F.{g}" TransactionType="{t}">'
+                f'<ItemGroupData ItemGroupOID="IG.{g}" TransactionType="{t}"')
+        key = "" if kind == "register" else f' StudyEventRepeatKey="{repeat:d}"'
+        group = f">{items}</ItemGroupData>" if items else " />"
+        return f"{found[0]}{key}{found[1]}{group}</FormData></StudyEventData></SubjectData>"
 
     def items(self, values: dict[str, tuple[str, Any]], event: Any, reason: str | None) -> str:
         audit = self.audit_record(event, reason) if values else ""
@@ -189,9 +221,13 @@ class Transactions:
     def inserted(self, kind: str, repeat: int, record: Any, event: Any, reason: str | None,
                  subject_tx: str = "Context") -> str:
         """A record's repeat inserted with every value it holds (what :meth:`items` writes for Inserts)."""
-        values = [(oid, v) for oid, v in flatten(kind, record).items() if v is not None]
+        plan = _insert_plan(kind, record)
+        if plan is None:
+            values = [(_insert_start(oid), v) for oid, v in flatten(kind, record).items() if v is not None]
+        else:
+            values = [(start, v) for name, start in plan if (v := getattr(record, name)) is not None]
         audit = self.audit_record(event, reason) if values else ""
-        items = "".join(f'{_insert_start(oid)}{_value(v)}">{audit}</ItemData>' for oid, v in values)
+        items = "".join([f'{start}{_value(v)}">{audit}</ItemData>' for start, v in values])
         return self.container(kind, repeat, "Insert", items, subject_tx=subject_tx)
 
     def of(self, event: Any) -> str:
@@ -294,8 +330,10 @@ def write_odm(app: Any, out: IO[str], as_of: datetime | None = None, now: dateti
     now = now or datetime.now(UTC)
     trial = app.protocol.trial
     seen = Seen()
-    with tempfile.SpooledTemporaryFile(max_size=64 * 1024 * 1024, mode="w+", encoding="utf-8") as clinical:
-        count = _clinical(app, seen, as_of, snapshot, clinical)
+    parts: list[IO[bytes]] = []
+    with tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES, mode="w+b") as clinical, ExitStack() as stack:
+        stack.callback(lambda: [part.close() for part in parts])
+        count = _clinical(app, seen, as_of, snapshot, clinical, parts)
         book = RoleBook(app, as_of)
         users = {name: book.roles_at(name) for name in seen.users | book.users()}
         root = _el(None, "ODM", xmlns=NS, FileType="Snapshot" if snapshot else "Transactional",
@@ -308,8 +346,8 @@ def write_odm(app: Any, out: IO[str], as_of: datetime | None = None, now: dateti
         out.write(ET.tostring(study(trial, app.protocol.version), encoding="unicode") + "\n")
         out.write(ET.tostring(admin_data(trial, users, seen.sites, now.date()), encoding="unicode") + "\n")
         out.write(f'<ClinicalData StudyOID="ST.{trial}" MetaDataVersionOID="{MDV_OID}">\n')
-        clinical.seek(0)
-        shutil.copyfileobj(clinical, out)
+        for part in (clinical, *parts):
+            _append(out, part)
         out.write("</ClinicalData>\n</ODM>\n")
     return count
 
@@ -319,23 +357,57 @@ def write_odm(app: Any, out: IO[str], as_of: datetime | None = None, now: dateti
 PARALLEL_MIN_EVENTS = 100_000  # below this a second process costs more (its start-up) than it saves
 
 
-def _lines(app: Any, seen: Seen, as_of: datetime | None, snapshot: bool, subjects: list[str], out: IO[str]) -> int:
-    """Write each SubjectData of ``subjects`` to ``out``, one a line; returns how many."""
+def _lines(app: Any, seen: Seen, as_of: datetime | None, snapshot: bool, subjects: list[str], out: IO[bytes]) -> int:
+    """Write each SubjectData of ``subjects`` to ``out`` (UTF-8), one a line; returns how many."""
     count, lines = 0, []
     for element in subject_data(app, seen, as_of, snapshot, subjects):
         lines.append(element)
         count += 1
-        if len(lines) >= 1000:  # one write per thousand (each write of the spooled file costs Python calls)
-            out.write("\n".join(lines) + "\n")
+        if len(lines) >= 1000:  # one write per thousand (each write costs Python calls)
+            lines.append("")
+            out.write("\n".join(lines).encode("utf-8"))
             lines.clear()
-    out.write("".join(line + "\n" for line in lines))
+    lines.append("")
+    out.write("\n".join(lines).encode("utf-8") if len(lines) > 1 else b"")
     return count
 
 
-def _clinical(app: Any, seen: Seen, as_of: datetime | None, snapshot: bool, out: IO[str]) -> int:
+def _append(out: IO[str], part: IO[bytes]) -> None:
+    """Copy ``part`` (UTF-8, from its start) to the text stream ``out``.
+
+    A file on disk to a UTF-8 file or pipe: by the kernel (``sendfile``), so a gigabyte-sized export
+    is neither read into Python, decoded, encoded again, nor copied through user memory. Anything
+    else (a string buffer, another encoding, an in-memory spooled part): decoded and written.
+    """
+    part.flush()
+    part.seek(0)
+    source = target = None
+    if getattr(part, "_rolled", True) and codecs.lookup(getattr(out, "encoding", None) or "ascii").name == "utf-8":
+        try:
+            source, target = part.fileno(), out.fileno()
+        except (AttributeError, OSError, ValueError):  # io.UnsupportedOperation is an OSError and a ValueError
+            source = target = None
+    if source is not None and target is not None:
+        out.flush()
+        offset, size = 0, os.fstat(source).st_size
+        while offset < size:
+            sent = os.sendfile(target, source, offset, size - offset)
+            if sent == 0:
+                raise OSError(f"could not copy the ODM export's clinical data ({offset} of {size} bytes written)")
+            offset += sent
+        return
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    while chunk := part.read(1 << 22):
+        out.write(decoder.decode(chunk))
+    out.write(decoder.decode(b"", final=True))
+
+
+def _clinical(app: Any, seen: Seen, as_of: datetime | None, snapshot: bool, out: IO[bytes],
+              parts: list[IO[bytes]]) -> int:
     """ClinicalData's lines. A big store on disk, with two usable cores: the second half of the subjects
-    is written by a second process into a file of its own, appended after the first half, so the
-    file is the one process's file byte for byte (its users and sites joined to ``seen``)."""
+    is written by a second process into a file of its own (opened into ``parts``, to be appended after
+    ``out``), so the file is the one process's file byte for byte (its users and sites joined to
+    ``seen``)."""
     subjects = app.subjects()  # the acting user's sites: the worker is given the subjects, not the scope
     store = app.store
     on_disk = store.backend == "postgresql" or (store.backend == "sqlite" and store.sqlite_path is not None)
@@ -354,8 +426,7 @@ def _clinical(app: Any, seen: Seen, as_of: datetime | None, snapshot: bool, out:
         seen.users |= users
         for site, day in sites.items():
             seen.sites[site] = min(day, seen.sites.get(site, day))
-        with open(path, encoding="utf-8") as part:
-            shutil.copyfileobj(part, out)
+        parts.append(open(path, "rb"))  # noqa: SIM115 - closed by write_odm, once appended
         return count + more
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
@@ -375,6 +446,6 @@ def _start_worker(store: Any, protocol: Any, parent: int) -> None:
 def _worker_lines(subjects: list[str], as_of: datetime | None, snapshot: bool,
                   path: str) -> tuple[int, set[str], dict[str, date]]:
     seen = Seen()
-    with open(path, "w", encoding="utf-8") as out:
+    with open(path, "wb") as out:
         count = _lines(_WORKER["app"], seen, as_of, snapshot, subjects, out)
     return count, seen.users, seen.sites

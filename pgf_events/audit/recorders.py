@@ -25,6 +25,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any, NamedTuple
 from uuid import UUID, uuid5
 
@@ -106,7 +107,8 @@ class ChainWriter(ABC):
     def _insert_links(self, c: Any, links: list[LinkRow]) -> None: ...
 
     @abstractmethod
-    def _write_head(self, c: Any, link: LinkRow) -> None: ...
+    def _write_head(self, c: Any, link: LinkRow, times: tuple[datetime, datetime] | None = None) -> None:
+        """Move the head to ``link``; ``times``: the new events' (earliest, latest) recorded time, if known."""
 
     @abstractmethod
     def _has_links(self, c: Any) -> bool: ...
@@ -135,7 +137,8 @@ class ChainWriter(ABC):
 
     chain_scheme = "pgf-chain/1"
 
-    def _append_links(self, c: Any, ids: Sequence[int], stored_events: Sequence[StoredEvent]) -> None:
+    def _append_links(self, c: Any, ids: Sequence[int], stored_events: Sequence[StoredEvent],
+                      times: tuple[datetime, datetime] | None = None) -> None:
         """Link newly inserted events (same transaction, writers serialised by the caller's lock).
 
         Only the new events are linked: an event someone slipped in without a link stays unlinked,
@@ -172,7 +175,7 @@ class ChainWriter(ABC):
             digest = link_hash(digest, originator_id, s.originator_version, s.topic, s.state)
             links.append((notification_id, originator_id, s.originator_version, digest, False))
         self._insert_links(c, links)
-        self._write_head(c, links[-1])
+        self._write_head(c, links[-1], times)
 
     def _upgrade(self, c: Any, before: int | None = None) -> tuple[int, bytes]:
         """Link every stored event of a store that has no chain yet (one transaction, streamed).

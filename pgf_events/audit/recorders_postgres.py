@@ -7,8 +7,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import queue
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
@@ -195,7 +198,10 @@ class ChainedPostgresRecorder(PostgresReading, ChainWriter, PostgresApplicationR
                            "SELECT originator_id, originator_version, topic, state FROM pg_temp.pgf_bulk "
                            "ORDER BY seq").format(**self.q)
 
+                mover = _Mover(curs.connection, move)
+
                 def insert(stored_events: Sequence[StoredEvent]) -> None:
+                    mover.wait()  # the previous chunk is moved and its rows gone from the temporary table
                     if self.stream_sites:  # new patients' sites, for an encrypted store (pg_sites)
                         curs.execute("SELECT set_config(%s, %s, true)", (SITES_SETTING, json.dumps(self.stream_sites)))
                     # COPY (binary) into a temporary table, then one INSERT ... SELECT into the events table
@@ -206,10 +212,13 @@ class ChainedPostgresRecorder(PostgresReading, ChainWriter, PostgresApplicationR
                         copy.set_types(["uuid", "int8", "text", "bytea"])
                         for s in stored_events:
                             copy.write_row((s.originator_id, s.originator_version, s.topic, s.state))
-                    curs.execute(move)
-                    curs.execute("TRUNCATE pg_temp.pgf_bulk")
+                    mover.start()  # the server moves (and notarises) them while the import checks the next lines
 
-                yield insert
+                try:
+                    yield insert
+                    mover.wait()
+                finally:
+                    mover.close()
         except (ProgrammingError, IntegrityError, PersistenceError) as e:
             text = str(e)
             if "pgf: " in text:
@@ -301,7 +310,7 @@ class ChainedPostgresRecorder(PostgresReading, ChainWriter, PostgresApplicationR
             [(p, UUID(bytes=o), v, h, b) for p, o, v, h, b in links],
         )
 
-    def _write_head(self, c: Any, link: LinkRow) -> None:
+    def _write_head(self, c: Any, link: LinkRow, times: tuple[datetime, datetime] | None = None) -> None:
         c.execute(
             SQL(
                 "INSERT INTO {schema}.{head} (id, position, hash, originator_id, originator_version) "
@@ -312,3 +321,46 @@ class ChainedPostgresRecorder(PostgresReading, ChainWriter, PostgresApplicationR
             (link[0], link[3], UUID(bytes=link[1]), link[2]),
         )
 
+
+
+class _Mover:
+    """Runs a bulk import's ``INSERT ... SELECT`` of each copied chunk (and empties the temporary table)
+    on a thread of its own: the database inserts, stamps and chains the rows (the notary trigger)
+    while the importing thread checks and encodes the lines after them. One chunk at a time, in
+    order, on the import's connection and transaction: ``wait`` before the next COPY; the mover's
+    failure is raised there (or at the end), and the transaction is then rolled back."""
+
+    def __init__(self, connection: Any, move: Any):
+        self._connection, self._move = connection, move
+        self._jobs: queue.Queue[bool] = queue.Queue()
+        self._done = threading.Event()
+        self._done.set()
+        self._failure: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="pgf-bulk-mover", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        with self._connection.cursor() as cursor:
+            while self._jobs.get():
+                try:
+                    if self._failure is None:
+                        cursor.execute(self._move)
+                        cursor.execute("TRUNCATE pg_temp.pgf_bulk")
+                except BaseException as e:  # noqa: BLE001 - raised in the importing thread
+                    self._failure = e
+                finally:
+                    self._done.set()
+
+    def start(self) -> None:
+        self._done.clear()
+        self._jobs.put(True)
+
+    def wait(self) -> None:
+        self._done.wait()
+        if self._failure is not None:
+            raise self._failure
+
+    def close(self) -> None:
+        self._done.wait()
+        self._jobs.put(False)
+        self._thread.join()

@@ -12,11 +12,12 @@ writer's connection controls). Whoever can write the file can still drop the tri
 from __future__ import annotations
 
 import sqlite3
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 from uuid import UUID
 
 from eventsourcing.persistence import StoredEvent
@@ -42,6 +43,15 @@ from pgf_events.store import is_locked, locked_text
 # That much is concurrency; a time earlier than the last event's by more than this window means the
 # clock was set back (or faked): refused.
 RACE_WINDOW = timedelta(seconds=60)
+
+
+class _Row(NamedTuple):
+    """A row to insert, as :meth:`ChainedSQLiteRecorder._append_links` reads a stored event."""
+
+    originator_id: str
+    originator_version: int
+    topic: str
+    state: bytes
 
 
 def _now() -> str:
@@ -131,11 +141,19 @@ class ChainedSQLiteRecorder(ChainWriter, SQLiteApplicationRecorder):
     def _insert_events(self, c: Any, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Sequence[int] | None:
         if not stored_events:
             return []
+        return self._insert_rows(c, [(s.originator_id.hex if isinstance(s.originator_id, UUID) else s.originator_id,
+                                      s.originator_version, s.topic, s.state) for s in stored_events],
+                                 self.pending_times)
+
+    def _insert_rows(self, c: Any, params: Sequence[tuple[str, int, str, bytes]],
+                     times: tuple[datetime, datetime] | None) -> Sequence[int]:
+        """Insert and link events given as (stream id in hex, version, topic, state); ``times``: their
+        (earliest, latest) recorded time, checked against the head's (see :meth:`_check_clock`)."""
+        if not params:
+            return []
         # The library inserts row by row to read each new rowid. Here the first INSERT takes the
         # write lock and gives the first rowid; the rest go in one executemany. Under the lock, with
         # rows never deleted (triggers), SQLite numbers them on from the largest rowid: checked below.
-        params = [(s.originator_id.hex if isinstance(s.originator_id, UUID) else s.originator_id,
-                   s.originator_version, s.topic, s.state) for s in stored_events]
         c.execute(self.insert_events_statement, params[0])
         first = c.lastrowid
         if len(params) > 1:
@@ -144,9 +162,12 @@ class ChainedSQLiteRecorder(ChainWriter, SQLiteApplicationRecorder):
         ids = list(range(first, first + len(params)))
         if c.fetchone()[0] != ids[-1]:  # never seen; read the ids back rather than guess
             ids = [self._rowid_of(c, p[0], p[1]) for p in params]
-        self._check_clock(c)
-        self._append_links(c, ids, stored_events)
+        self._check_clock(c, times)
+        self._append_links(c, ids, [_Row(*p) for p in params], times)  # type: ignore[misc] # read alike
         return ids
+
+    # Import a file with a second process writing (bulk_writer) when two cores are usable; tests set it.
+    bulk_writer_process: bool | None = None
 
     @contextmanager
     def bulk(self) -> Iterator[Callable[[Sequence[StoredEvent]], None] | None]:
@@ -154,9 +175,21 @@ class ChainedSQLiteRecorder(ChainWriter, SQLiteApplicationRecorder):
         single writers wait for the import rather than the other way round, and nothing the import
         read can change under it. Yields the insert (chained as :meth:`_insert_events`), or None for
         an in-memory store (its readers would wait for this writer): then the caller saves as usual.
-        Commits when the block ends, rolls back if it raises."""
+        Commits when the block ends, rolls back if it raises. With two usable cores a writer process
+        (:mod:`pgf_events.audit.bulk_writer`) holds that transaction and writes while the import goes on."""
         if self.datastore.pool.is_sqlite_memory_mode:
             yield None
+            return
+        path = self.file_path()
+        process = self.bulk_writer_process
+        if process is None:
+            from pgf_events.gc_tuning import usable_cpus  # noqa: PLC0415
+
+            # and only from a process with no other thread (a fork copies none of them, nor what they hold)
+            process = usable_cpus() > 1 and threading.active_count() == 1
+        if process and path is not None:
+            with self._bulk_in_writer(path) as insert:
+                yield insert
             return
         with self.datastore.get_connection(commit=True) as conn:
             cursor = conn.cursor()
@@ -166,10 +199,8 @@ class ChainedSQLiteRecorder(ChainWriter, SQLiteApplicationRecorder):
                 cursor.sqlite_cursor.close()
                 if not is_locked(e):
                     raise
-                path = self.file_path()
-                raise StoreError(locked_text(f"sqlite:///{path}" if path else "(in memory)",
-                                             Path(path) if path else None, self.datastore.pool.lock_timeout)
-                                 + "; nothing was written") from None
+                raise self._locked() from None
+
             def insert(events: Sequence[StoredEvent]) -> None:
                 self._insert_events(cursor, events)
 
@@ -183,11 +214,39 @@ class ChainedSQLiteRecorder(ChainWriter, SQLiteApplicationRecorder):
             finally:
                 cursor.sqlite_cursor.close()
 
-    def _check_clock(self, c: Any) -> None:
+    @contextmanager
+    def _bulk_in_writer(self, path: str) -> Iterator[Callable[[Sequence[StoredEvent]], None]]:
+        from pgf_events.audit.bulk_writer import Locked, WriterProcess  # noqa: PLC0415
+
+        timeout = self.datastore.pool.lock_timeout or 5.0
+        try:
+            writer = WriterProcess(self._insert_rows, path, timeout)
+        except Locked:
+            raise self._locked() from None
+
+        def insert(events: Sequence[StoredEvent]) -> None:
+            if events:
+                writer.put([(s.originator_id.hex if isinstance(s.originator_id, UUID) else s.originator_id,
+                             s.originator_version, s.topic, s.state) for s in events], self.pending_times)
+
+        try:
+            yield insert
+        except BaseException:
+            writer.abandon()
+            raise
+        writer.commit()
+
+    def _locked(self) -> StoreError:
+        path = self.file_path()
+        return StoreError(locked_text(f"sqlite:///{path}" if path else "(in memory)",
+                                      Path(path) if path else None, self.datastore.pool.lock_timeout)
+                          + "; nothing was written")
+
+    def _check_clock(self, c: Any, times: tuple[datetime, datetime] | None) -> None:
         """Under the write lock: no recorded time earlier than the last event's (see TrialConduct.check_clock)."""
-        if self.pending_times is None:
+        if times is None:
             return
-        earliest, _ = self.pending_times
+        earliest, _ = times
         c.execute(f"SELECT recorded_at FROM {HEAD_TABLE} WHERE id = 1")
         row = c.fetchone()
         last = datetime.fromisoformat(row[0]) if row and row[0] else None
@@ -236,9 +295,9 @@ class ChainedSQLiteRecorder(ChainWriter, SQLiteApplicationRecorder):
             [(p, hexes[o] if o in hexes else hexes.setdefault(o, o.hex()), v, h, int(b)) for p, o, v, h, b in links],
         )
 
-    def _write_head(self, c: Any, link: LinkRow) -> None:
+    def _write_head(self, c: Any, link: LinkRow, times: tuple[datetime, datetime] | None = None) -> None:
         params = (link[0], link[3], link[1].hex(), link[2])
-        latest = self.pending_times[1].isoformat() if self.pending_times else None
+        latest = times[1].isoformat() if times else None
         c.execute(f"UPDATE {HEAD_TABLE} SET position = ?, hash = ?, originator_id = ?, originator_version = ?, "
                   "recorded_at = max(coalesce(?, ''), coalesce(recorded_at, '')) WHERE id = 1", (*params, latest))
         if c.sqlite_cursor.rowcount == 0:  # only ever when 'pgf db upgrade' chains an old store
@@ -290,11 +349,6 @@ class ChainedSQLiteRecorder(ChainWriter, SQLiteApplicationRecorder):
 
         with self.datastore.transaction(commit=False) as c:
             return check_segment(c.sqlite_cursor, self.events_table_name, CHAIN_TABLE, after, stop, marks)
-
-    def link_count(self, stop: int) -> int:
-        with self.datastore.transaction(commit=False) as c:
-            c.execute(f"SELECT COUNT(*) FROM {CHAIN_TABLE} WHERE position <= ?", (stop,))
-            return int(c.fetchone()[0])
 
     # --- reading, for projection replays (pgf_events.projections.replay)
     def stream_heads(self, after: int, stop: int) -> list[tuple[UUID, int, int, int]]:

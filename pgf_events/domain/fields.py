@@ -166,7 +166,9 @@ def _keep_as_entered(raw: dict[str, Any], name: str, unit: str) -> None:
     key = f"{name}_as_entered"
     if name in raw and key not in raw:
         value = raw[name]
-        text = value.strip() if isinstance(value, str) else f"{value:g}" if isinstance(value, (int, float)) else None
+        # An integer too large for a float is left for parse_number to refuse (f"{value:g}" would overflow).
+        number = isinstance(value, (int, float)) and not (isinstance(value, int) and abs(value) > p.MAX_MAGNITUDE)
+        text = value.strip() if isinstance(value, str) else f"{value:g}" if number else None
         if text:
             raw[key] = f"{text} {unit}"
 

@@ -58,7 +58,12 @@ def key_id(key: str) -> UUID:
 
 def canonical(obj: Any) -> str:
     """One text per meaning: sorted keys, no insignificant whitespace, dates as ISO text."""
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+    return _CANONICAL(obj)
+
+
+# json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str), the encoder
+# made once (json.dumps makes one per call with these options; an import digests every line)
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str).encode
 
 
 def fingerprint(obj: Any) -> str:

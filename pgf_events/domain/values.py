@@ -8,6 +8,7 @@ enters it (:mod:`pgf_events.domain.fields`); the record-kind registry
 from __future__ import annotations
 
 import datetime as dt
+import math
 from collections.abc import Mapping
 from datetime import date, datetime, time, timedelta, timezone
 from typing import Any, ClassVar
@@ -177,6 +178,14 @@ class LabPanel(Record):
     def _normalise(cls, raw: dict[str, Any]) -> dict[str, Any]:
         return convert_units(dict(raw))
 
+    @classmethod
+    def from_input(cls, raw: Mapping[str, Any]) -> Record:
+        """:meth:`Record.from_input`, straight-line for the usual line of a lab migration (a date and
+        counts as JSON numbers, no units): the same values reach the same constructor (whose
+        validators check the ranges), and anything else takes the general path."""
+        values = _plain_lab(raw)
+        return cls(**values) if values is not None else super().from_input(raw)
+
     def corrected(self, changes: Mapping[str, Any]) -> tuple[Record, dict[str, Any]]:
         """A corrected value is entered anew: its as-entered text follows it (unless given itself)."""
         base = self
@@ -189,6 +198,45 @@ class LabPanel(Record):
     def __attrs_post_init__(self) -> None:
         if self.anc is None and self.plt is None and self.hb is None and self.wbc is None and self.bilirubin is None:
             raise ValidationError("a lab record needs at least one value (--anc, --plt, --hb, --wbc or --bilirubin)")
+
+
+_PLAIN_COUNTS = frozenset(("anc", "plt", "hb", "wbc"))
+
+
+def _plain_lab(raw: Mapping[str, Any]) -> dict[str, Any] | None:
+    """What :meth:`Record.from_input` passes to ``LabPanel(...)`` for a date given as text and counts
+    given as JSON numbers (no unit, no bilirubin, nothing as entered), or None for any other input.
+
+    The general path's steps for such input: values left out (None) are dropped; the date is parsed
+    (its errors are the general path's, as it parses the date first); a number becomes a float
+    (``parse_number``: finite, at most ``MAX_MAGNITUDE``); hb, in g/L by default, keeps its text as
+    entered (``_keep_as_entered``: ``f"{value:g} g/L"``) and refuses 2 <= hb < 20 (taken as g/dL: the
+    general path gives that message); every range is checked by the constructor's validators."""
+    day = raw.get("date")
+    if type(day) is not str:
+        return None
+    values: dict[str, Any] = {}
+    for name, value in raw.items():
+        if value is None or name == "date":
+            continue
+        kind = type(value)
+        if name not in _PLAIN_COUNTS or (kind is not float and kind is not int):
+            return None
+        if abs(value) > p.MAX_MAGNITUDE:  # before float(): a JSON integer may have hundreds of digits
+            return None
+        number = float(value)
+        if not math.isfinite(number):
+            return None
+        values[name] = number
+    if not values:
+        return None
+    hb = values.get("hb")
+    if hb is not None:
+        if 2 <= hb < 20:
+            return None
+        values["hb_as_entered"] = f"{raw['hb']:g} g/L"
+    values["date"] = p.parse_date(day, "date")
+    return values
 
 
 @attrs.frozen

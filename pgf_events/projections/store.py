@@ -51,6 +51,7 @@ from pgf_events.gc_tuning import fewer_collections
 from pgf_events.log import notifications
 from pgf_events.projections import replay
 from pgf_events.projections.derive import derive_patient, fold
+from pgf_events.projections.folds import FoldCache
 from pgf_events.projections.slices import PROJECTIONS, SLICE_KEYS, all_slices, collect_refs
 from pgf_events.projections.tables import (
     Codec,
@@ -69,6 +70,7 @@ from pgf_events.topics import PATIENT_TOPIC_PREFIX
 
 BATCH_SIZE = 500
 MAX_RETRIES = 50
+
 
 def projection_digest(params: Protocol) -> str:
     """What the stored rows depend on besides the log: the protocol, the derivation code, the row shape."""
@@ -89,7 +91,8 @@ class ProjectionStore:
         self.engine = engine_of(app)
         self._ready = False
         self.codec = Codec(app)
-        self._cache: dict[UUID, tuple[Patient, dict[int, datetime]]] = {}
+        shared = getattr(app, "projection_folds", None)  # a long-running process's, kept between commands
+        self._cache: FoldCache = shared if isinstance(shared, FoldCache) else FoldCache()
         # (projection, subject) -> the data this process last wrote; valid while no Conflict occurs,
         # because every write is guarded by the tracking position this process last set.
         self._written: dict[tuple[str, str], Any] = {}
@@ -179,16 +182,17 @@ class ProjectionStore:
     def _apply(self, batch: Sequence[Any], state: dict[str, dict[str, Any]]) -> None:
         new_position = batch[-1].id
         last: dict[UUID, tuple[int, Any]] = {}
+        folded: dict[UUID, tuple[Patient, dict[int, datetime]]] = {}
         for notification in batch:
             if not notification.topic.startswith(PATIENT_TOPIC_PREFIX):
                 continue  # import batches and the user directory derive nothing; the position still moves
             event = self.app.mapper.to_domain_event(notification)
-            self._advance(event)
+            folded[event.originator_id] = self._advance(event)
             last[event.originator_id] = (notification.id, event)
         derived: dict[UUID, dict[str, dict[str, Any]]] = {}
         subjects: dict[UUID, str] = {}
         for pid in last:
-            patient, recorded = self._cache[pid]
+            patient, recorded = folded[pid]
             derived[pid] = all_slices(derive_patient(patient, self.params, recorded).as_json())
             subjects[pid] = patient.subject
         written = self._commit(state, new_position, last, derived, subjects)
@@ -289,7 +293,7 @@ class ProjectionStore:
                              .values(**{c: sa.bindparam(c) for c in columns}), rows)
         insert_many(conn, changes, changed)
 
-    def _advance(self, event: Any) -> None:
+    def _advance(self, event: Any) -> tuple[Patient, dict[int, datetime]]:
         """Fold one event onto the cached patient (loading the stream prefix if the cache lacks it)."""
         pid, version = event.originator_id, event.originator_version
         cached = self._cache.get(pid)
@@ -299,9 +303,14 @@ class ProjectionStore:
             else:
                 cached = fold(self.app.events.get(pid, lte=version - 1))  # type: ignore[assignment]
         patient, recorded = cached  # type: ignore[misc]
-        patient = event.mutate(patient)
+        try:
+            patient = event.mutate(patient)
+        except BaseException:
+            self._cache.drop(pid)  # the fold may be half changed: never use it again
+            raise
         recorded[version] = event.timestamp
-        self._cache[pid] = (patient, recorded)
+        self._cache.put(pid, (patient, recorded))
+        return patient, recorded
 
     # ------------------------------------------------------------------ rebuilding
 

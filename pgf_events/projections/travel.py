@@ -7,8 +7,9 @@ No read model holds the past: every time-travel view folds and derives each pati
 report it lists). :func:`cohort_at` reads the log once, stream by stream (:mod:`.replay`), folds each
 patient to what was recorded by ``as_of``, and keeps, per patient, the slices of every projection
 (evaluated at ``cutoff``; patients who entered the trial after it are left out, as ``pgf report
---cutoff`` does) and the worklist inputs (:class:`~.worklist.WorklistInputs`, which do not depend on
-the cut-off), plus the open data queries as of then. The result is kept per application for the
+--cutoff`` does). :func:`known_at` keeps the worklist's part: each patient folded (not derived) into
+its :class:`~.worklist.WorklistInputs` (which do not depend on the cut-off), and the open data
+queries as of then. The result is kept per application for the
 log head, protocol, as-of and cut-off (the last :data:`KEPT`): a second page at the same time travel
 derives nothing, and any new event (a new head) makes a new one.
 """
@@ -51,20 +52,14 @@ class CohortAt:
     """Every patient as known ``as_of`` and evaluated at ``cutoff``."""
 
     slices: dict[str, list[dict[str, Any]]]  # projection -> slices of the patients registered by the cut-off
-    known: Known
-
-    @property
-    def inputs(self) -> list[WorklistInputs]:
-        return self.known.inputs
-
-    @property
-    def queries(self) -> dict[str, list[dict[str, Any]]]:
-        return self.known.queries
+    known: Known | None  # the worklist's part, if asked for
 
 
-def derive_cohort(app: Any, as_of: datetime | None, cutoff: date | None, *, slices: bool = True) -> CohortAt:
+def derive_cohort(app: Any, as_of: datetime | None, cutoff: date | None, *, slices: bool = True,
+                  known: bool = True) -> CohortAt:
     """Read the log once and derive every patient (see the module docstring); not cached. Without
-    ``slices`` only the worklist's part is made (each patient folded, not derived)."""
+    ``slices`` only the worklist's part is made (each patient folded, not derived); without ``known``
+    only the slices (``known`` is then None)."""
     until = as_of or FAR
     out: dict[str, list[dict[str, Any]]] = {name: [] for name in PROJECTIONS}
     inputs: list[WorklistInputs] = []
@@ -72,12 +67,13 @@ def derive_cohort(app: Any, as_of: datetime | None, cutoff: date | None, *, slic
     for chunk in replay.chunks(replay.stream_heads(app, 0, head)):
         for _, events in replay.iter_patient_streams(app, chunk):
             # The prefix recorded by then (as queries.fold_as_of: up to the first event recorded later).
-            known = events[:next((i for i, e in enumerate(events) if e.timestamp > until), len(events))]
-            if not known:
+            prefix = events[:next((i for i, e in enumerate(events) if e.timestamp > until), len(events))]
+            if not prefix:
                 continue
-            patient, recorded = fold(known)
+            patient, recorded = fold(prefix)
             assert patient is not None
-            inputs.append(WorklistInputs.of(patient, recorded, any(s["valid"] for s in signatures(known))))
+            if known:
+                inputs.append(WorklistInputs.of(patient, recorded, any(s["valid"] for s in signatures(prefix))))
             if slices and registered_by(patient, cutoff):
                 for name, data in all_slices(derive_patient(patient, app.protocol, recorded, cutoff=cutoff)
                                              .as_json()).items():
@@ -85,7 +81,7 @@ def derive_cohort(app: Any, as_of: datetime | None, cutoff: date | None, *, slic
     for rows in out.values():
         rows.sort(key=lambda s: s["subject"])
     return CohortAt(slices=out, known=Known(inputs=sorted(inputs, key=lambda i: i.subject),
-                                            queries=_queries_at(app, until, head)))
+                                            queries=_queries_at(app, until, head)) if known else None)
 
 
 def _queries_at(app: Any, until: datetime, head: int) -> dict[str, list[dict[str, Any]]]:
@@ -136,24 +132,16 @@ def _head_key(app: Any) -> tuple[Any, ...]:
 
 
 def cohort_at(app: Any, as_of: datetime | None, cutoff: date | None) -> CohortAt:
-    """:func:`derive_cohort`, kept per application for (log head, protocol, as-of, cut-off); its
-    worklist part is kept for :func:`known_at` too."""
-    head = _head_key(app)
-
-    def make() -> CohortAt:
-        cohort = derive_cohort(app, as_of, cutoff)
-        with _LOCK:
-            _KEPT[app][(*head, "known", as_of)] = cohort.known
-        return cohort
-
-    return _kept(app, (*head, "cohort", as_of, cutoff), make)  # type: ignore[no-any-return]
+    """Every projection's slices (:func:`derive_cohort` without the worklist's part), kept per
+    application for (log head, protocol, as-of, cut-off)."""
+    return _kept(app, (*_head_key(app), "cohort", as_of, cutoff),  # type: ignore[no-any-return]
+                 lambda: derive_cohort(app, as_of, cutoff, known=False))
 
 
 def known_at(app: Any, as_of: datetime | None) -> Known:
-    """The worklist's part of the cohort as known ``as_of`` (from a cohort derived at this head, or
-    folded alone: no derivation), kept like :func:`cohort_at`."""
-    head = _head_key(app)
-    return _kept(app, (*head, "known", as_of),  # type: ignore[no-any-return]
+    """The worklist's part as known ``as_of`` (each patient folded, not derived), kept like
+    :func:`cohort_at`."""
+    return _kept(app, (*_head_key(app), "known", as_of),  # type: ignore[no-any-return]
                  lambda: derive_cohort(app, as_of, None, slices=False).known)
 
 

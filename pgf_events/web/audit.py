@@ -136,7 +136,7 @@ def _findings(app: Any, page: Page, wanted: tuple[str, ...]) -> tuple[Sequence[d
         if found is not None:
             TRAVEL.move_to_end(key)
             return found["exceptions"], found["deviations"]
-    found = _travelled(app, when.as_of, when.cutoff, wanted)
+    found = _travelled(app, when.as_of, when.cutoff, wanted, store)
     with _TRAVEL_LOCK:
         TRAVEL[key] = found
         while len(TRAVEL) > TRAVEL_SIZE:
@@ -144,14 +144,19 @@ def _findings(app: Any, page: Page, wanted: tuple[str, ...]) -> tuple[Sequence[d
     return found["exceptions"], found["deviations"]
 
 
-def _travelled(app: Any, as_of: datetime, cutoff: date | None, wanted: tuple[str, ...]) -> dict[str, Any]:
-    """``exception_rows(app, as_of, wanted)`` and ``deviation_report(app, as_of, cutoff)["rows"]``, the
-    patients' streams read once for both."""
+def _travelled(app: Any, as_of: datetime, cutoff: date | None, wanted: tuple[str, ...],
+               store: Any = None) -> dict[str, Any]:
+    """``exception_rows(app, as_of, wanted)`` and ``deviation_report(app, as_of, cutoff)["rows"]``: the
+    exceptions from the audit model's rows recorded by then when there are read models (else from the
+    streams), the deviations from the streams as of then (read once for both)."""
     found, deviations = [], []
     for subject, events in patient_streams(app, as_of):
-        found.append(patient_exceptions(subject, events, app.protocol))
+        if store is None:
+            found.append(patient_exceptions(subject, events, app.protocol))
         deviations += patient_deviations(subject, events, app.protocol, now=as_of)
-    return {"exceptions": merge_exceptions(found, wanted),
+    exceptions: Sequence[dict[str, Any]] = merge_exceptions(found, wanted) if store is None else \
+        model_of(store).exceptions_as_of(app.in_scope, app.clock(), as_of, wanted)
+    return {"exceptions": exceptions,
             "deviations": deviation_report(app, as_of=as_of, cutoff=cutoff, every=deviations)["rows"]}
 
 

@@ -1,6 +1,8 @@
 """The bulk import (:mod:`pgf_events.bulk`) against the unit of work, on random files of valid and
 invalid lines: the same lines accepted, the same errors, and, when the file is accepted, the same
 stored bytes: every event row (stream, version, topic, payload, in log order) and every chain link.
+The bulk path runs both ways it can write: in the importing process, and with a writer process
+holding the transaction (:mod:`pgf_events.audit.bulk_writer`, used when two cores are usable).
 
 Both paths start from copies of one SQLite store (patients registered, enrolled, dead, with and
 without history) and run with the same clock and the same sequence of event timestamps.
@@ -21,6 +23,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from pgf_events.application import BatchRejected, Command, TrialConduct
+from pgf_events.audit.recorders_sqlite import ChainedSQLiteRecorder
 from pgf_events.bulk import Holding, import_stream
 from pgf_events.cli.batch import command_digest
 from pgf_events.domain.errors import PgfError
@@ -94,6 +97,16 @@ lines = st.one_of(st.lists(any_line, min_size=1, max_size=14),
                   st.lists(st.one_of(good, good, good, any_line), min_size=2, max_size=14))
 
 
+WRITERS = {"in process": False, "writer process": True}
+
+
+@pytest.fixture(params=list(WRITERS))
+def writer(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """How the bulk path writes (both are compared with the unit of work)."""
+    monkeypatch.setattr(ChainedSQLiteRecorder, "bulk_writer_process", WRITERS[request.param])
+    return str(request.param)
+
+
 def _run(app: TrialConduct, commands: list[Command], bulk: bool) -> Any:
     digest = command_digest(commands)
     try:
@@ -127,7 +140,7 @@ def base(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(commands=lines)
-def test_bulk_import_is_the_unit_of_work(commands: list[Command], base: Path, tmp_path: Path,
+def test_bulk_import_is_the_unit_of_work(commands: list[Command], base: Path, tmp_path: Path, writer: str,
                                          monkeypatch: pytest.MonkeyPatch) -> None:
     commands = [Command(c.action, subject=c.subject, kind=c.kind, fields=c.fields, ref=c.ref, reason=c.reason,
                         source=c.source, line=n, deviation=c.deviation, key=c.key)
@@ -150,7 +163,7 @@ def test_bulk_import_is_the_unit_of_work(commands: list[Command], base: Path, tm
         assert stores[0] == _rows(base)  # nothing written
 
 
-def test_a_lab_file_is_written_in_chunks_identically(base: Path, tmp_path: Path,
+def test_a_lab_file_is_written_in_chunks_identically(base: Path, tmp_path: Path, writer: str,
                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     """More lines than a chunk, patients interleaved, implausible values raising queries: the same bytes."""
     commands = [Command("record", subject=f"S{1 + n % 3}", kind="lab", line=n + 1,
@@ -167,3 +180,20 @@ def test_a_lab_file_is_written_in_chunks_identically(base: Path, tmp_path: Path,
         stores.append(_rows(path))
     assert stores[0] == stores[1]
     assert len(stores[0][0]) > 4500
+
+
+def test_a_failure_in_the_writer_is_the_import_s_error_and_nothing_is_written(
+        base: Path, tmp_path: Path, writer: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The store refuses a chunk (here: event times earlier than the last recorded one, a clock set
+    back): the import fails with the store's own message, whichever process wrote, and the
+    transaction is rolled back (the chunks before it too)."""
+    commands = [Command("record", subject="S1", kind="lab", line=n + 1, fields={"date": "2025-03-01", "anc": 1.1})
+                for n in range(4500)]
+    path = tmp_path / "clock.db"
+    shutil.copy(base, path)
+    _ticks(monkeypatch, datetime.now(UTC) - timedelta(days=1))
+    app = TrialConduct(parse_url(f"sqlite:///{path}", cipher_key=""), clock=lambda: NOW)
+    outcome = _run(app, commands, bulk=True)
+    app.close()
+    assert outcome[0] == "error" and "earlier than the last recorded event" in outcome[2], outcome
+    assert _rows(path) == _rows(base)

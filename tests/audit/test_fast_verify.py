@@ -80,3 +80,25 @@ def test_a_tampered_log_gives_the_same_first_break_both_ways(store: tuple[str, T
     fast, precise = verify(reader), verify(Precise(reader))
     assert not fast.ok and _summary(fast) == _summary(precise)
     assert fast.broken.position == position and fast.broken.kind == "modified"  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("where", ["zero", "first", "second"])
+def test_a_link_without_its_event_gives_the_same_answer_both_ways(store: tuple[str, TrialConduct], where: str) -> None:
+    """Each segment counts the links of its range (links at positions below 1 go to the first): a stray
+    link makes them outnumber the events and the precise path names it."""
+    url, app = store
+    reader = chain_reader(app)
+    last = reader.max_position()
+    position = {"zero": 0, "first": last // 4, "second": 3 * last // 4}[where]
+    attacker = Attacker(url)
+    attacker.drop_triggers()
+    if position:
+        attacker.delete_event(position)  # its link stays: a link without an event, in the middle
+    else:
+        attacker.sql("INSERT INTO pgf_chain (position, originator_id, originator_version, hash) "
+                     "SELECT 0, originator_id, originator_version, hash FROM pgf_chain WHERE position = 1")
+    attacker.restore_triggers()  # (Precise does not look at triggers)
+    attacker.close()
+    fast, precise = verify(reader), verify(Precise(reader))
+    assert _summary(fast) == _summary(precise)
+    assert precise.ok == (where == "zero")  # the precise merge reads positions from 1: a link at 0 is not its concern

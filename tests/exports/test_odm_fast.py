@@ -6,8 +6,10 @@ on SQLite and PostgreSQL (the chained recorders read the streams in batches)."""
 from __future__ import annotations
 
 import io
+import os
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -112,3 +114,23 @@ def test_two_processes_write_what_one_writes(rich: TrialConduct, monkeypatch: py
     monkeypatch.setattr(odm, "ProcessPoolExecutor", lambda *a, **k: started.append(1) or pool(*a, **k))
     assert [_write(rich), _write(rich, snapshot=True)] == one
     assert len(started) == 2
+
+
+def test_a_file_gets_by_the_kernel_what_a_string_gets(rich: TrialConduct, monkeypatch: pytest.MonkeyPatch,
+                                                       tmp_path: Path) -> None:
+    """A big export is copied into the file by ``sendfile`` (its clinical data spooled to disk, the
+    worker's half in a file of its own): the same bytes as written to a string."""
+    from pgf_events.audit.files import atomic_text_file
+
+    monkeypatch.setattr(odm, "PARALLEL_MIN_EVENTS", 0)
+    monkeypatch.setattr(odm, "usable_cpus", lambda: 2)
+    monkeypatch.setattr(odm, "SPOOL_BYTES", 1)  # on disk from the first write
+    sent: list[int] = []
+    sendfile = os.sendfile
+    monkeypatch.setattr(os, "sendfile", lambda *a: sent.append(1) or sendfile(*a))
+    for kw in ({}, {"snapshot": True}):
+        path = tmp_path / "odm.xml"
+        with atomic_text_file(path) as out:
+            odm.write_odm(rich, out, now=NOW, **kw)
+        assert path.read_text(encoding="utf-8") == _write(rich, **kw)
+    assert len(sent) >= 4  # each export: the first half and the worker's

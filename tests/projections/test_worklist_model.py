@@ -16,7 +16,7 @@ import pytest
 import sqlalchemy as sa
 
 from pgf_events.application import TrialConduct
-from pgf_events.audit.exceptions import exception_rows
+from pgf_events.audit.exceptions import KINDS, exception_rows
 from pgf_events.audit.findings import AuditModel
 from pgf_events.cli._output import to_json
 from pgf_events.projections.deviations import deviation_rows
@@ -161,7 +161,10 @@ def test_time_travel_pages_read_what_the_streams_say(demo: Pgf, opened: Any) -> 
     demo.ok("query", "open", "S003#1", "--text", "birth date?")
     middle = app.clock()
     demo.ok("query", "open", "S004#1", "--text", "weight?")
-    for when in (TimeTravel(as_of=middle), TimeTravel(cutoff=date(2025, 3, 31)), TimeTravel(middle, date(2024, 9, 30))):
+    head = app.recorder.max_notification_id()
+    halfway = app.mapper.to_domain_event(app.recorder.select_notifications(start=head // 2, limit=1)[0]).timestamp
+    for when in (TimeTravel(as_of=middle), TimeTravel(cutoff=date(2025, 3, 31)), TimeTravel(middle, date(2024, 9, 30)),
+                 TimeTravel(as_of=halfway)):  # half the log recorded: half the rows
         day, at = planning_day(when, app.clock())
         expected: list[dict[str, Any]] = []
         for subject in app.subjects():  # the way the page read it before the shared cohort
@@ -173,8 +176,10 @@ def test_time_travel_pages_read_what_the_streams_say(demo: Pgf, opened: Any) -> 
                                      recorded, signed)
         assert worklist_items(app, when) == (day, sort_items(expected)), when
         if when.as_of is not None:
-            found = _travelled(app, when.as_of, when.cutoff, ("late_entry", "new_user_at_site"))
-            assert found["exceptions"] == exception_rows(app, when.as_of, ("late_entry", "new_user_at_site"))
             from pgf_events.projections.deviations import deviation_report
-            assert found["deviations"] == deviation_report(app, as_of=when.as_of, cutoff=when.cutoff)["rows"]
-    assert known_at(app, middle) == cohort_at(app, middle, None).known
+            for kinds in (("late_entry", "new_user_at_site"), KINDS):
+                for store in (None, opened[1]):  # from the streams, and from the audit model's kept rows
+                    found = _travelled(app, when.as_of, when.cutoff, kinds, store)
+                    assert list(found["exceptions"]) == exception_rows(app, when.as_of, kinds), (kinds, store)
+                    assert found["deviations"] == deviation_report(app, as_of=when.as_of, cutoff=when.cutoff)["rows"]
+    assert known_at(app, middle) == derive_cohort(app, middle, date(2024, 9, 30)).known  # the cut-off does not matter

@@ -97,9 +97,9 @@ class EditFacts:
             self.labs += _lab_findings(ref, record)
         elif isinstance(record, vo.AdverseEvent):
             self.aes += _ae_findings(ref, record)
-        for _, day in record.clinical_dates():
-            if self.latest is None or day > self.latest:
-                self.latest = day
+        day = record.latest_clinical_day()  # the latest of record.clinical_dates(), without the list
+        if day is not None and (self.latest is None or day > self.latest):
+            self.latest = day
 
     def findings(self, params: Protocol) -> list[Finding]:
         return [*self.labs, *self.aes, *self._missed_doses(params)]

@@ -96,7 +96,8 @@ def check_entry(prior: Prior, new: Item, params: Protocol, latest: date) -> list
     """Everything wrong with entering ``new`` after ``prior`` (``latest``: the last date not in the future)."""
     record = new.record
     out: list[Finding] = []
-    for name, day in record.dates():
+    dates = record.dates()
+    for name, day in dates:
         if day > latest:
             out.append(Finding("future_date", True, new.ref, day, f"{_opt(name)} {day} is in the future",
                                invalid_value=True))
@@ -105,7 +106,7 @@ def check_entry(prior: Prior, new: Item, params: Protocol, latest: date) -> list
     registration = prior.first("register")
     birth = registration.record.birth_date if registration is not None else None
     if birth is not None:
-        for name, day in record.dates():
+        for name, day in dates:
             if day < birth:
                 out.append(Finding("before_birth", True, new.ref, day,
                                    f"{_opt(name)} {day} is before the birth date {birth}",
