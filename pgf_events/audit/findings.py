@@ -16,7 +16,6 @@ Now only: time travel (``as_of``) reads the log as the commands do.
 from __future__ import annotations
 
 import threading
-import weakref
 from bisect import bisect_right
 from collections import Counter
 from collections.abc import Callable
@@ -32,7 +31,7 @@ from pgf_events.domain.patient import Patient
 from pgf_events.log import notifications
 from pgf_events.projections import replay
 from pgf_events.projections.deviations import patient_deviations
-from pgf_events.projections.store import ProjectionStore
+from pgf_events.projections.store import PerStore, ProjectionStore
 from pgf_events.topics import topic_of
 
 
@@ -124,14 +123,4 @@ class AuditModel:
             return Merged(found, kinds)
 
 
-_MODELS: weakref.WeakKeyDictionary[ProjectionStore, AuditModel] = weakref.WeakKeyDictionary()
-_REGISTRY_LOCK = threading.Lock()
-
-
-def model_of(store: ProjectionStore) -> AuditModel:
-    """The one audit model of ``store`` in this process (made on first use; goes with the store)."""
-    with _REGISTRY_LOCK:
-        found = _MODELS.get(store)
-        if found is None:
-            found = _MODELS[store] = AuditModel(store)
-        return found
+model_of: PerStore[AuditModel] = PerStore(AuditModel)  # the one audit model of a store in this process

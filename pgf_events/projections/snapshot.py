@@ -11,12 +11,11 @@ again. The rows are exactly :meth:`ProjectionStore.rows` (the tests compare them
 from __future__ import annotations
 
 import threading
-import weakref
 from typing import Any
 
 import sqlalchemy as sa
 
-from pgf_events.projections.store import ProjectionStore
+from pgf_events.projections.store import PerStore, ProjectionStore
 from pgf_events.projections.tables import views
 
 
@@ -54,14 +53,4 @@ class Snapshot:
             return sorted((row for _, row in mine.values()), key=lambda r: r.get("subject", ""))
 
 
-_SNAPSHOTS: weakref.WeakKeyDictionary[ProjectionStore, Snapshot] = weakref.WeakKeyDictionary()
-_REGISTRY_LOCK = threading.Lock()
-
-
-def snapshot_of(store: ProjectionStore) -> Snapshot:
-    """The one snapshot of ``store`` in this process (made on first use; goes with the store)."""
-    with _REGISTRY_LOCK:
-        found = _SNAPSHOTS.get(store)
-        if found is None:
-            found = _SNAPSHOTS[store] = Snapshot(store)
-        return found
+snapshot_of: PerStore[Snapshot] = PerStore(Snapshot)  # the one snapshot of a store in this process

@@ -30,7 +30,6 @@ import hashlib
 import inspect
 import json
 import threading
-import weakref
 from collections.abc import Collection, Iterable
 from datetime import date, datetime
 from typing import Any
@@ -43,7 +42,7 @@ from pgf_events.projections import replay, worklist
 from pgf_events.projections.derive import fold
 from pgf_events.projections.query_feed import TOPICS as QUERY_TOPICS
 from pgf_events.projections.signatures import signatures
-from pgf_events.projections.store import ProjectionStore
+from pgf_events.projections.store import PerStore, ProjectionStore
 from pgf_events.projections.tables import Conflict, tracking, worklist_metadata, worklist_rows
 from pgf_events.projections.worklist import WorklistInputs, items_of
 from pgf_events.topics import PATIENT_TOPIC_PREFIX
@@ -299,14 +298,4 @@ class WorklistModel:
         return found[1]
 
 
-_MODELS: weakref.WeakKeyDictionary[ProjectionStore, WorklistModel] = weakref.WeakKeyDictionary()
-_REGISTRY_LOCK = threading.Lock()
-
-
-def model_of(store: ProjectionStore) -> WorklistModel:
-    """The one worklist model of ``store`` in this process (made on first use; goes with the store)."""
-    with _REGISTRY_LOCK:
-        found = _MODELS.get(store)
-        if found is None:
-            found = _MODELS[store] = WorklistModel(store)
-        return found
+model_of: PerStore[WorklistModel] = PerStore(WorklistModel)  # the one worklist model of a store in this process
