@@ -31,7 +31,8 @@ from pgf_events.domain.patient import Patient
 from pgf_events.log import notifications
 from pgf_events.projections import replay
 from pgf_events.projections.deviations import patient_deviations
-from pgf_events.projections.store import PerStore, ProjectionStore
+from pgf_events.projections.per_store import PerStore
+from pgf_events.projections.store import ProjectionStore
 from pgf_events.topics import topic_of
 
 

@@ -59,26 +59,6 @@ def xml_text(value: Any) -> str:
     return _NOT_XML.sub("\ufffd", str(value))
 
 
-def _attr(value: Any) -> str:
-    """An attribute value exactly as ``_el`` + ``ElementTree.tostring`` write it."""
-    text = xml_text(value)
-    if "&" in text:
-        text = text.replace("&", "&amp;")
-    if "<" in text:
-        text = text.replace("<", "&lt;")
-    if ">" in text:
-        text = text.replace(">", "&gt;")
-    if '"' in text:
-        text = text.replace('"', "&quot;")
-    if "\r" in text:
-        text = text.replace("\r", "&#13;")
-    if "\n" in text:
-        text = text.replace("\n", "&#10;")
-    if "\t" in text:
-        text = text.replace("\t", "&#09;")
-    return text
-
-
 def _text(value: Any) -> str:
     """Element text exactly as ``_el`` + ``ElementTree.tostring`` write it."""
     text = xml_text(value)
@@ -89,6 +69,19 @@ def _text(value: Any) -> str:
     if ">" in text:
         text = text.replace(">", "&gt;")
     return text
+
+
+def _attr(value: Any) -> str:
+    """An attribute value exactly as ``_el`` + ``ElementTree.tostring`` write it: escaped as text, then
+    the quote and the whitespace characters an attribute would lose."""
+    text = _text(value)
+    for raw, escaped in _ATTR_ONLY:
+        if raw in text:
+            text = text.replace(raw, escaped)
+    return text
+
+
+_ATTR_ONLY = (('"', "&quot;"), ("\r", "&#13;"), ("\n", "&#10;"), ("\t", "&#09;"))
 
 
 def _el(parent: ET.Element | None, tag: str, text: str | None = None, **attributes: Any) -> ET.Element:

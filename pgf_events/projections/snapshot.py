@@ -15,7 +15,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from pgf_events.projections.store import PerStore, ProjectionStore
+from pgf_events.projections.per_store import PerStore
+from pgf_events.projections.store import ProjectionStore
 from pgf_events.projections.tables import views
 
 

@@ -33,13 +33,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import threading
 import time
-import weakref
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
-from typing import Any, Generic, TypeVar
+from typing import Any
 from uuid import UUID
 
 import sqlalchemy as sa
@@ -402,23 +400,3 @@ class ProjectionStore:
     def _pending(self, position: int) -> int:
         return sum(1 for _ in notifications(self.app.recorder, start=position + 1))
 
-
-_T = TypeVar("_T")
-
-
-class PerStore(Generic[_T]):
-    """One ``make(store)`` per :class:`ProjectionStore` in this process, made on first use and gone
-    with the store: the in-memory models a server keeps beside a store's read models (the snapshot
-    of its rows, the worklist's and the audit page's models)."""
-
-    def __init__(self, make: Callable[[ProjectionStore], _T]):
-        self._make = make
-        self._made: weakref.WeakKeyDictionary[ProjectionStore, _T] = weakref.WeakKeyDictionary()
-        self._lock = threading.Lock()
-
-    def __call__(self, store: ProjectionStore) -> _T:
-        with self._lock:
-            found = self._made.get(store)
-            if found is None:
-                found = self._made[store] = self._make(store)
-            return found

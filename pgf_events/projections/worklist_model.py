@@ -40,9 +40,10 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from pgf_events.projections import replay, worklist
 from pgf_events.projections.derive import fold
+from pgf_events.projections.per_store import PerStore
 from pgf_events.projections.query_feed import TOPICS as QUERY_TOPICS
 from pgf_events.projections.signatures import signatures
-from pgf_events.projections.store import PerStore, ProjectionStore
+from pgf_events.projections.store import ProjectionStore
 from pgf_events.projections.tables import Conflict, tracking, worklist_metadata, worklist_rows
 from pgf_events.projections.worklist import WorklistInputs, items_of
 from pgf_events.topics import PATIENT_TOPIC_PREFIX
