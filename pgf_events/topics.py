@@ -22,6 +22,8 @@ from pgf_events.domain.users import UserDirectory
 
 # The prefix of every Patient topic: readers pick a patient's events out of the log by it.
 PATIENT_TOPIC_PREFIX = "pgf_events.domain.patient:"
+# The prefix of every Review topic (a patient's queries, SDV and freeze: domain/review.py).
+REVIEW_TOPIC_PREFIX = "pgf_events.domain.review:"
 
 STORED_TOPICS: dict[str, type] = {
     "pgf_events.domain.patient:Patient": Patient,

@@ -93,10 +93,10 @@ def verify(state: Any, checkpoint_text: str | None, deep: bool, fmt: str | None)
     failed = next((c for c in checked or [] if not c.ok), None)
     models = None
     if deep:
-        from pgf_events.cli.projections import open_store  # noqa: PLC0415
+        from pgf_events.cli.projections import open_store, stream_models  # noqa: PLC0415
         from pgf_events.projections.verify import verify_read_models  # noqa: PLC0415
 
-        models = verify_read_models(open_store(state), checked_by=state.acting_user())
+        models = verify_read_models(open_store(state), models=stream_models(), checked_by=state.acting_user())
         summary["read_models"] = models.as_json()
     if fmt == "json":
         emit_json(summary)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -11,7 +12,9 @@ from pgf_events.domain.errors import PgfError
 from pgf_events.projections.slices import PROJECTIONS
 
 if TYPE_CHECKING:
+    from pgf_events.projections.model_store import ModelKeeper
     from pgf_events.projections.store import ProjectionStore
+    from pgf_events.projections.stream_models import StreamModel
     from pgf_events.projections.verify import ReadModelCheck
 
 
@@ -25,6 +28,30 @@ def open_store(state: Any) -> ProjectionStore:
     store = ProjectionStore(state.app(must_exist=True), notify=lambda message: click.echo(message, err=True))
     click.get_current_context().call_on_close(store.close)
     return store
+
+
+# The stream models (projections/stream_models.py), by name: the module that registers each when
+# imported (a model of a layer above the projections, e.g. audit, is named here too).
+MODEL_MODULES: dict[str, str] = {"worklist": "pgf_events.projections.worklist_rows"}
+
+
+def stream_models(names: Sequence[str] = tuple(MODEL_MODULES)) -> list[StreamModel]:
+    """The stream models named (default: every one), their modules imported."""
+    import importlib  # noqa: PLC0415
+
+    from pgf_events.projections.stream_models import registered  # noqa: PLC0415
+
+    for name in names:
+        importlib.import_module(MODEL_MODULES[name])
+    return [m for m in registered() if m.name in names]
+
+
+def stream_model_keepers(store: ProjectionStore) -> list[ModelKeeper]:
+    """A keeper for every stream model the store can keep (a read-only copy keeps none)."""
+    from pgf_events.projections.model_store import ModelKeeper  # noqa: PLC0415
+
+    keepers = [ModelKeeper(store, model) for model in stream_models()]
+    return [k for k in keepers if k.available()]
 
 
 @click.group()
@@ -71,16 +98,16 @@ def rebuild(state: Any, name: str | None, fmt: str | None) -> None:
       pgf projections rebuild
       pgf projections rebuild survival --json
 
-    Without NAME, the web worklist's read model is rebuilt too.
+    Without NAME, the per-stream read models (the web worklist's) are rebuilt too, in the same
+    pass over the log.
     """
     with working(f"Rebuilding {name or 'every read model'} from the event log"):
         store = open_store(state)
-        result = store.rebuild(name)
-        if name is None:  # and the worklist's read model (pgf due's inputs per patient; not a report)
-            from pgf_events.projections.worklist_model import model_of  # noqa: PLC0415
-
-            model = model_of(store)
-            result["worklist_rows"] = model.rebuild() if model.available() else None
+        keepers = stream_model_keepers(store) if name is None else []
+        result = store.rebuild(name, [k.model for k in keepers])
+        for keeper in keepers:  # what was appended meanwhile (normally nothing)
+            keeper.catch_up()
+            result[f"{keeper.model.name}_rows"] = store.model_rows_written.get(keeper.model.name, 0)
     if fmt == "json":
         emit_json(result)
         return
@@ -92,13 +119,14 @@ def rebuild(state: Any, name: str | None, fmt: str | None) -> None:
 
 
 @projections.command()
-@click.argument("name", required=False, type=click.Choice(PROJECTIONS))
+@click.argument("name", required=False, type=click.Choice((*PROJECTIONS, *MODEL_MODULES)))
 @output_options()
 @click.pass_obj
 def verify(state: Any, name: str | None, fmt: str | None) -> None:
-    """Replay the event log in memory and compare it with the read-model tables (all, or NAME).
+    """Replay the event log in memory and compare it with the read-model tables (all, or NAME):
+    the projections and the per-stream models (the web worklist's, 'worklist').
 
-    Exit 0 when every row matches; exit 1 naming the first projection and subject that differ.
+    Exit 0 when every row matches; exit 1 naming the first read model and subject that differ.
     Nothing is repaired ('pgf projections rebuild' does that); the result is recorded, and
     reports and 'pgf serve' say when the read models were last verified.
 
@@ -106,6 +134,7 @@ def verify(state: Any, name: str | None, fmt: str | None) -> None:
     Example:
       pgf projections verify
       pgf projections verify survival --json
+      pgf projections verify worklist
     """
     result = check_read_models(state, name, fmt)
     if not result.ok:
@@ -121,11 +150,14 @@ def check_read_models(state: Any, name: str | None, fmt: str | None) -> ReadMode
     from pgf_events.projections.verify import verify_read_models  # noqa: PLC0415
 
     store = open_store(state)
+    names = PROJECTIONS if name is None else [name] if name in PROJECTIONS else []
+    models = stream_models() if name is None else stream_models([name]) if name in MODEL_MODULES else []
     with working("Replaying the event log to verify the read models"):
-        result = verify_read_models(store, [name] if name else PROJECTIONS, checked_by=state.acting_user())
+        result = verify_read_models(store, names, models=models, checked_by=state.acting_user())
     if fmt == "json":
         emit_json(result.as_json())
     elif result.ok:
-        click.echo(f"read models intact: {len(result.projections)} projection(s), {result.rows} row(s) "
+        kept = f" and {len(result.models)} stream model(s)" if result.models else ""
+        click.echo(f"read models intact: {len(result.projections)} projection(s){kept}, {result.rows} row(s) "
                    f"match a replay of the event log up to position {result.position}")
     return result

@@ -5,12 +5,14 @@ keeps every patient seen in memory; in a registry whose patients are recorded si
 rebuild then derives each patient once per batch and holds the whole cohort. Replaying by stream
 instead takes the streams with events in ``(after, stop]`` in the order of their last event there,
 folds each one from its first event to that last one, and derives it once: time linear in the
-events, memory bounded by one chunk of streams.
+events, memory bounded by one chunk of streams. The same fold gives the rows of every stream model
+in the pass (:class:`Targets`, :mod:`.stream_models`: the worklist's inputs, ...), so a full
+rebuild reads, decodes and folds each stream once, whatever it keeps.
 
 The chained recorders answer both questions with one indexed query each (``stream_heads``,
 ``stream_rows``); any other recorder (the in-memory one) is read through the library's API.
 
-Deriving is pure (events + protocol -> slices), so a big replay of a store on disk shares it with a
+Deriving is pure (events + protocol -> slices and rows), so a big replay of a store on disk shares it with a
 second process (:func:`derived_chunks`): that process derives two chunks in three while this one
 derives the third and writes every chunk, in order. Writing stays in one process, so exactly-once
 and the order of commits are unchanged.
@@ -27,11 +29,14 @@ from datetime import datetime
 from typing import Any, NamedTuple
 from uuid import UUID
 
+import attrs
+
 from pgf_events.application import TrialConduct
 from pgf_events.gc_tuning import BULK_THRESHOLD, usable_cpus
 from pgf_events.log import notifications
 from pgf_events.projections.derive import derive_patient, fold
 from pgf_events.projections.slices import all_slices
+from pgf_events.projections.stream_models import Row, Stream, StreamModel
 from pgf_events.protocol import Protocol
 from pgf_events.topics import PATIENT_TOPIC_PREFIX
 from pgf_events.workers import die_with_parent
@@ -95,63 +100,95 @@ def patient_streams(app: Any, heads: Sequence[StreamHead]) -> list[tuple[StreamH
 
 
 def iter_patient_streams(app: Any, heads: Sequence[StreamHead]) -> Iterator[tuple[StreamHead, list[Any]]]:
-    """:func:`patient_streams` one stream at a time: the rows of every stream are read at once, each
+    """:func:`patient_streams` one stream at a time (see :func:`iter_streams`)."""
+    for head, _topic, events in iter_streams(app, heads, (PATIENT_TOPIC_PREFIX,)):
+        yield head, events
+
+
+def iter_streams(app: Any, heads: Sequence[StreamHead],
+                 prefixes: tuple[str, ...]) -> Iterator[tuple[StreamHead, str, list[Any]]]:
+    """Each stream of ``heads`` whose first topic starts with one of ``prefixes``, with that topic and
+    its decoded events (versions 1 .. head.version): the rows of every stream are read at once, each
     stream is decoded when it is asked for, so only one stream's events are alive at a time (a
     chunk's decoded events held together cost more in memory allocation than their decoding)."""
     recorder, mapper = app.recorder, app.mapper
     if hasattr(recorder, "stream_rows"):
         decode = mapper.decode
         for head, rows in zip(heads, recorder.stream_rows([(h.originator_id, h.version) for h in heads]), strict=True):
-            if rows and rows[0][1].startswith(PATIENT_TOPIC_PREFIX):
+            if rows and rows[0][1].startswith(prefixes):
                 oid = head.originator_id
-                yield head, [decode(oid, *row) for row in rows]  # row: version, topic, state[, stamps]
+                yield head, rows[0][1], [decode(oid, *row) for row in rows]  # row: version, topic, state[, stamps]
         return
     for head in heads:
         stored = recorder.select_events(head.originator_id, lte=head.version)
-        if stored and stored[0].topic.startswith(PATIENT_TOPIC_PREFIX):
-            yield head, [mapper.to_domain_event(s) for s in stored]
+        if stored and stored[0].topic.startswith(prefixes):
+            yield head, stored[0].topic, [mapper.to_domain_event(s) for s in stored]
+
+
+@attrs.frozen
+class Targets:
+    """What one pass over the streams keeps: the projections (each patient derived) and/or stream
+    models (each one's rows of the streams it follows). Picklable (a worker process gets it)."""
+
+    projections: bool = True
+    models: tuple[StreamModel, ...] = ()
+
+    @property
+    def prefixes(self) -> tuple[str, ...]:
+        found = [PATIENT_TOPIC_PREFIX] if self.projections else []
+        return tuple(dict.fromkeys(found + [p for m in self.models for p in m.prefixes]))
 
 
 class Derived(NamedTuple):
-    """One patient's derived slices, and what its rows and change rows record about its last event."""
+    """One stream's derived slices and model rows, and what its rows and change rows record about its
+    last event."""
 
     originator_id: UUID
     position: int
     originator_version: int
     timestamp: datetime
     subject: str
-    slices: dict[str, dict[str, Any]]
+    slices: dict[str, dict[str, Any]] | None  # a patient's projection slices (None: not a patient, or not asked)
+    rows: dict[str, list[Row]]  # each stream model's rows of this stream, by model name
 
 
-def derive_chunk(app: Any, params: Protocol, chunk: Sequence[StreamHead]) -> list[Derived]:
+def derive_chunk(app: Any, params: Protocol, chunk: Sequence[StreamHead], targets: Targets = Targets()) -> list[Derived]:
+    """Each stream of the chunk read, decoded and folded once; its slices and model rows from that fold."""
     out = []
-    for head, events in iter_patient_streams(app, chunk):
-        patient, recorded = fold(events)
-        assert patient is not None
-        slices = all_slices(derive_patient(patient, params, recorded).as_json())
+    derive, models = targets.projections, targets.models
+    for head, topic, events in iter_streams(app, chunk, targets.prefixes):
+        aggregate: Any
+        aggregate, recorded = fold(events)
+        slices = None
+        if derive and topic.startswith(PATIENT_TOPIC_PREFIX):
+            slices = all_slices(derive_patient(aggregate, params, recorded).as_json())
+        rows: dict[str, list[Row]] = {}
+        if models:
+            stream = Stream(head.originator_id, head.position, topic, events, aggregate, recorded)
+            rows = {m.name: m.rows(stream, params) for m in models if m.wants(topic)}
         last = events[-1]
         out.append(Derived(head.originator_id, head.position, last.originator_version, last.timestamp,
-                           patient.subject, slices))
+                           getattr(aggregate, "subject", ""), slices, rows))
     return out
 
 
-def derived_chunks(app: Any, params: Protocol, heads: Sequence[StreamHead]) -> Iterator[tuple[list[StreamHead],
-                                                                                               list[Derived]]]:
-    """Each chunk of ``heads`` with its patients derived, in order (see the module docstring)."""
+def derived_chunks(app: Any, params: Protocol, heads: Sequence[StreamHead],
+                   targets: Targets = Targets()) -> Iterator[tuple[list[StreamHead], list[Derived]]]:
+    """Each chunk of ``heads`` with its streams derived, in order (see the module docstring)."""
     plan = list(chunks(heads))
     if not _share(app, heads, plan):
         for chunk in plan:
-            yield chunk, derive_chunk(app, params, chunk)
+            yield chunk, derive_chunk(app, params, chunk, targets)
         return
     pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"), initializer=_start_worker,
-                               initargs=(app.store, params, os.getpid()))
+                               initargs=(app.store, params, os.getpid(), targets))
     pending: dict[int, Future[list[Derived]]] = {}
     try:
         for i, chunk in enumerate(plan):
             for j in range(i + 1, min(i + 1 + AHEAD, len(plan))):
                 if j % 3 and j not in pending:
                     pending[j] = pool.submit(_derive_in_worker, plan[j])
-            yield chunk, (pending.pop(i).result() if i % 3 else derive_chunk(app, params, chunk))
+            yield chunk, (pending.pop(i).result() if i % 3 else derive_chunk(app, params, chunk, targets))
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
 
@@ -166,11 +203,11 @@ def _share(app: Any, heads: Sequence[StreamHead], plan: list[list[StreamHead]]) 
 _WORKER: dict[str, Any] = {}
 
 
-def _start_worker(store: Any, params: Protocol, parent: int) -> None:
+def _start_worker(store: Any, params: Protocol, parent: int, targets: Targets) -> None:
     die_with_parent(parent)
     gc.set_threshold(BULK_THRESHOLD, *gc.get_threshold()[1:])
-    _WORKER["app"], _WORKER["params"] = TrialConduct(store, params), params
+    _WORKER["app"], _WORKER["params"], _WORKER["targets"] = TrialConduct(store, params), params, targets
 
 
 def _derive_in_worker(chunk: list[StreamHead]) -> list[Derived]:
-    return derive_chunk(_WORKER["app"], _WORKER["params"], chunk)
+    return derive_chunk(_WORKER["app"], _WORKER["params"], chunk, _WORKER["targets"])

@@ -48,11 +48,12 @@ from pgf_events.application import TrialConduct
 from pgf_events.domain.patient import Patient
 from pgf_events.formatting import iso
 from pgf_events.gc_tuning import fewer_collections
-from pgf_events.log import notifications
 from pgf_events.projections import replay
 from pgf_events.projections.derive import derive_patient, fold
 from pgf_events.projections.folds import FoldCache
 from pgf_events.projections.slices import PROJECTIONS, SLICE_KEYS, all_slices, collect_refs
+from pgf_events.projections.store_reading import StoreReading
+from pgf_events.projections.stream_models import StreamModel
 from pgf_events.projections.tables import (
     Codec,
     Conflict,
@@ -61,8 +62,10 @@ from pgf_events.projections.tables import (
     insert_many,
     json_text,
     metadata,
+    model_table,
     tracking,
     views,
+    write_model_rows,
 )
 from pgf_events.projections.version import derivation_digest
 from pgf_events.protocol import Protocol
@@ -78,7 +81,7 @@ def projection_digest(params: Protocol) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 
-class ProjectionStore:
+class ProjectionStore(StoreReading):
     """The projections of one application's event log, in that log's database."""
 
     def __init__(self, app: TrialConduct, *, batch_size: int = BATCH_SIZE,
@@ -96,6 +99,9 @@ class ProjectionStore:
         # (projection, subject) -> the data this process last wrote; valid while no Conflict occurs,
         # because every write is guarded by the tracking position this process last set.
         self._written: dict[tuple[str, str], Any] = {}
+        # The digest each stream model's tracking row must carry (:mod:`.model_store` adds them).
+        self.model_digests: dict[str, str] = {}
+        self.model_rows_written: dict[str, int] = {}
 
     def close(self) -> None:
         if self.app.store.backend != "memory":
@@ -145,8 +151,14 @@ class ProjectionStore:
 
     # ------------------------------------------------------------------ catching up
 
-    def catch_up(self, names: Sequence[str] = PROJECTIONS, *, batch_size: int | None = None) -> int:
-        """Apply every notification not yet applied; returns how many this call applied."""
+    def catch_up(self, names: Sequence[str] = PROJECTIONS, *, batch_size: int | None = None,
+                  models: Sequence[StreamModel] = ()) -> int:
+        """Apply every notification not yet applied; returns how many this call applied.
+
+        ``models``: stream models (their tracking rows made, :mod:`.model_store`) that join a replay
+        by stream when they stand where the projections do: the one pass writes their rows too.
+        Whatever they still lack afterwards is their own catch-up's (:meth:`.model_store.ModelKeeper.catch_up`).
+        """
         self.setup()
         self._check_protocol(names)
         applied = conflicts = 0
@@ -161,7 +173,10 @@ class ProjectionStore:
             try:
                 if batch_size is None and head - start > 2 * limit and len({state[n]["position"] for n in names}) == 1:
                     # Far behind (a rebuild, a first read, a big import): replay stream by stream.
-                    applied += self._replay({n: state[n] for n in names}, head)
+                    riders = [m for m in models if m.name in state and state[m.name]["position"] == start
+                              and state[m.name]["digest"] == self.model_digests.get(m.name)]
+                    applied += self._replay({n: state[n] for n in [*names, *(m.name for m in riders)]}, head,
+                                            riders)
                     conflicts = 0
                     continue
                 batch = self.app.recorder.select_notifications(start=start + 1, limit=limit)
@@ -198,13 +213,14 @@ class ProjectionStore:
         written = self._commit(state, new_position, last, derived, subjects)
         self._written.update(written)  # only once committed
 
-    def _replay(self, state: dict[str, dict[str, Any]], stop: int) -> int:
+    def _replay(self, state: dict[str, dict[str, Any]], stop: int, models: Sequence[StreamModel] = ()) -> int:
         """Apply every notification up to ``stop`` stream by stream (see :mod:`replay`); returns how many.
 
         Chunks of streams go in the order of their last event, and each chunk's transaction moves the
         position to that chunk's last event: every stream ending at or before it is then written, and
         a stream with later events is derived again when those are applied, by this replay or, after
         a crash, by the next catch-up. So a replay can stop anywhere and still be exactly once.
+        ``state`` may name stream models (``models``) beside the projections, or only them.
         """
         self._written.clear()  # rows are rewritten without being remembered (memory stays bounded)
         start = min(row["position"] for row in state.values())
@@ -212,20 +228,25 @@ class ProjectionStore:
         committed = [start]
         try:
             with fewer_collections():
-                self._replay_chunks(state, stop, heads, committed)
+                self._replay_chunks(state, stop, heads, committed, models)
         except Conflict as e:
             e.applied = replay.count_between(self.app, start, committed[0])
             raise
         return sum(head.count for head in heads)
 
     def _replay_chunks(self, state: dict[str, dict[str, Any]], stop: int, heads: list[replay.StreamHead],
-                       committed: list[int]) -> None:
-        for chunk, results in replay.derived_chunks(self.app, self.params, heads):
-            last = {d.originator_id: (d.position, d) for d in results}  # d has originator_version, timestamp
-            derived = {d.originator_id: d.slices for d in results}
-            subjects = {d.originator_id: d.subject for d in results}
+                       committed: list[int], models: Sequence[StreamModel]) -> None:
+        targets = replay.Targets(projections=any(n in views for n in state), models=tuple(models))
+        fresh = {m.name for m in models if state[m.name]["position"] == 0}  # a model's rows start empty at 0
+        for chunk, results in replay.derived_chunks(self.app, self.params, heads, targets):
+            patients = [d for d in results if d.slices is not None]
+            last = {d.originator_id: (d.position, d) for d in patients}  # d has originator_version, timestamp
+            derived = {d.originator_id: d.slices for d in patients}
+            subjects = {d.originator_id: d.subject for d in patients}
+            rows = {m.name: [(kind, subject, data, d.originator_version, d.position)
+                             for d in results for kind, subject, data in d.rows.get(m.name, ())] for m in models}
             new_position = stop if chunk[-1] is heads[-1] else chunk[-1].position
-            self._commit(state, new_position, last, derived, subjects)
+            self._commit(state, new_position, last, derived, subjects, rows, fresh)  # type: ignore[arg-type]
             committed[0] = new_position
             state = {name: {**row, "position": new_position} for name, row in state.items()}
         if all(row["position"] < stop for row in state.values()):  # nothing but non-patient events
@@ -233,22 +254,31 @@ class ProjectionStore:
             committed[0] = stop
 
     def _commit(self, state: dict[str, dict[str, Any]], new_position: int, last: dict[UUID, tuple[int, Any]],
-                derived: dict[UUID, dict[str, dict[str, Any]]], subjects: dict[UUID, str]) -> dict[tuple[str, str], Any]:
-        """Move each projection to ``new_position`` and write its rows, in one transaction; Conflict if
-        another process moved one first. Returns the data written, by (projection, subject)."""
+                derived: dict[UUID, dict[str, dict[str, Any]]], subjects: dict[UUID, str],
+                model_rows: dict[str, list[tuple[str, str, Any, int, int]]] | None = None,
+                fresh: frozenset[str] | set[str] = frozenset()) -> dict[tuple[str, str], Any]:
+        """Move each projection (and stream model) to ``new_position`` and write its rows, in one
+        transaction; Conflict if another process moved one first. Returns the data written, by
+        (projection, subject). ``model_rows``: each model's rows (kind, subject, data, version,
+        position); ``fresh``: models whose table held nothing when the pass began (no row to replace)."""
         todo = [n for n in state if state[n]["position"] < new_position]
         with self._write() as conn:
             for name in todo:  # claim the batch first: a competing writer blocks here, then fails
                 claimed = conn.execute(
                     sa.update(tracking)
                     .where(tracking.c.name == name, tracking.c.position == state[name]["position"],
-                           tracking.c.digest == self.digest)
+                           tracking.c.digest == self.model_digests.get(name, self.digest))
                     .values(position=new_position)
                 )
                 if claimed.rowcount != 1:
                     raise Conflict(name)
             written: dict[tuple[str, str], Any] = {}
             for name in todo:
+                if name not in views:
+                    rows = (model_rows or {}).get(name, [])
+                    write_model_rows(conn, model_table(name), self.codec, rows, replace=name not in fresh)
+                    self.model_rows_written[name] = self.model_rows_written.get(name, 0) + len(rows)
+                    continue
                 mine = {pid: last[pid] for pid in last if last[pid][0] > state[name]["position"]}
                 self._write_rows(conn, name, mine, derived, subjects, written)
         return written
@@ -332,11 +362,14 @@ class ProjectionStore:
                             sa.update(tracking)
                             .where(tracking.c.name == name, tracking.c.position == state[name]["position"],
                                    tracking.c.digest == state[name]["digest"])
-                            .values(position=0, digest=self.digest,
+                            .values(position=0, digest=self.model_digests.get(name, self.digest),
                                     protocol_version=self.params.version)
                         )
                         if claimed.rowcount != 1:
                             raise Conflict(name)
+                        if name not in views:  # a stream model
+                            conn.execute(sa.delete(model_table(name)))
+                            continue
                         conn.execute(sa.delete(views[name]))
                         self._written = {k: v for k, v in self._written.items() if k[0] != name}
                         conn.execute(sa.delete(changes).where(changes.c.projection == name))
@@ -345,58 +378,20 @@ class ProjectionStore:
                 continue
         raise RuntimeError("could not reset the projections: other processes kept moving them")
 
-    def rebuild(self, name: str | None = None) -> dict[str, Any]:
-        """Drop the rows, changes and position of one projection (or all) and replay the log from zero."""
+    def rebuild(self, name: str | None = None, models: Sequence[StreamModel] = ()) -> dict[str, Any]:
+        """Drop the rows, changes and position of one projection (or all) and replay the log from zero.
+
+        ``models``: stream models rebuilt in the same pass (:mod:`.model_store` made their tables and
+        tracking rows); each stream is read, decoded and folded once for all of them."""
         if name is not None and name not in PROJECTIONS:
             raise ValueError(f"unknown projection {name!r}")
         names = list(PROJECTIONS) if name is None else [name]
         self.setup()
         started = time.perf_counter()
-        self._reset(names)
+        self._reset([*names, *(m.name for m in models)])
         self._cache.clear()
-        applied = self.catch_up(names)
+        self.model_rows_written.clear()
+        applied = self.catch_up(names, models=models)
         seconds = time.perf_counter() - started
         return {"projections": names, "events": applied, "seconds": seconds,
                 "events_per_second": applied / seconds if seconds else None}
-
-    # ------------------------------------------------------------------ reading
-
-    def rows(self, name: str) -> list[dict[str, Any]]:
-        self.setup()
-        view = views[name]
-        with self._read() as conn:
-            rows = [self.codec.open(r.data) for r in conn.execute(sa.select(view.c.data).order_by(view.c.subject))]
-        return rows if self.codec.cipher is None else sorted(rows, key=lambda r: r.get("subject", ""))
-
-    def patient(self, subject: str) -> tuple[dict[str, dict[str, Any]], int] | None:
-        """One subject's slices by projection name, and the stream version they reflect."""
-        self.setup()
-        slices, version = {}, 0
-        with self._read() as conn:
-            for name, view in views.items():
-                query = sa.select(view.c.data, view.c.version).where(view.c.subject == self.codec.key(subject))
-                row = conn.execute(query).first()
-                if row is not None:
-                    slices[name], version = self.codec.open(row.data), max(version, row.version)
-        return (slices, version) if slices else None
-
-    def status(self) -> list[dict[str, Any]]:
-        """Each projection's position, the log head, and how many notifications it has still to apply."""
-        state = self.tracking()
-        head = self.head()
-        out = []
-        with self._read() as conn:
-            counts = {name: conn.execute(sa.select(sa.func.count()).select_from(view)).scalar_one()
-                      for name, view in views.items()}
-        for name in PROJECTIONS:
-            row = state[name]
-            out.append({
-                "name": name, "position": row["position"], "head": head, "behind": self._pending(row["position"]),
-                "rows": counts[name], "protocol_version": row["protocol_version"],
-                "current": row["digest"] == self.digest,
-            })
-        return out
-
-    def _pending(self, position: int) -> int:
-        return sum(1 for _ in notifications(self.app.recorder, start=position + 1))
-

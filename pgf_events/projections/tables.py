@@ -54,19 +54,32 @@ views: dict[str, sa.Table] = {
     for name in PROJECTIONS
 }
 
+
+def model_table(name: str) -> sa.Table:
+    """The table of the stream model ``name`` (:mod:`.stream_models`): per (subject, kind) the row's
+    ``data``, the stream ``version`` it reflects and that version's notification id (``position``).
+
+    Not a report, not in the feed. Each in its own metadata: made with a new store
+    (provision.finish_store) or by the first reader allowed to create it, so that an older store's
+    least-privilege logins still open their read models."""
+    table = _MODEL_TABLES.get(name)
+    if table is None:
+        table = _MODEL_TABLES[name] = sa.Table(
+            f"pgf_view_{name}", sa.MetaData(),
+            sa.Column("subject", sa.String(64), primary_key=True),
+            sa.Column("kind", sa.String(16), primary_key=True),
+            sa.Column("data", sa.JSON, nullable=False),
+            sa.Column("version", sa.Integer, nullable=False),
+            sa.Column("position", sa.BigInteger, nullable=False),
+        )
+    return table
+
+
+_MODEL_TABLES: dict[str, sa.Table] = {}
 # The worklist's read model (:mod:`.worklist_model`): per subject, ``kind`` "patient" (the
-# patient's worklist inputs) and "queries" (its open data queries); not a report, not in the feed.
-# Its own metadata: made with a new store (provision.finish_store) or by the first reader allowed to
-# create it, so that an older store's least-privilege logins still open their read models.
-worklist_metadata = sa.MetaData()
-worklist_rows = sa.Table(
-    "pgf_view_worklist", worklist_metadata,
-    sa.Column("subject", sa.String(64), primary_key=True),
-    sa.Column("kind", sa.String(16), primary_key=True),
-    sa.Column("data", sa.JSON, nullable=False),
-    sa.Column("version", sa.Integer, nullable=False),
-    sa.Column("position", sa.BigInteger, nullable=False),
-)
+# patient's worklist inputs) and "queries" (its open data queries).
+worklist_rows = model_table("worklist")
+worklist_metadata = worklist_rows.metadata
 
 _MEMORY_ENGINES: weakref.WeakKeyDictionary[TrialConduct, Engine] = weakref.WeakKeyDictionary()
 
@@ -159,6 +172,22 @@ def insert_many(conn: Connection, table: sa.Table, rows: list[tuple[Any, ...]]) 
     columns = ", ".join(quote(c.name) for c in table.columns)
     conn.exec_driver_sql(f"INSERT INTO {quote(table.name)} ({columns}) VALUES ({', '.join([mark] * len(table.columns))})",
                          rows)  # type: ignore[arg-type]
+
+
+def write_model_rows(conn: Connection, table: sa.Table, codec: Codec, rows: list[tuple[str, str, Any, int, int]], *,
+                     replace: bool = True) -> None:
+    """Write a stream model's rows (kind, subject, data, version, position), sealed by ``codec``, each
+    replacing the row of its (subject, kind) (``replace=False``: the table holds none of them)."""
+    if not rows:
+        return
+    sealed = [(codec.key(subject), kind, json_text(codec.seal(data)), version, position)
+              for kind, subject, data, version, position in rows]
+    if replace:
+        for kind in sorted({row[1] for row in sealed}):
+            keys = [row[0] for row in sealed if row[1] == kind]
+            for i in range(0, len(keys), 500):
+                conn.execute(sa.delete(table).where(table.c.kind == kind, table.c.subject.in_(keys[i:i + 500])))
+    insert_many(conn, table, sealed)  # type: ignore[arg-type]
 
 
 # JSON columns through orjson: the same documents as the json module writes, several times faster.

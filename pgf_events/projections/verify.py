@@ -8,7 +8,9 @@ difference is reported, never repaired (``pgf projections rebuild`` is the expli
 
 A row differs when its data (or the event references or protocol version stored beside it) is
 not what the log gives; a row for a subject the log does not have, or a missing row, differs too.
-The first difference is named by projection, subject and the first key that differs.
+The first difference is named by projection, subject and the first key that differs. The stream
+models (:mod:`.stream_models`: the worklist's) are checked the same way, in the same pass: each row's
+data, the stream version it reflects and that version's position.
 
 Each run is recorded in ``pgf_read_model_checks`` (when, by whom, at which position, the result),
 so ``pgf report`` and ``pgf serve`` can say when the read models were last verified.
@@ -28,9 +30,11 @@ from sqlalchemy.exc import DBAPIError
 
 from pgf_events.formatting import iso
 from pgf_events.projections import replay
+from pgf_events.projections.model_store import ModelKeeper
 from pgf_events.projections.slices import PROJECTIONS, collect_refs
 from pgf_events.projections.store import ProjectionStore
-from pgf_events.projections.tables import _json_loads, json_text, tracking, views
+from pgf_events.projections.stream_models import StreamModel, registered
+from pgf_events.projections.tables import _json_loads, json_text, model_table, tracking, views
 
 checks_metadata = sa.MetaData()
 checks = sa.Table(
@@ -64,6 +68,7 @@ class ReadModelCheck:
     rows: int
     difference: Difference | None
     checked_at: datetime
+    models: tuple[str, ...] = ()  # the stream models checked
 
     @property
     def ok(self) -> bool:
@@ -72,7 +77,8 @@ class ReadModelCheck:
     def as_json(self) -> dict[str, Any]:
         diff = self.difference
         return {
-            "ok": self.ok, "projections": list(self.projections), "position": self.position,
+            "ok": self.ok, "projections": list(self.projections), "models": list(self.models),
+            "position": self.position,
             "subjects": self.subjects, "rows": self.rows, "checked_at": iso(self.checked_at),
             "first_difference": attrs.asdict(diff) | {"message": diff.message} if diff else None,
         }
@@ -121,50 +127,91 @@ def _snapshot(store: ProjectionStore) -> Iterator[Connection]:
 
 
 def verify_read_models(store: ProjectionStore, names: Sequence[str] = PROJECTIONS, *,
-                       checked_by: str = "") -> ReadModelCheck:
-    """Catch up, then compare every row of ``names`` with a replay of the log; record the result."""
+                       models: Sequence[StreamModel] | None = None, checked_by: str = "") -> ReadModelCheck:
+    """Catch up, then compare every row of ``names`` and of the stream ``models`` (None: every one
+    registered that the store keeps) with a replay of the log; record the result."""
     names = tuple(n for n in PROJECTIONS if n in names)
+    keepers = [ModelKeeper(store, m) for m in (registered() if models is None else models)]
     writable = store.app.store.read_only is None  # a read-only copy is checked as it is, and nothing is noted
     if writable:
-        store.catch_up(names)
+        if names:
+            store.catch_up(names)
+        keepers = [k for k in keepers if k.available()]
+        for keeper in keepers:
+            keeper.catch_up()
     with _snapshot(store) as conn:
-        positions = {r.name: r.position for r in conn.execute(sa.select(tracking.c.name, tracking.c.position))
-                     if r.name in names}
-        result = _compare(store, conn, names, positions)
+        positions = {r.name: r.position for r in conn.execute(sa.select(tracking.c.name, tracking.c.position))}
+        kept = tuple(k.model for k in keepers if k.model.name in positions)  # a read-only copy may keep none
+        positions = {n: p for n, p in positions.items() if n in names or any(m.name == n for m in kept)}
+        result = _compare(store, conn, names, kept, positions)
     if writable:
         record(store, result, checked_by)
     return result
 
 
-def _compare(store: ProjectionStore, conn: Connection, names: tuple[str, ...],
+def _compare(store: ProjectionStore, conn: Connection, names: tuple[str, ...], models: tuple[StreamModel, ...],
              positions: dict[str, int]) -> ReadModelCheck:
     codec, app, params = store.codec, store.app, store.params
-    live: dict[str, dict[str, Any]] = {name: {} for name in names}
+    live: dict[str, dict[Any, Any]] = {}
     for name in names:
         view = views[name]
         query = sa.select(view.c.subject, view.c.data, view.c.refs, view.c.protocol_version)
         live[name] = {r.subject: r for r in conn.execute(query)}
+    for model in models:
+        table = model_table(model.name)
+        live[model.name] = {(r.subject, r.kind): r for r in conn.execute(sa.select(table))}
     rows = sum(len(v) for v in live.values())
     subjects: set[str] = set()
     by_position: dict[int, list[str]] = {}
-    for name in names:
+    for name in positions:
         by_position.setdefault(positions[name], []).append(name)
     difference: Difference | None = None
     for position, group in sorted(by_position.items()):
         heads = replay.stream_heads(app, 0, position)
-        for _chunk, derived in replay.derived_chunks(app, params, heads):
-            for patient in derived:
-                subjects.add(patient.subject)
-                for name in group:
+        mine = tuple(m for m in models if m.name in group)
+        targets = replay.Targets(projections=any(n in views for n in group), models=mine)
+        for _chunk, derived in replay.derived_chunks(app, params, heads, targets):
+            for stream in derived:
+                subjects.add(stream.subject)
+                for name in (n for n in group if n in views and stream.slices is not None):
                     difference = difference or _row_difference(
-                        name, patient.subject, live[name].pop(codec.key(patient.subject), None),
-                        _normal(patient.slices[name]), params.version, codec)
+                        name, stream.subject, live[name].pop(codec.key(stream.subject), None),
+                        _normal(stream.slices[name]), params.version, codec)  # type: ignore[index]
+                for model in mine:
+                    for kind, subject, data in stream.rows.get(model.name, ()):
+                        row = live[model.name].pop((codec.key(subject), kind), None)
+                        difference = difference or _model_row_difference(
+                            model.name, kind, subject, row, (_normal(data), stream.originator_version,
+                                                             stream.position), codec)
     for name in names:  # rows left over: subjects the log does not have at that position
         for key in sorted(live[name]):
             difference = difference or Difference(
                 name, key, "the table has a row for this subject, but the event log has no such patient")
+    for model in models:
+        for key, kind in sorted(live[model.name]):
+            difference = difference or Difference(
+                model.name, key, f"the table has a {kind} row for this subject, but the event log has no such stream")
     return ReadModelCheck(projections=names, position=max(positions.values(), default=0), subjects=len(subjects),
-                          rows=rows, difference=difference, checked_at=datetime.now(UTC))
+                          rows=rows, difference=difference, checked_at=datetime.now(UTC),
+                          models=tuple(m.name for m in models))
+
+
+def _model_row_difference(name: str, kind: str, subject: str, row: Any, replayed: tuple[Any, int, int],
+                          codec: Any) -> Difference | None:
+    if row is None:
+        return Difference(name, subject, f"the table has no {kind} row for this subject, but the event log has")
+    try:
+        data = codec.open(row.data)
+    except Exception:  # noqa: BLE001 - a sealed row that no longer opens was altered
+        return Difference(name, subject, f"the {kind} row's sealed data does not open with the store's key: "
+                                         "it was altered")
+    found = first_difference(data, replayed[0])
+    if found:
+        return Difference(name, subject, f"{kind} row: {found}")
+    if (row.version, row.position) != replayed[1:]:
+        return Difference(name, subject, f"{kind} row: it says stream version {row.version} at position "
+                                         f"{row.position}, the event log gives {replayed[1]} at {replayed[2]}")
+    return None
 
 
 def _row_difference(name: str, subject: str, row: Any, replayed: dict[str, Any], version: str,
@@ -190,7 +237,8 @@ def record(store: ProjectionStore, result: ReadModelCheck, checked_by: str) -> N
     detail = result.difference.message if result.difference else "every row matches a replay of the event log"
     with store.engine.begin() as conn:
         conn.execute(sa.insert(checks).values(
-            checked_at=iso(result.checked_at), checked_by=checked_by or "-", projections=",".join(result.projections),
+            checked_at=iso(result.checked_at), checked_by=checked_by or "-",
+            projections=",".join((*result.projections, *result.models)),
             position=result.position, ok=result.ok, detail=detail,
         ))
 

@@ -1,22 +1,14 @@
 """The worklist's read model: what ``pgf due`` needs of each patient, kept per patient and caught up
 from the notification log, so the web worklist does not fold every stream on each look.
 
-Table ``pgf_view_worklist`` (:data:`.tables.worklist_rows`), two kinds of row per subject:
-
-- ``patient``: the patient's :class:`~.worklist.WorklistInputs` (enrolment, infusions, death and
-  withdrawal, which labs were complete, serious AEs with their recorded times, whether a valid
-  signature covers the casebook): everything the items need but the day;
-- ``queries``: the open data queries of the patient's review stream (``qid``, ``ref``, ``text``,
-  ``opened_at``).
-
-Each row also keeps the stream version it reflects and the notification id (``position``) of that
-version. Catch-up is the projections' protocol (:mod:`.store`, :mod:`.query_feed`): the tracking row
-``worklist`` in ``pgf_projection_tracking`` is moved conditionally on its old position in the
-transaction that writes the rows, so concurrent readers apply each notification once; a batch
-folds each stream it touches from its first event to the batch's last one; far behind (a first
-read, a rebuild) the log is read stream by stream (:mod:`.replay`) and written in one transaction.
-A row is a pure function of its stream's prefix, so a rebuild gives the same rows as the live
-catch-up (tested). The digest covers the protocol and this code: a change rebuilds the rows.
+Table ``pgf_view_worklist`` (:func:`.tables.model_table`): a stream model (:mod:`.stream_models`)
+whose rows (:mod:`.worklist_rows`) are, per subject, ``patient`` (the patient's
+:class:`~.worklist.WorklistInputs`) and ``queries`` (the open data queries of its review stream),
+each with the stream version it reflects and that version's notification id. It is kept by
+:class:`.model_store.ModelKeeper` (the projections' exactly-once protocol, tracking row
+``worklist``) and rebuilt by ``pgf projections rebuild`` in the projections' own pass over the log;
+a row is a pure function of its stream's prefix, so a rebuild gives the rows the live catch-up wrote
+(tested), and ``pgf projections verify`` compares them with a replay.
 
 Reading (:meth:`WorklistModel.items`) keeps the rows in memory and re-reads only those past the last
 position seen (as :mod:`.snapshot` does for the projections), and keeps each patient's day-dependent
@@ -26,61 +18,22 @@ query ages, which move with the time of day, are computed on each read.
 
 from __future__ import annotations
 
-import hashlib
-import inspect
-import json
 import threading
-from collections.abc import Collection, Iterable
+from collections.abc import Collection
 from datetime import date, datetime
 from typing import Any
-from uuid import UUID
 
 import sqlalchemy as sa
-from sqlalchemy.exc import DBAPIError, IntegrityError
 
-from pgf_events.projections import replay, worklist
-from pgf_events.projections.derive import fold
+from pgf_events.projections import worklist
+from pgf_events.projections.model_store import ModelKeeper
 from pgf_events.projections.per_store import PerStore
-from pgf_events.projections.query_feed import TOPICS as QUERY_TOPICS
-from pgf_events.projections.signatures import signatures
 from pgf_events.projections.store import ProjectionStore
-from pgf_events.projections.tables import Conflict, tracking, worklist_metadata, worklist_rows
+from pgf_events.projections.tables import worklist_rows
 from pgf_events.projections.worklist import WorklistInputs, items_of
-from pgf_events.topics import PATIENT_TOPIC_PREFIX
+from pgf_events.projections.worklist_rows import WORKLIST
 
-NAME = "worklist"
-BATCH = 500
-MAX_RETRIES = 50
-_QUERY_TOPICS = frozenset(QUERY_TOPICS)
-
-
-def model_digest(params: Any) -> str:
-    """What the rows depend on besides the log: the protocol and the code that computes them."""
-    import sys  # noqa: PLC0415
-
-    code = inspect.getsource(worklist) + inspect.getsource(sys.modules[__name__])
-    return hashlib.sha256(json.dumps([params.digest, code]).encode()).hexdigest()[:16]
-
-
-def patient_row(events: list[Any], position: int) -> dict[str, Any]:
-    """The ``patient`` row of a stream's events (versions 1..n, in order)."""
-    patient, recorded = fold(events)
-    assert patient is not None
-    signed = any(s["valid"] for s in signatures(events))
-    doc = WorklistInputs.of(patient, recorded, signed).as_json()
-    return {"subject": patient.subject, "kind": "patient", "data": doc, "version": patient.version,
-            "position": position}
-
-
-def queries_row(events: Iterable[Any], position: int) -> dict[str, Any]:
-    """The ``queries`` row of a review stream's events (versions 1..n, in order)."""
-    review: Any = None
-    for event in events:
-        review = event.mutate(review)
-    doc = {"subject": review.subject,
-           "queries": [{**q, "opened_at": q["opened_at"].isoformat()} for q in worklist.open_queries(review)]}
-    return {"subject": review.subject, "kind": "queries", "data": doc, "version": review.version,
-            "position": position}
+NAME = WORKLIST.name
 
 
 class WorklistModel:
@@ -90,8 +43,7 @@ class WorklistModel:
         self.store = store
         self.app = store.app
         self.params = store.params
-        self.digest = model_digest(self.params)
-        self._ready: bool | None = None
+        self.keeper = ModelKeeper(store, WORKLIST)
         self._lock = threading.RLock()
         self._rows: dict[tuple[str, str], tuple[int, dict[str, Any]]] = {}  # (key, kind) -> (version, data)
         self._seen: tuple[int, int, int] | None = None  # (count, sum of versions, max position)
@@ -100,141 +52,20 @@ class WorklistModel:
         self._days: dict[str, tuple[int, date, list[dict[str, Any]]]] = {}  # key -> (version, day, day items)
         self.full_reads = 0
 
-    # ------------------------------------------------------------------ setting up
-
     def available(self) -> bool:
-        """Whether the table can be used (it is made on first use; a login that may not create it, or a
-        read-only copy without it, reads the worklist from the streams instead)."""
-        if self._ready is None:
-            self._ready = self._setup()
-        return self._ready
-
-    def _setup(self) -> bool:
-        if self.app.store.read_only:
-            return False
-        try:
-            self.store.setup()
-            worklist_metadata.create_all(self.store.engine)
-            with self.store._write() as conn:  # noqa: SLF001 - a write transaction of that store
-                if conn.execute(sa.select(tracking.c.name).where(tracking.c.name == NAME)).first() is None:
-                    try:
-                        with conn.begin_nested():
-                            conn.execute(sa.insert(tracking).values(name=NAME, position=0, digest=self.digest,
-                                                                    protocol_version=self.params.version))
-                    except IntegrityError:
-                        pass  # another process made it first
-        except DBAPIError:
-            return False
-        return True
-
-    def _tracking(self) -> tuple[int, str]:
-        with self.store._read() as conn:  # noqa: SLF001
-            row = conn.execute(sa.select(tracking.c.position, tracking.c.digest).where(tracking.c.name == NAME)).one()
-        return int(row.position), str(row.digest)
+        """Whether the table can be used (else the worklist is read from the streams)."""
+        return self.keeper.available()
 
     def position(self) -> int:
-        return self._tracking()[0]
-
-    # ------------------------------------------------------------------ catching up
+        return self.keeper.tracking()[0]
 
     def catch_up(self) -> int:
         """Apply every notification not yet applied; returns how many rows this call wrote."""
-        if not self.available():
-            raise RuntimeError("the worklist read model is not available on this store")
-        written = conflicts = 0
-        last_start = -1
-        while True:
-            start, digest = self._tracking()
-            if start != last_start:
-                conflicts, last_start = 0, start
-            try:
-                if digest != self.digest:
-                    self._reset(start, digest)
-                    continue
-                head = self.app.recorder.max_notification_id() or 0
-                if start >= head:
-                    return written
-                if head - start > 2 * BATCH:
-                    written += self._replay(start, head)
-                    continue
-                batch = self.app.recorder.select_notifications(start=start + 1, limit=BATCH, stop=head)
-                written += self._apply(start, batch[-1].id if batch else head, batch)
-            except Conflict:
-                conflicts += 1
-                if conflicts > MAX_RETRIES:
-                    raise RuntimeError("the worklist read model kept conflicting with other processes") from None
+        return self.keeper.catch_up()
 
     def rebuild(self) -> int:
         """Drop the rows and replay the log from zero; returns how many rows were written."""
-        if not self.available():
-            raise RuntimeError("the worklist read model is not available on this store")
-        for _ in range(MAX_RETRIES):
-            start, digest = self._tracking()
-            try:
-                self._reset(start, digest)
-                break
-            except Conflict:
-                continue
-        return self.catch_up()
-
-    def _apply(self, start: int, stop: int, batch: list[Any]) -> int:
-        patients: dict[UUID, tuple[int, int]] = {}
-        reviews: dict[UUID, tuple[int, int]] = {}
-        for n in batch:
-            if n.topic.startswith(PATIENT_TOPIC_PREFIX):
-                patients[n.originator_id] = (n.originator_version, n.id)
-            elif n.topic in _QUERY_TOPICS:
-                reviews[n.originator_id] = (n.originator_version, n.id)
-        events = self.app.events
-        rows = [patient_row(list(events.get(pid, lte=version)), position)
-                for pid, (version, position) in patients.items()]
-        rows += [queries_row(events.get(oid, lte=version), position) for oid, (version, position) in reviews.items()]
-        return self._commit(start, stop, rows)
-
-    def _replay(self, start: int, stop: int) -> int:
-        rows = [patient_row(events, head.position)
-                for chunk in replay.chunks(replay.stream_heads(self.app, start, stop))
-                for head, events in replay.iter_patient_streams(self.app, chunk)]
-        reviews: dict[UUID, tuple[int, int]] = {}
-        after = start
-        while True:
-            batch = self.app.recorder.select_notifications(start=after + 1, limit=BATCH, stop=stop,
-                                                           topics=QUERY_TOPICS)
-            for n in batch:
-                reviews[n.originator_id] = (n.originator_version, n.id)
-            if len(batch) < BATCH:
-                break
-            after = batch[-1].id
-        rows += [queries_row(self.app.events.get(oid, lte=version), position)
-                 for oid, (version, position) in reviews.items()]
-        return self._commit(start, stop, rows)
-
-    def _commit(self, start: int, stop: int, rows: list[dict[str, Any]]) -> int:
-        codec = self.store.codec
-        sealed = [{**r, "subject": codec.key(r["subject"]), "data": codec.seal(r["data"])} for r in rows]
-        with self.store._write() as conn:  # noqa: SLF001
-            claimed = conn.execute(sa.update(tracking).where(tracking.c.name == NAME, tracking.c.position == start,
-                                                             tracking.c.digest == self.digest)
-                                   .values(position=stop))
-            if claimed.rowcount != 1:
-                raise Conflict(NAME)
-            for kind in ("patient", "queries"):
-                keys = [r["subject"] for r in sealed if r["kind"] == kind]
-                for i in range(0, len(keys), 500):
-                    conn.execute(sa.delete(worklist_rows).where(worklist_rows.c.kind == kind,
-                                                                worklist_rows.c.subject.in_(keys[i:i + 500])))
-            if sealed:
-                conn.execute(sa.insert(worklist_rows), sealed)
-        return len(rows)
-
-    def _reset(self, start: int, digest: str) -> None:
-        with self.store._write() as conn:  # noqa: SLF001
-            claimed = conn.execute(sa.update(tracking).where(tracking.c.name == NAME, tracking.c.position == start,
-                                                             tracking.c.digest == digest)
-                                   .values(position=0, digest=self.digest, protocol_version=self.params.version))
-            if claimed.rowcount != 1:
-                raise Conflict(NAME)
-            conn.execute(sa.delete(worklist_rows))
+        return self.keeper.rebuild()
 
     # ------------------------------------------------------------------ reading
 

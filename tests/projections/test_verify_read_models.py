@@ -138,3 +138,41 @@ def test_in_an_encrypted_store_a_sealed_row_copied_over_another_is_caught(pgf_an
         editor.close()
     result = pgf_any("projections", "verify")
     assert result.exit_code == 1 and "read model survival differs from the event log at subject " in result.stderr
+
+
+def test_an_edited_worklist_row_is_caught(demo_any: Pgf) -> None:
+    """The worklist's read model (per stream, not a report) is verified in the same replay."""
+    demo_any.ok("query", "open", "S003#1", "--text", "birth date?")
+    out = demo_any.ok("projections", "verify").stdout  # makes and catches up the worklist model
+    assert out.startswith("read models intact: 7 projection(s) and 1 stream model(s)")
+    doc = json.loads(demo_any.ok("projections", "verify", "worklist", "--json").stdout)
+    assert doc["ok"] and doc["projections"] == [] and doc["models"] == ["worklist"] and doc["rows"] >= 7
+    editor = RowEditor(demo_any.url)
+    where = f"{editor.view('worklist')} WHERE subject = ? AND kind = ?"
+    try:  # S002's casebook turns signed (or unsigned): its signature item leaves (or joins) the worklist
+        data = editor.sql(f"SELECT data FROM {where}", ("S002", "patient"))[0][0]
+        inputs = json.loads(data) if isinstance(data, str | bytes) else data
+        inputs["signed"] = not inputs["signed"]
+        value = "?" if editor.sqlite else "CAST(? AS json)"
+        editor.sql(f"UPDATE {editor.view('worklist')} SET data = {value} WHERE subject = ? AND kind = ?",
+                   (json.dumps(inputs), "S002", "patient"))
+    finally:
+        editor.close()
+    demo_any.ok("projections", "verify", "survival")  # the projections are intact
+    for args in (["projections", "verify"], ["projections", "verify", "worklist"], ["audit", "verify", "--deep"]):
+        result = demo_any(*args)
+        assert result.exit_code == 1, args
+        assert "read model worklist differs from the event log at subject S002: patient row: signed is" in result.stderr
+    demo_any.ok("projections", "rebuild")  # the explicit repair
+    demo_any.ok("projections", "verify")
+    editor = RowEditor(demo_any.url)
+    try:
+        editor.sql(f"UPDATE {editor.view('worklist')} SET position = position - 1 WHERE subject = ? AND kind = ?",
+                   ("S003", "queries"))
+        result = demo_any("projections", "verify", "worklist")
+        assert result.exit_code == 1 and "at subject S003: queries row: it says stream version" in result.stderr
+        editor.sql(f"DELETE FROM {where}", ("S003", "queries"))
+        result = demo_any("projections", "verify", "worklist")
+        assert result.exit_code == 1 and "S003: the table has no queries row for this subject" in result.stderr
+    finally:
+        editor.close()

@@ -29,7 +29,7 @@ KILLED_PARENT = """
 import sys, time
 from pgf_events.projections import replay
 replay.PARALLEL_MIN_EVENTS, replay.CHUNK_EVENTS = 1, 1   # a worker for this small store
-def slow(app, params, chunk):                             # the parent's own share never ends
+def slow(*args):                                          # the parent's own share never ends
     print("workers started", flush=True)
     time.sleep(120)
 replay.derive_chunk = slow
