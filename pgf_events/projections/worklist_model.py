@@ -3,7 +3,9 @@ from the notification log, so the web worklist does not fold every stream on eac
 
 Table ``pgf_view_worklist`` (:func:`.tables.model_table`): a stream model (:mod:`.stream_models`)
 whose rows (:mod:`.worklist_rows`) are, per subject, ``patient`` (the patient's
-:class:`~.worklist.WorklistInputs`) and ``queries`` (the open data queries of its review stream),
+:class:`~.worklist.WorklistInputs` and, under ``recorded``, when its events were recorded:
+:func:`.worklist_rows.recorded_span`, for time travel, :mod:`.travel`) and ``queries`` (the open
+data queries of its review stream),
 each with the stream version it reflects and that version's notification id. It is kept by
 :class:`.model_store.ModelKeeper` (the projections' exactly-once protocol, tracking row
 ``worklist``) and rebuilt by ``pgf projections rebuild`` in the projections' own pass over the log;
@@ -113,6 +115,17 @@ class WorklistModel:
                     day = self._days[key] = (version, on, worklist.day_items(inputs, self.params, on))
                 out += items_of(inputs, queries, self.params, on, at, on_day=[dict(i) for i in day[2]])
             return out
+
+    def inputs_of(self, key: str, version: int, data: dict[str, Any]) -> WorklistInputs:
+        """The :class:`WorklistInputs` of a row of :meth:`rows` (parsed once per row version)."""
+        with self._lock:
+            return self._parsed(key, version, data)
+
+    def open_queries_now(self) -> dict[str, list[dict[str, Any]]]:
+        """Every patient's open queries, by subject (patients without any left out)."""
+        with self._lock:
+            return {row[1]["subject"]: list(found) for (key, kind), row in self.rows().items()
+                    if kind == "queries" and (found := self._open_queries(key, row))}
 
     def _parsed(self, key: str, version: int, data: dict[str, Any]) -> WorklistInputs:
         found = self._inputs.get(key)

@@ -4,12 +4,16 @@ Two kinds of row per subject (:mod:`.worklist_model` reads them):
 
 - ``patient``, from the patient's stream: its :class:`~.worklist.WorklistInputs` (enrolment,
   infusions, death and withdrawal, which labs were complete, serious AEs with their recorded times,
-  whether a valid signature covers the casebook): everything the items need but the day;
+  whether a valid signature covers the casebook): everything the items need but the day; and, under
+  ``recorded``, when the stream's events were recorded (:func:`recorded_span`: time travel reads the
+  rows of the patients whose stream was whole by then instead of folding them, :mod:`.travel`);
 - ``queries``, from the patient's review stream: its open data queries (``qid``, ``ref``, ``text``,
   ``opened_at``).
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 from pgf_events.domain.patient import Patient
 from pgf_events.projections import worklist
@@ -27,11 +31,21 @@ def signed(events: list[object]) -> bool:
     return bool(events) and isinstance(events[-1], Patient.Signed)
 
 
+def recorded_span(events: list[Any]) -> dict[str, str]:
+    """When the stream's events were recorded: the stream id, the first event's time and the latest time
+    of any event (time travel, :mod:`.travel`: a stream is unknown as of a time before ``first``, and
+    whole as of ``last`` or later). ``last`` is a maximum: a writer that waited for the lock may hold an
+    earlier time than the event before it."""
+    return {"stream": str(events[0].originator_id), "first": events[0].timestamp.isoformat(),
+            "last": max(e.timestamp for e in events).isoformat()}
+
+
 def rows(stream: Stream, params: Protocol) -> list[Row]:
     """A patient stream's ``patient`` row, or a review stream's ``queries`` row."""
     aggregate = stream.aggregate
     if stream.topic.startswith(PATIENT_TOPIC_PREFIX):
         doc = WorklistInputs.of(aggregate, stream.recorded, signed(stream.events)).as_json()
+        doc["recorded"] = recorded_span(stream.events)
         return [("patient", aggregate.subject, doc)]
     queries = [{**q, "opened_at": q["opened_at"].isoformat()} for q in worklist.open_queries(aggregate)]
     return [("queries", aggregate.subject, {"subject": aggregate.subject, "queries": queries})]
