@@ -133,9 +133,9 @@ def _direct_decoder(transcoding: Transcoding) -> Callable[[Any], Any]:
     """What rebuilds a value of this transcoding from its ``_data_``: the transcoding's own ``decode``,
     or for the ones whose ``decode`` only calls one function, that function."""
     if type(transcoding) is DatetimeAsISO:
-        return _datetime_from_iso
+        return datetime.fromisoformat  # a non-string raises TypeError, as the library's transcoding asserts
     if type(transcoding) is DateAsISO:
-        return _date_from_iso
+        return date.fromisoformat
     if type(transcoding) is RecordAsDict:
         return restorer(transcoding.type)
     return transcoding.decode
@@ -152,16 +152,6 @@ def _direct_encoder(transcoding: Transcoding) -> Callable[[Any], dict[str, Any]]
         return lambda o: {"_type_": name, "_data_": {n: getattr(o, n) for n in names}}
     encode = transcoding.encode
     return lambda o: {"_type_": name, "_data_": encode(o)}
-
-
-def _datetime_from_iso(data: Any) -> datetime:
-    if type(data) is not str:  # as the library's DatetimeAsISO asserts
-        raise TypeError(f"a datetime is stored as an ISO string, not {type(data).__name__}")
-    return datetime.fromisoformat(data)
-
-
-def _date_from_iso(data: Any) -> date:
-    return date.fromisoformat(data)
 
 
 # Payload fields naming who acted; on PostgreSQL the database's recorded_by replaces them on read.
@@ -226,6 +216,11 @@ class FastMapper(Mapper[Any]):
                            stored_event.state, getattr(stored_event, "recorded_by", None),
                            getattr(stored_event, "recorded_at", None))
 
+    def decoder(self) -> Callable[..., Any]:
+        """:meth:`decode` itself, or without its memo's indirection when nothing is remembered (a
+        replay decodes every event once: one call fewer each)."""
+        return self.decode if self._memo is not None else self._decode
+
     def decode(self, originator_id: Any, originator_version: int, topic: str, state: bytes,
                recorded_by: str | None = None, recorded_at: datetime | None = None) -> Any:
         """``recorded_by``/``recorded_at``: the database's stamps (PostgreSQL), which replace the
@@ -242,7 +237,7 @@ class FastMapper(Mapper[Any]):
         return event
 
     def _decode(self, originator_id: Any, originator_version: int, topic: str, state: bytes,
-                recorded_by: str | None, recorded_at: datetime | None) -> Any:
+                recorded_by: str | None = None, recorded_at: datetime | None = None) -> Any:
         try:
             cls, class_version = self._classes[topic]
         except KeyError:

@@ -113,7 +113,7 @@ def iter_streams(app: Any, heads: Sequence[StreamHead],
     chunk's decoded events held together cost more in memory allocation than their decoding)."""
     recorder, mapper = app.recorder, app.mapper
     if hasattr(recorder, "stream_rows"):
-        decode = mapper.decode
+        decode = mapper.decoder() if hasattr(mapper, "decoder") else mapper.decode
         for head, rows in zip(heads, recorder.stream_rows([(h.originator_id, h.version) for h in heads]), strict=True):
             if rows and rows[0][1].startswith(prefixes):
                 oid = head.originator_id

@@ -63,6 +63,7 @@ from pgf_events.projections.tables import (
     json_text,
     metadata,
     model_table,
+    refs_in_text,
     tracking,
     views,
     write_model_rows,
@@ -304,8 +305,13 @@ class ProjectionStore(StoreReading):
             if subject in existing and existing[subject] == data:
                 moves.append({"key": key, "version": version, "position": position})  # nothing shown changed
                 continue
-            sealed, refs = codec.seal(data), codec.seal(collect_refs(data))
-            text = json_text(sealed)  # the row's and its change's data, dumped once
+            if codec.cipher is None:
+                sealed = data
+                text = json_text(data)  # the row's and its change's data, dumped once
+                refs: Any = refs_in_text(text, data)
+            else:
+                sealed, refs = codec.seal(data), codec.seal(collect_refs(data))
+                text = json_text(sealed)
             if subject in existing:
                 updates.append({"key": key, "data": sealed, "protocol_version": self.params.version, "refs": refs,
                                 "version": version, "position": position})

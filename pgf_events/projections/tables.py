@@ -8,6 +8,7 @@ import base64
 import hashlib
 import hmac
 import json
+import re
 import weakref
 from typing import TYPE_CHECKING, Any
 
@@ -17,7 +18,7 @@ from sqlalchemy import event as sa_event
 from sqlalchemy.engine import URL, Connection, Engine
 from sqlalchemy.pool import StaticPool
 
-from pgf_events.projections.slices import PROJECTIONS
+from pgf_events.projections.slices import PROJECTIONS, _ref_key, collect_refs
 from pgf_events.store import StoreConfig
 
 if TYPE_CHECKING:
@@ -151,6 +152,36 @@ def engine_for(config: StoreConfig) -> Engine:
 def json_text(value: Any) -> str:
     """A JSON column's stored text for ``value`` (as SQLAlchemy writes it, through :data:`JSON_CODEC`)."""
     return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
+
+
+# A "ref" key with a plain string value, or a "refs" key with a list of plain strings (no escapes).
+_REF_ITEMS = re.compile(r'"ref":"([^"\\]*)"|"refs":\[((?:"[^"\\]*",?)*)\]')
+_REF_KEYS = re.compile(r'"refs?":')
+_STRINGS = re.compile(r'"([^"\\]*)"')
+
+
+def refs_in_text(text: str, data: Any) -> list[str]:
+    """:func:`.slices.collect_refs` of ``data``, read off its JSON text ``json_text(data)`` when that is
+    plain: a rebuild writes every slice's text anyway, and walking the documents again took 1.3 µs an
+    event.
+
+    Exact: with no escaped quote in the text every ``"`` delimits a string, so ``"ref":`` and
+    ``"refs":`` occur only as those keys; when every such key holds a plain string (``ref``) or a
+    list of plain strings (``refs``) the matches, in document order, are what the walk collects in
+    its order; anything else (another value, an escape) is walked as before. Tested against
+    ``collect_refs`` on random documents and on every slice of a demo."""
+    if '\\"' not in text:
+        matches = list(_REF_ITEMS.finditer(text))
+        if len(matches) == len(_REF_KEYS.findall(text)):
+            found: set[str] = set()
+            for match in matches:
+                single, many = match.groups()
+                if single is not None:
+                    found.add(single)
+                else:
+                    found.update(_STRINGS.findall(many))
+            return sorted(found, key=_ref_key)
+    return collect_refs(data)
 
 
 def _json_loads(text: str | bytes) -> Any:

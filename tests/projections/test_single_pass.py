@@ -65,13 +65,13 @@ def test_one_pass_decodes_each_event_once_and_writes_the_live_rows(demo_any: Pgf
 
         monkeypatch.setattr(replay, "CHUNK_EVENTS", 150)  # several chunks, so several transactions
         decoded = {"n": 0}
-        decode = app.mapper.decode
+        decode = app.mapper._decode
 
         def counting(*args: Any) -> Any:
             decoded["n"] += 1
             return decode(*args)
 
-        monkeypatch.setattr(app.mapper, "decode", counting)
+        monkeypatch.setattr(app.mapper, "_decode", counting)
         keeper = ModelKeeper(store, WORKLIST)
         assert keeper.available()
         result = store.rebuild(None, [WORKLIST])
