@@ -11,6 +11,7 @@ again. The rows are exactly :meth:`ProjectionStore.rows` (the tests compare them
 from __future__ import annotations
 
 import threading
+from collections.abc import Mapping
 from typing import Any
 
 import sqlalchemy as sa
@@ -32,6 +33,17 @@ class Snapshot:
 
     def rows(self, name: str) -> list[dict[str, Any]]:
         """The projection's rows ordered by subject, as :meth:`ProjectionStore.rows` returns them."""
+        mine = self._refresh(name)
+        with self._lock:  # another thread's refresh may add rows meanwhile
+            return sorted((row for _, row in mine.values()), key=lambda r: r.get("subject", ""))
+
+    def versioned(self, name: str) -> Mapping[str, tuple[int, dict[str, Any]]]:
+        """The projection's rows with the stream version each reflects, by the table's subject column
+        (``codec.key(subject)``), refreshed first. The snapshot's own mapping, not a copy: look rows up,
+        do not keep it (a later refresh updates it in place)."""
+        return self._refresh(name)
+
+    def _refresh(self, name: str) -> dict[str, tuple[int, dict[str, Any]]]:
         self.store.setup()
         view = views[name]
         with self._lock, self.store._read() as conn:  # noqa: SLF001 - a read transaction of that store
@@ -51,7 +63,7 @@ class Snapshot:
                 mine = {r.subject: (r.version, self.store.codec.open(r.data))
                         for r in conn.execute(sa.select(view.c.subject, view.c.version, view.c.data))}
             self._rows[name], self._seen[name] = mine, (seen[0], seen[1], seen[2])
-            return sorted((row for _, row in mine.values()), key=lambda r: r.get("subject", ""))
+            return mine
 
 
 snapshot_of: PerStore[Snapshot] = PerStore(Snapshot)  # the one snapshot of a store in this process

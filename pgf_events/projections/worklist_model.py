@@ -5,7 +5,9 @@ Table ``pgf_view_worklist`` (:data:`.tables.worklist_rows`), two kinds of row pe
 
 - ``patient``: the patient's :class:`~.worklist.WorklistInputs` (enrolment, infusions, death and
   withdrawal, which labs were complete, serious AEs with their recorded times, whether a valid
-  signature covers the casebook): everything the items need but the day;
+  signature covers the casebook): everything the items need but the day; and, under ``recorded``,
+  when the stream's events were recorded (:func:`recorded_span`: time travel reads the rows of the
+  patients whose stream was whole by then instead of folding them, :mod:`.travel`);
 - ``queries``: the open data queries of the patient's review stream (``qid``, ``ref``, ``text``,
   ``opened_at``).
 
@@ -68,8 +70,18 @@ def patient_row(events: list[Any], position: int) -> dict[str, Any]:
     assert patient is not None
     signed = any(s["valid"] for s in signatures(events))
     doc = WorklistInputs.of(patient, recorded, signed).as_json()
+    doc["recorded"] = recorded_span(events)
     return {"subject": patient.subject, "kind": "patient", "data": doc, "version": patient.version,
             "position": position}
+
+
+def recorded_span(events: list[Any]) -> dict[str, str]:
+    """When the stream's events were recorded: the stream id, the first event's time and the latest time
+    of any event (time travel, :mod:`.travel`: a stream is unknown as of a time before ``first``, and
+    whole as of ``last`` or later). ``last`` is a maximum: a writer that waited for the lock may hold an
+    earlier time than the event before it."""
+    return {"stream": str(events[0].originator_id), "first": events[0].timestamp.isoformat(),
+            "last": max(e.timestamp for e in events).isoformat()}
 
 
 def queries_row(events: Iterable[Any], position: int) -> dict[str, Any]:
@@ -282,6 +294,17 @@ class WorklistModel:
                     day = self._days[key] = (version, on, worklist.day_items(inputs, self.params, on))
                 out += items_of(inputs, queries, self.params, on, at, on_day=[dict(i) for i in day[2]])
             return out
+
+    def inputs_of(self, key: str, version: int, data: dict[str, Any]) -> WorklistInputs:
+        """The :class:`WorklistInputs` of a row of :meth:`rows` (parsed once per row version)."""
+        with self._lock:
+            return self._parsed(key, version, data)
+
+    def open_queries_now(self) -> dict[str, list[dict[str, Any]]]:
+        """Every patient's open queries, by subject (patients without any left out)."""
+        with self._lock:
+            return {row[1]["subject"]: list(found) for (key, kind), row in self.rows().items()
+                    if kind == "queries" and (found := self._open_queries(key, row))}
 
     def _parsed(self, key: str, version: int, data: dict[str, Any]) -> WorklistInputs:
         found = self._inputs.get(key)

@@ -90,7 +90,7 @@ def figures(app: TrialConduct, store: ProjectionStore | None, viewer: Viewer, wh
             snapshot = snapshot_of(store)
             slices = {name: snapshot.rows(name) for name in REPORTS}
         else:
-            cohort = cohort_at(app, when.as_of, when.cutoff)  # derived once for every page at this time travel
+            cohort = cohort_at(app, when.as_of, when.cutoff, store)  # derived once for every page at this time travel
             slices = {name: cohort.slices[name] for name in REPORTS}
         figs = dashboard_figures(visible(slices, viewer.sees), app.protocol, as_of=when.as_of, cutoff=when.cutoff,
                                  patient_href=patient_href)

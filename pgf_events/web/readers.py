@@ -1,9 +1,10 @@
 """What the worklist, patient list and patient page show, read as the viewer (run through
 :meth:`pgf_events.web.core.Page.run`: the application's site scope is the viewer's).
 
-Now: from the read models where they exist; with time travel (``as_of``, ``cutoff``): derived
-from the log in memory, as ``pgf status`` and ``pgf report`` do, once per (log head, as-of, cut-off)
-for every page (:func:`pgf_events.projections.travel.cohort_at`).
+Now: from the read models where they exist; with time travel (``as_of``, ``cutoff``): as ``pgf
+status`` and ``pgf report`` derive it from the log, once per (log head, as-of, cut-off) for every page
+(:func:`pgf_events.projections.travel.cohort_at`), the patients whose streams were whole by then
+read from the read models.
 """
 
 from __future__ import annotations
@@ -50,8 +51,9 @@ def patients(app: Any, store: ProjectionStore | None, when: TimeTravel, sites: I
              statuses: Iterable[str] = ()) -> list[dict[str, Any]]:
     """``pgf patients`` rows the viewer may see, with each patient's open queries."""
     if when.active or store is None:
-        cohort = cohort_at(app, when.as_of, when.cutoff)  # every site's patients: filtered below
-        by_name = {name: [SECTIONS[name].row(s) for s in cohort.slices[name]] for name in SOURCES}
+        cohort = cohort_at(app, when.as_of, when.cutoff, store)  # every site's patients: filtered below
+        kept = _REPORT_ROWS.get(snapshot_of(store)) or {} if store is not None else {}
+        by_name = {name: [_report_row(kept, name, s) for s in cohort.slices[name]] for name in SOURCES}
     else:
         store.catch_up(SOURCES)
         snapshot = snapshot_of(store)  # the rows kept in memory, refreshed by what changed
@@ -79,6 +81,14 @@ def report_rows(snapshot: Snapshot, name: str) -> list[dict[str, Any]]:
     return out
 
 
+def _report_row(kept: dict[tuple[str, str], tuple[Any, dict[str, Any]]], name: str,
+                data: dict[str, Any]) -> dict[str, Any]:
+    """``SECTIONS[name].row(data)``, the one kept for that snapshot row if ``data`` is it (time travel
+    reads the rows of the patients whose streams were whole by then from the snapshot)."""
+    hit = kept.get((name, data["subject"]))
+    return hit[1] if hit is not None and hit[0] is data else SECTIONS[name].row(data)  # type: ignore[no-any-return]
+
+
 def planning_day(when: TimeTravel, now: datetime) -> tuple[date, datetime]:
     """The day the worklist plans for and the moment it is judged at: the cut-off's end, the as-of
     time's day, or now."""
@@ -101,11 +111,11 @@ def worklist_items(app: Any, when: TimeTravel, store: ProjectionStore | None = N
             model.catch_up()
             visible = None if app.site_scope is None else set(app.subjects())
             return day, sort_items(model.items(day, at, visible))
-    cohort = known_at(app, when.as_of)  # the worklist plans for the cut-off day, from every record
-    visible = set(app.subjects())
+    cohort = known_at(app, when.as_of, store)  # the worklist plans for the cut-off day, from every record
+    visible = None if app.site_scope is None else set(app.subjects())
     items: list[dict[str, Any]] = []
     for inputs in cohort.inputs:
-        if inputs.subject in visible:
+        if visible is None or inputs.subject in visible:
             items += items_of(inputs, cohort.queries.get(inputs.subject, []), app.protocol, day, at)
     return day, sort_items(items)
 
@@ -159,6 +169,6 @@ def cohort(app: Any, store: ProjectionStore | None, name: str, when: TimeTravel)
         store.catch_up([name])
         slices = [s for s in store.rows(name) if s["subject"] in visible]
     else:
-        slices = [s for s in cohort_at(app, when.as_of, when.cutoff).slices[name] if s["subject"] in visible]
+        slices = [s for s in cohort_at(app, when.as_of, when.cutoff, store).slices[name] if s["subject"] in visible]
     return {**build_report(name, slices, app.protocol, as_of=when.as_of, cutoff=when.cutoff),
             **scope_note(app.site_scope)}  # says which sites the report covers
