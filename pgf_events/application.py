@@ -25,7 +25,6 @@ from pgf_events.commands import (
     Command,
     Result,
     UnitOfWork,
-    check_user,
     normalise_subject,
     parse_ref,
 )
@@ -38,8 +37,8 @@ from pgf_events.domain.errors import (
 )
 from pgf_events.domain.imports import ImportBatch, import_id
 from pgf_events.domain.patient import Patient, patient_id
-from pgf_events.domain.users import DIRECTORY_ID, PERMISSIONS, UserDirectory
 from pgf_events.gc_tuning import fewer_collections
+from pgf_events.guards import project
 from pgf_events.log import notifications
 from pgf_events.protocol import DEFAULT_PROTOCOL, Protocol
 from pgf_events.retry import MAX_ATTEMPTS, retry
@@ -47,6 +46,7 @@ from pgf_events.signing import SigningUseCases
 from pgf_events.site_scope import SiteScope
 from pgf_events.store import CIPHER_ENV, StoreConfig, is_locked, locked_message, parse_url, prepare
 from pgf_events.topics import topic_of
+from pgf_events.user_roles import UserRoles
 
 PATIENTS_KEPT = 2_000  # patients a long-running process keeps (patient_cache); emptied when full
 
@@ -54,7 +54,7 @@ PATIENTS_KEPT = 2_000  # patients a long-running process keeps (patient_cache); 
 __all__ = ["BatchRejected", "Command", "Result", "TrialConduct", "UnitOfWork", "normalise_subject", "parse_ref"]
 
 
-class TrialConduct(SigningUseCases, SiteScope, Application[Any]):
+class TrialConduct(UserRoles, SigningUseCases, SiteScope, Application[Any]):
     name = "pgf"
     is_snapshotting_enabled = False
 
@@ -192,7 +192,7 @@ class TrialConduct(SigningUseCases, SiteScope, Application[Any]):
             if d is None:
                 continue
             try:
-                return self.repository.get(import_id(d), projector_func=_project)  # type: ignore[no-any-return]
+                return self.repository.get(import_id(d), projector_func=project)  # type: ignore[no-any-return]
             except AggregateNotFoundError:
                 pass
         return None
@@ -258,7 +258,7 @@ class TrialConduct(SigningUseCases, SiteScope, Application[Any]):
     def patient(self, subject: str, version: int | None = None) -> Patient:
         subject = normalise_subject(subject)
         try:
-            patient = self.repository.get(self.patient_id(subject), version=version, projector_func=_project)
+            patient = self.repository.get(self.patient_id(subject), version=version, projector_func=project)
         except AggregateNotFoundError:
             self.check_hidden(subject)
             raise PatientNotFoundError(subject) from None
@@ -320,70 +320,9 @@ class TrialConduct(SigningUseCases, SiteScope, Application[Any]):
             self.check_site(subject, events[0].record.site)  # type: ignore[attr-defined]
         return events
 
-    # ------------------------------------------------------------------ users and roles
-
-    def directory(self) -> UserDirectory | None:
-        try:
-            return self.repository.get(DIRECTORY_ID, projector_func=_project)
-        except AggregateNotFoundError:
-            return None
-
-    def session_user(self) -> str | None:
-        """On PostgreSQL, the login the server authenticated (``session_user``); None on embedded stores."""
-        if self.store.backend != "postgresql":
-            return None
-        if self._session_user is None:
-            with self.recorder.datastore.transaction(commit=False) as c:  # type: ignore[attr-defined]
-                c.execute("SELECT session_user AS login")
-                self._session_user = str(c.fetchone()["login"])
-        return self._session_user
-
-    def acting_user(self, requested: str | None = None) -> str:
-        """Who is acting (see :mod:`pgf_events.identity`); ``requested`` (--user) may only restate it."""
-        from pgf_events import identity  # noqa: PLC0415
-
-        login = self.session_user()
-        if login is not None:
-            actual, how = login, "your PostgreSQL login"
-        else:
-            actual, how = identity.local_account(), "your operating-system account"
-        identity.check_restated(requested, actual, how)
-        return actual
-
-    def authorise(self, user: str, need: str, *, scope: bool = True) -> None:
-        """Raise AccessDenied unless ``user`` holds a role that ``need`` allows (open stores allow all).
-
-        ``user`` is the authenticated identity (:meth:`acting_user`). On PostgreSQL the roles are the
-        database's own (see :mod:`pgf_events.audit.dbroles`), which it also enforces by itself. With
-        ``scope`` (a process acting as ``user``), ``site_scope`` becomes the user's sites; a server
-        answering many users passes ``scope=False`` and asks :meth:`scope_of` per request.
-        """
-        allowed = PERMISSIONS[need]
-        held = self._roles_held(user)
-        if held is None:
-            return
-        if not held & allowed:
-            names = ", ".join(sorted(held)) or "no role"
-            raise AccessDenied(
-                f"{user} ({names}) may not do this: it needs the {' or '.join(sorted(allowed))} role"
-            )
-        if scope:
-            self.site_scope, self.scoped_user = self.scope_of(user, held), user
-
     def save(self, *objs: Any, **kwargs: Any) -> Any:
         with self.site_claims([e for obj in objs for e in getattr(obj, "pending_events", ())]):
             return super().save(*objs, **kwargs)
-
-    def _roles_held(self, user: str) -> set[str] | None:
-        """The pgf roles ``user`` holds, or None while the store is open (no admin granted yet)."""
-        if self.store.backend == "postgresql":
-            from pgf_events.audit import dbroles  # noqa: PLC0415
-
-            return dbroles.roles_held(self, user)
-        directory = self.directory()
-        if directory is None or not directory.controlled:
-            return None
-        return directory.roles_of(user)
 
     def check_clock(self, times: Sequence[datetime]) -> None:
         """Embedded SQLite: the recorder refuses, under the write lock, a recorded time earlier than the
@@ -392,39 +331,6 @@ class TrialConduct(SigningUseCases, SiteScope, Application[Any]):
         if hasattr(self.recorder, "pending_times"):
             self.recorder.pending_times = (min(times), max(times)) if times else None
 
-    def _check_actor(self, user: Any) -> str:
-        """The name stamped on new events; on PostgreSQL it must be the database login (which the
-        database stamps beside every event anyway)."""
-        user = check_user(user)
-        login = self.session_user()
-        if login is not None and user != login:
-            raise AccessDenied(f"{user!r} is not the database login {login!r}: on PostgreSQL you act as your login")
-        return user
-
-    def change_role(self, action: str, user: str, role: str, *, by: str, reason: str | None = None,
-                    sites: list[str] | None = None) -> None:
-        by = self._check_actor(by)
-
-        def attempt() -> None:
-            directory = self.directory() or UserDirectory.open(by)
-            if action == "grant":
-                directory.grant(user, role, by, reason, sites)
-            else:
-                directory.revoke(user, role, by, reason)
-            if self.store.backend == "postgresql":  # the GRANT goes in the transaction that records it
-                from pgf_events.audit.dbroles import set_role_statement  # noqa: PLC0415
-
-                granted = directory.sites.get(user, {}).get(role) if action == "grant" else None
-                self.recorder.after_insert = [  # type: ignore[attr-defined]
-                    set_role_statement(self, user, role, action == "grant", sorted(granted) if granted else None)]
-            try:
-                self.save(directory)
-            finally:
-                if self.store.backend == "postgresql":
-                    self.recorder.after_insert = []  # type: ignore[attr-defined]
-
-        retry(attempt, on=(IntegrityError,), failure=lambda e: "could not save the role change; try again")
-
     def subjects(self) -> list[str]:
         """Every registered subject code the acting user may see (``site_scope``), in registration order
         (read from the notification log)."""
@@ -432,13 +338,3 @@ class TrialConduct(SigningUseCases, SiteScope, Application[Any]):
         registered = notifications(self.recorder, topics=[topic_of(Patient.Registered)])
         events = [to_event(n) for n in registered]
         return [e.subject for e in events if self.in_scope(e.record.site)]  # type: ignore[attr-defined]
-
-
-def _project(aggregate: Any, events: Iterable[Any]) -> Any:
-    """The library's ``project_aggregate`` without its per-event ``assert isinstance(event,
-    CanMutateProtocol)``: a runtime Protocol check that costs more than applying the event."""
-    for event in events:
-        aggregate = event.mutate(aggregate)
-    return aggregate
-
-

@@ -32,7 +32,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
                      "pgf_events.topics", "pgf_events.log", "pgf_events.retry", "pgf_events.gc_tuning",
                      "pgf_events.identity", "pgf_events.signing", "pgf_events.workers", "pgf_events.bound_cipher",
                      "pgf_events.audit.dbroles", "pgf_events.guards", "pgf_events.monitoring",
-                     "pgf_events.site_scope")),
+                     "pgf_events.site_scope", "pgf_events.user_roles")),
     ("domain", ("pgf_events.domain", "pgf_events.protocol")),
     ("shared", ("pgf_events", "pgf_events.formatting")),  # the package root (__version__) and formats
 ]

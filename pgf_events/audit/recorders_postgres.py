@@ -42,6 +42,22 @@ from pgf_events.audit.recorders import (
 from pgf_events.domain.errors import AccessDenied, StoreError
 
 
+@contextmanager
+def _write_errors() -> Iterator[None]:
+    """The database's refusals of a write, as the user's errors: the notary's and the site triggers'
+    own messages ("pgf: ..."), and a login whose roles do not allow the write."""
+    try:
+        yield
+    except (ProgrammingError, IntegrityError, PersistenceError) as e:
+        text = str(e)
+        if "pgf: " in text:
+            raise StoreError(text.split("pgf: ", 1)[1].splitlines()[0]) from None
+        if "permission denied" in text or "row-level security" in text:
+            raise AccessDenied(f"the database refused the write ({_first_line(e)}): "
+                               "your login's pgf roles do not allow it") from None
+        raise
+
+
 def _first_line(e: BaseException) -> str:
     text = str(e).strip()
     return text.splitlines()[0] if text else type(e).__name__
@@ -155,27 +171,16 @@ class ChainedPostgresRecorder(PostgresReading, ChainWriter, PostgresApplicationR
     def insert_events(self, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Sequence[int] | None:
         if not stored_events:
             return []
-        if not self.notarised:
-            raise StoreError("this store was made by an older pgf and is not notarised by the database; "
-                             "nothing was written. Its owner must run 'pgf db upgrade' (explicit and logged)")
-        try:
-            with self.datastore.transaction(commit=True) as curs:
-                curs.execute("SELECT pg_advisory_xact_lock_shared(%s)", (self.writers_key,))  # see bulk()
-                self._notify_channel(curs)
-                if self.stream_sites:
-                    curs.execute("SELECT set_config(%s, %s, true)", (SITES_SETTING, json.dumps(self.stream_sites)))
-                PostgresAggregateRecorder._insert_stored_events(self, curs, stored_events)
-                ids = [row["notification_id"] for row in curs.fetchall()]
-                for statement, params in self.after_insert:
-                    curs.execute(statement, params)
-        except (ProgrammingError, IntegrityError, PersistenceError) as e:
-            text = str(e)
-            if "pgf: " in text:
-                raise StoreError(text.split("pgf: ", 1)[1].splitlines()[0]) from None
-            if "permission denied" in text or "row-level security" in text:
-                raise AccessDenied(f"the database refused the write ({_first_line(e)}): "
-                                   "your login's pgf roles do not allow it") from None
-            raise
+        self._require_notary()
+        with _write_errors(), self.datastore.transaction(commit=True) as curs:
+            curs.execute("SELECT pg_advisory_xact_lock_shared(%s)", (self.writers_key,))  # see bulk()
+            self._notify_channel(curs)
+            if self.stream_sites:
+                curs.execute("SELECT set_config(%s, %s, true)", (SITES_SETTING, json.dumps(self.stream_sites)))
+            PostgresAggregateRecorder._insert_stored_events(self, curs, stored_events)
+            ids = [row["notification_id"] for row in curs.fetchall()]
+            for statement, params in self.after_insert:
+                curs.execute(statement, params)
         return ids
 
     @contextmanager
@@ -184,49 +189,43 @@ class ChainedPostgresRecorder(PostgresReading, ChainWriter, PostgresApplicationR
         first: an exclusive advisory lock of the store that every save takes shared, so single writers
         wait for the import instead of changing a patient it has read (and making it start again).
         Each insert goes through the notary trigger, which stamps and chains it as any other."""
+        self._require_notary()
+        with _write_errors(), self.datastore.transaction(commit=True) as curs:
+            curs.execute("SELECT pg_advisory_xact_lock(%s)", (self.writers_key,))
+            self._notify_channel(curs)
+
+            curs.execute("CREATE TEMP TABLE pgf_bulk (seq bigserial, originator_id uuid, originator_version bigint, "
+                         "topic text, state bytea) ON COMMIT DROP")
+            move = SQL("INSERT INTO {schema}.{events} (originator_id, originator_version, topic, state) "
+                       "SELECT originator_id, originator_version, topic, state FROM pg_temp.pgf_bulk "
+                       "ORDER BY seq").format(**self.q)
+
+            mover = _Mover(curs.connection, move)
+
+            def insert(stored_events: Sequence[StoredEvent]) -> None:
+                mover.wait()  # the previous chunk is moved and its rows gone from the temporary table
+                if self.stream_sites:  # new patients' sites, for an encrypted store (pg_sites)
+                    curs.execute("SELECT set_config(%s, %s, true)", (SITES_SETTING, json.dumps(self.stream_sites)))
+                # COPY (binary) into a temporary table, then one INSERT ... SELECT into the events table
+                # in order: the notary trigger and the row-level security policy see every row, as
+                # for any insert (a COPY straight into a table with row-level security is refused).
+                with curs.copy("COPY pg_temp.pgf_bulk (originator_id, originator_version, topic, state) "
+                               "FROM STDIN (FORMAT BINARY)") as copy:
+                    copy.set_types(["uuid", "int8", "text", "bytea"])
+                    for s in stored_events:
+                        copy.write_row((s.originator_id, s.originator_version, s.topic, s.state))
+                mover.start()  # the server moves (and notarises) them while the import checks the next lines
+
+            try:
+                yield insert
+                mover.wait()
+            finally:
+                mover.close()
+
+    def _require_notary(self) -> None:
         if not self.notarised:
             raise StoreError("this store was made by an older pgf and is not notarised by the database; "
                              "nothing was written. Its owner must run 'pgf db upgrade' (explicit and logged)")
-        try:
-            with self.datastore.transaction(commit=True) as curs:
-                curs.execute("SELECT pg_advisory_xact_lock(%s)", (self.writers_key,))
-                self._notify_channel(curs)
-
-                curs.execute("CREATE TEMP TABLE pgf_bulk (seq bigserial, originator_id uuid, originator_version bigint, "
-                             "topic text, state bytea) ON COMMIT DROP")
-                move = SQL("INSERT INTO {schema}.{events} (originator_id, originator_version, topic, state) "
-                           "SELECT originator_id, originator_version, topic, state FROM pg_temp.pgf_bulk "
-                           "ORDER BY seq").format(**self.q)
-
-                mover = _Mover(curs.connection, move)
-
-                def insert(stored_events: Sequence[StoredEvent]) -> None:
-                    mover.wait()  # the previous chunk is moved and its rows gone from the temporary table
-                    if self.stream_sites:  # new patients' sites, for an encrypted store (pg_sites)
-                        curs.execute("SELECT set_config(%s, %s, true)", (SITES_SETTING, json.dumps(self.stream_sites)))
-                    # COPY (binary) into a temporary table, then one INSERT ... SELECT into the events table
-                    # in order: the notary trigger and the row-level security policy see every row, as
-                    # for any insert (a COPY straight into a table with row-level security is refused).
-                    with curs.copy("COPY pg_temp.pgf_bulk (originator_id, originator_version, topic, state) "
-                                   "FROM STDIN (FORMAT BINARY)") as copy:
-                        copy.set_types(["uuid", "int8", "text", "bytea"])
-                        for s in stored_events:
-                            copy.write_row((s.originator_id, s.originator_version, s.topic, s.state))
-                    mover.start()  # the server moves (and notarises) them while the import checks the next lines
-
-                try:
-                    yield insert
-                    mover.wait()
-                finally:
-                    mover.close()
-        except (ProgrammingError, IntegrityError, PersistenceError) as e:
-            text = str(e)
-            if "pgf: " in text:
-                raise StoreError(text.split("pgf: ", 1)[1].splitlines()[0]) from None
-            if "permission denied" in text or "row-level security" in text:
-                raise AccessDenied(f"the database refused the write ({_first_line(e)}): "
-                                   "your login's pgf roles do not allow it") from None
-            raise
 
     @property
     def writers_key(self) -> int:

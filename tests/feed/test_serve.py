@@ -57,6 +57,18 @@ class Server:
             self.proc.wait(timeout=30)
             raise
 
+    def __enter__(self) -> Server:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def stop(self) -> None:
+        """Kill the server (if it still runs) and reap it."""
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait(timeout=30)
+
     def _healthy(self) -> bool:
         try:
             return httpx.get(self.base + "/health", headers=self.headers, timeout=TIMEOUT).status_code == 200
@@ -92,13 +104,8 @@ def server(store_url: str, tmp_path: Path) -> Iterator[tuple[Server, TrialConduc
     app = TrialConduct(parse_url(store_url))
     enrolled(app, "S001")
     enrolled(app, "S002")
-    srv = Server(store_url, tmp_path)
-    try:
+    with Server(store_url, tmp_path) as srv:
         yield srv, app
-    finally:
-        if srv.proc.poll() is None:
-            srv.proc.kill()
-            srv.proc.wait(timeout=30)
         app.close()
 
 

@@ -30,13 +30,8 @@ def served(store_url: str, tmp_path: Path) -> Iterator[Server]:
     app = TrialConduct(parse_url(store_url))
     enrolled(app, "S001")
     app.close()
-    srv = Server(store_url, tmp_path)
-    try:
+    with Server(store_url, tmp_path) as srv:
         yield srv
-    finally:
-        if srv.proc.poll() is None:
-            srv.proc.kill()
-            srv.proc.wait(timeout=30)
 
 
 def _basic(login: str, password: str) -> str:
@@ -80,14 +75,10 @@ def test_out_of_range_positions_are_a_clean_400(served: Server) -> None:
 
 def test_sqlite_token_also_works_on_the_url(sqlite_url: str, tmp_path: Path) -> None:
     create_store(sqlite_url)
-    srv = Server(sqlite_url, tmp_path)
-    try:
+    with Server(sqlite_url, tmp_path) as srv:
         token = srv.headers["Authorization"].split()[1]
         assert srv.get(f"/health?token={token}", auth=False).status_code == 200
         assert srv.get("/health?token=guess", auth=False).status_code == 401
-    finally:
-        srv.proc.kill()
-        srv.proc.wait(timeout=30)
 
 
 def test_sqlite_serve_refuses_to_listen_beyond_localhost(pgf: Pgf) -> None:
@@ -101,15 +92,11 @@ def test_postgres_a_wrong_password_is_401_and_the_right_one_opens(pg_url: str, t
     if not env["POSTGRES_PASSWORD"]:
         pytest.skip("needs the SCRAM test cluster (logins with passwords); this server trusts local logins")
     create_store(pg_url)
-    srv = Server(pg_url, tmp_path)
-    try:
+    with Server(pg_url, tmp_path) as srv:
         login = env["POSTGRES_USER"]
         assert srv.get("/health").status_code == 200
         wrong = srv.get("/health", auth=False, headers={"Authorization": _basic(login, "not-" + env["POSTGRES_PASSWORD"])})
         assert wrong.status_code == 401 and "login or password is wrong" in wrong.json()["error"]
-    finally:
-        srv.proc.kill()
-        srv.proc.wait(timeout=30)
 
 
 @pytest.mark.postgres
@@ -124,11 +111,7 @@ def test_postgres_a_login_without_a_read_role_is_403(pg_url: str, tmp_path: Path
            "--weight-kg", "61", "--transplant-date", "2025-01-10")
     pgf.ok("users", "grant", "ada", "admin", "--reason", "set-up", user="ada")
     pgf.ok("users", "grant", "mona", "monitor", user="ada")
-    srv = Server(pgf.url_for("mona"), tmp_path)  # started by a monitor (a read role)
-    try:
+    with Server(pgf.url_for("mona"), tmp_path) as srv:  # started by a monitor (a read role)
         assert srv.get("/reports/survival").status_code == 200
         eve = srv.get("/reports/survival", auth=False, headers={"Authorization": _basic("eve", cluster.password("eve"))})
         assert eve.status_code == 403 and "eve" in eve.json()["error"]  # authenticated, but holds no role
-    finally:
-        srv.proc.kill()
-        srv.proc.wait(timeout=30)

@@ -34,12 +34,8 @@ UNLABELLED = """() => [...document.querySelectorAll('input:not([type=hidden]), s
 
 @pytest.fixture
 def server(demo_copy: str, tmp_path: Path) -> Iterator[Server]:
-    srv = Server(demo_copy, tmp_path)
-    try:
+    with Server(demo_copy, tmp_path) as srv:
         yield srv
-    finally:
-        srv.proc.kill()
-        srv.proc.wait(timeout=30)
 
 
 def srv_url(srv: Server, path: str) -> str:
@@ -196,8 +192,7 @@ def test_a_monitor_of_one_site_never_sees_another(browser: Any, demo_copy: str, 
     pgf = Pgf(demo_copy, user="ada")
     pgf.ok("users", "grant", "ada", "admin", "--reason", "set-up")
     pgf.ok("users", "grant", me, "monitor", "--site", "WCH", "--reason", "WCH monitor", user="ada")
-    srv = Server(demo_copy, tmp_path)
-    try:
+    with Server(demo_copy, tmp_path) as srv:
         tab = signed_in(browser, srv, "monitor")
         page = tab.page
         assert "monitor; site WCH" in page.locator(".who").inner_text()
@@ -239,6 +234,3 @@ def test_a_monitor_of_one_site_never_sees_another(browser: Any, demo_copy: str, 
             "csrf": str(csrf), "action": "query-open", "ref": f"{other}#1", "text": "peek"}, max_redirects=0)
         assert forged.status == 403
         tab.close()
-    finally:
-        srv.proc.kill()
-        srv.proc.wait(timeout=30)

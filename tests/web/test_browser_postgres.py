@@ -51,8 +51,7 @@ def test_sign_in_with_the_database_password_act_as_that_login_see_only_your_site
     pgf.ok("users", "grant", "mona", "monitor", "--site", "PKU", "--reason", "PKU monitor", user="ada")
     pgf.ok("users", "grant", "cora", "coordinator", "--site", "PKU", "--reason", "PKU coordinator", user="ada")
     pgf.ok("users", "grant", "aud", "auditor", "--reason", "audit", user="ada")
-    srv = Server(Cluster.login_url(pg_url, "aud"), tmp_path)
-    try:
+    with Server(Cluster.login_url(pg_url, "aud"), tmp_path) as srv:
         mona = Tab(browser, srv.base, "pg-monitor")
         page = mona.page
         sign_in(mona, "mona", "not-her-password")
@@ -94,6 +93,3 @@ def test_sign_in_with_the_database_password_act_as_that_login_see_only_your_site
         assert query.get_by_role("button", name=re.compile("^Close")).count() == 0
         assert cora.page.locator("#sdv-form").count() == 0  # SDV is the monitor's
         cora.close()
-    finally:
-        srv.proc.kill()
-        srv.proc.wait(timeout=30)

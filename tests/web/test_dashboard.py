@@ -32,15 +32,10 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Pgf:
 
 
 def _served(url: str, tmp: Path) -> Iterator[tuple[Server, httpx.Client]]:
-    srv = Server(url, tmp)
-    try:
-        with httpx.Client(base_url=srv.base, timeout=60, follow_redirects=False) as c:
-            token = srv.headers["Authorization"].split()[1]
-            assert c.get(f"/?token={token}").status_code == 303
-            yield srv, c
-    finally:
-        srv.proc.kill()
-        srv.proc.wait(timeout=30)
+    with Server(url, tmp) as srv, httpx.Client(base_url=srv.base, timeout=60, follow_redirects=False) as c:
+        token = srv.headers["Authorization"].split()[1]
+        assert c.get(f"/?token={token}").status_code == 303
+        yield srv, c
 
 
 @pytest.fixture(scope="module")

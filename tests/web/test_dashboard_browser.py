@@ -33,12 +33,8 @@ FIGURES = {"consort": "CONSORT flow of patients", "enrolment": "Cumulative enrol
 
 @pytest.fixture
 def server(demo_copy: str, tmp_path: Path) -> Iterator[Server]:
-    srv = Server(demo_copy, tmp_path)
-    try:
+    with Server(demo_copy, tmp_path) as srv:
         yield srv
-    finally:
-        srv.proc.kill()
-        srv.proc.wait(timeout=30)
 
 
 def _enrolled(tab: Tab) -> int:

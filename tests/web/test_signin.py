@@ -28,12 +28,8 @@ def served(sqlite_url: str, tmp_path: Path) -> Iterator[Server]:
     app = TrialConduct(parse_url(sqlite_url))
     enrolled(app, "S001")
     app.close()
-    srv = Server(sqlite_url, tmp_path)
-    try:
+    with Server(sqlite_url, tmp_path) as srv:
         yield srv
-    finally:
-        srv.proc.kill()
-        srv.proc.wait(timeout=30)
 
 
 def token_of(srv: Server) -> str:
@@ -94,21 +90,16 @@ def test_sign_in_form_csrf_and_sign_out(served: Server) -> None:
 
 def test_an_idle_session_ends(sqlite_url: str, tmp_path: Path) -> None:
     create_store(sqlite_url)
-    srv = Server(sqlite_url, tmp_path, "--idle-timeout", "0.02")  # 1.2 s
-    try:
-        with client(srv) as c:
-            assert c.get(f"/?token={token_of(srv)}").status_code == 303
-            assert c.get("/").status_code == 200
-            time.sleep(1.5)
-            r = c.get("/worklist")
-            assert r.status_code == 303 and r.headers["location"] == "/signin?next=%2Fworklist&note=ended"
-            assert "Your session ended" in c.get(r.headers["location"]).text
-            assert c.get("/").status_code == 303  # the session is gone for good
-            missing = c.get("/no-such-page")  # an unknown page is a page too, not JSON
-            assert missing.status_code == 404 and "text/html" in missing.headers["content-type"]
-    finally:
-        srv.proc.kill()
-        srv.proc.wait(timeout=30)
+    with Server(sqlite_url, tmp_path, "--idle-timeout", "0.02") as srv, client(srv) as c:  # 1.2 s
+        assert c.get(f"/?token={token_of(srv)}").status_code == 303
+        assert c.get("/").status_code == 200
+        time.sleep(1.5)
+        r = c.get("/worklist")
+        assert r.status_code == 303 and r.headers["location"] == "/signin?next=%2Fworklist&note=ended"
+        assert "Your session ended" in c.get(r.headers["location"]).text
+        assert c.get("/").status_code == 303  # the session is gone for good
+        missing = c.get("/no-such-page")  # an unknown page is a page too, not JSON
+        assert missing.status_code == 404 and "text/html" in missing.headers["content-type"]
 
 
 def test_the_api_answers_match_the_typed_responses_of_openapi(served: Server) -> None:
