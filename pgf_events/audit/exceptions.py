@@ -22,7 +22,6 @@ import heapq
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import date, datetime
-from itertools import islice
 from typing import Any, overload
 
 from pgf_events.audit.source import patient_streams
@@ -163,7 +162,8 @@ def exception_rows(app: Any, as_of: datetime | None = None, kinds: tuple[str, ..
                              for subject, events in patient_streams(app, as_of)], kinds)
 
 
-Found = tuple[list[dict[str, Any]], dict[tuple[str, str], tuple[datetime, str, Any]]]
+# One patient's rows (a list, or rows made as they are read: audit.finding_rows.ExceptionRows) and first entries.
+Found = tuple[Iterable[dict[str, Any]], dict[tuple[str, str], tuple[datetime, str, Any]]]
 
 
 def patient_exceptions(subject: str, events: list[Any], params: Protocol) -> Found:
@@ -204,7 +204,7 @@ class Merged(Sequence[dict[str, Any]]):
     merging only as far as asked, every row in :func:`merge_exceptions`' order (a stable merge of
     the patients in order, then the ``new_user_at_site`` rows)."""
 
-    def __init__(self, found: list[Found], kinds: tuple[str, ...] = KINDS,
+    def __init__(self, found: Sequence[Found], kinds: tuple[str, ...] = KINDS,
                  counts: list[Counter[str]] | None = None) -> None:
         new = sorted((r for r in new_user_rows(found) if r["kind"] in kinds), key=_key)
         every = set(kinds) >= set(KINDS)
@@ -222,7 +222,7 @@ class Merged(Sequence[dict[str, Any]]):
 
     def _upto(self, n: int) -> list[dict[str, Any]]:
         if len(self._head) < min(n, self._length):
-            self._head = list(islice(heapq.merge(*self._lists, key=_key), n))
+            self._head = first_rows(self._lists, n)
         return self._head
 
     @overload
@@ -239,6 +239,30 @@ class Merged(Sequence[dict[str, Any]]):
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
         return heapq.merge(*self._lists, key=_key)
+
+
+def first_rows(lists: Sequence[Iterable[dict[str, Any]]], n: int) -> list[dict[str, Any]]:
+    """``list(islice(heapq.merge(*lists, key=_key), n))``, reading a list only once its first row is
+    reached: a list may tell its first row's key without being read (``head_key()``: the audit read
+    model's rows, which are parsed when read), so the first rows of the page read a few patients' rows."""
+    heap: list[tuple[Any, int, dict[str, Any] | None, Iterator[dict[str, Any]] | None]] = []
+    for i, rows in enumerate(lists):
+        head = rows.head_key() if hasattr(rows, "head_key") else _key(rows[0]) if rows else None  # type: ignore[index]
+        if head is not None:
+            heap.append((head, i, None, None))
+    heapq.heapify(heap)
+    out: list[dict[str, Any]] = []
+    while heap and len(out) < n:
+        _, i, row, rest = heapq.heappop(heap)
+        if rest is None:  # the list's first row: read it now
+            rest = iter(lists[i])
+            row = next(rest)
+        assert row is not None
+        out.append(row)
+        after = next(rest, None)
+        if after is not None:
+            heapq.heappush(heap, (_key(after), i, after, rest))
+    return out
 
 
 def sort_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:

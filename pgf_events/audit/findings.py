@@ -1,16 +1,19 @@
-"""The audit page's exception report and deviation log, kept per patient and refreshed by what changed.
+"""The audit page's exception report and deviation log, from the audit read model kept per patient.
 
 ``pgf audit exceptions`` and ``pgf report deviations`` read every patient's stream and derive each
 one (seconds at 5,000 patients). Both are per patient but for two cohort-wide steps: the
 ``new_user_at_site`` rows (a user's earliest entry at a site, over every patient) and the sort. So
-:class:`AuditModel` keeps, per patient stream, its exception rows, its first entries per (user,
-site) and its deviation rows, for the stream version they were computed at; a read asks the log
-which streams have events past the last position seen (:func:`.replay.stream_heads`, one indexed
-query), reads and recomputes only those, and merges (:func:`~pgf_events.audit.exceptions.merge_exceptions`,
+the per-patient part is a stored read model, ``pgf_view_audit`` (:mod:`.finding_rows`: per patient
+stream its exception rows, its first entries per (user, site) and its deviation rows), kept like the
+worklist's (:class:`~pgf_events.projections.model_store.ModelKeeper`: caught up from the log,
+rebuilt in the projections' one pass, checked by ``pgf projections verify``; a store made by an
+older version builds it once on first use). :class:`AuditModel` keeps its rows in memory, re-reads
+only the rows past the last position seen, and merges (:func:`~pgf_events.audit.exceptions.merge_exceptions`,
 :func:`~.deviations.deviation_report`) with the same functions as the commands, so the answer is
-theirs (tested). Deviations depend on the day (:func:`latest_valid_date`): a new day recomputes them.
+theirs (tested). Where the table cannot be kept (a read-only copy) the rows are derived from the
+log the same way, per stream changed since the last look.
 
-Now only: time travel (``as_of``) reads the log as the commands do.
+Time travel (``as_of``): :meth:`AuditModel.exceptions_as_of` (the rows recorded by then).
 """
 
 from __future__ import annotations
@@ -19,31 +22,38 @@ import threading
 from bisect import bisect_right
 from collections import Counter
 from collections.abc import Callable
-from datetime import date, datetime
+from datetime import datetime
 from typing import Any
-from uuid import UUID
 
 import attrs
 
-from pgf_events.audit.exceptions import KINDS, Merged, PatientExceptions, sort_rows
-from pgf_events.domain.parsing import latest_valid_date
+from pgf_events.audit.exceptions import KINDS, Merged
+from pgf_events.audit.finding_rows import AUDIT, ExceptionRows, decode
+from pgf_events.audit.finding_rows import rows as finding_rows
 from pgf_events.domain.patient import Patient
+from pgf_events.gc_tuning import fewer_collections
 from pgf_events.log import notifications
 from pgf_events.projections import replay
-from pgf_events.projections.deviations import patient_deviations
+from pgf_events.projections.derive import fold
+from pgf_events.projections.model_store import KeptRows, ModelKeeper
 from pgf_events.projections.per_store import PerStore
 from pgf_events.projections.store import ProjectionStore
+from pgf_events.projections.stream_models import Stream
 from pgf_events.topics import topic_of
 
 
 @attrs.define
 class PatientAudit:
     subject: str
-    version: int
-    exceptions: tuple[list[dict[str, Any]], dict[tuple[str, str], Any]]  # rows (sorted), first entries
+    exceptions: tuple[ExceptionRows, dict[tuple[str, str], Any]]  # rows (sorted), first entries
     counts: Counter[str]  # its exception rows by kind
     deviations: list[dict[str, Any]]
-    day: date  # the day the deviations were judged on
+
+    @classmethod
+    def of(cls, doc: dict[str, Any]) -> PatientAudit:
+        """The findings of an audit read-model row (:mod:`.finding_rows`)."""
+        exceptions, deviations = decode(doc)
+        return cls(doc["subject"], exceptions, exceptions[0].kinds(), deviations)
 
 
 class AuditModel:
@@ -52,34 +62,44 @@ class AuditModel:
     def __init__(self, store: ProjectionStore):
         self.store = store
         self.app = store.app
+        self.keeper = ModelKeeper(store, AUDIT)
+        self._kept = KeptRows(self.keeper)
         self._lock = threading.Lock()
-        self._position = 0
-        self._day: date | None = None
-        self._patients: dict[UUID, PatientAudit] = {}
+        self._position = 0  # without the table: the log position derived to
+        self._patients: dict[Any, tuple[int, PatientAudit]] = {}  # row (or stream) key -> (version, findings)
         self._registered: list[tuple[str, str]] = []  # (subject, site) in registration order (app.subjects())
         self._registered_at = 0  # the position the registrations were read to
-        self.streams_read = 0  # how many streams were read and recomputed (for the tests)
+        self.streams_read = 0  # how many patients' findings were (re)computed or decoded (for the tests)
 
-    def refresh(self, now: datetime) -> None:
-        """Recompute the patients with events past the last position seen (every one on a new day)."""
-        app, params = self.app, self.app.protocol
-        head = app.recorder.max_notification_id() or 0
-        day = latest_valid_date(now)
-        after = 0 if day != self._day else self._position
-        if after >= head and day == self._day:
-            return
-        for chunk in replay.chunks(replay.stream_heads(app, after, head)):
-            for stream, events in replay.iter_patient_streams(app, chunk):
-                subject = events[0].subject
-                found = PatientExceptions(subject, params, {})  # as audit.exceptions.patient_exceptions
-                rows = sort_rows(list(found.rows(events)))
-                self._patients[stream.originator_id] = PatientAudit(
-                    subject=subject, version=events[-1].originator_version, exceptions=(rows, found.first_seen),
-                    counts=Counter(r["kind"] for r in rows),
-                    deviations=patient_deviations(subject, events, params, now=now), day=day)
-                self.streams_read += 1
-        self._position, self._day = head, day
-        self._read_registrations(head)
+    def refresh(self) -> None:
+        """Bring the findings up to the log: the read model's rows past the last position seen (or, without
+        the table, the streams with events past it, derived), and the registrations since."""
+        if self.keeper.available():
+            self.keeper.catch_up()
+            if self._kept.read():
+                self._patients.clear()
+            for key, (version, doc) in self._kept.rows.items():
+                if self._stale(key, version):
+                    self._keep(key, version, doc)
+        else:
+            self._derive(self.app.recorder.max_notification_id() or 0)
+        self._read_registrations(self.app.recorder.max_notification_id() or 0)
+
+    def _stale(self, key: Any, version: int) -> bool:
+        found = self._patients.get(key)
+        return found is None or found[0] != version
+
+    def _keep(self, key: Any, version: int, doc: dict[str, Any]) -> None:
+        self._patients[key] = (version, PatientAudit.of(doc))
+        self.streams_read += 1
+
+    def _derive(self, head: int) -> None:
+        """Without the table: the rows of each patient stream with events past the last position seen."""
+        for chunk in replay.chunks(replay.stream_heads(self.app, self._position, head)):
+            for last, topic, events in replay.iter_streams(self.app, chunk, AUDIT.prefixes):
+                stream = Stream(last.originator_id, last.position, topic, events, *fold(events))
+                self._keep(last.originator_id, last.version, finding_rows(stream, self.app.protocol)[0][2])
+        self._position = max(self._position, head)
 
     def _read_registrations(self, head: int) -> None:
         """The registrations recorded since the last read, in log order (what ``app.subjects()`` reads)."""
@@ -93,7 +113,7 @@ class AuditModel:
         self._registered_at = head
 
     def _visible(self, in_scope: Callable[[str], bool]) -> list[PatientAudit]:
-        by_subject = {p.subject: p for p in self._patients.values()}
+        by_subject = {p.subject: p for _, p in self._patients.values()}
         return [p for s, site in self._registered if in_scope(site) and (p := by_subject.get(s)) is not None]
 
     def tables(self, in_scope: Callable[[str], bool], now: datetime,
@@ -101,24 +121,23 @@ class AuditModel:
         """The exception rows (of ``kinds``; merged lazily, :class:`Merged`) and every deviation row of the
         patients the viewer sees (registered at a site ``in_scope``, in registration order as
         ``app.subjects()`` lists them), as of now."""
-        with self._lock:
-            self.refresh(now)
+        with self._lock, fewer_collections():  # a first read makes every patient's rows: no cycle scans meanwhile
+            self.refresh()
             visible = self._visible(in_scope)
             exceptions = Merged([p.exceptions for p in visible], kinds, [p.counts for p in visible])
             deviations = [row for p in visible for row in p.deviations]
         return exceptions, deviations
-
 
     def exceptions_as_of(self, in_scope: Callable[[str], bool], now: datetime, as_of: datetime,
                          kinds: tuple[str, ...] = KINDS) -> Merged:
         """``exception_rows(app, as_of, kinds)`` from the kept rows: a row is computed from its event and
         the events before it in its stream, and an entry's first time is the earliest, so what was
         known as of a time is the rows and first entries recorded by then."""
-        with self._lock:
-            self.refresh(now)
+        with self._lock, fewer_collections():  # a first read makes every patient's rows: no cycle scans meanwhile
+            self.refresh()
             found = []
             for p in self._visible(in_scope):
-                rows, first = p.exceptions
+                rows, first = list(p.exceptions[0]), p.exceptions[1]
                 upto = bisect_right(rows, as_of, key=lambda r: r["recorded_at"])
                 found.append((rows[:upto], {k: v for k, v in first.items() if v[0] <= as_of}))
             return Merged(found, kinds)

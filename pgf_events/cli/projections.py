@@ -32,7 +32,8 @@ def open_store(state: Any) -> ProjectionStore:
 
 # The stream models (projections/stream_models.py), by name: the module that registers each when
 # imported (a model of a layer above the projections, e.g. audit, is named here too).
-MODEL_MODULES: dict[str, str] = {"worklist": "pgf_events.projections.worklist_rows"}
+MODEL_MODULES: dict[str, str] = {"audit": "pgf_events.audit.finding_rows",
+                                 "worklist": "pgf_events.projections.worklist_rows"}
 
 
 def stream_models(names: Sequence[str] = tuple(MODEL_MODULES)) -> list[StreamModel]:
@@ -98,8 +99,8 @@ def rebuild(state: Any, name: str | None, fmt: str | None) -> None:
       pgf projections rebuild
       pgf projections rebuild survival --json
 
-    Without NAME, the per-stream read models (the web worklist's) are rebuilt too, in the same
-    pass over the log.
+    Without NAME, the per-stream read models (the web worklist's and audit page's) are rebuilt
+    too, in the same pass over the log.
     """
     with working(f"Rebuilding {name or 'every read model'} from the event log"):
         store = open_store(state)
@@ -124,7 +125,7 @@ def rebuild(state: Any, name: str | None, fmt: str | None) -> None:
 @click.pass_obj
 def verify(state: Any, name: str | None, fmt: str | None) -> None:
     """Replay the event log in memory and compare it with the read-model tables (all, or NAME):
-    the projections and the per-stream models (the web worklist's, 'worklist').
+    the projections and the per-stream models (the web worklist's, 'worklist'; the audit page's, 'audit').
 
     Exit 0 when every row matches; exit 1 naming the first read model and subject that differ.
     Nothing is repaired ('pgf projections rebuild' does that); the result is recorded, and

@@ -35,8 +35,10 @@ def deviation_rows(app: Any, as_of: datetime | None = None) -> list[dict[str, An
     return rows
 
 
-def patient_deviations(subject: str, events: list[Any], params: Any, now: datetime) -> list[dict[str, Any]]:
-    patient = fold(events)
+def patient_deviations(subject: str, events: list[Any], params: Any, now: datetime,
+                       patient: Any = None) -> list[dict[str, Any]]:
+    """One patient's rows (``patient``: the events folded, if already done)."""
+    patient = fold(events) if patient is None else patient
     site = patient.registration.site
     items = integrity.items(patient)
     findings = {f.key: f for f in entry.check_stream(items, params, latest_valid_date(now)) if not f.impossible}

@@ -18,6 +18,7 @@ from uuid import UUID
 import sqlalchemy as sa
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
+from pgf_events.gc_tuning import fewer_collections, made_long_lived
 from pgf_events.projections.derive import fold
 from pgf_events.projections.store import ProjectionStore
 from pgf_events.projections.stream_models import Stream, StreamModel
@@ -124,3 +125,40 @@ class ModelKeeper:
             rows += [(kind, subject, data, version, position) for kind, subject, data in self.model.rows(stream, self.params)]
         state = {self.model.name: {"position": start}}
         self.store._commit(state, stop, {}, {}, {}, {self.model.name: rows})  # noqa: SLF001
+
+
+class KeptRows:
+    """A stream model's rows in memory, by (subject key, kind): (version, data); :meth:`read` re-reads
+    only the rows past the last position seen (as :mod:`.snapshot` does for the projections)."""
+
+    def __init__(self, keeper: ModelKeeper):
+        self.keeper = keeper
+        self.rows: dict[tuple[str, str], tuple[int, Any]] = {}
+        self._seen: tuple[int, int, int] | None = None  # (count, sum of versions, max position)
+        self.full_reads = 0
+
+    def read(self) -> bool:
+        """Bring :attr:`rows` up to the table; True when they were read whole again (rows went away or
+        were rewritten at older positions): whatever a reader derived from the old ones is stale."""
+        store, t = self.keeper.store, self.keeper.table
+        with store._read() as conn:  # noqa: SLF001
+            shape = sa.select(sa.func.count(), sa.func.coalesce(sa.func.sum(t.c.version), 0),
+                              sa.func.coalesce(sa.func.max(t.c.position), 0))
+            count, versions, position = (int(v) for v in conn.execute(shape).one())
+            seen = (count, versions, position)
+            if self._seen is not None:
+                if seen == self._seen:
+                    return False
+                fresh = sa.select(t.c.subject, t.c.kind, t.c.version, t.c.data).where(t.c.position > self._seen[2])
+                for r in conn.execute(fresh):
+                    self.rows[(r.subject, r.kind)] = (r.version, store.codec.open(r.data))
+                if (len(self.rows), sum(v for v, _ in self.rows.values())) == seen[:2]:
+                    self._seen = seen
+                    return False
+            self.full_reads += 1
+            with fewer_collections():  # thousands of JSON documents: no cycle collection over them meanwhile
+                self.rows = {(r.subject, r.kind): (r.version, store.codec.open(r.data))
+                             for r in conn.execute(sa.select(t.c.subject, t.c.kind, t.c.version, t.c.data))}
+                made_long_lived(len(self.rows))
+            self._seen = seen
+            return True

@@ -81,6 +81,9 @@ _MODEL_TABLES: dict[str, sa.Table] = {}
 # patient's worklist inputs) and "queries" (its open data queries).
 worklist_rows = model_table("worklist")
 worklist_metadata = worklist_rows.metadata
+# The audit page's read model (pgf_events.audit.findings): per subject, ``kind`` "patient" (its
+# exception rows, first entries per user and site, and deviation rows).
+audit_metadata = model_table("audit").metadata
 
 _MEMORY_ENGINES: weakref.WeakKeyDictionary[TrialConduct, Engine] = weakref.WeakKeyDictionary()
 

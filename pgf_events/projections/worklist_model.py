@@ -25,13 +25,11 @@ from collections.abc import Collection
 from datetime import date, datetime
 from typing import Any
 
-import sqlalchemy as sa
-
+from pgf_events.gc_tuning import fewer_collections
 from pgf_events.projections import worklist
-from pgf_events.projections.model_store import ModelKeeper
+from pgf_events.projections.model_store import KeptRows, ModelKeeper
 from pgf_events.projections.per_store import PerStore
 from pgf_events.projections.store import ProjectionStore
-from pgf_events.projections.tables import worklist_rows
 from pgf_events.projections.worklist import WorklistInputs, items_of
 from pgf_events.projections.worklist_rows import WORKLIST
 
@@ -47,12 +45,10 @@ class WorklistModel:
         self.params = store.params
         self.keeper = ModelKeeper(store, WORKLIST)
         self._lock = threading.RLock()
-        self._rows: dict[tuple[str, str], tuple[int, dict[str, Any]]] = {}  # (key, kind) -> (version, data)
-        self._seen: tuple[int, int, int] | None = None  # (count, sum of versions, max position)
+        self._kept = KeptRows(self.keeper)  # (key, kind) -> (version, data)
         self._inputs: dict[str, tuple[int, WorklistInputs]] = {}  # key -> (version, inputs)
         self._queries: dict[str, tuple[int, list[dict[str, Any]]]] = {}
         self._days: dict[str, tuple[int, date, list[dict[str, Any]]]] = {}  # key -> (version, day, day items)
-        self.full_reads = 0
 
     def available(self) -> bool:
         """Whether the table can be used (else the worklist is read from the streams)."""
@@ -73,34 +69,21 @@ class WorklistModel:
 
     def rows(self) -> dict[tuple[str, str], tuple[int, dict[str, Any]]]:
         """Every row, by (subject key, kind): (version, data), re-reading only rows past the last position seen."""
-        with self._lock, self.store._read() as conn:  # noqa: SLF001
-            t = worklist_rows
-            shape = sa.select(sa.func.count(), sa.func.coalesce(sa.func.sum(t.c.version), 0),
-                              sa.func.coalesce(sa.func.max(t.c.position), 0))
-            seen = tuple(int(v) for v in conn.execute(shape).one())
-            mine: dict[tuple[str, str], tuple[int, dict[str, Any]]] | None = self._rows
-            if self._seen is None:
-                mine = None
-            elif seen != self._seen:
-                assert mine is not None
-                fresh = sa.select(t.c.subject, t.c.kind, t.c.version, t.c.data).where(t.c.position > self._seen[2])
-                for r in conn.execute(fresh):
-                    mine[(r.subject, r.kind)] = (r.version, self.store.codec.open(r.data))
-                if (len(mine), sum(v for v, _ in mine.values())) != seen[:2]:
-                    mine = None  # rows went away or were rewritten at older positions: read it all
-            if mine is None:
-                self.full_reads += 1
-                mine = {(r.subject, r.kind): (r.version, self.store.codec.open(r.data))
-                        for r in conn.execute(sa.select(t.c.subject, t.c.kind, t.c.version, t.c.data))}
+        with self._lock:
+            if self._kept.read():
                 self._inputs.clear()
                 self._queries.clear()
                 self._days.clear()
-            self._rows, self._seen = mine, (seen[0], seen[1], seen[2])
-            return mine
+            return self._kept.rows
+
+    @property
+    def full_reads(self) -> int:
+        """How many times every row was read (the first read, and after rows went away)."""
+        return self._kept.full_reads
 
     def items(self, on: date, at: datetime, subjects: Collection[str] | None = None) -> list[dict[str, Any]]:
         """``pgf due`` (unsorted) for every patient (or those of ``subjects``), planned for ``on`` at ``at``."""
-        with self._lock:
+        with self._lock, fewer_collections():  # a first read parses every patient's row: no cycle scans meanwhile
             rows = self.rows()
             out: list[dict[str, Any]] = []
             for (key, kind), (version, data) in rows.items():

@@ -12,7 +12,7 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from pgf_events.web import audit, dashboard, patient, worklist
-from pgf_events.web.core import HERE, page
+from pgf_events.web.core import HERE, page, templates
 from pgf_events.web.session import Sessions
 
 PAGE_MODULES: tuple[ModuleType, ...] = (dashboard, worklist, patient, audit)
@@ -25,6 +25,8 @@ def is_web_path(path: str) -> bool:
 
 
 def web_routes(sessions: Sessions) -> list[BaseRoute]:
+    for name in templates.list_templates():  # compiled now, not on the first request of each page
+        templates.get_template(name)
     routes: list[BaseRoute] = [*sessions.routes(),
                                Mount("/static", StaticFiles(directory=HERE / "static"), name="static")]
     for module in PAGE_MODULES:

@@ -26,6 +26,7 @@ from pgf_events.domain.errors import AccessDenied, PatientNotFoundError, PgfErro
 from pgf_events.domain.parsing import parse_as_of, parse_date
 from pgf_events.domain.users import PERMISSIONS, ROLES
 from pgf_events.formatting import show
+from pgf_events.gc_tuning import fewer_collections
 
 if TYPE_CHECKING:
     from pgf_events.application import TrialConduct
@@ -182,8 +183,9 @@ def render(request: Request, template: str, *, code: int = 200, **context: Any) 
     """``template`` rendered with ``context``; ``code`` is the HTTP status."""
     context.setdefault("page", None)
     context.setdefault("when", TimeTravel())
-    html = templates.get_template(template).render(request=request, nav=NAV, path=request.url.path,
-                                                   now=datetime.now(UTC), **context)
+    with fewer_collections():  # a page of thousands of rows is many short-lived strings: no cycle scans meanwhile
+        html = templates.get_template(template).render(request=request, nav=NAV, path=request.url.path,
+                                                       now=datetime.now(UTC), **context)
     return HTMLResponse(html, status_code=code, headers=SECURITY_HEADERS)
 
 

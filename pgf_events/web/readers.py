@@ -17,6 +17,7 @@ from typing import Any
 from pgf_events.domain import values as vo
 from pgf_events.domain.review import Review
 from pgf_events.domain.rules import sdv
+from pgf_events.gc_tuning import fewer_collections
 from pgf_events.monitoring import query_row
 from pgf_events.projections.cohort import build_report, scope_note
 from pgf_events.projections.history import describe, history_rows
@@ -72,12 +73,13 @@ def report_rows(snapshot: Snapshot, name: str) -> list[dict[str, Any]]:
     (at 5,000 patients the survival rows' reference lists alone took 0.7 s per look)."""
     kept = _REPORT_ROWS.setdefault(snapshot, {})
     out = []
-    for data in snapshot.rows(name):
-        key = (name, data["subject"])
-        hit = kept.get(key)
-        if hit is None or hit[0] is not data:
-            hit = kept[key] = (data, SECTIONS[name].row(data))
-        out.append(hit[1])
+    with fewer_collections():  # a first look makes every patient's report row: no cycle scans meanwhile
+        for data in snapshot.rows(name):
+            key = (name, data["subject"])
+            hit = kept.get(key)
+            if hit is None or hit[0] is not data:
+                hit = kept[key] = (data, SECTIONS[name].row(data))
+            out.append(hit[1])
     return out
 
 
