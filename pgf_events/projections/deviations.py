@@ -19,10 +19,13 @@ from typing import Any
 
 from pgf_events.audit.source import fold, patient_streams
 from pgf_events.domain import integrity
+from pgf_events.domain import values as vo
 from pgf_events.domain.parsing import latest_valid_date
 from pgf_events.domain.rules import entry
+from pgf_events.domain.rules.inputs import InfusionPoint
+from pgf_events.projections import sections
 from pgf_events.projections.cohort import scope_note
-from pgf_events.projections.derive import derive_patient
+from pgf_events.projections.derive import _trusted, evaluation_date
 
 COLUMNS = ["subject", "site", "kind", "date", "ref", "status", "detail", "reason", "acknowledged_by",
            "acknowledged_in", "acknowledged_at"]
@@ -63,13 +66,21 @@ def patient_deviations(subject: str, events: list[Any], params: Any, now: dateti
             rows.append(_row(subject, site, finding.kind, finding.day, finding.ref, "not_acknowledged",
                              finding.message))
     if patient.enrolment is not None:
-        dosing = derive_patient(patient, params).dosing
+        dosing = dosing_of(patient, params)
         for d in dosing["deviations"]:
             if d["kind"] == "missed":
                 target = next((x["target"] for x in dosing["doses"] if x["number"] == d["dose"]), None)
                 rows.append(_row(subject, site, "missed_dose", target, (d["refs"] or [None])[0], "derived",
                                  d["detail"]))
     return rows
+
+
+def dosing_of(patient: Any, params: Any) -> dict[str, Any]:
+    """``derive_patient(patient, params).dosing`` alone (tested equal), without the rest of the
+    derivation: the deviation log is kept per stream in the audit read model, in every rebuild."""
+    infusions = [_trusted(InfusionPoint, day=r.date, ref=patient.ref(v), cells=r.cells, weight_kg=r.weight_kg)
+                 for v, r in patient.active(vo.Infusion)]
+    return sections.dosing.derive(patient, infusions, params, evaluation_date(patient)[0])  # type: ignore[no-any-return]
 
 
 def _row(subject: str, site: str, kind: str, day: Any, ref: str | None, status: str, detail: str) -> dict[str, Any]:

@@ -108,8 +108,14 @@ def test_a_site_scoped_reader_sees_only_its_sites_findings(opened: Any) -> None:
 
 
 def test_the_deviations_do_not_depend_on_the_day_they_are_judged_on(opened: Any) -> None:
+    from pgf_events.audit.source import fold
+    from pgf_events.projections.derive import derive_patient
+    from pgf_events.projections.deviations import dosing_of
+
     _, app, _ = opened
     for subject, events in patient_streams(app):
+        patient = fold(events)
+        assert dosing_of(patient, app.protocol) == derive_patient(patient, app.protocol).dosing, subject
         today = patient_deviations(subject, events, app.protocol, now=app.clock())
         for now in (datetime(2024, 1, 1, tzinfo=UTC), datetime(2040, 1, 1, tzinfo=UTC)):
             assert patient_deviations(subject, events, app.protocol, now=now) == today, (subject, now)
