@@ -51,6 +51,7 @@ def stream_model_keepers(store: ProjectionStore) -> list[ModelKeeper]:
     """A keeper for every stream model the store can keep (a read-only copy keeps none)."""
     from pgf_events.projections.model_store import ModelKeeper  # noqa: PLC0415
 
+    store.setup()  # the projections' tables first: a store another process holds locked says so once, not per model
     keepers = [ModelKeeper(store, model) for model in stream_models()]
     return [k for k in keepers if k.available()]
 
