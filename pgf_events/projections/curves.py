@@ -18,7 +18,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from pgf_events.domain.rules.stats import Z95
-from pgf_events.domain.rules.survival import RiskSet
+from pgf_events.domain.rules.survival import RiskSet, loglog_bounds
 from pgf_events.projections.stats import _entry
 
 Pairs = Sequence[tuple[float, int]]
@@ -40,8 +40,7 @@ def _loglog(p: float, se: float, z: float = Z95) -> tuple[float, float]:
     """The log(-log) CI of a probability (as the reports), or (p, p) where it is undefined (0, 1)."""
     if not 0 < p < 1 or se <= 0:
         return p, p
-    s = se / abs(p * math.log(p))
-    return p ** math.exp(z * s), p ** math.exp(-z * s)
+    return loglog_bounds(p, se, z)
 
 
 def _tally(obs: Pairs) -> tuple[list[float], dict[float, Counter[int]]]:

@@ -4,10 +4,13 @@ proportional to what changed)."""
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Callable, Iterable
 from datetime import datetime
+from typing import Any
 from uuid import UUID
 
 from pgf_events.domain.patient import Patient
+from pgf_events.projections.derive import fold
 
 FOLDED_EVENTS = 50_000  # events of folded patients a long-running process keeps (FoldCache)
 
@@ -56,3 +59,24 @@ class FoldCache:
 
     def __len__(self) -> int:
         return len(self._folds)
+
+    def advance(self, event: Any, prefix: Callable[[UUID, int], Iterable[Any]]) -> tuple[Patient, dict[int, datetime]]:
+        """Fold one stored event onto its patient's kept fold and keep the result.
+
+        The kept fold is used only when it is exactly one version behind ``event``; otherwise the
+        stream's earlier events (``prefix(stream id, last version wanted)``) are folded first. A fold
+        whose event failed to apply may be half changed: it is dropped, never used again.
+        """
+        pid, version = event.originator_id, event.originator_version
+        cached = self.get(pid)
+        if cached is None or cached[0].version != version - 1:
+            cached = (None, {}) if version == 1 else fold(prefix(pid, version - 1))  # type: ignore[assignment]
+        patient, recorded = cached  # type: ignore[misc]
+        try:
+            patient = event.mutate(patient)
+        except BaseException:
+            self.drop(pid)
+            raise
+        recorded[version] = event.timestamp
+        self.put(pid, (patient, recorded))
+        return patient, recorded

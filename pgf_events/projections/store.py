@@ -49,7 +49,7 @@ from pgf_events.domain.patient import Patient
 from pgf_events.formatting import iso
 from pgf_events.gc_tuning import fewer_collections
 from pgf_events.projections import replay
-from pgf_events.projections.derive import derive_patient, fold
+from pgf_events.projections.derive import derive_patient
 from pgf_events.projections.folds import FoldCache
 from pgf_events.projections.slices import PROJECTIONS, SLICE_KEYS, all_slices, collect_refs
 from pgf_events.projections.store_reading import StoreReading
@@ -203,7 +203,7 @@ class ProjectionStore(StoreReading):
             if not notification.topic.startswith(PATIENT_TOPIC_PREFIX):
                 continue  # import batches and the user directory derive nothing; the position still moves
             event = self.app.mapper.to_domain_event(notification)
-            folded[event.originator_id] = self._advance(event)
+            folded[event.originator_id] = self._cache.advance(event, self._stream_prefix)
             last[event.originator_id] = (notification.id, event)
         derived: dict[UUID, dict[str, dict[str, Any]]] = {}
         subjects: dict[UUID, str] = {}
@@ -329,24 +329,8 @@ class ProjectionStore(StoreReading):
                              .values(**{c: sa.bindparam(c) for c in columns}), rows)
         insert_many(conn, changes, changed)
 
-    def _advance(self, event: Any) -> tuple[Patient, dict[int, datetime]]:
-        """Fold one event onto the cached patient (loading the stream prefix if the cache lacks it)."""
-        pid, version = event.originator_id, event.originator_version
-        cached = self._cache.get(pid)
-        if cached is None or cached[0].version != version - 1:
-            if version == 1:
-                cached = (None, {})  # type: ignore[assignment]
-            else:
-                cached = fold(self.app.events.get(pid, lte=version - 1))  # type: ignore[assignment]
-        patient, recorded = cached  # type: ignore[misc]
-        try:
-            patient = event.mutate(patient)
-        except BaseException:
-            self._cache.drop(pid)  # the fold may be half changed: never use it again
-            raise
-        recorded[version] = event.timestamp
-        self._cache.put(pid, (patient, recorded))
-        return patient, recorded
+    def _stream_prefix(self, pid: UUID, version: int) -> Any:
+        return self.app.events.get(pid, lte=version)
 
     # ------------------------------------------------------------------ rebuilding
 

@@ -81,3 +81,19 @@ def test_observations_read_delayed_entry_as_the_reports_do() -> None:
 def test_endpoint_incidence_reaches_k_over_n() -> None:
     e = endpoint_incidence([12, None, 5], 4, 56)
     assert e == {"time": [0.0, 5.0, 12.0, 56.0], "inc": [0.0, 0.25, 0.5, 0.5]}
+
+
+@pytest.mark.parametrize("p", [1 - 1e-15, 1e-300, 0.5])
+def test_log_log_bands_take_their_limit_where_the_exponent_exceeds_a_float(p: float) -> None:
+    """Near 0 or 1, se/|p log p| is huge and exp(z·s) overflows: the band is then its limit (0, 1),
+    not an OverflowError (Hypothesis once drew such a cohort); elsewhere the formula is unchanged."""
+    from pgf_events.domain.rules.survival import _loglog_ci
+    from pgf_events.projections.curves import _loglog
+
+    low, high = _loglog(p, 0.3)
+    assert (low, high) == _loglog_ci(p, 0.3, 1.959963984540054)
+    assert 0.0 <= low <= p <= high <= 1.0
+    if p == 0.5:
+        assert 0.0 < low < high < 1.0
+    else:
+        assert (low, high) == (0.0, 1.0)

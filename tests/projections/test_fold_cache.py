@@ -70,7 +70,7 @@ def test_a_fold_is_used_only_one_version_behind_and_dropped_when_its_event_fails
             raise RuntimeError("a half-applied event")
 
     with pytest.raises(RuntimeError):
-        ProjectionStore(app)._advance(Broken())  # noqa: SLF001
+        folds.advance(Broken(), lambda pid, version: app.events.get(pid, lte=version))
     assert folds.get(pid) is None
     register(app, "S002")
     ProjectionStore(app).catch_up()

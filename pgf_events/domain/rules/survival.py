@@ -116,12 +116,29 @@ def _table(rows: list[tuple[float, int]], horizon: float,
     return [(t, risk.at(t), events[t], competing[t]) for t in sorted({t for t, s in rows if s != 0 and t <= horizon})]
 
 
+def loglog_bounds(p: float, se: float, z: float) -> tuple[float, float]:
+    """The bounds p^exp(±z·s), s = se / |p log p|, for 0 < p < 1 and se >= 0 (log(-log p) scale).
+
+    Near p = 1 (or 0) with a finite se, s is huge and exp(z·s) exceeds a float: p raised to it is
+    then 0 (and to exp(-z·s), 1), the limit the formula tends to, not an OverflowError.
+    """
+    s = se / abs(p * math.log(p))
+    return _power_of_exp(p, z * s), _power_of_exp(p, -z * s)
+
+
+def _power_of_exp(p: float, x: float) -> float:
+    """p ** exp(x) for 0 < p < 1, with exp(x) beyond a float's range taken as its limit."""
+    try:
+        return p ** math.exp(x)
+    except OverflowError:
+        return 0.0
+
+
 def _loglog_ci(p: float, se: float, z: float) -> tuple[float | None, float | None]:
     """CI for a probability p with standard error se on the log(-log p) scale."""
     if not 0 < p < 1:
         return None, None
-    s = se / abs(p * math.log(p))
-    return p ** math.exp(z * s), p ** math.exp(-z * s)
+    return loglog_bounds(p, se, z)
 
 
 def _refs(data: Sequence[Sequence]) -> tuple[str, ...]:
