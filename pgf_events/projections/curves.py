@@ -18,7 +18,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from pgf_events.domain.rules.stats import Z95
-from pgf_events.domain.rules.survival import RiskSet, loglog_bounds
+from pgf_events.domain.rules.survival import RiskSet, loglog_bounds, settled_variance
 from pgf_events.projections.stats import _entry
 
 Pairs = Sequence[tuple[float, int]]
@@ -104,7 +104,8 @@ def aj_curve(obs: Pairs, entry: Sequence[float] | None = None) -> dict[str, list
         sb += lag * lag * d1 * (n - d1) / n**3
         c = lag * d1 / n**2
         sc, sfc = sc + c, sfc + f1 * c
-        variance = max(f1 * f1 * sa - 2 * f1 * sfa + sffa + sb - 2 * (f1 * sc - sfc), 0.0)
+        variance = settled_variance(f1 * f1 * sa - 2 * f1 * sfa + sffa + sb - 2 * (f1 * sc - sfc),
+                                    f1 * f1 * sa + 2 * abs(f1 * sfa) + sffa + sb + 2 * (abs(f1 * sc) + abs(sfc)))
         low, high = _loglog(f1, math.sqrt(variance))
         for key, value in (("time", t), ("inc", f1), ("low", low), ("high", high), ("competing", f2)):
             out[key].append(value)

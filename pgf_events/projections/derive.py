@@ -198,3 +198,38 @@ def derive_patient(patient: Patient, params: Protocol,
         relapse_date=iso(timeline.relapse_date),
         survival=follow_up.survival(timeline, params),
     )
+
+
+def derive_echo(patient: Patient, params: Protocol) -> dict[str, Any]:
+    """Only what ``pgf record``'s echo compares (:func:`pgf_events.projections.changes.changes`),
+    JSON-shaped, each value by the same functions :func:`derive_patient` uses, equal to its
+    ``as_json()`` on these keys: eligibility status, enrolment, dosing, the hemogram endpoints,
+    death, relapse, withdrawal. Spares the sections the echo never shows (GVHD, infections, safety,
+    survival) and the copy of the whole state, at every record a user enters."""
+    reg, ref = patient.registration, patient.ref
+    last_alive, latest_versions = evaluation_date(patient)
+    enrolment, withdrawal, death = patient.enrolment, patient.withdrawal, patient.death
+    infusions = [_trusted(InfusionPoint, day=r.date, ref=ref(v), cells=r.cells, weight_kg=r.weight_kg)
+                 for v, r in patient.active(vo.Infusion)]
+    labs = [_trusted(LabPoint, day=r.date, ref=ref(v), anc=r.anc, plt=r.plt, hb=r.hb)
+            for v, r in patient.active(vo.LabPanel)]
+    transfusions = [_trusted(TransfusionPoint, day=r.date, ref=ref(v), product=r.product)
+                    for v, r in patient.active(vo.Transfusion)]
+    dosing = sections.dosing.derive(patient, infusions, params, last_alive)
+    msc_d1 = date.fromisoformat(dosing["msc_d1"]) if dosing["msc_d1"] else None
+    relapse = follow_up.timeline(patient, params, msc_d1=msc_d1, as_of=last_alive,
+                                 latest=latest_versions).relapse_date
+    doc = {
+        "eligibility": {"status": patient.eligibility(params).status},
+        "enrolled": enrolment is not None,
+        "enrolment_date": iso(enrolment[1].date) if enrolment else None,
+        "withdrawn": withdrawal is not None,
+        "withdrawal_date": iso(withdrawal[1].date) if withdrawal else None,
+        "dosing": dosing,
+        "endpoints": sections.endpoints.derive(labs, transfusions, params, transplant=reg.transplant_date,
+                                               msc_d1=msc_d1, as_of=last_alive, exit_at=clinical.exit_event(patient)),
+        "death_date": iso(death[1].date) if death else None,
+        "relapsed": relapse is not None,
+        "relapse_date": iso(relapse),
+    }
+    return orjson.loads(orjson.dumps(doc, option=orjson.OPT_NON_STR_KEYS))  # type: ignore[no-any-return]

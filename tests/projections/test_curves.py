@@ -97,3 +97,14 @@ def test_log_log_bands_take_their_limit_where_the_exponent_exceeds_a_float(p: fl
         assert 0.0 < low < high < 1.0
     else:
         assert (low, high) == (0.0, 1.0)
+
+
+def test_a_rounding_error_in_the_variance_does_not_open_the_band_near_one() -> None:
+    """Hypothesis drew this cohort: the incidence reaches 1 - 1e-16 at t = 2, where the report's
+    estimator sums its variance to at most 0 and the figure's running sums to a rounding error
+    above it, which the log-log band near p = 1 turned into (0, 1) instead of (p, p)."""
+    obs = [(0, 1), (1, 0), (1, 0), (1, 0), (1, 0), (1, 0), (1, 1), (2, 1), (2, 1)]
+    curve, est = aj_curve(obs), aalen_johansen(obs, 2)
+    assert est.estimate == pytest.approx(1.0) and est.ci_low == est.estimate
+    assert step_at(curve["time"], curve["low"], 2) == est.ci_low
+    assert step_at(curve["time"], curve["high"], 2) == est.ci_high

@@ -12,7 +12,7 @@ evidence), and the day counted from both anchors (transplant = Day 0, and MSC D1
 from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from datetime import date, timedelta
 
 import attrs
@@ -21,7 +21,7 @@ from pgf_events.domain.rules.inputs import LabPoint, TransfusionPoint, days_betw
 from pgf_events.protocol import Protocol
 
 __all__ = ["Engraftment", "PlateletResponse", "RedCellRecovery", "days_between", "endpoint_anchor",
-           "neutrophil_engraftment", "platelet_response", "qualifying_run", "red_cell_recovery",
+           "neutrophil_engraftment", "platelet_response", "qualifying_run", "qualifying_runs", "red_cell_recovery",
            "transfusion_dependent"]
 
 RESPONSE_RANK = {"CR": 3, "PR": 2, "NR": 1}
@@ -97,9 +97,10 @@ def _stamp(day: date, anchor: date, transplant_day: date | None, msc_d1: date | 
                 "protocol_version": params.version}
 
 
-def _from(daily: Daily, anchor: date) -> list[date]:
-    """The days of ``daily`` from ``anchor`` on, sorted (sorting every key and cutting is done in C)."""
-    days = sorted(daily)
+def _from(daily: Daily, anchor: date, ordered: list[date] | None = None) -> list[date]:
+    """The days of ``daily`` from ``anchor`` on, sorted (sorting every key and cutting is done in C);
+    ``ordered``: the days to take instead of every key of ``daily``, sorted (a caller's, sorted once)."""
+    days = sorted(daily) if ordered is None else ordered
     return days[bisect_left(days, anchor):]
 
 
@@ -117,6 +118,7 @@ def _latest_before(transfusions: Iterable[TransfusionPoint], product: str, day: 
 def neutrophil_engraftment(
     labs: Iterable[LabPoint], params: Protocol, *, anchor: date,
     transplant_day: date | None = None, msc_d1: date | None = None, daily: Daily | None = None,
+    ordered: list[date] | None = None,
 ) -> Engraftment | None:
     """First day of ``anc_consecutive_days`` consecutive ANC days above ``anc_threshold``.
 
@@ -127,7 +129,7 @@ def neutrophil_engraftment(
     daily = _daily_min(labs, "anc") if daily is None else daily  # daily: _daily_min(labs, "anc") given
     thr = params.anc_threshold
     run: list[date] = []
-    for day in _from(daily, anchor):
+    for day in _from(daily, anchor, ordered):
         value = daily[day][0]
         passes = value > thr if params.anc_comparator == ">" else value >= thr
         if not passes:
@@ -145,6 +147,7 @@ def neutrophil_engraftment(
 def red_cell_recovery(
     labs: Iterable[LabPoint], transfusions: Iterable[TransfusionPoint], params: Protocol, *,
     anchor: date, transplant_day: date | None = None, msc_d1: date | None = None, daily: Daily | None = None,
+    ordered: list[date] | None = None,
 ) -> RedCellRecovery | None:
     """First Hb day (from ``anchor``) whose minimum is >= ``hb_threshold`` and that is not inside an
     RBC transfusion window: a transfusion on day t blocks t .. t + rbc_transfusion_free_days - 1."""
@@ -152,7 +155,7 @@ def red_cell_recovery(
     rbc = [t for t in transfusions if t.product == "rbc"]
     rbc_days = sorted(t.day for t in rbc)
     span = params.rbc_transfusion_free_days
-    for day in _from(daily, anchor):
+    for day in _from(daily, anchor, ordered):
         value, refs = daily[day]
         blocked = _any_between(rbc_days, day - timedelta(days=span - 1), day)
         if value >= params.hb_threshold and not blocked:
@@ -200,7 +203,9 @@ def qualifying_run(daily: dict, ordered: list[date], tx_days: list[date], params
     Consecutive measurement days, every daily minimum >= threshold, at least ``plt_min_counts`` of
     them, at most ``plt_max_gap_days`` apart, the last at least ``plt_sustain_days - 1`` days after
     the first, and no platelet transfusion from ``plt_transfusion_free_before_days`` before the first
-    through the last. The shortest run is the one with the fewest transfusion days in it.
+    through the last. The shortest run is the one with the fewest transfusion days in it. This is
+    the rule's definition, start by start; the searches use :func:`qualifying_runs` (the same runs,
+    property-tested, in one pass).
     """
     start = ordered[i]
     if daily[start][0] < threshold:
@@ -216,27 +221,62 @@ def qualifying_run(daily: dict, ordered: list[date], tx_days: list[date], params
     return None
 
 
+def qualifying_runs(minima: list[float], days: list[int], tx_days: list[int], params: Protocol,
+                    threshold: float, *, first: int = 0) -> Iterator[tuple[int, int]]:
+    """Each start ``i >= first`` (in order) whose shortest qualifying run (:func:`qualifying_run`)
+    exists, with that run's last index: ``(i, j)``, the run being measurements ``i .. j``.
+    ``minima``: the daily minima in day order, ``days`` their days and ``tx_days`` the platelet
+    transfusion days, sorted, as ordinals (``date.toordinal``).
+
+    One pass: the measurements split into segments where every minimum passes and no gap is too
+    long (a run lies inside one); within a segment, the shortest run's end never moves back as the
+    start moves on (a later start needs as many counts and as long a span), so start, end and the
+    next transfusion to look at all move forward only. A transfusion-blocked shortest run is no run:
+    a longer one from that start would only cover more days.
+    """
+    n, need, span = len(days), params.plt_min_counts, params.plt_sustain_days - 1
+    max_gap, before, n_tx = params.plt_max_gap_days, params.plt_transfusion_free_before_days, len(tx_days)
+    passes = [value >= threshold for value in minima]
+    i, k = first, 0  # k: the first transfusion not before the current start's look-back
+    while i < n:
+        if not passes[i]:
+            i += 1
+            continue
+        end = i + 1  # the segment is i .. end - 1
+        while end < n and passes[end] and days[end] - days[end - 1] <= max_gap:
+            end += 1
+        j = i
+        for start in range(i, end):
+            if j < start:
+                j = start
+            while j < end and (j - start + 1 < need or days[j] - days[start] < span):
+                j += 1
+            if j == end:
+                break  # no later start of this segment has a run either
+            while k < n_tx and tx_days[k] < days[start] - before:
+                k += 1
+            if k == n_tx or tx_days[k] > days[j]:
+                yield start, j
+        i = end
+
+
 def _sustained_runs(daily: dict, ordered: list[date], tx_days: list[date], params: Protocol, *,
                     first: int) -> dict[str, Run]:
-    """v2: the first qualifying run at the CR threshold and the first at the PR threshold."""
-    found: dict[str, Run] = {}
+    """v2: the first qualifying run at the CR threshold and, failing that, the first at the PR threshold."""
+    minima, days = [daily[d][0] for d in ordered], [d.toordinal() for d in ordered]
+    tx = [d.toordinal() for d in tx_days]
     for grade, threshold in (("CR", params.plt_cr_threshold), ("PR", params.plt_pr_threshold)):
-        for i in range(first, len(ordered)):
-            if daily[ordered[i]][0] < threshold:  # no run starts below the threshold (qualifying_run's first test)
-                continue
-            run = qualifying_run(daily, ordered, tx_days, params, threshold, i)
-            if run is not None:
-                found[grade] = run
-                break
-        if "CR" in found:
-            break
-    return found
+        for i, j in qualifying_runs(minima, days, tx, params, threshold, first=first):
+            return {grade: (ordered[i], ordered[j], ordered[i:j + 1])}
+    return {}
 
 
-def platelet_days(labs: Iterable[LabPoint], as_of: date, daily: Daily | None = None) -> tuple[dict, list[date]]:
-    """Daily platelet minima up to ``as_of`` and their sorted days (``daily``: ``_daily_min(labs, "plt")``)."""
+def platelet_days(labs: Iterable[LabPoint], as_of: date, daily: Daily | None = None,
+                  ordered: list[date] | None = None) -> tuple[dict, list[date]]:
+    """Daily platelet minima up to ``as_of`` and their sorted days (``daily``: ``_daily_min(labs, "plt")``;
+    ``ordered``: its days sorted, if the caller has them)."""
     daily = _daily_min(labs, "plt") if daily is None else daily
-    ordered = sorted(daily)
+    ordered = sorted(daily) if ordered is None else ordered
     if ordered and ordered[-1] > as_of:
         ordered = ordered[:bisect_right(ordered, as_of)]
         daily = {d: daily[d] for d in ordered}
@@ -246,7 +286,7 @@ def platelet_days(labs: Iterable[LabPoint], as_of: date, daily: Daily | None = N
 def platelet_response(
     labs: Iterable[LabPoint], transfusions: Iterable[TransfusionPoint], params: Protocol, *,
     anchor: date, as_of: date, msc_d1: date | None, transplant_day: date | None = None,
-    exit_day: date | None = None, daily: Daily | None = None,
+    exit_day: date | None = None, daily: Daily | None = None, ordered: list[date] | None = None,
 ) -> PlateletResponse | None:
     """Best platelet response CR > PR > NR and the first run achieving it; None while pending.
 
@@ -260,7 +300,7 @@ def platelet_response(
     """
     if daily is None:
         labs = list(labs)  # read twice (here and for the NR refs)
-    daily, ordered = platelet_days(labs, as_of, daily)
+    daily, ordered = platelet_days(labs, as_of, daily, ordered)
     plt_tx = [t for t in transfusions if t.product == "platelets"]
     tx_days = sorted(t.day for t in plt_tx)
     first = bisect_left(ordered, anchor)

@@ -23,6 +23,7 @@ last count).
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections.abc import Mapping
 from datetime import date, timedelta
 
@@ -43,9 +44,9 @@ class LineageOutcomes:
     baseline_refs: dict[str, tuple[str, ...]]  # the values proving a met-at-baseline lineage
 
 
-def _anc_at_baseline(anc: hemogram.Daily, params: Protocol, d1: date) -> tuple[str, ...] | None:
-    daily = {d: v for d, v in anc.items() if d <= d1}
-    last = sorted(daily)[-params.anc_consecutive_days:]
+def _anc_at_baseline(daily: hemogram.Daily, ordered: list[date], params: Protocol,
+                     d1: date) -> tuple[str, ...] | None:
+    last = ordered[:bisect_right(ordered, d1)][-params.anc_consecutive_days:]
     if len(last) < params.anc_consecutive_days:
         return None
     thr = params.anc_threshold
@@ -54,12 +55,12 @@ def _anc_at_baseline(anc: hemogram.Daily, params: Protocol, d1: date) -> tuple[s
     return tuple(r for d in last for r in daily[d][1]) if passes and contiguous else None
 
 
-def _rbc_at_baseline(hb: hemogram.Daily, transfusions: list[TransfusionPoint], params: Protocol,
-                     d1: date) -> tuple[str, ...] | None:
-    daily = {d: v for d, v in hb.items() if d <= d1}
-    if not daily:
+def _rbc_at_baseline(daily: hemogram.Daily, ordered: list[date], transfusions: list[TransfusionPoint],
+                     params: Protocol, d1: date) -> tuple[str, ...] | None:
+    upto = bisect_right(ordered, d1)
+    if not upto:
         return None
-    last = max(daily)
+    last = ordered[upto - 1]
     blocked_from = last - timedelta(days=params.rbc_transfusion_free_days - 1)
     if daily[last][0] < params.hb_threshold or any(
             t.product == "rbc" and blocked_from <= t.day <= last for t in transfusions):
@@ -67,9 +68,9 @@ def _rbc_at_baseline(hb: hemogram.Daily, transfusions: list[TransfusionPoint], p
     return daily[last][1]
 
 
-def _plt_at_baseline(plt: hemogram.Daily, transfusions: list[TransfusionPoint], params: Protocol,
-                     d1: date) -> tuple[str, ...] | None:
-    daily, ordered = hemogram.platelet_days((), d1, plt)
+def _plt_at_baseline(plt: hemogram.Daily, ordered: list[date], transfusions: list[TransfusionPoint],
+                     params: Protocol, d1: date) -> tuple[str, ...] | None:
+    daily, ordered = hemogram.platelet_days((), d1, plt, ordered)
     if not ordered:
         return None
     tx_days = sorted(t.day for t in transfusions if t.product == "platelets")
@@ -84,15 +85,18 @@ def _plt_at_baseline(plt: hemogram.Daily, transfusions: list[TransfusionPoint], 
                     and all(daily[d][0] >= params.plt_cr_threshold for d in days):
                 return tuple(r for d in days for r in daily[d][1])
         return None
-    for i in range(len(ordered)):
-        run = hemogram.qualifying_run(daily, ordered, tx_days, params, params.plt_cr_threshold, i)
-        if run is not None and run[1] == last:
-            return tuple(r for d in run[2] for r in daily[d][1])
+    minima, ordinals = [daily[d][0] for d in ordered], [d.toordinal() for d in ordered]
+    tx = [d.toordinal() for d in tx_days]
+    for i, j in hemogram.qualifying_runs(minima, ordinals, tx, params, params.plt_cr_threshold):
+        if j == len(ordered) - 1:  # the first run ending on the last day (ordered[j] == last)
+            return tuple(r for d in ordered[i:j + 1] for r in daily[d][1])
     return None
 
 
-def _up_to(daily: hemogram.Daily, as_of: date) -> hemogram.Daily:
-    return daily if not daily or max(daily) <= as_of else {d: v for d, v in daily.items() if d <= as_of}
+def _sorted_up_to(daily: hemogram.Daily, as_of: date) -> list[date]:
+    """The days of ``daily`` up to ``as_of``, sorted: sorted once here for every search and baseline test."""
+    days = sorted(daily)
+    return days if not days or days[-1] <= as_of else days[:bisect_right(days, as_of)]
 
 
 def _null_reason(exit_reason: str | None, as_of: date, evaluation: date) -> str:
@@ -117,25 +121,29 @@ def lineage_outcomes(
         return LineageOutcomes(None, None, None, None, reasons, {})
     if daily is None:
         labs = [lab for lab in labs if lab.day <= as_of]
-        minima = hemogram.daily_minima(labs)
+        minima: Mapping[str, hemogram.Daily] = hemogram.daily_minima(labs)
     else:  # the NR refs, the only other use of ``labs``, are taken up to as_of by platelet_response
-        minima = {field: _up_to(daily[field], as_of) for field in hemogram.FIELDS}
+        minima = daily  # its days after as_of are left out of ``days``, which every search walks
+    days = {field: _sorted_up_to(minima[field], as_of) for field in hemogram.FIELDS}
     transfusions = [t for t in transfusions if t.day <= as_of]
     baseline: dict[str, tuple[str, ...]] = {}
     if msc_d1 is not None and params.baseline_met_not_evaluable and params.endpoint_anchor == "first_infusion":
-        for name, refs in (("neutrophil_engraftment", _anc_at_baseline(minima["anc"], params, msc_d1)),
-                           ("rbc_recovery", _rbc_at_baseline(minima["hb"], transfusions, params, msc_d1)),
-                           ("platelet_response", _plt_at_baseline(minima["plt"], transfusions, params, msc_d1))):
+        for name, refs in (
+                ("neutrophil_engraftment", _anc_at_baseline(minima["anc"], days["anc"], params, msc_d1)),
+                ("rbc_recovery", _rbc_at_baseline(minima["hb"], days["hb"], transfusions, params, msc_d1)),
+                ("platelet_response", _plt_at_baseline(minima["plt"], days["plt"], transfusions, params, msc_d1))):
             if refs is not None:
                 baseline[name] = refs
     exit_day = exit_event[0] if exit_event else None
     anc = None if "neutrophil_engraftment" in baseline else hemogram.neutrophil_engraftment(
-        labs, params, anchor=anchor, transplant_day=transplant_day, msc_d1=msc_d1, daily=minima["anc"])
+        labs, params, anchor=anchor, transplant_day=transplant_day, msc_d1=msc_d1, daily=minima["anc"],
+        ordered=days["anc"])
     rbc = None if "rbc_recovery" in baseline else hemogram.red_cell_recovery(
-        labs, transfusions, params, anchor=anchor, transplant_day=transplant_day, msc_d1=msc_d1, daily=minima["hb"])
+        labs, transfusions, params, anchor=anchor, transplant_day=transplant_day, msc_d1=msc_d1, daily=minima["hb"],
+        ordered=days["hb"])
     plt = None if "platelet_response" in baseline else hemogram.platelet_response(
         labs, transfusions, params, anchor=anchor, as_of=as_of, msc_d1=msc_d1, transplant_day=transplant_day,
-        exit_day=exit_day, daily=minima["plt"])
+        exit_day=exit_day, daily=minima["plt"], ordered=days["plt"])
 
     reasons = dict.fromkeys(baseline, "met_at_baseline")
     evaluation = (msc_d1 or anchor) + timedelta(days=params.nr_evaluation_day)

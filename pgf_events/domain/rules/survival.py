@@ -116,6 +116,17 @@ def _table(rows: list[tuple[float, int]], horizon: float,
     return [(t, risk.at(t), events[t], competing[t]) for t in sorted({t for t, s in rows if s != 0 and t <= horizon})]
 
 
+ROUNDOFF = 1e-10  # a variance this small beside the terms summed into it is their rounding error
+
+
+def settled_variance(variance: float, scale: float) -> float:
+    """``variance`` (a sum of signed terms) or 0 where it is within rounding error of 0: below
+    :data:`ROUNDOFF` times ``scale``, the sum of the terms' magnitudes. Near p = 1 the log-log band
+    turns a rounding error into (0, 1) instead of (p, p), so two sums of the same terms in another
+    order (the report's estimator, the figure's running sums) must settle alike."""
+    return variance if variance > ROUNDOFF * scale else 0.0
+
+
 def loglog_bounds(p: float, se: float, z: float) -> tuple[float, float]:
     """The bounds p^exp(±z·s), s = se / |p log p|, for 0 < p < 1 and se >= 0 (log(-log p) scale).
 
@@ -193,13 +204,17 @@ def aalen_johansen(data: Iterable[Observation], horizon: float, *, z: float = Z9
         f2 += surv * d2 / n
         steps.append((n, d1 + d2, d1, surv, f1))
         surv *= 1 - (d1 + d2) / n
-    variance = 0.0
+    variance = scale = 0.0
     for n, d, d1, lag_s, f1_j in steps:
         gap = f1 - f1_j
         if n > d:
-            variance += gap * gap * d / (n * (n - d))
-        variance += lag_s * lag_s * d1 * (n - d1) / n**3 - 2 * gap * lag_s * d1 / n**2
-    variance = max(variance, 0.0)
+            a = gap * gap * d / (n * (n - d))
+            variance += a
+            scale += a
+        b, c = lag_s * lag_s * d1 * (n - d1) / n**3, 2 * gap * lag_s * d1 / n**2
+        variance += b - c  # summed in the same order as ever: the reported variance unchanged
+        scale += b + abs(c)
+    variance = settled_variance(variance, scale)
     low, high = _loglog_ci(f1, math.sqrt(variance), z)
     return CumulativeIncidence(
         horizon, f1, f2, variance, low, high, at_risk,
