@@ -124,6 +124,18 @@ def evaluation_date(patient: Patient) -> tuple[date, list[int]]:
     return clinical.latest_clinical_date(patient)
 
 
+def _points(patient: Patient) -> tuple[list[InfusionPoint], list[LabPoint], list[TransfusionPoint]]:
+    """The standing infusions, labs and transfusions as the rules take them (already validated records)."""
+    ref = patient.ref
+    infusions = [_trusted(InfusionPoint, day=r.date, ref=ref(v), cells=r.cells, weight_kg=r.weight_kg)
+                 for v, r in patient.active(vo.Infusion)]
+    labs = [_trusted(LabPoint, day=r.date, ref=ref(v), anc=r.anc, plt=r.plt, hb=r.hb)
+            for v, r in patient.active(vo.LabPanel)]
+    transfusions = [_trusted(TransfusionPoint, day=r.date, ref=ref(v), product=r.product)
+                    for v, r in patient.active(vo.Transfusion)]
+    return infusions, labs, transfusions
+
+
 def derive_patient(patient: Patient, params: Protocol,
                    recorded_at: Mapping[int, datetime] | None = None, *, cutoff: date | None = None) -> PatientState:
     """Every derived value of one patient (see the module docstring for the evaluation date).
@@ -135,7 +147,6 @@ def derive_patient(patient: Patient, params: Protocol,
     if cutoff is not None:
         patient = clinical.cut_off(patient, cutoff)
     reg = patient.registration
-    ref = patient.ref
     last_alive, latest_versions = evaluation_date(patient)
     as_of = last_alive if cutoff is None else max(cutoff, last_alive)
     known_at = max(recorded_at.values()) if recorded_at else None
@@ -147,12 +158,7 @@ def derive_patient(patient: Patient, params: Protocol,
     death = patient.death
     result = patient.eligibility(params)
 
-    infusions = [_trusted(InfusionPoint, day=r.date, ref=ref(v), cells=r.cells, weight_kg=r.weight_kg)
-                 for v, r in patient.active(vo.Infusion)]
-    labs = [_trusted(LabPoint, day=r.date, ref=ref(v), anc=r.anc, plt=r.plt, hb=r.hb)
-            for v, r in patient.active(vo.LabPanel)]
-    transfusions = [_trusted(TransfusionPoint, day=r.date, ref=ref(v), product=r.product)
-                    for v, r in patient.active(vo.Transfusion)]
+    infusions, labs, transfusions = _points(patient)
 
     dosing = sections.dosing.derive(patient, infusions, params, as_of)
     msc_d1 = date.fromisoformat(dosing["msc_d1"]) if dosing["msc_d1"] else None
@@ -206,15 +212,10 @@ def derive_echo(patient: Patient, params: Protocol) -> dict[str, Any]:
     ``as_json()`` on these keys: eligibility status, enrolment, dosing, the hemogram endpoints,
     death, relapse, withdrawal. Spares the sections the echo never shows (GVHD, infections, safety,
     survival) and the copy of the whole state, at every record a user enters."""
-    reg, ref = patient.registration, patient.ref
+    reg = patient.registration
     last_alive, latest_versions = evaluation_date(patient)
     enrolment, withdrawal, death = patient.enrolment, patient.withdrawal, patient.death
-    infusions = [_trusted(InfusionPoint, day=r.date, ref=ref(v), cells=r.cells, weight_kg=r.weight_kg)
-                 for v, r in patient.active(vo.Infusion)]
-    labs = [_trusted(LabPoint, day=r.date, ref=ref(v), anc=r.anc, plt=r.plt, hb=r.hb)
-            for v, r in patient.active(vo.LabPanel)]
-    transfusions = [_trusted(TransfusionPoint, day=r.date, ref=ref(v), product=r.product)
-                    for v, r in patient.active(vo.Transfusion)]
+    infusions, labs, transfusions = _points(patient)
     dosing = sections.dosing.derive(patient, infusions, params, last_alive)
     msc_d1 = date.fromisoformat(dosing["msc_d1"]) if dosing["msc_d1"] else None
     relapse = follow_up.timeline(patient, params, msc_d1=msc_d1, as_of=last_alive,
