@@ -10,8 +10,12 @@ Speed (issue 17's bar: a view under 1 s at 5,000 patients). The hash chain is ve
 server and store with the log head it covered, and the page says against which head it was verified
 and how many events came since; it never calls a later head verified. The exception report and the
 deviation log now come from :mod:`pgf_events.audit.findings` (per-patient rows, only changed
-streams recomputed); with time travel they are derived from the log once per (as-of, cut-off, log
-head, viewer's sites) and kept for the next look (:data:`TRAVEL`).
+streams recomputed). With time travel (``as_of``) they get the treatment of
+:mod:`pgf_events.projections.travel`: the rows of the streams whole by then are the audit model's,
+streams not yet registered are left out, and only the streams straddling that time are read from the
+log (:meth:`~pgf_events.audit.findings.AuditModel.findings_as_of`); the result is kept per (as-of,
+cut-off, log head, viewer's sites) for the next look (:data:`TRAVEL`). Without read models (a
+site-scoped PostgreSQL login) every stream is read as of then.
 """
 
 from __future__ import annotations
@@ -146,17 +150,19 @@ def _findings(app: Any, page: Page, wanted: tuple[str, ...]) -> tuple[Sequence[d
 
 def _travelled(app: Any, as_of: datetime, cutoff: date | None, wanted: tuple[str, ...],
                store: Any = None) -> dict[str, Any]:
-    """``exception_rows(app, as_of, wanted)`` and ``deviation_report(app, as_of, cutoff)["rows"]``: the
-    exceptions from the audit model's rows recorded by then when there are read models (else from the
-    streams), the deviations from the streams as of then (read once for both)."""
+    """``exception_rows(app, as_of, wanted)`` and ``deviation_report(app, as_of, cutoff)["rows"]``: with
+    read models, from the audit model's rows of the streams whole by then, only the streams straddling
+    that time read from the log (:meth:`~pgf_events.audit.findings.AuditModel.findings_as_of`); without
+    them (a site-scoped PostgreSQL login), from every stream as of then (read once for both)."""
+    if store is not None:
+        exceptions, every = model_of(store).findings_as_of(app, as_of, wanted)
+        return {"exceptions": exceptions,
+                "deviations": deviation_report(app, as_of=as_of, cutoff=cutoff, every=every)["rows"]}
     found, deviations = [], []
     for subject, events in patient_streams(app, as_of):
-        if store is None:
-            found.append(patient_exceptions(subject, events, app.protocol))
+        found.append(patient_exceptions(subject, events, app.protocol))
         deviations += patient_deviations(subject, events, app.protocol, now=as_of)
-    exceptions: Sequence[dict[str, Any]] = merge_exceptions(found, wanted) if store is None else \
-        model_of(store).exceptions_as_of(app.in_scope, app.clock(), as_of, wanted)
-    return {"exceptions": exceptions,
+    return {"exceptions": merge_exceptions(found, wanted),
             "deviations": deviation_report(app, as_of=as_of, cutoff=cutoff, every=deviations)["rows"]}
 
 
