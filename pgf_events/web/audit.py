@@ -26,6 +26,7 @@ import weakref
 from collections import Counter, OrderedDict
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import date, datetime, time
+from itertools import chain
 from typing import Any
 
 from defusedcsv import csv
@@ -110,12 +111,14 @@ def trail_filters(query: Any) -> dict[str, str]:
 
 def trail(app: Any, as_of: datetime | None, filters: dict[str, str]) -> Iterator[dict[str, Any]]:
     """Audit-trail rows (records and monitoring) matching the filters: user, patient, kind, and a
-    recorded-date range (inclusive, UTC)."""
+    recorded-date range (inclusive, UTC). With a patient, only that patient's streams are read (the
+    rows of every other stream would be left out); otherwise every stream's."""
     start = datetime.combine(parse_date(filters["from"], "from"), time.min) if filters["from"] else None
     end = datetime.combine(parse_date(filters["to"], "to"), time.max) if filters["to"] else None
     user, subject, kind = filters["user"].lower(), filters["subject"].upper(), filters["kind"].lower()
     scoped = app.site_scope is not None
-    for row in (*trail_rows(app, as_of), *monitoring_trail_rows(app, as_of)):
+    subjects = [s for s in app.subjects() if s == subject] if subject else None  # registered and in scope
+    for row in chain(trail_rows(app, as_of, subjects), monitoring_trail_rows(app, as_of, subjects)):
         if scoped and not row["subject"]:
             continue  # the store's lock and other rows of no patient: for unscoped readers only
         stamp = datetime.fromisoformat(str(row["recorded_utc"]).replace("Z", ""))

@@ -19,13 +19,15 @@ import pytest
 from pgf_events.application import TrialConduct
 from pgf_events.audit.exceptions import KINDS, exception_rows
 from pgf_events.audit.findings import model_of as audit_model_of
+from pgf_events.audit.trail import trail_rows
+from pgf_events.audit.trail_monitoring import monitoring_trail_rows
 from pgf_events.projections import travel
 from pgf_events.projections.deviations import deviation_report
 from pgf_events.projections.store import ProjectionStore
 from pgf_events.projections.travel import derive_cohort
 from pgf_events.projections.worklist_model import model_of
 from pgf_events.store import parse_url
-from pgf_events.web.audit import _travelled
+from pgf_events.web.audit import _travelled, trail
 from pgf_events.web.core import TimeTravel
 from pgf_events.web.readers import worklist_items
 from tests.conftest import Pgf
@@ -177,3 +179,24 @@ def test_audit_rows_without_recorded_times_are_derived(opened: Any) -> None:
     found = _travelled(app, datetime(2100, 1, 1, tzinfo=UTC), None, KINDS, store)  # every other stream whole
     assert model.streams_derived == before + 1
     assert found["deviations"] == deviation_report(app, as_of=datetime(2100, 1, 1, tzinfo=UTC))["rows"]
+
+
+def test_the_trail_search_by_patient_reads_that_patient_as_the_whole_trail_says(opened: Any) -> None:
+    """The audit page's trail search for one patient (now and as of many times) reads only that
+    patient's streams: the rows of the whole trail (records and monitoring) that are that patient's."""
+    pgf, app, _ = opened
+    _late_changes(pgf)
+    blank = {"user": "", "subject": "", "kind": "", "from": "", "to": "", "exception": ""}
+    for as_of in [None, *_times(app)[::6]]:
+        every = [*trail_rows(app, as_of), *monitoring_trail_rows(app, as_of)]
+        assert list(trail(app, as_of, blank)) == every
+        for subject in [*app.subjects(), "s004", "S999", ""]:
+            expected = [r for r in every if r["subject"] == subject.upper()] if subject else every
+            assert list(trail(app, as_of, {**blank, "subject": subject})) == expected, (as_of, subject)
+    assert any(r["kind"] == "monitoring" and r["subject"] == "S004" for r in every)
+    site_of = {subject: app.stream(subject)[0].record.site for subject in app.subjects()}
+    app.site_scope = frozenset({site_of["S001"]})  # a site-scoped reader: another site's patient is not found
+    other = next(subject for subject, site in site_of.items() if site != site_of["S001"])
+    assert list(trail(app, None, {**blank, "subject": other})) == []
+    assert list(trail(app, None, {**blank, "subject": "S001"})) == [
+        r for r in trail(app, None, blank) if r["subject"] == "S001"] != []
