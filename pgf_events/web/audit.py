@@ -117,7 +117,7 @@ def trail(app: Any, as_of: datetime | None, filters: dict[str, str]) -> Iterator
     end = datetime.combine(parse_date(filters["to"], "to"), time.max) if filters["to"] else None
     user, subject, kind = filters["user"].lower(), filters["subject"].upper(), filters["kind"].lower()
     scoped = app.site_scope is not None
-    subjects = [s for s in app.subjects() if s == subject] if subject else None  # registered and in scope
+    subjects = _registered(app, subject) if subject else None
     for row in chain(trail_rows(app, as_of, subjects), monitoring_trail_rows(app, as_of, subjects)):
         if scoped and not row["subject"]:
             continue  # the store's lock and other rows of no patient: for unscoped readers only
@@ -127,6 +127,15 @@ def trail(app: Any, as_of: datetime | None, filters: dict[str, str]) -> Iterator
                 or (start and stamp < start) or (end and stamp > end)):
             continue
         yield row
+
+
+def _registered(app: Any, subject: str) -> list[str]:
+    """``[subject]`` if it is a patient ``app.subjects()`` lists (registered, at a site the viewer may
+    see), else ``[]``: its registration read, not every patient's."""
+    registration = next(iter(app.events.get(app.patient_id(subject), lte=1)), None)
+    if registration is None or getattr(registration, "subject", None) != subject:
+        return []
+    return [subject] if app.in_scope(registration.record.site) else []
 
 
 def _findings(app: Any, page: Page, wanted: tuple[str, ...]) -> tuple[Sequence[dict[str, Any]], list[dict[str, Any]]]:
