@@ -136,6 +136,13 @@ class AuditModel:
             self._registered.append((event.subject, event.record.site))  # type: ignore[attr-defined]
         self._registered_at = head
 
+    def subjects(self, in_scope: Callable[[str], bool]) -> list[str]:
+        """``app.subjects()`` of a viewer whose sites are ``in_scope``: the registrations kept, read on
+        from the last position (every patient's registration decoded once per process)."""
+        with self._lock:
+            self._read_registrations(self.app.recorder.max_notification_id() or 0)
+            return [subject for subject, site in self._registered if in_scope(site)]
+
     def _visible(self, in_scope: Callable[[str], bool]) -> list[PatientAudit]:
         by_subject = {p.subject: p for _, p in self._patients.values()}
         return [p for s, site in self._registered if in_scope(site) and (p := by_subject.get(s)) is not None]

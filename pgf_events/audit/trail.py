@@ -11,15 +11,19 @@ and the recorded UTC time. Nothing is filtered. Cells that a spreadsheet would r
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+import functools
+import operator
+from collections.abc import Callable, Iterator, Mapping
 from datetime import date, datetime
 from typing import IO, Any
 
+import attrs
 from defusedcsv import csv
 
 from pgf_events.audit.odm_meta import decimal_text
 from pgf_events.audit.roles import RoleBook
 from pgf_events.audit.source import patient_streams, utc
+from pgf_events.domain.entries import EntryLog
 from pgf_events.domain.kinds import EVENT_KINDS
 from pgf_events.domain.patient import CORRECTION, SIGN, VOID
 from pgf_events.projections.history import describe, history_rows
@@ -59,21 +63,113 @@ def _text(value: Any) -> str:
     return str(value)
 
 
-def trail_rows(app: Any, as_of: datetime | None = None, subjects: list[str] | None = None) -> Iterator[dict[str, Any]]:
-    """Every patient's rows (or only ``subjects``'), in registration order, as the log was ``as_of``."""
+Wanted = Callable[[Any, str], bool]  # (event, kind): whether its rows are wanted
+
+
+def changes_of(events: list[Any], wanted: Wanted | None = None) -> Iterator[tuple[Any, str, Any, int | None, dict[str, tuple[Any, Any]]]]:
+    """Each event of one patient stream (or each ``wanted`` one) with its kind, the patient after it,
+    the version of the record a correction or void changes (else None), and what it changes:
+    ``{field: (old, new)}`` (a record: every field it gives; a signature: nothing). An event has
+    ``max(1, len(changes))`` rows (one for a signature): what the trail's read model counts
+    (:mod:`.trail_index`)."""
+    patient = None
+    for event in events:
+        kind = EVENT_KINDS[type(event)]
+        if wanted is not None and not wanted(event, kind):
+            patient = event.mutate(patient)
+            continue
+        root, before = None, {}
+        if kind in (CORRECTION, VOID):
+            assert patient is not None
+            root = patient._root(int(event.supersedes.rpartition("#")[2]))
+            entry = patient.entries[root]
+            before = {} if entry.voided else fields(entry.record)
+        patient = event.mutate(patient)
+        if kind == SIGN:
+            changes = {}
+        elif root is None:
+            changes = {name: (None, value) for name, value in fields(event.record).items() if value is not None}
+        else:
+            entry = patient.entries[root]
+            after = {} if entry.voided else fields(entry.record)
+            changes = {name: (before.get(name), after.get(name)) for name in {**before, **after}
+                       if before.get(name) != after.get(name)}
+        yield event, kind, patient, root, changes
+
+
+def row_counts(events: list[Any]) -> list[int]:
+    """How many trail rows each event of one patient stream has: ``max(1, len(changes))`` of
+    :func:`changes_of` (tested equal), without folding the whole patient: a record's are its fields
+    with a value (:func:`field_count`); a correction's or void's come from a fold of only the records
+    changed and the changes (:class:`_Changed`: ``_root`` and the effective records need no more)."""
+    targets = {int(e.supersedes.rpartition("#")[2]) for e in events if getattr(e, "supersedes", None)}
+    changed = _Changed(events[0].subject) if targets else None
+    out = []
+    for event in events:
+        kind = EVENT_KINDS[type(event)]
+        version = event.originator_version
+        if kind in (CORRECTION, VOID):
+            assert changed is not None
+            root = changed._root(int(event.supersedes.rpartition("#")[2]))
+            entry = changed.entries[root]
+            before = {} if entry.voided else fields(entry.record)
+            event.apply(changed)
+            entry = changed.entries[root]
+            after = {} if entry.voided else fields(entry.record)
+            out.append(max(1, sum(1 for name in {**before, **after} if before.get(name) != after.get(name))))
+            continue
+        if changed is not None and version in targets:  # a record (or, never allowed, a signature) changed later
+            event.apply(changed) if kind == SIGN else changed._add_record(version, event.record)
+        out.append(1 if kind == SIGN else max(1, field_count(event.record)))
+    return out
+
+
+class _Changed(EntryLog):
+    """The entries of the records a stream's corrections and voids change, and of those changes."""
+
+    def __init__(self, subject: str):
+        self.subject, self.version = subject, 0
+        self.entries, self._kinds = {}, {}
+
+    def _acknowledge(self, acknowledged: Any) -> None:
+        pass
+
+
+_SCALARS = frozenset((str, int, float, bool, date, datetime))
+
+
+@functools.cache
+def _getter(cls: type) -> Callable[[Any], tuple[Any, ...]]:
+    names = tuple(a.name for a in attrs.fields(cls))
+    get = operator.attrgetter(*names)
+    return get if len(names) > 1 else lambda record: (get(record),)
+
+
+def field_count(record: Any) -> int:
+    """``len`` of :func:`fields` without its None values (tested equal), without building the dict."""
+    n = 0
+    for value in _getter(record.__class__)(record):
+        if value is None:
+            continue
+        if value.__class__ in _SCALARS:
+            n += 1
+        elif isinstance(value, Mapping):
+            n += sum(1 for item in value.values() if item is not None)
+        elif isinstance(value, (list, tuple)):
+            n += 1 if ",".join(map(str, value)) else 0
+        else:
+            n += 1
+    return n
+
+
+def trail_rows(app: Any, as_of: datetime | None = None, subjects: list[str] | None = None,
+               wanted: Wanted | None = None) -> Iterator[dict[str, Any]]:
+    """Every patient's rows (or only ``subjects``'), in registration order, as the log was ``as_of``;
+    with ``wanted``, only the rows of the events it wants (the others are folded, not written)."""
     book = RoleBook(app, as_of)
     for subject, events in patient_streams(app, as_of, subjects):
-        patient = None
         shown = {row["ref"]: row for row in history_rows(events)}
-        for event in events:
-            kind = EVENT_KINDS[type(event)]
-            root, before = None, {}
-            if kind in (CORRECTION, VOID):
-                assert patient is not None
-                root = patient._root(int(event.supersedes.rpartition("#")[2]))
-                entry = patient.entries[root]
-                before = {} if entry.voided else fields(entry.record)
-            patient = event.mutate(patient)
+        for event, kind, patient, root, changes in changes_of(events, wanted):
             ref = patient.ref(event.originator_version)
             base = {
                 "ref": ref, "subject": subject, "site": patient.registration.site, "type": type(event).__name__,
@@ -94,13 +190,6 @@ def trail_rows(app: Any, as_of: datetime | None = None, subjects: list[str] | No
                                     f"(chain hash {event.stream_hash}) at {utc(event.signed_at)}"
                                     + (f", key {event.key_id}" if getattr(event, "key_id", None) else "")}
                 continue
-            if root is None:
-                changes = {name: (None, value) for name, value in fields(event.record).items() if value is not None}
-            else:
-                entry = patient.entries[root]
-                after = {} if entry.voided else fields(entry.record)
-                changes = {name: (before.get(name), after.get(name)) for name in {**before, **after}
-                           if before.get(name) != after.get(name)}
             if not changes:  # e.g. a change to a record that stays voided: the event still has its row
                 yield {**base, "field": "", "old_value": "", "new_value": ""}
             for name, (old, new) in changes.items():

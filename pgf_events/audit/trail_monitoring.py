@@ -25,8 +25,12 @@ def monitoring_trail_rows(app: Any, as_of: datetime | None = None,
         for row in review_rows(review_events(app, subject), as_of):
             yield _row(row["ref"], subject, site, row["type"], row["recorded_at"], row["recorded_by"],
                        row["reason"], row["about"], row["what"])
-    if subjects is not None:
-        return
+    if subjects is None:
+        yield from lock_rows(app, as_of)
+
+
+def lock_rows(app: Any, as_of: datetime | None = None) -> Iterator[dict[str, Any]]:
+    """The store lock's rows (locked, unlocked), ``subject`` empty."""
     for event in app.events.get(LOCK_ID):
         if as_of is not None and event.timestamp > as_of:
             break

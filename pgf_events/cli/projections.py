@@ -33,6 +33,7 @@ def open_store(state: Any) -> ProjectionStore:
 # The stream models (projections/stream_models.py), by name: the module that registers each when
 # imported (a model of a layer above the projections, e.g. audit, is named here too).
 MODEL_MODULES: dict[str, str] = {"audit": "pgf_events.audit.finding_rows",
+                                 "trail": "pgf_events.audit.trail_index",
                                  "worklist": "pgf_events.projections.worklist_rows"}
 
 

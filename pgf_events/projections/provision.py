@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from pgf_events.audit.dbroles import controlled
 from pgf_events.projections.store import ProjectionStore
-from pgf_events.projections.tables import audit_metadata, worklist_metadata
+from pgf_events.projections.tables import audit_metadata, trail_metadata, worklist_metadata
 from pgf_events.projections.verify import checks_metadata
 
 if TYPE_CHECKING:
@@ -28,6 +28,7 @@ def finish_store(app: TrialConduct) -> None:
         checks_metadata.create_all(projections.engine)
         worklist_metadata.create_all(projections.engine)
         audit_metadata.create_all(projections.engine)
+        trail_metadata.create_all(projections.engine)
     finally:
         projections.close()
     app.recorder.grant_all(open_store=not controlled(app))  # type: ignore[attr-defined]

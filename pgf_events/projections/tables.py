@@ -84,6 +84,9 @@ worklist_metadata = worklist_rows.metadata
 # The audit page's read model (pgf_events.audit.findings): per subject, ``kind`` "patient" (its
 # exception rows, first entries per user and site, and deviation rows).
 audit_metadata = model_table("audit").metadata
+# The audit trail's read model (pgf_events.audit.trail_index): per subject, ``kind`` "patient" and
+# "review" (each event's recorded time, user, kind and number of trail rows).
+trail_metadata = model_table("trail").metadata
 
 _MEMORY_ENGINES: weakref.WeakKeyDictionary[TrialConduct, Engine] = weakref.WeakKeyDictionary()
 

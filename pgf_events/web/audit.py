@@ -27,8 +27,7 @@ import threading
 import weakref
 from collections import Counter, OrderedDict
 from collections.abc import Iterable, Iterator, Sequence
-from datetime import date, datetime, time
-from itertools import chain
+from datetime import date, datetime
 from typing import Any
 
 from defusedcsv import csv
@@ -42,8 +41,7 @@ from pgf_events.audit.exceptions import Merged, exception_rows, merge_exceptions
 from pgf_events.audit.findings import model_of
 from pgf_events.audit.source import patient_streams
 from pgf_events.audit.trail import COLUMNS as TRAIL_COLUMNS
-from pgf_events.audit.trail import trail_rows
-from pgf_events.audit.trail_monitoring import monitoring_trail_rows
+from pgf_events.audit.trail_search import Search, newest_first, rows_of, trail_model_of
 from pgf_events.audit.verify import chain_reader, check_ciphertexts, describe_break
 from pgf_events.audit.verify import verify as verify_chain
 from pgf_events.domain.errors import ValidationError
@@ -113,22 +111,23 @@ def trail_filters(query: Any) -> dict[str, str]:
 
 def trail(app: Any, as_of: datetime | None, filters: dict[str, str]) -> Iterator[dict[str, Any]]:
     """Audit-trail rows (records and monitoring) matching the filters: user, patient, kind, and a
-    recorded-date range (inclusive, UTC). With a patient, only that patient's streams are read (the
-    rows of every other stream would be left out); otherwise every stream's."""
-    start = datetime.combine(parse_date(filters["from"], "from"), time.min) if filters["from"] else None
-    end = datetime.combine(parse_date(filters["to"], "to"), time.max) if filters["to"] else None
-    user, subject, kind = filters["user"].lower(), filters["subject"].upper(), filters["kind"].lower()
-    scoped = app.site_scope is not None
-    subjects = _registered(app, subject) if subject else None
-    for row in chain(trail_rows(app, as_of, subjects), monitoring_trail_rows(app, as_of, subjects)):
-        if scoped and not row["subject"]:
-            continue  # the store's lock and other rows of no patient: for unscoped readers only
-        stamp = datetime.fromisoformat(str(row["recorded_utc"]).replace("Z", ""))
-        if ((user and row["user"].lower() != user) or (subject and row["subject"] != subject)
-                or (kind and kind not in (str(row["kind"]).lower(), str(row["type"]).lower()))
-                or (start and stamp < start) or (end and stamp > end)):
-            continue
-        yield row
+    recorded-date range (inclusive, UTC), in the trail's order (the CSV). With a patient, only that
+    patient's streams are read (the rows of every other stream would be left out); otherwise every
+    stream's."""
+    search = Search.of(filters)
+    return rows_of(app, as_of, search, _registered(app, search.subject) if search.subject else None)
+
+
+def newest_trail(app: Any, as_of: datetime | None, filters: dict[str, str], store: Any,
+                 shown: int = SHOWN) -> tuple[int, list[dict[str, Any]]]:
+    """(how many trail rows match, the ``shown`` newest, newest first): with read models from the
+    trail model (:mod:`pgf_events.audit.trail_search`: only the streams holding the newest matches made
+    into rows), without them (a site-scoped PostgreSQL login) every match made and sorted."""
+    if store is not None and trail_model_of(store).available():
+        subjects = model_of(store).subjects(app.in_scope)
+        return trail_model_of(store).search(app, subjects, as_of, Search.of(filters), shown)
+    rows = list(trail(app, as_of, filters))
+    return len(rows), newest_first(rows)[:shown]
 
 
 def _registered(app: Any, subject: str) -> list[str]:
@@ -203,12 +202,11 @@ async def audit_page(page: Page) -> Response:
     searched = any(v for k, v in filters.items() if k != "exception") or page.request.query_params.get("trail") == "all"
 
     def read(app: Any) -> dict[str, Any]:
-        which = ["exceptions", "deviations"] + (["trail"] if searched else [])
-        data = _tables(app, page, which, filters)
+        data = _tables(app, page, ["exceptions", "deviations"], filters)
         data["chain"] = last_verification(app, store)
         found = data["exceptions"]
         data["exception_counts"] = found.counts if isinstance(found, Merged) else Counter(r["kind"] for r in found)
-        data["trail"] = sorted(data.get("trail", []), key=lambda r: str(r["recorded_utc"]), reverse=True)  # newest first
+        data["trail_count"], data["trail"] = newest_trail(app, page.when.as_of, filters, store) if searched else (0, [])
         data["read_models"] = last_check(store) if store is not None else None
         return data
 

@@ -123,7 +123,7 @@ def test_the_deviations_do_not_depend_on_the_day_they_are_judged_on(opened: Any)
 
 def test_an_edited_moved_or_deleted_audit_row_is_caught(demo_any: Pgf) -> None:
     out = demo_any.ok("projections", "verify").stdout  # makes and catches up the stream models
-    assert out.startswith("read models intact: 7 projection(s) and 2 stream model(s)")
+    assert out.startswith("read models intact: 7 projection(s) and 3 stream model(s)")
     doc = json.loads(demo_any.ok("projections", "verify", "audit", "--json").stdout)
     assert doc["ok"] and doc["models"] == ["audit"] and doc["rows"] >= 6
     editor = RowEditor(demo_any.url)

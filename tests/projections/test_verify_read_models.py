@@ -144,7 +144,7 @@ def test_an_edited_worklist_row_is_caught(demo_any: Pgf) -> None:
     """The worklist's read model (per stream, not a report) is verified in the same replay."""
     demo_any.ok("query", "open", "S003#1", "--text", "birth date?")
     out = demo_any.ok("projections", "verify").stdout  # makes and catches up the worklist model
-    assert out.startswith("read models intact: 7 projection(s) and 2 stream model(s)")
+    assert out.startswith("read models intact: 7 projection(s) and 3 stream model(s)")
     doc = json.loads(demo_any.ok("projections", "verify", "worklist", "--json").stdout)
     assert doc["ok"] and doc["projections"] == [] and doc["models"] == ["worklist"] and doc["rows"] >= 7
     editor = RowEditor(demo_any.url)
