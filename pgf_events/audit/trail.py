@@ -25,7 +25,7 @@ from pgf_events.audit.roles import RoleBook
 from pgf_events.audit.source import patient_streams, utc
 from pgf_events.domain.entries import EntryLog
 from pgf_events.domain.kinds import EVENT_KINDS
-from pgf_events.domain.patient import CORRECTION, SIGN, VOID
+from pgf_events.domain.patient import CORRECTION, SIGN, VOID, Patient
 from pgf_events.projections.history import describe, history_rows
 
 COLUMNS = (
@@ -102,14 +102,15 @@ def row_counts(events: list[Any]) -> list[int]:
     :func:`changes_of` (tested equal), without folding the whole patient: a record's are its fields
     with a value (:func:`field_count`); a correction's or void's come from a fold of only the records
     changed and the changes (:class:`_Changed`: ``_root`` and the effective records need no more)."""
-    targets = {int(e.supersedes.rpartition("#")[2]) for e in events if getattr(e, "supersedes", None)}
-    changed = _Changed(events[0].subject) if targets else None
+    targets = {int(e.supersedes.rpartition("#")[2]) for e in events if e.__class__ in _CHANGES}
+    if not targets:  # records and signatures only
+        return [1 if e.__class__ is Patient.Signed else max(1, field_count(e.record)) for e in events]
+    changed = _Changed(events[0].subject)
     out = []
     for event in events:
         kind = EVENT_KINDS[type(event)]
         version = event.originator_version
         if kind in (CORRECTION, VOID):
-            assert changed is not None
             root = changed._root(int(event.supersedes.rpartition("#")[2]))
             entry = changed.entries[root]
             before = {} if entry.voided else fields(entry.record)
@@ -118,10 +119,13 @@ def row_counts(events: list[Any]) -> list[int]:
             after = {} if entry.voided else fields(entry.record)
             out.append(max(1, sum(1 for name in {**before, **after} if before.get(name) != after.get(name))))
             continue
-        if changed is not None and version in targets:  # a record (or, never allowed, a signature) changed later
+        if version in targets:  # a record (or, never allowed, a signature) changed later
             event.apply(changed) if kind == SIGN else changed._add_record(version, event.record)
         out.append(1 if kind == SIGN else max(1, field_count(event.record)))
     return out
+
+
+_CHANGES = (Patient.Corrected, Patient.Voided)
 
 
 class _Changed(EntryLog):
@@ -139,16 +143,26 @@ _SCALARS = frozenset((str, int, float, bool, date, datetime))
 
 
 @functools.cache
-def _getter(cls: type) -> Callable[[Any], tuple[Any, ...]]:
+def _plan(cls: type) -> tuple[Callable[[Any], tuple[Any, ...]], bool]:
+    """A record class's values getter, and whether every field is declared a single value (then no
+    value needs flattening: counting them is counting those not None)."""
     names = tuple(a.name for a in attrs.fields(cls))
     get = operator.attrgetter(*names)
-    return get if len(names) > 1 else lambda record: (get(record),)
+    flat = not any(word in str(a.type) for a in attrs.fields(cls) for word in _COMPOUND_WORDS)
+    return (get if len(names) > 1 else lambda record: (get(record),)), flat
+
+
+_COMPOUND_WORDS = ("dict", "list", "tuple", "set", "Mapping", "Sequence", "Any", "[")
 
 
 def field_count(record: Any) -> int:
     """``len`` of :func:`fields` without its None values (tested equal), without building the dict."""
+    get, flat = _plan(record.__class__)
+    values = get(record)
+    if flat:
+        return len(values) - values.count(None)
     n = 0
-    for value in _getter(record.__class__)(record):
+    for value in values:
         if value is None:
             continue
         if value.__class__ in _SCALARS:

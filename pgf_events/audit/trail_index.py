@@ -22,6 +22,7 @@ One row per stream, JSON-shaped, columnar (an event a position in each list):
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from itertools import pairwise
 
 from pgf_events.audit.trail import row_counts
 from pgf_events.domain.kinds import EVENT_KINDS
@@ -47,30 +48,27 @@ def moment(us: int) -> datetime:
 def rows(stream: Stream, params: Protocol) -> list[Row]:
     """A stream's ``patient`` or ``review`` row (see the module docstring)."""
     events = stream.events
+    users: dict[str, int] = {}
+    types: dict[type, int] = {}
+    what = [types.setdefault(e.__class__, len(types)) for e in events]
     if stream.topic.startswith(PATIENT_TOPIC_PREFIX):
-        name, subject = "patient", stream.aggregate.subject
-        described = [(e.recorded_by, EVENT_KINDS[type(e)], type(e).__name__) for e in events]
+        name = "patient"
+        who = [users.setdefault(e.recorded_by, len(users)) for e in events]
+        kinds = [[EVENT_KINDS[t], t.__name__] for t in types]
         counts = row_counts(events)
     else:
-        name, subject = "review", stream.aggregate.subject
-        described = [(getattr(e, "by", ""), MONITORING, type(e).__name__) for e in events]
+        name = "review"
+        who = [users.setdefault(getattr(e, "by", ""), len(users)) for e in events]
+        kinds = [[MONITORING, t.__name__] for t in types]
         counts = [0 if isinstance(e, Review.Started) else 1 for e in events]  # Started: no row
-    users: dict[str, int] = {}
-    kinds: dict[tuple[str, str], int] = {}
-    who, what, at = [], [], []
-    last = 0
-    for event, (user, kind, type_) in zip(events, described, strict=True):
-        who.append(users.setdefault(user, len(users)))
-        what.append(kinds.setdefault((kind, type_), len(kinds)))
-        us = micros(event.timestamp)
-        at.append(us - last)
-        last = us
+    at = [micros(e.timestamp) for e in events]
+    at[1:] = [b - a for a, b in pairwise(at)]
     totals: dict[tuple[int, int], int] = {}
     for user_kind, n in zip(zip(who, what, strict=True), counts, strict=True):
         totals[user_kind] = totals.get(user_kind, 0) + n
-    return [(name, subject, {"subject": subject, "users": list(users), "kinds": [list(k) for k in kinds],
-                             "at": at, "who": who, "what": what, "rows": counts,
-                             "totals": [[u, k, n] for (u, k), n in totals.items()]})]
+    subject = stream.aggregate.subject
+    return [(name, subject, {"subject": subject, "users": list(users), "kinds": kinds, "at": at, "who": who,
+                             "what": what, "rows": counts, "totals": [[u, k, n] for (u, k), n in totals.items()]})]
 
 
 TRAIL = register(StreamModel(

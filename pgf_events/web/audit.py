@@ -15,9 +15,12 @@ streams recomputed). With time travel (``as_of``) they get the treatment of
 streams not yet registered are left out, and only the streams straddling that time are read from the
 log (:meth:`~pgf_events.audit.findings.AuditModel.findings_as_of`); the result is kept per (as-of,
 cut-off, log head, viewer's sites) for the next look (:data:`TRAVEL`). Without read models (a
-site-scoped PostgreSQL login) every stream is read as of then. An audit-trail search for one
-patient reads that patient's streams only; a search by user, kind or recorded date alone, or the
-whole trail, still reads every stream (seconds at 5,000 patients).
+site-scoped PostgreSQL login) every stream is read as of then. An audit-trail search shows the
+exact number of matching rows and the newest :data:`SHOWN`: from the trail's read model
+(:mod:`pgf_events.audit.trail_search`: the count summed per stream, the rows made from only the
+streams holding the newest matches), or without read models from every stream (one patient's
+search reads that patient's streams only). The CSV has every match, made from every stream read
+(or the one patient's).
 """
 
 from __future__ import annotations
