@@ -193,6 +193,9 @@ def cutoff(state: Any, day: str | None, drop: bool, fmt: str | None) -> None:
                            "create read-model tables)")
         with working(f"Deriving every patient at the cut-off {when}"):
             keeper.catch_up()
+        from pgf_events.projections.provision import grant_read_models  # noqa: PLC0415
+
+        grant_read_models(store.app)  # PostgreSQL: every role reads the new table as it does the others
     rows = []
     for kept in cutoff_rows.declared(store):
         keeper = ModelKeeper(store, cutoff_rows.model(kept))

@@ -23,6 +23,7 @@ from pgf_events.store import parse_url
 from pgf_events.web.core import TimeTravel
 from pgf_events.web.readers import worklist_items
 from tests.conftest import Pgf
+from tests.pgcluster import OWNER, Cluster
 
 
 def app_path(pgf: Pgf) -> str:
@@ -178,3 +179,30 @@ def test_cut_off_rows_are_verified_rebuilt_and_dropped(opened: Any) -> None:
     pgf.rejected("projections", "cutoff", "--drop", contains="--drop needs the DATE", code=2)
     with sqlite3.connect(app_path(pgf)) as db:
         assert not db.execute("select name from sqlite_master where name like 'pgf_view_cutoff%'").fetchall()
+
+
+@pytest.mark.postgres
+def test_a_cut_off_declared_by_the_owner_is_read_by_the_other_logins(pg_url: str) -> None:
+    """PostgreSQL: only the store's owner may create the rows' table (a coordinator is told so, nothing
+    written); once declared, a coordinator's report reads them, as the derived report."""
+    coordinator, owner = Pgf(pg_url), Pgf(pg_url, user=OWNER)
+    coordinator.ok("demo", "--patients", "6", "--seed", "5")
+    coordinator.rejected("projections", "cutoff", "2025-03-31", contains="cannot be kept here")
+    owner.ok("projections", "cutoff", "2025-03-31")
+    coordinator.ok("record", "lab", "S002", "--date", "2025-03-01", "--anc", "0.4", "--plt", "12", "--hb", "71")
+    read = json.loads(coordinator.ok("report", "endpoints", "--cutoff", "2025-03-31", "--json").stdout)
+    assert "read_models_verified" in read
+    app = TrialConduct(parse_url(Cluster.login_url(pg_url, OWNER), cipher_key=""))
+    store = ProjectionStore(app)
+    try:
+        kept = cutoff_rows.rows_of(store, date(2025, 3, 31))
+        assert kept is not None and len(kept) >= 6
+        latest = json.loads(coordinator.ok("history", "S002", "--json").stdout)["events"][-1]["ref"]
+        assert f"S002#{kept[('S002', cutoff_rows.KIND)][0]}" == latest  # the rows followed the new lab
+        _same(derive_cohort(app, None, date(2025, 3, 31), store=store), derive_cohort(app, None, date(2025, 3, 31)))
+    finally:
+        store.close()
+        app.close()
+    now = json.loads(coordinator.ok("report", "endpoints", "--cutoff", "2025-03-31", "--as-of", "2100-01-01",
+                                    "--json").stdout)  # derived from the log
+    assert (read["rows"], read["summary"]) == (now["rows"], now["summary"])
