@@ -73,37 +73,35 @@ class PatientExceptions:
         followed only up to the last edit of a lab or transfusion (:func:`_folding`)."""
         fold_to, hemogram_to = _folding(events, final)
         self._hemogram = hemogram_to >= 0
+        first_seen, late_days = self.first_seen, self.params.late_entry_days
         for index, event in enumerate(events):
             kind = EVENT_KINDS.get(type(event), "")
             if index > fold_to:  # no edit follows: nothing but the subject and site read, both final's
                 self.patient, self._hemogram = final, False
-                if kind in RECORD_KINDS:
-                    yield from self.late(event)
             elif kind in (CORRECTION, VOID):
                 yield from self.edit(event, kind)
             else:
                 self.patient = event.mutate(self.patient)
                 if self._hemogram:
                     self.hemogram.apply(self.patient, event)
-                if kind in RECORD_KINDS:
-                    yield from self.late(event)
+            if kind in RECORD_KINDS and (event.timestamp.date() - event.record.clinical_date).days > late_days:
+                yield self.late(event)
             if index == hemogram_to:
                 self._hemogram = False  # no later edit reads the endpoint inputs
             assert self.patient is not None
-            site = self.patient.registration.site
-            key = (event.recorded_by, site)
-            ref = self.patient.ref(event.originator_version)
-            if key not in self.first_seen or event.timestamp < self.first_seen[key][0]:
-                self.first_seen[key] = (event.timestamp, ref, event)
+            key = (event.recorded_by, self.patient.registration.site)
+            seen = first_seen.get(key)
+            if seen is None or event.timestamp < seen[0]:
+                first_seen[key] = (event.timestamp, self.patient.ref(event.originator_version), event)
 
-    def late(self, event: Any) -> Iterator[dict[str, Any]]:
+    def late(self, event: Any) -> dict[str, Any]:
+        """The ``late_entry`` row of a first entry recorded more than ``late_entry_days`` after its date."""
         assert self.patient is not None
         clinical = event.record.clinical_date
         days = (event.timestamp.date() - clinical).days
-        if days > self.params.late_entry_days:
-            yield _row("late_entry", self.subject, [self.patient.ref(event.originator_version)], event,
-                       f"{event.record.KIND} dated {clinical} recorded {days} days later "
-                       f"(late_entry_days = {self.params.late_entry_days})")
+        return _row("late_entry", self.subject, [self.patient.ref(event.originator_version)], event,
+                    f"{event.record.KIND} dated {clinical} recorded {days} days later "
+                    f"(late_entry_days = {self.params.late_entry_days})")
 
     def edit(self, event: Any, kind: str) -> Iterator[dict[str, Any]]:
         patient = self.patient
