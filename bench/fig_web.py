@@ -17,8 +17,8 @@ dropped before each sample: as of a time, the patients whose streams were whole 
 from the read models kept in memory, the others decoded and derived from the log; at a cut-off
 the demo derives every patient, while the big store has declared it (``pgf projections cutoff``,
 when the store is made) and reads its kept rows from the table, as a new process would), judged on
-the demo and on the big store (there the audit page at ``?as_of=`` is a report, one round); on the
-big store every page at a cut-off nobody declared (every patient derived) is a report too. The
+the demo and on the big store; on the big store every page at a cut-off nobody declared (every
+patient derived) is a report. The
 note gives the second look (a page at a time travel already derived: the cohort is shared by
 every page). The audit page's "verify the chain now" (a POST recomputing the hash chain over every
 event) is a report.
@@ -287,10 +287,10 @@ def _travel_figure(ctx: Context, client: Any, dashboard: Any, name: str, path: s
         _drop_caches(dashboard)
         return _get(client, full)
 
-    # At 5,000 patients the first look as of a time is judged (the read models hold whole streams); the
-    # audit page's (its deviations derived from every stream as of then), and every page at a cut-off
-    # (every patient derived), are reports, one round. --quick's small store: a report.
-    judged = target < 1.0 or (travel.startswith("as_of=") and name != "audit" and not ctx.quick)
+    # At 5,000 patients the first look as of a time is judged (the read models hold whole streams, the
+    # audit model's rows included), and at the declared cut-off (its kept rows); every page at a cut-off
+    # nobody declared (every patient derived) is a report, one round. --quick's small store: a report.
+    judged = target < 1.0 or (travel.startswith("as_of=") and not ctx.quick)
     judged = judged or (travel == f"cutoff={DECLARED}" and not ctx.quick)  # read from the declared cut-off's rows
     rounds = interleave(max(ctx.rounds, 5) if judged else 1, {"page": first_look})
     value = rounds.median("page")
