@@ -83,13 +83,14 @@ def report(state: Any, name: str, as_of: str | None, cutoff: str | None, fmt: st
     derived = known is not None or state.in_memory() or app.site_scope is not None
     note = None  # when the read models were last verified: said after the report
     store = None if derived else open_store(state)
-    checked = [name]
+    checked, doc = [name], None
     if store is not None and data_cutoff is not None:
         from pgf_events.projections import cutoff_rows  # noqa: PLC0415
 
-        store = store if data_cutoff in cutoff_rows.declared(store) else None
-        checked = [cutoff_rows.name_of(data_cutoff)]
-    doc = cohort_report(app, name, as_of=known, cutoff=data_cutoff, store=store)
+        doc = cutoff_rows.cohort_report_at(store, name, data_cutoff)  # None: not declared, derived below
+        store, checked = (store if doc is not None else None), [cutoff_rows.name_of(data_cutoff)]
+    if doc is None:
+        doc = cohort_report(app, name, as_of=known, cutoff=data_cutoff, store=store)
     tables = out.tables(name, doc)
     if listing is not None and listing not in tables:
         raise click.UsageError(f"--listing: the {name} report has no listing {listing!r}; "

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
+from pgf_events.projections.cohort import build_report, scope_note
 from pgf_events.projections.derive import derive_patient
 from pgf_events.projections.queries import registered_by
 from pgf_events.projections.slices import all_slices
@@ -147,3 +148,14 @@ def rows_of(store: ProjectionStore, cutoff: date) -> dict[tuple[str, str], tuple
 
         found = _KEPT[key] = (weakref.ref(store), CutoffRows(store, cutoff))
     return found[1].current()
+
+
+def cohort_report_at(store: ProjectionStore, name: str, cutoff: date) -> dict[str, Any] | None:
+    """``pgf report NAME --cutoff CUTOFF`` (no as-of, every site) from the rows kept at a declared
+    cut-off, as :func:`.queries.cohort_report` derives it; None when the cut-off is not declared (or
+    its rows cannot be used here)."""
+    kept = rows_of(store, cutoff)
+    if kept is None:
+        return None
+    rows = [data["slices"][name] for (_, kind), (_, data) in kept.items() if data["slices"] is not None]
+    return {**build_report(name, rows, store.app.protocol, as_of=None, cutoff=cutoff), **scope_note(None)}

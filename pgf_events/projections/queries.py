@@ -128,23 +128,16 @@ def cohort_report(app: TrialConduct, name: str, *, as_of: datetime | None = None
 
     ``as_of`` (what the store knew) and ``cutoff`` (the clinical data cut-off date) are independent;
     either one, or no ``store`` (a protocol override), derives the rows from the log in memory
-    instead of reading the read models, except a cut-off declared for ``store``
-    (:mod:`.cutoff_rows`), whose rows answer when there is no ``as_of``. ``sites`` (default: the acting user's site scope) limits the
+    instead of reading the read models (a cut-off declared for the store is read from its rows by
+    :func:`.cutoff_rows.cohort_report_at` instead). ``sites`` (default: the acting user's site scope) limits the
     cohort to those sites' patients, derived in memory from their events (the read models hold every
     site, and row-level security keeps them from a site-scoped login); the document then says so in
     ``site_scope``.
     """
     scope: frozenset[str] | None = app.site_scope if sites is _ACTING else sites
-    kept = None
-    if as_of is None and cutoff is not None and store is not None and scope is None:
-        from pgf_events.projections import cutoff_rows  # noqa: PLC0415 - it imports this module
-
-        kept = cutoff_rows.rows_of(store, cutoff)  # a declared cut-off's rows (None: not declared)
     if as_of is None and cutoff is None and store is not None and scope is None:
         store.catch_up()
         rows = store.rows(name)
-    elif kept is not None:
-        rows = [data["slices"][name] for (_, kind), (_, data) in kept.items() if data["slices"] is not None]
     else:
         known = patients_as_of(app, as_of) if as_of is not None else _all_patients(app)
         rows = [slices_of(p, rec, app, cutoff)[name] for p, rec in known if registered_by(p, cutoff)
