@@ -99,12 +99,15 @@ def test_a_declared_cut_off_is_offered_and_answers_as_the_derived_one(demo: Pgf,
     day = "2025-02-28"
     derived = {name: _report(demo, name, "--cutoff", day) for name in ("eligibility", "survival")}  # before declaring
     assert "Declared cut-offs" not in c.get("/").text
+    other = "2025-02-27"  # not looked at at the declared day before it is declared (the server keeps what it derived)
+    assert f"<code>pgf projections cutoff {other}</code> keeps its rows" in c.get(f"/patients?cutoff={other}").text
     demo.ok("projections", "cutoff", day)
     try:
         now = c.get("/worklist")
         assert f'<option value="{day}">' in now.text and f'href="/worklist?cutoff={day}"' in now.text
         page = c.get(f"/?cutoff={day}")  # the server's first look at it: read from the kept rows
         assert page.status_code == 200 and 'aria-current="true">' + day in page.text
+        assert "a cut-off not declared" not in page.text
         consort = _svgs(page.text)["consort"]
         summary = derived["eligibility"]["summary"]
         assert (_stage(consort, "Screened"), _stage(consort, "Enrolled")) == (summary["screened"], summary["enrolled"])
