@@ -15,8 +15,8 @@ their read models then catch up that event and recompute that patient. Time trav
 ``?as_of=`` and at ``?cutoff=`` on its *first look* (every kept cohort, figure and audit table
 dropped before each sample: as of a time, the patients whose streams were whole by then are read
 from the read models kept in memory, the others decoded and derived from the log; at a cut-off
-every patient is derived), judged on the demo and, at ``?as_of=``, on the big store (there the
-audit page, and every page at ``?cutoff=``, are a report, one round); the note gives the second
+every patient is derived), judged on the demo and, at ``?as_of=``, on the big store (there every
+page at ``?cutoff=`` is a report, one round); the note gives the second
 look (a page at a time travel already derived: the cohort is shared by every page). The audit page's "verify the chain now" (a POST
 recomputing the hash chain over every event) is a report.
 """
@@ -274,10 +274,10 @@ def _travel_figure(ctx: Context, client: Any, dashboard: Any, name: str, path: s
         _drop_caches(dashboard)
         return _get(client, full)
 
-    # At 5,000 patients the first look as of a time is judged (the read models hold whole streams); the
-    # audit page's (its deviations derived from every stream as of then), and every page at a cut-off
-    # (every patient derived), are reports, one round. --quick's small store: a report.
-    judged = target < 1.0 or (travel.startswith("as_of=") and name != "audit" and not ctx.quick)
+    # At 5,000 patients the first look as of a time is judged (the read models hold whole streams, the
+    # audit model's rows included); every page at a cut-off (every patient derived) is a report, one
+    # round. --quick's small store: a report.
+    judged = target < 1.0 or (travel.startswith("as_of=") and not ctx.quick)
     rounds = interleave(max(ctx.rounds, 5) if judged else 1, {"page": first_look})
     value = rounds.median("page")
     second = sorted(_get(client, full) for _ in range(3))[1]

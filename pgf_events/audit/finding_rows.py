@@ -11,7 +11,10 @@ One ``patient`` row per subject (:mod:`.findings` reads them), JSON-shaped:
 - ``first``: its first entry per (user, site), each ``[user, site, recorded_at, ref, reason]`` (what
   :func:`~.exceptions.new_user_rows` needs of it);
 - ``deviations``: its deviation-log rows (:func:`~pgf_events.projections.deviations.patient_deviations`),
-  each the values of :data:`DEVIATION_FIELDS`.
+  each the values of :data:`DEVIATION_FIELDS`;
+- ``recorded``: the ``earliest`` and ``latest`` recorded time of any of its events (time travel,
+  :meth:`.findings.AuditModel.findings_as_of`: as of a time before ``earliest`` nothing of the stream
+  was known, and as of ``latest`` or later all of it, so its rows are the answer).
 
 The deviations do not depend on the day they are judged on: the only finding that does (a date in
 the future) is an impossibility, which the log leaves out; so the rows are judged as of the stream's
@@ -63,6 +66,8 @@ def rows(stream: Stream, params: Protocol) -> list[Row]:
         "first": [[user, site, stamp.isoformat(), ref, getattr(event, "reason", None)]
                   for (user, site), (stamp, ref, event) in found.first_seen.items()],
         "deviations": [[_text(r[k]) for k in DEVIATION_FIELDS] for r in deviations],
+        "recorded": {"earliest": min(stream.recorded.values()).isoformat(),
+                     "latest": max(stream.recorded.values()).isoformat()},
     }
     return [("patient", subject, doc)]
 

@@ -13,7 +13,24 @@ only the rows past the last position seen, and merges (:func:`~pgf_events.audit.
 theirs (tested). Where the table cannot be kept (a read-only copy) the rows are derived from the
 log the same way, per stream changed since the last look.
 
-Time travel (``as_of``): :meth:`AuditModel.exceptions_as_of` (the rows recorded by then).
+Time travel (``as_of``): :meth:`AuditModel.findings_as_of`, the travel treatment of
+:mod:`pgf_events.projections.travel` applied to these rows. Each row keeps the earliest and latest
+recorded time of its stream's events; as of a time a patient stream is
+
+- *not yet there* (nothing recorded by then): left out;
+- *whole* (every event recorded by then): its rows are the answer, exceptions and deviations alike.
+  A deviation row kept was judged as of the stream's last recorded time, and
+  ``patient_deviations(..., now=as_of)`` judges it as of ``as_of``: the day judged on enters only as
+  the latest clinical date not in the future, which only makes ``future_date`` findings, and those
+  are impossibilities, which the log leaves out; so the two are the same rows;
+- *straddling*: its exception rows and first entries recorded by then are kept (a row is computed
+  from its event and the events before it), and its deviations are derived from its events recorded
+  by then, read from the log (:func:`~pgf_events.audit.source.patient_streams`, as the commands read
+  every stream).
+
+So the first look at the audit page as of a time costs the patients active around then, not the
+cohort. ``tests/projections/test_travel.py`` compares it with reading every stream as of then, at
+many times, with corrections and voids recorded long after the events they change.
 """
 
 from __future__ import annotations
@@ -27,14 +44,16 @@ from typing import Any
 
 import attrs
 
-from pgf_events.audit.exceptions import KINDS, Merged
+from pgf_events.audit.exceptions import KINDS, Found, Merged
 from pgf_events.audit.finding_rows import AUDIT, ExceptionRows, decode
 from pgf_events.audit.finding_rows import rows as finding_rows
+from pgf_events.audit.source import patient_streams
 from pgf_events.domain.patient import Patient
 from pgf_events.gc_tuning import fewer_collections
 from pgf_events.log import notifications
 from pgf_events.projections import replay
 from pgf_events.projections.derive import fold
+from pgf_events.projections.deviations import patient_deviations
 from pgf_events.projections.model_store import KeptRows, ModelKeeper
 from pgf_events.projections.per_store import PerStore
 from pgf_events.projections.store import ProjectionStore
@@ -48,12 +67,16 @@ class PatientAudit:
     exceptions: tuple[ExceptionRows, dict[tuple[str, str], Any]]  # rows (sorted), first entries
     counts: Counter[str]  # its exception rows by kind
     deviations: list[dict[str, Any]]
+    span: tuple[datetime, datetime] | None  # the earliest and latest recorded time of its events (None: unknown)
 
     @classmethod
     def of(cls, doc: dict[str, Any]) -> PatientAudit:
         """The findings of an audit read-model row (:mod:`.finding_rows`)."""
         exceptions, deviations = decode(doc)
-        return cls(doc["subject"], exceptions, exceptions[0].kinds(), deviations)
+        recorded = doc.get("recorded")
+        span = (datetime.fromisoformat(recorded["earliest"]), datetime.fromisoformat(recorded["latest"])) \
+            if recorded is not None else None
+        return cls(doc["subject"], exceptions, exceptions[0].kinds(), deviations, span)
 
 
 class AuditModel:
@@ -70,6 +93,7 @@ class AuditModel:
         self._registered: list[tuple[str, str]] = []  # (subject, site) in registration order (app.subjects())
         self._registered_at = 0  # the position the registrations were read to
         self.streams_read = 0  # how many patients' findings were (re)computed or decoded (for the tests)
+        self.streams_derived = 0  # how many streams time travel read from the log (for the tests)
 
     def refresh(self) -> None:
         """Bring the findings up to the log: the read model's rows past the last position seen (or, without
@@ -128,19 +152,37 @@ class AuditModel:
             deviations = [row for p in visible for row in p.deviations]
         return exceptions, deviations
 
-    def exceptions_as_of(self, in_scope: Callable[[str], bool], now: datetime, as_of: datetime,
-                         kinds: tuple[str, ...] = KINDS) -> Merged:
-        """``exception_rows(app, as_of, kinds)`` from the kept rows: a row is computed from its event and
-        the events before it in its stream, and an entry's first time is the earliest, so what was
-        known as of a time is the rows and first entries recorded by then."""
+    def findings_as_of(self, app: Any, as_of: datetime,
+                       kinds: tuple[str, ...] = KINDS) -> tuple[Merged, list[dict[str, Any]]]:
+        """``exception_rows(app, as_of, kinds)`` (merged lazily) and every deviation row of the patients
+        ``app`` sees as its streams say as of ``as_of`` (:func:`~.deviations.deviation_rows` without
+        the cut-off and scope filters of the report), from the kept rows: see the module docstring."""
+        found: list[Found] = []
+        counts: list[Counter[str]] = []
+        parts: list[list[dict[str, Any]] | str] = []  # each patient's deviation rows, or its subject if derived
         with self._lock, fewer_collections():  # a first read makes every patient's rows: no cycle scans meanwhile
             self.refresh()
-            found = []
-            for p in self._visible(in_scope):
+            for p in self._visible(app.in_scope):
+                if p.span is not None and p.span[0] > as_of:
+                    continue  # not yet registered then
+                if p.span is not None and p.span[1] <= as_of:  # whole by then: its rows, not parsed
+                    found.append(p.exceptions)
+                    counts.append(p.counts)
+                    parts.append(p.deviations)
+                    continue
                 rows, first = list(p.exceptions[0]), p.exceptions[1]
-                upto = bisect_right(rows, as_of, key=lambda r: r["recorded_at"])
-                found.append((rows[:upto], {k: v for k, v in first.items() if v[0] <= as_of}))
-            return Merged(found, kinds)
+                kept = rows[:bisect_right(rows, as_of, key=lambda r: r["recorded_at"])]
+                found.append((kept, {k: v for k, v in first.items() if v[0] <= as_of}))
+                counts.append(Counter(r["kind"] for r in kept))
+                parts.append(p.subject)
+        straddling = [part for part in parts if isinstance(part, str)]
+        derived: dict[str, list[dict[str, Any]]] = {}
+        with fewer_collections():
+            for subject, events in patient_streams(app, as_of, straddling):
+                derived[subject] = patient_deviations(subject, events, app.protocol, now=as_of)
+        self.streams_derived += len(straddling)
+        deviations = [row for part in parts for row in (derived.get(part, []) if isinstance(part, str) else part)]
+        return Merged(found, kinds, counts), deviations
 
 
 model_of: PerStore[AuditModel] = PerStore(AuditModel)  # the one audit model of a store in this process

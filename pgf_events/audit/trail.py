@@ -59,9 +59,10 @@ def _text(value: Any) -> str:
     return str(value)
 
 
-def trail_rows(app: Any, as_of: datetime | None = None) -> Iterator[dict[str, Any]]:
+def trail_rows(app: Any, as_of: datetime | None = None, subjects: list[str] | None = None) -> Iterator[dict[str, Any]]:
+    """Every patient's rows (or only ``subjects``'), in registration order, as the log was ``as_of``."""
     book = RoleBook(app, as_of)
-    for subject, events in patient_streams(app, as_of):
+    for subject, events in patient_streams(app, as_of, subjects):
         patient = None
         shown = {row["ref"]: row for row in history_rows(events)}
         for event in events:

@@ -16,12 +16,17 @@ from pgf_events.domain.lock import LOCK_ID, StoreLock
 from pgf_events.projections.review import review_events, review_rows
 
 
-def monitoring_trail_rows(app: Any, as_of: datetime | None = None) -> Iterator[dict[str, Any]]:
-    for subject in app.subjects():
+def monitoring_trail_rows(app: Any, as_of: datetime | None = None,
+                          subjects: list[str] | None = None) -> Iterator[dict[str, Any]]:
+    """Every patient's monitoring rows and then the lock's; with ``subjects``, only those patients' (no
+    lock rows: they are of no patient)."""
+    for subject in app.subjects() if subjects is None else subjects:
         site = app.patient(subject).registration.site
         for row in review_rows(review_events(app, subject), as_of):
             yield _row(row["ref"], subject, site, row["type"], row["recorded_at"], row["recorded_by"],
                        row["reason"], row["about"], row["what"])
+    if subjects is not None:
+        return
     for event in app.events.get(LOCK_ID):
         if as_of is not None and event.timestamp > as_of:
             break

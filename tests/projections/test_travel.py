@@ -2,7 +2,9 @@
 worklist's inputs as of many times, read from the read models for the patients whose streams were
 whole by then, are exactly what deriving every patient from the log gives (the oracle: the same
 function without read models), with corrections and voids recorded long after the events they
-change, and with a cut-off."""
+change, and with a cut-off. The same for the audit page's exceptions and deviation log
+(:meth:`pgf_events.audit.findings.AuditModel.findings_as_of`), against the commands' reading of
+every stream as of then."""
 
 from __future__ import annotations
 
@@ -11,14 +13,21 @@ from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+import attrs
 import pytest
 
 from pgf_events.application import TrialConduct
+from pgf_events.audit.exceptions import KINDS, exception_rows
+from pgf_events.audit.findings import model_of as audit_model_of
+from pgf_events.audit.trail import trail_rows
+from pgf_events.audit.trail_monitoring import monitoring_trail_rows
 from pgf_events.projections import travel
+from pgf_events.projections.deviations import deviation_report
 from pgf_events.projections.store import ProjectionStore
 from pgf_events.projections.travel import derive_cohort
 from pgf_events.projections.worklist_model import model_of
 from pgf_events.store import parse_url
+from pgf_events.web.audit import _travelled, trail
 from pgf_events.web.core import TimeTravel
 from pgf_events.web.readers import worklist_items
 from tests.conftest import Pgf
@@ -120,3 +129,74 @@ def test_the_worklist_page_reads_the_same_with_and_without_read_models(opened: A
         with_rows = worklist_items(app, when, store)
         travel.forget()
         assert with_rows == worklist_items(app, when), when
+
+
+def test_the_audit_tables_as_of_read_the_kept_rows_as_the_log_at_every_time(opened: Any) -> None:
+    """The audit page at ``as_of``: the rows of the streams whole by then from the audit model, the
+    straddling streams derived, the others left out; the same rows as reading every stream as of then
+    (``pgf audit exceptions`` and ``pgf report deviations --as-of``), in the same order."""
+    pgf, app, store = opened
+    _late_changes(pgf)
+    times = _times(app)
+    model = audit_model_of(store)
+    subjects = len(app.subjects())
+    derived = 0
+    for as_of in times:
+        for kinds in (KINDS, ("late_entry", "new_user_at_site")):
+            before = model.streams_derived
+            found = _travelled(app, as_of, None, kinds, store)
+            derived += model.streams_derived - before
+            assert list(found["exceptions"]) == exception_rows(app, as_of, kinds), (as_of, kinds)
+            assert found["deviations"] == deviation_report(app, as_of=as_of)["rows"], as_of
+            assert _travelled(app, as_of, None, kinds) == {**found, "exceptions": list(found["exceptions"])}
+    assert any(deviation_report(app, as_of=t)["rows"] for t in times)
+    assert 0 < derived < len(times) * 2 * subjects / 4  # most streams read from the rows, some derived
+    for cutoff in (date(2024, 9, 30), date(2025, 3, 31)):
+        for as_of in (times[len(times) // 2], times[-2]):
+            found = _travelled(app, as_of, cutoff, KINDS, store)
+            assert found["deviations"] == deviation_report(app, as_of=as_of, cutoff=cutoff)["rows"]
+    sites = sorted({r["site"] for r in deviation_report(app)["rows"]})
+    assert len(sites) > 1
+    app.site_scope = frozenset(sites[:1])  # a site-scoped reader who keeps the read models (SQLite)
+    for as_of in times[::5]:
+        found = _travelled(app, as_of, None, KINDS, store)
+        assert list(found["exceptions"]) == exception_rows(app, as_of), as_of
+        assert found["deviations"] == deviation_report(app, as_of=as_of)["rows"], as_of
+
+
+def test_audit_rows_without_recorded_times_are_derived(opened: Any) -> None:
+    """A row without its recorded times (or a patient without a row) counts as straddling: derived."""
+    pgf, app, store = opened
+    _late_changes(pgf)
+    model = audit_model_of(store)
+    model.refresh()
+    key = next(iter(model._patients))  # noqa: SLF001 - made to lack its times on purpose
+    version, found = model._patients[key]  # noqa: SLF001
+    model._patients[key] = (version, attrs.evolve(found, span=None))  # noqa: SLF001
+    for as_of in _times(app)[::4]:
+        assert _travelled(app, as_of, None, KINDS, store)["deviations"] == deviation_report(app, as_of=as_of)["rows"]
+    before = model.streams_derived
+    found = _travelled(app, datetime(2100, 1, 1, tzinfo=UTC), None, KINDS, store)  # every other stream whole
+    assert model.streams_derived == before + 1
+    assert found["deviations"] == deviation_report(app, as_of=datetime(2100, 1, 1, tzinfo=UTC))["rows"]
+
+
+def test_the_trail_search_by_patient_reads_that_patient_as_the_whole_trail_says(opened: Any) -> None:
+    """The audit page's trail search for one patient (now and as of many times) reads only that
+    patient's streams: the rows of the whole trail (records and monitoring) that are that patient's."""
+    pgf, app, _ = opened
+    _late_changes(pgf)
+    blank = {"user": "", "subject": "", "kind": "", "from": "", "to": "", "exception": ""}
+    for as_of in [None, *_times(app)[::6]]:
+        every = [*trail_rows(app, as_of), *monitoring_trail_rows(app, as_of)]
+        assert list(trail(app, as_of, blank)) == every
+        for subject in [*app.subjects(), "s004", "S999", ""]:
+            expected = [r for r in every if r["subject"] == subject.upper()] if subject else every
+            assert list(trail(app, as_of, {**blank, "subject": subject})) == expected, (as_of, subject)
+    assert any(r["kind"] == "monitoring" and r["subject"] == "S004" for r in every)
+    site_of = {subject: app.stream(subject)[0].record.site for subject in app.subjects()}
+    app.site_scope = frozenset({site_of["S001"]})  # a site-scoped reader: another site's patient is not found
+    other = next(subject for subject, site in site_of.items() if site != site_of["S001"])
+    assert list(trail(app, None, {**blank, "subject": other})) == []
+    assert list(trail(app, None, {**blank, "subject": "S001"})) == [
+        r for r in trail(app, None, blank) if r["subject"] == "S001"] != []
