@@ -61,32 +61,47 @@ class PatientExceptions:
         # The endpoint inputs follow the patient event by event, so the endpoint dates before and
         # after each lab or transfusion edit cost that edit, not a derivation of the whole patient.
         self.hemogram = HemogramInputs()
+        self._hemogram = True  # whether the endpoint inputs follow the events (:meth:`rows`)
 
-    def rows(self, events: list[Any]) -> Iterator[dict[str, Any]]:
-        for event in events:
+    def rows(self, events: list[Any], final: Patient | None = None) -> Iterator[dict[str, Any]]:
+        """The rows of ``events`` (a stream from its first event), folding the patient event by event.
+
+        ``final``: the same events already folded (a read model's pass has it). The patient's state
+        is then needed only up to the last correction or void (an edit's rows compare before and
+        after; the rows of a plain record read only its subject and site, which change by an edit
+        alone): after it, ``final`` stands in and nothing is folded again; the endpoint inputs are
+        followed only up to the last edit of a lab or transfusion (:func:`_folding`)."""
+        fold_to, hemogram_to = _folding(events, final)
+        self._hemogram = hemogram_to >= 0
+        first_seen, late_days = self.first_seen, self.params.late_entry_days
+        for index, event in enumerate(events):
             kind = EVENT_KINDS.get(type(event), "")
-            if kind in (CORRECTION, VOID):
+            if index > fold_to:  # no edit follows: nothing but the subject and site read, both final's
+                self.patient, self._hemogram = final, False
+            elif kind in (CORRECTION, VOID):
                 yield from self.edit(event, kind)
             else:
                 self.patient = event.mutate(self.patient)
-                self.hemogram.apply(self.patient, event)
-                if kind in RECORD_KINDS:
-                    yield from self.late(event)
+                if self._hemogram:
+                    self.hemogram.apply(self.patient, event)
+            if kind in RECORD_KINDS and (event.timestamp.date() - event.record.clinical_date).days > late_days:
+                yield self.late(event)
+            if index == hemogram_to:
+                self._hemogram = False  # no later edit reads the endpoint inputs
             assert self.patient is not None
-            site = self.patient.registration.site
-            key = (event.recorded_by, site)
-            ref = self.patient.ref(event.originator_version)
-            if key not in self.first_seen or event.timestamp < self.first_seen[key][0]:
-                self.first_seen[key] = (event.timestamp, ref, event)
+            key = (event.recorded_by, self.patient.registration.site)
+            seen = first_seen.get(key)
+            if seen is None or event.timestamp < seen[0]:
+                first_seen[key] = (event.timestamp, self.patient.ref(event.originator_version), event)
 
-    def late(self, event: Any) -> Iterator[dict[str, Any]]:
+    def late(self, event: Any) -> dict[str, Any]:
+        """The ``late_entry`` row of a first entry recorded more than ``late_entry_days`` after its date."""
         assert self.patient is not None
         clinical = event.record.clinical_date
         days = (event.timestamp.date() - clinical).days
-        if days > self.params.late_entry_days:
-            yield _row("late_entry", self.subject, [self.patient.ref(event.originator_version)], event,
-                       f"{event.record.KIND} dated {clinical} recorded {days} days later "
-                       f"(late_entry_days = {self.params.late_entry_days})")
+        return _row("late_entry", self.subject, [self.patient.ref(event.originator_version)], event,
+                    f"{event.record.KIND} dated {clinical} recorded {days} days later "
+                    f"(late_entry_days = {self.params.late_entry_days})")
 
     def edit(self, event: Any, kind: str) -> Iterator[dict[str, Any]]:
         patient = self.patient
@@ -106,12 +121,14 @@ class PatientExceptions:
         # derived only when the row can be made (eligibility data edited while enrolled)
         eligibility_before = patient.eligibility(self.params).status if eligibility_data and enrolled_before else None
         near_endpoint = root_kind in ("lab", "transfusion")
+        assert self._hemogram or not near_endpoint, "the endpoint inputs were not followed up to this edit"
         endpoints_before = self.hemogram.endpoint_dates(patient, self.params) if near_endpoint else {}
         was_serious = isinstance(old, vo.AdverseEvent) and bool(old.serious)
 
         self.patient = event.mutate(patient)
         patient = self.patient
-        self.hemogram.apply(patient, event)
+        if self._hemogram:
+            self.hemogram.apply(patient, event)
         new = patient.entries[root].record
         refs = [ref, root_ref] if event.supersedes == root_ref else [ref, event.supersedes, root_ref]
 
@@ -154,6 +171,23 @@ class PatientExceptions:
             if dates:
                 yield _row("sae_date_edit", self.subject, refs, event, f"{what}: " + "; ".join(
                     f"{f} {show(getattr(old, f, None))} -> {show(getattr(new, f, None))}" for f in dates))
+
+
+def _folding(events: list[Any], final: Patient | None) -> tuple[int, int]:
+    """(the index of the last event the patient must be folded to, the index of the last event the
+    endpoint inputs must follow), -1 for none: every event without ``final``; with it, up to the last
+    correction or void, and up to the last one of a lab or transfusion (an edit's root never changes,
+    so ``final`` tells which record it edits)."""
+    if final is None:
+        return len(events) - 1, len(events) - 1
+    fold_to = hemogram_to = -1
+    for index, event in enumerate(events):
+        if EVENT_KINDS.get(type(event), "") in (CORRECTION, VOID):
+            fold_to = index
+            root = final._root(int(event.supersedes.rpartition("#")[2]))  # noqa: SLF001 - the aggregate's own chain
+            if final.entries[root].kind in ("lab", "transfusion"):
+                hemogram_to = index
+    return fold_to, hemogram_to
 
 
 def exception_rows(app: Any, as_of: datetime | None = None, kinds: tuple[str, ...] = KINDS) -> list[dict[str, Any]]:

@@ -55,7 +55,7 @@ def rows(stream: Stream, params: Protocol) -> list[Row]:
     patient, events = stream.aggregate, stream.events
     subject = patient.subject
     found = PatientExceptions(subject, params, {})
-    exceptions = sort_rows(list(found.rows(events)))
+    exceptions = sort_rows(list(found.rows(events, final=patient)))  # no refold after the last edit
     deviations = patient_deviations(subject, events, params, now=max(stream.recorded.values()), patient=patient)
     doc = {
         "subject": subject, "site": patient.registration.site,

@@ -37,15 +37,21 @@ MODEL_MODULES: dict[str, str] = {"audit": "pgf_events.audit.finding_rows",
                                  "worklist": "pgf_events.projections.worklist_rows"}
 
 
-def stream_models(names: Sequence[str] = tuple(MODEL_MODULES)) -> list[StreamModel]:
-    """The stream models named (default: every one), their modules imported."""
+def stream_models(names: Sequence[str] = tuple(MODEL_MODULES), store: ProjectionStore | None = None) -> list[StreamModel]:
+    """The stream models named (default: every one), their modules imported; with ``store``, also the
+    models of the cut-offs declared there (:mod:`pgf_events.projections.cutoff_rows`)."""
     import importlib  # noqa: PLC0415
 
     from pgf_events.projections.stream_models import registered  # noqa: PLC0415
 
     for name in names:
         importlib.import_module(MODEL_MODULES[name])
-    return [m for m in registered() if m.name in names]
+    found = [m for m in registered() if m.name in names]
+    if store is not None:
+        from pgf_events.projections.cutoff_rows import declared_models  # noqa: PLC0415
+
+        found += declared_models(store)
+    return found
 
 
 def stream_model_keepers(store: ProjectionStore) -> list[ModelKeeper]:
@@ -53,7 +59,7 @@ def stream_model_keepers(store: ProjectionStore) -> list[ModelKeeper]:
     from pgf_events.projections.model_store import ModelKeeper  # noqa: PLC0415
 
     store.setup()  # the projections' tables first: a store another process holds locked says so once, not per model
-    keepers = [ModelKeeper(store, model) for model in stream_models()]
+    keepers = [ModelKeeper(store, model) for model in stream_models(store=store)]
     return [k for k in keepers if k.available()]
 
 
@@ -67,6 +73,7 @@ def projections() -> None:
       pgf projections rebuild
       pgf projections rebuild endpoints
       pgf projections verify
+      pgf projections cutoff 2025-06-30
     """
 
 
@@ -144,6 +151,68 @@ def verify(state: Any, name: str | None, fmt: str | None) -> None:
         raise ReadModelsDiffer(result.difference.message if result.difference else "read models differ")
 
 
+@projections.command()
+@click.argument("day", metavar="[DATE]", required=False)
+@click.option("--drop", is_flag=True, help="Stop keeping rows at DATE (its rows go; nothing else changes).")
+@output_options()
+@click.pass_obj
+def cutoff(state: Any, day: str | None, drop: bool, fmt: str | None) -> None:
+    """Keep read models at the data cut-off DATE (or list the cut-offs kept).
+
+    A declared cut-off (an interim analysis, a DSMB meeting) is answered from rows kept like every
+    read model: 'pgf report NAME --cutoff DATE' and the web pages at ?cutoff=DATE read them instead
+    of deriving every patient. Declaring derives every patient once at DATE; the rows then follow
+    the log, are rebuilt by 'pgf projections rebuild' and checked by 'pgf projections verify'.
+    Any other cut-off is still derived from the log.
+
+    \b
+    Example:
+      pgf projections cutoff 2025-06-30
+      pgf projections cutoff
+      pgf projections cutoff 2025-06-30 --drop
+    """
+    from pgf_events.domain.parsing import parse_date  # noqa: PLC0415
+    from pgf_events.projections import cutoff_rows  # noqa: PLC0415
+    from pgf_events.projections.model_store import ModelKeeper  # noqa: PLC0415
+
+    when = parse_date(day, "cutoff") if day is not None else None
+    if drop and when is None:
+        raise click.UsageError("--drop needs the DATE of a declared cut-off")
+    store = open_store(state)
+    if when is not None and drop:
+        if not cutoff_rows.forget(store, when):
+            raise PgfError(f"no rows are kept at the cut-off {when}: 'pgf projections cutoff' lists those kept")
+        if fmt == "json":
+            emit_json({"cutoff": when.isoformat(), "dropped": True})
+        else:
+            click.echo(f"stopped keeping rows at the cut-off {when}")
+        return
+    if when is not None:
+        keeper = ModelKeeper(store, cutoff_rows.model(when))
+        if state.app().store.read_only or not keeper.available():
+            raise PgfError("rows at a cut-off cannot be kept here (a read-only store, or a login that may not "
+                           "create read-model tables)")
+        with working(f"Deriving every patient at the cut-off {when}"):
+            keeper.catch_up()
+        from pgf_events.projections.provision import grant_read_models  # noqa: PLC0415
+
+        grant_read_models(store.app)  # PostgreSQL: every role reads the new table as it does the others
+    rows = []
+    for kept in cutoff_rows.declared(store):
+        keeper = ModelKeeper(store, cutoff_rows.model(kept))
+        position, digest = keeper.tracking()
+        head = store.app.recorder.max_notification_id() or 0
+        rows.append({"cutoff": kept.isoformat(), "position": position, "head": head, "behind": max(head - position, 0),
+                     "current": digest == keeper.digest and position >= head})
+    if fmt == "json":
+        emit_json({"cutoffs": rows})
+        return
+    if not rows:
+        click.echo("no cut-off is kept: 'pgf projections cutoff DATE' keeps one")
+        return
+    render(rows, fmt, ["cutoff", "position", "head", "behind", "current"])
+
+
 class ReadModelsDiffer(PgfError):
     """A read-model row is not what a replay of the event log gives."""
 
@@ -154,7 +223,7 @@ def check_read_models(state: Any, name: str | None, fmt: str | None) -> ReadMode
 
     store = open_store(state)
     names = PROJECTIONS if name is None else [name] if name in PROJECTIONS else []
-    models = stream_models() if name is None else stream_models([name]) if name in MODEL_MODULES else []
+    models = stream_models(store=store) if name is None else stream_models([name]) if name in MODEL_MODULES else []
     with working("Replaying the event log to verify the read models"):
         result = verify_read_models(store, names, models=models, checked_by=state.acting_user())
     if fmt == "json":

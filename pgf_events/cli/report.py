@@ -79,10 +79,18 @@ def report(state: Any, name: str, as_of: str | None, cutoff: str | None, fmt: st
     # are neither read nor rewritten)
     # A site-scoped user: their sites' patients, derived from the events they may read (the read models
     # hold every site's)
-    derived = known is not None or data_cutoff is not None or state.in_memory() or app.site_scope is not None
+    # A cut-off declared with 'pgf projections cutoff' (and no --as-of) is read from its kept rows.
+    derived = known is not None or state.in_memory() or app.site_scope is not None
     note = None  # when the read models were last verified: said after the report
     store = None if derived else open_store(state)
-    doc = cohort_report(app, name, as_of=known, cutoff=data_cutoff, store=store)
+    checked, doc = [name], None
+    if store is not None and data_cutoff is not None:
+        from pgf_events.projections import cutoff_rows  # noqa: PLC0415
+
+        doc = cutoff_rows.cohort_report_at(store, name, data_cutoff)  # None: not declared, derived below
+        store, checked = (store if doc is not None else None), [cutoff_rows.name_of(data_cutoff)]
+    if doc is None:
+        doc = cohort_report(app, name, as_of=known, cutoff=data_cutoff, store=store)
     tables = out.tables(name, doc)
     if listing is not None and listing not in tables:
         raise click.UsageError(f"--listing: the {name} report has no listing {listing!r}; "
@@ -90,7 +98,7 @@ def report(state: Any, name: str, as_of: str | None, cutoff: str | None, fmt: st
     if store is not None:  # read from the read-model tables: say when they were last verified
         from pgf_events.projections.verify import last_check, verified_note  # noqa: PLC0415
 
-        doc["read_models_verified"] = last_check(store, [name])
+        doc["read_models_verified"] = last_check(store, checked)
         if fmt is None and not listing:
             note = verified_note(doc["read_models_verified"])
     if known is not None and not doc["rows"]:

@@ -35,6 +35,13 @@ def finish_store(app: TrialConduct) -> None:
     app.created_now = False
 
 
+def grant_read_models(app: TrialConduct) -> None:
+    """Re-issue the store's privileges after its owner made a read-model table (a declared cut-off's,
+    :mod:`.cutoff_rows`), so that every role reads and keeps it as it does the others (PostgreSQL only)."""
+    if hasattr(app.recorder, "grant_all"):
+        app.recorder.grant_all(open_store=not controlled(app))
+
+
 def finish_if_created(app: TrialConduct) -> TrialConduct:
     """Finish the store if opening it just created it; return the application either way."""
     if getattr(app, "created_now", False):

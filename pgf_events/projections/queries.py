@@ -128,7 +128,8 @@ def cohort_report(app: TrialConduct, name: str, *, as_of: datetime | None = None
 
     ``as_of`` (what the store knew) and ``cutoff`` (the clinical data cut-off date) are independent;
     either one, or no ``store`` (a protocol override), derives the rows from the log in memory
-    instead of reading the read models. ``sites`` (default: the acting user's site scope) limits the
+    instead of reading the read models (a cut-off declared for the store is read from its rows by
+    :func:`.cutoff_rows.cohort_report_at` instead). ``sites`` (default: the acting user's site scope) limits the
     cohort to those sites' patients, derived in memory from their events (the read models hold every
     site, and row-level security keeps them from a site-scoped login); the document then says so in
     ``site_scope``.

@@ -43,7 +43,7 @@ import attrs
 
 from pgf_events.domain.review import Review
 from pgf_events.gc_tuning import fewer_collections
-from pgf_events.projections import replay
+from pgf_events.projections import cutoff_rows, replay
 from pgf_events.projections.derive import derive_patient, fold
 from pgf_events.projections.queries import registered_by
 from pgf_events.projections.signatures import signatures
@@ -92,9 +92,14 @@ def _derive_cohort(app: Any, as_of: datetime | None, cutoff: date | None, *, sli
     out: dict[str, list[dict[str, Any]]] = {name: [] for name in PROJECTIONS}
     inputs: list[WorklistInputs] = []
     head = app.recorder.max_notification_id() or 0
-    # At a cut-off every patient is derived (no read model holds a cut-off); the worklist's part
-    # (which does not depend on it) can still be read.
-    kept = None if slices and cutoff is not None else _kept_rows(app, store, slices=slices, known=known)
+    # At a cut-off the rows kept "now" do not answer (the evaluation date is the cut-off): a declared
+    # cut-off's rows do (:mod:`.cutoff_rows`); at any other every patient is derived. The worklist's
+    # part (which does not depend on the cut-off) can still be read.
+    at_cutoff = _cutoff_rows(app, store) if slices and cutoff is not None else None
+    if at_cutoff is not None:
+        at_cutoff = at_cutoff(cutoff)
+    kept = None if slices and cutoff is not None and at_cutoff is None else \
+        _kept_rows(app, store, slices=slices and cutoff is None, known=known)
     if kept is None:
         heads = replay.stream_heads(app, 0, head)
     else:
@@ -102,12 +107,18 @@ def _derive_cohort(app: Any, as_of: datetime | None, cutoff: date | None, *, sli
         for row in kept:
             if row.first > until:
                 continue  # not yet registered then
-            if row.last <= until and row.whole:  # every event recorded by then: the rows are the answer
+            found: dict[str, dict[str, Any]] | None = row.slices
+            whole = row.whole
+            if at_cutoff is not None:  # the declared cut-off's row of the same stream version
+                hit = at_cutoff.get((row.key, cutoff_rows.KIND))
+                whole = hit is not None and hit[0] == row.version
+                found = hit[1]["slices"] if whole else None
+            if row.last <= until and whole:  # every event recorded by then: the rows are the answer
                 if known:
                     inputs.append(row.inputs)
-                if slices:
+                if slices and found is not None:  # None: not yet in the cohort at the cut-off
                     for name in PROJECTIONS:
-                        out[name].append(row.slices[name])
+                        out[name].append(found[name])
             else:
                 heads.append(replay.StreamHead(row.stream, row.version, row.position, row.version))
     _derive_streams(app, heads, until, cutoff, out if slices else None, inputs if known else None)
@@ -162,6 +173,7 @@ class KeptRow:
     """One patient stream as the read models hold it now (whole: every projection's row reflects the
     version the worklist row does)."""
 
+    key: str  # the subject key of its rows
     stream: UUID
     version: int
     position: int  # unused (0): the streams are read by id and version
@@ -206,7 +218,7 @@ def _kept_rows(app: Any, store: ProjectionStore | None, *, slices: bool, known: 
                                  datetime.fromisoformat(recorded["last"]))
         found = {name: rows.get(key) for name, rows in versioned.items()}  # the same subject key in every table
         whole = all(hit is not None and hit[0] == version for hit in found.values())
-        out.append(KeptRow(span[1], version, 0, span[2], span[3], whole,
+        out.append(KeptRow(key, span[1], version, 0, span[2], span[3], whole,
                            model.inputs_of(key, version, data) if known else None,  # type: ignore[arg-type]
                            {name: hit[1] for name, hit in found.items() if hit is not None}))
     return out
@@ -215,6 +227,13 @@ def _kept_rows(app: Any, store: ProjectionStore | None, *, slices: bool, known: 
 # Each worklist row's stream id and recorded times, parsed once per row (a refreshed row is a new object).
 _SPANS: weakref.WeakKeyDictionary[Any, dict[str, tuple[dict[str, Any], UUID, datetime, datetime]]] = \
     weakref.WeakKeyDictionary()
+
+
+def _cutoff_rows(app: Any, store: ProjectionStore | None) -> Any:
+    """The declared cut-offs' rows (:func:`.cutoff_rows.rows_of`) when the read models can be used."""
+    if store is None or app.site_scope is not None:
+        return None
+    return lambda cutoff: cutoff_rows.rows_of(store, cutoff)
 
 
 def _queries_now(app: Any, store: Any) -> dict[str, list[dict[str, Any]]]:

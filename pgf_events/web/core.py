@@ -176,7 +176,16 @@ class Page:
 
     def render(self, template: str, *, code: int = 200, title: str = "", **context: Any) -> HTMLResponse:
         return render(self.request, template, code=code, title=title, page=self, viewer=self.viewer,
-                      when=self.when, csrf=self.seat.csrf, **context)
+                      when=self.when, csrf=self.seat.csrf, kept_cutoffs=self.kept_cutoffs(), **context)
+
+    def kept_cutoffs(self) -> list[str]:
+        """The data cut-offs the store keeps rows for (``pgf projections cutoff``): offered by the
+        time-travel control, as they answer at once."""
+        if self.seat.store is None:
+            return []
+        from pgf_events.projections.cutoff_rows import declared  # noqa: PLC0415
+
+        return [day.isoformat() for day in declared(self.seat.store)]
 
 
 def render(request: Request, template: str, *, code: int = 200, **context: Any) -> HTMLResponse:

@@ -108,6 +108,12 @@ def test_kept_inputs_give_what_deriving_the_whole_patient_gives(history: list[tu
             note(f"endpoints found: {len(found)}")
             assert _outcomes(patient, params, kept) == _outcomes(patient, params, None)
         note(f"a day with several labs: {any(len(v[1]) > 1 for v in kept.daily['anc'].values())}")
+        # the audit read model's way: folded only up to the last edit (the stream's fold given)
+        assert patient is not None
+        plain, given_final = (exceptions.PatientExceptions(patient.subject, params, {}) for _ in range(2))
+        assert list(given_final.rows(events, final=patient)) == list(plain.rows(events))
+        assert given_final.first_seen == plain.first_seen
+        note(f"edits: {sum(type(e).__name__ in ('Corrected', 'Voided') for e in events)}")
     # and the audit report on top of them: the same rows as the old path (whole-patient derivations)
     fast = exceptions.exception_rows(app)
     old = HemogramInputs.endpoint_dates

@@ -9,6 +9,7 @@ every stream as of then."""
 from __future__ import annotations
 
 import json
+import sqlite3
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -21,7 +22,7 @@ from pgf_events.audit.exceptions import KINDS, exception_rows
 from pgf_events.audit.findings import model_of as audit_model_of
 from pgf_events.audit.trail import trail_rows
 from pgf_events.audit.trail_monitoring import monitoring_trail_rows
-from pgf_events.projections import travel
+from pgf_events.projections import cutoff_rows, travel
 from pgf_events.projections.deviations import deviation_report
 from pgf_events.projections.store import ProjectionStore
 from pgf_events.projections.travel import derive_cohort
@@ -31,6 +32,11 @@ from pgf_events.web.audit import _travelled, trail
 from pgf_events.web.core import TimeTravel
 from pgf_events.web.readers import worklist_items
 from tests.conftest import Pgf
+from tests.pgcluster import OWNER, Cluster
+
+
+def app_path(pgf: Pgf) -> str:
+    return pgf.url.removeprefix("sqlite:///")
 
 
 @pytest.fixture
@@ -129,6 +135,86 @@ def test_the_worklist_page_reads_the_same_with_and_without_read_models(opened: A
         with_rows = worklist_items(app, when, store)
         travel.forget()
         assert with_rows == worklist_items(app, when), when
+
+
+def test_a_declared_cut_off_answers_from_its_rows_as_the_log(opened: Any) -> None:
+    """``pgf projections cutoff DATE``: the rows kept at that cut-off answer time travel and ``pgf report
+    --cutoff`` exactly as deriving every patient does, after later changes too (caught up on read)."""
+    pgf, app, store = opened
+    declared = date(2025, 3, 31)
+    undeclared = date(2024, 9, 30)
+    before = {name: pgf.ok("report", name, "--cutoff", str(declared), "--json").stdout
+              for name in ("endpoints", "survival")}
+    pgf.ok("projections", "cutoff", str(declared))
+    assert [c["cutoff"] for c in json.loads(pgf.ok("projections", "cutoff", "--json").stdout)["cutoffs"]] == [
+        str(declared)]
+    for name, text in before.items():  # the same report, now read from the kept rows
+        after = json.loads(pgf.ok("report", name, "--cutoff", str(declared), "--json").stdout)
+        assert after.pop("read_models_verified") is None  # never verified yet: said so
+        assert after == json.loads(text)
+    _late_changes(pgf)  # recorded after the declaration: the rows follow the log
+    kept = cutoff_rows.rows_of(store, declared)
+    assert kept is not None and {kind for _, kind in kept} == {cutoff_rows.KIND}
+    assert sum(data["slices"] is None for _, data in kept.values()) > 0  # registered after the cut-off: left out
+    assert cutoff_rows.rows_of(store, undeclared) is None
+    times = _times(app)
+    for cutoff in (declared, undeclared):
+        for as_of in (None, times[len(times) // 3], times[len(times) // 2], times[-2]):
+            _same(derive_cohort(app, as_of, cutoff, store=store), derive_cohort(app, as_of, cutoff))
+    _same(derive_cohort(app, None, declared, known=False, store=store), derive_cohort(app, None, declared, known=False))
+
+
+def test_cut_off_rows_are_verified_rebuilt_and_dropped(opened: Any) -> None:
+    pgf, _, _ = opened
+    pgf.ok("projections", "cutoff", "2025-03-31")
+    pgf.ok("projections", "verify")
+    checked = json.loads(pgf.ok("report", "endpoints", "--cutoff", "2025-03-31", "--json").stdout)
+    assert checked["read_models_verified"]["ok"] is True
+    table = "pgf_view_cutoff_20250331"
+    with sqlite3.connect(app_path(pgf)) as db:  # an attacker with file access edits a kept row
+        data = json.loads(db.execute(f"select data from {table} where subject = 'S002'").fetchone()[0])
+        data["slices"]["endpoints"]["cutoff"] = "2026-01-01"
+        db.execute(f"update {table} set data = ? where subject = 'S002'", (json.dumps(data),))
+    differs = pgf("projections", "verify")  # exit 1, nothing repaired (it records its own result)
+    assert differs.exit_code == 1 and "cutoff_20250331" in differs.stderr and "S002" in differs.stderr, differs.stderr
+    assert pgf("projections", "verify").exit_code == 1
+    pgf.ok("projections", "rebuild")
+    pgf.ok("projections", "verify")
+    dropped = pgf.ok("projections", "cutoff", "2025-03-31", "--drop")
+    assert "stopped keeping rows at the cut-off 2025-03-31" in dropped.stdout
+    assert "no cut-off is kept" in pgf.ok("projections", "cutoff").stdout
+    pgf.rejected("projections", "cutoff", "2025-03-31", "--drop", contains="no rows are kept at the cut-off 2025-03-31")
+    pgf.rejected("projections", "cutoff", "2025-02-30", contains="not a real calendar date")
+    pgf.rejected("projections", "cutoff", "--drop", contains="--drop needs the DATE", code=2)
+    with sqlite3.connect(app_path(pgf)) as db:
+        assert not db.execute("select name from sqlite_master where name like 'pgf_view_cutoff%'").fetchall()
+
+
+@pytest.mark.postgres
+def test_a_cut_off_declared_by_the_owner_is_read_by_the_other_logins(pg_url: str) -> None:
+    """PostgreSQL: only the store's owner may create the rows' table (a coordinator is told so, nothing
+    written); once declared, a coordinator's report reads them, as the derived report."""
+    coordinator, owner = Pgf(pg_url), Pgf(pg_url, user=OWNER)
+    coordinator.ok("demo", "--patients", "6", "--seed", "5")
+    coordinator.rejected("projections", "cutoff", "2025-03-31", contains="cannot be kept here")
+    owner.ok("projections", "cutoff", "2025-03-31")
+    coordinator.ok("record", "lab", "S002", "--date", "2025-03-01", "--anc", "0.4", "--plt", "12", "--hb", "71")
+    read = json.loads(coordinator.ok("report", "endpoints", "--cutoff", "2025-03-31", "--json").stdout)
+    assert "read_models_verified" in read
+    app = TrialConduct(parse_url(Cluster.login_url(pg_url, OWNER), cipher_key=""))
+    store = ProjectionStore(app)
+    try:
+        kept = cutoff_rows.rows_of(store, date(2025, 3, 31))
+        assert kept is not None and len(kept) >= 6
+        latest = json.loads(coordinator.ok("history", "S002", "--json").stdout)["events"][-1]["ref"]
+        assert f"S002#{kept[('S002', cutoff_rows.KIND)][0]}" == latest  # the rows followed the new lab
+        _same(derive_cohort(app, None, date(2025, 3, 31), store=store), derive_cohort(app, None, date(2025, 3, 31)))
+    finally:
+        store.close()
+        app.close()
+    now = json.loads(coordinator.ok("report", "endpoints", "--cutoff", "2025-03-31", "--as-of", "2100-01-01",
+                                    "--json").stdout)  # derived from the log
+    assert (read["rows"], read["summary"]) == (now["rows"], now["summary"])
 
 
 def test_the_audit_tables_as_of_read_the_kept_rows_as_the_log_at_every_time(opened: Any) -> None:

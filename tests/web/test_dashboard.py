@@ -94,6 +94,32 @@ def test_the_cutoff_and_as_of_in_the_url_change_what_is_shown(demo: Pgf, signed_
     assert c.get("/?cutoff=not-a-date").status_code == 400
 
 
+def test_a_declared_cut_off_is_offered_and_answers_as_the_derived_one(demo: Pgf, signed_in) -> None:
+    _, c = signed_in
+    day = "2025-02-28"
+    derived = {name: _report(demo, name, "--cutoff", day) for name in ("eligibility", "survival")}  # before declaring
+    assert "Declared cut-offs" not in c.get("/").text
+    other = "2025-02-27"  # not looked at at the declared day before it is declared (the server keeps what it derived)
+    assert f"<code>pgf projections cutoff {other}</code> keeps its rows" in c.get(f"/patients?cutoff={other}").text
+    demo.ok("projections", "cutoff", day)
+    try:
+        now = c.get("/worklist")
+        assert f'<option value="{day}">' in now.text and f'href="/worklist?cutoff={day}"' in now.text
+        page = c.get(f"/?cutoff={day}")  # the server's first look at it: read from the kept rows
+        assert page.status_code == 200 and 'aria-current="true">' + day in page.text
+        assert "a cut-off not declared" not in page.text
+        consort = _svgs(page.text)["consort"]
+        summary = derived["eligibility"]["summary"]
+        assert (_stage(consort, "Screened"), _stage(consort, "Enrolled")) == (summary["screened"], summary["enrolled"])
+        survival = derived["survival"]["summary"]
+        at_risk = [t.text for t in _svgs(page.text)["km"].iter("{http://www.w3.org/2000/svg}text")
+                   if t.get("data-day") == str(survival["horizon_days"])]
+        assert at_risk == [str(survival["os_1y"]["at_risk"]), str(survival["dfs_1y"]["at_risk"])]
+    finally:
+        demo.ok("projections", "cutoff", day, "--drop")
+    assert "Declared cut-offs" not in c.get("/patients").text
+
+
 def test_a_monitor_of_one_site_sees_only_that_sites_patients(demo: Pgf, tmp_path: Path) -> None:
     scoped = Pgf(f"sqlite:///{tmp_path}/scoped.db", user=OS_USER)
     Path(tmp_path / "scoped.db").write_bytes(Path(demo.url.removeprefix("sqlite:///")).read_bytes())

@@ -22,6 +22,7 @@ try:
 except ImportError:  # the browser fixture skips, or fails under CI, saying why
     expect = None
 
+from tests.feed.procs import run_pgf  # noqa: E402
 from tests.feed.test_serve import Server  # noqa: E402 - after the extras are known to be installed
 
 FIGURES = {"consort": "CONSORT flow of patients", "enrolment": "Cumulative enrolment, all sites and by site",
@@ -77,3 +78,29 @@ def test_the_dashboard_draws_every_figure_time_travels_and_prints(browser: Any, 
         expect(page.get_by_role("img", name=title)).to_be_visible()
     tab.shot("print")
     tab.close()  # fails on any console error
+
+
+def test_a_declared_cut_off_is_one_click_away(browser: Any, demo_copy: str, tmp_path: Path) -> None:
+    """A data manager declared the DSMB's cut-off: the time-travel bar offers it as a link (keyboard
+    reachable) and as a suggestion in the date field; following it shows the cohort at that date,
+    without the "not declared" note that an arbitrary date gets."""
+    declared = run_pgf(demo_copy, "projections", "cutoff", "2024-09-30")  # the real CLI, as the OS account
+    assert declared.returncode == 0, declared.stderr
+    with Server(demo_copy, tmp_path) as server:
+        tab = Tab(browser, server.base, "dashboard")
+        page = tab.page
+        tab.go(f"/?token={server.headers['Authorization'].split()[1]}")
+        now = _enrolled(tab)
+        link = page.get_by_role("link", name="2024-09-30")
+        expect(link).to_be_visible()
+        assert page.locator("#tt-kept-cutoffs option").evaluate_all("os => os.map(o => o.value)") == ["2024-09-30"]
+        link.focus()
+        page.keyboard.press("Enter")
+        expect(page).to_have_url(re.compile(r"/\?cutoff=2024-09-30$"))
+        assert 0 < _enrolled(tab) < now
+        expect(page.locator("p.tt-note")).not_to_contain_text("not declared")
+        tab.shot("declared-cutoff")
+        page.get_by_label("Data cut-off").fill("2024-10-31")
+        page.get_by_role("button", name="Apply").click()
+        expect(page.locator("p.tt-note")).to_contain_text("pgf projections cutoff 2024-10-31")
+        tab.close()  # fails on any console error
