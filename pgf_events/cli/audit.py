@@ -51,7 +51,6 @@ def verify(state: Any, checkpoint_text: str | None, deep: bool, fmt: str | None)
     """
     import attrs  # noqa: PLC0415
 
-    from pgf_events.audit import checkpoints  # noqa: PLC0415
     from pgf_events.audit.chain import Checkpoint  # noqa: PLC0415
     from pgf_events.audit.verify import chain_reader, check_ciphertexts, describe_break  # noqa: PLC0415
     from pgf_events.audit.verify import verify as run  # noqa: PLC0415
@@ -87,7 +86,11 @@ def verify(state: Any, checkpoint_text: str | None, deep: bool, fmt: str | None)
         "checkpoint": {"digest": str(checkpoint), "extended": result.ok} if checkpoint else None,
         "first_broken": describe_break(app, result.broken) if result.broken else None,
     }
-    checked = checkpoints.check(app, reader, result, statements) if statements is not None else None
+    checked = None
+    if statements is not None:  # only then: signed statements need the Ed25519 library (milliseconds to load)
+        from pgf_events.audit import checkpoints  # noqa: PLC0415
+
+        checked = checkpoints.check(app, reader, result, statements)
     if checked is not None:
         summary["statements"] = [c.as_json() for c in checked]
     failed = next((c for c in checked or [] if not c.ok), None)

@@ -102,3 +102,88 @@ def test_a_link_without_its_event_gives_the_same_answer_both_ways(store: tuple[s
     fast, precise = verify(reader), verify(Precise(reader))
     assert _summary(fast) == _summary(precise)
     assert precise.ok == (where == "zero")  # the precise merge reads positions from 1: a link at 0 is not its concern
+
+
+def test_a_link_past_the_last_event_gives_the_same_answer_both_ways(store: tuple[str, TrialConduct]) -> None:
+    """The fast path knows the links match the events without counting them (the events fill their
+    range with no gap); a link after the last event must still stop it."""
+    url, app = store
+    reader = chain_reader(app)
+    last = reader.max_position()
+    attacker = Attacker(url)
+    attacker.drop_triggers()
+    attacker.sql("INSERT INTO pgf_chain (position, originator_id, originator_version, hash) "
+                 "SELECT ?, originator_id, originator_version, hash FROM pgf_chain WHERE position = ?", (last + 3, last))
+    attacker.restore_triggers()
+    attacker.close()
+    fast, precise = verify(reader), verify(Precise(reader))
+    assert not precise.ok and _summary(fast) == _summary(precise)
+    assert fast.broken.kind == "deleted" and fast.broken.position == last + 3  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("stray", [False, True])
+def test_a_gap_in_a_rechained_log_gives_the_same_answer_both_ways(store: tuple[str, TrialConduct], stray: bool) -> None:
+    """An event removed and the chain rebuilt over the rest: the chain alone verifies, with a gap in
+    the positions. The fast path then counts the links instead of inferring them from the events; a
+    link left in the gap (no event of its own) is found by that count."""
+    url, app = store
+    reader = chain_reader(app)
+    last = reader.max_position()
+    attacker = Attacker(url)
+    attacker.drop_triggers()
+    attacker.delete_event(last // 4)
+    attacker.rechain()
+    if stray:
+        attacker.sql("INSERT INTO pgf_chain (position, originator_id, originator_version, hash) "
+                     "SELECT ?, originator_id, originator_version, hash FROM pgf_chain WHERE position = ?",
+                     (last // 4, last // 4 + 1))
+    attacker.restore_triggers()
+    attacker.close()
+    assert (fastverify.check_all(reader, last, frozenset())[0] is None) == stray  # the first half
+    fast, precise = verify(reader), verify(Precise(reader))
+    assert fast.ok == (not stray) and _summary(fast) == _summary(precise)
+    assert stray or fast.events == last - 1
+
+
+def test_a_flag_set_on_a_link_is_counted_the_same_both_ways(store: tuple[str, TrialConduct]) -> None:
+    """A link marked backfilled in a store born chained (not hashed, only reported): both paths count it."""
+    url, app = store
+    reader = chain_reader(app)
+    last = reader.max_position()
+    attacker = Attacker(url)
+    attacker.drop_triggers()
+    attacker.sql("UPDATE pgf_chain SET backfilled = 1 WHERE position IN (?, ?)", (last // 4, 3 * last // 4))
+    attacker.restore_triggers()
+    attacker.close()
+    fast, precise = verify(reader), verify(Precise(reader))
+    assert fast.ok and _summary(fast) == _summary(precise) and fast.backfilled == 2
+
+
+def test_an_upgraded_store_counts_its_backfilled_links_the_same_both_ways(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """'pgf db upgrade' backfills the links of the events already there: read again with the plain
+    link column and counted; in two processes the second half starts among them and leaves them."""
+    import attrs
+
+    from tests.helpers import enrolled
+
+    monkeypatch.setattr(fastverify, "PARALLEL_MIN_EVENTS", 1)
+    url = f"sqlite:///{tmp_path}/old.db"
+    config = parse_url(url, cipher_key="")
+    old = TrialConduct(attrs.evolve(config, env={k: v for k, v in config.env.items()
+                                                 if k != "APPLICATION_RECORDER_TOPIC"}))  # no chain
+    enrolled(old, "S001")  # 4 events
+    old.close()
+    pgf = Pgf(url, user=getpass.getuser())
+    pgf.ok("db", "upgrade")
+    for day in ("2025-03-01", "2025-03-02"):
+        pgf.ok("record", "lab", "S001", "--date", day, "--anc", "0.4")
+    app = TrialConduct(config)
+    try:
+        reader = chain_reader(app)
+        halves = fastverify.check_all(reader, reader.max_position(), frozenset())  # (0, 3] and (3, 6]
+        assert [s.backfilled for s in halves if s is not None] == [3, 1]
+        fast, precise = verify(reader), verify(Precise(reader))
+        assert fast.ok and _summary(fast) == _summary(precise) and (fast.events, fast.backfilled) == (6, 4)
+    finally:
+        app.close()
