@@ -23,6 +23,9 @@ from __future__ import annotations
 
 import functools
 import re
+import threading
+import weakref
+from collections import OrderedDict
 from datetime import date
 from typing import TYPE_CHECKING, Any
 
@@ -106,7 +109,8 @@ def forget(store: ProjectionStore, cutoff: date) -> bool:
         if gone:
             model_table(name).drop(conn, checkfirst=True)
     store.model_digests.pop(name, None)
-    _KEPT.pop((id(store), cutoff), None)
+    with _LOCK:
+        _KEPT.pop((id(store), cutoff), None)
     return bool(gone)
 
 
@@ -119,34 +123,41 @@ class CutoffRows:
 
         self.keeper: ModelKeeper = ModelKeeper(store, model(cutoff))
         self.kept: KeptRows = KeptRows(self.keeper)
+        self._lock = threading.Lock()
 
     def current(self) -> dict[tuple[str, str], tuple[int, Any]] | None:
         """(subject, kind) -> (stream version, row data), caught up to the head; None when the rows
         cannot be kept here (a read-only copy, a login without the table)."""
-        if not self.keeper.available():
-            return None
-        try:
-            self.keeper.catch_up()
-            self.kept.read()
-        except sa.exc.DBAPIError:
-            return None
-        return self.kept.rows
+        with self._lock:  # two pages at once: one catches up and reads, the other waits for it
+            if not self.keeper.available():
+                return None
+            try:
+                self.keeper.catch_up()
+                self.kept.read()
+            except sa.exc.DBAPIError:
+                return None
+            return self.kept.rows
 
 
-_KEPT: dict[tuple[int, date], tuple[Any, CutoffRows]] = {}
+KEPT = 2  # cut-offs whose rows a process keeps in memory (each about the size of the read models' rows)
+_KEPT: OrderedDict[tuple[int, date], tuple[Any, CutoffRows]] = OrderedDict()
+_LOCK = threading.Lock()
 
 
 def rows_of(store: ProjectionStore, cutoff: date) -> dict[tuple[str, str], tuple[int, Any]] | None:
     """The rows at ``cutoff`` when it is declared for this store (None: not declared, or not usable),
-    kept per store in this process."""
+    kept in memory for the last :data:`KEPT` cut-offs asked for in this process (at 5,000 patients
+    one cut-off's rows hold about 165 MB; an older one is read from its table again when asked for)."""
     if cutoff not in declared(store):
         return None
     key = (id(store), cutoff)
-    found = _KEPT.get(key)
-    if found is None or found[0]() is not store:
-        import weakref  # noqa: PLC0415
-
-        found = _KEPT[key] = (weakref.ref(store), CutoffRows(store, cutoff))
+    with _LOCK:
+        found = _KEPT.get(key)
+        if found is None or found[0]() is not store:
+            found = _KEPT[key] = (weakref.ref(store), CutoffRows(store, cutoff))
+        _KEPT.move_to_end(key)
+        while len(_KEPT) > KEPT:
+            _KEPT.popitem(last=False)
     return found[1].current()
 
 

@@ -286,3 +286,18 @@ def test_the_trail_search_by_patient_reads_that_patient_as_the_whole_trail_says(
     assert list(trail(app, None, {**blank, "subject": other})) == []
     assert list(trail(app, None, {**blank, "subject": "S001"})) == [
         r for r in trail(app, None, blank) if r["subject"] == "S001"] != []
+
+
+def test_a_process_keeps_the_rows_of_its_last_cut_offs_only(opened: Any) -> None:
+    """Each declared cut-off's rows are the size of the read models': a process keeps the last
+    ``KEPT`` asked for in memory and reads an older one from its table again, with the same rows."""
+    pgf, _, store = opened
+    days = [date(2024, 9, 30), date(2024, 12, 31), date(2025, 3, 31)]
+    for day in days:
+        pgf.ok("projections", "cutoff", str(day))
+    first = cutoff_rows.rows_of(store, days[0])
+    for day in days[1:]:
+        assert cutoff_rows.rows_of(store, day) is not None
+    assert len(cutoff_rows._KEPT) == cutoff_rows.KEPT  # noqa: SLF001
+    again = cutoff_rows.rows_of(store, days[0])
+    assert again is not first and again == first  # read from the table again: the same rows
