@@ -96,9 +96,10 @@ class Search:
 class StreamTrail:
     """One stream's row of the trail model, in memory (see :mod:`.trail_index`)."""
 
-    __slots__ = ("_ordered", "at", "kinds", "monotone", "rows", "totals", "users", "what", "who")
+    __slots__ = ("_ordered", "at", "kinds", "monotone", "rows", "subject", "totals", "users", "what", "who")
 
     def __init__(self, doc: dict[str, Any]):
+        self.subject = doc["subject"]  # the row's key is a keyed hash of it in an encrypted store
         self.users = [u.lower() for u in doc["users"]]
         self.kinds = [(k.lower(), t.lower()) for k, t in doc["kinds"]]
         self.at = list(accumulate(doc["at"]))
@@ -142,13 +143,15 @@ class TrailModel:
         self.keeper = ModelKeeper(store, TRAIL)
         self._kept = KeptRows(self.keeper)
         self._lock = threading.Lock()
-        self._streams: dict[tuple[str, str], tuple[int, StreamTrail]] = {}
+        self._streams: dict[tuple[str, str], tuple[int, StreamTrail]] = {}  # by row key
+        self._by_subject: tuple[dict[Any, Any], dict[tuple[str, str], StreamTrail]] | None = None
         self.streams_made = 0  # how many streams the last search made into rows (for the tests)
 
     def available(self) -> bool:
         return self.keeper.available()
 
-    def refresh(self) -> dict[tuple[str, str], tuple[int, StreamTrail]]:
+    def refresh(self) -> dict[tuple[str, str], StreamTrail]:
+        """The rows brought up to the log, by (subject, ``patient`` or ``review``)."""
         with self._lock, fewer_collections():
             self.keeper.catch_up()
             if self._kept.read():
@@ -159,7 +162,9 @@ class TrailModel:
                 if found is None or found[0] != version:
                     streams[key] = (version, StreamTrail(doc))
             self._streams = streams
-            return streams
+            if self._by_subject is None or self._by_subject[0] is not streams:
+                self._by_subject = (streams, {(trail.subject, kind): trail for (_, kind), (_, trail) in streams.items()})
+            return self._by_subject[1]
 
     def search(self, app: Any, subjects: list[str], as_of: datetime | None, search: Search,
                shown: int) -> tuple[int, list[dict[str, Any]]]:
@@ -177,10 +182,9 @@ class TrailModel:
         looks = []
         for part, name in enumerate(("patient", "review")):
             for subject in subjects:
-                found = streams.get((subject, name))
-                if found is None:
+                trail = streams.get((subject, name))
+                if trail is None:
                     continue
-                trail = found[1]
                 users, kinds = trail.codes(search)
                 if users == set() or kinds == set():
                     continue

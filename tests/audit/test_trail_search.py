@@ -11,13 +11,19 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
+
+from pgf_events.application import TrialConduct
 from pgf_events.audit.findings import model_of as audit_model_of
 from pgf_events.audit.source import patient_streams
 from pgf_events.audit.trail import changes_of, field_count, fields, row_counts, trail_rows
 from pgf_events.audit.trail_monitoring import monitoring_trail_rows
 from pgf_events.audit.trail_search import Search, trail_model_of
+from pgf_events.projections.store import ProjectionStore
+from pgf_events.store import parse_url
 from pgf_events.web.audit import newest_trail
 from tests.audit.keys import CliSigner
+from tests.conftest import Pgf
 from tests.projections.test_travel import _late_changes, _times
 from tests.projections.test_travel import opened as opened  # noqa: PLC0414 - the fixture, shared
 
@@ -112,3 +118,26 @@ def test_a_search_as_of_a_time_before_everything_finds_nothing(opened: Any) -> N
     _, app, store = opened
     subjects = audit_model_of(store).subjects(app.in_scope)
     assert trail_model_of(store).search(app, subjects, datetime(2000, 1, 1, tzinfo=UTC), Search(), 5) == (0, [])
+
+
+def test_an_encrypted_store_searches_the_same(pgf: Pgf, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Sealed rows are keyed by a keyed hash of the subject: the search reads each row's own subject."""
+    from click.testing import CliRunner
+
+    from pgf_events.cli import cli
+
+    key = CliRunner().invoke(cli, ["keygen"]).stdout.strip()
+    monkeypatch.setenv("PGF_CIPHER_KEY", key)
+    pgf.ok("demo", "--patients", "4", "--seed", "3")
+    app = TrialConduct(parse_url(pgf.url, cipher_key=key))
+    store = ProjectionStore(app)
+    try:
+        subjects = audit_model_of(store).subjects(app.in_scope)
+        every = _every(app, None)
+        for search in (Search(), Search(kind="lab"), Search(subject="S002")):
+            expected = _oracle(app, every, search, 9)
+            assert expected[0] > 0
+            assert trail_model_of(store).search(app, subjects, None, search, 9) == expected
+    finally:
+        store.close()
+        app.close()
