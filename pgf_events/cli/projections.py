@@ -198,10 +198,10 @@ def cutoff(state: Any, day: str | None, drop: bool, fmt: str | None) -> None:
 
         grant_read_models(store.app)  # PostgreSQL: every role reads the new table as it does the others
     rows = []
+    head = store.app.recorder.max_notification_id() or 0
     for kept in cutoff_rows.declared(store):
         keeper = ModelKeeper(store, cutoff_rows.model(kept))
         position, digest = keeper.tracking()
-        head = store.app.recorder.max_notification_id() or 0
         rows.append({"cutoff": kept.isoformat(), "position": position, "head": head, "behind": max(head - position, 0),
                      "current": digest == keeper.digest and position >= head})
     if fmt == "json":

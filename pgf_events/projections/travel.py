@@ -95,9 +95,7 @@ def _derive_cohort(app: Any, as_of: datetime | None, cutoff: date | None, *, sli
     # At a cut-off the rows kept "now" do not answer (the evaluation date is the cut-off): a declared
     # cut-off's rows do (:mod:`.cutoff_rows`); at any other every patient is derived. The worklist's
     # part (which does not depend on the cut-off) can still be read.
-    at_cutoff = _cutoff_rows(app, store) if slices and cutoff is not None else None
-    if at_cutoff is not None:
-        at_cutoff = at_cutoff(cutoff)
+    at_cutoff = _cutoff_rows(app, store, cutoff) if slices and cutoff is not None else None
     kept = None if slices and cutoff is not None and at_cutoff is None else \
         _kept_rows(app, store, slices=slices and cutoff is None, known=known)
     if kept is None:
@@ -112,7 +110,7 @@ def _derive_cohort(app: Any, as_of: datetime | None, cutoff: date | None, *, sli
             if at_cutoff is not None:  # the declared cut-off's row of the same stream version
                 hit = at_cutoff.get((row.key, cutoff_rows.KIND))
                 whole = hit is not None and hit[0] == row.version
-                found = hit[1]["slices"] if whole else None
+                found = hit[1]["slices"] if hit is not None and whole else None
             if row.last <= until and whole:  # every event recorded by then: the rows are the answer
                 if known:
                     inputs.append(row.inputs)
@@ -229,11 +227,12 @@ _SPANS: weakref.WeakKeyDictionary[Any, dict[str, tuple[dict[str, Any], UUID, dat
     weakref.WeakKeyDictionary()
 
 
-def _cutoff_rows(app: Any, store: ProjectionStore | None) -> Any:
-    """The declared cut-offs' rows (:func:`.cutoff_rows.rows_of`) when the read models can be used."""
+def _cutoff_rows(app: Any, store: ProjectionStore | None, cutoff: date) -> dict[tuple[str, str], tuple[int, Any]] | None:
+    """The rows kept at ``cutoff`` (:func:`.cutoff_rows.rows_of`) when it is declared and the read
+    models can be used (not by a site-scoped login, whom they are kept from)."""
     if store is None or app.site_scope is not None:
         return None
-    return lambda cutoff: cutoff_rows.rows_of(store, cutoff)
+    return cutoff_rows.rows_of(store, cutoff)
 
 
 def _queries_now(app: Any, store: Any) -> dict[str, list[dict[str, Any]]]:
