@@ -171,11 +171,15 @@ def cutoff(state: Any, day: str | None, drop: bool, fmt: str | None) -> None:
       pgf projections cutoff
       pgf projections cutoff 2025-06-30 --drop
     """
+    from pgf_events.domain.errors import ValidationError  # noqa: PLC0415
     from pgf_events.domain.parsing import parse_date  # noqa: PLC0415
     from pgf_events.projections import cutoff_rows  # noqa: PLC0415
     from pgf_events.projections.model_store import ModelKeeper  # noqa: PLC0415
 
-    when = parse_date(day, "cutoff") if day is not None else None
+    try:
+        when = parse_date(day, "cutoff") if day is not None else None
+    except ValidationError as e:  # the date is an argument here, not the --cutoff option
+        raise ValidationError(str(e).replace("--cutoff", "the cut-off DATE", 1)) from None
     if drop and when is None:
         raise click.UsageError("--drop needs the DATE of a declared cut-off")
     store = open_store(state)
