@@ -270,29 +270,53 @@ class BulkUnit(UnitOfWork):
             self._write(last)
 
 
+class _Unwritten(Exception):  # noqa: N818 - not an error: the pass ended without writing, and why
+    def __init__(self, outcome: Any):
+        self.outcome = outcome
+
+
 def import_stream(app: TrialConduct, commands: Callable[[], Iterable[Command]], *, total: int, whole: Mapping[str, int],
-                  digest: str, file_name: str, user: str, progress: Callable[[int], None] | None = None,
-                  legacy_digest: str | None = None, dry_run: bool = False, keep_refs: bool = True) -> Any:
+                  digest: str | Callable[[], str | None], file_name: str, user: str,
+                  progress: Callable[[int], None] | None = None, legacy_digest: str | None = None,
+                  dry_run: bool = False, keep_refs: bool = True) -> Any:
     """``pgf import`` on the bulk path: ``commands()`` yields the file's commands (called again for
     each attempt, or if the store cannot take a bulk write: then saved by ``app.import_batch``).
 
     Returns the finished :class:`BulkUnit`, the earlier ImportBatch if the file was already
     imported, or (in-memory stores) the results; raises BatchRejected with every failure. With
     ``dry_run`` it only checks (after parse errors every line is still checked).
+
+    ``digest`` may be known only once the commands were read (a callable, read after the last one; a
+    file read once): then the batches already imported are looked up at the end of the pass, in the
+    write transaction, before the batch is written (a file already imported: rolled back, its earlier
+    batch returned), and a digest of None (some line failed to parse) rolls back and returns None.
     """
     user = app._check_actor(user)
-    if not dry_run:
+    if not dry_run and isinstance(digest, str):
         done = app.imported(digest, legacy_digest)
         if done is not None:
             return done
 
+    def settled_digest() -> str:
+        return digest if isinstance(digest, str) else digest() or ""
+
     def batch(count: int) -> list[Any]:
-        return [ImportBatch.record(digest, file_name, count, count, user)]
+        return [ImportBatch.record(settled_digest(), file_name, count, count, user)]
+
+    def last_check() -> None:  # the digest known at the end of the pass: the file already imported?
+        if dry_run or isinstance(digest, str):
+            return
+        known = digest()
+        if known is None:
+            raise _Unwritten(None)
+        done = app.imported(known, legacy_digest)
+        if done is not None:
+            raise _Unwritten(done)
 
     def attempt() -> Any:
         with fewer_collections():
             return run(app, commands(), user=user, whole=whole, total=total, extra=batch, dry_run=dry_run,
-                       progress=progress, keep_refs=keep_refs)
+                       progress=progress, keep_refs=keep_refs, last_check=last_check)
 
     def retried() -> None:
         app.conflicts_retried += 1
@@ -301,11 +325,19 @@ def import_stream(app: TrialConduct, commands: Callable[[], Iterable[Command]], 
 
     # The write lock is taken first (recorder.bulk), so only a writer that does not take it (an older
     # pgf on PostgreSQL) can change a patient the import read: then it starts again, as execute() does.
-    unit = retry(attempt, on=(IntegrityError, OperationalError), retried=retried, failure=lambda e: (
-        f"could not save after {MAX_ATTEMPTS} attempts because other users kept writing "
-        f"to the same patients ({type(e).__name__}); nothing was written, try again"))
+    try:
+        unit = retry(attempt, on=(IntegrityError, OperationalError), retried=retried, failure=lambda e: (
+            f"could not save after {MAX_ATTEMPTS} attempts because other users kept writing "
+            f"to the same patients ({type(e).__name__}); nothing was written, try again"))
+    except _Unwritten as unwritten:
+        return unwritten.outcome
     if unit is None:
-        return app.import_batch(list(commands()), digest=digest, file_name=file_name, user=user,
+        listed = list(commands())
+        try:
+            last_check()
+        except _Unwritten as unwritten:
+            return unwritten.outcome
+        return app.import_batch(listed, digest=settled_digest(), file_name=file_name, user=user,
                                 progress=progress, legacy_digest=legacy_digest)
     return unit
 
@@ -313,10 +345,11 @@ def import_stream(app: TrialConduct, commands: Callable[[], Iterable[Command]], 
 def run(app: TrialConduct, commands: Iterable[Command], *, user: str, whole: Mapping[str, int], total: int,
         extra: Callable[[int], list[Any]] | None = None, dry_run: bool = False,
         progress: Callable[[int], None] | None = None, keep_refs: bool = True,
-        defer_changes: bool | None = None) -> BulkUnit | None:
+        defer_changes: bool | None = None, last_check: Callable[[], None] | None = None) -> BulkUnit | None:
     """Check and write ``commands`` (an iterable read once) in one transaction; returns the finished
     unit, or None when the store cannot take a bulk write (an in-memory store: use ``execute``).
-    Changes are checked as a unit per patient (settled) when ``total > 1``, or as ``defer_changes`` says."""
+    Changes are checked as a unit per patient (settled) when ``total > 1``, or as ``defer_changes`` says.
+    ``last_check`` runs after the last command, in the transaction: what it raises rolls everything back."""
     bulk = getattr(app.recorder, "bulk", None)  # the in-memory recorder has none
     if bulk is None and not dry_run:
         return None
@@ -329,6 +362,8 @@ def run(app: TrialConduct, commands: Iterable[Command], *, user: str, whole: Map
             unit.feed(command)
             if progress:
                 progress(1)
+        if last_check is not None:
+            last_check()
         unit.finish(extra(total) if extra and not dry_run else ())
         return unit
 

@@ -19,6 +19,7 @@ from pgf_events.domain.errors import PgfError, ValidationError
 from pgf_events.domain.imports import ImportBatch, canonical, fingerprint
 from pgf_events.domain.kinds import KINDS
 from pgf_events.domain.parsing import printable
+from pgf_events.domain.rules.entry import history_free
 
 MAX_ERRORS_SHOWN = 50
 # A line is an object whose values may be an object ("set", "criterion") of lists at most: three
@@ -153,44 +154,54 @@ def report_errors(errors: list[tuple[int | None, str]], total: int) -> None:
 
 
 class Scan:
-    """The first pass over an import file: its digests, its size, its parse errors, which patients some
-    line needs whole and until which command (:class:`pgf_events.bulk.Holding`), and how to read its
-    commands again."""
+    """The first look at an import file: its size (non-blank lines), its byte digest, and which patients
+    some line needs whole and until which command (:class:`pgf_events.bulk.Holding`).
+
+    When every line is plainly a history-free record (``plain``: a JSON object whose ``"record"`` is a
+    history-free kind, with no ``"key"``; a lab migration), no patient is needed whole and this pass
+    parses no line: the import reads the file once (:meth:`commands`), computing the file's digest and
+    collecting its parse errors as it goes (``digest``, ``errors``, known once the commands are read).
+    Otherwise this pass parses every line, as it always did: the plan, the digest and the parse errors
+    are known before the import starts. Either way the digest is the same (:func:`command_digest`)."""
 
     def __init__(self, file: Any, name: str):
-        from pgf_events.bulk import Holding  # noqa: PLC0415
-
         self.name = name
         self.total = 0
         self.errors: list[tuple[int | None, str]] = []
-        holding = Holding()
+        self.whole: dict[str, int] = {}
+        self.digest: str | None = None
         self._file = file
         self._copy: Any = None
         if not _seekable(file):  # standard input: kept in a temporary file for the second pass
             self._copy = tempfile.TemporaryFile()  # noqa: SIM115 - read again by commands()
-        legacy, meaning = hashlib.sha256(), hashlib.sha256()
-        meaning.update(b"[")
-        for command, error in self._read(legacy):
+        legacy = hashlib.sha256()
+        self.plain = True
+        for text in self._texts(legacy):
             self.total += 1
-            if error is not None:
-                self.errors.append(error)
-                continue
-            assert command is not None
-            meaning.update(("," if self.total - len(self.errors) > 1 else "").encode()
-                           + canonical(_digest_item(command)).encode("utf-8", "surrogatepass"))
+            if self.plain and not _plain_line(text):
+                self.plain = False
+        self.legacy_digest = legacy.hexdigest()  # how batches imported before issue 13 were keyed
+        if not self.plain:
+            self._plan()
+
+    def _plan(self) -> None:
+        from pgf_events.bulk import Holding  # noqa: PLC0415
+
+        holding = Holding()
+        digest = _Digest()
+        for command in self._commands():
+            digest.add(command)
             holding.add(command)
         self.whole = holding.whole
-        meaning.update(b"]")
-        self.digest = meaning.hexdigest()
-        self.legacy_digest = legacy.hexdigest()  # how batches imported before issue 13 were keyed
+        self.digest = digest.hexdigest()
 
-    def _read(self, legacy: Any = None) -> Iterator[tuple[Command | None, tuple[int, str] | None]]:
-        """(command, None) or (None, (line, error)) for each non-blank line, streamed."""
+    def _texts(self, legacy: Any = None) -> Iterator[str]:
+        """The text of each non-blank line, stripped (its number: :attr:`number`), streamed."""
         source = self._file
         if legacy is None:
             source = self._copy if self._copy is not None else self._file
             source.seek(0)
-        number = 0
+        self.number = 0
         for index, raw in enumerate(source):
             if legacy is not None:
                 legacy.update(raw)
@@ -201,18 +212,66 @@ class Scan:
             except UnicodeDecodeError:
                 raise ValidationError(f"{self.name} is not UTF-8 text") from None
             for line in text.splitlines() or [""]:
-                number += 1
+                self.number += 1
                 line = line.strip()
-                if not line:
-                    continue
-                try:
-                    yield parse_line(number, line), None
-                except PgfError as e:
-                    yield None, (number, str(e))
+                if line:
+                    yield line
+
+    def _commands(self) -> Iterator[Command]:
+        """The file's parsable commands, read again; the parse errors are collected in :attr:`errors`."""
+        self.errors = []
+        for text in self._texts():
+            try:
+                yield parse_line(self.number, text)
+            except PgfError as e:
+                self.errors.append((self.number, str(e)))
 
     def commands(self) -> Iterator[Command]:
-        """The file's parsable commands, read again (the second pass)."""
-        return (c for c, _ in self._read() if c is not None)
+        """The file's parsable commands (read again for each attempt). On a ``plain`` file, the digest
+        and the parse errors are computed as they are read: :attr:`digest` is set once every command
+        was read, and only if no line failed to parse."""
+        if not self.plain:
+            return (c for c in self._commands())
+        return self._digesting()
+
+    def _digesting(self) -> Iterator[Command]:
+        self.digest = None
+        digest = _Digest()
+        for command in self._commands():
+            digest.add(command)
+            yield command
+        if not self.errors:
+            self.digest = digest.hexdigest()
+
+
+class _Digest:
+    """:func:`command_digest`, computed as the commands stream by."""
+
+    def __init__(self) -> None:
+        self._hash = hashlib.sha256(b"[")
+        self._count = 0
+
+    def add(self, command: Command) -> None:
+        self._count += 1
+        self._hash.update(("," if self._count > 1 else "").encode()
+                          + canonical(_digest_item(command)).encode("utf-8", "surrogatepass"))
+
+    def hexdigest(self) -> str:
+        self._hash.update(b"]")
+        return self._hash.hexdigest()
+
+
+def _plain_line(text: str) -> bool:
+    """Whether a line is plainly a record of a history-free kind with no idempotency key (then
+    :func:`pgf_events.bulk.needs_history` is None for it, or it fails to parse): read without checking it."""
+    try:
+        obj = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return False
+    if type(obj) is not dict:
+        return False
+    kind = obj.get("record")
+    return type(kind) is str and kind in KINDS and history_free(kind) and obj.get("key") is None
 
 
 def _seekable(file: Any) -> bool:
@@ -238,32 +297,55 @@ def import_(state: Any, file: Any, fmt: str | None) -> None:
       pgf import visits.jsonl
       echo '{"record":"lab","subject":"S001","date":"2025-03-01","anc":0.4,"plt":18}' | pgf import -
     """
-    from pgf_events.bulk import import_stream  # noqa: PLC0415
-
     name = "standard input" if getattr(file, "name", "-") in ("-", "<stdin>") else str(file.name)
     scan = Scan(file, name)
     if scan.total == 0:
         raise ValidationError(f"{name} holds no records")
     app = state.app()
-    options = {"total": scan.total - len(scan.errors), "whole": scan.whole, "digest": scan.digest,
-               "file_name": name, "user": state.user, "legacy_digest": scan.legacy_digest}
-    with progress(scan.total - len(scan.errors), "Checking") as bar:
+    with progress(scan.total, "Checking") as bar:
         try:
-            if scan.errors:
-                # Still check the parsable lines, so every failure is reported in one pass.
-                errors = scan.errors
-                try:
-                    import_stream(app, scan.commands, progress=bar.update, dry_run=True, **options)
-                except BatchRejected as rejected:
-                    errors.extend(rejected.errors)
-                errors.sort(key=lambda e: e[0] or 0)
-                report_errors(errors, scan.total)
-            outcome = import_stream(app, scan.commands, progress=bar.update, keep_refs=fmt == "json", **options)
+            outcome = import_scanned(app, scan, state.user, progress=bar.update, keep_refs=fmt == "json")
         except BatchRejected as rejected:
             report_errors(rejected.errors, scan.total)
+    _done(outcome, scan, fmt)
+
+
+def import_scanned(app: Any, scan: Scan, user: str, *, progress: Any = None, keep_refs: bool = True) -> Any:
+    """Import a scanned file (:func:`pgf_events.bulk.import_stream`'s outcome), or raise BatchRejected
+    with every failing line (its parse errors and the rest, in line order) and nothing written."""
+    from pgf_events.bulk import import_stream  # noqa: PLC0415
+
+    if scan.plain and scan.total > 1:
+        # One pass: the digest is known, and checked against the batches already imported, at the end of
+        # the pass, in the write transaction, before anything is committed.
+        outcome = import_stream(app, scan.commands, progress=progress, keep_refs=keep_refs, total=scan.total,
+                                whole={}, digest=lambda: scan.digest, file_name=scan.name, user=user,
+                                legacy_digest=scan.legacy_digest)
+        if not scan.errors:
+            return outcome
+        if progress:  # a line failed to parse: rolled back; checked again as below, knowing that
+            progress(-scan.total)
+    elif scan.plain:
+        list(scan.commands())  # one line: its digest and parse error first
+    options: dict[str, Any] = {"total": scan.total - len(scan.errors), "whole": scan.whole, "digest": scan.digest or "",
+               "file_name": scan.name, "user": user, "legacy_digest": scan.legacy_digest}
+    if scan.errors:
+        # Still check the parsable lines, so every failure is reported in one pass.
+        errors = list(scan.errors)
+        try:
+            import_stream(app, scan.commands, progress=progress, dry_run=True, **options)
+        except BatchRejected as rejected:
+            errors.extend(rejected.errors)
+        errors.sort(key=lambda e: e[0] or 0)
+        raise BatchRejected(errors)
+    return import_stream(app, scan.commands, progress=progress, keep_refs=keep_refs, **options)
+
+
+def _done(outcome: Any, scan: Scan, fmt: str | None) -> None:
     if isinstance(outcome, ImportBatch):
+        short = (scan.digest or "")[:12]
         click.echo(
-            f"already imported: this file (sha256 {scan.digest[:12]}) was imported by {outcome.recorded_by} "
+            f"already imported: this file (sha256 {short}) was imported by {outcome.recorded_by} "
             f"on {outcome.created_on:%Y-%m-%d %H:%M:%S}Z as {outcome.records} records; nothing written",
             err=True,
         )

@@ -10,6 +10,7 @@ without history) and run with the same clock and the same sequence of event time
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import shutil
 import sqlite3
@@ -21,11 +22,12 @@ import eventsourcing.domain
 import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
+from hypothesis.errors import InvalidArgument
 
 from pgf_events.application import BatchRejected, Command, TrialConduct
 from pgf_events.audit.recorders_sqlite import ChainedSQLiteRecorder
 from pgf_events.bulk import Holding, import_stream
-from pgf_events.cli.batch import command_digest
+from pgf_events.cli.batch import Scan, command_digest, command_line, import_scanned
 from pgf_events.domain.errors import PgfError
 from pgf_events.store import parse_url
 from tests.conftest import NOW
@@ -92,7 +94,9 @@ good = st.one_of(good_lab, good_lab, good_lab, st.sampled_from([
         "date": "2025-02-15"}),
 ]))
 any_line = st.one_of(lab, vitals, ae, infusion, register, keyed, change)
+history_free_line = st.one_of(lab, vitals, ae, good_lab, good_lab)  # a file of these is read once
 lines = st.one_of(st.lists(any_line, min_size=1, max_size=14),
+                  st.lists(history_free_line, min_size=1, max_size=14),
                   st.lists(good, min_size=2, max_size=14),
                   st.lists(st.one_of(good, good, good, any_line), min_size=2, max_size=14))
 
@@ -107,9 +111,23 @@ def writer(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> s
     return str(request.param)
 
 
-def _run(app: TrialConduct, commands: list[Command], bulk: bool) -> Any:
+def _run(app: TrialConduct, commands: list[Command], bulk: bool | str) -> Any:
+    """``bulk``: False (the unit of work), True (the bulk path, planned as a file's first pass plans it)
+    or "file" (the commands as a JSON Lines file, read as ``pgf import`` reads it: a file of history-free
+    records in one pass, its digest computed as it goes)."""
     digest = command_digest(commands)
     try:
+        if bulk == "file":
+            path = Path(app.recorder.file_path()).with_suffix("") / "f.jsonl"  # type: ignore[attr-defined]
+            path.parent.mkdir()
+            path.write_text("".join(command_line(c) + "\n" for c in commands), encoding="utf-8")
+            with path.open("rb") as file:
+                scan = Scan(file, path.name)
+                outcome = import_scanned(app, scan, USER)
+            with contextlib.suppress(InvalidArgument):  # outside a property test
+                event("read once" if scan.plain and len(commands) > 1 else "planned first")
+            assert scan.digest == digest, "the digest computed as the file is read is command_digest's"
+            return ("ok", outcome.refs)
         if bulk:
             whole = Holding.of(commands)  # as the first pass over a file plans it
             unit = import_stream(app, lambda: iter(commands), total=len(commands), whole=whole, digest=digest,
@@ -147,7 +165,7 @@ def test_bulk_import_is_the_unit_of_work(commands: list[Command], base: Path, tm
                 for n, c in enumerate(commands, start=1)]
     outcomes, stores = [], []
     start = datetime.now(UTC)
-    for bulk in (False, True):
+    for bulk in (False, True, "file"):
         path = tmp_path / f"{bulk}-{start.timestamp()}.db"
         shutil.copy(base, path)
         _ticks(monkeypatch, start)
@@ -155,10 +173,10 @@ def test_bulk_import_is_the_unit_of_work(commands: list[Command], base: Path, tm
         outcomes.append(_run(app, commands, bulk))
         app.close()
         stores.append(_rows(path))
-    assert outcomes[0] == outcomes[1]
+    assert outcomes[0] == outcomes[1] == outcomes[2]
     assert outcomes[0][:2] != ("error", "StoreError"), outcomes[0]
     event(outcomes[0][0])
-    assert stores[0] == stores[1]
+    assert stores[0] == stores[1] == stores[2]
     if outcomes[0][0] != "ok":
         assert stores[0] == _rows(base)  # nothing written
 
@@ -170,7 +188,7 @@ def test_a_lab_file_is_written_in_chunks_identically(base: Path, tmp_path: Path,
                         fields={"date": "2025-03-01" if n % 3 != 2 else "2025-03-30", "anc": 45.0 if n % 97 == 0 else 1.1})
                 for n in range(4500)]
     stores, start = [], datetime.now(UTC)
-    for bulk in (False, True):
+    for bulk in (False, True, "file"):
         path = tmp_path / f"{bulk}.db"
         shutil.copy(base, path)
         _ticks(monkeypatch, start)
@@ -178,7 +196,7 @@ def test_a_lab_file_is_written_in_chunks_identically(base: Path, tmp_path: Path,
         outcome = _run(app, commands, bulk)
         assert outcome[0] == "ok", outcome
         stores.append(_rows(path))
-    assert stores[0] == stores[1]
+    assert stores[0] == stores[1] == stores[2]
     assert len(stores[0][0]) > 4500
 
 
