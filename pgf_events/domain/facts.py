@@ -47,17 +47,23 @@ class PatientFacts:
     def record(self, event_class: type[Patient.Recorded], record: vo.Record, ctx: Context,
                deviation: str | None = None) -> Any:
         """``Patient.record`` for a history-free record: the same checks, the same event (returned, not applied)."""
+        version, fields = self.recorded(event_class, record, ctx, deviation)
+        return event_class(originator_id=self.id, originator_version=version, **fields)  # type: ignore[call-arg]
+
+    def recorded(self, event_class: type[Patient.Recorded], record: vo.Record, ctx: Context,
+                 deviation: str | None = None) -> tuple[int, dict[str, Any]]:
+        """:meth:`record` without making the event: its version and the fields it is made with (for a
+        writer that stores them as the event would be stored, :meth:`FastMapper.stored_fields`)."""
         if not history_free(record.KIND):
             raise ValueError(f"a {record.KIND} record needs the patient's history")
         acknowledged = integrity.check_new(self, record, ctx, deviation)  # type: ignore[arg-type] # duck-typed: ref, version, prior
         version = self.version + 1
-        event = event_class(originator_id=self.id, originator_version=version,  # type: ignore[call-arg]
-                            timestamp=event_class.create_timestamp(), record=record, recorded_by=ctx.recorded_by,
-                            source=ctx.source, **integrity.ack_fields(deviation, acknowledged))
+        fields = {"timestamp": event_class.create_timestamp(), "record": record, "recorded_by": ctx.recorded_by,
+                  "source": ctx.source, **integrity.ack_fields(deviation, acknowledged)}
         self.version = version
         self.edit.add(self.ref(version), record)
         self.changed = True
-        return event
+        return version, fields
 
     def edit_checks(self, params: Protocol) -> list[Finding]:
         return self.edit.findings(params)
