@@ -100,3 +100,45 @@ def test_import_equals_recording_line_by_line(tmp_path: Path) -> None:
     a = json.loads(imported.ok("history", "S001", "--json").stdout)["events"]
     b = json.loads(by_hand.ok("history", "S001", "--json").stdout)["events"]
     assert strip(a) == strip(b)
+
+
+def lab_lines(n: int, subject: str = "S001") -> list[dict]:
+    return [{"record": "lab", "subject": subject, "date": "2025-03-01", "anc": 1.0 + i / 100, "source": "LIS"}
+            for i in range(n)]
+
+
+def test_a_lab_file_read_once_reports_every_bad_line_and_writes_nothing(pgf_any: Pgf, tmp_path: Path) -> None:
+    """Every line a history-free record: the file is read once (digest and parse errors as it goes); a line
+    that parses as JSON but not as a command, and a failing value, are still both reported with their lines."""
+    pgf_any.ok("import", "-", input=lines(REG))
+    before = fingerprint(pgf_any.url)
+    objects = lab_lines(6)
+    objects[1] = {"record": "lab", "date": "2025-03-01", "anc": 1}  # line 2: no subject (a parse error)
+    objects[4] = {**objects[4], "anc": 400}  # line 5: out of range
+    path = tmp_path / "labs.jsonl"
+    path.write_text(lines(*objects))
+    result = pgf_any("import", str(path))
+    assert result.exit_code == 1
+    err = result.stderr.strip().splitlines()
+    assert err[-1] == "Error: 2 of 6 lines failed; nothing was written"
+    assert [line.split(":")[0] for line in err[:-1]] == ["line 2", "line 5"]
+    assert 'no "subject"' in err[0] and "out of range" in err[1]
+    assert fingerprint(pgf_any.url) == before
+
+
+def test_a_lab_file_read_once_is_known_when_imported_again(pgf_any: Pgf, tmp_path: Path) -> None:
+    """The digest computed as the file is read finds the earlier batch at the end of the pass: nothing is
+    written (the pass's rows are rolled back), from a file or from standard input."""
+    pgf_any.ok("import", "-", input=lines(REG))
+    text = lines(*lab_lines(2500))  # more than a chunk: rows were handed to the store before the end
+    path = tmp_path / "labs.jsonl"
+    path.write_text(text)
+    out = json.loads(pgf_any.ok("import", str(path), "--json").stdout)
+    assert out["imported"] == 2500 and out["refs"][-1] == "S001#2501"
+    before = fingerprint(pgf_any.url)
+    for again in (pgf_any("import", str(path), "--json"), pgf_any("import", "-", "--json", input=text)):
+        assert again.exit_code == 0, again.stderr
+        assert "already imported" in again.stderr
+        assert json.loads(again.stdout) == {"imported": 0, "already_imported": True, "digest": out["digest"],
+                                            "records": 2500}
+    assert fingerprint(pgf_any.url) == before
