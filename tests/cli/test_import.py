@@ -5,6 +5,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
+from pgf_events.audit.recorders_sqlite import ChainedSQLiteRecorder
 from tests.conftest import Pgf, fingerprint
 
 REG = {"record": "register", "subject": "S001", "site": "PKU", "birth_date": "1980-02-03", "sex": "F",
@@ -126,9 +129,13 @@ def test_a_lab_file_read_once_reports_every_bad_line_and_writes_nothing(pgf_any:
     assert fingerprint(pgf_any.url) == before
 
 
-def test_a_lab_file_read_once_is_known_when_imported_again(pgf_any: Pgf, tmp_path: Path) -> None:
+@pytest.mark.parametrize("writer_process", [False, True])
+def test_a_lab_file_read_once_is_known_when_imported_again(pgf_any: Pgf, tmp_path: Path, writer_process: bool,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
     """The digest computed as the file is read finds the earlier batch at the end of the pass: nothing is
-    written (the pass's rows are rolled back), from a file or from standard input."""
+    written (the pass's rows are rolled back), from a file or from standard input; on SQLite with the
+    rows written in the importing process or by the writer process."""
+    monkeypatch.setattr(ChainedSQLiteRecorder, "bulk_writer_process", writer_process)
     pgf_any.ok("import", "-", input=lines(REG))
     text = lines(*lab_lines(2500))  # more than a chunk: rows were handed to the store before the end
     path = tmp_path / "labs.jsonl"
