@@ -40,6 +40,16 @@ SHEET = [
     ["record", "infusion", "S001", "--date", "2025-02-26", "--cells", "6.1e7", "--weight-kg", "61"],  # refused
     *[["record", "lab", "S00" + str(1 + n % 2), "--date", f"2025-03-{4 + n:02d}", "--anc", str(0.5 + n / 10),
        "--plt", str(20 + 3 * n)] for n in range(12)],
+    # edit checks: automatic queries raised on top of the kept facts, and closed by a correction or a void
+    ["record", "lab", "S001", "--date", "2025-03-20", "--anc", "45", "--plt", "30"],
+    ["record", "ae", "S002", "--onset", "2025-03-20", "--term", "fever", "--grade", "3", "--serious", "hospitalisation"],
+    ["record", "lab", "S001", "--date", "2025-03-21", "--plt", "1500"],
+    ["record", "lab", "S002", "--date", "2025-03-21", "--anc", "50"],
+    ["correct", "S001#18", "--set", "anc=4.5", "--reason", "typing error"],
+    ["record", "lab", "S001", "--date", "2025-03-22", "--anc", "60"],
+    ["void", "S001#19", "--reason", "wrong patient"],
+    ["record", "lab", "S001", "--date", "2025-03-23", "--anc", "1.1"],
+    ["record", "lab", "S002", "--date", "2025-03-23", "--anc", "1.2"],
 ]
 OTHER = [["record", "lab", "S001", "--date", "2025-03-01", "--anc", "0.5"],
          ["record", "consent", "S002", "--date", "2025-02-19"]]
@@ -81,7 +91,7 @@ def one_process_per_command(db: Path) -> list[tuple[int, str, str]]:
 def long_running(db: Path) -> tuple[list[tuple[int, str, str]], TrialConduct]:
     app = open_app(db)
     app.mapper.remember(DECODED_EVENTS)
-    app.status_memo, app.patient_cache = {}, {}
+    app.status_memo, app.patient_cache, app.edit_facts = {}, {}, {}
     out = []
     for args in SHEET:
         if args == "another process":
