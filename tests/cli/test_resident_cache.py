@@ -51,7 +51,7 @@ SHEET = [
     ["record", "lab", "S001", "--date", "2025-03-23", "--anc", "1.1"],
     ["record", "lab", "S002", "--date", "2025-03-23", "--anc", "1.2"],
 ]
-OTHER = [["record", "lab", "S001", "--date", "2025-03-01", "--anc", "0.5"],
+OTHER = [["record", "lab", "S001", "--date", "2025-03-01", "--anc", "0.5", "--plt", "1800"],  # implausible: a query
          ["record", "consent", "S002", "--date", "2025-02-19"]]
 
 
