@@ -159,3 +159,31 @@ def test_a_refused_or_failed_unit_gives_back_nothing(tmp_path: Path, clock: list
         assert app.patient_cache[uuid][0].version == 7 and not app.patient_cache[uuid][0].pending_events
     finally:
         app.close()
+
+
+def test_streams_found_empty_are_read_again_once_anyone_writes_them(tmp_path: Path, clock: list[datetime]) -> None:
+    """The shell answers a stream it found empty (a patient's review, the lock, the user directory)
+    without a read until the file changes: a freeze by another process, or by the shell itself, is seen."""
+    db = tmp_path / "t.db"
+    app = open_app(db)
+    app.patient_cache, app.edit_facts, app.recorder.empty_streams = {}, {}, set()  # type: ignore[attr-defined]
+    lab = ["record", "lab", "S001", "--date", "2025-03-02", "--anc", "1", "-q"]
+    try:
+        for args in SHEET[:7]:
+            assert run_captured(list(args), app)[0] == 0, args
+        assert app.recorder.empty_streams  # type: ignore[attr-defined]  # S001's review, the lock, ...
+        other = open_app(db)
+        try:
+            assert run_captured(["freeze", "S001", "--reason", "reviewed"], other)[0] == 0
+        finally:
+            other.close()
+        code, _, err = run_captured(lab, app)
+        assert code == 1 and "frozen" in err, err
+        assert run_captured(["unfreeze", "S001", "--reason", "query"], app)[0] == 0
+        assert run_captured(lab, app) == (0, "S001#7\n", "")
+        assert run_captured(["record", "consent", "S002", "--date", "2025-02-19"], app)[0] == 0  # review: none
+        assert run_captured(["freeze", "S002", "--reason", "reviewed"], app)[0] == 0  # its own write
+        code, _, err = run_captured(["record", "lab", "S002", "--date", "2025-03-02", "--anc", "1"], app)
+        assert code == 1 and "frozen" in err, err
+    finally:
+        app.close()

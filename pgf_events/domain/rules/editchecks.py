@@ -56,7 +56,7 @@ def facts_after(kept: tuple[int, EditFacts] | None, patient: Patient) -> EditFac
         return EditFacts.of(patient)
     facts = kept[1].copy()
     for e in pending:
-        facts.add(patient.ref(e.originator_version), e.record)
+        facts.add(patient.ref(e.originator_version), e.record)  # type: ignore[attr-defined]  # a Recorded (above)
     return facts
 
 
