@@ -19,6 +19,7 @@ stream empty just before the other's insert commits on the same connection (whic
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterable, Sequence
 from typing import Any
 from uuid import UUID
@@ -42,6 +43,12 @@ class EmptyStreams:
                 kept.difference_update(keys)
 
     def _data_version(self) -> tuple[Any, int]:
+        held = self._empty_as_of
+        if held is not None:  # asked of the same connection directly (one thread: nobody else uses it now)
+            try:
+                return held[0], int(held[0].execute("PRAGMA data_version").fetchone()[0])
+            except sqlite3.Error:  # closed by the pool meanwhile: take one from the pool
+                pass
         with self.datastore.get_connection(commit=False) as conn:
             raw = conn._sqlite_conn  # noqa: SLF001 - the library keeps the sqlite3 connection there
             return raw, int(raw.execute("PRAGMA data_version").fetchone()[0])
