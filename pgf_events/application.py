@@ -78,6 +78,9 @@ class TrialConduct(UserRoles, SigningUseCases, SiteScope, Application[Any]):
         # first (what other processes wrote since), given back only after that unit's save succeeded.
         # None: not kept (a one-command process loads each patient from the store).
         self.patient_cache: dict[UUID, tuple[Patient, dict[int, datetime]]] | None = None
+        # Their edit checks' facts (pgf_events.domain.rules.editchecks.EditFacts) at the version each was
+        # saved at by this process, by stream id: a new record is added to them (facts_after). None: not kept.
+        self.edit_facts: dict[UUID, tuple[int, Any]] | None = None
         prepare(store)
         self._id_secret = base64.b64decode(store.cipher_key) if store.cipher_key else None
         try:

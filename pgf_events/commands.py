@@ -286,7 +286,9 @@ class UnitOfWork:
         self._events = {(p.subject, e.originator_version): e for p in changed for e in p.pending_events}
         from pgf_events.guards import auto_queries  # noqa: PLC0415 - loaded on first write
 
-        auto_queries(self.app, changed, self.reviews, self.now)
+        kept = self.app.edit_facts
+        checked = changed if kept is None else [_Checked(p, kept.get(p.id)) for p in changed]
+        auto_queries(self.app, checked, self.reviews, self.now)
         reviews = [r for r in self.reviews.values() if r is not None and r.pending_events]
         keys = [k for k in self._keys.values() if k.pending_events]
         tracked = {id(e) for e in self._order}
@@ -298,6 +300,10 @@ class UnitOfWork:
                 self.app.save_events(events)
             finally:
                 self.app.check_clock([])
+        if kept is not None:  # saved: the facts describe the stored streams at these versions
+            if len(kept) >= FACTS_KEPT:
+                kept.clear()
+            kept.update((c.id, (c.version, c.facts)) for c in checked)  # type: ignore[union-attr]
         # Saved: a long-running process keeps the patients for its next command (patient_cache).
         self.app.keep_patients((p, self._recorded.get(s, {})) for s, p in self.patients.items())
 
@@ -315,6 +321,25 @@ class UnitOfWork:
                 recorded_at=getattr(event, "timestamp", None), recorded_by=self.user, changes=changes,
             ))
         return out
+
+
+FACTS_KEPT = 2_000  # patients' edit facts a long-running process keeps (TrialConduct.edit_facts)
+
+
+class _Checked:
+    """A changed patient as the automatic queries see it in a long-running process: its edit facts
+    built on those kept from its last save in this process (``facts_after``), kept in turn once saved."""
+
+    __slots__ = ("facts", "id", "subject", "version")
+
+    def __init__(self, patient: Patient, kept: Any):
+        from pgf_events.domain.rules.editchecks import facts_after  # noqa: PLC0415 - loaded on first write
+
+        self.subject, self.id, self.version = patient.subject, patient.id, patient.version
+        self.facts = facts_after(kept, patient)
+
+    def edit_checks(self, protocol: Any) -> list[Any]:
+        return self.facts.findings(protocol)  # type: ignore[no-any-return]
 
 
 def _subject_of(command: Command) -> str:

@@ -15,6 +15,12 @@ rights (``SECURITY DEFINER``), does in the inserting transaction what no client 
 Logins get INSERT on the four payload columns only and no privilege at all on the chain, the head or
 ``pgf_store``: no login but the schema owner can write a link, insert an event without one, or
 move the head. ``pgf_store`` records at creation that the store is chained and notarised.
+
+Both functions run with ``enable_seqscan = off``: their lookups (the chain's latest link, the previous
+event's time) must use the indexes whatever the table statistics say. A store analysed while it held a
+few events otherwise gets a sequential scan of the chain for every row of a bulk insert, made while
+the statement inserts: quadratic (16,000 import lines into a 20-patient store: 4.5 s, 48 s once
+analysed). Stores made before get the same from the client (``SET LOCAL`` in the bulk transaction).
 """
 
 from __future__ import annotations
@@ -52,7 +58,7 @@ def notary_ddl(schema: str, events: str) -> list[str]:
         f"ALTER TABLE {head} ADD COLUMN IF NOT EXISTS recorded_at timestamptz",
         f"CREATE TABLE IF NOT EXISTS {meta} (key text PRIMARY KEY, value text NOT NULL)",
         f"""CREATE OR REPLACE FUNCTION {s}.pgf_notarise() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp AS $fn$
+SET search_path = pg_catalog, pg_temp SET enable_seqscan = off AS $fn$
 DECLARE
   h record;
   l record;
@@ -95,7 +101,7 @@ END $fn$""",
         f"CREATE OR REPLACE TRIGGER pgf_notarise BEFORE INSERT ON {s}.{e} FOR EACH ROW EXECUTE FUNCTION {s}.pgf_notarise()",
         # Once per insert statement, before it returns: the head names the latest link.
         f"""CREATE OR REPLACE FUNCTION {s}.pgf_notarise_head() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp AS $fn$
+SET search_path = pg_catalog, pg_temp SET enable_seqscan = off AS $fn$
 DECLARE
   h record;
   l record;

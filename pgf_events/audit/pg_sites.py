@@ -161,8 +161,9 @@ def sites_ddl(schema: str, events: str) -> list[str]:
         *scope_ddl(schema),
         f"ALTER TABLE {s}.{e} ADD COLUMN IF NOT EXISTS site text",
         f"CREATE TABLE IF NOT EXISTS {sites} (stream uuid PRIMARY KEY, site text NOT NULL)",
+        # enable_seqscan = off: the stream's site by its index whatever the statistics say (pg_notary).
         f"""CREATE OR REPLACE FUNCTION {s}.pgf_stamp_site() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp AS $fn$
+SET search_path = pg_catalog, pg_temp SET enable_seqscan = off AS $fn$
 DECLARE
   known text;
   body jsonb;

@@ -192,6 +192,10 @@ class ChainedPostgresRecorder(PostgresReading, ChainWriter, PostgresApplicationR
         self._require_notary()
         with _write_errors(), self.datastore.transaction(commit=True) as curs:
             curs.execute("SELECT pg_advisory_xact_lock(%s)", (self.writers_key,))
+            # The triggers' per-row lookups by index whatever the statistics say: a store analysed while
+            # small otherwise scans the chain once per row (quadratic). New stores' functions carry this
+            # setting themselves (pg_notary); this covers the functions of stores made before.
+            curs.execute("SET LOCAL enable_seqscan = off")
             self._notify_channel(curs)
 
             curs.execute("CREATE TEMP TABLE pgf_bulk (seq bigserial, originator_id uuid, originator_version bigint, "

@@ -24,6 +24,7 @@ from eventsourcing.persistence import StoredEvent
 from eventsourcing.sqlite import SQLiteApplicationRecorder
 
 from pgf_events.audit.chain import CHAIN_TABLE, GENESIS, HEAD_TABLE, META_TABLE, SCHEME, link_material
+from pgf_events.audit.empty_streams import EmptyStreams
 from pgf_events.audit.recorders import (
     ChainWriter,
     EventRow,
@@ -58,7 +59,7 @@ def _now() -> str:
     return datetime.now(UTC).isoformat()
 
 
-class ChainedSQLiteRecorder(ChainWriter, SQLiteApplicationRecorder):
+class ChainedSQLiteRecorder(EmptyStreams, ChainWriter, SQLiteApplicationRecorder):
     """SQLite: ``stored_events`` + ``pgf_chain`` + ``pgf_chain_head``, guarded by triggers."""
 
     def construct_create_table_statements(self) -> list[str]:
@@ -151,6 +152,7 @@ class ChainedSQLiteRecorder(ChainWriter, SQLiteApplicationRecorder):
         (earliest, latest) recorded time, checked against the head's (see :meth:`_check_clock`)."""
         if not params:
             return []
+        self.forget_empty(p[0] for p in params)  # streams this process found empty that are not any more
         # The library inserts row by row to read each new rowid. Here the first INSERT takes the
         # write lock and gives the first rowid; the rest go in one executemany. Under the lock, with
         # rows never deleted (triggers), SQLite numbers them on from the largest rowid: checked below.

@@ -230,6 +230,7 @@ def daemon(state: Any) -> None:
     app.mapper.remember(DECODED_EVENTS)  # kept between commands: a stored event never changes
     app.status_memo = {}  # the status after each echoed record is the next one's "before"
     app.patient_cache = {}  # the patients written, brought up to date before each write (version check)
+    app.edit_facts = {}  # their edit checks' facts: a new record is added to them
     app.projection_folds = FoldCache(FOLDED_EVENTS)  # status catches up by folding onto the kept patient
     store = str(Path(config.sqlite_path).resolve())
     for name in _PRIVATE_ENV:

@@ -95,6 +95,9 @@ def shell(state: Any, history_file: str) -> None:
     app.status_memo = {}  # the status after each echoed record is the next one's "before"
     app.projection_folds = FoldCache(FOLDED_EVENTS)  # a new event is folded onto the patient's kept fold
     app.patient_cache = {}  # the patients written, brought up to date before each write (version check)
+    app.edit_facts = {}  # their edit checks' facts: a new record is added to them
+    if hasattr(app.recorder, "empty_streams"):  # SQLite: the streams found empty, until the file changes
+        app.recorder.empty_streams = set()
     interactive = sys.stdin.isatty()
     history = _History(Path(history_file).expanduser() if history_file else None) if interactive else None
     failed = False

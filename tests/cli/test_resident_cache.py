@@ -40,8 +40,18 @@ SHEET = [
     ["record", "infusion", "S001", "--date", "2025-02-26", "--cells", "6.1e7", "--weight-kg", "61"],  # refused
     *[["record", "lab", "S00" + str(1 + n % 2), "--date", f"2025-03-{4 + n:02d}", "--anc", str(0.5 + n / 10),
        "--plt", str(20 + 3 * n)] for n in range(12)],
+    # edit checks: automatic queries raised on top of the kept facts, and closed by a correction or a void
+    ["record", "lab", "S001", "--date", "2025-03-20", "--anc", "45", "--plt", "30"],
+    ["record", "ae", "S002", "--onset", "2025-03-20", "--term", "fever", "--grade", "3", "--serious", "hospitalisation"],
+    ["record", "lab", "S001", "--date", "2025-03-21", "--plt", "1500"],
+    ["record", "lab", "S002", "--date", "2025-03-21", "--anc", "50"],
+    ["correct", "S001#18", "--set", "anc=4.5", "--reason", "typing error"],
+    ["record", "lab", "S001", "--date", "2025-03-22", "--anc", "60"],
+    ["void", "S001#19", "--reason", "wrong patient"],
+    ["record", "lab", "S001", "--date", "2025-03-23", "--anc", "1.1"],
+    ["record", "lab", "S002", "--date", "2025-03-23", "--anc", "1.2"],
 ]
-OTHER = [["record", "lab", "S001", "--date", "2025-03-01", "--anc", "0.5"],
+OTHER = [["record", "lab", "S001", "--date", "2025-03-01", "--anc", "0.5", "--plt", "1800"],  # implausible: a query
          ["record", "consent", "S002", "--date", "2025-02-19"]]
 
 
@@ -81,7 +91,7 @@ def one_process_per_command(db: Path) -> list[tuple[int, str, str]]:
 def long_running(db: Path) -> tuple[list[tuple[int, str, str]], TrialConduct]:
     app = open_app(db)
     app.mapper.remember(DECODED_EVENTS)
-    app.status_memo, app.patient_cache = {}, {}
+    app.status_memo, app.patient_cache, app.edit_facts = {}, {}, {}
     out = []
     for args in SHEET:
         if args == "another process":
@@ -147,5 +157,33 @@ def test_a_refused_or_failed_unit_gives_back_nothing(tmp_path: Path, clock: list
         assert run_captured(["record", "lab", "S001", "--date", "2025-03-02", "--anc", "1", "-q"], app) == \
             (0, "S001#7\n", "")
         assert app.patient_cache[uuid][0].version == 7 and not app.patient_cache[uuid][0].pending_events
+    finally:
+        app.close()
+
+
+def test_streams_found_empty_are_read_again_once_anyone_writes_them(tmp_path: Path, clock: list[datetime]) -> None:
+    """The shell answers a stream it found empty (a patient's review, the lock, the user directory)
+    without a read until the file changes: a freeze by another process, or by the shell itself, is seen."""
+    db = tmp_path / "t.db"
+    app = open_app(db)
+    app.patient_cache, app.edit_facts, app.recorder.empty_streams = {}, {}, set()  # type: ignore[attr-defined]
+    lab = ["record", "lab", "S001", "--date", "2025-03-02", "--anc", "1", "-q"]
+    try:
+        for args in SHEET[:7]:
+            assert run_captured(list(args), app)[0] == 0, args
+        assert app.recorder.empty_streams  # type: ignore[attr-defined]  # S001's review, the lock, ...
+        other = open_app(db)
+        try:
+            assert run_captured(["freeze", "S001", "--reason", "reviewed"], other)[0] == 0
+        finally:
+            other.close()
+        code, _, err = run_captured(lab, app)
+        assert code == 1 and "frozen" in err, err
+        assert run_captured(["unfreeze", "S001", "--reason", "query"], app)[0] == 0
+        assert run_captured(lab, app) == (0, "S001#7\n", "")
+        assert run_captured(["record", "consent", "S002", "--date", "2025-02-19"], app)[0] == 0  # review: none
+        assert run_captured(["freeze", "S002", "--reason", "reviewed"], app)[0] == 0  # its own write
+        code, _, err = run_captured(["record", "lab", "S002", "--date", "2025-03-02", "--anc", "1"], app)
+        assert code == 1 and "frozen" in err, err
     finally:
         app.close()

@@ -23,6 +23,7 @@ import attrs
 from pgf_events.domain import values as vo
 from pgf_events.domain.patient import Patient
 from pgf_events.domain.rules.dosing import assess_dosing
+from pgf_events.domain.rules.entry import history_free
 from pgf_events.domain.rules.inputs import InfusionPoint
 from pgf_events.protocol import Protocol
 
@@ -41,6 +42,22 @@ class Finding:
 
 def edit_checks(patient: Patient, params: Protocol) -> list[Finding]:
     return EditFacts.of(patient).findings(params)
+
+
+def facts_after(kept: tuple[int, EditFacts] | None, patient: Patient) -> EditFacts:
+    """``EditFacts.of(patient)``, built on ``kept`` (the facts of the same stream at an earlier, stored
+    version, as a long-running process keeps them) when that version is the patient's before its
+    pending events and each of those is a new history-free record: one :meth:`EditFacts.add` each, as
+    the bulk import keeps its patients' facts. Anything else is read from the whole patient. ``kept``
+    is left as it was."""
+    pending = patient.pending_events
+    if kept is None or kept[0] != patient.version - len(pending) or not all(
+            isinstance(e, Patient.Recorded) and history_free(e.record.KIND) for e in pending):
+        return EditFacts.of(patient)
+    facts = kept[1].copy()
+    for e in pending:
+        facts.add(patient.ref(e.originator_version), e.record)  # type: ignore[attr-defined]  # a Recorded (above)
+    return facts
 
 
 def _lab_findings(ref: str, lab: vo.LabPanel) -> list[Finding]:
@@ -89,6 +106,9 @@ class EditFacts:
                      for v, r in patient.active(vo.Infusion)]
         days = [day for _, r in patient.clinical_records() for _, day in r.clinical_dates()]
         return cls(labs, aes, infusions, max(days) if days else None, _exits(patient))
+
+    def copy(self) -> EditFacts:
+        return EditFacts(list(self.labs), list(self.aes), list(self.infusions), self.latest, list(self.exits))
 
     def add(self, ref: str, record: vo.Record) -> None:
         """A new standing record that is not an infusion, a death or a withdrawal (those change more)."""

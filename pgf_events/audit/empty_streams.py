@@ -1,0 +1,84 @@
+"""Streams ``pgf shell`` found empty, answered without a read.
+
+Every record checks the store's lock, the user directory (the acting user's role) and the patient's
+review: three streams that are usually empty, each read in its own transaction. A SQLite recorder
+with ``empty_streams`` set remembers the streams a whole-stream read found empty, and answers any
+read of them with no events until the store may have changed:
+
+- another connection (another process, or another connection of this one) committed to the file:
+  ``PRAGMA data_version`` on the connection asked, which SQLite changes exactly then, is no longer the
+  value the streams were found empty at (or the pool gave another connection): everything is forgotten;
+- this process inserts events into one of them (``forget_empty``, called by the recorder's insert):
+  that stream is forgotten (this process's own commits leave ``data_version`` as it was).
+
+Events are never deleted (the append-only triggers), so a stream found non-empty is never remembered.
+Only for a process that reads and writes on one thread (the shell): with two threads, one could find a
+stream empty just before the other's insert commits on the same connection (which leaves its
+``data_version`` as it was).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable, Sequence
+from typing import Any
+from uuid import UUID
+
+
+class EmptyStreams:
+    """Mixin of the SQLite recorder; ``empty_streams`` None (the default): every read goes to the store."""
+
+    datastore: Any
+    empty_streams: set[str] | None = None
+    _empty_as_of: tuple[Any, int] | None = None  # (connection, its data_version) the set holds at
+
+    def forget_empty(self, stream_ids: Iterable[str]) -> None:
+        """Streams this process is inserting events into (their ids as stored, 32 hex digits)."""
+        kept = self.empty_streams
+        if kept:
+            keys = {_key(i) for i in stream_ids}
+            if None in keys:
+                kept.clear()
+            else:
+                kept.difference_update(keys)
+
+    def _data_version(self) -> tuple[Any, int]:
+        held = self._empty_as_of
+        if held is not None:  # asked of the same connection directly (one thread: nobody else uses it now)
+            try:
+                return held[0], int(held[0].execute("PRAGMA data_version").fetchone()[0])
+            except sqlite3.Error:  # closed by the pool meanwhile: take one from the pool
+                pass
+        with self.datastore.get_connection(commit=False) as conn:
+            raw = conn._sqlite_conn  # noqa: SLF001 - the library keeps the sqlite3 connection there
+            return raw, int(raw.execute("PRAGMA data_version").fetchone()[0])
+
+    def select_events(self, originator_id: UUID | str, *, gt: int | None = None, lte: int | None = None,
+                      desc: bool = False, limit: int | None = None) -> Sequence[Any]:
+        kept = self.empty_streams
+        if kept is None:
+            return super().select_events(originator_id, gt=gt, lte=lte, desc=desc, limit=limit)  # type: ignore[misc,no-any-return]
+        key = _key(originator_id)
+        if key is None:
+            return super().select_events(originator_id, gt=gt, lte=lte, desc=desc, limit=limit)  # type: ignore[misc,no-any-return]
+        as_of = self._data_version()
+        held = self._empty_as_of
+        if held is None or held[0] is not as_of[0] or held[1] != as_of[1]:
+            kept.clear()
+            self._empty_as_of = held = as_of
+        if key in kept:
+            return []
+        found = super().select_events(originator_id, gt=gt, lte=lte, desc=desc, limit=limit)  # type: ignore[misc]
+        if not found and gt is None and lte is None and self._empty_as_of is held:
+            kept.add(key)  # empty as of as_of (read after it): a commit since changes data_version
+        return found  # type: ignore[no-any-return]
+
+
+def _key(stream_id: UUID | str) -> str | None:
+    """A stream id as the table stores it (32 hex digits); None if it is no UUID."""
+    if isinstance(stream_id, UUID):
+        return stream_id.hex
+    try:
+        return UUID(str(stream_id)).hex
+    except ValueError:
+        return None
