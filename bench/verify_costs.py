@@ -11,7 +11,8 @@ Runs on one core (the one it starts on), in interleaved rounds, over the first N
 - hashing in memory, chained: the payloads alone against the link material (what the chain hashes:
   stream id, version, topic and lengths beside the payload; :func:`pgf_events.audit.chain.link_material`).
 
-Nothing is written; the store is opened read-only.
+The material measured is checked to be the chain's own (hashed from GENESIS it gives the stored link
+at position N; a tampered log is refused). Nothing is written; the store is opened read-only.
 """
 
 from __future__ import annotations
@@ -60,14 +61,21 @@ def main() -> None:
     materials = [link_material(_oid(oid), version, topic, state) for oid, version, topic, state in rows]
     del rows
 
-    def chained(items: list[bytes]) -> Callable[[], None]:
-        def run() -> None:
+    def chained(items: list[bytes]) -> Callable[[], bytes]:
+        def run() -> bytes:
             digest, sha256 = GENESIS, hashlib.sha256
             for item in items:
                 digest = sha256(digest + item).digest()
+            return digest
         return run
 
-    steps = {
+    # The material measured is the chain's own: hashed from GENESIS it gives the stored link at ``stop``.
+    link = conn.execute(f"SELECT hash FROM {CHAIN} WHERE position = ?", (stop,)).fetchone()
+    if link is None or chained(materials)() != link[0]:
+        raise SystemExit(f"the link material of the first {stop:,} events does not give the stored link at "
+                         f"position {stop}: is the log intact and born chained? (pgf audit verify)")
+
+    steps: dict[str, Callable[[], object]] = {
         "select the payload (baseline's read)": read("e.state"),
         "select five columns, link joined (engine's read)": read(
             "e.originator_id, e.originator_version, e.topic, e.state, c.hash",
@@ -84,7 +92,7 @@ def main() -> None:
             steps[name]()
             samples[name].append(time.perf_counter() - started)
     size = sum(map(len, payloads)) / max(1, len(payloads)), sum(map(len, materials)) / max(1, len(materials))
-    print(f"{stop:,} events; payload {size[0]:.0f} bytes, link material {size[1]:.0f} bytes on average; "
+    print(f"{stop:,} events (their link material chains to the stored link at position {stop}); payload {size[0]:.0f} bytes, link material {size[1]:.0f} bytes on average; "
           f"load average {os.getloadavg()[0]:.2f}")
     for name, values in samples.items():
         print(f"  {name:52s} {statistics.median(values):7.3f} s")
