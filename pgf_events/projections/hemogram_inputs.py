@@ -30,9 +30,9 @@ from typing import Any
 from pgf_events.domain import values as vo
 from pgf_events.domain.patient import Patient
 from pgf_events.domain.rules.hemogram import FIELDS, Daily
-from pgf_events.domain.rules.inputs import InfusionPoint, LabPoint, TransfusionPoint
+from pgf_events.domain.rules.inputs import LabPoint, TransfusionPoint
 from pgf_events.domain.rules.response import lineage_outcomes
-from pgf_events.projections import clinical, sections
+from pgf_events.projections import clinical
 from pgf_events.projections.derive import _trusted
 from pgf_events.protocol import Protocol
 
@@ -134,12 +134,11 @@ class HemogramInputs:
 
     def endpoint_dates(self, patient: Patient, params: Protocol) -> dict[str, date]:
         """The endpoint dates ``derive_patient(patient, params).endpoints`` gives, by label (those set)."""
-        reg, ref = patient.registration, patient.ref
+        reg = patient.registration
         as_of = self.evaluation_date(patient)
-        infusions = [_trusted(InfusionPoint, day=r.date, ref=ref(v), cells=r.cells, weight_kg=r.weight_kg)
-                     for v, r in patient.active(vo.Infusion)]
-        d1 = sections.dosing.derive(patient, infusions, params, as_of)["msc_d1"]
-        msc_d1 = date.fromisoformat(d1) if d1 else None
+        # MSC D1 as the dosing section fixes it (``assess_dosing``: the earliest standing infusion dated
+        # on or before the evaluation date), without assessing every dose at every edit.
+        msc_d1 = min((r.date for _, r in patient.active(vo.Infusion) if r.date <= as_of), default=None)
         exit_at = clinical.exit_event(patient)
         out = lineage_outcomes(list(self.labs.values()), list(self.transfusions.values()), params,
                                transplant_day=reg.transplant_date, msc_d1=msc_d1, as_of=as_of,
