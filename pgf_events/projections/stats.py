@@ -3,6 +3,7 @@ Kaplan–Meier and Aalen–Johansen estimates at a horizon (the pure estimators 
 
 from __future__ import annotations
 
+import statistics
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -20,8 +21,6 @@ def rate(k: int, n: int) -> dict[str, Any]:
 def summary_stats(values: Sequence[float]) -> dict[str, Any]:
     if not values:
         return {"n": 0, "mean": None, "median": None, "min": None, "max": None}
-    import statistics  # noqa: PLC0415 - cohort summaries only: `pgf status` does not load it (fractions, decimal)
-
     return {"n": len(values), "mean": statistics.fmean(values), "median": statistics.median(values),
             "min": min(values), "max": max(values)}
 
@@ -46,8 +45,4 @@ def aj(obs: Sequence[Mapping[str, Any]], horizon: int) -> dict[str, Any]:
 
 def median(values: Sequence[int | None]) -> float | None:
     present = [v for v in values if v is not None]
-    if not present:
-        return None
-    import statistics  # noqa: PLC0415 - cohort summaries only (see summary_stats)
-
-    return statistics.median(present)
+    return statistics.median(present) if present else None
