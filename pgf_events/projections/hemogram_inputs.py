@@ -65,6 +65,7 @@ class HemogramInputs:
         self._values: dict[str, dict[date, dict[int, tuple[Any, str]]]] = {field: {} for field in FIELDS}
         self._latest: dict[int, date] = {}  # root version -> the latest clinical date of that standing record
         self._dates: Counter[date] = Counter()
+        self._latest_date: date | None = None  # max(self._dates), kept; None: to compute (or no dates)
 
     def apply(self, patient: Patient, event: Any) -> None:
         """Take in what ``event`` (already applied to ``patient``) changed: the entry it made or superseded."""
@@ -93,10 +94,14 @@ class HemogramInputs:
             self._dates[old] -= 1
             if not self._dates[old]:
                 del self._dates[old]
+                if old == self._latest_date:
+                    self._latest_date = None  # the latest date's last record: found again when asked
         latest = record.latest_clinical_day() if record is not None else None
         if latest is not None:
             self._latest[root] = latest
             self._dates[latest] += 1
+            if self._latest_date is not None and latest > self._latest_date:
+                self._latest_date = latest
 
     def _take_lab(self, root: int, point: LabPoint | None) -> None:
         old = self.labs.pop(root, None) if point is None else self.labs.get(root)
@@ -130,7 +135,11 @@ class HemogramInputs:
     def evaluation_date(self, patient: Patient) -> date:
         """:func:`clinical.latest_clinical_date`'s date: the latest clinical date, or the transplant."""
         transplant = patient.registration.transplant_date
-        return max(transplant, max(self._dates)) if self._dates else transplant
+        if not self._dates:
+            return transplant
+        if self._latest_date is None:  # max over every standing record's date only when it left
+            self._latest_date = max(self._dates)
+        return max(transplant, self._latest_date)
 
     def endpoint_dates(self, patient: Patient, params: Protocol) -> dict[str, date]:
         """The endpoint dates ``derive_patient(patient, params).endpoints`` gives, by label (those set)."""
