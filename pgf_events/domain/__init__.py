@@ -3,12 +3,12 @@
 Every event class is a frozen dataclass (the event library's metaclass applies
 ``dataclasses.dataclass(frozen=True)``), and the standard library makes each class's ``__init__``,
 ``__repr__``, ``__eq__``, ``__hash__``, ``__setattr__`` and ``__delattr__`` by compiling a text:
-~360 compilations when a command loads the aggregates, a sixth of its start-up (issue 18). More than
-half of those texts are the same text again (a text depends only on the field names: the Patient's
-fourteen record events share theirs), so the package makes ``dataclasses`` compile each distinct
-text once per process (:func:`_exec_once`) and run the same code object for the next class: the
-functions made are those the text makes (the same flags, name and code; each class still gets its
-own functions, bound to its own fields' types and defaults).
+366 compilations when ``pgf status`` loads the aggregates. 198 of them repeat a text already
+compiled (a text depends only on the field names: the Patient's fourteen record events share
+theirs), so the package makes ``dataclasses`` compile each distinct text once per process
+(:func:`_exec_once`) and run the same code object for the next class: the functions made are those
+the text makes (the same flags, name and code; each class still gets its own functions, bound to its
+own fields' types and defaults). ~110 M of ``pgf status``'s ~950 M instructions (issue 18).
 """
 
 from __future__ import annotations
