@@ -24,10 +24,13 @@ shows what it costs.
 from __future__ import annotations
 
 import os
-import socket
 import stat
 import struct
 import sys
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import socket
 
 # Commands a daemon may run: they read nothing but their arguments and the store, write no file and
 # print a few lines (the writes) or one document or table (the reads: a command word, or a group and
@@ -180,6 +183,8 @@ def _exactly(sock: socket.socket, n: int) -> bytes | None:
 
 def peer_uid(sock: socket.socket) -> int:
     """The uid of the process at the other end, as the kernel knows it (``SO_PEERCRED``)."""
+    import socket  # noqa: PLC0415 - only with a daemon's socket: the plain path never loads it
+
     _, uid, _ = _CRED.unpack(sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, _CRED.size))
     return uid
 
@@ -201,6 +206,8 @@ def _connect(store: str) -> socket.socket | None:
     trusted = _trusted_uids(store)
     if not stat.S_ISSOCK(st.st_mode) or st.st_uid not in trusted or len(path.encode()) > 107:
         return None
+    import socket  # noqa: PLC0415 - only when a daemon's socket is there: the plain path never loads it
+
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
         sock.settimeout(2.0)

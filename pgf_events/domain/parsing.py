@@ -31,8 +31,20 @@ _FORBIDDEN: tuple[tuple[str, str], ...] = (
     ("\ufdd0-\ufdef" + "".join(chr(plane + 0xFFFE) + chr(plane + 0xFFFF) for plane in range(0, 0x110000, 0x10000)),
      "a Unicode non-character"),
 )
-_FORBIDDEN_RE = re.compile("[" + "".join(chars for chars, _ in _FORBIDDEN) + "]")
-_WHAT = [(re.compile(f"[{chars}]"), what) for chars, what in _FORBIDDEN]
+
+
+@functools.cache
+def _forbidden() -> re.Pattern[str]:
+    """Every character of :data:`_FORBIDDEN` (compiled on first use: its big character class costs a
+    few milliseconds, which a command that checks or escapes no text, such as ``pgf status --json``,
+    does not pay at start-up)."""
+    return re.compile("[" + "".join(chars for chars, _ in _FORBIDDEN) + "]")
+
+
+@functools.cache
+def _what() -> list[tuple[re.Pattern[str], str]]:
+    return [(re.compile(f"[{chars}]"), what) for chars, what in _FORBIDDEN]
+
 MAX_NUMBER_CHARS = 40  # "6.1e8", "0.000123456789...": no real value needs more
 MAX_MAGNITUDE = 1e15  # above every range any field allows; keeps float(int) from overflowing
 
@@ -141,10 +153,10 @@ def parse_text(value: Any, name: str, max_length: int = 200) -> str:
 
 def check_clean(text: str, name: str) -> None:
     """Refuse text holding a character no record may hold, naming the field, the kind and the position."""
-    bad = _FORBIDDEN_RE.search(text)
+    bad = _forbidden().search(text)
     if bad is None:
         return
-    what = next(w for pattern, w in _WHAT if pattern.match(bad.group()))
+    what = next(w for pattern, w in _what() if pattern.match(bad.group()))
     raise ValidationError(
         f"{label(name)} contains {what} (U+{ord(bad.group()):04X} at position {bad.start() + 1}); "
         "free text must be one line of printable characters"
@@ -153,7 +165,7 @@ def check_clean(text: str, name: str) -> None:
 
 def printable(text: str) -> str:
     """``text`` with every character :func:`check_clean` refuses shown as an escape (for output of old data)."""
-    return _FORBIDDEN_RE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+    return _forbidden().sub(lambda m: f"\\u{ord(m.group()):04x}", text)
 
 
 def parse_choice(value: Any, name: str, choices: tuple[str, ...]) -> str:

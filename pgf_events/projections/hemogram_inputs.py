@@ -30,9 +30,9 @@ from typing import Any
 from pgf_events.domain import values as vo
 from pgf_events.domain.patient import Patient
 from pgf_events.domain.rules.hemogram import FIELDS, Daily
-from pgf_events.domain.rules.inputs import InfusionPoint, LabPoint, TransfusionPoint
+from pgf_events.domain.rules.inputs import LabPoint, TransfusionPoint
 from pgf_events.domain.rules.response import lineage_outcomes
-from pgf_events.projections import clinical, sections
+from pgf_events.projections import clinical
 from pgf_events.projections.derive import _trusted
 from pgf_events.protocol import Protocol
 
@@ -65,6 +65,7 @@ class HemogramInputs:
         self._values: dict[str, dict[date, dict[int, tuple[Any, str]]]] = {field: {} for field in FIELDS}
         self._latest: dict[int, date] = {}  # root version -> the latest clinical date of that standing record
         self._dates: Counter[date] = Counter()
+        self._latest_date: date | None = None  # max(self._dates), kept; None: to compute (or no dates)
 
     def apply(self, patient: Patient, event: Any) -> None:
         """Take in what ``event`` (already applied to ``patient``) changed: the entry it made or superseded."""
@@ -93,10 +94,14 @@ class HemogramInputs:
             self._dates[old] -= 1
             if not self._dates[old]:
                 del self._dates[old]
+                if old == self._latest_date:
+                    self._latest_date = None  # the latest date's last record: found again when asked
         latest = record.latest_clinical_day() if record is not None else None
         if latest is not None:
             self._latest[root] = latest
             self._dates[latest] += 1
+            if self._latest_date is not None and latest > self._latest_date:
+                self._latest_date = latest
 
     def _take_lab(self, root: int, point: LabPoint | None) -> None:
         old = self.labs.pop(root, None) if point is None else self.labs.get(root)
@@ -130,16 +135,19 @@ class HemogramInputs:
     def evaluation_date(self, patient: Patient) -> date:
         """:func:`clinical.latest_clinical_date`'s date: the latest clinical date, or the transplant."""
         transplant = patient.registration.transplant_date
-        return max(transplant, max(self._dates)) if self._dates else transplant
+        if not self._dates:
+            return transplant
+        if self._latest_date is None:  # max over every standing record's date only when it left
+            self._latest_date = max(self._dates)
+        return max(transplant, self._latest_date)
 
     def endpoint_dates(self, patient: Patient, params: Protocol) -> dict[str, date]:
         """The endpoint dates ``derive_patient(patient, params).endpoints`` gives, by label (those set)."""
-        reg, ref = patient.registration, patient.ref
+        reg = patient.registration
         as_of = self.evaluation_date(patient)
-        infusions = [_trusted(InfusionPoint, day=r.date, ref=ref(v), cells=r.cells, weight_kg=r.weight_kg)
-                     for v, r in patient.active(vo.Infusion)]
-        d1 = sections.dosing.derive(patient, infusions, params, as_of)["msc_d1"]
-        msc_d1 = date.fromisoformat(d1) if d1 else None
+        # MSC D1 as the dosing section fixes it (``assess_dosing``: the earliest standing infusion dated
+        # on or before the evaluation date), without assessing every dose at every edit.
+        msc_d1 = min((r.date for _, r in patient.active(vo.Infusion) if r.date <= as_of), default=None)
         exit_at = clinical.exit_event(patient)
         out = lineage_outcomes(list(self.labs.values()), list(self.transfusions.values()), params,
                                transplant_day=reg.transplant_date, msc_d1=msc_d1, as_of=as_of,

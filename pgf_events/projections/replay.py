@@ -21,13 +21,11 @@ and the order of commits are unchanged.
 from __future__ import annotations
 
 import gc
-import multiprocessing
 import os
 import pickle
 from collections.abc import Iterator, Sequence
-from concurrent.futures import Future, ProcessPoolExecutor
 from datetime import datetime
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 from uuid import UUID
 
 import attrs
@@ -40,7 +38,9 @@ from pgf_events.projections.slices import all_slices
 from pgf_events.projections.stream_models import Row, Stream, StreamModel
 from pgf_events.protocol import Protocol
 from pgf_events.topics import PATIENT_TOPIC_PREFIX
-from pgf_events.workers import die_with_parent
+
+if TYPE_CHECKING:
+    from concurrent.futures import Future
 
 CHUNK_EVENTS = 20_000  # events read, folded and derived per chunk (bounds memory, not correctness)
 PARALLEL_MIN_EVENTS = 100_000  # below this a second process costs more (its start-up) than it saves
@@ -200,6 +200,11 @@ def derived_chunks(app: Any, params: Protocol, heads: Sequence[StreamHead],
         for chunk in plan:
             yield chunk, derive_chunk(app, params, chunk, targets)
         return
+    # Only a big replay shares the work: a reader that replays a few streams (``pgf status``, ``pgf report
+    # --as-of`` of a small store) does not pay for importing multiprocessing at start-up.
+    import multiprocessing  # noqa: PLC0415
+    from concurrent.futures import ProcessPoolExecutor  # noqa: PLC0415
+
     pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"), initializer=_start_worker,
                                initargs=(app.store, params, os.getpid(), targets))
     pending: dict[int, Future[bytes]] = {}
@@ -224,6 +229,8 @@ _WORKER: dict[str, Any] = {}
 
 
 def _start_worker(store: Any, params: Protocol, parent: int, targets: Targets) -> None:
+    from pgf_events.workers import die_with_parent  # noqa: PLC0415 - only in the worker (ctypes)
+
     die_with_parent(parent)
     gc.set_threshold(BULK_THRESHOLD, *gc.get_threshold()[1:])
     _WORKER["app"], _WORKER["params"], _WORKER["targets"] = TrialConduct(store, params), params, targets
