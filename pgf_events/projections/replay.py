@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import gc
 import os
+import pickle
 from collections.abc import Iterator, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -44,6 +45,7 @@ if TYPE_CHECKING:
 CHUNK_EVENTS = 20_000  # events read, folded and derived per chunk (bounds memory, not correctness)
 PARALLEL_MIN_EVENTS = 100_000  # below this a second process costs more (its start-up) than it saves
 AHEAD = 2  # chunks the second process may run ahead of the writer (bounds memory)
+READ_EVENTS = 2_000  # stored rows fetched at once while a chunk is read (bounds memory: not the whole chunk's)
 
 
 class StreamHead(NamedTuple):
@@ -94,6 +96,20 @@ def chunks(heads: Sequence[StreamHead], events: int | None = None) -> Iterator[l
         yield chunk
 
 
+def read_slices(heads: Sequence[StreamHead], events: int | None = None) -> Iterator[Sequence[StreamHead]]:
+    """Consecutive runs of ``heads`` holding about ``events`` (default READ_EVENTS) events each, a stream
+    never split: the streams whose stored rows are fetched together (:func:`iter_streams`)."""
+    events = events or READ_EVENTS
+    start = size = 0
+    for i, head in enumerate(heads):
+        size += head.version
+        if size >= events:
+            yield heads[start:i + 1]
+            start, size = i + 1, 0
+    if start < len(heads):
+        yield heads[start:]
+
+
 def patient_streams(app: Any, heads: Sequence[StreamHead]) -> list[tuple[StreamHead, list[Any]]]:
     """The decoded events of each patient stream, versions 1 .. head.version (other streams skipped)."""
     return list(iter_patient_streams(app, heads))
@@ -108,16 +124,20 @@ def iter_patient_streams(app: Any, heads: Sequence[StreamHead]) -> Iterator[tupl
 def iter_streams(app: Any, heads: Sequence[StreamHead],
                  prefixes: tuple[str, ...]) -> Iterator[tuple[StreamHead, str, list[Any]]]:
     """Each stream of ``heads`` whose first topic starts with one of ``prefixes``, with that topic and
-    its decoded events (versions 1 .. head.version): the rows of every stream are read at once, each
-    stream is decoded when it is asked for, so only one stream's events are alive at a time (a
-    chunk's decoded events held together cost more in memory allocation than their decoding)."""
+    its decoded events (versions 1 .. head.version): the stored rows of about :data:`READ_EVENTS`
+    events' streams are read at once (:func:`read_slices`; a stream's rows up to its head never change,
+    so each slice may be read in its own transaction), each stream is decoded when it is asked for, so
+    only one stream's events are alive at a time (a chunk's decoded events held together cost more in
+    memory allocation than their decoding), and only one slice's stored rows (a whole chunk's, 20,000
+    events' payloads with their tuples, were some 15 MB more at the peak of each process)."""
     recorder, mapper = app.recorder, app.mapper
     if hasattr(recorder, "stream_rows"):
         decode = mapper.decoder() if hasattr(mapper, "decoder") else mapper.decode
-        for head, rows in zip(heads, recorder.stream_rows([(h.originator_id, h.version) for h in heads]), strict=True):
-            if rows and rows[0][1].startswith(prefixes):
-                oid = head.originator_id
-                yield head, rows[0][1], [decode(oid, *row) for row in rows]  # row: version, topic, state[, stamps]
+        for part in read_slices(heads):
+            for head, rows in zip(part, recorder.stream_rows([(h.originator_id, h.version) for h in part]), strict=True):
+                if rows and rows[0][1].startswith(prefixes):
+                    oid = head.originator_id
+                    yield head, rows[0][1], [decode(oid, *row) for row in rows]  # row: version, topic, state[, stamps]
         return
     for head in heads:
         stored = recorder.select_events(head.originator_id, lte=head.version)
@@ -187,13 +207,13 @@ def derived_chunks(app: Any, params: Protocol, heads: Sequence[StreamHead],
 
     pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"), initializer=_start_worker,
                                initargs=(app.store, params, os.getpid(), targets))
-    pending: dict[int, Future[list[Derived]]] = {}
+    pending: dict[int, Future[bytes]] = {}
     try:
         for i, chunk in enumerate(plan):
             for j in range(i + 1, min(i + 1 + AHEAD, len(plan))):
                 if j % 3 and j not in pending:
                     pending[j] = pool.submit(_derive_in_worker, plan[j])
-            yield chunk, (pending.pop(i).result() if i % 3 else derive_chunk(app, params, chunk, targets))
+            yield chunk, (pickle.loads(pending.pop(i).result()) if i % 3 else derive_chunk(app, params, chunk, targets))
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
 
@@ -216,5 +236,9 @@ def _start_worker(store: Any, params: Protocol, parent: int, targets: Targets) -
     _WORKER["app"], _WORKER["params"], _WORKER["targets"] = TrialConduct(store, params), params, targets
 
 
-def _derive_in_worker(chunk: list[StreamHead]) -> list[Derived]:
-    return derive_chunk(_WORKER["app"], _WORKER["params"], chunk, _WORKER["targets"])
+def _derive_in_worker(chunk: list[StreamHead]) -> bytes:
+    """The chunk's :class:`Derived` rows, pickled: the writer keeps up to :data:`AHEAD` chunks waiting
+    as these bytes and makes objects of one only when it writes it (waiting as objects, two chunks'
+    documents were some 30 MB more at the writer's peak)."""
+    return pickle.dumps(derive_chunk(_WORKER["app"], _WORKER["params"], chunk, _WORKER["targets"]),
+                        protocol=pickle.HIGHEST_PROTOCOL)

@@ -239,6 +239,7 @@ class ProjectionStore(StoreReading):
                        committed: list[int], models: Sequence[StreamModel]) -> None:
         targets = replay.Targets(projections=any(n in views for n in state), models=tuple(models))
         fresh = {m.name for m in models if state[m.name]["position"] == 0}  # a model's rows start empty at 0
+        fresh |= self._empty_views([n for n in state if n in views and state[n]["position"] == 0])
         for chunk, results in replay.derived_chunks(self.app, self.params, heads, targets):
             patients = [d for d in results if d.slices is not None]
             last = {d.originator_id: (d.position, d) for d in patients}  # d has originator_version, timestamp
@@ -254,6 +255,16 @@ class ProjectionStore(StoreReading):
             self._commit(state, stop, {}, {}, {})
             committed[0] = stop
 
+    def _empty_views(self, names: Sequence[str]) -> set[str]:
+        """The projections of ``names`` whose table holds no row. In a replay from there each subject's
+        row is written once (a subject is one stream, derived in one chunk), so nothing need be looked up
+        before writing it: the lookup was a statement of its own per chunk (``subject IN`` the chunk's
+        subjects, a different text each time), and the driver's statement cache grew with the log."""
+        if not names:
+            return set()
+        with self._read() as conn:
+            return {n for n in names if conn.execute(sa.select(views[n].c.subject).limit(1)).first() is None}
+
     def _commit(self, state: dict[str, dict[str, Any]], new_position: int, last: dict[UUID, tuple[int, Any]],
                 derived: dict[UUID, dict[str, dict[str, Any]]], subjects: dict[UUID, str],
                 model_rows: dict[str, list[tuple[str, str, Any, int, int]]] | None = None,
@@ -261,7 +272,8 @@ class ProjectionStore(StoreReading):
         """Move each projection (and stream model) to ``new_position`` and write its rows, in one
         transaction; Conflict if another process moved one first. Returns the data written, by
         (projection, subject). ``model_rows``: each model's rows (kind, subject, data, version,
-        position); ``fresh``: models whose table held nothing when the pass began (no row to replace)."""
+        position); ``fresh``: models and projections whose table held nothing when the pass began (no row
+        to replace or compare with)."""
         todo = [n for n in state if state[n]["position"] < new_position]
         with self._write() as conn:
             for name in todo:  # claim the batch first: a competing writer blocks here, then fails
@@ -281,19 +293,20 @@ class ProjectionStore(StoreReading):
                     self.model_rows_written[name] = self.model_rows_written.get(name, 0) + len(rows)
                     continue
                 mine = {pid: last[pid] for pid in last if last[pid][0] > state[name]["position"]}
-                self._write_rows(conn, name, mine, derived, subjects, written)
+                self._write_rows(conn, name, mine, derived, subjects, written, empty=name in fresh)
         return written
 
     def _write_rows(self, conn: Connection, name: str, mine: dict[UUID, tuple[int, Any]],
                     derived: dict[UUID, dict[str, dict[str, Any]]], subjects: dict[UUID, str],
-                    written: dict[tuple[str, str], Any]) -> None:
+                    written: dict[tuple[str, str], Any], *, empty: bool = False) -> None:
+        """``empty``: the table held no row of these subjects (a replay from an empty table)."""
         if not mine:
             return
         view, codec = views[name], self.codec
         mine_subjects = [subjects[pid] for pid in mine]
         existing = {s: self._written[(name, s)] for s in mine_subjects if (name, s) in self._written}
         unknown = {codec.key(s): s for s in mine_subjects if s not in existing}
-        if unknown:
+        if unknown and not empty:
             query = sa.select(view.c.subject, view.c.data).where(view.c.subject.in_(list(unknown)))
             existing.update({unknown[r.subject]: codec.open(r.data) for r in conn.execute(query)})
         inserts: list[tuple[Any, ...]] = []
@@ -362,7 +375,9 @@ class ProjectionStore(StoreReading):
                             continue
                         conn.execute(sa.delete(views[name]))
                         self._written = {k: v for k, v in self._written.items() if k[0] != name}
-                        conn.execute(sa.delete(changes).where(changes.c.projection == name))
+                    dropped = [name for name in names if name in views]
+                    if dropped:  # one pass over the change rows for every projection reset, not one each
+                        conn.execute(sa.delete(changes).where(changes.c.projection.in_(dropped)))
                 return
             except Conflict:
                 continue
