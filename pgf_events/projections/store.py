@@ -58,6 +58,7 @@ from pgf_events.projections.tables import (
     Codec,
     Conflict,
     changes,
+    empty_views,
     engine_of,
     insert_many,
     json_text,
@@ -239,7 +240,9 @@ class ProjectionStore(StoreReading):
                        committed: list[int], models: Sequence[StreamModel]) -> None:
         targets = replay.Targets(projections=any(n in views for n in state), models=tuple(models))
         fresh = {m.name for m in models if state[m.name]["position"] == 0}  # a model's rows start empty at 0
-        fresh |= self._empty_views([n for n in state if n in views and state[n]["position"] == 0])
+        if starting := [n for n in state if n in views and state[n]["position"] == 0]:
+            with self._read() as conn:  # a view the pass starts empty: nothing of it to look up (tables.empty_views)
+                fresh |= empty_views(conn, starting)
         for chunk, results in replay.derived_chunks(self.app, self.params, heads, targets):
             patients = [d for d in results if d.slices is not None]
             last = {d.originator_id: (d.position, d) for d in patients}  # d has originator_version, timestamp
@@ -254,16 +257,6 @@ class ProjectionStore(StoreReading):
         if all(row["position"] < stop for row in state.values()):  # nothing but non-patient events
             self._commit(state, stop, {}, {}, {})
             committed[0] = stop
-
-    def _empty_views(self, names: Sequence[str]) -> set[str]:
-        """The projections of ``names`` whose table holds no row. In a replay from there each subject's
-        row is written once (a subject is one stream, derived in one chunk), so nothing need be looked up
-        before writing it: the lookup was a statement of its own per chunk (``subject IN`` the chunk's
-        subjects, a different text each time), and the driver's statement cache grew with the log."""
-        if not names:
-            return set()
-        with self._read() as conn:
-            return {n for n in names if conn.execute(sa.select(views[n].c.subject).limit(1)).first() is None}
 
     def _commit(self, state: dict[str, dict[str, Any]], new_position: int, last: dict[UUID, tuple[int, Any]],
                 derived: dict[UUID, dict[str, dict[str, Any]]], subjects: dict[UUID, str],
