@@ -1,4 +1,4 @@
-"""Streams ``pgf shell`` found empty, answered without a read.
+"""Streams ``pgf shell`` found empty, or read to their last event, answered without a read.
 
 Every record checks the store's lock, the user directory (the acting user's role) and the patient's
 review: three streams that are usually empty, each read in its own transaction. A SQLite recorder
@@ -11,7 +11,12 @@ read of them with no events until the store may have changed:
 - this process inserts events into one of them (``forget_empty``, called by the recorder's insert):
   that stream is forgotten (this process's own commits leave ``data_version`` as it was).
 
-Events are never deleted (the append-only triggers), so a stream found non-empty is never remembered.
+Events are never deleted (the append-only triggers), so a stream found non-empty is never remembered
+as empty. Likewise the shell knows the last version of the streams it read to the end or wrote (a
+patient it records for): a read of what follows that version (the unit of work's check that the kept
+patient is up to date) is answered with no events, until the store may have changed as above. This
+process's own inserts forget a stream's last version, and a committed :meth:`insert_events` that
+continues a known (or empty) stream with the next versions learns the new one.
 Only for a process that reads and writes on one thread (the shell): with two threads, one could find a
 stream empty just before the other's insert commits on the same connection (which leaves its
 ``data_version`` as it was).
@@ -31,16 +36,47 @@ class EmptyStreams:
     datastore: Any
     empty_streams: set[str] | None = None
     _empty_as_of: tuple[Any, int] | None = None  # (connection, its data_version) the set holds at
+    _last_versions: dict[str, int] | None = None  # stream -> its last version, as of _empty_as_of too
 
     def forget_empty(self, stream_ids: Iterable[str]) -> None:
         """Streams this process is inserting events into (their ids as stored, 32 hex digits)."""
-        kept = self.empty_streams
-        if kept:
+        kept, last = self.empty_streams, self._last_versions
+        if kept or last:
             keys = {_key(i) for i in stream_ids}
             if None in keys:
-                kept.clear()
-            else:
+                self._forget_all()
+                return
+            if kept:
                 kept.difference_update(keys)
+            if last:
+                for k in keys:
+                    last.pop(k, None)  # type: ignore[arg-type]
+
+    def _forget_all(self) -> None:
+        if self.empty_streams is not None:
+            self.empty_streams.clear()
+        self._last_versions = {} if self.empty_streams is not None else None
+
+    def insert_events(self, stored_events: Sequence[Any], **kwargs: Any) -> Any:
+        """The library's insert (committed when it returns); then the streams it continued from a known
+        last version (or from empty) with the next versions have a new known last version."""
+        if self.empty_streams is None:
+            return super().insert_events(stored_events, **kwargs)  # type: ignore[misc]
+        held, kept = self._empty_as_of, self.empty_streams
+        last = self._last_versions if self._last_versions is not None else {}
+        versions: dict[str | None, list[int]] = {}
+        for s in stored_events:
+            versions.setdefault(_key(s.originator_id), []).append(s.originator_version)
+        before = {k: (0 if k in kept else last.get(k)) for k in versions if k is not None}
+        ids = super().insert_events(stored_events, **kwargs)  # type: ignore[misc]
+        if held is not None and self._empty_as_of is held and self.empty_streams is kept and None not in versions:
+            now = self._last_versions if self._last_versions is not None else {}
+            for k, vs in versions.items():
+                assert k is not None
+                if before[k] is not None and sorted(vs) == list(range(before[k] + 1, before[k] + 1 + len(vs))):  # type: ignore[operator]
+                    now[k] = before[k] + len(vs)  # type: ignore[operator]
+            self._last_versions = now
+        return ids
 
     def _data_version(self) -> tuple[Any, int]:
         held = self._empty_as_of
@@ -64,13 +100,21 @@ class EmptyStreams:
         as_of = self._data_version()
         held = self._empty_as_of
         if held is None or held[0] is not as_of[0] or held[1] != as_of[1]:
-            kept.clear()
+            self._forget_all()
             self._empty_as_of = held = as_of
         if key in kept:
             return []
+        last = self._last_versions
+        if gt is not None and last and last.get(key, gt + 1) <= gt:
+            return []  # nothing after the last version known as of as_of
         found = super().select_events(originator_id, gt=gt, lte=lte, desc=desc, limit=limit)  # type: ignore[misc]
-        if not found and gt is None and lte is None and self._empty_as_of is held:
-            kept.add(key)  # empty as of as_of (read after it): a commit since changes data_version
+        if self._empty_as_of is held and lte is None and not desc and limit is None:
+            if found:  # read to the end as of as_of (read after it): a commit since changes data_version
+                if last is None:
+                    last = self._last_versions = {}
+                last[key] = found[-1].originator_version
+            elif gt is None:
+                kept.add(key)  # empty as of as_of (read after it): a commit since changes data_version
         return found  # type: ignore[no-any-return]
 
 

@@ -135,5 +135,6 @@ def decode(doc: dict[str, Any]) -> tuple[Found, list[dict[str, Any]]]:
 AUDIT = register(StreamModel(
     name="audit", prefixes=(PATIENT_TOPIC_PREFIX,), rows=rows,
     sources=("pgf_events.audit.exceptions", "pgf_events.audit.finding_rows", "pgf_events.projections.deviations",
-             "pgf_events.domain.rules.entry"),
+             "pgf_events.domain.rules.entry", "pgf_events.domain.kinds", "pgf_events.projections.hemogram_inputs",
+             "pgf_events.projections.tables"),
 ))

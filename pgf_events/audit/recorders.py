@@ -149,7 +149,9 @@ class ChainWriter(ABC):
         if not new:
             return
         head = self._read_head(c)
-        older = bool(self._events_after(c, 0, new[0][0], 1))
+        # Whether events precede the new ones: only asked when there is no head (a store with a chain
+        # has one; a read less at every save).
+        older = head is None and bool(self._events_after(c, 0, new[0][0], 1))
         if head is None and not older and not self._has_links(c) and self._meta_value(c, "chain") is None:
             head = (0, GENESIS)  # an empty store made by an older pgf: its first event starts the chain
             self._write_meta(c, [("chain", self.chain_scheme)])

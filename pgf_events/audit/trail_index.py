@@ -73,5 +73,6 @@ def rows(stream: Stream, params: Protocol) -> list[Row]:
 
 TRAIL = register(StreamModel(
     name="trail", prefixes=(PATIENT_TOPIC_PREFIX, REVIEW_TOPIC_PREFIX), rows=rows,
-    sources=("pgf_events.audit.trail", "pgf_events.audit.trail_index", "pgf_events.domain.entries"),
+    sources=("pgf_events.audit.trail", "pgf_events.audit.trail_index", "pgf_events.domain.entries",
+             "pgf_events.domain.kinds"),
 ))

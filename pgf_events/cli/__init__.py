@@ -16,6 +16,7 @@ from typing import Any
 import click
 
 from pgf_events import __version__
+from pgf_events.cli._parsing import KeptParserGroup
 from pgf_events.cli._state import State
 from pgf_events.domain.errors import PgfError
 from pgf_events.gc_tuning import BULK_THRESHOLD
@@ -49,7 +50,7 @@ def hoist_global_options(args: list[str]) -> list[str]:
     return front + rest
 
 
-class PgfGroup(click.Group):
+class PgfGroup(KeptParserGroup):
     """A group whose errors are always one line on stderr, and whose global options go anywhere."""
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:

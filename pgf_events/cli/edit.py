@@ -7,6 +7,7 @@ from typing import Any
 import click
 
 from pgf_events.cli._output import emit_json, output_options
+from pgf_events.cli._parsing import KeptParserCommand
 from pgf_events.domain.errors import ValidationError
 
 DEVIATION_HELP = ("Acknowledge the protocol deviation this change makes (e.g. an infusion outside its window), "
@@ -30,7 +31,7 @@ def _print(result: Any, fmt: str | None) -> None:
         click.echo(result.ref)
 
 
-@click.command()
+@click.command(cls=KeptParserCommand)
 @click.argument("ref", metavar="SUBJECT#N")
 @click.option("--set", "sets", multiple=True, required=True, metavar="FIELD=VALUE",
               help="A field of that event and its corrected value. Repeatable.")
@@ -54,7 +55,7 @@ def correct(state: Any, ref: str, sets: tuple[str, ...], reason: str, source: st
     _print(result, fmt)
 
 
-@click.command()
+@click.command(cls=KeptParserCommand)
 @click.argument("ref", metavar="SUBJECT#N")
 @click.option("--reason", required=True, help="Why the event is void (mandatory).")
 @click.option("--source", metavar="TEXT", help="Source document supporting the void.")

@@ -14,6 +14,7 @@ import attrs
 import click
 
 from pgf_events.cli._output import JSON_OPTION, emit_json
+from pgf_events.cli._parsing import KeptParserCommand, KeptParserGroup
 from pgf_events.domain.fields import InputOption
 from pgf_events.domain.kinds import KINDS
 from pgf_events.domain.parsing import label
@@ -54,7 +55,7 @@ def options(kind: str) -> list[tuple[str, str, dict[str, Any]]]:
     return out
 
 
-@click.group()
+@click.group(cls=KeptParserGroup)
 def record() -> None:
     """Record a clinical event for a patient: prints its reference SUBJECT#N, what was stored and any status change.
 
@@ -84,7 +85,7 @@ def _make_command(kind: str) -> click.Command:
 
             echo_record(app, result, kind, fields)
 
-    command = click.Command(
+    command = KeptParserCommand(
         name=kind, callback=callback,
         help=f"{help_text}\n\n\b\nExample:\n  {example}",
         short_help=help_text,

@@ -88,10 +88,12 @@ def one_process_per_command(db: Path) -> list[tuple[int, str, str]]:
     return out
 
 
-def long_running(db: Path) -> tuple[list[tuple[int, str, str]], TrialConduct]:
+def long_running(db: Path, known_streams: bool = False) -> tuple[list[tuple[int, str, str]], TrialConduct]:
     app = open_app(db)
     app.mapper.remember(DECODED_EVENTS)
     app.status_memo, app.patient_cache, app.edit_facts = {}, {}, {}
+    if known_streams:  # as pgf shell: streams found empty or read to their end are not read again
+        app.recorder.empty_streams = set()  # type: ignore[attr-defined]
     out = []
     for args in SHEET:
         if args == "another process":
@@ -116,13 +118,16 @@ def stored(db: Path) -> list[tuple[object, ...]]:
     return events + chain
 
 
-def test_kept_patients_store_and_print_what_one_process_per_command_does(tmp_path: Path,
-                                                                         clock: list[datetime]) -> None:
+@pytest.mark.parametrize("known_streams", [False, True], ids=["daemon", "shell"])
+def test_kept_patients_store_and_print_what_one_process_per_command_does(tmp_path: Path, clock: list[datetime],
+                                                                         known_streams: bool) -> None:
     plain_db, kept_db = tmp_path / "plain.db", tmp_path / "kept.db"
     plain = one_process_per_command(plain_db)
     clock[0] = START
-    kept, app = long_running(kept_db)
+    kept, app = long_running(kept_db, known_streams)
     try:
+        if known_streams:  # the up-to-date checks of the kept patients were answered without a read
+            assert app.recorder._last_versions  # type: ignore[attr-defined]
         assert [code for code, _, _ in kept].count(0) < len(kept)  # some commands were refused
         for args, a, b in zip([a for a in SHEET if a != "another process"], kept, plain, strict=True):
             assert a == b, args
@@ -185,5 +190,69 @@ def test_streams_found_empty_are_read_again_once_anyone_writes_them(tmp_path: Pa
         assert run_captured(["freeze", "S002", "--reason", "reviewed"], app)[0] == 0  # its own write
         code, _, err = run_captured(["record", "lab", "S002", "--date", "2025-03-02", "--anc", "1"], app)
         assert code == 1 and "frozen" in err, err
+    finally:
+        app.close()
+
+
+def test_a_known_last_version_is_forgotten_when_another_process_writes(tmp_path: Path,
+                                                                       clock: list[datetime]) -> None:
+    """The shell answers "anything after S001#7?" without a read while the file is unchanged; another
+    process's record for S001 (or for another patient) makes it read again, and the next record
+    continues the stream after the other process's event."""
+    db = tmp_path / "t.db"
+    app = open_app(db)
+    app.patient_cache, app.edit_facts, app.recorder.empty_streams = {}, {}, set()  # type: ignore[attr-defined]
+    lab = ["record", "lab", "S001", "--date", "2025-03-02", "--anc", "1", "-q"]
+    try:
+        for args in SHEET[:7]:
+            assert run_captured(list(args), app)[0] == 0, args
+        assert run_captured(lab, app) == (0, "S001#7\n", "")
+        uuid = app.patient_id("S001")
+        assert app.recorder._last_versions[uuid.hex] == 7  # type: ignore[attr-defined]
+        assert list(app.events.get(uuid, gt=7)) == []
+        for other_args, ref in ((lab, "S001#8\n"), (["record", "consent", "S002", "--date", "2025-02-19", "-q"],
+                                                     "S002#2\n")):
+            other = open_app(db)
+            try:
+                assert run_captured(other_args, other) == (0, ref, "")
+            finally:
+                other.close()
+            if ref.startswith("S001"):
+                assert [e.originator_version for e in app.events.get(uuid, gt=7)] == [8]
+        assert run_captured(lab, app) == (0, "S001#9\n", "")
+        assert app.recorder._last_versions[uuid.hex] == 9  # type: ignore[attr-defined]
+        code, out, _ = run_captured(["void", "S001#9", "--reason", "entered twice"], app)
+        assert code == 0 and out.startswith("S001#10"), out
+        assert run_captured(lab, app) == (0, "S001#11\n", "")
+        fresh = open_app(db)
+        try:
+            assert fresh.patient("S001").entries == app.kept_patient("S001", 11)[0].entries  # type: ignore[index]
+        finally:
+            fresh.close()
+    finally:
+        app.close()
+
+
+def test_an_insert_that_fails_teaches_no_last_version(tmp_path: Path, clock: list[datetime]) -> None:
+    """A save refused by the store (here: the version another process took) leaves the stream unknown."""
+    db = tmp_path / "t.db"
+    app = open_app(db)
+    app.recorder.empty_streams = set()  # type: ignore[attr-defined]
+    try:
+        for args in SHEET[:7]:
+            assert run_captured(list(args), app)[0] == 0, args
+        uuid = app.patient_id("S001")
+        assert list(app.events.get(uuid)) and app.recorder._last_versions[uuid.hex] == 6  # type: ignore[attr-defined]
+        other = open_app(db)
+        try:
+            assert run_captured(["record", "lab", "S001", "--date", "2025-03-02", "--anc", "1", "-q"], other)[0] == 0
+        finally:
+            other.close()
+        stale = list(app.events.get(uuid, gt=5))
+        assert [e.originator_version for e in stale] == [6, 7]  # the other process's write is seen
+        with pytest.raises(Exception):  # noqa: B017, PT011 - the store's own refusal (a version taken)
+            app.recorder.insert_events([app.mapper.to_stored_event(stale[-1])])
+        assert uuid.hex not in app.recorder._last_versions  # type: ignore[attr-defined]  # forgotten, not learnt
+        assert [e.originator_version for e in app.events.get(uuid, gt=6)] == [7]
     finally:
         app.close()

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import os
+import shlex
 import subprocess
 import sys
 from pathlib import Path
 
 import pexpect
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from pgf_events.cli.shell import _PLAIN, split
 from tests.cli.test_daemon import PLAIN, STAMP, env, history
 from tests.conftest import REGISTER, SCREEN_OK
 
@@ -84,3 +88,21 @@ def test_a_sheet_from_a_pipe_runs_every_line_and_says_if_any_failed(tmp_path: Pa
                         env=env(), capture_output=True, text=True)
     assert ok.returncode == 0 and "S001#4" in ok.stdout and ok.stderr == ""
     assert not os.path.exists(tmp_path / ".pgf_history")
+
+
+@given(st.text(st.sampled_from(list("ab1 .-#=,\t\r\n'\"\\\x0b\x0c\x1c\x85\xa0\u2003é")), max_size=24))
+@settings(max_examples=500, deadline=None)
+def test_a_line_split_without_shlex_has_shlex_s_words(line: str) -> None:
+    """A plain line (what a visit sheet holds) skips shlex: only where str.split gives the same words."""
+    if _PLAIN.fullmatch(line):
+        assert line.split() == shlex.split(line)
+    else:
+        assert any(c in line for c in "'\"\\") or any(c.isspace() and c not in " \t\r\n" for c in line)
+
+
+def test_lines_with_quotes_or_odd_spaces_still_go_through_shlex() -> None:
+    assert split('record lab S001 --source "LIS 88121" --anc 0.4') == \
+        ["record", "lab", "S001", "--source", "LIS 88121", "--anc", "0.4"]
+    assert split("record lab S001 --source LIS\\ 88121") == ["record", "lab", "S001", "--source", "LIS 88121"]
+    assert split("record lab S001 --source 'LIS") == "cannot read the line: No closing quotation"
+    assert split("pgf record lab S001\xa0--anc 0.4") == ["record", "lab", "S001\xa0--anc", "0.4"]
