@@ -13,6 +13,7 @@ import json
 import time
 from datetime import date, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -65,3 +66,44 @@ def test_an_import_into_a_store_analysed_while_small_looks_rows_up_by_index(pg_u
     for table in TABLES:
         seq = after[table][0] - before[table][0]
         assert seq < LINES // 10, f"{table}: {seq} sequential scans for {LINES} imported lines (one per row?)"
+
+
+def test_an_import_moves_its_rows_without_compiling_them(pg_url: str, tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """The import's setting above prices a scan of its temporary table at 1e10, above every JIT threshold:
+    each chunk's ``INSERT ... SELECT`` was compiled by LLVM (~40 ms a chunk, 40% of the server's time).
+    The plan of each move, read in the import's own transaction, must have no JIT; under ``jit = on``
+    (a savepoint, rolled back) the same plan has it, so the check can fail on this server."""
+    from psycopg.sql import SQL  # noqa: PLC0415
+
+    from pgf_events.audit import recorders_postgres  # noqa: PLC0415
+
+    plans: list[tuple[bool, bool]] = []
+    start = recorders_postgres._Mover.start
+
+    def explained(mover: Any) -> None:
+        with mover._connection.cursor() as c:  # the import's connection, idle between its COPY and the move
+            def jit() -> bool:
+                row = c.execute(SQL("EXPLAIN (FORMAT JSON) ") + mover._move).fetchone()
+                plan = next(iter(row.values())) if isinstance(row, dict) else row[0]  # the connection's row factory
+                return "JIT" in plan[0]
+            as_run = jit()
+            c.execute("SAVEPOINT probe")
+            c.execute("SET LOCAL jit = on")
+            forced = jit()
+            c.execute("ROLLBACK TO SAVEPOINT probe")
+        plans.append((as_run, forced))
+        start(mover)
+
+    monkeypatch.setattr(recorders_postgres._Mover, "start", explained)
+    pgf = Pgf(pg_url)
+    enrol_via_cli(pgf)
+    path = tmp_path / "labs.jsonl"
+    path.write_text("".join(json.dumps({"record": "lab", "subject": "S001", "anc": 0.4,
+                                        "date": (date(2025, 2, 25) + timedelta(days=n)).isoformat()}) + "\n"
+                            for n in range(40)))
+    pgf.ok("import", str(path))
+    assert plans, "the import moved no chunk"
+    if not any(forced for _, forced in plans):
+        pytest.skip("this PostgreSQL compiles nothing even with jit = on (no JIT provider)")
+    assert not any(as_run for as_run, _ in plans), "the import's moves are JIT-compiled"
