@@ -7,7 +7,8 @@ Runs on one core (the one it starts on), in interleaved rounds, over the first N
 
 - the baseline's select (the payload only) and the engine's (stream id, version, topic, payload and
   the stored link, joined by position, as ``audit/fastverify.py`` reads them);
-- the baseline's whole loop (select + chained SHA-256 of the payloads);
+- the baseline's whole loop (select + chained SHA-256 of the payloads) and the engine's
+  (:func:`pgf_events.audit.fastverify.check_segment` over the same events, as verify runs it on one core);
 - hashing in memory, chained: the payloads alone against the link material (what the chain hashes:
   stream id, version, topic and lengths beside the payload; :func:`pgf_events.audit.chain.link_material`).
 
@@ -25,6 +26,7 @@ import statistics
 import time
 from collections.abc import Callable
 
+from pgf_events.audit import fastverify
 from pgf_events.audit.chain import GENESIS, link_material
 from pgf_events.audit.recorders import _oid
 
@@ -46,7 +48,7 @@ def main() -> None:
         def run() -> None:
             cur = conn.execute(f"SELECT {columns} FROM stored_events e {join} WHERE e.rowid <= ? ORDER BY e.rowid",
                                (stop,))
-            while cur.fetchmany(2000):
+            while cur.fetchmany(fastverify.FETCH):
                 pass
         return run
 
@@ -54,6 +56,10 @@ def main() -> None:
         digest, sha256 = GENESIS, hashlib.sha256
         for (state,) in conn.execute("SELECT state FROM stored_events WHERE rowid <= ? ORDER BY rowid", (stop,)):
             digest = sha256(digest + state).digest()
+
+    def engine() -> None:
+        if fastverify.check_segment(conn, "stored_events", CHAIN, 0, stop, frozenset()) is None:
+            raise SystemExit("the engine's fast path gave up: is the log intact? (pgf audit verify)")
 
     rows = conn.execute("SELECT originator_id, originator_version, topic, state FROM stored_events "
                         "WHERE rowid <= ? ORDER BY rowid", (stop,)).fetchall()
@@ -81,6 +87,7 @@ def main() -> None:
             "e.originator_id, e.originator_version, e.topic, e.state, c.hash",
             f"LEFT JOIN {CHAIN} c ON c.position = e.rowid"),
         "baseline: select + chained SHA-256": baseline,
+        "engine: fastverify.check_segment (one core)": engine,
         "hash the payloads in memory": chained(payloads),
         "hash the link material in memory": chained(materials),
     }

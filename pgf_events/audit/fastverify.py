@@ -92,7 +92,10 @@ def check_segment(c: Any, events: str, chain: str, after: int, stop: int, marks:
 # again with the plain column, its backfilled links then counted by a scan of the chain. Otherwise
 # every link has proved it was not backfilled, and no scan is needed.
 LINK_UNLESS_BACKFILLED = "CASE WHEN c.backfilled THEN NULL ELSE c.hash END"
-FETCH = 2_000  # rows per fetchmany: the events are counted by the batch, not by the row
+# Rows per fetchmany: the events are counted by the batch, not by the row. A batch of 500 rows
+# (~300 KB of tuples and payloads) is still in the core's cache when the loop hashes it: 3% less CPU
+# than batches of 2,000 over a million events on one core (128 to 500 rows measure the same).
+FETCH = 500
 
 
 class _NullLink(Exception):

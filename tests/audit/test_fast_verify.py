@@ -187,3 +187,26 @@ def test_an_upgraded_store_counts_its_backfilled_links_the_same_both_ways(
         assert fast.ok and _summary(fast) == _summary(precise) and (fast.events, fast.backfilled) == (6, 4)
     finally:
         app.close()
+
+
+@pytest.mark.parametrize("offset", [0, 1])
+def test_a_break_at_or_after_a_batch_edge_gives_the_same_answer_both_ways(
+        store: tuple[str, TrialConduct], monkeypatch: pytest.MonkeyPatch, offset: int) -> None:
+    """The loop reads the rows in batches (FETCH) and counts them by the batch: a modified event as the
+    last row of a batch, or the first of the next, is found, and an intact log counts every event."""
+    url, app = store
+    reader = chain_reader(app)
+    monkeypatch.setattr(fastverify, "FETCH", 7)
+    intact = fastverify.check_all(reader, reader.max_position(), frozenset())
+    assert sum(s.count for s in intact if s is not None) == reader.max_position() and None not in intact
+    position = 7 * (reader.max_position() // 28) + offset  # in the first half, at a batch's end or the next's start
+    attacker = Attacker(url)
+    attacker.drop_triggers()
+    state = attacker.state(position)
+    attacker.set_state(position, state.replace(b'"recorded_by":"', b'"recorded_by":"x', 1))
+    assert attacker.state(position) != state
+    attacker.close()
+    assert fastverify.check_all(reader, reader.max_position(), frozenset())[0] is None
+    fast, precise = verify(reader), verify(Precise(reader))
+    assert _summary(fast) == _summary(precise)
+    assert fast.broken.position == position and fast.broken.kind == "modified"  # type: ignore[union-attr]

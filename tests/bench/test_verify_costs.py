@@ -28,7 +28,7 @@ def test_it_measures_the_chains_own_material_and_writes_nothing(tmp_path: Any) -
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.startswith("150 events (their link material chains to the stored link at position 150)")
-    assert len([line for line in result.stdout.splitlines() if line.rstrip().endswith(" s")]) == 5
+    assert len([line for line in result.stdout.splitlines() if line.rstrip().endswith(" s")]) == 6
     assert _digest(db) == before
 
 
