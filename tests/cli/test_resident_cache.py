@@ -9,6 +9,7 @@ import sqlite3
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -166,16 +167,26 @@ def test_a_refused_or_failed_unit_gives_back_nothing(tmp_path: Path, clock: list
         app.close()
 
 
+def _shell_after_sheet(db: Path) -> Any:
+    """A store opened as ``pgf shell`` opens it (its caches on), the sheet's first seven lines run."""
+    app = open_app(db)
+    app.patient_cache, app.edit_facts, app.recorder.empty_streams = {}, {}, set()
+    try:
+        for args in SHEET[:7]:
+            assert run_captured(list(args), app)[0] == 0, args
+    except BaseException:
+        app.close()
+        raise
+    return app
+
+
 def test_streams_found_empty_are_read_again_once_anyone_writes_them(tmp_path: Path, clock: list[datetime]) -> None:
     """The shell answers a stream it found empty (a patient's review, the lock, the user directory)
     without a read until the file changes: a freeze by another process, or by the shell itself, is seen."""
     db = tmp_path / "t.db"
-    app = open_app(db)
-    app.patient_cache, app.edit_facts, app.recorder.empty_streams = {}, {}, set()  # type: ignore[attr-defined]
+    app = _shell_after_sheet(db)
     lab = ["record", "lab", "S001", "--date", "2025-03-02", "--anc", "1", "-q"]
     try:
-        for args in SHEET[:7]:
-            assert run_captured(list(args), app)[0] == 0, args
         assert app.recorder.empty_streams  # type: ignore[attr-defined]  # S001's review, the lock, ...
         other = open_app(db)
         try:
@@ -200,12 +211,9 @@ def test_a_known_last_version_is_forgotten_when_another_process_writes(tmp_path:
     process's record for S001 (or for another patient) makes it read again, and the next record
     continues the stream after the other process's event."""
     db = tmp_path / "t.db"
-    app = open_app(db)
-    app.patient_cache, app.edit_facts, app.recorder.empty_streams = {}, {}, set()  # type: ignore[attr-defined]
+    app = _shell_after_sheet(db)
     lab = ["record", "lab", "S001", "--date", "2025-03-02", "--anc", "1", "-q"]
     try:
-        for args in SHEET[:7]:
-            assert run_captured(list(args), app)[0] == 0, args
         assert run_captured(lab, app) == (0, "S001#7\n", "")
         uuid = app.patient_id("S001")
         assert app.recorder._last_versions[uuid.hex] == 7  # type: ignore[attr-defined]
