@@ -20,13 +20,8 @@ from pathlib import Path
 from typing import Any, NamedTuple
 from uuid import UUID
 
-from eventsourcing.persistence import InterfaceError, StoredEvent
-from eventsourcing.sqlite import (
-    SQLITE3_DEFAULT_LOCK_TIMEOUT,
-    SQLiteApplicationRecorder,
-    SQLiteConnection,
-    SQLiteConnectionPool,
-)
+from eventsourcing.persistence import StoredEvent
+from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteConnectionPool
 
 from pgf_events.audit.chain import CHAIN_TABLE, GENESIS, HEAD_TABLE, META_TABLE, SCHEME, link_material
 from pgf_events.audit.empty_streams import EmptyStreams
@@ -41,6 +36,7 @@ from pgf_events.audit.recorders import (
     _oid,
     _uuid,
 )
+from pgf_events.audit.sqlite_pool import StatementKeepingPool
 from pgf_events.domain.errors import StoreError
 from pgf_events.store import is_locked, locked_text
 
@@ -62,33 +58,6 @@ class _Row(NamedTuple):
 
 def _now() -> str:
     return datetime.now(UTC).isoformat()
-
-
-STATEMENTS_KEPT = 128  # prepared statements a connection keeps (sqlite3's own default)
-
-
-class StatementKeepingPool(SQLiteConnectionPool):
-    """The library's pool, whose connections keep :data:`STATEMENTS_KEPT` prepared statements. The
-    library passes ``cached_statements=True``, which sqlite3 takes as 1: a save's eight statements
-    were each compiled again every time (a twentieth of a record's time in ``pgf shell``). Otherwise
-    the library's connection exactly (eventsourcing 9.5 ``SQLiteConnectionPool._create_connection``)."""
-
-    def _create_connection(self) -> SQLiteConnection:
-        try:
-            c = sqlite3.connect(database=self.db_name, uri=True, check_same_thread=False, isolation_level=None,
-                                cached_statements=STATEMENTS_KEPT,
-                                timeout=self.lock_timeout or SQLITE3_DEFAULT_LOCK_TIMEOUT)
-        except (sqlite3.Error, TypeError) as e:
-            raise InterfaceError(e) from e
-        if not self.is_sqlite_memory_mode and not self.is_journal_mode_wal:
-            cursor = c.cursor()
-            cursor.execute("PRAGMA journal_mode;")
-            if cursor.fetchone()[0].lower() != "wal":
-                cursor.execute("PRAGMA journal_mode=WAL;")
-                self.journal_mode_was_changed_to_wal = True
-            self.is_journal_mode_wal = True
-        c.row_factory = sqlite3.Row
-        return SQLiteConnection(sqlite_conn=c, max_age=self.max_age)
 
 
 class ChainedSQLiteRecorder(EmptyStreams, ChainWriter, SQLiteApplicationRecorder):
