@@ -29,9 +29,17 @@ MAX_DEPTH = 3
 
 def load_json(text: str) -> Any:
     """One JSON value, bounded: nesting depth, number size; every failure one ValidationError."""
+    return _load(text)[0]
+
+
+def _load(text: str) -> tuple[Any, bool]:
+    """:func:`load_json`'s value, and whether orjson read it (then it holds only what orjson also writes:
+    no NaN or infinity, no integer beyond 64 bits, no lone surrogate)."""
     try:
         obj = orjson.loads(text)  # fast; what it refuses (NaN, huge integers, errors) goes to json below
+        native = True
     except orjson.JSONDecodeError:
+        native = False
         try:
             obj = json.loads(text)
         except json.JSONDecodeError as e:
@@ -41,7 +49,7 @@ def load_json(text: str) -> Any:
         except ValueError:  # an integer of more than 4,300 digits (Python's int-to-str limit)
             raise ValidationError("the line holds a number too long to be a value") from None
     _check_depth(obj)
-    return obj
+    return obj, native
 
 
 def _check_depth(obj: Any) -> None:
@@ -65,10 +73,13 @@ def _check_depth(obj: Any) -> None:
 def parse_line(number: int, text: str) -> Command:
     """One JSON object -> a Command. Record lines: {"record": KIND, "subject": ..., options...};
     change lines: {"record": "correct"|"void", "ref": "S001#3", "set": {...}, "reason": ...}."""
-    obj = load_json(text)
+    return _command(number, load_json(text))
+
+
+def _command(number: int, obj: Any) -> Command:
+    """:func:`parse_line` of a line read (``obj``, its own: its keys are taken out)."""
     if not isinstance(obj, dict):
         raise ValidationError("each line must be a JSON object")
-    obj = dict(obj)
     for action in ("correct", "void"):  # {"correct": "S001#3", ...} is accepted as a shorthand
         if action in obj and "record" not in obj:
             obj["record"], obj["ref"] = action, obj.pop(action)
@@ -189,8 +200,8 @@ class Scan:
 
         holding = Holding()
         digest = _Digest()
-        for command in self._commands():
-            digest.add(command)
+        for command, native in self._parsed():
+            digest.add(command, native)
             holding.add(command)
         self.whole = holding.whole
         self.digest = digest.hexdigest()
@@ -219,10 +230,15 @@ class Scan:
 
     def _commands(self) -> Iterator[Command]:
         """The file's parsable commands, read again; the parse errors are collected in :attr:`errors`."""
+        return (command for command, _ in self._parsed())
+
+    def _parsed(self) -> Iterator[tuple[Command, bool]]:
+        """:meth:`_commands`, each with whether orjson read its line (:func:`_load`)."""
         self.errors = []
         for text in self._texts():
             try:
-                yield parse_line(self.number, text)
+                obj, native = _load(text)
+                yield _command(self.number, obj), native
             except PgfError as e:
                 self.errors.append((self.number, str(e)))
 
@@ -237,8 +253,8 @@ class Scan:
     def _digesting(self) -> Iterator[Command]:
         self.digest = None
         digest = _Digest()
-        for command in self._commands():
-            digest.add(command)
+        for command, native in self._parsed():
+            digest.add(command, native)
             yield command
         if not self.errors:
             self.digest = digest.hexdigest()
@@ -251,14 +267,33 @@ class _Digest:
         self._hash = hashlib.sha256(b"[")
         self._count = 0
 
-    def add(self, command: Command) -> None:
+    def add(self, command: Command, native: bool = False) -> None:
+        """``native``: the command's line was read by orjson (:func:`_load`); then orjson may print its item."""
         self._count += 1
-        self._hash.update(("," if self._count > 1 else "").encode()
-                          + canonical(_digest_item(command)).encode("utf-8", "surrogatepass"))
+        if self._count > 1:
+            self._hash.update(b",")
+        item = _digest_item(command)
+        text = _orjson_canonical(item) if native else None
+        self._hash.update(text if text is not None else canonical(item).encode("utf-8", "surrogatepass"))
 
     def hexdigest(self) -> str:
         self._hash.update(b"]")
         return self._hash.hexdigest()
+
+
+def _orjson_canonical(item: list[Any]) -> bytes | None:
+    """:func:`canonical`'s bytes for a digest item of a line orjson read, printed by orjson (sorted keys; its
+    separators, numbers and string escapes are the json module's for such values: no NaN or infinity, integers
+    within 64 bits, no lone surrogate), or None where they may differ: a float below 1e-4 in magnitude (json
+    prints 1e-05, orjson 0.00001; orjson prints every such float with "e-" or "0.0000", so a text holding
+    neither has none) or a value orjson does not write."""
+    try:
+        text = orjson.dumps(item, option=orjson.OPT_SORT_KEYS)
+    except orjson.JSONEncodeError:
+        return None
+    if b"e-" in text or b"0.0000" in text:
+        return None
+    return text
 
 
 def _plain_line(text: str) -> bool:

@@ -4,10 +4,14 @@ file must compute the same value, whichever way the file is read (pinned as the 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from pgf_events.cli.batch import Scan, command_digest
+from pgf_events.cli.batch import Scan, _orjson_canonical, command_digest
+from pgf_events.domain.imports import canonical
 
 # History-free records only (read once): a BOM, CRLF, a blank line, keys in any order, a subject to normalise,
 # floats printed in exponent form by Python (1e-05, 1e+16, 2.5e-07) and small ones that are not (0.0001), -0.0,
@@ -61,3 +65,23 @@ def test_an_import_files_digest_is_what_earlier_imports_stored(tmp_path: Path, t
     assert not scan.errors
     assert scan.digest == digest
     assert command_digest(commands) == digest
+
+
+scalars = st.one_of(st.none(), st.booleans(), st.integers(), st.text(st.characters(exclude_categories=["Cs"])),
+                    st.floats(allow_nan=False, allow_infinity=False),
+                    st.floats(min_value=-1e-3, max_value=1e-3), st.sampled_from([1e-4, 1e-5, 1e16, -0.0, 0.0]))
+values = st.recursive(scalars, lambda inner: st.one_of(st.lists(inner, max_size=3),
+                                                       st.dictionaries(st.text(max_size=4), inner, max_size=3)),
+                      max_leaves=8)
+
+
+@given(st.lists(values, max_size=9))
+@settings(max_examples=500, deadline=None)
+def test_orjson_prints_a_digest_item_as_the_json_module_does_or_declines(item: list[Any]) -> None:
+    text = _orjson_canonical(item)
+    assert text is None or text == canonical(item).encode("utf-8", "surrogatepass")
+
+
+def test_orjson_declines_the_floats_it_prints_otherwise() -> None:
+    assert _orjson_canonical(["lab", {"anc": 1e-05}]) is None and _orjson_canonical([2.5e-7]) is None
+    assert _orjson_canonical(["lab", {"anc": 0.0001, "plt": 1e16}]) == b'["lab",{"anc":0.0001,"plt":1e+16}]'
