@@ -25,7 +25,16 @@ from typing import TYPE_CHECKING, Any
 
 from eventsourcing.persistence import IntegrityError, OperationalError
 
-from pgf_events.commands import BatchRejected, Command, Result, UnitOfWork, _typed_times, normalise_subject, parse_ref
+from pgf_events.commands import (
+    BatchRejected,
+    Command,
+    Result,
+    UnitOfWork,
+    _time_fields,
+    _typed_times,
+    normalise_subject,
+    parse_ref,
+)
 from pgf_events.domain import kinds
 from pgf_events.domain.errors import DomainError, PgfError, ValidationError
 from pgf_events.domain.facts import PatientFacts, history_free
@@ -123,6 +132,8 @@ class BulkUnit(UnitOfWork):
         self.queue: list[Any] = []  # events made and not yet written, in command order
         self.errors: list[tuple[int | None, str]] = []
         self.refs: list[str] | None = [] if keep_refs else None
+        self._codes: dict[str, str] = {}  # subject codes as typed -> normalised (history-free records)
+        self._kinds: dict[str, tuple[kinds.Kind, bool]] = {}
         self.count = 0
         self.first_ref = self.last_ref = ""
         # History-free records are stored from their fields without making their events (see _fast)
@@ -196,11 +207,15 @@ class BulkUnit(UnitOfWork):
             check_not_locked(self.app)
             self._lock_checked = True
         ctx = self._context(command.source)
-        subject = normalise_subject(command.subject)
-        spec = kinds.kind(command.kind)
+        code = command.subject
+        subject = self._codes.get(code) if type(code) is str else None
+        if subject is None:
+            subject = normalise_subject(code)
+            self._codes[code] = subject
+        spec, timed = self._kind(command.kind)
         facts = self.facts.get(subject)
         fields = command.fields
-        if _typed_times(spec.record, fields):
+        if timed and _typed_times(spec.record, fields):
             fields = self._site_local(facts or self._facts(subject), spec.record, fields)  # type: ignore[arg-type]
         record = spec.record.from_input(fields)
         if facts is None:
@@ -215,6 +230,16 @@ class BulkUnit(UnitOfWork):
             version = event.originator_version
         self._result(make_ref(subject, version))
         return subject
+
+    def _kind(self, name: str) -> tuple[kinds.Kind, bool]:
+        """A kind, and whether it has date-time fields (then a time typed without an offset is the site's)."""
+        try:
+            return self._kinds[name]
+        except KeyError:
+            spec = kinds.kind(name)
+            record: type = spec.record
+            found = self._kinds[name] = (spec, bool(_time_fields(record)))
+            return found
 
     def _facts(self, subject: str) -> PatientFacts:
         facts = self.facts.get(subject)

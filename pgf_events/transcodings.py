@@ -219,8 +219,12 @@ class FastMapper(Mapper[Any]):
         state = {name: fields.get(name, default) for name, default in layout}
         if class_version > 1:
             state["class_version"] = class_version
-        return StoredEvent(originator_id=originator_id, originator_version=originator_version, topic=topic,
-                           state=self.transcoder.encode(state))
+        # StoredEvent is a frozen dataclass: its __init__ sets each field through object.__setattr__ (half
+        # the cost of making one); its four fields are set at once, as _decode does for an event.
+        stored: StoredEvent = object.__new__(StoredEvent)
+        object.__setattr__(stored, "__dict__", {"originator_id": originator_id, "originator_version": originator_version,
+                                               "topic": topic, "state": self.transcoder.encode(state)})
+        return stored
 
     def _to_stored(self, domain_event: Any) -> StoredEvent:
         """The library's ``to_stored_event`` (no cipher), its topic and class version looked up once per class."""
