@@ -40,7 +40,7 @@ from pgf_events.domain.errors import DomainError, PgfError, ValidationError
 from pgf_events.domain.facts import PatientFacts, history_free
 from pgf_events.domain.imports import ImportBatch
 from pgf_events.domain.patient import Patient, make_ref
-from pgf_events.gc_tuning import fewer_collections
+from pgf_events.gc_tuning import fewer_collections, roomy_heap
 from pgf_events.retry import MAX_ATTEMPTS, retry
 
 if TYPE_CHECKING:
@@ -398,6 +398,7 @@ def run(app: TrialConduct, commands: Iterable[Command], *, user: str, whole: Map
     bulk = getattr(app.recorder, "bulk", None)  # the in-memory recorder has none
     if bulk is None and not dry_run:
         return None
+    roomy_heap()  # before a writer process is forked: it inherits the setting
     with bulk() if bulk is not None else nullcontext() as insert:
         if insert is None and not dry_run:
             return None
