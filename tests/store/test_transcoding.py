@@ -6,13 +6,17 @@ verify and replay unchanged; what the fast one writes must load with the standar
 
 from __future__ import annotations
 
+import functools
 import getpass
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 from eventsourcing.persistence import JSONTranscoder, Mapper
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from pgf_events.application import TrialConduct
 from pgf_events.domain.kinds import EVENT_KINDS
@@ -109,3 +113,21 @@ def test_json_that_only_the_json_module_reads_still_loads() -> None:
     app = TrialConduct(parse_url("memory://"))
     assert app.mapper.transcoder.decode(b'{"x":NaN,"y":[1,{"_type_":"date_iso","_data_":"2025-01-02"}]}')["y"][1].day == 2
     app.close()
+
+
+
+@functools.cache
+def _both() -> tuple[FastJSONTranscoder, JSONTranscoder]:
+    app = TrialConduct(parse_url("memory://", cipher_key=""))
+    fast = FastJSONTranscoder()
+    app.register_transcodings(fast)
+    return fast, _standard(app)
+
+
+@given(st.datetimes(min_value=datetime(1, 1, 2), max_value=datetime(9999, 12, 30),
+                    timezones=st.one_of(st.just(UTC), st.none(), st.timezones())))
+@settings(max_examples=1000, deadline=None)
+def test_a_time_is_written_as_the_json_transcoder_writes_it(moment: datetime) -> None:
+    """Times in UTC are printed by orjson, others by isoformat: the same text either way."""
+    fast, standard = _both()
+    assert fast.encode({"timestamp": moment}) == standard.encode({"timestamp": moment})
