@@ -1,26 +1,38 @@
 """PostgreSQL as the notary: the database stamps, positions and chains every event itself.
 
-A ``BEFORE INSERT`` trigger on the events table, owned by the schema owner and running with its
-rights (``SECURITY DEFINER``), does in the inserting transaction what no client may do:
+Triggers on the events table, owned by the schema owner and running with its rights (``SECURITY
+DEFINER``), do in the inserting transaction what no client may do:
 
-- ``recorded_by`` := ``session_user`` (the authenticated login) and ``recorded_at`` :=
-  ``clock_timestamp()`` (the database's clock); it refuses a time earlier than the previous event's;
-- ``notification_id`` := the chain head's position + 1, under a row lock on the head, so positions
-  are gap-free, in commit order, and cannot be chosen (or squatted) by a client;
-- the link: ``sha256(previous || link material || recorded_by || recorded_at)`` (the encoding of
-  :mod:`pgf_events.audit.chain`, scheme ``pgf-chain/2``), written to ``pgf_chain``; the head is
-  moved to the latest link once per statement (an ``AFTER ... FOR EACH STATEMENT`` trigger), so a
-  bulk insert does not update the head row once per event. Stores made before keep their trigger.
+- ``pgf_notarise`` (``BEFORE INSERT ... FOR EACH ROW``) stamps each row: ``recorded_by`` :=
+  ``session_user`` (the authenticated login) and ``recorded_at`` := ``clock_timestamp()`` (the
+  database's clock), refusing a time earlier than the previous event's; ``notification_id`` := the
+  next position, under a row lock on the chain head (held to the commit), so positions are gap-free,
+  in commit order, and cannot be chosen (or squatted) by a client. The rows the statement already
+  stamped are after the head: the next position follows the latest of them (one index lookup);
+- ``pgf_notarise_links`` (``AFTER INSERT ... FOR EACH STATEMENT``, over the statement's transition
+  table ``pgf_new``) links them, in position order from the head's hash: ``sha256(previous || link
+  material || recorded_by || recorded_at)`` (the encoding of :mod:`pgf_events.audit.chain`, scheme
+  ``pgf-chain/2``), all of the statement's links in one ``INSERT``, then moves the head once. It
+  refuses a row the stamp did not number; a statement that inserted nothing leaves the head alone.
+  A failing statement (a refused row, a clock set back) leaves no event and no link: the links are
+  written before the statement returns, in it.
+
+That is the notary's triggers version 2, recorded as ``notary_triggers`` in ``pgf_store``. Stores made
+before (no such key: version 1, :func:`notary_v1_ddl`) have one row trigger that hashed and wrote each
+row's link itself (~20 µs a row, twice the stamp) and a statement trigger ``pgf_notarise_head`` moving
+the head; they keep it, and verify as before, until ``pgf db upgrade`` (the owner) switches them:
+the chain is the same, byte for byte (same positions, same material, same hashes), so a store holds
+links of both versions in one chain and the verifiers do not tell them apart.
 
 Logins get INSERT on the four payload columns only and no privilege at all on the chain, the head or
 ``pgf_store``: no login but the schema owner can write a link, insert an event without one, or
 move the head. ``pgf_store`` records at creation that the store is chained and notarised.
 
-Both functions run with ``enable_seqscan = off``: their lookups (the chain's latest link, the previous
-event's time) must use the indexes whatever the table statistics say. A store analysed while it held a
-few events otherwise gets a sequential scan of the chain for every row of a bulk insert, made while
-the statement inserts: quadratic (16,000 import lines into a 20-patient store: 4.5 s, 48 s once
-analysed). Stores made before get the same from the client (``SET LOCAL`` in the bulk transaction).
+The functions run with ``enable_seqscan = off``: their lookups (the latest event, the head) must use
+the indexes whatever the table statistics say. A store analysed while it held a few events otherwise
+gets a sequential scan for every row of a bulk insert, made while the statement inserts: quadratic
+(16,000 import lines into a 20-patient store: 4.5 s, 48 s once analysed). Stores made before get the
+same from the client (``SET LOCAL`` in the bulk transaction).
 """
 
 from __future__ import annotations
@@ -224,9 +236,9 @@ BEGIN
   FOR r IN SELECT notification_id, originator_id, originator_version, recorded_at,
                   {link_material_sql("", "0")} AS material FROM pgf_new ORDER BY notification_id LOOP
     n := n + 1;
-    IF r.notification_id IS DISTINCT FROM h.position + n THEN  -- a row the stamp trigger did not number
-      RAISE EXCEPTION 'pgf: an inserted event has position % where the chain''s next is %: it was not stamped '
-        'by the notary; nothing was written', r.notification_id, h.position + n;
+    IF r.notification_id IS DISTINCT FROM h.position + n OR r.recorded_at IS NULL THEN  -- pgf_notarise did not run
+      RAISE EXCEPTION 'pgf: an inserted event at position % (the chain''s next: %) was not stamped by the notary; '
+        'nothing was written', r.notification_id, h.position + n;
     END IF;
     digest := sha256(digest || r.material);
     positions[n] := r.notification_id;

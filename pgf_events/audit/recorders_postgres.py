@@ -160,8 +160,7 @@ class ChainedPostgresRecorder(PostgresReading, ChainWriter, PostgresApplicationR
             return {row["key"]: row["value"] for row in curs.fetchall()}
 
     def missing_triggers(self) -> int:
-        """How many of the store's append-only and notary triggers are missing or disabled (a store whose
-        notary links each statement's rows has two notary triggers, one made before has one)."""
+        """How many append-only and notary triggers are missing or disabled (notary: two, one before version 2)."""
         tables = [self.events_table_name, CHAIN_TABLE, HEAD_TABLE] + ([META_TABLE] if self.notarised else [])
         notary = ["pgf_notarise"] if self.notarised else []
         notary += ["pgf_notarise_links"] if self.notarised and self.meta.get(TRIGGERS_KEY) == TRIGGERS else []
@@ -197,13 +196,12 @@ class ChainedPostgresRecorder(PostgresReading, ChainWriter, PostgresApplicationR
         """One write transaction for a bulk import (see the SQLite recorder's), the writers' lock taken
         first: an exclusive advisory lock of the store that every save takes shared, so single writers
         wait for the import instead of changing a patient it has read (and making it start again).
-        Each insert goes through the notary trigger, which stamps and chains it as any other."""
+        Each chunk's move is one insert statement: the notary stamps its rows and links them at once."""
         self._require_notary()
         with _write_errors(), self.datastore.transaction(commit=True) as curs:
             curs.execute("SELECT pg_advisory_xact_lock(%s)", (self.writers_key,))
-            # The triggers' per-row lookups by index whatever the statistics say: a store analysed while
-            # small otherwise scans the chain once per row (quadratic). New stores' functions carry this
-            # setting themselves (pg_notary); this covers the functions of stores made before.
+            # The triggers' per-row lookups by index whatever the statistics say (else quadratic): the
+            # functions of stores made before do not carry the setting themselves (pg_notary).
             curs.execute("SET LOCAL enable_seqscan = off")
             # That setting prices a scan of the temporary table at 1e10, far above every JIT threshold:
             # each chunk's INSERT ... SELECT was compiled by LLVM (~40 ms a chunk, 40% of the server's
@@ -224,7 +222,7 @@ class ChainedPostgresRecorder(PostgresReading, ChainWriter, PostgresApplicationR
                 if self.stream_sites:  # new patients' sites, for an encrypted store (pg_sites)
                     curs.execute("SELECT set_config(%s, %s, true)", (SITES_SETTING, json.dumps(self.stream_sites)))
                 # COPY (binary) into a temporary table, then one INSERT ... SELECT into the events table
-                # in order: the notary trigger and the row-level security policy see every row, as
+                # in order: the notary's triggers and the row-level security policy see every row, as
                 # for any insert (a COPY straight into a table with row-level security is refused).
                 with curs.copy("COPY pg_temp.pgf_bulk (originator_id, originator_version, topic, state) "
                                "FROM STDIN (FORMAT BINARY)") as copy:
@@ -280,9 +278,8 @@ class ChainedPostgresRecorder(PostgresReading, ChainWriter, PostgresApplicationR
         return linked
 
     def upgrade_notary(self, by: str, now: str) -> bool:
-        """``pgf db upgrade`` by the schema owner: a notarised store whose row trigger links each row
-        (version 1) gets the statement-level notary (:func:`pg_notary.notary_ddl`; the same chain).
-        One transaction, writers locked out, logged in ``pgf_store``; False if it has it already."""
+        """``pgf db upgrade`` (the schema owner): a notary of triggers version 1 becomes the statement-level
+        one (:mod:`pgf_events.audit.pg_notary`), writers locked out, logged; False if it is already."""
         if not self.notarised or self.meta.get(TRIGGERS_KEY) == TRIGGERS:
             return False
         try:
@@ -360,10 +357,9 @@ class ChainedPostgresRecorder(PostgresReading, ChainWriter, PostgresApplicationR
         )
 
 
-
 class _Mover:
     """Runs a bulk import's ``INSERT ... SELECT`` of each copied chunk (and empties the temporary table)
-    on a thread of its own: the database inserts, stamps and chains the rows (the notary trigger)
+    on a thread of its own: the database inserts, stamps and chains the rows (the notary's triggers)
     while the importing thread checks and encodes the lines after them. One chunk at a time, in
     order, on the import's connection and transaction: ``wait`` before the next COPY; the mover's
     failure is raised there (or at the end), and the transaction is then rolled back."""

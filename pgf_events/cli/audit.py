@@ -300,8 +300,9 @@ def upgrade(state: Any) -> None:
 
     Links every stored event as it stands now (marked backfilled: they prove nothing changed
     since the upgrade, not before), and on PostgreSQL adds the database notary, the roles and the
-    marker. Run it as an admin (on PostgreSQL, as the schema's owner). Nothing else ever does this:
-    verify and writes refuse a store without its chain.
+    marker; a notary that links row by row becomes the statement-level one (the same chain). Run it
+    as an admin (on PostgreSQL, as the schema's owner). Nothing else ever does this: verify and
+    writes refuse a store without its chain.
 
     \b
     Example:
