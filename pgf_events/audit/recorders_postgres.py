@@ -66,8 +66,8 @@ def _first_line(e: BaseException) -> str:
 class ChainedPostgresRecorder(PostgresReading, ChainWriter, PostgresApplicationRecorder):
     """PostgreSQL: ``<app>_events`` + ``pgf_chain`` + ``pgf_chain_head`` + ``pgf_store`` in the store's schema.
 
-    The database is the notary (:mod:`pgf_events.audit.pg_notary`): a trigger stamps, positions and
-    chains every inserted event, so this recorder only inserts the payload. Roles and grants:
+    The database is the notary (:mod:`pgf_events.audit.pg_notary`): its triggers stamp, position and
+    chain every inserted event, so this recorder only inserts the payload. Roles and grants:
     :mod:`pgf_events.audit.dbroles`. A store made by an older pgf (no ``pgf_store`` row naming the
     notary scheme) reads and verifies as before, and takes writes only after ``pgf db upgrade``; one
     whose notary links each row in its row trigger (triggers version 1) keeps it until that command.
