@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 
 WRITERS = tuple(r for r in ROLES if r != "auditor")  # may INSERT events; row-level security says which
 SIGNED_TOPIC = "pgf_events.domain.patient:Patient.Signed"
-PROTECTED = (CHAIN_TABLE, HEAD_TABLE, META_TABLE)  # no login writes these; the notary trigger does
+PROTECTED = (CHAIN_TABLE, HEAD_TABLE, META_TABLE)  # no login writes these; the notary's triggers do
 _NAME_RE = re.compile(r"^[a-z0-9_]+$")
 
 

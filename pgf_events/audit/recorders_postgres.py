@@ -29,7 +29,7 @@ from psycopg.sql import SQL, Composed, Identifier
 
 from pgf_events.audit.chain import CHAIN_TABLE, GENESIS, HEAD_TABLE, META_TABLE, NOTARY_SCHEME
 from pgf_events.audit.dbroles import roles_ddl
-from pgf_events.audit.pg_notary import init_new_store_sql, notary_ddl
+from pgf_events.audit.pg_notary import TRIGGERS, TRIGGERS_KEY, init_new_store_sql, notary_ddl, triggers_ddl
 from pgf_events.audit.pg_reading import PostgresReading
 from pgf_events.audit.pg_sites import SITES_SETTING, sites_ddl
 from pgf_events.audit.recorders import (
@@ -66,11 +66,14 @@ def _first_line(e: BaseException) -> str:
 class ChainedPostgresRecorder(PostgresReading, ChainWriter, PostgresApplicationRecorder):
     """PostgreSQL: ``<app>_events`` + ``pgf_chain`` + ``pgf_chain_head`` + ``pgf_store`` in the store's schema.
 
-    The database is the notary (:mod:`pgf_events.audit.pg_notary`): a trigger stamps, positions and
-    chains every inserted event, so this recorder only inserts the payload. Roles and grants:
+    The database is the notary (:mod:`pgf_events.audit.pg_notary`): its triggers stamp, position and
+    chain every inserted event, so this recorder only inserts the payload. Roles and grants:
     :mod:`pgf_events.audit.dbroles`. A store made by an older pgf (no ``pgf_store`` row naming the
-    notary scheme) reads and verifies as before, and takes writes only after ``pgf db upgrade``.
+    notary scheme) reads and verifies as before, and takes writes only after ``pgf db upgrade``; one
+    whose notary links each row in its row trigger (triggers version 1) keeps it until that command.
     """
+
+    new_store_triggers = TRIGGERS  # the notary's triggers a store created now gets (tests make version 1)
 
     def __init__(self, datastore: Any, *, events_table_name: str = "stored_events"):
         super().__init__(datastore, events_table_name=events_table_name)
@@ -106,7 +109,8 @@ class ChainedPostgresRecorder(PostgresReading, ChainWriter, PostgresApplicationR
             ).format(**self.q),
         ]
         self.sql_create_statements += [SQL(statement).format() for statement in  # type: ignore[arg-type]
-                                       notary_ddl(self.datastore.schema, self.events_table_name)]
+                                       triggers_ddl(self.new_store_triggers)(self.datastore.schema,
+                                                                             self.events_table_name)]
         for table, function in ((events, "pgf_refuse_change"), (chain, "pgf_refuse_change"),
                                 (head, "pgf_head_forward_only"), (Identifier(META_TABLE), "pgf_refuse_change")):
             self.sql_create_statements += [
@@ -133,7 +137,7 @@ class ChainedPostgresRecorder(PostgresReading, ChainWriter, PostgresApplicationR
             try:
                 super().create_table()
                 with self.datastore.transaction(commit=True) as curs:
-                    for statement, params in init_new_store_sql(self.datastore.schema):
+                    for statement, params in init_new_store_sql(self.datastore.schema, self.new_store_triggers):
                         curs.execute(statement, params)
             except PersistenceError as e:
                 raise StoreError(f"cannot create the store's tables, roles and triggers: {_first_line(e)} "
@@ -156,14 +160,18 @@ class ChainedPostgresRecorder(PostgresReading, ChainWriter, PostgresApplicationR
             return {row["key"]: row["value"] for row in curs.fetchall()}
 
     def missing_triggers(self) -> int:
+        """How many append-only and notary triggers are missing or disabled (notary: two, one before version 2)."""
         tables = [self.events_table_name, CHAIN_TABLE, HEAD_TABLE] + ([META_TABLE] if self.notarised else [])
-        expected = 2 * len(tables) + (1 if self.notarised else 0)
+        notary = ["pgf_notarise"] if self.notarised else []
+        notary += ["pgf_notarise_links"] if self.notarised and self.meta.get(TRIGGERS_KEY) == TRIGGERS else []
+        expected = 2 * len(tables) + len(notary)
         with self.datastore.transaction(commit=False) as curs:
             curs.execute(
                 "SELECT count(*) AS n FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid "
                 "JOIN pg_namespace ns ON ns.oid = c.relnamespace WHERE ns.nspname = %s AND c.relname = ANY(%s) "
-                "AND t.tgname IN ('pgf_append_only', 'pgf_no_truncate', 'pgf_notarise') AND t.tgenabled <> 'D'",
-                (self.datastore.schema, tables),
+                "AND (t.tgname IN ('pgf_append_only', 'pgf_no_truncate') OR t.tgname = ANY(%s) "
+                "AND c.relname = %s) AND t.tgenabled <> 'D'",
+                (self.datastore.schema, tables, notary, self.events_table_name),
             )
             return max(0, expected - int(curs.fetchone()["n"]))
 
@@ -188,13 +196,12 @@ class ChainedPostgresRecorder(PostgresReading, ChainWriter, PostgresApplicationR
         """One write transaction for a bulk import (see the SQLite recorder's), the writers' lock taken
         first: an exclusive advisory lock of the store that every save takes shared, so single writers
         wait for the import instead of changing a patient it has read (and making it start again).
-        Each insert goes through the notary trigger, which stamps and chains it as any other."""
+        Each chunk's move is one insert statement: the notary stamps its rows and links them at once."""
         self._require_notary()
         with _write_errors(), self.datastore.transaction(commit=True) as curs:
             curs.execute("SELECT pg_advisory_xact_lock(%s)", (self.writers_key,))
-            # The triggers' per-row lookups by index whatever the statistics say: a store analysed while
-            # small otherwise scans the chain once per row (quadratic). New stores' functions carry this
-            # setting themselves (pg_notary); this covers the functions of stores made before.
+            # The triggers' per-row lookups by index whatever the statistics say (else quadratic): the
+            # functions of stores made before do not carry the setting themselves (pg_notary).
             curs.execute("SET LOCAL enable_seqscan = off")
             # That setting prices a scan of the temporary table at 1e10, far above every JIT threshold:
             # each chunk's INSERT ... SELECT was compiled by LLVM (~40 ms a chunk, 40% of the server's
@@ -215,7 +222,7 @@ class ChainedPostgresRecorder(PostgresReading, ChainWriter, PostgresApplicationR
                 if self.stream_sites:  # new patients' sites, for an encrypted store (pg_sites)
                     curs.execute("SELECT set_config(%s, %s, true)", (SITES_SETTING, json.dumps(self.stream_sites)))
                 # COPY (binary) into a temporary table, then one INSERT ... SELECT into the events table
-                # in order: the notary trigger and the row-level security policy see every row, as
+                # in order: the notary's triggers and the row-level security policy see every row, as
                 # for any insert (a COPY straight into a table with row-level security is refused).
                 with curs.copy("COPY pg_temp.pgf_bulk (originator_id, originator_version, topic, state) "
                                "FROM STDIN (FORMAT BINARY)") as copy:
@@ -263,11 +270,32 @@ class ChainedPostgresRecorder(PostgresReading, ChainWriter, PostgresApplicationR
                 head = self._read_head(c)
                 assert head is not None
                 self._write_meta(c, [("chain", NOTARY_SCHEME), ("notary_from", str(head[0] + 1)),
-                                     ("upgraded_at", now), ("upgraded_by", by), ("backfilled_to", str(linked))])
+                                     ("upgraded_at", now), ("upgraded_by", by), ("backfilled_to", str(linked))]
+                                 + ([(TRIGGERS_KEY, self.new_store_triggers)] if self.new_store_triggers != "1" else []))
         except PersistenceError as e:
             raise StoreError(f"cannot upgrade the store: {_first_line(e)} (run it as the schema's owner)") from None
         self.meta = self.read_meta()
         return linked
+
+    def upgrade_notary(self, by: str, now: str) -> bool:
+        """``pgf db upgrade`` (the schema owner): a notary of triggers version 1 becomes the statement-level
+        one (:mod:`pgf_events.audit.pg_notary`), writers locked out, logged; False if it is already."""
+        if not self.notarised or self.meta.get(TRIGGERS_KEY) == TRIGGERS:
+            return False
+        try:
+            with self.datastore.transaction(commit=True) as c:
+                self._lock_writers(c)
+                if self._meta_value(c, TRIGGERS_KEY) == TRIGGERS:  # upgraded meanwhile
+                    return False
+                for statement in notary_ddl(self.datastore.schema, self.events_table_name):
+                    c.execute(statement)
+                self._write_meta(c, [(TRIGGERS_KEY, TRIGGERS), (f"{TRIGGERS_KEY}_at", now),
+                                     (f"{TRIGGERS_KEY}_by", by)])
+        except PersistenceError as e:
+            raise StoreError(f"cannot upgrade the store: {_first_line(e)} (run it as the schema's owner)") from None
+        finally:
+            self.meta = self.read_meta()
+        return True
 
     def _write_meta(self, c: Any, rows: list[tuple[str, str]]) -> None:
         c.executemany(SQL("INSERT INTO {schema}.{meta} (key, value) VALUES (%s, %s)").format(**self.q), rows)
@@ -329,10 +357,9 @@ class ChainedPostgresRecorder(PostgresReading, ChainWriter, PostgresApplicationR
         )
 
 
-
 class _Mover:
     """Runs a bulk import's ``INSERT ... SELECT`` of each copied chunk (and empties the temporary table)
-    on a thread of its own: the database inserts, stamps and chains the rows (the notary trigger)
+    on a thread of its own: the database inserts, stamps and chains the rows (the notary's triggers)
     while the importing thread checks and encodes the lines after them. One chunk at a time, in
     order, on the import's connection and transaction: ``wait`` before the next COPY; the mover's
     failure is raised there (or at the end), and the transaction is then rolled back."""

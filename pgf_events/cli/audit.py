@@ -300,8 +300,9 @@ def upgrade(state: Any) -> None:
 
     Links every stored event as it stands now (marked backfilled: they prove nothing changed
     since the upgrade, not before), and on PostgreSQL adds the database notary, the roles and the
-    marker. Run it as an admin (on PostgreSQL, as the schema's owner). Nothing else ever does this:
-    verify and writes refuse a store without its chain.
+    marker; a notary that links row by row becomes the statement-level one (the same chain). Run it
+    as an admin (on PostgreSQL, as the schema's owner). Nothing else ever does this: verify and
+    writes refuse a store without its chain.
 
     \b
     Example:
@@ -315,12 +316,13 @@ def upgrade(state: Any) -> None:
         raise StoreError(f"the store {app.store.display} keeps no chain (in-memory stores have none)")
     now = datetime.now(UTC).isoformat()
     linked = recorder.upgrade(state.user, now)
-    sited = None
+    sited, statements = None, False
     if app.store.backend == "postgresql":  # row-level security by site (issue 15), on a store made before it
         from pgf_events.audit.pg_sites import upgrade_site_scope  # noqa: PLC0415
 
         sited = upgrade_site_scope(app)
-    if linked is None and sited is None:
+        statements = recorder.upgrade_notary(state.user, now)  # the statement-level notary (issue 18)
+    if linked is None and sited is None and not statements:
         click.echo("nothing to upgrade: the store is already chained")
         return
     if linked:
@@ -334,3 +336,6 @@ def upgrade(state: Any) -> None:
         if sited is not None:
             click.echo(f"upgraded by {state.user} at {now}: row-level security by site; {sited} stored "
                        "event(s) stamped with their patient's site")
+        if statements:
+            click.echo(f"upgraded by {state.user} at {now}: the database links each insert statement's events "
+                       "at once (statement-level notary; the same chain)")

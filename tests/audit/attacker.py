@@ -84,8 +84,9 @@ class Attacker:
             for table in (self.events, self.chain, self.head, self.meta):
                 self.sql(f"DROP TRIGGER pgf_append_only ON {table}")
                 self.sql(f"DROP TRIGGER pgf_no_truncate ON {table}")
-            if notary:
-                self.sql(f"DROP TRIGGER pgf_notarise ON {self.events}")  # the database's notary too
+            if notary:  # the database's notary too (a store made before the statement-level one has no links trigger)
+                self.sql(f"DROP TRIGGER pgf_notarise ON {self.events}")
+                self.sql(f"DROP TRIGGER IF EXISTS pgf_notarise_links ON {self.events}")
 
     def position_of(self, subject_version: tuple[str, int]) -> int:
         from pgf_events.domain.patient import patient_id

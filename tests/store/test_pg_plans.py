@@ -1,9 +1,9 @@
 """PostgreSQL: a bulk import into a store analysed while it was small stays linear.
 
-The notary's and the site stamp's per-row lookups (the chain's latest link, the stream's site) must use
+The notary's and the site stamp's per-row lookups (the latest event, the stream's site) must use
 their indexes whatever the statistics say. Analysed with a handful of events, the planner prefers a
 sequential scan; inside a statement that inserts thousands of rows that is one scan of the growing
-chain per row, quadratic (16,000 lines into a 20-patient store: 4.5 s, 48 s once analysed). Speed is a
+table per row, quadratic (16,000 lines into a 20-patient store: 4.5 s, 48 s once analysed). Speed is a
 benchmark's business; this test counts the scans PostgreSQL records instead (``pg_stat_user_tables``).
 """
 
@@ -44,7 +44,7 @@ def test_an_import_into_a_store_analysed_while_small_looks_rows_up_by_index(pg_u
     cluster, schema = Cluster.session(), pg_url.rsplit("schema=", 1)[1].split("&")[0]
     with cluster.connect(OWNER) as conn:
         if made == "before":  # a store made by an earlier pgf: its trigger functions carry no plan setting
-            for function in ("pgf_notarise", "pgf_notarise_head", "pgf_stamp_site"):
+            for function in ("pgf_notarise", "pgf_notarise_links", "pgf_stamp_site"):
                 conn.execute(f'ALTER FUNCTION "{schema}".{function}() RESET enable_seqscan')
         for table in TABLES:  # what autovacuum does to a young store: its statistics say "tiny"
             conn.execute(f'ANALYZE "{schema}"."{table}"')
@@ -56,13 +56,13 @@ def test_an_import_into_a_store_analysed_while_small_looks_rows_up_by_index(pg_u
     before = _scans(cluster, schema)
     pgf.ok("import", str(path))
     deadline = time.monotonic() + 15
-    while True:  # the importing backend's counters arrive when it ends: wait until the chain's do
+    while True:  # the importing backend's counters arrive when it ends: wait until the events' do
         after = _scans(cluster, schema)
-        chain = [a - b for a, b in zip(after["pgf_chain"], before["pgf_chain"], strict=True)]
-        if sum(chain) >= LINES or time.monotonic() > deadline:
+        events = [a - b for a, b in zip(after["pgf_events"], before["pgf_events"], strict=True)]
+        if sum(events) >= LINES or time.monotonic() > deadline:
             break
         time.sleep(0.2)
-    assert sum(chain) >= LINES, f"the import's scan counts never arrived: {before} -> {after}"
+    assert sum(events) >= LINES, f"the import's scan counts never arrived: {before} -> {after}"
     for table in TABLES:
         seq = after[table][0] - before[table][0]
         assert seq < LINES // 10, f"{table}: {seq} sequential scans for {LINES} imported lines (one per row?)"
