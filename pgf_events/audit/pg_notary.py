@@ -47,6 +47,16 @@ TRIGGERS_KEY = "notary_triggers"
 TRIGGERS = "2"
 
 
+# Both notaries' stamp, under the head's lock (times follow positions): the database's clock, refused
+# when earlier than the last recorded event's (``last_at``).
+_CLOCK_CHECK = """  stamped := clock_timestamp();  -- read under the head's lock: times follow positions
+  IF last_at IS NOT NULL AND stamped < last_at THEN
+    RAISE EXCEPTION 'pgf: the database clock (%) is earlier than the last recorded event (%); nothing was written',
+      stamped, last_at;
+  END IF;
+"""
+
+
 def _q(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
@@ -106,12 +116,7 @@ BEGIN
     NEW.notification_id := h.position + 1;
     last_at := h.recorded_at;
   END IF;
-  stamped := clock_timestamp();  -- read under the head's lock: times follow positions
-  IF last_at IS NOT NULL AND stamped < last_at THEN
-    RAISE EXCEPTION 'pgf: the database clock (%) is earlier than the last recorded event (%); nothing was written',
-      stamped, last_at;
-  END IF;
-  NEW.recorded_by := who;
+{_CLOCK_CHECK}  NEW.recorded_by := who;
   NEW.recorded_at := stamped;
   digest := sha256(previous || {link_material_sql("NEW.", "0")});
   INSERT INTO {chain} (position, originator_id, originator_version, hash, backfilled)
@@ -197,12 +202,7 @@ BEGIN
     NEW.notification_id := h.position + 1;
     last_at := h.recorded_at;
   END IF;
-  stamped := clock_timestamp();  -- read under the head's lock: times follow positions
-  IF last_at IS NOT NULL AND stamped < last_at THEN
-    RAISE EXCEPTION 'pgf: the database clock (%) is earlier than the last recorded event (%); nothing was written',
-      stamped, last_at;
-  END IF;
-  NEW.recorded_by := session_user;
+{_CLOCK_CHECK}  NEW.recorded_by := session_user;
   NEW.recorded_at := stamped;
   RETURN NEW;
 END $fn$"""
