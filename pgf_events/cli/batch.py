@@ -93,6 +93,8 @@ def _command(number: int, obj: Any) -> Command:
             raise ValidationError(f"a {kind} line has no key {', '.join(sorted(obj))}")
         if kind == "correct":
             if isinstance(changes, list):
+                if not all(isinstance(pair, str) for pair in changes):
+                    raise ValidationError('a correct line\'s "set" is {"FIELD": VALUE, ...} or ["FIELD=VALUE", ...]')
                 changes = parse_sets(tuple(changes))
             if not isinstance(changes, dict) or not changes:
                 raise ValidationError('a correct line needs "set": {"FIELD": VALUE, ...}')

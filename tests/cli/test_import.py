@@ -67,6 +67,24 @@ def test_every_bad_line_is_reported_and_nothing_is_written(pgf: Pgf, tmp_path: P
     assert fingerprint(pgf.url) == before
 
 
+def test_a_correct_lines_set_list_of_other_than_texts_is_a_line_error(pgf: Pgf) -> None:
+    """ "set" as a list takes "FIELD=VALUE" texts (as --set does); a number or null there is that line's
+    error, not a crash."""
+    pgf.ok("import", "-", input=good_file())
+    before = fingerprint(pgf.url)
+    result = pgf("import", "-", input=lines(
+        {"record": "correct", "ref": "S001#6", "set": [1], "reason": "x"},
+        {"record": "correct", "ref": "S001#6", "set": ["anc=0.5", None], "reason": "x"},
+        {"record": "correct", "ref": "S001#6", "set": ["anc=0.5"], "reason": "x"},
+    ))
+    assert result.exit_code == 1 and "Traceback" not in result.stderr + result.stdout
+    err = result.stderr.strip().splitlines()
+    assert [line.split(":")[0] for line in err[:-1]] == ["line 1", "line 2"]
+    assert all('"set" is {"FIELD": VALUE, ...} or ["FIELD=VALUE", ...]' in line for line in err[:-1])
+    assert err[-1] == "Error: 2 of 3 lines failed; nothing was written"
+    assert fingerprint(pgf.url) == before
+
+
 def test_an_empty_or_non_utf8_file_is_rejected(pgf: Pgf, tmp_path: Path) -> None:
     pgf.rejected("import", "-", input="\n\n", contains="holds no records")
     path = tmp_path / "latin1.jsonl"
