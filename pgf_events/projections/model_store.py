@@ -18,7 +18,7 @@ from uuid import UUID
 import sqlalchemy as sa
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
-from pgf_events.gc_tuning import fewer_collections, made_long_lived
+from pgf_events.gc_tuning import WHOLE_READ_THRESHOLD, fewer_collections, made_long_lived
 from pgf_events.projections.derive import fold
 from pgf_events.projections.store import ProjectionStore
 from pgf_events.projections.stream_models import Stream, StreamModel
@@ -156,7 +156,7 @@ class KeptRows:
                     self._seen = seen
                     return False
             self.full_reads += 1
-            with fewer_collections():  # thousands of JSON documents: no cycle collection over them meanwhile
+            with fewer_collections(WHOLE_READ_THRESHOLD):  # thousands of JSON documents: no cycle collection meanwhile
                 self.rows = {(r.subject, r.kind): (r.version, store.codec.open(r.data))
                              for r in conn.execute(sa.select(t.c.subject, t.c.kind, t.c.version, t.c.data))}
                 made_long_lived(len(self.rows))

@@ -16,7 +16,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from pgf_events.gc_tuning import fewer_collections, made_long_lived
+from pgf_events.gc_tuning import WHOLE_READ_THRESHOLD, fewer_collections, made_long_lived
 from pgf_events.projections.per_store import PerStore
 from pgf_events.projections.store import ProjectionStore
 from pgf_events.projections.tables import views
@@ -61,7 +61,7 @@ class Snapshot:
                     mine = None  # rows went away or were rewritten at older positions: read it all
             if mine is None:
                 self.full_reads += 1
-                with fewer_collections():  # thousands of JSON documents: no cycle collection over them meanwhile
+                with fewer_collections(WHOLE_READ_THRESHOLD):  # thousands of JSON documents: no cycle collection meanwhile
                     mine = {r.subject: (r.version, self.store.codec.open(r.data))
                             for r in conn.execute(sa.select(view.c.subject, view.c.version, view.c.data))}
                     made_long_lived(len(mine))
