@@ -168,7 +168,7 @@ class TrialConduct(UserRoles, SigningUseCases, SiteScope, Application[Any]):
                      legacy_digest: str | None = None) -> list[Result] | ImportBatch:
         """Execute an imported file once: returns its results, or the earlier ImportBatch if already done.
 
-        ``digest`` identifies the file by meaning (``cli.batch.command_digest``); ``legacy_digest`` (the
+        ``digest`` identifies the file by meaning (``cli.import_digest.command_digest``); ``legacy_digest`` (the
         SHA-256 of its bytes) finds a batch imported before batches were keyed by meaning.
         """
         def already() -> ImportBatch | None:

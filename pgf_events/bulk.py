@@ -9,7 +9,7 @@ keeps only the patient's facts: checked by the aggregate's own rule functions, t
 one ``Patient.record`` triggers. Every other line goes through the aggregate exactly as in
 :class:`UnitOfWork` (those patients are held until the end, as corrections and voids are checked
 together). Such a patient is held only until the file's last line that touches it (the first pass
-knows which: :class:`Holding`): there its deferred changes are settled and its edit checks run, and
+knows which: :class:`pgf_events.bulk_plan.Holding`): there its deferred changes are settled and its edit checks run, and
 the aggregate is let go, so memory stays bounded by the patients a file interleaves, not by the
 file. Events are stored in command order, automatic queries, the batch and the keys last, as
 :meth:`UnitOfWork.commit` stores them: the same accepted lines, the same errors, the same stored
@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from eventsourcing.persistence import IntegrityError, OperationalError
 
+from pgf_events.bulk_plan import subject_of
 from pgf_events.commands import (
     BatchRejected,
     Command,
@@ -33,10 +34,9 @@ from pgf_events.commands import (
     _time_fields,
     _typed_times,
     normalise_subject,
-    parse_ref,
 )
 from pgf_events.domain import kinds
-from pgf_events.domain.errors import DomainError, PgfError, ValidationError
+from pgf_events.domain.errors import DomainError, PgfError
 from pgf_events.domain.facts import PatientFacts, history_free
 from pgf_events.domain.imports import ImportBatch
 from pgf_events.domain.patient import Patient, make_ref
@@ -47,49 +47,6 @@ if TYPE_CHECKING:
     from pgf_events.application import TrialConduct
 
 CHUNK = 2000  # events written per insert: large enough to amortise a statement, small enough to stream
-
-
-def needs_history(command: Command) -> str | None:
-    """The patient a command must load whole for (None: none, or a history-free record)."""
-    try:
-        if command.action == "record":
-            if history_free(command.kind) and command.key is None and command.kind in kinds.KINDS:
-                return None
-            return normalise_subject(command.subject)
-        return parse_ref(command.ref)[0]
-    except ValidationError:
-        return None
-
-
-class Holding:
-    """The first pass's plan: which patients some command needs whole (:func:`needs_history`), and
-    after which command (its ordinal among the file's parsable commands, from 1) each is done."""
-
-    def __init__(self) -> None:
-        self._whole: set[str] = set()
-        self._last: dict[str, int] = {}
-        self.count = 0
-
-    def add(self, command: Command) -> None:
-        self.count += 1
-        whole = needs_history(command)
-        if whole is not None:
-            self._whole.add(whole)
-        subject = _subject(command)
-        if subject:
-            self._last[subject] = self.count
-
-    @property
-    def whole(self) -> dict[str, int]:
-        """Subject -> ordinal of the last command touching it, for the patients held whole."""
-        return {s: self._last.get(s, self.count) for s in self._whole}
-
-    @classmethod
-    def of(cls, commands: Iterable[Command]) -> dict[str, int]:
-        holding = cls()
-        for command in commands:
-            holding.add(command)
-        return holding.whole
 
 
 class _Let:
@@ -153,7 +110,7 @@ class BulkUnit(UnitOfWork):
             if not self.defer_changes:  # a file of one command: its own error, as execute() raises it
                 raise
             self.errors.append((command.line, str(e)))
-            subject = _subject(command)
+            subject = subject_of(command)
         else:
             if subject in self.patients or subject in self.facts:
                 self.seen.setdefault(subject)
@@ -198,7 +155,7 @@ class BulkUnit(UnitOfWork):
 
     def _is_fast(self, command: Command) -> bool:
         return (command.action == "record" and command.key is None and history_free(command.kind)
-                and command.kind in kinds.KINDS and (not self.whole or _subject(command) not in self.whole))
+                and command.kind in kinds.KINDS and (not self.whole or subject_of(command) not in self.whole))
 
     def _fast(self, command: Command) -> str:
         if not self._lock_checked:
@@ -249,15 +206,15 @@ class BulkUnit(UnitOfWork):
         return facts
 
     def _whole(self, command: Command) -> str:
-        if _subject(command) in self.let:  # the plan said no later command touches it
-            raise AssertionError(f"{_subject(command)} was let go before a command touching it (a wrong Holding)")
+        if subject_of(command) in self.let:  # the plan said no later command touches it
+            raise AssertionError(f"{subject_of(command)} was let go before a command touching it (a wrong Holding)")
         self.apply(command)
         self.queue += self._order
         self._order.clear()
         for item in self._results:
             self._result(item.ref if isinstance(item, Result) else make_ref(item[0].subject, item[1]))
         self._results.clear()
-        return _subject(command)
+        return subject_of(command)
 
     def _result(self, ref: str) -> None:
         self.count += 1
@@ -412,13 +369,6 @@ def run(app: TrialConduct, commands: Iterable[Command], *, user: str, whole: Map
             last_check()
         unit.finish(extra(total) if extra and not dry_run else ())
         return unit
-
-
-def _subject(command: Command) -> str:
-    try:
-        return normalise_subject(command.subject) if command.action == "record" else parse_ref(command.ref)[0]
-    except ValidationError:
-        return ""
 
 
 def _awaits_settle(event: Any) -> bool:

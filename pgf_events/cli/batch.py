@@ -15,8 +15,9 @@ import orjson
 from pgf_events.application import BatchRejected, Command
 from pgf_events.cli._output import emit_json, output_options, progress
 from pgf_events.cli.edit import parse_sets
+from pgf_events.cli.import_digest import Digest
 from pgf_events.domain.errors import PgfError, ValidationError
-from pgf_events.domain.imports import ImportBatch, canonical, fingerprint
+from pgf_events.domain.imports import ImportBatch
 from pgf_events.domain.kinds import KINDS
 from pgf_events.domain.parsing import printable
 from pgf_events.domain.rules.entry import history_free
@@ -131,18 +132,6 @@ def command_line(command: Command) -> str:
     return json.dumps(obj, ensure_ascii=False, default=str)
 
 
-def command_digest(commands: list[Command]) -> str:
-    """SHA-256 of what the commands mean: the same records in the same order give the same digest,
-    whatever the line endings, blank lines, key order or JSON whitespace of the file. (:class:`Scan`
-    computes the same digest as it streams.)"""
-    return fingerprint([_digest_item(c) for c in commands])
-
-
-def _digest_item(c: Command) -> list[Any]:
-    return [c.action, c.subject.strip().upper() if isinstance(c.subject, str) else c.subject, c.kind, c.fields,
-            c.ref, c.reason, c.source, c.deviation, c.key]
-
-
 def read_commands(lines: Any) -> tuple[list[Command], list[tuple[int | None, str]]]:
     commands: list[Command] = []
     errors: list[tuple[int | None, str]] = []
@@ -168,14 +157,14 @@ def report_errors(errors: list[tuple[int | None, str]], total: int) -> None:
 
 class Scan:
     """The first look at an import file: its size (non-blank lines), its byte digest, and which patients
-    some line needs whole and until which command (:class:`pgf_events.bulk.Holding`).
+    some line needs whole and until which command (:class:`pgf_events.bulk_plan.Holding`).
 
     When every line is plainly a history-free record (``plain``: a JSON object whose ``"record"`` is a
     history-free kind, with no ``"key"``; a lab migration), no patient is needed whole and this pass
     parses no line: the import reads the file once (:meth:`commands`), computing the file's digest and
     collecting its parse errors as it goes (``digest``, ``errors``, known once the commands are read).
     Otherwise this pass parses every line, as it always did: the plan, the digest and the parse errors
-    are known before the import starts. Either way the digest is the same (:func:`command_digest`)."""
+    are known before the import starts. Either way the digest is the same (:func:`pgf_events.cli.import_digest.command_digest`)."""
 
     def __init__(self, file: Any, name: str):
         self.name = name
@@ -198,10 +187,10 @@ class Scan:
             self._plan()
 
     def _plan(self) -> None:
-        from pgf_events.bulk import Holding  # noqa: PLC0415
+        from pgf_events.bulk_plan import Holding  # noqa: PLC0415
 
         holding = Holding()
-        digest = _Digest()
+        digest = Digest()
         for command, native in self._parsed():
             digest.add(command, native)
             holding.add(command)
@@ -254,7 +243,7 @@ class Scan:
 
     def _digesting(self) -> Iterator[Command]:
         self.digest = None
-        digest = _Digest()
+        digest = Digest()
         for command, native in self._parsed():
             digest.add(command, native)
             yield command
@@ -262,45 +251,9 @@ class Scan:
             self.digest = digest.hexdigest()
 
 
-class _Digest:
-    """:func:`command_digest`, computed as the commands stream by."""
-
-    def __init__(self) -> None:
-        self._hash = hashlib.sha256(b"[")
-        self._count = 0
-
-    def add(self, command: Command, native: bool = False) -> None:
-        """``native``: the command's line was read by orjson (:func:`_load`); then orjson may print its item."""
-        self._count += 1
-        if self._count > 1:
-            self._hash.update(b",")
-        item = _digest_item(command)
-        text = _orjson_canonical(item) if native else None
-        self._hash.update(text if text is not None else canonical(item).encode("utf-8", "surrogatepass"))
-
-    def hexdigest(self) -> str:
-        self._hash.update(b"]")
-        return self._hash.hexdigest()
-
-
-def _orjson_canonical(item: list[Any]) -> bytes | None:
-    """:func:`canonical`'s bytes for a digest item of a line orjson read, printed by orjson (sorted keys; its
-    separators, numbers and string escapes are the json module's for such values: no NaN or infinity, integers
-    within 64 bits, no lone surrogate), or None where they may differ: a float below 1e-4 in magnitude (json
-    prints 1e-05, orjson 0.00001; orjson prints every such float with "e-" or "0.0000", so a text holding
-    neither has none) or a value orjson does not write."""
-    try:
-        text = orjson.dumps(item, option=orjson.OPT_SORT_KEYS)
-    except orjson.JSONEncodeError:
-        return None
-    if b"e-" in text or b"0.0000" in text:
-        return None
-    return text
-
-
 def _plain_line(text: str) -> bool:
     """Whether a line is plainly a record of a history-free kind with no idempotency key (then
-    :func:`pgf_events.bulk.needs_history` is None for it, or it fails to parse): read without checking it."""
+    :func:`pgf_events.bulk_plan.needs_history` is None for it, or it fails to parse): read without checking it."""
     try:
         obj = orjson.loads(text)
     except orjson.JSONDecodeError:

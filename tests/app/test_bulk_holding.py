@@ -11,7 +11,8 @@ from typing import Any
 import attrs
 
 from pgf_events.application import Command, TrialConduct
-from pgf_events.bulk import CHUNK, BulkUnit, Holding
+from pgf_events.bulk import CHUNK, BulkUnit
+from pgf_events.bulk_plan import Holding
 from pgf_events.demo import commands_for, plan_cohort
 from pgf_events.store import parse_url
 from tests.conftest import NOW, Pgf

@@ -26,8 +26,10 @@ from hypothesis.errors import InvalidArgument
 
 from pgf_events.application import BatchRejected, Command, TrialConduct
 from pgf_events.audit.recorders_sqlite import ChainedSQLiteRecorder
-from pgf_events.bulk import Holding, import_stream
-from pgf_events.cli.batch import Scan, command_digest, command_line, import_scanned
+from pgf_events.bulk import import_stream
+from pgf_events.bulk_plan import Holding
+from pgf_events.cli.batch import Scan, command_line, import_scanned
+from pgf_events.cli.import_digest import command_digest
 from pgf_events.domain.errors import PgfError
 from pgf_events.store import parse_url
 from tests.conftest import NOW

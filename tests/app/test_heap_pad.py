@@ -15,7 +15,8 @@ import pytest
 from pgf_events import bulk
 from pgf_events.application import Command, TrialConduct
 from pgf_events.audit.recorders_sqlite import ChainedSQLiteRecorder
-from pgf_events.bulk import Holding, import_stream
+from pgf_events.bulk import import_stream
+from pgf_events.bulk_plan import Holding
 from pgf_events.store import parse_url
 from tests.conftest import NOW
 

@@ -10,7 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pgf_events.cli.batch import Scan, _orjson_canonical, command_digest
+from pgf_events.cli.batch import Scan
+from pgf_events.cli.import_digest import _orjson_canonical, command_digest
 from pgf_events.domain.imports import canonical
 
 # History-free records only (read once): a BOM, CRLF, a blank line, keys in any order, a subject to normalise,
