@@ -326,6 +326,8 @@ def import_scanned(app: Any, scan: Scan, user: str, *, progress: Any = None, kee
             import_stream(app, scan.commands, progress=progress, dry_run=True, **options)
         except BatchRejected as rejected:
             errors.extend(rejected.errors)
+        except PgfError as e:  # one parsable line: its own error, raised as such (a one-command batch)
+            errors.append((next(iter(scan.commands())).line, str(e)))
         errors.sort(key=lambda e: e[0] or 0)
         raise BatchRejected(errors)
     return import_stream(app, scan.commands, progress=progress, keep_refs=keep_refs, **options)

@@ -85,6 +85,21 @@ def test_a_correct_lines_set_list_of_other_than_texts_is_a_line_error(pgf: Pgf) 
     assert fingerprint(pgf.url) == before
 
 
+def test_a_lab_file_read_once_reports_a_refused_line_and_a_parse_error_together(pgf: Pgf) -> None:
+    """A file read in one pass (plain lab lines) where one line is refused by a rule and another does not
+    parse: both are reported, in line order, and nothing is written."""
+    pgf.ok("import", "-", input=lines(REG))
+    before = fingerprint(pgf.url)
+    result = pgf("import", "-", input=lines({"record": "lab", "subject": "S999", "date": "2025-03-01", "anc": 1})
+                 + "{not json\n")
+    assert result.exit_code == 1 and "Traceback" not in result.stderr + result.stdout
+    err = result.stderr.strip().splitlines()
+    assert [line.split(":")[0] for line in err[:-1]] == ["line 1", "line 2"]
+    assert "S999 is not registered" in err[0] and "not valid JSON" in err[1]
+    assert err[-1] == "Error: 2 of 2 lines failed; nothing was written"
+    assert fingerprint(pgf.url) == before
+
+
 def test_an_empty_or_non_utf8_file_is_rejected(pgf: Pgf, tmp_path: Path) -> None:
     pgf.rejected("import", "-", input="\n\n", contains="holds no records")
     path = tmp_path / "latin1.jsonl"
