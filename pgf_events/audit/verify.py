@@ -265,9 +265,11 @@ def describe_break(app: Any, broken: Break) -> dict[str, Any]:
     else:
         ref = None
     where = f"{ref} (position {broken.position})" if ref else f"position {broken.position}"
+    # Missing triggers are no break in the chain (it matches to its head): say what is wrong instead
+    message = f"store unguarded: {broken.detail}" if broken.kind == "triggers" else f"chain broken at {where}: {broken.detail}"
     return {
         "kind": broken.kind, "position": broken.position, "subject": subject, "ref": ref,
-        "message": f"chain broken at {where}: {broken.detail}",
+        "message": message,
     }
 
 

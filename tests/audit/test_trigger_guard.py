@@ -5,25 +5,15 @@ admin, logged in ``pgf_store``) puts it back."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.audit.attacker import Attacker
-from tests.audit.test_chain import build
 from tests.conftest import Pgf
 from tests.pgcluster import OWNER
 
 LAB = ("record", "lab", "S002", "--date", "2025-03-03", "--anc", "0.7")
-
-
-@pytest.fixture
-def store(store_url: str) -> Iterator[tuple[Pgf, Attacker]]:
-    build(store_url)
-    attacker = Attacker(store_url)
-    yield Pgf(store_url), attacker
-    attacker.close()
 
 
 def events(db: Attacker) -> int:
@@ -35,6 +25,7 @@ def triggers_broken(pgf: Pgf) -> str:
     assert result.exit_code == 1, result.stdout
     assert json.loads(result.stdout)["first_broken"]["kind"] == "triggers", result.stdout
     assert "pgf db upgrade" in result.stderr, result.stderr
+    assert result.stderr.startswith("Error: store unguarded: "), result.stderr  # not a "chain broken at"
     return result.stderr
 
 
