@@ -170,8 +170,10 @@ def _columns_ddl(schema: str, events: str) -> list[str]:
 
 
 def _drop_begin(schema: str, events: str) -> list[str]:
+    """Version 3's statement start and first-row function, gone from a store of an older version."""
     s, e = _q(schema), _q(events)
-    return [f"DROP TRIGGER IF EXISTS pgf_notarise_begin ON {s}.{e}", f"DROP FUNCTION IF EXISTS {s}.pgf_notarise_begin()"]
+    return [f"DROP TRIGGER IF EXISTS pgf_notarise_begin ON {s}.{e}", f"DROP FUNCTION IF EXISTS {s}.pgf_notarise_begin()",
+            f"DROP FUNCTION IF EXISTS {s}.pgf_notarise_first()"]
 
 
 def notary_v2_ddl(schema: str, events: str) -> list[str]:
@@ -205,6 +207,8 @@ def notary_ddl(schema: str, events: str) -> list[str]:
         f"REVOKE ALL ON FUNCTION {s}.pgf_notarise_begin() FROM PUBLIC",
         f"CREATE OR REPLACE TRIGGER pgf_notarise_begin BEFORE INSERT ON {s}.{e} FOR EACH STATEMENT "
         f"EXECUTE FUNCTION {s}.pgf_notarise_begin()",
+        _first_function(schema, events),
+        f"REVOKE ALL ON FUNCTION {s}.pgf_notarise_first() FROM PUBLIC",
         _stamp_function(schema),
         f"REVOKE ALL ON FUNCTION {s}.pgf_notarise() FROM PUBLIC",
         f"CREATE OR REPLACE TRIGGER pgf_notarise BEFORE INSERT ON {s}.{e} FOR EACH ROW EXECUTE FUNCTION {s}.pgf_notarise()",
@@ -229,25 +233,43 @@ BEGIN
 END $fn$"""
 
 
+def _first_function(schema: str, events: str) -> str:
+    """Version 3, the statement's first row only: lock the head (to the commit) and return the next
+    position. Rows after the head that no statement of the notary linked (written behind its back,
+    its triggers dropped) come first, as version 2 numbered after them: the statement's rows follow
+    them and the links trigger refuses it, naming the first (not a duplicate position)."""
+    s, e, head = _q(schema), _q(events), f"{_q(schema)}.{_q(HEAD_TABLE)}"
+    return f"""CREATE OR REPLACE FUNCTION {s}.pgf_notarise_first() RETURNS bigint LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp SET enable_seqscan = off AS $fn$
+DECLARE
+  p bigint;
+  l bigint;
+BEGIN
+  SELECT position INTO p FROM {head} WHERE id = 1 FOR UPDATE;
+  IF NOT FOUND THEN
+    RAISE EXCEPTION 'pgf: the chain head is missing (removed behind the engine''s back); nothing was written';
+  END IF;
+  SELECT x.notification_id INTO l FROM {s}.{e} x WHERE x.notification_id > p ORDER BY x.notification_id DESC LIMIT 1;
+  RETURN coalesce(l, p) + 1;
+END $fn$"""
+
+
 def _stamp_function(schema: str) -> str:
     """Version 3, each row: its position and the database's stamps. The statement's first row locks
-    and reads the head; the next rows' positions follow in a transaction-local setting (no query).
-    A client can set that setting too: whatever it makes of the positions or the order of the times,
-    the links trigger refuses the statement unless its rows follow the head one by one, each stamped,
-    none earlier than the one before (as the stamp of version 2 refused a clock set back)."""
-    head = f"{_q(schema)}.{_q(HEAD_TABLE)}"
-    return f"""CREATE OR REPLACE FUNCTION {_q(schema)}.pgf_notarise() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER
+    and reads the head (``pgf_notarise_first``); the next rows' positions follow in a transaction-local
+    setting (no query). A client can set that setting too: whatever it makes of the positions or the
+    order of the times, the links trigger refuses the statement unless its rows follow the head one
+    by one, each stamped, none earlier than the one before (as the stamp of version 2 refused a clock
+    set back)."""
+    s = _q(schema)
+    return f"""CREATE OR REPLACE FUNCTION {s}.pgf_notarise() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp AS $fn$
 DECLARE
   next text := current_setting('{NEXT_SETTING}', true);
   p bigint;
 BEGIN
   IF next IS NULL OR next = '' THEN
-    SELECT position INTO p FROM {head} WHERE id = 1 FOR UPDATE;
-    IF NOT FOUND THEN
-      RAISE EXCEPTION 'pgf: the chain head is missing (removed behind the engine''s back); nothing was written';
-    END IF;
-    p := p + 1;
+    p := {s}.pgf_notarise_first();
   ELSE
     p := next::bigint;
   END IF;

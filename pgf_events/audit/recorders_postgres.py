@@ -32,6 +32,7 @@ from pgf_events.audit.dbroles import roles_ddl
 from pgf_events.audit.pg_notary import (
     TRIGGERS,
     TRIGGERS_KEY,
+    _q,
     init_new_store_sql,
     notary_ddl,
     notary_trigger_names,
@@ -117,12 +118,15 @@ class ChainedPostgresRecorder(PostgresReading, ChainWriter, PostgresApplicationR
                 "USING ERRCODE = 'insufficient_privilege'; END $$"
             ).format(**self.q),
         ]
+        functions = self.sql_create_statements[-2:]  # the guards' functions (pgf_refuse_change, pgf_head_forward_only)
         self.sql_create_statements += [SQL(statement).format() for statement in  # type: ignore[arg-type]
                                        triggers_ddl(self.new_store_triggers)(self.datastore.schema,
                                                                              self.events_table_name)]
+        # the append-only guards, with their functions (re-run by restore_triggers)
+        self.guard_statements: list[Composed] = list(functions)  # type: ignore[arg-type]
         for table, function in ((events, "pgf_refuse_change"), (chain, "pgf_refuse_change"),
                                 (head, "pgf_head_forward_only"), (Identifier(META_TABLE), "pgf_refuse_change")):
-            self.sql_create_statements += [
+            self.guard_statements += [
                 SQL(
                     "CREATE OR REPLACE TRIGGER pgf_append_only BEFORE UPDATE OR DELETE ON {schema}.{table} "
                     "FOR EACH ROW EXECUTE FUNCTION {schema}.{function}()"
@@ -132,6 +136,7 @@ class ChainedPostgresRecorder(PostgresReading, ChainWriter, PostgresApplicationR
                     "FOR EACH STATEMENT EXECUTE FUNCTION {schema}.pgf_refuse_change()"
                 ).format(table=table, **self.q),
             ]
+        self.sql_create_statements += self.guard_statements[2:]
         self.sql_create_statements += [SQL(statement).format() for statement in  # type: ignore[arg-type]
                                        roles_ddl(self.datastore.schema, self.events_table_name)]
         self.sql_create_statements += [SQL(statement) for statement in  # type: ignore[misc]  # literal braces
@@ -168,21 +173,80 @@ class ChainedPostgresRecorder(PostgresReading, ChainWriter, PostgresApplicationR
             curs.execute(SQL("SELECT key, value FROM {schema}.{meta}").format(**self.q))
             return {row["key"]: row["value"] for row in curs.fetchall()}
 
-    def missing_triggers(self) -> int:
-        """How many append-only and notary triggers are missing or disabled (notary: those of the store's
-        triggers version, :func:`pgf_events.audit.pg_notary.notary_trigger_names`)."""
+    def expected_triggers(self) -> list[tuple[str, str]]:
+        """(table, trigger) of every append-only and notary trigger this store must have (notary: those of
+        the store's triggers version, :func:`pgf_events.audit.pg_notary.notary_trigger_names`; the marker
+        table is guarded from the notary on)."""
         tables = [self.events_table_name, CHAIN_TABLE, HEAD_TABLE] + ([META_TABLE] if self.notarised else [])
         notary = notary_trigger_names(triggers_version(self.meta)) if self.notarised else []
-        expected = 2 * len(tables) + len(notary)
+        return ([(table, name) for table in tables for name in ("pgf_append_only", "pgf_no_truncate")]
+                + [(self.events_table_name, name) for name in notary])
+
+    # The enabled triggers among the expected ones, as text 'table.trigger' (see _trigger_params).
+    STANDING_TRIGGERS_SQL = (
+        "SELECT coalesce(array_agg(c.relname || '.' || t.tgname), '{}') AS standing FROM pg_trigger t "
+        "JOIN pg_class c ON c.oid = t.tgrelid JOIN pg_namespace ns ON ns.oid = c.relnamespace "
+        "WHERE ns.nspname = %s AND c.relname || '.' || t.tgname = ANY(%s) AND t.tgenabled <> 'D'")
+
+    def _trigger_params(self) -> tuple[str, list[str]]:
+        return self.datastore.schema, [f"{table}.{name}" for table, name in self.expected_triggers()]
+
+    def _missing_trigger_names(self, standing: Sequence[str]) -> list[str]:
+        present = set(standing)
+        return [name for name in self._trigger_params()[1] if name not in present]
+
+    def missing_triggers(self) -> int:
+        """How many append-only and notary triggers are missing or disabled."""
         with self.datastore.transaction(commit=False) as curs:
-            curs.execute(
-                "SELECT count(*) AS n FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid "
-                "JOIN pg_namespace ns ON ns.oid = c.relnamespace WHERE ns.nspname = %s AND c.relname = ANY(%s) "
-                "AND (t.tgname IN ('pgf_append_only', 'pgf_no_truncate') OR t.tgname = ANY(%s) "
-                "AND c.relname = %s) AND t.tgenabled <> 'D'",
-                (self.datastore.schema, tables, notary, self.events_table_name),
-            )
-            return max(0, expected - int(curs.fetchone()["n"]))
+            curs.execute(self.STANDING_TRIGGERS_SQL, self._trigger_params())  # type: ignore[arg-type]
+            return len(self._missing_trigger_names(curs.fetchone()["standing"]))
+
+    def _lock_reading_triggers(self, curs: Any, lock: str) -> list[str]:
+        """Take the writers' lock (``lock``: the advisory lock function) and, in the same round trip, read
+        which triggers stand; returns the missing or disabled ones (see :meth:`_refuse_without`)."""
+        curs.execute(f"SELECT {lock}(%s), ({self.STANDING_TRIGGERS_SQL}) AS standing",  # type: ignore[arg-type]
+                     (self.writers_key, *self._trigger_params()))
+        return self._missing_trigger_names(curs.fetchone()["standing"])
+
+    @staticmethod
+    def _refuse_without(missing: list[str]) -> None:
+        """A write while a trigger is missing or disabled is refused (raised inside its transaction, after
+        the insert, so a chain the notary finds broken is named first, as verify does)."""
+        if missing:
+            raise StoreError(
+                f"{len(missing)} of the store's append-only or notary triggers are missing or disabled "
+                f"({', '.join(missing[:3])}{', ...' if len(missing) > 3 else ''}): they were dropped behind the "
+                "engine's back; nothing was written. Run 'pgf audit verify'; the schema's owner restores them "
+                "with 'pgf db upgrade' (logged)")
+
+    def restore_triggers(self, by: str, now: str) -> list[str]:
+        """``pgf db upgrade`` (the schema owner): re-create and enable every missing or disabled append-only
+        and notary trigger (the notary of the store's own version), logged in ``pgf_store``; [] if none is."""
+        if not self.notarised:
+            return []
+        schema, expected = self._trigger_params()
+        try:
+            with self.datastore.transaction(commit=True) as c:
+                self._lock_writers(c)
+                c.execute(self.STANDING_TRIGGERS_SQL, (schema, expected))  # type: ignore[arg-type]
+                missing = self._missing_trigger_names(c.fetchone()["standing"])
+                if not missing:
+                    return []
+                for statement in self.guard_statements:
+                    c.execute(statement)
+                for text in triggers_ddl(triggers_version(self.meta))(schema, self.events_table_name):
+                    c.execute(text)
+                for table, name in self.expected_triggers():
+                    c.execute(f"ALTER TABLE {_q(schema)}.{_q(table)} ENABLE TRIGGER {_q(name)}")
+                c.execute(self.STANDING_TRIGGERS_SQL, (schema, expected))  # type: ignore[arg-type]
+                assert not self._missing_trigger_names(c.fetchone()["standing"])
+                self._write_meta(c, [(f"triggers_restored_at:{now}", f"{len(missing)} by {by}: {' '.join(missing)}")])
+        except PersistenceError as e:
+            raise StoreError(f"cannot restore the store's triggers: {_first_line(e)} (run it as the schema's owner)"
+                             ) from None
+        finally:
+            self.meta = self.read_meta()
+        return missing
 
     @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
     def insert_events(self, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Sequence[int] | None:
@@ -190,12 +254,13 @@ class ChainedPostgresRecorder(PostgresReading, ChainWriter, PostgresApplicationR
             return []
         self._require_notary()
         with _write_errors(), self.datastore.transaction(commit=True) as curs:
-            curs.execute("SELECT pg_advisory_xact_lock_shared(%s)", (self.writers_key,))  # see bulk()
+            missing = self._lock_reading_triggers(curs, "pg_advisory_xact_lock_shared")  # see bulk()
             self._notify_channel(curs)
             if self.stream_sites:
                 curs.execute("SELECT set_config(%s, %s, true)", (SITES_SETTING, json.dumps(self.stream_sites)))
             PostgresAggregateRecorder._insert_stored_events(self, curs, stored_events)
             ids = [row["notification_id"] for row in curs.fetchall()]
+            self._refuse_without(missing)
             for statement, params in self.after_insert:
                 curs.execute(statement, params)
         return ids
@@ -208,7 +273,7 @@ class ChainedPostgresRecorder(PostgresReading, ChainWriter, PostgresApplicationR
         Each chunk's move is one insert statement: the notary stamps its rows and links them at once."""
         self._require_notary()
         with _write_errors(), self.datastore.transaction(commit=True) as curs:
-            curs.execute("SELECT pg_advisory_xact_lock(%s)", (self.writers_key,))
+            self._refuse_without(self._lock_reading_triggers(curs, "pg_advisory_xact_lock"))  # before any work
             # The triggers' per-row lookups by index whatever the statistics say (else quadratic): the
             # functions of stores made before do not carry the setting themselves (pg_notary).
             curs.execute("SET LOCAL enable_seqscan = off")

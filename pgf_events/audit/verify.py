@@ -109,7 +109,8 @@ def verify(reader: ChainReader, checkpoint: Checkpoint | None = None, batch: int
         return attrs.evolve(result, broken=Break(
             "triggers", result.last_position, None, None,
             f"{triggers} of the store's append-only triggers are missing or disabled: they were dropped behind "
-            "the engine's back (the chain itself still matches)"))
+            "the engine's back, or the store was made by an older pgf (the chain itself still matches); "
+            "an admin restores them with 'pgf db upgrade' (logged)"))
     return result
 
 

@@ -300,9 +300,10 @@ def upgrade(state: Any) -> None:
 
     Links every stored event as it stands now (marked backfilled: they prove nothing changed
     since the upgrade, not before), and on PostgreSQL adds the database notary, the roles and the
-    marker; a notary that links row by row becomes the statement-level one (the same chain). Run it
+    marker; a notary that links row by row becomes the statement-level one (the same chain). On
+    SQLite it restores append-only triggers that are missing (dropped, or from an older pgf). Run it
     as an admin (on PostgreSQL, as the schema's owner). Nothing else ever does this: verify and
-    writes refuse a store without its chain.
+    writes refuse a store without its chain or its triggers.
 
     \b
     Example:
@@ -316,6 +317,7 @@ def upgrade(state: Any) -> None:
         raise StoreError(f"the store {app.store.display} keeps no chain (in-memory stores have none)")
     now = datetime.now(UTC).isoformat()
     linked = recorder.upgrade(state.user, now)
+    restored = recorder.restore_triggers(state.user, now) if hasattr(recorder, "restore_triggers") else []
     sited, statements = None, False
     if app.store.backend == "postgresql":  # row-level security by site (issue 15), on a store made before it
         from pgf_events.audit.pg_sites import upgrade_site_scope  # noqa: PLC0415
@@ -324,7 +326,11 @@ def upgrade(state: Any) -> None:
         from pgf_events.audit.pg_notary import TRIGGERS  # noqa: PLC0415
 
         statements = recorder.upgrade_notary(state.user, now)  # the statement-level notary (issue 18)
-    if linked is None and sited is None and not statements:
+    if restored:
+        click.echo(f"upgraded by {state.user} at {now}: restored {len(restored)} missing append-only trigger(s) "
+                   f"({', '.join(restored)}); what happened while they were missing is for 'pgf audit verify' "
+                   "and the signed checkpoints to tell")
+    if linked is None and sited is None and not statements and not restored:
         click.echo("nothing to upgrade: the store is already chained")
         return
     if linked:

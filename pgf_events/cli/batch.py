@@ -16,7 +16,7 @@ from pgf_events.application import BatchRejected, Command
 from pgf_events.cli._output import emit_json, output_options, progress
 from pgf_events.cli.edit import parse_sets
 from pgf_events.cli.import_digest import Digest
-from pgf_events.domain.errors import PgfError, ValidationError
+from pgf_events.domain.errors import PgfError, StoreError, ValidationError
 from pgf_events.domain.imports import ImportBatch
 from pgf_events.domain.kinds import KINDS
 from pgf_events.domain.parsing import printable
@@ -326,8 +326,9 @@ def import_scanned(app: Any, scan: Scan, user: str, *, progress: Any = None, kee
             import_stream(app, scan.commands, progress=progress, dry_run=True, **options)
         except BatchRejected as rejected:
             errors.extend(rejected.errors)
-        except PgfError as e:  # one parsable line: its own error, raised as such (a one-command batch)
-            errors.append((next(iter(scan.commands())).line, str(e)))
+        except PgfError as e:  # one parsable line's error, raised as such (a one-command batch), or the store's
+            first = None if isinstance(e, StoreError) else next(iter(scan.commands()), None)
+            errors.append((first.line if first is not None else None, str(e)))
         errors.sort(key=lambda e: e[0] or 0)
         raise BatchRejected(errors)
     return import_stream(app, scan.commands, progress=progress, keep_refs=keep_refs, **options)

@@ -68,9 +68,12 @@ class Attacker:
 
         from pgf_events.application import TrialConduct
 
-        app = TrialConduct(self.config)  # SQLite: opening re-creates the triggers
+        app = TrialConduct(self.config)  # (opening a store re-creates no trigger)
         try:
-            if not self.sqlite:
+            if self.sqlite:  # the recorder's own statements, run straight on the file
+                for statement in app.recorder.trigger_statements().values():
+                    self.sql(statement)
+            else:
                 PostgresRecorder.create_table(app.recorder)
         finally:
             app.close()
