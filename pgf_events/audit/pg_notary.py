@@ -6,8 +6,9 @@ DEFINER``), do in the inserting transaction what no client may do:
 - ``pgf_notarise`` (``BEFORE INSERT ... FOR EACH ROW``) stamps each row: ``recorded_by`` :=
   ``session_user`` (the authenticated login) and ``recorded_at`` := ``clock_timestamp()`` (the
   database's clock); ``notification_id`` := the next position. The statement's first row takes a row
-  lock on the chain head (held to the commit) and reads its position, so positions are gap-free, in
-  commit order, and cannot be chosen (or squatted) by a client, and times are read under that lock;
+  lock on the chain head (held to the commit) and reads its position (``pgf_notarise_first``: after
+  any row written behind the notary's back, which the links trigger then names), so positions are
+  gap-free, in commit order, and cannot be chosen (or squatted) by a client, and times are read under that lock;
   the next rows count on from it in a transaction-local setting (``pgf.notary_next``, emptied by
   ``pgf_notarise_begin``, ``BEFORE INSERT ... FOR EACH STATEMENT``, which locks and reads nothing).
   No query per row after the first: ~10 µs a row less than version 2, which looked the head and the
