@@ -73,21 +73,43 @@ def test_a_missing_trigger_is_reported_refuses_writes_and_only_an_upgrade_restor
     assert "nothing to upgrade" in pgf.ok("db", "upgrade", user=admin(db)).stdout
 
 
-def test_sqlite_a_trigger_replaced_by_one_that_does_nothing_counts_as_missing(
-        store: tuple[Pgf, Attacker]) -> None:
+def hollow_out(db: Attacker, how: str) -> str:
+    """Keep a guard's name but make it do nothing; returns the name verify and writes must give."""
+    if db.sqlite:
+        db.sql("DROP TRIGGER pgf_no_delete_stored_events")
+        if how == "function":  # a body that refuses nothing
+            db.sql("CREATE TRIGGER pgf_no_delete_stored_events BEFORE DELETE ON stored_events BEGIN SELECT 1; END")
+        else:  # the same body, under a condition that never holds
+            db.sql("CREATE TRIGGER pgf_no_delete_stored_events BEFORE DELETE ON stored_events WHEN 0 "
+                   "BEGIN SELECT RAISE(ABORT, 'pgf: stored_events is append-only (DELETE refused)'); END")
+        return "pgf_no_delete_stored_events"
+    schema = db.events.rsplit(".", 1)[0]
+    if how == "function":  # the guard now calls a function that lets everything through
+        db.sql(f"CREATE FUNCTION {schema}.pgf_let_through() RETURNS trigger LANGUAGE plpgsql AS "
+               "$$ BEGIN RETURN COALESCE(NEW, OLD); END $$")
+        db.sql(f"CREATE OR REPLACE TRIGGER pgf_append_only BEFORE UPDATE OR DELETE ON {db.events} "
+               f"FOR EACH ROW EXECUTE FUNCTION {schema}.pgf_let_through()")
+    else:  # the guard's own function, its body replaced
+        db.sql(f"CREATE OR REPLACE FUNCTION {schema}.pgf_refuse_change() RETURNS trigger LANGUAGE plpgsql AS "
+               "$$ BEGIN RETURN COALESCE(NEW, OLD); END $$")
+    return f"{db.events.rsplit('.', 1)[-1].strip(chr(34))}.pgf_append_only"
+
+
+@pytest.mark.parametrize("how", ["function", "body"])
+def test_a_guard_that_keeps_its_name_but_does_nothing_counts_as_missing(
+        store: tuple[Pgf, Attacker], how: str) -> None:
     pgf, db = store
-    if not db.sqlite:
-        pytest.skip("SQLite: a trigger is its SQL; PostgreSQL's are checked by name and enabled state")
-    db.sql("DROP TRIGGER pgf_no_delete_stored_events")
-    db.sql("CREATE TRIGGER pgf_no_delete_stored_events BEFORE DELETE ON stored_events BEGIN SELECT 1; END")
+    name = hollow_out(db, how)
     triggers_broken(pgf)
-    pgf.rejected(*LAB, contains="pgf_no_delete_stored_events")
-    out = pgf.ok("db", "upgrade").stdout
-    assert "pgf_no_delete_stored_events" in out, out
+    pgf.rejected(*LAB, contains=name)
+    out = pgf.ok("db", "upgrade", user=admin(db)).stdout
+    assert name in out, out
     with pytest.raises(Exception, match="append-only"):
-        db.sql("DELETE FROM stored_events WHERE rowid = 1")
+        db.sql(f"DELETE FROM {db.events} WHERE {db.pos} = 1")
     logged = [v for k, v in db.sql(f"SELECT key, value FROM {db.meta}") if k.startswith("triggers_restored_at:")]
-    assert logged and "pgf_no_delete_stored_events" in logged[0]
+    assert logged and name in logged[0], logged
+    assert json.loads(pgf.ok("audit", "verify", "--json").stdout)["ok"] is True
+    pgf.ok(*LAB)
 
 
 def test_an_import_is_refused_while_a_trigger_is_missing(store: tuple[Pgf, Attacker], tmp_path: Path) -> None:
