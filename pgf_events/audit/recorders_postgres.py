@@ -29,7 +29,17 @@ from psycopg.sql import SQL, Composed, Identifier
 
 from pgf_events.audit.chain import CHAIN_TABLE, GENESIS, HEAD_TABLE, META_TABLE, NOTARY_SCHEME
 from pgf_events.audit.dbroles import roles_ddl
-from pgf_events.audit.pg_notary import TRIGGERS, TRIGGERS_KEY, _q, init_new_store_sql, notary_ddl, triggers_ddl
+from pgf_events.audit.pg_notary import (
+    TRIGGERS,
+    TRIGGERS_KEY,
+    _q,
+    init_new_store_sql,
+    notary_ddl,
+    notary_trigger_names,
+    triggers_ddl,
+    triggers_version,
+    upgrade_keys,
+)
 from pgf_events.audit.pg_reading import PostgresReading
 from pgf_events.audit.pg_sites import SITES_SETTING, sites_ddl
 from pgf_events.audit.recorders import (
@@ -75,6 +85,8 @@ GUARD_BODIES = {
 }
 # pg_trigger.tgtype: FOR EACH ROW 1, BEFORE 2, INSERT 4, DELETE 8, UPDATE 16, TRUNCATE 32
 _APPEND_ONLY, _NO_TRUNCATE, _BEFORE_INSERT_ROW, _AFTER_INSERT_STATEMENT = 1 | 2 | 8 | 16, 2 | 32, 1 | 2 | 4, 4
+_NOTARY_TGTYPES = {"pgf_notarise": _BEFORE_INSERT_ROW, "pgf_notarise_begin": 2 | 4,  # BEFORE INSERT, each statement
+                   "pgf_notarise_links": _AFTER_INSERT_STATEMENT}
 
 
 class ChainedPostgresRecorder(PostgresReading, ChainWriter, PostgresApplicationRecorder):
@@ -170,17 +182,16 @@ class ChainedPostgresRecorder(PostgresReading, ChainWriter, PostgresApplicationR
 
     def expected_triggers(self) -> list[tuple[str, str, int, str]]:
         """(table, trigger, its pg_trigger.tgtype, its function) of every append-only and notary trigger
-        this store must have (notary: two, one before version 2; the marker table is guarded from the
+        this store must have (notary: those of the store's triggers version,
+        :func:`pgf_events.audit.pg_notary.notary_trigger_names`; the marker table is guarded from the
         notary on). A trigger of that name that fires at other times or calls another function, or a
         guard function whose source was replaced, does not count."""
         tables = [self.events_table_name, CHAIN_TABLE, HEAD_TABLE] + ([META_TABLE] if self.notarised else [])
         guards = [(table, "pgf_append_only", _APPEND_ONLY,
                    "pgf_head_forward_only" if table == HEAD_TABLE else "pgf_refuse_change") for table in tables]
         guards += [(table, "pgf_no_truncate", _NO_TRUNCATE, "pgf_refuse_change") for table in tables]
-        notary = [("pgf_notarise", _BEFORE_INSERT_ROW)] if self.notarised else []
-        if self.notarised and self.meta.get(TRIGGERS_KEY) == TRIGGERS:
-            notary.append(("pgf_notarise_links", _AFTER_INSERT_STATEMENT))
-        return guards + [(self.events_table_name, name, tgtype, name) for name, tgtype in notary]
+        notary = notary_trigger_names(triggers_version(self.meta)) if self.notarised else []
+        return guards + [(self.events_table_name, name, _NOTARY_TGTYPES[name], name) for name in notary]
 
     # The expected triggers that stand as expected, as text 'table.trigger' (see _trigger_params): enabled,
     # firing when they must, calling the store's own function (the guards' with their source unchanged).
@@ -241,7 +252,7 @@ class ChainedPostgresRecorder(PostgresReading, ChainWriter, PostgresApplicationR
                     return []
                 for statement in self.guard_statements:
                     c.execute(statement)
-                for text in triggers_ddl(self.meta.get(TRIGGERS_KEY, "1"))(schema, self.events_table_name):
+                for text in triggers_ddl(triggers_version(self.meta))(schema, self.events_table_name):
                     c.execute(text)
                 for table, name, _, _ in self.expected_triggers():
                     c.execute(f"ALTER TABLE {_q(schema)}.{_q(table)} ENABLE TRIGGER {_q(name)}")
@@ -284,33 +295,26 @@ class ChainedPostgresRecorder(PostgresReading, ChainWriter, PostgresApplicationR
             # The triggers' per-row lookups by index whatever the statistics say (else quadratic): the
             # functions of stores made before do not carry the setting themselves (pg_notary).
             curs.execute("SET LOCAL enable_seqscan = off")
-            # That setting prices a scan of the temporary table at 1e10, far above every JIT threshold:
-            # each chunk's INSERT ... SELECT was compiled by LLVM (~40 ms a chunk, 40% of the server's
-            # time in an import). The statements here are simple; nothing is worth compiling.
+            # That setting priced a scan of the temporary table the moves once read at 1e10, far above every
+            # JIT threshold: each chunk's INSERT ... SELECT was compiled by LLVM (~40 ms a chunk, 40% of the
+            # server's time in an import). The statements here are simple; nothing is worth compiling.
             curs.execute("SET LOCAL jit = off")
             self._notify_channel(curs)
 
-            curs.execute("CREATE TEMP TABLE pgf_bulk (seq bigserial, originator_id uuid, originator_version bigint, "
-                         "topic text, state bytea) ON COMMIT DROP")
+            # Each chunk is one INSERT ... SELECT of its rows, sent as four binary arrays, in order: the
+            # notary's triggers and the row-level security policy see every row, as for any insert.
             move = SQL("INSERT INTO {schema}.{events} (originator_id, originator_version, topic, state) "
-                       "SELECT originator_id, originator_version, topic, state FROM pg_temp.pgf_bulk "
-                       "ORDER BY seq").format(**self.q)
-
-            mover = _Mover(curs.connection, move)
+                       "SELECT o, v, t, s FROM unnest(%b::uuid[], %b::int8[], %b::text[], %b::bytea[]) "
+                       "WITH ORDINALITY AS u(o, v, t, s, n) ORDER BY n").format(**self.q)
+            sites = SQL("SELECT set_config(%s, %s, true)")
+            mover = _Mover(curs.connection)
 
             def insert(stored_events: Sequence[StoredEvent]) -> None:
-                mover.wait()  # the previous chunk is moved and its rows gone from the temporary table
-                if self.stream_sites:  # new patients' sites, for an encrypted store (pg_sites)
-                    curs.execute("SELECT set_config(%s, %s, true)", (SITES_SETTING, json.dumps(self.stream_sites)))
-                # COPY (binary) into a temporary table, then one INSERT ... SELECT into the events table
-                # in order: the notary's triggers and the row-level security policy see every row, as
-                # for any insert (a COPY straight into a table with row-level security is refused).
-                with curs.copy("COPY pg_temp.pgf_bulk (originator_id, originator_version, topic, state) "
-                               "FROM STDIN (FORMAT BINARY)") as copy:
-                    copy.set_types(["uuid", "int8", "text", "bytea"])
-                    for s in stored_events:
-                        copy.write_row((s.originator_id, s.originator_version, s.topic, s.state))
-                mover.start()  # the server moves (and notarises) them while the import checks the next lines
+                # new patients' sites, for an encrypted store (pg_sites), claimed before the chunk's move
+                claims = json.dumps(self.stream_sites) if self.stream_sites else None
+                rows = ([s.originator_id for s in stored_events], [s.originator_version for s in stored_events],
+                        [s.topic for s in stored_events], [s.state for s in stored_events])
+                mover.submit([*([(sites, (SITES_SETTING, claims))] if claims else []), (move, rows)])
 
             try:
                 yield insert
@@ -359,19 +363,21 @@ class ChainedPostgresRecorder(PostgresReading, ChainWriter, PostgresApplicationR
         return linked
 
     def upgrade_notary(self, by: str, now: str) -> bool:
-        """``pgf db upgrade`` (the schema owner): a notary of triggers version 1 becomes the statement-level
+        """``pgf db upgrade`` (the schema owner): a notary of triggers version 1 or 2 becomes the current
         one (:mod:`pgf_events.audit.pg_notary`), writers locked out, logged; False if it is already."""
-        if not self.notarised or self.meta.get(TRIGGERS_KEY) == TRIGGERS:
+        if not self.notarised or triggers_version(self.meta) == TRIGGERS:
             return False
         try:
             with self.datastore.transaction(commit=True) as c:
                 self._lock_writers(c)
-                if self._meta_value(c, TRIGGERS_KEY) == TRIGGERS:  # upgraded meanwhile
+                c.execute(SQL("SELECT key, value FROM {schema}.{meta}").format(**self.q))
+                meta = {row["key"]: row["value"] for row in c.fetchall()}
+                if triggers_version(meta) == TRIGGERS:  # upgraded meanwhile
                     return False
                 for statement in notary_ddl(self.datastore.schema, self.events_table_name):
                     c.execute(statement)
-                self._write_meta(c, [(TRIGGERS_KEY, TRIGGERS), (f"{TRIGGERS_KEY}_at", now),
-                                     (f"{TRIGGERS_KEY}_by", by)])
+                key = upgrade_keys(meta)
+                self._write_meta(c, [(key, TRIGGERS), (f"{key}_at", now), (f"{key}_by", by)])
         except PersistenceError as e:
             raise StoreError(f"cannot upgrade the store: {_first_line(e)} (run it as the schema's owner)") from None
         finally:
@@ -439,43 +445,57 @@ class ChainedPostgresRecorder(PostgresReading, ChainWriter, PostgresApplicationR
 
 
 class _Mover:
-    """Runs a bulk import's ``INSERT ... SELECT`` of each copied chunk (and empties the temporary table)
-    on a thread of its own: the database inserts, stamps and chains the rows (the notary's triggers)
-    while the importing thread checks and encodes the lines after them. One chunk at a time, in
-    order, on the import's connection and transaction: ``wait`` before the next COPY; the mover's
-    failure is raised there (or at the end), and the transaction is then rolled back."""
+    """Runs a bulk import's chunk statements on a thread of its own, in order, on the import's
+    connection and transaction: the database inserts, stamps and chains a chunk's rows (the notary's
+    triggers) while the importing thread checks and encodes the lines after them. ``submit`` hands
+    over a chunk's statements and returns at once unless ``depth`` chunks are already waiting or
+    running (memory stays bounded); a failure stops the moving and is raised at the next ``submit``
+    or ``wait``, and the transaction is then rolled back. ``close`` drops what has not started."""
 
-    def __init__(self, connection: Any, move: Any):
-        self._connection, self._move = connection, move
-        self._jobs: queue.Queue[bool] = queue.Queue()
-        self._done = threading.Event()
-        self._done.set()
+    def __init__(self, connection: Any, depth: int = 2):
+        self._connection = connection
+        self._jobs: queue.Queue[list[tuple[Any, Any]] | None] = queue.Queue()
+        self._slots = threading.Semaphore(depth)
+        self._idle = threading.Condition()
+        self._pending = 0
+        self._closing = False
         self._failure: BaseException | None = None
         self._thread = threading.Thread(target=self._run, name="pgf-bulk-mover", daemon=True)
         self._thread.start()
 
     def _run(self) -> None:
         with self._connection.cursor() as cursor:
-            while self._jobs.get():
+            while (job := self._jobs.get()) is not None:
                 try:
-                    if self._failure is None:
-                        cursor.execute(self._move)
-                        cursor.execute("TRUNCATE pg_temp.pgf_bulk")
+                    if self._failure is None and not self._closing:
+                        for statement, params in job:
+                            cursor.execute(statement, params)
                 except BaseException as e:  # noqa: BLE001 - raised in the importing thread
                     self._failure = e
                 finally:
-                    self._done.set()
+                    self._slots.release()
+                    with self._idle:
+                        self._pending -= 1
+                        self._idle.notify_all()
 
-    def start(self) -> None:
-        self._done.clear()
-        self._jobs.put(True)
+    def submit(self, job: list[tuple[Any, Any]]) -> None:
+        self._slots.acquire()
+        if self._failure is not None:
+            self._slots.release()
+            raise self._failure
+        with self._idle:
+            self._pending += 1
+        self._jobs.put(job)
 
     def wait(self) -> None:
-        self._done.wait()
+        with self._idle:
+            self._idle.wait_for(lambda: self._pending == 0)
         if self._failure is not None:
             raise self._failure
 
     def close(self) -> None:
-        self._done.wait()
-        self._jobs.put(False)
+        self._closing = True  # what has not started is dropped: the transaction is ending
+        with self._idle:
+            self._idle.wait_for(lambda: self._pending == 0)
+        self._jobs.put(None)
         self._thread.join()

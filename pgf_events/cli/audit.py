@@ -323,6 +323,8 @@ def upgrade(state: Any) -> None:
         from pgf_events.audit.pg_sites import upgrade_site_scope  # noqa: PLC0415
 
         sited = upgrade_site_scope(app)
+        from pgf_events.audit.pg_notary import TRIGGERS  # noqa: PLC0415
+
         statements = recorder.upgrade_notary(state.user, now)  # the statement-level notary (issue 18)
     if restored:
         click.echo(f"upgraded by {state.user} at {now}: restored {len(restored)} missing append-only trigger(s) "
@@ -344,4 +346,4 @@ def upgrade(state: Any) -> None:
                        "event(s) stamped with their patient's site")
         if statements:
             click.echo(f"upgraded by {state.user} at {now}: the database links each insert statement's events "
-                       "at once (statement-level notary; the same chain)")
+                       f"at once (statement-level notary, triggers version {TRIGGERS}; the same chain)")

@@ -1,6 +1,7 @@
-"""A store made before the statement-level notary (triggers version 1) keeps working and verifying
-until its owner runs ``pgf db upgrade``, which switches it (logged; said and done once); imports
-through the CLI, a site-scoped login's writes and the trigger check work on either kind of store."""
+"""A store made before the current notary (triggers version 1: the row trigger that links; 2: the
+statement-level one stamping each row with two lookups) keeps working and verifying until its owner
+runs ``pgf db upgrade``, which switches it (logged; said and done once); imports through the CLI, a
+site-scoped login's writes and the trigger check work on every kind of store."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from tests.pgcluster import OWNER, Cluster
 
 pytestmark = pytest.mark.postgres
 NOTARY = ("pgf_notarise", "pgf_notarise_head", "pgf_notarise_links")
+CURRENT = ["pgf_notarise", "pgf_notarise_begin", "pgf_notarise_links"]  # triggers version 3
 
 
 @pytest.fixture(autouse=True)
@@ -28,14 +30,24 @@ def small_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(bulk, "CHUNK", 50)  # an import of a few hundred lines moves several chunks
 
 
-@pytest.fixture
-def old(monkeypatch: pytest.MonkeyPatch) -> Iterator[Pgf]:
-    """A store as pgf made it before: the row trigger that hashes and links, and its head trigger."""
+def _made_with(monkeypatch: pytest.MonkeyPatch, triggers: str) -> Iterator[Pgf]:
     with monkeypatch.context() as m:
-        m.setattr(ChainedPostgresRecorder, "new_store_triggers", "1")
+        m.setattr(ChainedPostgresRecorder, "new_store_triggers", triggers)
         url, schema = make_pg_store()
     yield Pgf(url)
     Cluster.session().drop_schema(schema)
+
+
+@pytest.fixture
+def old(monkeypatch: pytest.MonkeyPatch) -> Iterator[Pgf]:
+    """A store as pgf made it before: the row trigger that hashes and links, and its head trigger."""
+    yield from _made_with(monkeypatch, "1")
+
+
+@pytest.fixture
+def v2(monkeypatch: pytest.MonkeyPatch) -> Iterator[Pgf]:
+    """A store of triggers version 2: each row stamped with two lookups, each statement linked at once."""
+    yield from _made_with(monkeypatch, "2")
 
 
 def labs(tmp_path: Path, subject: str, count: int, first: date = date(2025, 2, 25)) -> str:
@@ -67,7 +79,7 @@ def verified(pgf: Pgf, user: str | None = None) -> dict[str, Any]:
 
 def test_a_new_store_gets_the_statement_level_notary(pg_url: str) -> None:
     names, meta = notary_triggers(Pgf(pg_url))
-    assert names == ["pgf_notarise", "pgf_notarise_links"] and meta[TRIGGERS_KEY] == TRIGGERS
+    assert names == CURRENT and meta[TRIGGERS_KEY] == TRIGGERS == "3"
 
 
 def test_an_old_store_works_unchanged_until_upgraded_then_switches_once(old: Pgf, tmp_path: Path) -> None:
@@ -79,7 +91,7 @@ def test_an_old_store_works_unchanged_until_upgraded_then_switches_once(old: Pgf
     out = old.ok("db", "upgrade", user=OWNER).stdout
     assert "statement-level notary" in out and "nothing to upgrade" not in out
     names, after = notary_triggers(old)
-    assert names == ["pgf_notarise", "pgf_notarise_links"]
+    assert names == CURRENT
     assert {k: v for k, v in after.items() if k not in meta} == {
         TRIGGERS_KEY: TRIGGERS, f"{TRIGGERS_KEY}_by": OWNER, f"{TRIGGERS_KEY}_at": after[f"{TRIGGERS_KEY}_at"]}
     old.ok("record", "register", "S002", *REGISTER)
@@ -89,6 +101,41 @@ def test_an_old_store_works_unchanged_until_upgraded_then_switches_once(old: Pgf
     before = fingerprint(old.url), notary_triggers(old)
     assert "nothing to upgrade" in old.ok("db", "upgrade", user=OWNER).stdout
     assert (fingerprint(old.url), notary_triggers(old)) == before
+
+
+def test_a_store_of_version_2_works_until_upgraded_then_switches_once(v2: Pgf, tmp_path: Path) -> None:
+    enrol_via_cli(v2)
+    v2.ok("import", labs(tmp_path, "S001", 120))
+    names, meta = notary_triggers(v2)
+    assert names == ["pgf_notarise", "pgf_notarise_links"] and meta[TRIGGERS_KEY] == "2"
+    assert verified(v2)["events"] > 120  # the trigger check asks no statement start of it
+    db = Attacker(v2.url)
+    db.sql(f"ALTER TABLE {db.events} DISABLE TRIGGER pgf_notarise_links")
+    db.close()
+    assert json.loads(v2("audit", "verify", "--json").stdout)["first_broken"]["kind"] == "triggers"
+    db = Attacker(v2.url)
+    db.sql(f"ALTER TABLE {db.events} ENABLE TRIGGER pgf_notarise_links")
+    db.close()
+    out = v2.ok("db", "upgrade", user=OWNER).stdout
+    assert "statement-level notary, triggers version 3" in out and "nothing to upgrade" not in out
+    names, after = notary_triggers(v2)
+    assert names == CURRENT
+    key = f"{TRIGGERS_KEY}_{TRIGGERS}"  # pgf_store is append-only: version 2's row stays, a later one is added
+    assert {k: v for k, v in after.items() if k not in meta} == {
+        key: TRIGGERS, f"{key}_by": OWNER, f"{key}_at": after[f"{key}_at"]} and after[TRIGGERS_KEY] == "2"
+    v2.ok("record", "lab", "S001", "--date", "2026-06-01", "--anc", "0.6")
+    v2.ok("import", labs(tmp_path, "S001", 110, date(2025, 7, 1)))
+    assert verified(v2)["events"] > 120 + 1 + 110  # links of both versions in one chain
+    db = Attacker(v2.url)
+    db.sql(f"ALTER TABLE {db.events} DISABLE TRIGGER pgf_notarise_begin")
+    db.close()
+    assert json.loads(v2("audit", "verify", "--json").stdout)["first_broken"]["kind"] == "triggers"
+    db = Attacker(v2.url)
+    db.sql(f"ALTER TABLE {db.events} ENABLE TRIGGER pgf_notarise_begin")
+    db.close()
+    before = fingerprint(v2.url), notary_triggers(v2)
+    assert "nothing to upgrade" in v2.ok("db", "upgrade", user=OWNER).stdout
+    assert (fingerprint(v2.url), notary_triggers(v2)) == before
 
 
 def test_the_trigger_check_asks_each_store_for_its_own_triggers(old: Pgf, pg_url: str) -> None:

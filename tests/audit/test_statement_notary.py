@@ -1,7 +1,9 @@
-"""The statement-level notary (PostgreSQL, notary triggers version 2): each row stamped, each insert
-statement's rows hashed and linked at once. It must write the chain the row trigger of version 1
-wrote, byte for byte; positions and times are the database's, never the client's; concurrent
-writers serialise on the head; a failed or empty statement leaves the chain and head as they were."""
+"""The statement-level notary (PostgreSQL, notary triggers versions 2 and 3): each row stamped, each
+insert statement's rows hashed and linked at once. It must write the chain the row trigger of version
+1 wrote, byte for byte; positions and times are the database's, never the client's (version 3 counts
+a statement's positions in a transaction-local setting: what a client writes there is refused);
+concurrent writers serialise on the head; a failed or empty statement leaves the chain and head as
+they were."""
 
 from __future__ import annotations
 
@@ -15,7 +17,7 @@ import psycopg
 import pytest
 
 from pgf_events.application import TrialConduct
-from pgf_events.audit.pg_notary import TRIGGERS, notary_ddl, notary_v1_ddl
+from pgf_events.audit.pg_notary import NEXT_SETTING, TRIGGERS, notary_ddl, notary_v1_ddl, notary_v2_ddl
 from pgf_events.audit.recorders_postgres import ChainedPostgresRecorder
 from pgf_events.audit.verify import chain_reader, verify
 from pgf_events.store import parse_url
@@ -119,10 +121,10 @@ def writes(conn: Any) -> None:
     bulk(conn, b, 10**6, 0)
 
 
-def test_both_notaries_write_the_same_chain_byte_for_byte(made: Maker) -> None:
+def test_every_notary_writes_the_same_chain_byte_for_byte(made: Maker) -> None:
     """Same writes, same clock readings: links, head, positions and stamps equal, and each verifies."""
     stored = {}
-    for version, ddl in (("1", notary_v1_ddl), (TRIGGERS, notary_ddl)):
+    for version, ddl in (("1", notary_v1_ddl), ("2", notary_v2_ddl), (TRIGGERS, notary_ddl)):
         url, schema = made(version)
         with owner(schema) as conn:
             with_clock(conn, schema, ddl(schema, EVENTS),
@@ -134,7 +136,7 @@ def test_both_notaries_write_the_same_chain_byte_for_byte(made: Maker) -> None:
     assert len(links) == len(events) == 713 and head[0][0] == 713
     assert [e[0] for e in events] == list(range(1, 714))
     assert {e[3] for e in events} == {OWNER}
-    assert stored["1"] == stored[TRIGGERS]
+    assert stored["1"] == stored["2"] == stored[TRIGGERS]
 
 
 def test_forged_positions_logins_and_times_are_overwritten(made: Maker) -> None:
@@ -152,6 +154,34 @@ def test_forged_positions_logins_and_times_are_overwritten(made: Maker) -> None:
             with pytest.raises(psycopg.errors.InsufficientPrivilege):
                 conn.execute(f'INSERT INTO "{schema}".{EVENTS} (originator_id, originator_version, topic, state, '
                              f"{column}) VALUES (%s, 9, %s, '', %s)", (uuid.UUID(int=1), TOPIC, value))
+    verifies(url)
+
+
+def test_positions_a_client_sets_in_the_notarys_setting_are_refused(made: Maker) -> None:
+    """Version 3 counts a statement's positions in a transaction-local setting that any login can set:
+    before the statement (reset by its start), in the transaction (likewise), or between its rows (a
+    function in its SELECT list). Whatever it says, a row off the chain's next position is refused."""
+    url, schema = made(TRIGGERS)
+    stream = uuid.UUID(int=1)
+    with owner(schema) as conn:
+        bulk(conn, stream, 1, 5)
+        before = chain(conn)
+        conn.execute(f"SET {NEXT_SETTING} = '2'")  # the session's value: each statement starts afresh
+        with conn.transaction():
+            conn.execute("SELECT set_config(%s, '3', true)", (NEXT_SETTING,))
+            bulk(conn, stream, 6, 3)
+        assert [e[0] for e in chain(conn)[2]] == list(range(1, 9))
+        before = chain(conn)
+        for forged in ("1", "9", "12", "x"):  # set between the rows: the next row takes it
+            with pytest.raises((psycopg.errors.RaiseException, psycopg.errors.UniqueViolation,
+                                psycopg.errors.InvalidTextRepresentation)):
+                conn.execute(f"INSERT INTO {EVENTS} (originator_id, originator_version, topic, state) "
+                             "SELECT %s, v, %s, CASE WHEN v = 11 THEN convert_to(set_config(%s, %s, true), 'UTF8') "
+                             "ELSE ''::bytea END FROM generate_series(9, 14) v",  # no sort: each row made as it is inserted
+                             (stream, TOPIC, NEXT_SETTING, forged))
+            assert chain(conn) == before
+        bulk(conn, stream, 9, 3)
+        assert [e[0] for e in chain(conn)[2]] == list(range(1, 12))
     verifies(url)
 
 
