@@ -89,6 +89,15 @@ def link_material_sql(prefix: str, notary_from: str) -> str:
     )
 
 
+def _lock_head(head: str, columns: str, into: str) -> str:
+    """The notaries' plpgsql: lock the chain head to the commit and read ``columns`` of it into ``into``;
+    a head that is gone refuses the statement."""
+    return (f"  SELECT {columns} INTO {into} FROM {head} WHERE id = 1 FOR UPDATE;\n"
+            "  IF NOT FOUND THEN\n"
+            "    RAISE EXCEPTION 'pgf: the chain head is missing (removed behind the engine''s back); nothing was written';\n"
+            "  END IF;\n")
+
+
 def notary_v1_ddl(schema: str, events: str) -> list[str]:
     """The notary of stores made before the statement-level one (triggers version 1), which they keep
     until ``pgf db upgrade``: each row hashed and linked by the row trigger. Kept to test that the
@@ -111,11 +120,7 @@ DECLARE
   previous bytea;
   digest bytea;
 BEGIN
-  SELECT position, hash, recorded_at INTO h FROM {head} WHERE id = 1 FOR UPDATE;
-  IF NOT FOUND THEN
-    RAISE EXCEPTION 'pgf: the chain head is missing (removed behind the engine''s back); nothing was written';
-  END IF;
-  -- The head moves once per statement (pgf_notarise_head): rows this statement already linked are
+{_lock_head(head, 'position, hash, recorded_at', 'h')}  -- The head moves once per statement (pgf_notarise_head): rows this statement already linked are
   -- after it. (Moving it for every row made a bulk insert quadratic: each row's lock walked every
   -- version of the head row the transaction had made.)
   SELECT c.position, c.hash INTO l FROM {chain} c WHERE c.position > h.position ORDER BY c.position DESC LIMIT 1;
@@ -246,11 +251,7 @@ DECLARE
   p bigint;
   l bigint;
 BEGIN
-  SELECT position INTO p FROM {head} WHERE id = 1 FOR UPDATE;
-  IF NOT FOUND THEN
-    RAISE EXCEPTION 'pgf: the chain head is missing (removed behind the engine''s back); nothing was written';
-  END IF;
-  SELECT x.notification_id INTO l FROM {s}.{e} x WHERE x.notification_id > p ORDER BY x.notification_id DESC LIMIT 1;
+{_lock_head(head, 'position', 'p')}  SELECT x.notification_id INTO l FROM {s}.{e} x WHERE x.notification_id > p ORDER BY x.notification_id DESC LIMIT 1;
   RETURN coalesce(l, p) + 1;
 END $fn$"""
 
@@ -293,11 +294,7 @@ DECLARE
   stamped timestamptz;
   last_at timestamptz;
 BEGIN
-  SELECT position, recorded_at INTO h FROM {head} WHERE id = 1 FOR UPDATE;
-  IF NOT FOUND THEN
-    RAISE EXCEPTION 'pgf: the chain head is missing (removed behind the engine''s back); nothing was written';
-  END IF;
-  -- The rows this statement already stamped are after the head (pgf_notarise_links moves it at the end).
+{_lock_head(head, 'position, recorded_at', 'h')}  -- The rows this statement already stamped are after the head (pgf_notarise_links moves it at the end).
   SELECT x.notification_id, x.recorded_at INTO l FROM {s}.{e} x WHERE x.notification_id > h.position
     ORDER BY x.notification_id DESC LIMIT 1;
   IF FOUND THEN

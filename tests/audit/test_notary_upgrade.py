@@ -103,19 +103,24 @@ def test_an_old_store_works_unchanged_until_upgraded_then_switches_once(old: Pgf
     assert (fingerprint(old.url), notary_triggers(old)) == before
 
 
+def assert_checked(pgf: Pgf, trigger: str) -> None:
+    """The store's trigger check covers ``trigger``: disabled, verify names the triggers; enabled again."""
+    db = Attacker(pgf.url)
+    db.sql(f"ALTER TABLE {db.events} DISABLE TRIGGER {trigger}")
+    db.close()
+    assert json.loads(pgf("audit", "verify", "--json").stdout)["first_broken"]["kind"] == "triggers"
+    db = Attacker(pgf.url)
+    db.sql(f"ALTER TABLE {db.events} ENABLE TRIGGER {trigger}")
+    db.close()
+
+
 def test_a_store_of_version_2_works_until_upgraded_then_switches_once(v2: Pgf, tmp_path: Path) -> None:
     enrol_via_cli(v2)
     v2.ok("import", labs(tmp_path, "S001", 120))
     names, meta = notary_triggers(v2)
     assert names == ["pgf_notarise", "pgf_notarise_links"] and meta[TRIGGERS_KEY] == "2"
     assert verified(v2)["events"] > 120  # the trigger check asks no statement start of it
-    db = Attacker(v2.url)
-    db.sql(f"ALTER TABLE {db.events} DISABLE TRIGGER pgf_notarise_links")
-    db.close()
-    assert json.loads(v2("audit", "verify", "--json").stdout)["first_broken"]["kind"] == "triggers"
-    db = Attacker(v2.url)
-    db.sql(f"ALTER TABLE {db.events} ENABLE TRIGGER pgf_notarise_links")
-    db.close()
+    assert_checked(v2, "pgf_notarise_links")
     out = v2.ok("db", "upgrade", user=OWNER).stdout
     assert "statement-level notary, triggers version 3" in out and "nothing to upgrade" not in out
     names, after = notary_triggers(v2)
@@ -126,13 +131,7 @@ def test_a_store_of_version_2_works_until_upgraded_then_switches_once(v2: Pgf, t
     v2.ok("record", "lab", "S001", "--date", "2026-06-01", "--anc", "0.6")
     v2.ok("import", labs(tmp_path, "S001", 110, date(2025, 7, 1)))
     assert verified(v2)["events"] > 120 + 1 + 110  # links of both versions in one chain
-    db = Attacker(v2.url)
-    db.sql(f"ALTER TABLE {db.events} DISABLE TRIGGER pgf_notarise_begin")
-    db.close()
-    assert json.loads(v2("audit", "verify", "--json").stdout)["first_broken"]["kind"] == "triggers"
-    db = Attacker(v2.url)
-    db.sql(f"ALTER TABLE {db.events} ENABLE TRIGGER pgf_notarise_begin")
-    db.close()
+    assert_checked(v2, "pgf_notarise_begin")
     before = fingerprint(v2.url), notary_triggers(v2)
     assert "nothing to upgrade" in v2.ok("db", "upgrade", user=OWNER).stdout
     assert (fingerprint(v2.url), notary_triggers(v2)) == before
