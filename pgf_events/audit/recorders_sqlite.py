@@ -38,6 +38,7 @@ from pgf_events.audit.recorders import (
     _oid,
     _uuid,
 )
+from pgf_events.audit.sqlite_guard import SQLiteTriggerGuard
 from pgf_events.audit.sqlite_pool import StatementKeepingPool
 from pgf_events.domain.errors import StoreError
 from pgf_events.store import is_locked, locked_text
@@ -47,11 +48,6 @@ from pgf_events.store import is_locked, locked_text
 # That much is concurrency; a time earlier than the last event's by more than this window means the
 # clock was set back (or faked): refused.
 RACE_WINDOW = timedelta(seconds=60)
-
-
-def _normal(sql: str | None) -> str | None:
-    """A trigger's SQL as sqlite_master keeps it, spaces collapsed (what ``CREATE TRIGGER`` was given)."""
-    return " ".join(sql.split()) if sql is not None else None
 
 
 class _Row(NamedTuple):
@@ -67,7 +63,7 @@ def _now() -> str:
     return datetime.now(UTC).isoformat()
 
 
-class ChainedSQLiteRecorder(EmptyStreams, ChainWriter, SQLiteApplicationRecorder):
+class ChainedSQLiteRecorder(SQLiteTriggerGuard, EmptyStreams, ChainWriter, SQLiteApplicationRecorder):
     """SQLite: ``stored_events`` + ``pgf_chain`` + ``pgf_chain_head``, guarded by triggers."""
 
     def __init__(self, datastore: Any, *args: Any, **kwargs: Any):
@@ -116,30 +112,6 @@ class ChainedSQLiteRecorder(EmptyStreams, ChainWriter, SQLiteApplicationRecorder
         ]
         return statements
 
-    TRIGGERS = 12  # every pgf_ trigger above; verify names any that is missing
-
-    def trigger_statements(self) -> dict[str, str]:
-        """Each append-only trigger's name and its ``CREATE TRIGGER`` statement."""
-        found = {}
-        for statement in self.create_table_statements:
-            if statement.startswith("CREATE TRIGGER IF NOT EXISTS "):
-                found[statement.split()[5]] = statement
-        assert len(found) == self.TRIGGERS
-        return found
-
-    def _create_table(self, c: Any) -> None:
-        """A new store gets its tables and triggers; an existing one the tables it lacks, never a trigger.
-
-        A missing trigger was dropped behind the engine's back (or the store was made before it):
-        re-creating it on open would hide that. It stays missing, writes are refused and ``pgf audit
-        verify`` names it, until an admin restores it with ``pgf db upgrade`` (logged).
-        """
-        c.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (self.events_table_name,))
-        new = c.fetchone() is None
-        for statement in self.create_table_statements:
-            if new or not statement.startswith("CREATE TRIGGER "):
-                c.execute(statement)
-
     # (earliest, latest) recorded time of the events about to be inserted, set by TrialConduct.check_clock
     pending_times: tuple[datetime, datetime] | None = None
 
@@ -155,50 +127,6 @@ class ChainedSQLiteRecorder(EmptyStreams, ChainWriter, SQLiteApplicationRecorder
                           "VALUES (1, 0, ?, ?, 0)", (GENESIS, "0" * 32))
                 if self._meta_value(c, "chain") is None:
                     self._write_meta(c, [("chain", SCHEME), ("created_at", _now())])
-
-    def missing_triggers(self) -> int:
-        with self.datastore.transaction(commit=False) as c:
-            return len(self._missing_trigger_names(c))
-
-    def _missing_trigger_names(self, c: Any) -> list[str]:
-        """The append-only triggers that are not there (by name, with the table each must guard: a
-        trigger of the right name on another table, or one that does nothing, does not count)."""
-        c.execute("SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND name LIKE 'pgf_%'")
-        present = dict(c.fetchall())
-        return [name for name, statement in self.trigger_statements().items()
-                if _normal(present.get(name)) != _normal(statement.replace(" IF NOT EXISTS", "", 1))]
-
-    _guarded_schema: int | None = None  # the schema version at which every trigger was last seen standing
-
-    def _require_triggers(self, c: Any) -> None:
-        """Under the write lock: refuse to write while an append-only trigger is missing. Checked again
-        only when the schema changed (``PRAGMA schema_version``, which every DROP or CREATE moves)."""
-        c.execute("PRAGMA schema_version")
-        version = int(c.fetchone()[0])
-        if version == self._guarded_schema:
-            return
-        missing = self._missing_trigger_names(c)
-        if missing:
-            raise StoreError(
-                f"{len(missing)} of the store's append-only triggers are missing ({', '.join(missing[:3])}"
-                f"{', ...' if len(missing) > 3 else ''}): they were dropped behind the engine's back, or the "
-                "store was made by an older pgf; nothing was written. Run 'pgf audit verify'; an admin "
-                "restores them with 'pgf db upgrade' (logged)")
-        self._guarded_schema = version
-
-    def restore_triggers(self, by: str, now: str) -> list[str]:
-        """``pgf db upgrade`` (an admin): re-create the missing append-only triggers, logged in
-        ``pgf_store`` (``triggers_restored_at:<time>``: how many, which, and who). [] when none is missing."""
-        with self.datastore.transaction(commit=True) as c:
-            self._lock_writers(c)
-            missing = self._missing_trigger_names(c)
-            statements = self.trigger_statements()
-            for name in missing:
-                c.execute(f"DROP TRIGGER IF EXISTS {name}")  # one of that name that does something else
-                c.execute(statements[name])
-            if missing:
-                self._write_meta(c, [(f"triggers_restored_at:{now}", f"{len(missing)} by {by}: {' '.join(missing)}")])
-        return missing
 
     def read_meta(self) -> dict[str, str]:
         with self.datastore.transaction(commit=False) as c:
