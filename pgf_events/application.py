@@ -10,24 +10,17 @@ is ever lost or silently dropped.
 from __future__ import annotations
 
 import base64
+import functools
 import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.persistence import IntegrityError, Mapper, OperationalError, ProgrammingError, Transcoder
 
 from pgf_events import transcodings
-from pgf_events.commands import (
-    BatchRejected,
-    Command,
-    Result,
-    UnitOfWork,
-    normalise_subject,
-    parse_ref,
-)
 from pgf_events.domain.errors import (
     AccessDenied,
     ConcurrencyError,
@@ -35,33 +28,54 @@ from pgf_events.domain.errors import (
     PgfError,
     StoreError,
 )
-from pgf_events.domain.imports import ImportBatch, import_id
-from pgf_events.domain.patient import Patient, patient_id
 from pgf_events.gc_tuning import fewer_collections
 from pgf_events.guards import project
 from pgf_events.log import notifications
-from pgf_events.protocol import DEFAULT_PROTOCOL, Protocol
 from pgf_events.retry import MAX_ATTEMPTS, retry
 from pgf_events.signing import SigningUseCases
 from pgf_events.site_scope import SiteScope
 from pgf_events.store import CIPHER_ENV, StoreConfig, is_locked, locked_message, parse_url, prepare
-from pgf_events.topics import topic_of
 from pgf_events.user_roles import UserRoles
+
+if TYPE_CHECKING:
+    from pgf_events.commands import BatchRejected, Command, Result, UnitOfWork, normalise_subject, parse_ref
+    from pgf_events.domain.imports import ImportBatch
+    from pgf_events.domain.patient import Patient
+    from pgf_events.protocol import Protocol
 
 PATIENTS_KEPT = 2_000  # patients a long-running process keeps (patient_cache); emptied when full
 
-# Re-exported: callers build commands and read results through the application module.
+# Re-exported: callers build commands and read results through the application module. The patient
+# domain they need is imported on first use (``__getattr__``), as the methods below import it: a
+# command that decodes no patient (``pgf audit verify``) never loads it (tests/store/test_lazy_domain.py).
 __all__ = ["BatchRejected", "Command", "Result", "TrialConduct", "UnitOfWork", "normalise_subject", "parse_ref"]
+_FROM_COMMANDS = frozenset(__all__) - {"TrialConduct"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _FROM_COMMANDS:
+        from pgf_events import commands  # noqa: PLC0415
+
+        return getattr(commands, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+@functools.cache
+def _patient_id() -> Callable[[str, bytes | None], UUID]:
+    """:func:`pgf_events.domain.patient.patient_id`, imported once on first use (called for every command)."""
+    from pgf_events.domain.patient import patient_id  # noqa: PLC0415
+
+    return patient_id
 
 
 class TrialConduct(UserRoles, SigningUseCases, SiteScope, Application[Any]):
     name = "pgf"
     is_snapshotting_enabled = False
 
-    def __init__(self, store: StoreConfig, protocol: Protocol = DEFAULT_PROTOCOL,
+    def __init__(self, store: StoreConfig, protocol: Protocol | None = None,
                  clock: Callable[[], datetime] | None = None):
         self.store = store
-        self.protocol = protocol
+        self._protocol = protocol  # None: the trial's (DEFAULT_PROTOCOL), imported when first needed
         self.clock = clock or (lambda: datetime.now(UTC))
         self.conflicts_retried = 0  # saves re-run because another writer got there first
         self._session_user: str | None = None
@@ -104,7 +118,11 @@ class TrialConduct(UserRoles, SigningUseCases, SiteScope, Application[Any]):
         if not first:
             return
         try:
-            self.mapper.to_domain_event(first[0])
+            # the payload opens (and its topic is known), its values and class left unread: no domain import
+            if isinstance(self.mapper, transcodings.FastMapper):
+                self.mapper.opens(first[0])
+            else:
+                self.mapper.to_domain_event(first[0])
         except StoreError as e:  # readable, but holds a topic this version does not know: say that
             if not isinstance(e, transcodings.bound_cipher.MisplacedCiphertext):
                 raise
@@ -125,11 +143,24 @@ class TrialConduct(UserRoles, SigningUseCases, SiteScope, Application[Any]):
             raise StoreError(f"{CIPHER_ENV} does not open the store {self.store.display} (wrong key)") from None
         raise StoreError(f"the store {self.store.display} is encrypted; set {CIPHER_ENV} to its key") from None
 
+    @property
+    def protocol(self) -> Protocol:
+        """The protocol the rules are judged under (the trial's unless given)."""
+        if self._protocol is None:
+            from pgf_events.protocol import DEFAULT_PROTOCOL  # noqa: PLC0415 - not every command judges a rule
+
+            self._protocol = DEFAULT_PROTOCOL
+        return self._protocol
+
+    @protocol.setter
+    def protocol(self, protocol: Protocol) -> None:
+        self._protocol = protocol
+
     def patient_id(self, subject: str) -> UUID:
-        return patient_id(subject, self._id_secret)
+        return _patient_id()(subject, self._id_secret)
 
     @classmethod
-    def open(cls, url: str | None = None, protocol: Protocol = DEFAULT_PROTOCOL) -> TrialConduct:
+    def open(cls, url: str | None = None, protocol: Protocol | None = None) -> TrialConduct:
         return cls(parse_url(url), protocol)
 
     def construct_mapper(self) -> Mapper[Any]:
@@ -144,22 +175,28 @@ class TrialConduct(UserRoles, SigningUseCases, SiteScope, Application[Any]):
 
     def register_transcodings(self, transcoder: Transcoder) -> None:
         super().register_transcodings(transcoder)  # type: ignore[arg-type]
-        transcodings.register_all(transcoder)  # type: ignore[arg-type]
+        transcodings.register_on_first_use(transcoder)  # type: ignore[arg-type]
 
     # ------------------------------------------------------------------ writing
 
     def record(self, kind: str, subject: str, fields: Mapping[str, Any], *, user: str,
                source: str | None = None, deviation: str | None = None, key: str | None = None) -> Result:
+        from pgf_events.commands import Command  # noqa: PLC0415
+
         return self.execute([Command("record", subject=subject, kind=kind, fields=fields, source=source,
                                      deviation=deviation, key=key)], user=user)[0]
 
     def correct(self, ref: str, changes: Mapping[str, Any], reason: str, *, user: str,
                 source: str | None = None, deviation: str | None = None, answers: str | None = None) -> Result:
+        from pgf_events.commands import Command  # noqa: PLC0415
+
         return self.execute([Command("correct", ref=ref, fields=changes, reason=reason, source=source,
                                      deviation=deviation, answers=answers)], user=user)[0]
 
     def void(self, ref: str, reason: str, *, user: str, source: str | None = None,
              deviation: str | None = None, answers: str | None = None) -> Result:
+        from pgf_events.commands import Command  # noqa: PLC0415
+
         return self.execute([Command("void", ref=ref, reason=reason, source=source, deviation=deviation,
                                      answers=answers)], user=user)[0]
 
@@ -171,6 +208,8 @@ class TrialConduct(UserRoles, SigningUseCases, SiteScope, Application[Any]):
         ``digest`` identifies the file by meaning (``cli.import_digest.command_digest``); ``legacy_digest`` (the
         SHA-256 of its bytes) finds a batch imported before batches were keyed by meaning.
         """
+        from pgf_events.domain.imports import ImportBatch  # noqa: PLC0415
+
         def already() -> ImportBatch | None:
             return self.imported(digest, legacy_digest)
 
@@ -191,6 +230,8 @@ class TrialConduct(UserRoles, SigningUseCases, SiteScope, Application[Any]):
 
     def imported(self, *digests: str | None) -> ImportBatch | None:
         """The ImportBatch of a file already imported under one of ``digests``, or None."""
+        from pgf_events.domain.imports import import_id  # noqa: PLC0415
+
         for d in digests:
             if d is None:
                 continue
@@ -215,6 +256,8 @@ class TrialConduct(UserRoles, SigningUseCases, SiteScope, Application[Any]):
 
     def _execute(self, commands: list[Command], user: str, progress: Callable[[int], None] | None,
                  dry_run: bool, extra: Callable[[int], list[Any]] | None) -> list[Result]:
+        from pgf_events.commands import BatchRejected, UnitOfWork  # noqa: PLC0415
+
         def attempt() -> list[Result]:
             unit = UnitOfWork(self, user, defer_changes=len(commands) > 1)
             errors: list[tuple[int | None, str]] = []
@@ -259,6 +302,8 @@ class TrialConduct(UserRoles, SigningUseCases, SiteScope, Application[Any]):
     # ------------------------------------------------------------------ reading
 
     def patient(self, subject: str, version: int | None = None) -> Patient:
+        from pgf_events.commands import normalise_subject  # noqa: PLC0415
+
         subject = normalise_subject(subject)
         try:
             patient = self.repository.get(self.patient_id(subject), version=version, projector_func=project)
@@ -273,6 +318,8 @@ class TrialConduct(UserRoles, SigningUseCases, SiteScope, Application[Any]):
         process kept (``patient_cache``), brought up to date with the events stored since (the version
         check: the save is refused if another process writes in between), else loaded from the store.
         A kept copy is taken out of the cache: only a unit's successful save gives it back."""
+        from pgf_events.commands import normalise_subject  # noqa: PLC0415
+
         subject = normalise_subject(subject)
         uuid = self.patient_id(subject)
         kept = self.patient_cache.pop(uuid, None) if self.patient_cache is not None else None
@@ -304,6 +351,8 @@ class TrialConduct(UserRoles, SigningUseCases, SiteScope, Application[Any]):
         """The kept patient and its recorded times if it is at ``version`` (nothing stored since), else None."""
         if self.patient_cache is None:
             return None
+        from pgf_events.commands import normalise_subject  # noqa: PLC0415
+
         kept = self.patient_cache.get(self.patient_id(normalise_subject(subject)))
         if kept is None or kept[0].version != version:
             return None
@@ -314,6 +363,8 @@ class TrialConduct(UserRoles, SigningUseCases, SiteScope, Application[Any]):
 
     def stream(self, subject: str) -> list[Any]:
         """Every stored event of a patient's stream, oldest first."""
+        from pgf_events.commands import normalise_subject  # noqa: PLC0415
+
         subject = normalise_subject(subject)
         events = list(self.events.get(self.patient_id(subject)))
         if not events:
@@ -337,6 +388,9 @@ class TrialConduct(UserRoles, SigningUseCases, SiteScope, Application[Any]):
     def subjects(self) -> list[str]:
         """Every registered subject code the acting user may see (``site_scope``), in registration order
         (read from the notification log)."""
+        from pgf_events.domain.patient import Patient  # noqa: PLC0415
+        from pgf_events.topics import topic_of  # noqa: PLC0415
+
         to_event = self.mapper.to_domain_event
         registered = notifications(self.recorder, topics=[topic_of(Patient.Registered)])
         events = [to_event(n) for n in registered]

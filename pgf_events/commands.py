@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 from eventsourcing.application import AggregateNotFoundError
 
+from pgf_events import topics  # noqa: F401 - every stored name registered before a unit of work makes an event
 from pgf_events.domain import integrity, kinds
 from pgf_events.domain.errors import DomainError, DuplicatePatientError, RuleViolation, ValidationError
 from pgf_events.domain.imports import IdempotencyKey, fingerprint, key_id

@@ -11,11 +11,14 @@ from typing import TYPE_CHECKING, Any
 from eventsourcing.application import AggregateNotFoundError
 
 from pgf_events.domain.errors import RuleViolation
-from pgf_events.domain.lock import LOCK_ID, StoreLock
-from pgf_events.domain.review import Review, review_id
 
 if TYPE_CHECKING:
     from pgf_events.application import TrialConduct
+    from pgf_events.domain.lock import StoreLock
+    from pgf_events.domain.review import Review
+
+# The lock and review aggregates are imported by the functions that use them: ``project`` serves
+# every reader, ``pgf audit verify`` too, which loads no aggregate it does not meet.
 
 
 def project(aggregate: Any, events: Iterable[Any]) -> Any:
@@ -27,6 +30,8 @@ def project(aggregate: Any, events: Iterable[Any]) -> Any:
 
 
 def store_lock(app: TrialConduct) -> StoreLock | None:
+    from pgf_events.domain.lock import LOCK_ID  # noqa: PLC0415
+
     try:
         return app.repository.get(LOCK_ID, projector_func=project)  # type: ignore[no-any-return]
     except AggregateNotFoundError:
@@ -35,6 +40,9 @@ def store_lock(app: TrialConduct) -> StoreLock | None:
 
 def review_of(app: TrialConduct, subject: str, *, create: bool = True) -> Review | None:
     """The patient's review stream (a new, unsaved one if nothing was reviewed yet)."""
+    from pgf_events import topics  # noqa: F401, PLC0415 - stored names registered before a stream is made
+    from pgf_events.domain.review import Review, review_id  # noqa: PLC0415
+
     patient_uuid = app.patient_id(subject)
     try:
         return app.repository.get(review_id(patient_uuid), projector_func=project)  # type: ignore[no-any-return]

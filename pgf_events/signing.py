@@ -22,14 +22,16 @@ from pgf_events.audit.chain import stream_hash
 from pgf_events.domain import esign
 from pgf_events.domain.errors import RuleViolation, ValidationError
 from pgf_events.domain.parsing import parse_text
-from pgf_events.domain.patient import SIGN, SIGNATURE_MEANINGS, Context
-from pgf_events.domain.users import UserDirectory
 from pgf_events.retry import MAX_ATTEMPTS, retry
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
     from pgf_events.domain.patient import Patient
+    from pgf_events.domain.users import UserDirectory
+
+# The patient domain and the user directory are imported by the use cases that need them: the
+# application mixes these methods in, and ``pgf audit verify`` never loads a patient.
 
 def stream_digest(app: Any, originator_id: UUID, version: int) -> str:
     """The chain hash (hex) over one patient's stored events 1..version, exactly as stored."""
@@ -71,6 +73,8 @@ class SigningUseCases:
 
     def _change_directory(self: Any, change: Callable[[UserDirectory], None], by: str) -> UserDirectory:
         by = parse_text(by, "user", 64)
+        from pgf_events import topics  # noqa: F401, PLC0415 - stored names registered before the directory is made
+        from pgf_events.domain.users import UserDirectory  # noqa: PLC0415
 
         def attempt() -> UserDirectory:
             directory = self.directory() or UserDirectory.open(by)
@@ -85,6 +89,8 @@ class SigningUseCases:
              source: str | None = None) -> dict[str, Any]:
         """Sign the patient's stream as it stands with ``user``'s approved key; re-read and retry if
         someone writes first. Returns what was signed, with the new event's reference."""
+        from pgf_events.domain.patient import SIGN, SIGNATURE_MEANINGS, Context  # noqa: PLC0415
+
         try:
             user = parse_text(user, "user", 64)
         except ValidationError:

@@ -14,7 +14,6 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from pgf_events.domain.errors import AccessDenied
-from pgf_events.domain.patient import Patient
 
 if TYPE_CHECKING:
     from uuid import UUID
@@ -67,6 +66,8 @@ class SiteScope:
         if sites is None:
             yield
             return
+        from pgf_events.domain.patient import Patient  # noqa: PLC0415 - PostgreSQL writers only
+
         for event in events:
             if isinstance(event, Patient.Registered):
                 sites[str(event.originator_id)] = str(event.record.site).upper()

@@ -5,8 +5,8 @@ creation event, so they are data: a store written years ago must still load. The
 spelled out here and registered explicitly with the eventsourcing library, both ways: reading
 resolves each topic to its class wherever the class now lives, and writing stores the topic
 listed here, not the class's current location. To move or rename a class, move it and leave its
-line below unchanged. A new event class needs a line (tests/store/test_stored_names.py fails
-until it has one). Transcoding names (``pgf.<kind>``, ``date_iso``) are fixed in
+line below unchanged. A new event class needs a line, here and in :mod:`pgf_events.topic_names`
+(tests/store/test_stored_names.py fails until it has both). Transcoding names (``pgf.<kind>``, ``date_iso``) are fixed in
 :mod:`pgf_events.transcodings` in the same spirit.
 """
 
@@ -19,11 +19,9 @@ from pgf_events.domain.lock import StoreLock
 from pgf_events.domain.patient import Patient
 from pgf_events.domain.review import Review
 from pgf_events.domain.users import UserDirectory
+from pgf_events.topic_names import PATIENT_TOPIC_PREFIX, REVIEW_TOPIC_PREFIX
 
-# The prefix of every Patient topic: readers pick a patient's events out of the log by it.
-PATIENT_TOPIC_PREFIX = "pgf_events.domain.patient:"
-# The prefix of every Review topic (a patient's queries, SDV and freeze: domain/review.py).
-REVIEW_TOPIC_PREFIX = "pgf_events.domain.review:"
+__all__ = ["PATIENT_TOPIC_PREFIX", "REVIEW_TOPIC_PREFIX", "STORED_TOPICS", "register", "topic_of"]
 
 STORED_TOPICS: dict[str, type] = {
     "pgf_events.domain.patient:Patient": Patient,

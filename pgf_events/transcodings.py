@@ -10,9 +10,11 @@ checks both, and that the bytes are identical for every kind of event).
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+import json
+import threading
+from collections.abc import Callable, Iterable
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 import attrs
@@ -29,10 +31,11 @@ from eventsourcing.persistence import (
 from eventsourcing.utils import TopicError, get_topic, resolve_topic
 
 from pgf_events import bound_cipher
-from pgf_events.domain import values as vo
-from pgf_events.domain.entries import restore, restorer
 from pgf_events.domain.errors import StoreError
-from pgf_events.domain.kinds import KINDS
+from pgf_events.topic_names import STORED_TOPIC_NAMES
+
+if TYPE_CHECKING:
+    from pgf_events.domain import values as vo
 
 
 class DateAsISO(Transcoding):
@@ -50,9 +53,12 @@ class RecordAsDict(Transcoding):
     """One transcoding per record class, named ``pgf.<kind>``; decoding never re-runs validation."""
 
     def __init__(self, cls: type[vo.Record]):
+        from pgf_events.domain.entries import restore  # noqa: PLC0415 - the domain, loaded on first use
+
         self.type = cls
         self.name = f"pgf.{cls.KIND}"
         self._tuples = any("tuple" in str(a.type) for a in attrs.fields(cls))  # only AdverseEvent.serious
+        self._restore = restore
 
     def encode(self, obj: vo.Record) -> dict[str, Any]:
         values = obj.as_input()
@@ -61,7 +67,7 @@ class RecordAsDict(Transcoding):
         return values
 
     def decode(self, data: dict[str, Any]) -> vo.Record:
-        return restore(self.type, data)
+        return self._restore(self.type, data)
 
 
 # date and datetime go to ``default`` (our transcodings), as they do with the json module. Other
@@ -76,17 +82,43 @@ class FastJSONTranscoder(JSONTranscoder):
     Reading, each typed value goes straight to the function that rebuilds it (``date.fromisoformat``,
     a record class's restorer), looked up once by transcoding name: the result is what the
     transcoding's ``decode`` returns, two calls fewer per value.
+
+    Transcodings given to :meth:`register_later` (the domain's records) are registered when a value
+    no registered transcoding knows is first met, reading or writing: a command that never reads or
+    writes a record (``pgf audit verify``) never imports the domain that defines them.
     """
 
     def __init__(self) -> None:
         super().__init__()
         self._decoders: dict[str, Callable[[Any], Any]] = {}
         self._encoders: dict[type, Callable[[Any], dict[str, Any]]] = {}
+        self._later: list[Callable[[], Iterable[Transcoding]]] = []
+        self._all_registered = True  # nothing waits in _later
+        self._registering = threading.Lock()
 
     def register(self, transcoding: Transcoding) -> None:
         super().register(transcoding)
         self._decoders[transcoding.name] = _direct_decoder(transcoding)
         self._encoders[transcoding.type] = _direct_encoder(transcoding)
+
+    def register_later(self, transcodings: Callable[[], Iterable[Transcoding]]) -> None:
+        """Register what ``transcodings()`` returns on first meeting a value of an unregistered type or name."""
+        with self._registering:
+            self._later.append(transcodings)
+            self._all_registered = False
+
+    def _register_waiting(self) -> bool:
+        """Register the transcodings :meth:`register_later` was given; False if none were waiting (the
+        caller's value is then of a type or name no transcoding knows, as the library reports)."""
+        if self._all_registered:
+            return False
+        with self._registering:  # another thread may be registering them: wait until it is done
+            while self._later:
+                for transcoding in list(self._later[0]()):  # a failure leaves them waiting (and raises again)
+                    self.register(transcoding)
+                self._later.pop(0)
+            self._all_registered = True
+        return True
 
     def encode(self, obj: Any) -> bytes:
         return orjson.dumps(obj, default=self._encode_typed, option=_ORJSON_OPTIONS)
@@ -94,7 +126,29 @@ class FastJSONTranscoder(JSONTranscoder):
     def _encode_typed(self, o: Any) -> dict[str, Any]:
         """The library's ``_encode_obj`` (``{"_type_": NAME, "_data_": ...}``), one lookup per value."""
         encode = self._encoders.get(type(o))
+        if encode is None and self._register_waiting():
+            encode = self._encoders.get(type(o))
         return encode(o) if encode is not None else self._encode_obj(o)
+
+    def _encode_obj(self, o: Any) -> dict[str, Any]:
+        if type(o) not in self.types:
+            self._register_waiting()
+        return super()._encode_obj(o)
+
+    def _decode_obj(self, d: dict[str, Any]) -> Any:
+        if not self._all_registered and len(d) == 2 and "_data_" in d and isinstance(d.get("_type_"), str) \
+                and d["_type_"] not in self.names:
+            self._register_waiting()
+        return super()._decode_obj(d)
+
+    def _decode_late(self, value: dict[str, Any]) -> Any:
+        """A typed value whose transcoding is not registered (yet): registered now if it waits in
+        :meth:`register_later`, else decoded (or refused) by the library."""
+        if self._register_waiting():
+            decode = self._decoders.get(value["_type_"])
+            if decode is not None:
+                return decode(value["_data_"])
+        return self._decode_obj(value)
 
     def decode(self, data: bytes) -> Any:
         try:
@@ -102,6 +156,15 @@ class FastJSONTranscoder(JSONTranscoder):
         except orjson.JSONDecodeError:  # e.g. NaN, which only the json module accepts: read it that way
             return super().decode(data)
         return self._revive(obj)
+
+    @staticmethod
+    def parse(data: bytes) -> Any:
+        """The JSON document ``data`` holds, typed values left as ``{"_type_", "_data_"}`` (what
+        :meth:`decode` reads before reviving them): raises as it does when ``data`` is no JSON."""
+        try:
+            return orjson.loads(data)
+        except orjson.JSONDecodeError:
+            return json.loads(data.decode("utf8"))
 
     def _revive(self, obj: Any) -> Any:
         """Turn ``{"_type_", "_data_"}`` objects back into values, innermost first (like an object_hook)."""
@@ -119,14 +182,14 @@ class FastJSONTranscoder(JSONTranscoder):
                         value["_data_"] = data = self._revive(data)
                     decode = decoders.get(value["_type_"])
                     # replacing a value while iterating is allowed
-                    obj[key] = decode(data) if decode is not None else self._decode_obj(value)
+                    obj[key] = decode(data) if decode is not None else self._decode_late(value)
                 else:
                     obj[key] = self._revive(value)
             elif kind is list:
                 obj[key] = self._revive(value)
         if len(obj) == 2 and "_type_" in obj and "_data_" in obj:
             decode = decoders.get(obj["_type_"])
-            return decode(obj["_data_"]) if decode is not None else self._decode_obj(obj)
+            return decode(obj["_data_"]) if decode is not None else self._decode_late(obj)
         return obj
 
 
@@ -138,6 +201,8 @@ def _direct_decoder(transcoding: Transcoding) -> Callable[[Any], Any]:
     if type(transcoding) is DateAsISO:
         return date.fromisoformat
     if type(transcoding) is RecordAsDict:
+        from pgf_events.domain.entries import restorer  # noqa: PLC0415 - registered with the domain's records
+
         return restorer(transcoding.type)
     return transcoding.decode
 
@@ -274,11 +339,15 @@ class FastMapper(Mapper[Any]):
             self._memo[key] = event
         return event
 
-    def _decode(self, originator_id: Any, originator_version: int, topic: str, state: bytes,
-                recorded_by: str | None = None, recorded_at: datetime | None = None) -> Any:
+    def _class_of(self, topic: str) -> tuple[type, int]:
+        """The event class a stored topic names, and its class version (kept for the next event)."""
         try:
-            cls, class_version = self._classes[topic]
-        except KeyError:
+            cls = resolve_topic(topic)
+        except TopicError:
+            # A stored topic whose class has moved resolves once every stored name is registered
+            # where its class now lives (pgf_events.topics, which imports the whole domain).
+            from pgf_events import topics  # noqa: F401, PLC0415
+
             try:
                 cls = resolve_topic(topic)
             except TopicError:
@@ -286,7 +355,40 @@ class FastMapper(Mapper[Any]):
                     f"the store holds events of type {topic!r}, which this version of pgf does not know "
                     "(written by another version of the program?); nothing was changed"
                 ) from None
-            cls, class_version = self._classes.setdefault(topic, (cls, getattr(cls, "class_version", 1)))
+        return self._classes.setdefault(topic, (cls, getattr(cls, "class_version", 1)))
+
+    def opens(self, stored_event: Any) -> None:
+        """What decoding ``stored_event`` checks that needs no domain class (whether a store opens with
+        the key given, :meth:`pgf_events.application.TrialConduct._check_cipher`): its topic is one this
+        version knows, and its payload decrypts in its place, decompresses and is JSON. Raises what
+        :meth:`decode` raises for each; its typed values and class are left unread (``pgf audit
+        verify`` never imports the patient domain)."""
+        topic, originator_id, originator_version = stored_event.topic, stored_event.originator_id, \
+            stored_event.originator_version
+        if topic not in STORED_TOPIC_NAMES and topic not in self._classes:
+            self._class_of(topic)
+        state = stored_event.state
+        try:
+            if self.cipher:
+                state = bound_cipher.unseal(self.cipher, state, originator_id, originator_version, topic)
+            if self.compressor:
+                state = self.compressor.decompress(state)
+            parse = getattr(self.transcoder, "parse", None)
+            parse(state) if parse is not None else self.transcoder.decode(state)
+        except bound_cipher.MisplacedCiphertext:
+            raise
+        except Exception as e:
+            raise MapperDeserialisationError(
+                f"Failed to deserialise state of stored event with topic '{topic}', "
+                f"originator_id '{originator_id}' and originator_version {originator_version}: {e}"
+            ) from e
+
+    def _decode(self, originator_id: Any, originator_version: int, topic: str, state: bytes,
+                recorded_by: str | None = None, recorded_at: datetime | None = None) -> Any:
+        try:
+            cls, class_version = self._classes[topic]
+        except KeyError:
+            cls, class_version = self._class_of(topic)
         try:
             if self.cipher:
                 state = bound_cipher.unseal(self.cipher, state, originator_id, originator_version, topic)
@@ -319,7 +421,25 @@ class FastMapper(Mapper[Any]):
         return domain_event
 
 
+def record_transcodings() -> list[Transcoding]:
+    """One ``pgf.<kind>`` transcoding per record kind (imports the domain that defines them)."""
+    from pgf_events.domain.kinds import KINDS  # noqa: PLC0415 - the patient domain: only when records are met
+
+    return [RecordAsDict(kind.record) for kind in KINDS.values()]
+
+
 def register_all(transcoder: JSONTranscoder) -> None:
+    """Register pgf's transcodings with ``transcoder`` now."""
     transcoder.register(DateAsISO())
-    for kind in KINDS.values():
-        transcoder.register(RecordAsDict(kind.record))
+    for transcoding in record_transcodings():
+        transcoder.register(transcoding)
+
+
+def register_on_first_use(transcoder: JSONTranscoder) -> None:
+    """:func:`register_all`, the records' transcodings left until a record is first read or written
+    when ``transcoder`` can wait for them (a :class:`FastJSONTranscoder`); the same names and encodings."""
+    if not isinstance(transcoder, FastJSONTranscoder):
+        register_all(transcoder)
+        return
+    transcoder.register(DateAsISO())
+    transcoder.register_later(record_transcodings)

@@ -8,16 +8,18 @@ database's own on PostgreSQL (:mod:`pgf_events.audit.dbroles`), the user directo
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.persistence import IntegrityError
 
-from pgf_events.commands import check_user
 from pgf_events.domain.errors import AccessDenied
-from pgf_events.domain.users import DIRECTORY_ID, PERMISSIONS, UserDirectory
+from pgf_events.domain.roles import DIRECTORY_ID, PERMISSIONS
 from pgf_events.guards import project
 from pgf_events.retry import retry
+
+if TYPE_CHECKING:
+    from pgf_events.domain.users import UserDirectory
 
 
 class UserRoles:
@@ -87,6 +89,8 @@ class UserRoles:
     def _check_actor(self: Any, user: Any) -> str:
         """The name stamped on new events; on PostgreSQL it must be the database login (which the
         database stamps beside every event anyway)."""
+        from pgf_events.commands import check_user  # noqa: PLC0415 - writers only: commands loads the patient domain
+
         user = check_user(user)
         login = self.session_user()
         if login is not None and user != login:
@@ -96,6 +100,8 @@ class UserRoles:
     def change_role(self: Any, action: str, user: str, role: str, *, by: str, reason: str | None = None,
                     sites: list[str] | None = None) -> None:
         by = self._check_actor(by)
+        from pgf_events import topics  # noqa: F401, PLC0415 - stored names registered before the directory is made
+        from pgf_events.domain.users import UserDirectory  # noqa: PLC0415
 
         def attempt() -> None:
             directory = self.directory() or UserDirectory.open(by)

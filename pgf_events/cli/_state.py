@@ -100,7 +100,7 @@ class State:
             if must_exist and not config.exists():
                 raise StoreError(f"there is no trial store at {config.display} (check --db or PGF_DB)")
             self._refuse_writes(config)
-            app = TrialConduct(config, self.protocol())
+            app = TrialConduct(config, self.protocol() if self.protocol_file else None)  # None: the trial's
             if app.created_now:  # a new PostgreSQL store: its owner creates the read models and grants
                 from pgf_events.projections.provision import finish_store  # noqa: PLC0415
 

@@ -8,35 +8,16 @@ first grant must make someone an admin, and from then on every command is checke
 
 from __future__ import annotations
 
-from uuid import UUID, uuid5
-
 import attrs
 from eventsourcing.domain import Aggregate
 
 from pgf_events.domain.errors import RuleViolation, ValidationError
 from pgf_events.domain.parsing import parse_text
+from pgf_events.domain.roles import DIRECTORY_ID, PERMISSIONS, ROLES, SCOPED, UNSCOPED
 
-ROLES = ("coordinator", "investigator", "monitor", "data-manager", "auditor", "admin")
-UNSCOPED = ("auditor", "admin")  # read everything: never limited to sites
-SCOPED = tuple(r for r in ROLES if r not in UNSCOPED)
-DIRECTORY_ID = uuid5(UUID("5d0f0c1a-3b2e-4c8e-9f1a-7e6d5c4b3a29"), "pgf-user-directory")
-
-# What each kind of command needs: any one of these roles.
-PERMISSIONS: dict[str, frozenset[str]] = {
-    "record": frozenset({"coordinator", "investigator"}),
-    "sign": frozenset({"investigator"}),
-    "read": frozenset({"coordinator", "investigator", "monitor", "data-manager", "auditor"}),
-    "admin": frozenset({"admin"}),
-    # Monitoring (issue 15): who raises, answers and closes queries, verifies, freezes and locks.
-    "query-open": frozenset({"monitor", "investigator", "data-manager"}),
-    "query-answer": frozenset({"coordinator", "investigator"}),
-    "query-close": frozenset({"monitor", "data-manager"}),
-    "sdv": frozenset({"monitor"}),
-    "freeze": frozenset({"data-manager"}),
-    "lock": frozenset({"data-manager", "admin"}),
-    "member": frozenset(ROLES),  # anyone holding a role (registering their own signing key)
-    "directory": frozenset({"admin", "auditor"}),
-}
+# The roles and what each kind of command needs live in domain.roles (checked on every command,
+# without loading this aggregate); re-exported here.
+__all__ = ["DIRECTORY_ID", "PERMISSIONS", "ROLES", "SCOPED", "UNSCOPED", "UserDirectory"]
 
 
 class UserDirectory(Aggregate):

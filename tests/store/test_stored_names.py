@@ -14,6 +14,7 @@ from eventsourcing.domain import Aggregate
 from eventsourcing.utils import get_topic, resolve_topic
 
 import pgf_events
+from pgf_events.topic_names import STORED_TOPIC_NAMES
 from pgf_events.topics import PATIENT_TOPIC_PREFIX, STORED_TOPICS
 from tests.conftest import REGISTER, Pgf
 
@@ -44,6 +45,8 @@ def test_every_aggregate_and_event_class_has_a_registered_stored_topic() -> None
         assert get_topic(cls) == topic
         if issubclass(cls, Aggregate.Event) and "Patient" in topic:
             assert topic.startswith(PATIENT_TOPIC_PREFIX)
+    # The same names as text, for what checks a topic without importing the domain (opening a store).
+    assert set(STORED_TOPICS) == STORED_TOPIC_NAMES, "pgf_events/topic_names.py lists the topics of topics.py"
 
 
 MOVE_THE_CLASS = textwrap.dedent("""
