@@ -25,9 +25,9 @@ from xml.etree import ElementTree as ET
 
 import orjson
 
+from pgf_events.audit import source
 from pgf_events.audit.odm_meta import _attr, _group, _text, decimal_text
 from pgf_events.audit.odm_subjects import Seen, Transactions, _audit_start, _insert_start, _leaf
-from pgf_events.audit import source
 from pgf_events.audit.source import utc
 from pgf_events.domain import values as vo
 from pgf_events.domain.entries import _restore_plan
@@ -147,9 +147,9 @@ class RecordRows:
         starts = self.layouts.get(tuple(data))
         if starts is None:
             return "".join([f"{start}{value}{tail}" for start, value in self.values(data)])
-        out = []
+        out: list[str] = []
         strings, floats = _STRINGS, _FLOATS
-        for start, value in zip(starts, data.values()):
+        for start, value in zip(starts, data.values(), strict=True):
             kind = type(value)
             if kind is float:
                 text = floats.get(value)
