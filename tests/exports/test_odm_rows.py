@@ -12,7 +12,7 @@ import pytest
 
 from pgf_events import monitoring
 from pgf_events.application import TrialConduct
-from pgf_events.audit import odm, odm_rows, source
+from pgf_events.audit import odm, odm_items, odm_rows, source
 from pgf_events.audit.odm_subjects import Seen, Transactions
 from pgf_events.topics import STORED_TOPICS
 from tests.exports.test_odm_fast import AWKWARD, NOW
@@ -131,7 +131,7 @@ def test_each_stored_json_is_written_as_decoded_or_handed_over(sqlite_url: str, 
     topic = AE if state["record"]["_type_"] == "pgf.ae" else LAB
     row = (2, topic, orjson.dumps(state))
     users: set[str] = set()
-    text = writer.inserted(odm_rows._recorded()[topic], row, users)
+    text = writer.inserted(odm_items.recorded()[topic], row, users)
     assert (text is not None) == (state in SAID)
     if text is not None:
         event = app.mapper.decode(writer.oid, *row)
@@ -152,5 +152,5 @@ def test_json_only_the_json_module_reads_is_handed_over(sqlite_url: str) -> None
     writer, _ = _writer(app, "S001")
     state = orjson.dumps(_state({"date": {"_type_": "date_iso", "_data_": "2025-03-01"}, "anc": 0.5}))
     row = (2, LAB, state.replace(b"0.5", b"NaN"))
-    assert writer.inserted(odm_rows._recorded()[LAB], row, set()) is None
+    assert writer.inserted(odm_items.recorded()[LAB], row, set()) is None
     app.close()
