@@ -91,6 +91,7 @@ class _Patient:
         self.pending: list[tuple[tuple[Any, ...], str, dict[str, Any]]] = []
         self.unread: dict[int, tuple[Any, ...]] = {}
         self.starts: dict[str, str] = {}  # user -> AuditRecord start (the patient's site: until the next fold)
+        self.containers: dict[str, tuple[str, str]] = {}  # kind -> an insert's container around its key
 
     def fold(self) -> None:
         """Apply the pending inserts to the patient as their events' ``mutate`` does (``Recorded.apply``:
@@ -165,7 +166,6 @@ class _Patient:
             yield tx.of(event)
             self.starts.clear()  # a correction of the registration may have moved the patient
 
-
     def inserted(self, kind: RecordRows, row: tuple[Any, ...], users: set[str]) -> str | None:
         """The SubjectData of a record's insert from its row ('' when after ``as_of``); None: not sure."""
         try:
@@ -211,7 +211,12 @@ class _Patient:
             return None
         users.add(user)
         self.pending.append((row, kind.kind, state))
-        return tx.container(kind.kind, row[0], "Insert", items)
+        parts = self.containers.get(kind.kind)
+        if parts is None:  # what Transactions.container writes around a record kind's inserted items
+            head, middle = tx.container_parts(kind.kind, "Insert")
+            parts = self.containers[kind.kind] = (f'{head} StudyEventRepeatKey="', f'"{middle}')
+        group = f">{items}</ItemGroupData>" if items else " />"
+        return f"{parts[0]}{row[0]:d}{parts[1]}{group}</FormData></StudyEventData></SubjectData>"
 
 
 
