@@ -29,6 +29,7 @@ import orjson
 from pgf_events.audit import source
 from pgf_events.audit.odm_items import RecordRows, Slow, recorded, source_text, stamp_text
 from pgf_events.audit.odm_subjects import Seen, Transactions, _audit_start, _leaf
+from pgf_events.audit.odm_subjects import subject_data as decoded_subject_data
 from pgf_events.audit.source import utc
 from pgf_events.domain.entries import Entry
 from pgf_events.transcodings import FastJSONTranscoder, FastMapper
@@ -44,8 +45,17 @@ def usable(app: Any) -> bool:
 # ------------------------------------------------------------------------------------------ patients
 
 
-def subject_data(app: Any, seen: Seen, as_of: datetime | None, subjects: list[str]) -> Iterator[str]:
-    """What :func:`pgf_events.audit.odm_subjects.subject_data` yields (transactional), from the rows."""
+def subject_data(app: Any, seen: Seen, as_of: datetime | None, snapshot: bool,
+                 subjects: list[str] | None = None) -> Iterator[str]:
+    """Each SubjectData of ClinicalData (of ``subjects``, default every patient), as XML text: the
+    transactions from the rows where :func:`usable`, else (and ``--snapshot``) from the decoded events."""
+    if snapshot or not usable(app):
+        yield from decoded_subject_data(app, seen, as_of, snapshot, subjects)
+        return
+    yield from _from_rows(app, seen, as_of, app.subjects() if subjects is None else subjects)
+
+
+def _from_rows(app: Any, seen: Seen, as_of: datetime | None, subjects: list[str]) -> Iterator[str]:
     from pgf_events.audit.odm_monitoring import monitoring_subject_data  # noqa: PLC0415
 
     decode = app.mapper.decode

@@ -276,11 +276,6 @@ def snapshot_subject(subject: str, events: list[Any], seen: Seen) -> str:
 def subject_data(app: Any, seen: Seen, as_of: datetime | None, snapshot: bool,
                  subjects: list[str] | None = None) -> Iterator[str]:
     """Each SubjectData of ClinicalData (of ``subjects``, default every patient), as XML text."""
-    from pgf_events.audit import odm_rows  # noqa: PLC0415 - it builds on this module
-
-    if not snapshot and odm_rows.usable(app):  # the same texts, written from the stored rows
-        yield from odm_rows.subject_data(app, seen, as_of, app.subjects() if subjects is None else subjects)
-        return
     for subject, events in patient_streams(app, as_of, subjects):
         if snapshot:
             yield snapshot_subject(subject, events, seen)
