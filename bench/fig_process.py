@@ -36,8 +36,11 @@ def record_figures(ctx: Context) -> list[Figure]:
 
     engine(), python_c(code)  # warm the OS caches up (not counted)
     rounds = interleave(_runs(ctx), {"baseline": lambda: python_c(code), "engine": engine})
-    return [ratio_figure(ctx, "one pgf record lab process", rounds, unit="s", target=4, higher=False,
-                         note="baseline: python -c that opens the DB and inserts one row")]
+    # Issue 18 sets "one pgf record <= 4x ... with the long-running process": that is the daemon figure
+    # (fig_resident), judged; a process started from nothing is shown beside it as a report.
+    return [ratio_figure(ctx, "one pgf record lab process", rounds, unit="s", target=4, higher=False, judged=False,
+                         note="baseline: python -c that opens the DB and inserts one row; the 4x target is judged "
+                              "with the long-running process (the daemon figure), as issue 18 sets it")]
 
 
 def _status_figure(ctx: Context, url: str, db: str, subject: str, name: str, target: float,

@@ -43,7 +43,8 @@ from pgf_events.audit.odm_meta import (
     study,
     xml_text,
 )
-from pgf_events.audit.odm_subjects import Seen, Transactions, snapshot_subject, subject_data
+from pgf_events.audit.odm_rows import subject_data
+from pgf_events.audit.odm_subjects import Seen, Transactions, snapshot_subject
 from pgf_events.audit.roles import RoleBook
 from pgf_events.audit.source import utc
 from pgf_events.gc_tuning import usable_cpus

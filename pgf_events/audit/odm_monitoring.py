@@ -25,12 +25,13 @@ from pgf_events.projections.review import review_events, review_rows
 STATUS = {"QueryOpened": "open", "QueryAnswered": "answered", "QueryClosed": "closed", "QueryReopened": "open"}
 
 
-def monitoring_subject_data(app: Any, subject: str, patient: Patient, seen: Any,
-                            as_of: datetime | None) -> Iterator[ET.Element]:
+def monitoring_subject_data(app: Any, subject: str, patient: Patient, seen: Any, as_of: datetime | None,
+                            events: list[Any] | None = None) -> Iterator[ET.Element]:
+    """``events``: the patient's review events when already read."""
     site = patient.registration.site
     seq = 0
     about: dict[str, str] = {}  # query id -> the queried ref
-    for row in review_rows(review_events(app, subject), as_of):
+    for row in review_rows(review_events(app, subject) if events is None else events, as_of):
         seen.users.add(row["recorded_by"])
         if row["type"] == "QueryOpened":
             about[row["ref"]] = row["about"]

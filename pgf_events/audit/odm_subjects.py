@@ -156,6 +156,14 @@ class Transactions:
 
     def container(self, kind: str, repeat: int, tx: str, items: str, subject_tx: str = "Context") -> str:
         """SubjectData > StudyEventData > FormData > ItemGroupData holding ``items``."""
+        found = self.container_parts(kind, tx, subject_tx)
+        key = "" if kind == "register" else f' StudyEventRepeatKey="{repeat:d}"'
+        group = f">{items}</ItemGroupData>" if items else " />"
+        return f"{found[0]}{key}{found[1]}{group}</FormData></StudyEventData></SubjectData>"
+
+    def container_parts(self, kind: str, tx: str, subject_tx: str = "Context") -> tuple[str, str]:
+        """A container's text before its StudyEventRepeatKey attribute, and after it up to the end of the
+        ItemGroupData start tag (unclosed)."""
         assert self.patient is not None
         site = self.patient.registration.site if subject_tx == "Insert" else None
         found = self._containers.get((kind, tx, subject_tx, site))
@@ -166,9 +174,7 @@ class Transactions:
                 f'{self._subject_start(subject_tx)}>{site_ref}<StudyEventData StudyEventOID="SE.{g}"',
                 f' TransactionType="{t}"><FormData FormOID="F.{g}" TransactionType="{t}">'
                 f'<ItemGroupData ItemGroupOID="IG.{g}" TransactionType="{t}"')
-        key = "" if kind == "register" else f' StudyEventRepeatKey="{repeat:d}"'
-        group = f">{items}</ItemGroupData>" if items else " />"
-        return f"{found[0]}{key}{found[1]}{group}</FormData></StudyEventData></SubjectData>"
+        return found
 
     def items(self, values: dict[str, tuple[str, Any]], event: Any, reason: str | None) -> str:
         audit = self.audit_record(event, reason) if values else ""

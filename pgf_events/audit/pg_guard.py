@@ -11,7 +11,8 @@ from typing import TYPE_CHECKING, Any
 from eventsourcing.persistence import PersistenceError
 
 from pgf_events.audit.chain import CHAIN_TABLE, HEAD_TABLE, META_TABLE
-from pgf_events.audit.pg_notary import _q, notary_trigger_names, triggers_ddl, triggers_version
+from pgf_events.audit.pg_notary import _q, notary_trigger_names, triggers_version
+from pgf_events.audit.pg_notary_versions import triggers_ddl
 from pgf_events.domain.errors import StoreError
 
 

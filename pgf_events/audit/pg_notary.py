@@ -26,11 +26,11 @@ DEFINER``), do in the inserting transaction what no client may do:
 
 That is the notary's triggers version 3, recorded in ``pgf_store`` (:func:`triggers_version`). Stores
 made before keep theirs, and verify as before, until ``pgf db upgrade`` (the owner) switches them:
-version 1 (no key, :func:`notary_v1_ddl`) has one row trigger that hashed and wrote each row's link
-itself (~20 µs a row, twice the stamp) and a statement trigger ``pgf_notarise_head`` moving the head;
-version 2 (:func:`notary_v2_ddl`) stamps each row under the head's lock with two lookups and checks
-the clock there. The chain is the same, byte for byte (same positions, same material, same hashes),
-so a store holds links of every version in one chain and the verifiers do not tell them apart.
+version 1 (no key) has one row trigger that hashed and wrote each row's link itself (~20 µs a row,
+twice the stamp) and a statement trigger ``pgf_notarise_head`` moving the head; version 2 stamps each
+row under the head's lock with two lookups and checks the clock there. Their DDL lives in
+:mod:`pgf_events.audit.pg_notary_versions`. The chain is the same, byte for byte (same positions, same
+material, same hashes), so a store holds links of every version in one chain and the verifiers do not tell them apart.
 
 Logins get INSERT on the four payload columns only and no privilege at all on the chain, the head or
 ``pgf_store``: no login but the schema owner can write a link, insert an event without one, or
@@ -44,8 +44,6 @@ same from the client (``SET LOCAL`` in the bulk transaction).
 """
 
 from __future__ import annotations
-
-from collections.abc import Callable
 
 from pgf_events.audit.chain import CHAIN_TABLE, GENESIS, HEAD_TABLE, META_TABLE, NOTARY_SCHEME
 
@@ -98,73 +96,6 @@ def _lock_head(head: str, columns: str, into: str) -> str:
             "  END IF;\n")
 
 
-def notary_v1_ddl(schema: str, events: str) -> list[str]:
-    """The notary of stores made before the statement-level one (triggers version 1), which they keep
-    until ``pgf db upgrade``: each row hashed and linked by the row trigger. Kept to test that the
-    statement-level notary writes the same chain, and the upgrade from it."""
-    s, e = _q(schema), _q(events)
-    chain, head = f"{s}.{_q(CHAIN_TABLE)}", f"{s}.{_q(HEAD_TABLE)}"
-    return [
-        *_columns_ddl(schema, events),
-        f"DROP TRIGGER IF EXISTS pgf_notarise_links ON {s}.{e}",
-        f"DROP FUNCTION IF EXISTS {s}.pgf_notarise_links()",
-        *_drop_begin(schema, events),
-        f"""CREATE OR REPLACE FUNCTION {s}.pgf_notarise() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp SET enable_seqscan = off AS $fn$
-DECLARE
-  h record;
-  l record;
-  who text := session_user;
-  stamped timestamptz;
-  last_at timestamptz;
-  previous bytea;
-  digest bytea;
-BEGIN
-{_lock_head(head, 'position, hash, recorded_at', 'h')}  -- The head moves once per statement (pgf_notarise_head): rows this statement already linked are
-  -- after it. (Moving it for every row made a bulk insert quadratic: each row's lock walked every
-  -- version of the head row the transaction had made.)
-  SELECT c.position, c.hash INTO l FROM {chain} c WHERE c.position > h.position ORDER BY c.position DESC LIMIT 1;
-  IF FOUND THEN
-    previous := l.hash;
-    NEW.notification_id := l.position + 1;
-    SELECT x.recorded_at INTO last_at FROM {s}.{e} x WHERE x.notification_id = l.position;
-  ELSE
-    previous := h.hash;
-    NEW.notification_id := h.position + 1;
-    last_at := h.recorded_at;
-  END IF;
-{_CLOCK_CHECK}  NEW.recorded_by := who;
-  NEW.recorded_at := stamped;
-  digest := sha256(previous || {link_material_sql("NEW.", "0")});
-  INSERT INTO {chain} (position, originator_id, originator_version, hash, backfilled)
-    VALUES (NEW.notification_id, NEW.originator_id, NEW.originator_version, digest, false);
-  RETURN NEW;
-END $fn$""",
-        f"REVOKE ALL ON FUNCTION {s}.pgf_notarise() FROM PUBLIC",
-        f"CREATE OR REPLACE TRIGGER pgf_notarise BEFORE INSERT ON {s}.{e} FOR EACH ROW EXECUTE FUNCTION {s}.pgf_notarise()",
-        # Once per insert statement, before it returns: the head names the latest link.
-        f"""CREATE OR REPLACE FUNCTION {s}.pgf_notarise_head() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp SET enable_seqscan = off AS $fn$
-DECLARE
-  h record;
-  l record;
-BEGIN
-  SELECT position INTO h FROM {head} WHERE id = 1 FOR UPDATE;
-  SELECT c.position, c.hash, c.originator_id, c.originator_version INTO l FROM {chain} c
-    WHERE c.position > h.position ORDER BY c.position DESC LIMIT 1;
-  IF FOUND THEN
-    UPDATE {head} SET position = l.position, hash = l.hash, originator_id = l.originator_id,
-      originator_version = l.originator_version,
-      recorded_at = (SELECT x.recorded_at FROM {s}.{e} x WHERE x.notification_id = l.position) WHERE id = 1;
-  END IF;
-  RETURN NULL;
-END $fn$""",
-        f"REVOKE ALL ON FUNCTION {s}.pgf_notarise_head() FROM PUBLIC",
-        f"CREATE OR REPLACE TRIGGER pgf_notarise_head AFTER INSERT ON {s}.{e} FOR EACH STATEMENT "
-        f"EXECUTE FUNCTION {s}.pgf_notarise_head()",
-    ]
-
-
 def _columns_ddl(schema: str, events: str) -> list[str]:
     """The stamps' columns and ``pgf_store`` (both notaries)."""
     s, e = _q(schema), _q(events)
@@ -180,26 +111,6 @@ def _drop_begin(schema: str, events: str) -> list[str]:
     s, e = _q(schema), _q(events)
     return [f"DROP TRIGGER IF EXISTS pgf_notarise_begin ON {s}.{e}", f"DROP FUNCTION IF EXISTS {s}.pgf_notarise_begin()",
             f"DROP FUNCTION IF EXISTS {s}.pgf_notarise_first()"]
-
-
-def notary_v2_ddl(schema: str, events: str) -> list[str]:
-    """The notary of triggers version 2 (each row stamped under the head's lock with two lookups, each
-    statement's rows linked at once), which stores made with it keep until ``pgf db upgrade``. Kept to
-    test that version 3 writes the same chain, and the upgrade from it."""
-    s, e = _q(schema), _q(events)
-    return [
-        *_columns_ddl(schema, events),
-        *_drop_begin(schema, events),
-        _stamp_v2_function(schema, events),
-        f"REVOKE ALL ON FUNCTION {s}.pgf_notarise() FROM PUBLIC",
-        f"CREATE OR REPLACE TRIGGER pgf_notarise BEFORE INSERT ON {s}.{e} FOR EACH ROW EXECUTE FUNCTION {s}.pgf_notarise()",
-        f"DROP TRIGGER IF EXISTS pgf_notarise_head ON {s}.{e}",
-        f"DROP FUNCTION IF EXISTS {s}.pgf_notarise_head()",
-        _links_function(schema, events, times=False),
-        f"REVOKE ALL ON FUNCTION {s}.pgf_notarise_links() FROM PUBLIC",
-        f"CREATE OR REPLACE TRIGGER pgf_notarise_links AFTER INSERT ON {s}.{e} REFERENCING NEW TABLE AS pgf_new "
-        f"FOR EACH STATEMENT EXECUTE FUNCTION {s}.pgf_notarise_links()",
-    ]
 
 
 def notary_ddl(schema: str, events: str) -> list[str]:
@@ -283,33 +194,6 @@ BEGIN
 END $fn$"""
 
 
-def _stamp_v2_function(schema: str, events: str) -> str:
-    """Version 2, each row: its position and the database's stamps, under the head's lock (no hash, no link)."""
-    s, e, head = _q(schema), _q(events), f"{_q(schema)}.{_q(HEAD_TABLE)}"
-    return f"""CREATE OR REPLACE FUNCTION {s}.pgf_notarise() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp SET enable_seqscan = off AS $fn$
-DECLARE
-  h record;
-  l record;
-  stamped timestamptz;
-  last_at timestamptz;
-BEGIN
-{_lock_head(head, 'position, recorded_at', 'h')}  -- The rows this statement already stamped are after the head (pgf_notarise_links moves it at the end).
-  SELECT x.notification_id, x.recorded_at INTO l FROM {s}.{e} x WHERE x.notification_id > h.position
-    ORDER BY x.notification_id DESC LIMIT 1;
-  IF FOUND THEN
-    NEW.notification_id := l.notification_id + 1;
-    last_at := l.recorded_at;
-  ELSE
-    NEW.notification_id := h.position + 1;
-    last_at := h.recorded_at;
-  END IF;
-{_CLOCK_CHECK}  NEW.recorded_by := session_user;
-  NEW.recorded_at := stamped;
-  RETURN NEW;
-END $fn$"""
-
-
 def _links_function(schema: str, events: str, *, times: bool) -> str:
     """Once per insert statement, before it returns: its rows' links, hashed in position order from the
     head's hash (the formula of the row trigger of version 1), inserted in one statement; the head
@@ -362,11 +246,6 @@ BEGIN
     originator_version = versions[n], recorded_at = last_at WHERE id = 1;
   RETURN NULL;
 END $fn$"""
-
-
-def triggers_ddl(triggers: str) -> Callable[[str, str], list[str]]:
-    """The DDL of the notary's triggers of that version."""
-    return {TRIGGERS: notary_ddl, "2": notary_v2_ddl}.get(triggers, notary_v1_ddl)
 
 
 def triggers_version(meta: dict[str, str]) -> str:

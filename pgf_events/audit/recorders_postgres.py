@@ -35,10 +35,10 @@ from pgf_events.audit.pg_notary import (
     TRIGGERS_KEY,
     init_new_store_sql,
     notary_ddl,
-    triggers_ddl,
     triggers_version,
     upgrade_keys,
 )
+from pgf_events.audit.pg_notary_versions import triggers_ddl
 from pgf_events.audit.pg_reading import PostgresReading
 from pgf_events.audit.pg_sites import SITES_SETTING, sites_ddl
 from pgf_events.audit.recorders import (

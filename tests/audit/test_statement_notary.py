@@ -17,7 +17,8 @@ import psycopg
 import pytest
 
 from pgf_events.application import TrialConduct
-from pgf_events.audit.pg_notary import NEXT_SETTING, TRIGGERS, notary_ddl, notary_v1_ddl, notary_v2_ddl
+from pgf_events.audit.pg_notary import NEXT_SETTING, TRIGGERS, notary_ddl
+from pgf_events.audit.pg_notary_versions import notary_v1_ddl, notary_v2_ddl
 from pgf_events.audit.recorders_postgres import ChainedPostgresRecorder
 from pgf_events.audit.verify import chain_reader, verify
 from pgf_events.store import parse_url
