@@ -160,7 +160,8 @@ def test_the_projections_hash_covers_the_code_their_slices_run(demo_app: TrialCo
 def test_each_stream_model_hash_covers_the_code_its_rows_run(demo_app: TrialConduct, name: str) -> None:
     model: StreamModel = (cutoff_rows.model(date(2025, 6, 30)) if name == "cutoff"
                           else next(m for m in stream_models([name]) if m.name == name))
-    ran, made = _ran(demo_app, model.prefixes, lambda s: model.rows(s, demo_app.protocol))
+    params = demo_app.protocol  # read before tracing: the application's property is not the model's code
+    ran, made = _ran(demo_app, model.prefixes, lambda s: model.rows(s, params))
     assert made > 0
     missing = ran - _hashed() - set(model.sources)
     assert missing == set(), f"modules run for the {name} rows but not in its version hash (sources)"
