@@ -31,7 +31,7 @@ from typing import Any
 
 import click
 
-from pgf_events.cli._resident import DECODED_EVENTS
+from pgf_events.cli._resident import prepare
 from pgf_events.client import (
     _CRED,
     DAEMON_COMMANDS,
@@ -224,14 +224,8 @@ def daemon(state: Any) -> None:
     if config.cipher_key:
         raise PgfError("pgf daemon does not serve an encrypted store; its commands run as usual")
     state.refuse_protocol_override("pgf daemon")
-    from pgf_events.projections.folds import FOLDED_EVENTS, FoldCache  # noqa: PLC0415
-
     app = state.app(must_exist=True)
-    app.mapper.remember(DECODED_EVENTS)  # kept between commands: a stored event never changes
-    app.status_memo = {}  # the status after each echoed record is the next one's "before"
-    app.patient_cache = {}  # the patients written, brought up to date before each write (version check)
-    app.edit_facts = {}  # their edit checks' facts: a new record is added to them
-    app.projection_folds = FoldCache(FOLDED_EVENTS)  # status catches up by folding onto the kept patient
+    prepare(app)
     store = str(Path(config.sqlite_path).resolve())
     for name in _PRIVATE_ENV:
         os.environ.pop(name, None)

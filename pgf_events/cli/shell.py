@@ -17,7 +17,7 @@ from typing import Any
 
 import click
 
-from pgf_events.cli._resident import DECODED_EVENTS, run
+from pgf_events.cli._resident import prepare, run
 
 NOT_INSIDE = frozenset({"shell", "daemon", "serve", "follow", "demo"})
 SET_AT_START = ("--db", "--protocol")
@@ -95,14 +95,8 @@ def shell(state: Any, history_file: str) -> None:
       pgf> record lab S001 --date 2025-03-01 --anc 0.4 --plt 18
       pgf> correct S001#6 --set anc=0.45 --reason "transcription error"
     """
-    from pgf_events.projections.folds import FOLDED_EVENTS, FoldCache  # noqa: PLC0415
-
     app = state.app()
-    app.mapper.remember(DECODED_EVENTS)  # kept between commands: a stored event never changes
-    app.status_memo = {}  # the status after each echoed record is the next one's "before"
-    app.projection_folds = FoldCache(FOLDED_EVENTS)  # a new event is folded onto the patient's kept fold
-    app.patient_cache = {}  # the patients written, brought up to date before each write (version check)
-    app.edit_facts = {}  # their edit checks' facts: a new record is added to them
+    prepare(app)
     if hasattr(app.recorder, "empty_streams"):  # SQLite: the streams found empty, until the file changes
         app.recorder.empty_streams = set()
     interactive = sys.stdin.isatty()
