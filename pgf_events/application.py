@@ -20,7 +20,7 @@ from uuid import UUID
 from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.persistence import IntegrityError, Mapper, OperationalError, ProgrammingError, Transcoder
 
-from pgf_events import transcodings
+from pgf_events import bound_cipher, transcodings
 from pgf_events.domain.errors import (
     AccessDenied,
     ConcurrencyError,
@@ -31,6 +31,7 @@ from pgf_events.domain.errors import (
 from pgf_events.gc_tuning import fewer_collections
 from pgf_events.guards import project
 from pgf_events.log import notifications
+from pgf_events.mapper import FastMapper
 from pgf_events.retry import MAX_ATTEMPTS, retry
 from pgf_events.signing import SigningUseCases
 from pgf_events.site_scope import SiteScope
@@ -119,12 +120,12 @@ class TrialConduct(UserRoles, SigningUseCases, SiteScope, Application[Any]):
             return
         try:
             # the payload opens (and its topic is known), its values and class left unread: no domain import
-            if isinstance(self.mapper, transcodings.FastMapper):
+            if isinstance(self.mapper, FastMapper):
                 self.mapper.opens(first[0])
             else:
                 self.mapper.to_domain_event(first[0])
         except StoreError as e:  # readable, but holds a topic this version does not know: say that
-            if not isinstance(e, transcodings.bound_cipher.MisplacedCiphertext):
+            if not isinstance(e, bound_cipher.MisplacedCiphertext):
                 raise
             self._refuse_key(first[0].state)  # a bound payload that does not open: the wrong key
         except Exception:  # noqa: BLE001 - any failure to decode the first event means the wrong key
@@ -165,7 +166,7 @@ class TrialConduct(UserRoles, SigningUseCases, SiteScope, Application[Any]):
 
     def construct_mapper(self) -> Mapper[Any]:
         base = super().construct_mapper()
-        return transcodings.FastMapper(base.transcoder, compressor=base.compressor, cipher=base.cipher)
+        return FastMapper(base.transcoder, compressor=base.compressor, cipher=base.cipher)
 
     def construct_transcoder(self) -> Transcoder:
         """The library's JSON format, read and written with orjson (see :mod:`pgf_events.transcodings`)."""

@@ -1,5 +1,5 @@
 """The stored topics as text: what must know whether a topic is pgf's without importing its class
-(opening a store checks its first event, :meth:`pgf_events.transcodings.FastMapper.opens`, and
+(opening a store checks its first event, :meth:`pgf_events.mapper.FastMapper.opens`, and
 ``pgf audit verify`` never loads the patient domain).
 
 :data:`pgf_events.topics.STORED_TOPICS` maps each of these names to its class (and registers them);

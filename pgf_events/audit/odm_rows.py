@@ -32,7 +32,8 @@ from pgf_events.audit.odm_subjects import Seen, Transactions, _audit_start, _lea
 from pgf_events.audit.odm_subjects import subject_data as decoded_subject_data
 from pgf_events.audit.source import utc
 from pgf_events.domain.entries import Entry
-from pgf_events.transcodings import FastJSONTranscoder, FastMapper
+from pgf_events.mapper import FastMapper
+from pgf_events.transcodings import FastJSONTranscoder
 
 
 def usable(app: Any) -> bool:

@@ -1,7 +1,7 @@
 """Reading a PostgreSQL store: events with the database's stamps, and the chain for verification.
 
 The stamps (``recorded_by``, ``recorded_at``) ride along on every stored event this recorder
-returns, and :class:`pgf_events.transcodings.FastMapper` puts them in place of the client-written
+returns, and :class:`pgf_events.mapper.FastMapper` puts them in place of the client-written
 values: history, reports, exports and replays all show what the database notarised. A store whose
 chain tables were dropped reads as having no chain (verify says so; nothing rebuilds it).
 """

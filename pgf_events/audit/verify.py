@@ -279,7 +279,7 @@ def check_ciphertexts(app: Any) -> Break | None:
     if not getattr(app.mapper, "cipher", None):
         return None
     # What decoding checks of the payload (it opens in its place, and holds JSON), its values and class
-    # left unread (pgf_events.transcodings.FastMapper.opens): verifying loads none of the domain.
+    # left unread (pgf_events.mapper.FastMapper.opens): verifying loads none of the domain.
     opens = getattr(app.mapper, "opens", app.mapper.to_domain_event)
     start = 1
     while True:

@@ -20,9 +20,10 @@ from hypothesis import strategies as st
 
 from pgf_events.application import TrialConduct
 from pgf_events.domain.kinds import EVENT_KINDS
+from pgf_events.mapper import FastMapper
 from pgf_events.projections.derive import derive_patient, fold
 from pgf_events.store import parse_url
-from pgf_events.transcodings import FastJSONTranscoder, FastMapper
+from pgf_events.transcodings import FastJSONTranscoder
 from tests.audit.keys import CliSigner
 from tests.conftest import Pgf
 
