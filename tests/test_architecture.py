@@ -28,7 +28,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("feed", ("pgf_events.feed",)),
     ("readers", ("pgf_events.audit", "pgf_events.exports", "pgf_events.projections", "pgf_events.demo*")),
     ("application", ("pgf_events.audit.source", "pgf_events.audit.chain", "pgf_events.audit.files",
-                     "pgf_events.application", "pgf_events.commands", "pgf_events.bulk", "pgf_events.bulk_plan", "pgf_events.store", "pgf_events.transcodings",
+                     "pgf_events.application", "pgf_events.commands", "pgf_events.bulk", "pgf_events.bulk_plan", "pgf_events.store", "pgf_events.transcodings", "pgf_events.mapper",
                      "pgf_events.topics", "pgf_events.topic_names", "pgf_events.log", "pgf_events.retry", "pgf_events.gc_tuning",
                      "pgf_events.identity", "pgf_events.signing", "pgf_events.workers", "pgf_events.bound_cipher",
                      "pgf_events.audit.dbroles", "pgf_events.guards", "pgf_events.monitoring",
