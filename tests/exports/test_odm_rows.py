@@ -14,6 +14,7 @@ from pgf_events import monitoring
 from pgf_events.application import TrialConduct
 from pgf_events.audit import odm, odm_items, odm_rows, source
 from pgf_events.audit.odm_subjects import Seen, Transactions
+from pgf_events.domain.patient import Patient
 from pgf_events.topics import STORED_TOPICS
 from tests.exports.test_odm_fast import AWKWARD, NOW
 from tests.exports.test_odm_fast import _store as awkward_store
@@ -154,3 +155,37 @@ def test_json_only_the_json_module_reads_is_handed_over(sqlite_url: str) -> None
     row = (2, LAB, state.replace(b"0.5", b"NaN"))
     assert writer.inserted(odm_items.recorded()[LAB], row, set()) is None
     app.close()
+
+
+def test_the_rows_fold_keeps_what_recorded_apply_keeps(store: TrialConduct) -> None:
+    """``odm_rows._Patient.fold`` copies what ``Patient.Recorded.apply`` does to the patient (the entry, its
+    kind's index, the acknowledgements, the version and the time). If ``apply`` ever keeps more, the
+    patient folded from the rows differs from the one the events fold into, and this fails (the ODM
+    output alone would show it only where a later transaction reads that state)."""
+    app = store
+    decode = app.mapper.decode
+    checked = 0
+    for subject in app.subjects():
+        oid = app.patient_id(subject)
+        rows = app.recorder.stream_rows([(oid, 1 << 30)])[0]
+        events = [decode(oid, *row) for row in rows]
+        # the registration and the record inserts after it, up to the first other event
+        end = next((n for n, e in enumerate(events[1:], 1) if not isinstance(e, Patient.Recorded)), len(events))
+        if end < 3:
+            continue
+        reference = None
+        for event in events[:end]:
+            reference = event.mutate(reference)
+        tx = Transactions(subject, Seen())
+        writer = odm_rows._Patient(tx, oid, decode, None)  # noqa: SLF001
+        list(writer.transactions(rows[:end]))
+        writer.fold()
+        assert tx.patient is not None
+        for version, row in writer.unread.items():  # the records the fold leaves unread, read as a change would
+            entry = tx.patient.entries[version]
+            entry.original = entry.record = decode(oid, *row).record
+        folded = {k: v for k, v in vars(tx.patient).items() if k != "_pending_events"}
+        expected = {k: v for k, v in vars(reference).items() if k != "_pending_events"}
+        assert folded == expected, subject
+        checked += 1
+    assert checked
