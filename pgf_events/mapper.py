@@ -165,14 +165,19 @@ class FastMapper(Mapper[Any]):
             stored_event.originator_version
         if topic not in STORED_TOPIC_NAMES and topic not in self._classes:
             self._class_of(topic)
-        state = stored_event.state
+        parse = getattr(self.transcoder, "parse", None)
+        self._payload(originator_id, originator_version, topic, stored_event.state,
+                      parse if parse is not None else self.transcoder.decode)
+
+    def _payload(self, originator_id: Any, originator_version: int, topic: str, state: bytes,
+                 read: Callable[[bytes], Any]) -> Any:
+        """A stored payload decrypted in its place, decompressed and ``read``; a failure worded as the library words it."""
         try:
             if self.cipher:
                 state = bound_cipher.unseal(self.cipher, state, originator_id, originator_version, topic)
             if self.compressor:
                 state = self.compressor.decompress(state)
-            parse = getattr(self.transcoder, "parse", None)
-            parse(state) if parse is not None else self.transcoder.decode(state)
+            return read(state)
         except bound_cipher.MisplacedCiphertext:
             raise
         except Exception as e:
@@ -187,19 +192,8 @@ class FastMapper(Mapper[Any]):
             cls, class_version = self._classes[topic]
         except KeyError:
             cls, class_version = self._class_of(topic)
-        try:
-            if self.cipher:
-                state = bound_cipher.unseal(self.cipher, state, originator_id, originator_version, topic)
-            if self.compressor:
-                state = self.compressor.decompress(state)
-            event_state: dict[str, Any] = self.transcoder.decode(state)
-        except bound_cipher.MisplacedCiphertext:
-            raise
-        except Exception as e:
-            raise MapperDeserialisationError(
-                f"Failed to deserialise state of stored event with topic '{topic}', "
-                f"originator_id '{originator_id}' and originator_version {originator_version}: {e}"
-            ) from e
+        event_state: dict[str, Any] = self._payload(originator_id, originator_version, topic, state,
+                                                    self.transcoder.decode)
         if type(originator_id) is not UUID:
             originator_id = find_id_convertor(cls, type(originator_id))(originator_id)  # type: ignore[arg-type]
         event_state["originator_id"] = originator_id
